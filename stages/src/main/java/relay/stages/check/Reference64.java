@@ -1,0 +1,317 @@
+package relay.stages.check;
+
+import java.util.Map;
+import java.util.function.ToDoubleFunction;
+
+/**
+ * Plain float64 reference for transformer forward math, used as the oracle for the float32 layers.
+ *
+ * <p>Everything is written as simple nested loops over row-major {@code double[]} arrays so that it
+ * can be checked by reading. "x[N,C]" means N rows of C. Linear weights are stored [out, in] as in
+ * torch {@code nn.Linear}: y = x·Wᵀ + b. Every method returns a new array and never modifies its
+ * inputs.
+ */
+public final class Reference64 {
+
+    private Reference64() {
+    }
+
+    /** y[N,out] = x[N,in] · w[out,in]ᵀ + bias[out]; bias may be null. */
+    public static double[] linear(double[] x, int n, int in, double[] w, int out, double[] bias) {
+        double[] y = new double[n * out];
+        for (int r = 0; r < n; r++) {
+            for (int o = 0; o < out; o++) {
+                double s = bias == null ? 0.0 : bias[o];
+                for (int i = 0; i < in; i++) {
+                    s += x[r * in + i] * w[o * in + i];
+                }
+                y[r * out + o] = s;
+            }
+        }
+        return y;
+    }
+
+    /** Per-row LayerNorm with biased variance (divide by c), as in torch. */
+    public static double[] layerNorm(double[] x, int n, int c, double[] gain, double[] bias, double eps) {
+        double[] y = new double[n * c];
+        for (int r = 0; r < n; r++) {
+            double mean = 0.0;
+            for (int i = 0; i < c; i++) {
+                mean += x[r * c + i];
+            }
+            mean /= c;
+            double var = 0.0;
+            for (int i = 0; i < c; i++) {
+                double d = x[r * c + i] - mean;
+                var += d * d;
+            }
+            var /= c;
+            double inv = 1.0 / Math.sqrt(var + eps);
+            for (int i = 0; i < c; i++) {
+                y[r * c + i] = (x[r * c + i] - mean) * inv * gain[i] + bias[i];
+            }
+        }
+        return y;
+    }
+
+    /** Per-row RMSNorm (LLaMA): y = x / sqrt(mean(x²) + eps) · gain. */
+    public static double[] rmsNorm(double[] x, int n, int c, double[] gain, double eps) {
+        double[] y = new double[n * c];
+        for (int r = 0; r < n; r++) {
+            double ms = 0.0;
+            for (int i = 0; i < c; i++) {
+                ms += x[r * c + i] * x[r * c + i];
+            }
+            ms /= c;
+            double inv = 1.0 / Math.sqrt(ms + eps);
+            for (int i = 0; i < c; i++) {
+                y[r * c + i] = x[r * c + i] * inv * gain[i];
+            }
+        }
+        return y;
+    }
+
+    /** GPT-2 "gelu_new": 0.5·x·(1 + tanh(sqrt(2/π)·(x + 0.044715·x³))). */
+    public static double[] geluTanh(double[] x) {
+        double k = Math.sqrt(2.0 / Math.PI);
+        double[] y = new double[x.length];
+        for (int i = 0; i < x.length; i++) {
+            double v = x[i];
+            y[i] = 0.5 * v * (1.0 + Math.tanh(k * (v + 0.044715 * v * v * v)));
+        }
+        return y;
+    }
+
+    /** silu(gate)·up elementwise, with silu(z) = z / (1 + e^{-z}). */
+    public static double[] swiglu(double[] gate, double[] up) {
+        double[] y = new double[gate.length];
+        for (int i = 0; i < gate.length; i++) {
+            double g = gate[i];
+            y[i] = g / (1.0 + Math.exp(-g)) * up[i];
+        }
+        return y;
+    }
+
+    /** Elementwise a + b (residual connections). */
+    public static double[] add(double[] a, double[] b) {
+        double[] y = new double[a.length];
+        for (int i = 0; i < a.length; i++) {
+            y[i] = a[i] + b[i];
+        }
+        return y;
+    }
+
+    /**
+     * Rotary embedding, Hugging Face LLaMA "rotate_half" convention: element i of a head is paired
+     * with element i + headDim/2 (not with its neighbour). x is [batch*seq, heads*headDim] and the
+     * position is the token index t within its own sequence.
+     */
+    public static double[] rope(double[] x, int batch, int seq, int heads, int headDim, double theta) {
+        int half = headDim / 2;
+        int width = heads * headDim;
+        double[] y = new double[x.length];
+        for (int b = 0; b < batch; b++) {
+            for (int t = 0; t < seq; t++) {
+                int row = (b * seq + t) * width;
+                for (int h = 0; h < heads; h++) {
+                    int base = row + h * headDim;
+                    for (int i = 0; i < half; i++) {
+                        double freq = Math.pow(theta, -2.0 * i / headDim);
+                        double angle = t * freq;
+                        double cos = Math.cos(angle);
+                        double sin = Math.sin(angle);
+                        double x1 = x[base + i];
+                        double x2 = x[base + i + half];
+                        y[base + i] = x1 * cos - x2 * sin;
+                        y[base + i + half] = x2 * cos + x1 * sin;
+                    }
+                }
+            }
+        }
+        return y;
+    }
+
+    /**
+     * Causal grouped-query attention. q is [batch*seq, heads*headDim]; k and v are
+     * [batch*seq, kvHeads*headDim]. Query head h reads kv head h / (heads/kvHeads). Token t attends
+     * to tokens 0..t of its own sequence. Output has the same token-major layout as q.
+     */
+    public static double[] causalAttention(double[] q, double[] k, double[] v, int batch, int seq,
+                                           int heads, int kvHeads, int headDim) {
+        int qWidth = heads * headDim;
+        int kvWidth = kvHeads * headDim;
+        int group = heads / kvHeads;
+        double scale = 1.0 / Math.sqrt(headDim);
+        double[] out = new double[batch * seq * qWidth];
+        double[] scores = new double[seq];
+        for (int b = 0; b < batch; b++) {
+            for (int h = 0; h < heads; h++) {
+                int kvh = h / group;
+                for (int t = 0; t < seq; t++) {
+                    int qBase = (b * seq + t) * qWidth + h * headDim;
+                    double max = Double.NEGATIVE_INFINITY;
+                    for (int s = 0; s <= t; s++) {
+                        int kBase = (b * seq + s) * kvWidth + kvh * headDim;
+                        double dotQk = 0.0;
+                        for (int d = 0; d < headDim; d++) {
+                            dotQk += q[qBase + d] * k[kBase + d];
+                        }
+                        scores[s] = dotQk * scale;
+                        max = Math.max(max, scores[s]);
+                    }
+                    // Subtracting the max leaves softmax unchanged and keeps exp() from overflowing.
+                    double sum = 0.0;
+                    for (int s = 0; s <= t; s++) {
+                        scores[s] = Math.exp(scores[s] - max);
+                        sum += scores[s];
+                    }
+                    for (int s = 0; s <= t; s++) {
+                        double weight = scores[s] / sum;
+                        int vBase = (b * seq + s) * kvWidth + kvh * headDim;
+                        for (int d = 0; d < headDim; d++) {
+                            out[qBase + d] += weight * v[vBase + d];
+                        }
+                    }
+                }
+            }
+        }
+        return out;
+    }
+
+    /** Looks up rows of table[vocab, dim]; result is [tokens.length, dim]. */
+    public static double[] embedding(int[] tokens, double[] table, int dim) {
+        double[] y = new double[tokens.length * dim];
+        for (int r = 0; r < tokens.length; r++) {
+            for (int i = 0; i < dim; i++) {
+                y[r * dim + i] = table[tokens[r] * dim + i];
+            }
+        }
+        return y;
+    }
+
+    /** GPT-2 learned positions: adds wpe row t to token t of every sequence. */
+    public static double[] addPositions(double[] x, int batch, int seq, double[] wpe, int dim) {
+        double[] y = new double[x.length];
+        for (int b = 0; b < batch; b++) {
+            for (int t = 0; t < seq; t++) {
+                int row = (b * seq + t) * dim;
+                for (int i = 0; i < dim; i++) {
+                    y[row + i] = x[row + i] + wpe[t * dim + i];
+                }
+            }
+        }
+        return y;
+    }
+
+    /** Mean over n rows of −log softmax(logits)[target], via log-sum-exp with max subtraction. */
+    public static double crossEntropy(double[] logits, int n, int vocab, int[] targets) {
+        double total = 0.0;
+        for (int r = 0; r < n; r++) {
+            int base = r * vocab;
+            double max = Double.NEGATIVE_INFINITY;
+            for (int i = 0; i < vocab; i++) {
+                max = Math.max(max, logits[base + i]);
+            }
+            double sum = 0.0;
+            for (int i = 0; i < vocab; i++) {
+                sum += Math.exp(logits[base + i] - max);
+            }
+            // −log p = log Σ e^(z_i − max) − (z_target − max); both terms stay small.
+            total += Math.log(sum) - (logits[base + targets[r]] - max);
+        }
+        return total / n;
+    }
+
+    /**
+     * Hugging Face GPT-2 block (pre-LN): h = x + attn(ln_1(x)); out = h + mlp(ln_2(h)). Weights use
+     * the [out, in] layout; c_attn's output columns are [q | k | v], each dim wide.
+     */
+    public static double[] gpt2Block(double[] x, int batch, int seq, int dim, int heads, double eps,
+                                     Map<String, double[]> p) {
+        int n = batch * seq;
+        int headDim = dim / heads;
+
+        double[] n1 = layerNorm(x, n, dim, p.get("ln_1.weight"), p.get("ln_1.bias"), eps);
+        double[] qkv = linear(n1, n, dim, p.get("attn.c_attn.weight"), 3 * dim, p.get("attn.c_attn.bias"));
+        double[] q = new double[n * dim];
+        double[] k = new double[n * dim];
+        double[] v = new double[n * dim];
+        for (int r = 0; r < n; r++) {
+            for (int i = 0; i < dim; i++) {
+                q[r * dim + i] = qkv[r * 3 * dim + i];
+                k[r * dim + i] = qkv[r * 3 * dim + dim + i];
+                v[r * dim + i] = qkv[r * 3 * dim + 2 * dim + i];
+            }
+        }
+        double[] attn = causalAttention(q, k, v, batch, seq, heads, heads, headDim);
+        double[] proj = linear(attn, n, dim, p.get("attn.c_proj.weight"), dim, p.get("attn.c_proj.bias"));
+        double[] h = add(x, proj);
+
+        double[] n2 = layerNorm(h, n, dim, p.get("ln_2.weight"), p.get("ln_2.bias"), eps);
+        double[] fcBias = p.get("mlp.c_fc.bias");
+        int hidden = fcBias.length;
+        double[] fc = linear(n2, n, dim, p.get("mlp.c_fc.weight"), hidden, fcBias);
+        double[] act = geluTanh(fc);
+        double[] mlp = linear(act, n, hidden, p.get("mlp.c_proj.weight"), dim, p.get("mlp.c_proj.bias"));
+        return add(h, mlp);
+    }
+
+    /**
+     * Hugging Face LLaMA decoder layer: h = x + o_proj(attn(rope(q), rope(k), v)) on rmsNorm(x);
+     * out = h + down_proj(silu(gate_proj(n2))·up_proj(n2)) with n2 = rmsNorm(h). No biases.
+     */
+    public static double[] llamaBlock(double[] x, int batch, int seq, int dim, int heads, int kvHeads,
+                                      int headDim, double eps, double ropeTheta, Map<String, double[]> p) {
+        int n = batch * seq;
+        int qWidth = heads * headDim;
+        int kvWidth = kvHeads * headDim;
+
+        double[] n1 = rmsNorm(x, n, dim, p.get("input_layernorm.weight"), eps);
+        double[] q = linear(n1, n, dim, p.get("self_attn.q_proj.weight"), qWidth, null);
+        double[] k = linear(n1, n, dim, p.get("self_attn.k_proj.weight"), kvWidth, null);
+        double[] v = linear(n1, n, dim, p.get("self_attn.v_proj.weight"), kvWidth, null);
+        q = rope(q, batch, seq, heads, headDim, ropeTheta);
+        k = rope(k, batch, seq, kvHeads, headDim, ropeTheta);
+        double[] attn = causalAttention(q, k, v, batch, seq, heads, kvHeads, headDim);
+        double[] o = linear(attn, n, qWidth, p.get("self_attn.o_proj.weight"), dim, null);
+        double[] h = add(x, o);
+
+        double[] n2 = rmsNorm(h, n, dim, p.get("post_attention_layernorm.weight"), eps);
+        double[] gateW = p.get("mlp.gate_proj.weight");
+        int hidden = gateW.length / dim;
+        double[] gate = linear(n2, n, dim, gateW, hidden, null);
+        double[] up = linear(n2, n, dim, p.get("mlp.up_proj.weight"), hidden, null);
+        double[] act = swiglu(gate, up);
+        double[] down = linear(act, n, hidden, p.get("mlp.down_proj.weight"), dim, null);
+        return add(h, down);
+    }
+
+    /**
+     * Central finite differences (f(x + h·e_i) − f(x − h·e_i)) / (2h) for each listed index; result[j]
+     * belongs to indices[j]. Probes a private copy of x, restoring each element after use.
+     */
+    public static double[] centralDifference(ToDoubleFunction<double[]> f, double[] x, int[] indices, double h) {
+        double[] probe = x.clone();
+        double[] grad = new double[indices.length];
+        for (int j = 0; j < indices.length; j++) {
+            int i = indices[j];
+            double saved = probe[i];
+            probe[i] = saved + h;
+            double plus = f.applyAsDouble(probe);
+            probe[i] = saved - h;
+            double minus = f.applyAsDouble(probe);
+            probe[i] = saved;
+            grad[j] = (plus - minus) / (2.0 * h);
+        }
+        return grad;
+    }
+
+    /** Σ a[i]·b[i]; reduces a tensor output to a scalar loss L = Σ out·r for a random r. */
+    public static double dot(double[] a, double[] b) {
+        double s = 0.0;
+        for (int i = 0; i < a.length; i++) {
+            s += a[i] * b[i];
+        }
+        return s;
+    }
+}

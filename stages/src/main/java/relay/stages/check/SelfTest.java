@@ -1,0 +1,420 @@
+package relay.stages.check;
+
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
+import java.util.function.Consumer;
+import java.util.function.Function;
+import relay.stages.check.GradientCheck.Outcome;
+import relay.stages.check.GradientCheck.Result;
+import relay.stages.layers.CausalAttention;
+import relay.stages.layers.GradientSink;
+import relay.stages.layers.Linear;
+import relay.stages.layers.Norm;
+import relay.stages.layers.Parameter;
+import relay.stages.layers.TransformerBlock;
+import relay.stages.memory.Category;
+import relay.stages.model.Embedding;
+import relay.stages.model.Family;
+import relay.stages.model.Initializer;
+import relay.stages.model.LmHead;
+import relay.stages.model.Model;
+import relay.stages.model.ModelConfig;
+import relay.stages.tensor.Device;
+import relay.stages.tensor.Mat;
+import relay.stages.tensor.Tensor;
+
+/**
+ * The float64 checks of every layer and both blocks on one device, on small odd shapes (sequence
+ * lengths 5 and 7, head size 8, a GQA ratio of 2). A user on new hardware runs these first.
+ */
+public final class SelfTest {
+    private final Device device;
+    private final long seed;
+
+    public SelfTest(Device device, long seed) {
+        this.device = device;
+        this.seed = seed;
+    }
+
+    public static List<String> names() {
+        return List.of("linear", "linear-no-bias", "layernorm", "rmsnorm", "gelu", "swiglu", "rope",
+                "attention", "attention-gqa", "token-embedding", "position-embedding",
+                "lm-head-cross-entropy", "lm-head-cross-entropy-rmsnorm", "gpt2-block", "gpt2-block-recompute",
+                "llama-block", "llama-block-recompute", "gpt2-model-tied", "llama-model");
+    }
+
+    public Result run(String name) {
+        long s = seed ^ name.hashCode();
+        SplittableRandom rng = new SplittableRandom(s);
+        return switch (name) {
+            case "linear" -> linear(name, rng, true);
+            case "linear-no-bias" -> linear(name, rng, false);
+            case "layernorm" -> norm(name, rng, true);
+            case "rmsnorm" -> norm(name, rng, false);
+            case "gelu" -> gelu(name, rng);
+            case "swiglu" -> swiglu(name, rng);
+            case "rope" -> rope(name, rng);
+            case "attention" -> attention(name, rng, 2, 2);
+            case "attention-gqa" -> attention(name, rng, 4, 2);
+            case "token-embedding" -> embedding(name, rng, false);
+            case "position-embedding" -> embedding(name, rng, true);
+            case "lm-head-cross-entropy" -> head(name, rng, Family.GPT2);
+            case "lm-head-cross-entropy-rmsnorm" -> head(name, rng, Family.LLAMA);
+            case "gpt2-block" -> block(name, rng, gpt2(), false);
+            case "gpt2-block-recompute" -> block(name, rng, gpt2(), true);
+            case "llama-block" -> block(name, rng, llama(), false);
+            case "llama-block-recompute" -> block(name, rng, llama(), true);
+            case "gpt2-model-tied" -> model(name, rng, gpt2());
+            case "llama-model" -> model(name, rng, llama());
+            default -> throw new IllegalArgumentException("no self-test named " + name + "; known: " + names());
+        };
+    }
+
+    // ---- configs: small, odd where it matters ----
+
+    private static final int B = 2;
+
+    static ModelConfig gpt2() {
+        return new ModelConfig(Family.GPT2, 13, 16, 2, 2, 2, 8, 40, 9, 1e-5f, 0, true);
+    }
+
+    /** Head size 8 with 4 query heads over 2 kv heads: q is 32 wide on a 16-wide residual stream. */
+    static ModelConfig llama() {
+        return new ModelConfig(Family.LLAMA, 11, 16, 2, 4, 2, 8, 24, 9, 1e-5f, 10000.0, false);
+    }
+
+    // ---- helpers between double[] and device tensors ----
+
+    private Tensor tensor(double[] v, int... shape) {
+        Tensor t = device.allocate(Category.ACTIVATIONS, shape);
+        set(t, v);
+        return t;
+    }
+
+    private static void set(Tensor t, double[] v) {
+        float[] f = new float[v.length];
+        for (int i = 0; i < v.length; i++) f[i] = (float) v[i];
+        t.copyFrom(f);
+    }
+
+    private static double[] get(Tensor t) {
+        float[] f = t.toArray();
+        double[] d = new double[f.length];
+        for (int i = 0; i < f.length; i++) d[i] = f[i];
+        return d;
+    }
+
+    private Parameter parameter(String name, double[] v, int... shape) {
+        Tensor t = device.allocate(Category.PARAMETERS, shape);
+        set(t, v);
+        return new Parameter(name, t, true);
+    }
+
+    /** A sink that records each gradient by parameter name, adding when a tied parameter comes twice. */
+    private static GradientSink collect(Map<String, double[]> into) {
+        return (p, g) -> into.merge(p.name(), get(g), (a, b) -> {
+            double[] s = a.clone();
+            for (int i = 0; i < s.length; i++) s[i] += b[i];
+            return s;
+        });
+    }
+
+    /** Runs a float32 side with automatic freeing of every tensor it registers. */
+    private Outcome scoped(Function<List<AutoCloseable>, Outcome> body) {
+        List<AutoCloseable> owned = new ArrayList<>();
+        try {
+            return body.apply(owned);
+        } finally {
+            for (int i = owned.size() - 1; i >= 0; i--) {
+                try {
+                    owned.get(i).close();
+                } catch (Exception e) {
+                    throw new IllegalStateException(e);
+                }
+            }
+        }
+    }
+
+    private static <T extends AutoCloseable> T own(List<AutoCloseable> owned, T t) {
+        owned.add(t);
+        return t;
+    }
+
+    // ---- layer checks ----
+
+    private Result linear(String name, SplittableRandom rng, boolean bias) {
+        int n = 7, in = 5, out = 6;
+        Map<String, double[]> vars = new LinkedHashMap<>();
+        vars.put("x", GradientCheck.random(rng, n * in, 1));
+        vars.put("w", GradientCheck.random(rng, out * in, 1));
+        if (bias) vars.put("b", GradientCheck.random(rng, out, 1));
+        return GradientCheck.check(name, vars,
+                v -> Reference64.linear(v.get("x"), n, in, v.get("w"), out, v.get("b")),
+                (v, dOut) -> scoped(owned -> {
+                    Tensor x = own(owned, tensor(v.get("x"), n, in));
+                    Linear lin = new Linear(own(owned, parameter("w", v.get("w"), out, in)),
+                            bias ? own(owned, parameter("b", v.get("b"), out)) : null);
+                    Tensor y = own(owned, lin.forward(x, Category.ACTIVATIONS));
+                    Tensor dy = own(owned, tensor(dOut, n, out));
+                    Tensor dx = own(owned, device.allocate(Category.ACTIVATIONS, n, in));
+                    Map<String, double[]> grads = new HashMap<>();
+                    lin.backward(x, dy, dx, false, collect(grads));
+                    grads.put("x", get(dx));
+                    return new Outcome(get(y), grads);
+                }), seed);
+    }
+
+    private Result norm(String name, SplittableRandom rng, boolean layerNorm) {
+        int n = 5, c = 9;
+        float eps = 1e-5f;
+        Map<String, double[]> vars = new LinkedHashMap<>();
+        vars.put("x", GradientCheck.random(rng, n * c, 2));
+        vars.put("gain", GradientCheck.random(rng, c, 1));
+        if (layerNorm) vars.put("bias", GradientCheck.random(rng, c, 1));
+        return GradientCheck.check(name, vars,
+                v -> layerNorm ? Reference64.layerNorm(v.get("x"), n, c, v.get("gain"), v.get("bias"), eps)
+                        : Reference64.rmsNorm(v.get("x"), n, c, v.get("gain"), eps),
+                (v, dOut) -> scoped(owned -> {
+                    Tensor x = own(owned, tensor(v.get("x"), n, c));
+                    Norm norm = new Norm(own(owned, parameter("gain", v.get("gain"), c)),
+                            layerNorm ? own(owned, parameter("bias", v.get("bias"), c)) : null, eps);
+                    Norm.Out y = own(owned, norm.forward(x));
+                    Tensor dy = own(owned, tensor(dOut, n, c));
+                    Tensor dx = own(owned, device.allocate(Category.ACTIVATIONS, n, c));
+                    Map<String, double[]> grads = new HashMap<>();
+                    norm.backward(dy, x, y, dx, collect(grads));
+                    grads.put("x", get(dx));
+                    return new Outcome(get(y.y()), grads);
+                }), seed);
+    }
+
+    private Result gelu(String name, SplittableRandom rng) {
+        int n = 40;
+        Map<String, double[]> vars = new LinkedHashMap<>();
+        vars.put("x", GradientCheck.random(rng, n, 4));
+        return GradientCheck.check(name, vars, v -> Reference64.geluTanh(v.get("x")),
+                (v, dOut) -> scoped(owned -> {
+                    Tensor x = own(owned, tensor(v.get("x"), n));
+                    Tensor y = own(owned, device.allocate(Category.ACTIVATIONS, n));
+                    device.gelu(x, y);
+                    Tensor dy = own(owned, tensor(dOut, n));
+                    Tensor dx = own(owned, device.allocate(Category.ACTIVATIONS, n));
+                    device.geluBackward(x, dy, dx);
+                    return new Outcome(get(y), Map.of("x", get(dx)));
+                }), seed);
+    }
+
+    private Result swiglu(String name, SplittableRandom rng) {
+        int n = 40;
+        Map<String, double[]> vars = new LinkedHashMap<>();
+        vars.put("gate", GradientCheck.random(rng, n, 4));
+        vars.put("up", GradientCheck.random(rng, n, 2));
+        return GradientCheck.check(name, vars, v -> Reference64.swiglu(v.get("gate"), v.get("up")),
+                (v, dOut) -> scoped(owned -> {
+                    Tensor g = own(owned, tensor(v.get("gate"), n));
+                    Tensor u = own(owned, tensor(v.get("up"), n));
+                    Tensor y = own(owned, device.allocate(Category.ACTIVATIONS, n));
+                    device.swiglu(g, u, y);
+                    Tensor dy = own(owned, tensor(dOut, n));
+                    Tensor dg = own(owned, device.allocate(Category.ACTIVATIONS, n));
+                    Tensor du = own(owned, device.allocate(Category.ACTIVATIONS, n));
+                    device.swigluBackward(g, u, dy, dg, du);
+                    return new Outcome(get(y), Map.of("gate", get(dg), "up", get(du)));
+                }), seed);
+    }
+
+    private Result rope(String name, SplittableRandom rng) {
+        int seq = 5, heads = 3, hd = 8, n = B * seq, w = heads * hd;
+        double theta = 10000.0;
+        Map<String, double[]> vars = new LinkedHashMap<>();
+        vars.put("x", GradientCheck.random(rng, n * w, 1));
+        return GradientCheck.check(name, vars, v -> Reference64.rope(v.get("x"), B, seq, heads, hd, theta),
+                (v, dOut) -> scoped(owned -> {
+                    Tensor x = own(owned, tensor(v.get("x"), n, w));
+                    device.rope(x, seq, heads, hd, theta, false);
+                    Tensor dx = own(owned, tensor(dOut, n, w));
+                    device.rope(dx, seq, heads, hd, theta, true);
+                    return new Outcome(get(x), Map.of("x", get(dx)));
+                }), seed);
+    }
+
+    private Result attention(String name, SplittableRandom rng, int heads, int kvHeads) {
+        int seq = 7, hd = 8, n = B * seq, qw = heads * hd, kvw = kvHeads * hd;
+        Map<String, double[]> vars = new LinkedHashMap<>();
+        vars.put("q", GradientCheck.random(rng, n * qw, 1));
+        vars.put("k", GradientCheck.random(rng, n * kvw, 1));
+        vars.put("v", GradientCheck.random(rng, n * kvw, 1));
+        return GradientCheck.check(name, vars,
+                v -> Reference64.causalAttention(v.get("q"), v.get("k"), v.get("v"), B, seq, heads, kvHeads, hd),
+                (v, dOut) -> scoped(owned -> {
+                    CausalAttention att = new CausalAttention(heads, kvHeads, hd);
+                    Tensor q = own(owned, tensor(v.get("q"), n, qw));
+                    Tensor k = own(owned, tensor(v.get("k"), n, kvw));
+                    Tensor val = own(owned, tensor(v.get("v"), n, kvw));
+                    Tensor out = own(owned, device.allocate(Category.ACTIVATIONS, n, qw));
+                    Tensor probs = own(owned, att.forward(Mat.of(q), Mat.of(k), Mat.of(val), B, seq, out));
+                    Tensor dy = own(owned, tensor(dOut, n, qw));
+                    Tensor dq = own(owned, device.allocate(Category.ACTIVATIONS, n, qw));
+                    Tensor dk = own(owned, device.allocate(Category.ACTIVATIONS, n, kvw));
+                    Tensor dv = own(owned, device.allocate(Category.ACTIVATIONS, n, kvw));
+                    att.backward(dy, probs, Mat.of(q), Mat.of(k), Mat.of(val), B, seq, Mat.of(dq), Mat.of(dk), Mat.of(dv));
+                    return new Outcome(get(out), Map.of("q", get(dq), "k", get(dk), "v", get(dv)));
+                }), seed);
+    }
+
+    private static int[] tokens(SplittableRandom rng, int n, int vocab) {
+        int[] t = new int[n];
+        for (int i = 0; i < n; i++) t[i] = rng.nextInt(vocab);
+        return t;
+    }
+
+    private Result embedding(String name, SplittableRandom rng, boolean positions) {
+        int seq = 5, vocab = 11, c = 6, n = B * seq;
+        int[] ids = tokens(rng, n, vocab);
+        Map<String, double[]> vars = new LinkedHashMap<>();
+        vars.put("wte", GradientCheck.random(rng, vocab * c, 1));
+        if (positions) vars.put("wpe", GradientCheck.random(rng, 7 * c, 1));
+        return GradientCheck.check(name, vars, v -> {
+            double[] x = Reference64.embedding(ids, v.get("wte"), c);
+            return positions ? Reference64.addPositions(x, B, seq, v.get("wpe"), c) : x;
+        }, (v, dOut) -> scoped(owned -> {
+            Embedding emb = new Embedding(own(owned, parameter("wte", v.get("wte"), vocab, c)),
+                    positions ? own(owned, parameter("wpe", v.get("wpe"), 7, c)) : null);
+            Tensor x = own(owned, emb.forward(ids, seq));
+            Tensor dx = own(owned, tensor(dOut, n, c));
+            Map<String, double[]> grads = new HashMap<>();
+            emb.backward(ids, seq, dx, collect(grads));
+            return new Outcome(get(x), grads);
+        }), seed);
+    }
+
+    private Result head(String name, SplittableRandom rng, Family family) {
+        int n = 7, c = 8, vocab = 13;
+        float eps = 1e-5f;
+        boolean ln = family == Family.GPT2;
+        int[] targets = tokens(rng, n, vocab);
+        Map<String, double[]> vars = new LinkedHashMap<>();
+        vars.put("x", GradientCheck.random(rng, n * c, 2));
+        vars.put("gain", GradientCheck.random(rng, c, 1));
+        if (ln) vars.put("bias", GradientCheck.random(rng, c, 1));
+        vars.put("w", GradientCheck.random(rng, vocab * c, 1));
+        return GradientCheck.check(name, vars, v -> {
+            double[] y = ln ? Reference64.layerNorm(v.get("x"), n, c, v.get("gain"), v.get("bias"), eps)
+                    : Reference64.rmsNorm(v.get("x"), n, c, v.get("gain"), eps);
+            double[] z = Reference64.linear(y, n, c, v.get("w"), vocab, null);
+            return new double[] {Reference64.crossEntropy(z, n, vocab, targets)};
+        }, (v, dOut) -> scoped(owned -> {
+            Parameter g = own(owned, parameter("gain", v.get("gain"), c));
+            Parameter b = ln ? own(owned, parameter("bias", v.get("bias"), c)) : null;
+            LmHead head = new LmHead(new Norm(g, b, eps), ln ? List.of(g, b) : List.of(g),
+                    own(owned, parameter("w", v.get("w"), vocab, c)));
+            Tensor x = own(owned, tensor(v.get("x"), n, c));
+            Map<String, double[]> grads = new HashMap<>();
+            LmHead.Result r = head.lossAndBackward(x, targets, (float) dOut[0], collect(grads));
+            grads.put("x", get(own(owned, r.dx())));
+            return new Outcome(new double[] {r.loss()}, grads);
+        }), seed);
+    }
+
+    // ---- blocks and whole models ----
+
+    /** Variables for every parameter of the given list, with the parameters' own (float32) values. */
+    private static Map<String, double[]> parameterVariables(List<Parameter> ps) {
+        Map<String, double[]> vars = new LinkedHashMap<>();
+        for (Parameter p : ps) vars.put(p.name(), get(p.value()));
+        return vars;
+    }
+
+    private static void load(List<Parameter> ps, Map<String, double[]> values) {
+        for (Parameter p : ps) set(p.value(), values.get(p.name()));
+    }
+
+    /** Initial weights are 0.02-scale; perturbed to 0.3 so every path of the block carries signal. */
+    private static void spread(Map<String, double[]> vars, SplittableRandom rng) {
+        vars.replaceAll((k, v) -> GradientCheck.random(rng, v.length, 0.3));
+    }
+
+    private Result block(String name, SplittableRandom rng, ModelConfig cfg, boolean recompute) {
+        int seq = cfg.family() == Family.GPT2 ? 7 : 5, n = B * seq, c = cfg.hidden();
+        try (TransformerBlock block = Model.block(cfg, 0, new Initializer(device, seed))) {
+            block.setRecompute(recompute);
+            String prefix = cfg.family() == Family.GPT2 ? "transformer.h.0." : "model.layers.0.";
+            Map<String, double[]> vars = parameterVariables(block.parameters());
+            spread(vars, rng);
+            vars.put("x", GradientCheck.random(rng, n * c, 1));
+            Function<Map<String, double[]>, double[]> ref = v -> {
+                Map<String, double[]> p = new HashMap<>();
+                v.forEach((k, a) -> p.put(k.startsWith(prefix) ? k.substring(prefix.length()) : k, a));
+                return cfg.family() == Family.GPT2
+                        ? Reference64.gpt2Block(v.get("x"), B, seq, c, cfg.heads(), cfg.normEps(), p)
+                        : Reference64.llamaBlock(v.get("x"), B, seq, c, cfg.heads(), cfg.kvHeads(), cfg.headDim(),
+                                cfg.normEps(), cfg.ropeTheta(), p);
+            };
+            return GradientCheck.check(name, vars, ref, (v, dOut) -> scoped(owned -> {
+                load(block.parameters(), v);
+                Tensor x = own(owned, tensor(v.get("x"), n, c));
+                TransformerBlock.Forward f = block.forward(x, B, seq);
+                Tensor out = own(owned, f.output());
+                Tensor dy = own(owned, tensor(dOut, n, c));
+                Map<String, double[]> grads = new HashMap<>();
+                Tensor dx = own(owned, block.backward(f, dy, collect(grads)));
+                grads.put("x", get(dx));
+                return new Outcome(get(out), grads);
+            }), seed);
+        }
+    }
+
+    /** The whole model's mean loss in float64, composed from the reference pieces. */
+    private static double referenceLoss(ModelConfig cfg, Map<String, double[]> p, int[] ids, int[] targets, int seq) {
+        int c = cfg.hidden(), n = ids.length;
+        boolean gpt2 = cfg.family() == Family.GPT2;
+        double[] wte = p.get(gpt2 ? "transformer.wte.weight" : "model.embed_tokens.weight");
+        double[] x = Reference64.embedding(ids, wte, c);
+        if (gpt2) x = Reference64.addPositions(x, B, seq, p.get("transformer.wpe.weight"), c);
+        for (int l = 0; l < cfg.layers(); l++) {
+            String prefix = gpt2 ? "transformer.h." + l + "." : "model.layers." + l + ".";
+            Map<String, double[]> bp = new HashMap<>();
+            p.forEach((k, a) -> {
+                if (k.startsWith(prefix)) bp.put(k.substring(prefix.length()), a);
+            });
+            x = gpt2 ? Reference64.gpt2Block(x, B, seq, c, cfg.heads(), cfg.normEps(), bp)
+                    : Reference64.llamaBlock(x, B, seq, c, cfg.heads(), cfg.kvHeads(), cfg.headDim(), cfg.normEps(),
+                            cfg.ropeTheta(), bp);
+        }
+        double[] y = gpt2 ? Reference64.layerNorm(x, n, c, p.get("transformer.ln_f.weight"), p.get("transformer.ln_f.bias"), cfg.normEps())
+                : Reference64.rmsNorm(x, n, c, p.get("model.norm.weight"), cfg.normEps());
+        double[] w = cfg.tiedEmbeddings() ? wte : p.get("lm_head.weight");
+        return Reference64.crossEntropy(Reference64.linear(y, n, c, w, cfg.vocabSize(), null), n, cfg.vocabSize(), targets);
+    }
+
+    private Result model(String name, SplittableRandom rng, ModelConfig cfg) {
+        int seq = 6, n = B * seq;
+        int[] ids = tokens(rng, n, cfg.vocabSize()), targets = tokens(rng, n, cfg.vocabSize());
+        try (Model model = Model.initialize(cfg, device, seed)) {
+            Map<String, double[]> vars = parameterVariables(model.parameters());
+            spread(vars, rng);
+            return GradientCheck.check(name, vars, v -> new double[] {referenceLoss(cfg, v, ids, targets, seq)},
+                    (v, dOut) -> {
+                        load(model.parameters(), v);
+                        Map<String, double[]> grads = new HashMap<>();
+                        double loss = model.forwardBackward(ids, targets, B, seq, (float) dOut[0], collect(grads));
+                        return new Outcome(new double[] {loss}, grads);
+                    }, seed);
+        }
+    }
+
+    /** Every check, in order, each result also handed to {@code progress} as it completes. */
+    public List<Result> runAll(Consumer<Result> progress) {
+        List<Result> results = new ArrayList<>();
+        for (String name : names()) {
+            Result r = run(name);
+            progress.accept(r);
+            results.add(r);
+        }
+        return results;
+    }
+}

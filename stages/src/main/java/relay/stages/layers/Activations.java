@@ -1,0 +1,54 @@
+package relay.stages.layers;
+
+import java.util.ArrayList;
+import java.util.List;
+import relay.stages.tensor.Tensor;
+
+/**
+ * What one forward pass of a block keeps for its backward: the input (by reference — the caller keeps
+ * it alive until backward) and the tensors the block allocated, which closing frees.
+ */
+public class Activations implements AutoCloseable {
+    private final Tensor input;
+    private final int batch;
+    private final int seq;
+    private final List<AutoCloseable> owned = new ArrayList<>();
+
+    public Activations(Tensor input, int batch, int seq) {
+        this.input = input;
+        this.batch = batch;
+        this.seq = seq;
+    }
+
+    public Tensor input() {
+        return input;
+    }
+
+    public int batch() {
+        return batch;
+    }
+
+    public int seq() {
+        return seq;
+    }
+
+    /** Registers something this forward allocated, to be freed with the activations. */
+    public <T extends AutoCloseable> T keep(T t) {
+        owned.add(t);
+        return t;
+    }
+
+    @Override
+    public void close() {
+        RuntimeException failure = null;
+        for (int i = owned.size() - 1; i >= 0; i--) {
+            try {
+                owned.get(i).close();
+            } catch (Exception e) {
+                if (failure == null) failure = new IllegalStateException("freeing activations", e);
+            }
+        }
+        owned.clear();
+        if (failure != null) throw failure;
+    }
+}

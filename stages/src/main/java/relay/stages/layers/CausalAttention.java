@@ -1,0 +1,93 @@
+package relay.stages.layers;
+
+import relay.stages.memory.Category;
+import relay.stages.tensor.Device;
+import relay.stages.tensor.Mat;
+import relay.stages.tensor.Tensor;
+
+/**
+ * Causal scaled-dot-product attention with grouped-query heads (query head h reads key/value head
+ * h / (heads / kvHeads)). q, k and v are column blocks of token-major matrices — one head is a strided
+ * view, so heads are never copied out. Forward keeps the probabilities for backward.
+ */
+public final class CausalAttention {
+    private final int heads;
+    private final int kvHeads;
+    private final int headDim;
+    private final float scale;
+
+    public CausalAttention(int heads, int kvHeads, int headDim) {
+        if (heads % kvHeads != 0) {
+            throw new IllegalArgumentException(heads + " attention heads do not split into " + kvHeads + " kv heads");
+        }
+        this.heads = heads;
+        this.kvHeads = kvHeads;
+        this.headDim = headDim;
+        this.scale = (float) (1.0 / Math.sqrt(headDim));
+    }
+
+    private int kvHead(int h) {
+        return h / (heads / kvHeads);
+    }
+
+    private static Mat head(Mat m, int batchIndex, int seq, int headIndex, int headDim) {
+        return new Mat(m.tensor(), m.offset() + (long) batchIndex * seq * m.ld() + (long) headIndex * headDim, m.ld());
+    }
+
+    private static Mat square(Tensor t, int group, int seq) {
+        return new Mat(t, (long) group * seq * seq, seq);
+    }
+
+    /** Writes the attention output into {@code out} ([tokens, heads·headDim]); returns the probabilities. */
+    public Tensor forward(Mat q, Mat k, Mat v, int batch, int seq, Tensor out) {
+        Device d = out.device();
+        Tensor probs = d.allocate(Category.ACTIVATIONS, batch * heads, seq, seq);
+        Mat o = Mat.of(out);
+        for (int b = 0; b < batch; b++) {
+            for (int h = 0; h < heads; h++) {
+                d.gemm(false, true, seq, seq, headDim, scale, head(q, b, seq, h, headDim),
+                        head(k, b, seq, kvHead(h), headDim), 0f, square(probs, b * heads + h, seq));
+            }
+        }
+        d.causalSoftmax(probs, seq);
+        for (int b = 0; b < batch; b++) {
+            for (int h = 0; h < heads; h++) {
+                d.gemm(false, false, seq, headDim, seq, 1f, square(probs, b * heads + h, seq),
+                        head(v, b, seq, kvHead(h), headDim), 0f, head(o, b, seq, h, headDim));
+            }
+        }
+        return probs;
+    }
+
+    /**
+     * From dOut, writes dq and accumulates dk and dv (which must start at zero: query heads of one group
+     * add into the same key/value head).
+     */
+    public void backward(Tensor dOut, Tensor probs, Mat q, Mat k, Mat v, int batch, int seq,
+                         Mat dq, Mat dk, Mat dv) {
+        Device d = dOut.device();
+        Mat dO = Mat.of(dOut);
+        try (Tensor dScores = d.allocate(Category.WORKSPACE, heads, seq, seq)) {
+            for (int b = 0; b < batch; b++) {
+                for (int h = 0; h < heads; h++) {
+                    int g = kvHead(h);
+                    Mat p = square(probs, b * heads + h, seq), dS = square(dScores, h, seq);
+                    d.gemm(false, true, seq, seq, headDim, 1f, head(dO, b, seq, h, headDim),
+                            head(v, b, seq, g, headDim), 0f, dS);
+                    d.gemm(true, false, seq, headDim, seq, 1f, p, head(dO, b, seq, h, headDim), 1f,
+                            head(dv, b, seq, g, headDim));
+                }
+                Tensor pb = probs.view(batch * heads * seq, seq).rowRange(b * heads * seq, (b + 1) * heads * seq);
+                d.softmaxBackward(pb, dScores.view(heads * seq, seq));
+                for (int h = 0; h < heads; h++) {
+                    int g = kvHead(h);
+                    Mat dS = square(dScores, h, seq);
+                    d.gemm(false, false, seq, headDim, seq, scale, dS, head(k, b, seq, g, headDim), 0f,
+                            head(dq, b, seq, h, headDim));
+                    d.gemm(true, false, seq, headDim, seq, scale, dS, head(q, b, seq, h, headDim), 1f,
+                            head(dk, b, seq, g, headDim));
+                }
+            }
+        }
+    }
+}

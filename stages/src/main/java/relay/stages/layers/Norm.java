@@ -1,0 +1,60 @@
+package relay.stages.layers;
+
+import relay.stages.memory.Category;
+import relay.stages.tensor.Device;
+import relay.stages.tensor.Tensor;
+
+/**
+ * A normalization over the last dimension: LayerNorm (gain and bias, GPT-2) or RMSNorm (gain only,
+ * LLaMA), chosen by whether there is a bias. Forward keeps each row's statistics for backward.
+ */
+public final class Norm {
+    private final Parameter gain;
+    private final Parameter bias;
+    private final float eps;
+
+    public Norm(Parameter gain, Parameter bias, float eps) {
+        this.gain = gain;
+        this.bias = bias;
+        this.eps = eps;
+    }
+
+    /** The output and the per-row statistics backward needs (mean is null for RMSNorm). */
+    public record Out(Tensor y, Tensor mean, Tensor rstd) implements AutoCloseable {
+        @Override
+        public void close() {
+            y.close();
+            if (mean != null) mean.close();
+            rstd.close();
+        }
+    }
+
+    public Out forward(Tensor x) {
+        Device d = x.device();
+        Tensor y = d.allocate(Category.ACTIVATIONS, x.rows(), x.cols());
+        Tensor rstd = d.allocate(Category.ACTIVATIONS, x.rows());
+        if (bias == null) {
+            d.rmsNorm(x, gain.value(), eps, y, rstd);
+            return new Out(y, null, rstd);
+        }
+        Tensor mean = d.allocate(Category.ACTIVATIONS, x.rows());
+        d.layerNorm(x, gain.value(), bias.value(), eps, y, mean, rstd);
+        return new Out(y, mean, rstd);
+    }
+
+    /** dx += ∂L/∂x; then, unless the sink is null, the gain (and bias) gradients. */
+    public void backward(Tensor dy, Tensor x, Out saved, Tensor dx, GradientSink sink) {
+        Device d = x.device();
+        int c = x.cols();
+        Tensor dg = sink == null ? null : d.allocate(Category.GRADIENTS, c);
+        Tensor db = sink == null || bias == null ? null : d.allocate(Category.GRADIENTS, c);
+        if (bias == null) {
+            d.rmsNormBackward(dy, x, gain.value(), saved.rstd(), dx, dg);
+        } else {
+            d.layerNormBackward(dy, x, gain.value(), saved.mean(), saved.rstd(), dx, dg, db);
+        }
+        if (sink == null) return;
+        GradientSink.emit(sink, gain, dg);
+        if (db != null) GradientSink.emit(sink, bias, db);
+    }
+}

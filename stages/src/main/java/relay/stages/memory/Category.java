@@ -1,0 +1,16 @@
+package relay.stages.memory;
+
+/** What a block of device memory is for; every allocation carries exactly one. */
+public enum Category {
+    PARAMETERS,
+    GRADIENTS,
+    OPTIMIZER_STATE,
+    ACTIVATIONS,
+    COMMUNICATION,
+    WORKSPACE;
+
+    /** The lower-case name used in reports and JSON ("optimizer_state"). */
+    public String key() {
+        return name().toLowerCase(java.util.Locale.ROOT);
+    }
+}

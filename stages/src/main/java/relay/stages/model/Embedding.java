@@ -1,0 +1,69 @@
+package relay.stages.model;
+
+import java.util.ArrayList;
+import java.util.List;
+import relay.stages.layers.GradientSink;
+import relay.stages.layers.Parameter;
+import relay.stages.memory.Category;
+import relay.stages.tensor.Device;
+import relay.stages.tensor.Tensor;
+
+/** Token embedding, plus learned positions for GPT-2. Backward scatter-adds into the tables. */
+public final class Embedding {
+    private final Parameter tokens;
+    private final Parameter positions;
+
+    public Embedding(Parameter tokens, Parameter positions) {
+        this.tokens = tokens;
+        this.positions = positions;
+    }
+
+    public static Embedding create(ModelConfig cfg, Initializer init) {
+        boolean gpt2 = cfg.family() == Family.GPT2;
+        Parameter wte = init.normal(gpt2 ? "transformer.wte.weight" : "model.embed_tokens.weight", 0.02f,
+                cfg.vocabSize(), cfg.hidden());
+        Parameter wpe = gpt2 ? init.normal("transformer.wpe.weight", 0.01f, cfg.maxPositions(), cfg.hidden()) : null;
+        return new Embedding(wte, wpe);
+    }
+
+    public Parameter tokenTable() {
+        return tokens;
+    }
+
+    public List<Parameter> parameters() {
+        List<Parameter> ps = new ArrayList<>();
+        ps.add(tokens);
+        if (positions != null) ps.add(positions);
+        return ps;
+    }
+
+    /** [tokens.length, hidden] activations for sequences of length seq. */
+    public Tensor forward(int[] ids, int seq) {
+        Tensor table = tokens.value();
+        Device d = table.device();
+        Tensor x = d.allocate(Category.ACTIVATIONS, ids.length, table.cols());
+        d.embedding(ids, table, x);
+        if (positions != null) {
+            if (seq > positions.value().rows()) {
+                throw new IllegalArgumentException("sequence length " + seq + " exceeds the model's "
+                        + positions.value().rows() + " positions");
+            }
+            d.addPositions(x, positions.value(), seq);
+        }
+        return x;
+    }
+
+    /** Hands the table gradients to the sink; nothing flows further back. */
+    public void backward(int[] ids, int seq, Tensor dx, GradientSink sink) {
+        if (sink == null) return;
+        Device d = dx.device();
+        Tensor dTokens = d.allocate(Category.GRADIENTS, tokens.value().shape());
+        d.embeddingBackward(ids, dx, dTokens);
+        GradientSink.emit(sink, tokens, dTokens);
+        if (positions != null) {
+            Tensor dPositions = d.allocate(Category.GRADIENTS, positions.value().shape());
+            d.positionsBackward(dx, dPositions, seq);
+            GradientSink.emit(sink, positions, dPositions);
+        }
+    }
+}

@@ -1,0 +1,117 @@
+package relay.stages.model;
+
+import java.util.ArrayList;
+import java.util.List;
+import relay.stages.layers.Activations;
+import relay.stages.layers.CausalAttention;
+import relay.stages.layers.GradientSink;
+import relay.stages.layers.Linear;
+import relay.stages.layers.Norm;
+import relay.stages.layers.Parameter;
+import relay.stages.layers.TransformerBlock;
+import relay.stages.memory.Category;
+import relay.stages.tensor.Device;
+import relay.stages.tensor.Mat;
+import relay.stages.tensor.Tensor;
+
+/** A GPT-2 block: x + attn(ln_1(x)), then + mlp(ln_2(·)) with GELU (tanh). Names follow Hugging Face. */
+public final class Gpt2Block extends TransformerBlock {
+    private final int dim;
+    private final Norm ln1;
+    private final Norm ln2;
+    private final Linear qkv;
+    private final Linear attnProj;
+    private final Linear fc;
+    private final Linear mlpProj;
+    private final CausalAttention attention;
+    private final List<Parameter> parameters = new ArrayList<>();
+
+    public Gpt2Block(ModelConfig cfg, String prefix, Initializer init) {
+        int c = cfg.hidden(), i = cfg.intermediate();
+        float std = 0.02f, residualStd = (float) (0.02 / Math.sqrt(2.0 * cfg.layers()));
+        this.dim = c;
+        ln1 = new Norm(add(init.constant(prefix + "ln_1.weight", 1f, c)), add(init.constant(prefix + "ln_1.bias", 0f, c)), cfg.normEps());
+        qkv = new Linear(add(init.normal(prefix + "attn.c_attn.weight", std, 3 * c, c)), add(init.constant(prefix + "attn.c_attn.bias", 0f, 3 * c)));
+        attnProj = new Linear(add(init.normal(prefix + "attn.c_proj.weight", residualStd, c, c)), add(init.constant(prefix + "attn.c_proj.bias", 0f, c)));
+        ln2 = new Norm(add(init.constant(prefix + "ln_2.weight", 1f, c)), add(init.constant(prefix + "ln_2.bias", 0f, c)), cfg.normEps());
+        fc = new Linear(add(init.normal(prefix + "mlp.c_fc.weight", std, i, c)), add(init.constant(prefix + "mlp.c_fc.bias", 0f, i)));
+        mlpProj = new Linear(add(init.normal(prefix + "mlp.c_proj.weight", residualStd, c, i)), add(init.constant(prefix + "mlp.c_proj.bias", 0f, c)));
+        attention = new CausalAttention(cfg.heads(), cfg.heads(), cfg.headDim());
+    }
+
+    private Parameter add(Parameter p) {
+        parameters.add(p);
+        return p;
+    }
+
+    @Override
+    public List<Parameter> parameters() {
+        return List.copyOf(parameters);
+    }
+
+    private static final class Saved extends Activations {
+        Norm.Out n1;
+        Tensor qkv;
+        Tensor probs;
+        Tensor att;
+        Tensor h;
+        Norm.Out n2;
+        Tensor fc;
+        Tensor act;
+
+        Saved(Tensor x, int batch, int seq) {
+            super(x, batch, seq);
+        }
+    }
+
+    @Override
+    protected Forward compute(Tensor x, int batch, int seq) {
+        Device d = x.device();
+        int n = x.rows();
+        Saved s = new Saved(x, batch, seq);
+        s.n1 = s.keep(ln1.forward(x));
+        s.qkv = s.keep(qkv.forward(s.n1.y(), Category.ACTIVATIONS));
+        s.att = s.keep(d.allocate(Category.ACTIVATIONS, n, dim));
+        s.probs = s.keep(attention.forward(Mat.columns(s.qkv, 0, 0), Mat.columns(s.qkv, 0, dim),
+                Mat.columns(s.qkv, 0, 2 * dim), batch, seq, s.att));
+        s.h = s.keep(attnProj.forward(s.att, Category.ACTIVATIONS));
+        d.add(x, s.h, s.h);
+        s.n2 = s.keep(ln2.forward(s.h));
+        s.fc = s.keep(fc.forward(s.n2.y(), Category.ACTIVATIONS));
+        s.act = s.keep(d.allocate(Category.ACTIVATIONS, n, fc.out()));
+        d.gelu(s.fc, s.act);
+        Tensor out = mlpProj.forward(s.act, Category.ACTIVATIONS);
+        d.add(s.h, out, out);
+        return new Forward(out, s);
+    }
+
+    @Override
+    protected Tensor backward(Activations a, Tensor dOut, GradientSink sink) {
+        Saved s = (Saved) a;
+        Device d = dOut.device();
+        int n = dOut.rows();
+        Tensor dH = d.allocate(Category.ACTIVATIONS, n, dim);
+        d.copy(dOut, dH);
+        try (Tensor dN2 = d.allocate(Category.ACTIVATIONS, n, dim)) {
+            try (Tensor dAct = d.allocate(Category.ACTIVATIONS, n, fc.out())) {
+                mlpProj.backward(s.act, dOut, dAct, false, sink);
+                d.geluBackward(s.fc, dAct, dAct);
+                fc.backward(s.n2.y(), dAct, dN2, false, sink);
+            }
+            ln2.backward(dN2, s.h, s.n2, dH, sink);
+        }
+        try (Tensor dN1 = d.allocate(Category.ACTIVATIONS, n, dim)) {
+            try (Tensor dQkv = d.allocate(Category.ACTIVATIONS, n, 3 * dim)) {
+                try (Tensor dAtt = d.allocate(Category.ACTIVATIONS, n, dim)) {
+                    attnProj.backward(s.att, dH, dAtt, false, sink);
+                    attention.backward(dAtt, s.probs, Mat.columns(s.qkv, 0, 0), Mat.columns(s.qkv, 0, dim),
+                            Mat.columns(s.qkv, 0, 2 * dim), s.batch(), s.seq(), Mat.columns(dQkv, 0, 0),
+                            Mat.columns(dQkv, 0, dim), Mat.columns(dQkv, 0, 2 * dim));
+                }
+                qkv.backward(s.n1.y(), dQkv, dN1, false, sink);
+            }
+            ln1.backward(dN1, s.input(), s.n1, dH, sink);
+        }
+        return dH;
+    }
+}

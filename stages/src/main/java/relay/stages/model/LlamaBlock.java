@@ -1,0 +1,155 @@
+package relay.stages.model;
+
+import java.util.ArrayList;
+import java.util.List;
+import relay.stages.layers.Activations;
+import relay.stages.layers.CausalAttention;
+import relay.stages.layers.GradientSink;
+import relay.stages.layers.Linear;
+import relay.stages.layers.Norm;
+import relay.stages.layers.Parameter;
+import relay.stages.layers.TransformerBlock;
+import relay.stages.memory.Category;
+import relay.stages.tensor.Device;
+import relay.stages.tensor.Mat;
+import relay.stages.tensor.Tensor;
+
+/**
+ * A LLaMA decoder layer: RMSNorm, grouped-query attention with rotary positions, RMSNorm, SwiGLU MLP,
+ * no biases. Names follow Hugging Face's LlamaDecoderLayer.
+ */
+public final class LlamaBlock extends TransformerBlock {
+    private final int dim;
+    private final int heads;
+    private final int kvHeads;
+    private final int headDim;
+    private final double ropeTheta;
+    private final Norm inputNorm;
+    private final Norm postNorm;
+    private final Linear q;
+    private final Linear k;
+    private final Linear v;
+    private final Linear o;
+    private final Linear gate;
+    private final Linear up;
+    private final Linear down;
+    private final CausalAttention attention;
+    private final List<Parameter> parameters = new ArrayList<>();
+
+    public LlamaBlock(ModelConfig cfg, String prefix, Initializer init) {
+        int c = cfg.hidden(), i = cfg.intermediate();
+        dim = c;
+        heads = cfg.heads();
+        kvHeads = cfg.kvHeads();
+        headDim = cfg.headDim();
+        ropeTheta = cfg.ropeTheta();
+        int qw = heads * headDim, kvw = kvHeads * headDim;
+        float std = 0.02f, residualStd = (float) (0.02 / Math.sqrt(2.0 * cfg.layers()));
+        inputNorm = new Norm(add(init.constant(prefix + "input_layernorm.weight", 1f, c)), null, cfg.normEps());
+        q = linear(init.normal(prefix + "self_attn.q_proj.weight", std, qw, c));
+        k = linear(init.normal(prefix + "self_attn.k_proj.weight", std, kvw, c));
+        v = linear(init.normal(prefix + "self_attn.v_proj.weight", std, kvw, c));
+        o = linear(init.normal(prefix + "self_attn.o_proj.weight", residualStd, c, qw));
+        postNorm = new Norm(add(init.constant(prefix + "post_attention_layernorm.weight", 1f, c)), null, cfg.normEps());
+        gate = linear(init.normal(prefix + "mlp.gate_proj.weight", std, i, c));
+        up = linear(init.normal(prefix + "mlp.up_proj.weight", std, i, c));
+        down = linear(init.normal(prefix + "mlp.down_proj.weight", residualStd, c, i));
+        attention = new CausalAttention(heads, kvHeads, headDim);
+    }
+
+    private Parameter add(Parameter p) {
+        parameters.add(p);
+        return p;
+    }
+
+    private Linear linear(Parameter weight) {
+        return new Linear(add(weight), null);
+    }
+
+    @Override
+    public List<Parameter> parameters() {
+        return List.copyOf(parameters);
+    }
+
+    private static final class Saved extends Activations {
+        Norm.Out n1;
+        Tensor q;
+        Tensor k;
+        Tensor v;
+        Tensor probs;
+        Tensor att;
+        Tensor h;
+        Norm.Out n2;
+        Tensor gate;
+        Tensor up;
+        Tensor act;
+
+        Saved(Tensor x, int batch, int seq) {
+            super(x, batch, seq);
+        }
+    }
+
+    @Override
+    protected Forward compute(Tensor x, int batch, int seq) {
+        Device d = x.device();
+        int n = x.rows();
+        Saved s = new Saved(x, batch, seq);
+        s.n1 = s.keep(inputNorm.forward(x));
+        s.q = s.keep(q.forward(s.n1.y(), Category.ACTIVATIONS));
+        s.k = s.keep(k.forward(s.n1.y(), Category.ACTIVATIONS));
+        s.v = s.keep(v.forward(s.n1.y(), Category.ACTIVATIONS));
+        d.rope(s.q, seq, heads, headDim, ropeTheta, false);
+        d.rope(s.k, seq, kvHeads, headDim, ropeTheta, false);
+        s.att = s.keep(d.allocate(Category.ACTIVATIONS, n, heads * headDim));
+        s.probs = s.keep(attention.forward(Mat.of(s.q), Mat.of(s.k), Mat.of(s.v), batch, seq, s.att));
+        s.h = s.keep(o.forward(s.att, Category.ACTIVATIONS));
+        d.add(x, s.h, s.h);
+        s.n2 = s.keep(postNorm.forward(s.h));
+        s.gate = s.keep(gate.forward(s.n2.y(), Category.ACTIVATIONS));
+        s.up = s.keep(up.forward(s.n2.y(), Category.ACTIVATIONS));
+        s.act = s.keep(d.allocate(Category.ACTIVATIONS, n, gate.out()));
+        d.swiglu(s.gate, s.up, s.act);
+        Tensor out = down.forward(s.act, Category.ACTIVATIONS);
+        d.add(s.h, out, out);
+        return new Forward(out, s);
+    }
+
+    @Override
+    protected Tensor backward(Activations a, Tensor dOut, GradientSink sink) {
+        Saved s = (Saved) a;
+        Device d = dOut.device();
+        int n = dOut.rows(), inner = gate.out();
+        Tensor dH = d.allocate(Category.ACTIVATIONS, n, dim);
+        d.copy(dOut, dH);
+        try (Tensor dN2 = d.allocate(Category.ACTIVATIONS, n, dim)) {
+            try (Tensor dGate = d.allocate(Category.ACTIVATIONS, n, inner);
+                 Tensor dUp = d.allocate(Category.ACTIVATIONS, n, inner)) {
+                try (Tensor dAct = d.allocate(Category.ACTIVATIONS, n, inner)) {
+                    down.backward(s.act, dOut, dAct, false, sink);
+                    d.swigluBackward(s.gate, s.up, dAct, dGate, dUp);
+                }
+                gate.backward(s.n2.y(), dGate, dN2, false, sink);
+                up.backward(s.n2.y(), dUp, dN2, true, sink);
+            }
+            postNorm.backward(dN2, s.h, s.n2, dH, sink);
+        }
+        try (Tensor dN1 = d.allocate(Category.ACTIVATIONS, n, dim)) {
+            try (Tensor dq = d.allocate(Category.ACTIVATIONS, n, heads * headDim);
+                 Tensor dk = d.allocate(Category.ACTIVATIONS, n, kvHeads * headDim);
+                 Tensor dv = d.allocate(Category.ACTIVATIONS, n, kvHeads * headDim)) {
+                try (Tensor dAtt = d.allocate(Category.ACTIVATIONS, n, heads * headDim)) {
+                    o.backward(s.att, dH, dAtt, false, sink);
+                    attention.backward(dAtt, s.probs, Mat.of(s.q), Mat.of(s.k), Mat.of(s.v), s.batch(), s.seq(),
+                            Mat.of(dq), Mat.of(dk), Mat.of(dv));
+                }
+                d.rope(dq, s.seq(), heads, headDim, ropeTheta, true);
+                d.rope(dk, s.seq(), kvHeads, headDim, ropeTheta, true);
+                q.backward(s.n1.y(), dq, dN1, false, sink);
+                k.backward(s.n1.y(), dk, dN1, true, sink);
+                v.backward(s.n1.y(), dv, dN1, true, sink);
+            }
+            inputNorm.backward(dN1, s.input(), s.n1, dH, sink);
+        }
+        return dH;
+    }
+}

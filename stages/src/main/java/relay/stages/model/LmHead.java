@@ -1,0 +1,97 @@
+package relay.stages.model;
+
+import java.util.ArrayList;
+import java.util.List;
+import relay.stages.layers.GradientSink;
+import relay.stages.layers.Norm;
+import relay.stages.layers.Parameter;
+import relay.stages.memory.Category;
+import relay.stages.tensor.Device;
+import relay.stages.tensor.Mat;
+import relay.stages.tensor.Tensor;
+
+/**
+ * Final norm, projection to the vocabulary and cross-entropy. Loss and backward are fused and run over
+ * chunks of rows, so full-vocabulary logits exist for one chunk at a time and are turned into their
+ * gradient in place: a [tokens, vocab] buffer never exists.
+ */
+public final class LmHead {
+    /** Logits held at once, in floats (32 MiB): enough rows per chunk to keep the matrix products efficient. */
+    private static final long CHUNK_FLOATS = 8L << 20;
+
+    private final Norm norm;
+    private final List<Parameter> normParameters;
+    private final Parameter weight;
+
+    public LmHead(Norm norm, List<Parameter> normParameters, Parameter weight) {
+        this.norm = norm;
+        this.normParameters = List.copyOf(normParameters);
+        this.weight = weight;
+    }
+
+    /** The head; with tied embeddings its weight is the embedding's token table, the same parameter. */
+    public static LmHead create(ModelConfig cfg, Initializer init, Parameter tokenTable) {
+        int c = cfg.hidden();
+        Parameter w = cfg.tiedEmbeddings() ? tokenTable : init.normal("lm_head.weight", 0.02f, cfg.vocabSize(), c);
+        if (cfg.family() == Family.GPT2) {
+            Parameter g = init.constant("transformer.ln_f.weight", 1f, c), b = init.constant("transformer.ln_f.bias", 0f, c);
+            return new LmHead(new Norm(g, b, cfg.normEps()), List.of(g, b), w);
+        }
+        Parameter g = init.constant("model.norm.weight", 1f, c);
+        return new LmHead(new Norm(g, null, cfg.normEps()), List.of(g), w);
+    }
+
+    public Parameter weight() {
+        return weight;
+    }
+
+    /** The head's own parameters: the norm, and the projection unless it is tied to the embedding. */
+    public List<Parameter> parameters(boolean includeWeight) {
+        List<Parameter> ps = new ArrayList<>(normParameters);
+        if (includeWeight) ps.add(weight);
+        return ps;
+    }
+
+    public record Result(double loss, Tensor dx) {}
+
+    /**
+     * Mean cross-entropy of x's rows against targets and dx, the gradient of gradScale·loss (the caller owns
+     * dx). Weight gradients go to the sink unless it is null.
+     */
+    public Result lossAndBackward(Tensor x, int[] targets, float gradScale, GradientSink sink) {
+        Device d = x.device();
+        int n = x.rows(), c = x.cols(), vocab = weight.value().rows();
+        if (targets.length != n) throw new IllegalArgumentException(targets.length + " targets for " + n + " rows");
+        int chunk = (int) Math.max(1, Math.min(n, CHUNK_FLOATS / vocab));
+        double lossSum = 0;
+        Tensor dx = d.allocate(Category.ACTIVATIONS, n, c);
+        try (Norm.Out y = norm.forward(x); Tensor dy = d.allocate(Category.ACTIVATIONS, n, c)) {
+            Tensor dw = sink == null ? null : d.allocate(Category.GRADIENTS, vocab, c);
+            try (Tensor logits = d.allocate(Category.WORKSPACE, chunk, vocab)) {
+                for (int r0 = 0; r0 < n; r0 += chunk) {
+                    int rows = Math.min(chunk, n - r0);
+                    Tensor z = logits.rowRange(0, rows);
+                    Tensor yc = y.y().rowRange(r0, r0 + rows);
+                    d.gemm(false, true, rows, vocab, c, 1f, Mat.of(yc), Mat.of(weight.value()), 0f, Mat.of(z));
+                    lossSum += d.crossEntropy(z, targets, r0, gradScale / n);
+                    d.gemm(false, false, rows, c, vocab, 1f, Mat.of(z), Mat.of(weight.value()), 0f,
+                            Mat.of(dy.rowRange(r0, r0 + rows)));
+                    if (dw != null) d.gemm(true, false, vocab, c, rows, 1f, Mat.of(z), Mat.of(yc), 1f, Mat.of(dw));
+                }
+            }
+            if (dw != null) GradientSink.emit(sink, weight, dw);
+            norm.backward(dy, x, y, dx, sink);
+        }
+        return new Result(lossSum / n, dx);
+    }
+
+    /** Logits of the given rows of x, for evaluation and generation (the caller owns them). */
+    public Tensor logits(Tensor x) {
+        Device d = x.device();
+        try (Norm.Out y = norm.forward(x)) {
+            Tensor z = d.allocate(Category.ACTIVATIONS, x.rows(), weight.value().rows());
+            d.gemm(false, true, x.rows(), z.cols(), x.cols(), 1f, Mat.of(y.y()), Mat.of(weight.value()), 0f, Mat.of(z));
+            return z;
+        }
+    }
+}

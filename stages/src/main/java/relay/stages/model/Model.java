@@ -1,0 +1,117 @@
+package relay.stages.model;
+
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Set;
+import relay.stages.layers.GradientSink;
+import relay.stages.layers.Parameter;
+import relay.stages.layers.TransformerBlock;
+import relay.stages.tensor.Device;
+import relay.stages.tensor.Tensor;
+
+/** Embedding, blocks and head of one decoder-only model, all on one device. */
+public final class Model implements AutoCloseable {
+    private final ModelConfig config;
+    private final Embedding embedding;
+    private final List<TransformerBlock> blocks;
+    private final LmHead head;
+
+    public Model(ModelConfig config, Embedding embedding, List<TransformerBlock> blocks, LmHead head) {
+        this.config = config;
+        this.embedding = embedding;
+        this.blocks = List.copyOf(blocks);
+        this.head = head;
+    }
+
+    /** A freshly initialized model; the same seed gives the same weights. */
+    public static Model initialize(ModelConfig cfg, Device device, long seed) {
+        Initializer init = new Initializer(device, seed);
+        Embedding emb = Embedding.create(cfg, init);
+        List<TransformerBlock> blocks = new ArrayList<>();
+        for (int i = 0; i < cfg.layers(); i++) blocks.add(block(cfg, i, init));
+        return new Model(cfg, emb, blocks, LmHead.create(cfg, init, emb.tokenTable()));
+    }
+
+    /** Block i with its Hugging Face parameter names. */
+    public static TransformerBlock block(ModelConfig cfg, int i, Initializer init) {
+        return switch (cfg.family()) {
+            case GPT2 -> new Gpt2Block(cfg, "transformer.h." + i + ".", init);
+            case LLAMA -> new LlamaBlock(cfg, "model.layers." + i + ".", init);
+        };
+    }
+
+    public ModelConfig config() {
+        return config;
+    }
+
+    public Embedding embedding() {
+        return embedding;
+    }
+
+    public List<TransformerBlock> blocks() {
+        return blocks;
+    }
+
+    public LmHead head() {
+        return head;
+    }
+
+    /** Every parameter once (a tied matrix appears once). */
+    public List<Parameter> parameters() {
+        Set<Parameter> ps = Collections.newSetFromMap(new java.util.IdentityHashMap<>());
+        List<Parameter> ordered = new ArrayList<>();
+        List<Parameter> all = new ArrayList<>(embedding.parameters());
+        for (TransformerBlock b : blocks) all.addAll(b.parameters());
+        all.addAll(head.parameters(true));
+        for (Parameter p : all) if (ps.add(p)) ordered.add(p);
+        return ordered;
+    }
+
+    /**
+     * One microbatch through the whole model: forward, loss, and backward with weight gradients (of
+     * gradScale·loss) handed to the sink as each is complete. Returns the mean loss.
+     */
+    public double forwardBackward(int[] inputs, int[] targets, int batch, int seq, float gradScale, GradientSink sink) {
+        Tensor x0 = embedding.forward(inputs, seq);
+        List<Tensor> inputsOf = new ArrayList<>();
+        List<TransformerBlock.Forward> forwards = new ArrayList<>();
+        Tensor x = x0;
+        try {
+            for (TransformerBlock b : blocks) {
+                inputsOf.add(x);
+                TransformerBlock.Forward f = b.forward(x, batch, seq);
+                forwards.add(f);
+                x = f.output();
+            }
+            LmHead.Result r = head.lossAndBackward(x, targets, gradScale, sink);
+            x.close();
+            Tensor grad = r.dx();
+            for (int i = blocks.size() - 1; i >= 0; i--) {
+                Tensor next = blocks.get(i).backward(forwards.get(i), grad, sink);
+                grad.close();
+                Tensor in = inputsOf.get(i);
+                if (i > 0) in.close();
+                grad = next;
+            }
+            embedding.backward(inputs, seq, grad, sink);
+            grad.close();
+            return r.loss();
+        } finally {
+            if (!x0.isFreed()) x0.close();
+        }
+    }
+
+    @Override
+    public void close() {
+        for (Parameter p : parameters()) p.close();
+    }
+
+    /** Distinct parameter names, to check a model for duplicates. */
+    public Set<String> parameterNames() {
+        Set<String> names = new LinkedHashSet<>();
+        for (Parameter p : parameters()) names.add(p.name());
+        return names;
+    }
+}

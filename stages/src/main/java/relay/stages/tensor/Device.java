@@ -1,0 +1,127 @@
+package relay.stages.tensor;
+
+import relay.stages.memory.Category;
+import relay.stages.memory.MemoryLedger;
+
+/**
+ * A place where tensors live and math runs: its memory (with exact per-category accounting)
+ * and the kernels the layers need. Layers only ever call these operations, so a second backend
+ * (a GPU) is one more implementation of this interface.
+ *
+ * <p>Matrices are row-major. Unless a method says "accumulate", it overwrites its output.
+ * A device's work is meant to be issued from one thread at a time (its own actor or loop).
+ */
+public interface Device extends AutoCloseable {
+
+    String name();
+
+    MemoryLedger memory();
+
+    /** Threads this device computes with (BLAS and the elementwise kernels). */
+    int threads();
+
+    /** A zero-filled tensor, counted against {@code category}. */
+    Tensor allocate(Category category, int... shape);
+
+    /** Frees the allocation of an owning tensor; called by {@link Tensor#close()}. */
+    void free(Tensor owner);
+
+    void upload(float[] src, Tensor dst);
+
+    float[] download(Tensor src);
+
+    void copy(Tensor src, Tensor dst);
+
+    void fill(Tensor t, float value);
+
+    // ---- matrix products ----
+
+    /**
+     * {@code C = alpha · op(A) · op(B) + beta · C} with op(A) m×k, op(B) k×n, C m×n; each matrix is
+     * given as (tensor, element offset, leading dimension) so strided views (one attention head) need no copy.
+     */
+    void gemm(boolean transA, boolean transB, int m, int n, int k, float alpha,
+              Mat a, Mat b, float beta, Mat c);
+
+    // ---- elementwise and reductions ----
+
+    /** out = a + b; out may be a or b. */
+    void add(Tensor a, Tensor b, Tensor out);
+
+    /** y += alpha · x. */
+    void axpy(float alpha, Tensor x, Tensor y);
+
+    void scale(Tensor x, float factor);
+
+    /** Sum of squares of all elements, accumulated in double. */
+    double sumOfSquares(Tensor x);
+
+    /** y[r, :] += bias for every row r. */
+    void addRowVector(Tensor y, Tensor bias);
+
+    /** out = Σ_r x[r, :] (or out += when accumulate). */
+    void sumRows(Tensor x, Tensor out, boolean accumulate);
+
+    // ---- normalization ----
+
+    /** LayerNorm over the last dimension; saves each row's mean and 1/std for backward. */
+    void layerNorm(Tensor x, Tensor gain, Tensor bias, float eps, Tensor y, Tensor mean, Tensor rstd);
+
+    /** dx += ∂; dGain and dBias are overwritten unless null (frozen: no weight gradient). */
+    void layerNormBackward(Tensor dy, Tensor x, Tensor gain, Tensor mean, Tensor rstd,
+                           Tensor dx, Tensor dGain, Tensor dBias);
+
+    void rmsNorm(Tensor x, Tensor gain, float eps, Tensor y, Tensor rstd);
+
+    /** dx += ∂; dGain is overwritten unless null. */
+    void rmsNormBackward(Tensor dy, Tensor x, Tensor gain, Tensor rstd, Tensor dx, Tensor dGain);
+
+    // ---- activations ----
+
+    /** GELU, tanh form (GPT-2's gelu_new). */
+    void gelu(Tensor x, Tensor y);
+
+    void geluBackward(Tensor x, Tensor dy, Tensor dx);
+
+    /** out = silu(gate) · up. */
+    void swiglu(Tensor gate, Tensor up, Tensor out);
+
+    void swigluBackward(Tensor gate, Tensor up, Tensor dOut, Tensor dGate, Tensor dUp);
+
+    // ---- attention pieces ----
+
+    /**
+     * Rotary embedding in place on a [tokens, heads·headDim] matrix of sequences of length seq
+     * (position = row mod seq), Hugging Face rotate-half layout; inverse rotates back (the backward).
+     */
+    void rope(Tensor x, int seq, int heads, int headDim, double theta, boolean inverse);
+
+    /** Row-wise causal softmax in place on [groups, seq, seq] scores; entries above the diagonal become 0. */
+    void causalSoftmax(Tensor scores, int seq);
+
+    /** In place: dP becomes dS = P ⊙ (dP − rowsum(P ⊙ dP)), the gradient through softmax. */
+    void softmaxBackward(Tensor probs, Tensor dProbs);
+
+    // ---- embeddings and loss ----
+
+    void embedding(int[] tokens, Tensor table, Tensor out);
+
+    /** dTable[tokens[i]] += dOut[i] (scatter-add). */
+    void embeddingBackward(int[] tokens, Tensor dOut, Tensor dTable);
+
+    /** x[r, :] += table[r mod seq, :] (learned positions). */
+    void addPositions(Tensor x, Tensor table, int seq);
+
+    /** dTable[t, :] += Σ over rows r with r mod seq = t of dx[r, :]. */
+    void positionsBackward(Tensor dx, Tensor dTable, int seq);
+
+    /**
+     * Cross-entropy of each row of logits against targets[targetOffset + row]; returns the sum of the
+     * rows' losses. When gradScale ≠ 0 the logits are replaced in place by gradScale · (softmax − onehot),
+     * the gradient of gradScale · (sum of losses).
+     */
+    double crossEntropy(Tensor logits, int[] targets, int targetOffset, float gradScale);
+
+    @Override
+    void close();
+}

@@ -1,0 +1,400 @@
+package relay.stages.tensor.cpu;
+
+import java.nio.FloatBuffer;
+import java.util.Arrays;
+import org.bytedeco.openblas.global.openblas_nolapack;
+import relay.stages.memory.Category;
+import relay.stages.memory.MemoryLedger;
+import relay.stages.tensor.Device;
+import relay.stages.tensor.Mat;
+import relay.stages.tensor.Tensor;
+
+/**
+ * The CPU backend: tensors in native memory, matrix products through OpenBLAS, every other kernel in
+ * plain Java loops over direct buffers, split over the device's own threads.
+ *
+ * <p>OpenBLAS keeps one process-wide thread count; a device sets it to its own count when created.
+ * Devices that share a process (pipeline stages) should therefore agree on it — one thread each.
+ */
+public final class CpuDevice implements Device {
+    private static final int ROW_MAJOR = openblas_nolapack.CblasRowMajor;
+    private static final int NO_TRANS = openblas_nolapack.CblasNoTrans;
+    private static final int TRANS = openblas_nolapack.CblasTrans;
+
+    private final String name;
+    private final int threads;
+    private final MemoryLedger memory = new MemoryLedger();
+    private final RowParallel parallel;
+
+    public CpuDevice(String name, int threads) {
+        if (threads < 1) throw new IllegalArgumentException("device " + name + ": threads must be ≥ 1, got " + threads);
+        this.name = name;
+        this.threads = threads;
+        this.parallel = new RowParallel(threads, name);
+        org.bytedeco.openblas.presets.openblas_nolapack.blas_set_num_threads(threads);
+    }
+
+    /** A CPU device using every core of the machine. */
+    public static CpuDevice allCores() {
+        return new CpuDevice("cpu0", Runtime.getRuntime().availableProcessors());
+    }
+
+    @Override
+    public String name() {
+        return name;
+    }
+
+    @Override
+    public MemoryLedger memory() {
+        return memory;
+    }
+
+    @Override
+    public int threads() {
+        return threads;
+    }
+
+    @Override
+    public Tensor allocate(Category category, int... shape) {
+        long n = Tensor.sizeOf(shape);
+        CpuMemory m = CpuMemory.allocate(n, name);
+        memory.allocated(category, n * Float.BYTES);
+        return Tensor.owning(this, category, m, shape);
+    }
+
+    @Override
+    public void free(Tensor owner) {
+        if (!owner.isOwner()) throw new IllegalStateException("not an owning tensor: " + owner.describe());
+        owner.memory().free();
+        memory.released(owner.category(), owner.bytes());
+    }
+
+    private FloatBuffer buf(Tensor t) {
+        if (t.device() != this) {
+            throw new IllegalArgumentException("tensor " + t.describe() + " is not on device " + name);
+        }
+        return ((CpuMemory) t.memory()).buffer();
+    }
+
+    private static int off(Tensor t) {
+        return (int) t.offset();
+    }
+
+    private static void sameSize(Tensor a, Tensor b) {
+        if (a.size() != b.size()) {
+            throw new IllegalArgumentException("size mismatch: " + a.describe() + " vs " + b.describe());
+        }
+    }
+
+    @Override
+    public void upload(float[] src, Tensor dst) {
+        if (src.length != dst.size()) {
+            throw new IllegalArgumentException(src.length + " values for " + dst.describe());
+        }
+        buf(dst).put(off(dst), src);
+    }
+
+    @Override
+    public float[] download(Tensor src) {
+        float[] out = new float[Math.toIntExact(src.size())];
+        buf(src).get(off(src), out);
+        return out;
+    }
+
+    @Override
+    public void copy(Tensor src, Tensor dst) {
+        sameSize(src, dst);
+        FloatBuffer s = buf(src), d = buf(dst);
+        int so = off(src), dof = off(dst);
+        parallel.forRows((int) src.size(), 1, (from, to) -> {
+            for (int i = from; i < to; i++) d.put(dof + i, s.get(so + i));
+        });
+    }
+
+    @Override
+    public void fill(Tensor t, float value) {
+        FloatBuffer b = buf(t);
+        int o = off(t);
+        for (long i = 0; i < t.size(); i++) b.put(o + (int) i, value);
+    }
+
+    @Override
+    public void gemm(boolean transA, boolean transB, int m, int n, int k, float alpha,
+                     Mat a, Mat b, float beta, Mat c) {
+        CpuMemory ma = mem(a.tensor()), mb = mem(b.tensor()), mc = mem(c.tensor());
+        openblas_nolapack.cblas_sgemm(ROW_MAJOR, transA ? TRANS : NO_TRANS, transB ? TRANS : NO_TRANS,
+                m, n, k, alpha,
+                ma.at(a.tensor().offset() + a.offset()), a.ld(),
+                mb.at(b.tensor().offset() + b.offset()), b.ld(), beta,
+                mc.at(c.tensor().offset() + c.offset()), c.ld());
+    }
+
+    private CpuMemory mem(Tensor t) {
+        buf(t);
+        return (CpuMemory) t.memory();
+    }
+
+    @Override
+    public void add(Tensor a, Tensor b, Tensor out) {
+        sameSize(a, b);
+        sameSize(a, out);
+        FloatBuffer x = buf(a), y = buf(b), z = buf(out);
+        int xo = off(a), yo = off(b), zo = off(out);
+        parallel.forRows((int) a.size(), 1, (from, to) -> {
+            for (int i = from; i < to; i++) z.put(zo + i, x.get(xo + i) + y.get(yo + i));
+        });
+    }
+
+    @Override
+    public void axpy(float alpha, Tensor x, Tensor y) {
+        sameSize(x, y);
+        FloatBuffer xb = buf(x), yb = buf(y);
+        int xo = off(x), yo = off(y);
+        parallel.forRows((int) x.size(), 1, (from, to) -> {
+            for (int i = from; i < to; i++) yb.put(yo + i, yb.get(yo + i) + alpha * xb.get(xo + i));
+        });
+    }
+
+    @Override
+    public void scale(Tensor x, float factor) {
+        FloatBuffer b = buf(x);
+        int o = off(x);
+        parallel.forRows((int) x.size(), 1, (from, to) -> {
+            for (int i = from; i < to; i++) b.put(o + i, b.get(o + i) * factor);
+        });
+    }
+
+    @Override
+    public double sumOfSquares(Tensor x) {
+        FloatBuffer b = buf(x);
+        int o = off(x);
+        double s = 0;
+        for (int i = 0; i < x.size(); i++) {
+            double v = b.get(o + i);
+            s += v * v;
+        }
+        return s;
+    }
+
+    @Override
+    public void addRowVector(Tensor y, Tensor bias) {
+        int c = y.cols();
+        if (bias.size() != c) throw new IllegalArgumentException("bias " + bias.describe() + " for " + y.describe());
+        FloatBuffer yb = buf(y), bb = buf(bias);
+        int yo = off(y), bo = off(bias);
+        parallel.forRows(y.rows(), c, (from, to) -> {
+            for (int r = from; r < to; r++) {
+                int base = yo + r * c;
+                for (int j = 0; j < c; j++) yb.put(base + j, yb.get(base + j) + bb.get(bo + j));
+            }
+        });
+    }
+
+    @Override
+    public void sumRows(Tensor x, Tensor out, boolean accumulate) {
+        int c = x.cols(), rows = x.rows();
+        if (out.size() != c) throw new IllegalArgumentException("row sum " + out.describe() + " for " + x.describe());
+        FloatBuffer xb = buf(x), ob = buf(out);
+        int xo = off(x), oo = off(out);
+        float[] s = new float[c];
+        for (int r = 0; r < rows; r++) {
+            int base = xo + r * c;
+            for (int j = 0; j < c; j++) s[j] += xb.get(base + j);
+        }
+        for (int j = 0; j < c; j++) ob.put(oo + j, accumulate ? ob.get(oo + j) + s[j] : s[j]);
+    }
+
+    @Override
+    public void layerNorm(Tensor x, Tensor gain, Tensor bias, float eps, Tensor y, Tensor mean, Tensor rstd) {
+        int c = x.cols();
+        FloatBuffer xb = buf(x), gb = buf(gain), bb = buf(bias), yb = buf(y), mb = buf(mean), rb = buf(rstd);
+        parallel.forRows(x.rows(), 3L * c, (from, to) -> NormKernels.layerNorm(xb, off(x), gb, off(gain), bb,
+                off(bias), eps, yb, off(y), mb, off(mean), rb, off(rstd), c, from, to));
+    }
+
+    @Override
+    public void layerNormBackward(Tensor dy, Tensor x, Tensor gain, Tensor mean, Tensor rstd,
+                                  Tensor dx, Tensor dGain, Tensor dBias) {
+        int c = x.cols();
+        FloatBuffer dyb = buf(dy), xb = buf(x), gb = buf(gain), mb = buf(mean), rb = buf(rstd), dxb = buf(dx);
+        parallel.forRows(x.rows(), 4L * c, (from, to) -> NormKernels.layerNormBackwardInput(dyb, off(dy), xb,
+                off(x), gb, off(gain), mb, off(mean), rb, off(rstd), dxb, off(dx), c, from, to));
+        if (dGain != null) {
+            NormKernels.layerNormBackwardWeights(dyb, off(dy), xb, off(x), mb, off(mean), rb, off(rstd),
+                    buf(dGain), off(dGain), buf(dBias), off(dBias), c, x.rows());
+        }
+    }
+
+    @Override
+    public void rmsNorm(Tensor x, Tensor gain, float eps, Tensor y, Tensor rstd) {
+        int c = x.cols();
+        FloatBuffer xb = buf(x), gb = buf(gain), yb = buf(y), rb = buf(rstd);
+        parallel.forRows(x.rows(), 2L * c, (from, to) -> NormKernels.rmsNorm(xb, off(x), gb, off(gain), eps,
+                yb, off(y), rb, off(rstd), c, from, to));
+    }
+
+    @Override
+    public void rmsNormBackward(Tensor dy, Tensor x, Tensor gain, Tensor rstd, Tensor dx, Tensor dGain) {
+        int c = x.cols();
+        FloatBuffer dyb = buf(dy), xb = buf(x), gb = buf(gain), rb = buf(rstd), dxb = buf(dx);
+        parallel.forRows(x.rows(), 3L * c, (from, to) -> NormKernels.rmsNormBackwardInput(dyb, off(dy), xb,
+                off(x), gb, off(gain), rb, off(rstd), dxb, off(dx), c, from, to));
+        if (dGain != null) {
+            NormKernels.layerNormBackwardWeights(dyb, off(dy), xb, off(x), null, 0, rb, off(rstd),
+                    buf(dGain), off(dGain), null, 0, c, x.rows());
+        }
+    }
+
+    @Override
+    public void gelu(Tensor x, Tensor y) {
+        sameSize(x, y);
+        FloatBuffer xb = buf(x), yb = buf(y);
+        parallel.forRows((int) x.size(), 8, (from, to) -> PointwiseKernels.gelu(xb, off(x), yb, off(y), from, to));
+    }
+
+    @Override
+    public void geluBackward(Tensor x, Tensor dy, Tensor dx) {
+        sameSize(x, dy);
+        sameSize(x, dx);
+        FloatBuffer xb = buf(x), dyb = buf(dy), dxb = buf(dx);
+        parallel.forRows((int) x.size(), 8, (from, to) ->
+                PointwiseKernels.geluBackward(xb, off(x), dyb, off(dy), dxb, off(dx), from, to));
+    }
+
+    @Override
+    public void swiglu(Tensor gate, Tensor up, Tensor out) {
+        sameSize(gate, up);
+        sameSize(gate, out);
+        FloatBuffer gb = buf(gate), ub = buf(up), ob = buf(out);
+        parallel.forRows((int) gate.size(), 8, (from, to) ->
+                PointwiseKernels.swiglu(gb, off(gate), ub, off(up), ob, off(out), from, to));
+    }
+
+    @Override
+    public void swigluBackward(Tensor gate, Tensor up, Tensor dOut, Tensor dGate, Tensor dUp) {
+        sameSize(gate, dOut);
+        FloatBuffer gb = buf(gate), ub = buf(up), db = buf(dOut), dgb = buf(dGate), dub = buf(dUp);
+        parallel.forRows((int) gate.size(), 8, (from, to) -> PointwiseKernels.swigluBackward(gb, off(gate), ub,
+                off(up), db, off(dOut), dgb, off(dGate), dub, off(dUp), from, to));
+    }
+
+    @Override
+    public void rope(Tensor x, int seq, int heads, int headDim, double theta, boolean inverse) {
+        if (x.cols() != heads * headDim || headDim % 2 != 0) {
+            throw new IllegalArgumentException("rope over " + heads + " heads of " + headDim + " on " + x.describe());
+        }
+        float[][] table = AttentionKernels.ropeTable(seq, headDim, theta);
+        FloatBuffer xb = buf(x);
+        parallel.forRows(x.rows(), x.cols(), (from, to) ->
+                AttentionKernels.rope(xb, off(x), table[0], table[1], seq, heads, headDim, inverse, from, to));
+    }
+
+    @Override
+    public void causalSoftmax(Tensor scores, int seq) {
+        FloatBuffer b = buf(scores);
+        parallel.forRows((int) (scores.size() / seq), seq, (from, to) ->
+                AttentionKernels.causalSoftmax(b, off(scores), seq, from, to));
+    }
+
+    @Override
+    public void softmaxBackward(Tensor probs, Tensor dProbs) {
+        sameSize(probs, dProbs);
+        int cols = probs.cols();
+        FloatBuffer pb = buf(probs), db = buf(dProbs);
+        parallel.forRows(probs.rows(), cols, (from, to) ->
+                AttentionKernels.softmaxBackward(pb, off(probs), db, off(dProbs), cols, from, to));
+    }
+
+    private static void checkTokens(int[] tokens, Tensor table) {
+        int vocab = table.rows();
+        for (int i = 0; i < tokens.length; i++) {
+            if (tokens[i] < 0 || tokens[i] >= vocab) {
+                throw new IllegalArgumentException("token " + tokens[i] + " at position " + i
+                        + " is outside the vocabulary of " + vocab);
+            }
+        }
+    }
+
+    @Override
+    public void embedding(int[] tokens, Tensor table, Tensor out) {
+        checkTokens(tokens, table);
+        int c = table.cols();
+        if (out.rows() != tokens.length || out.cols() != c) {
+            throw new IllegalArgumentException("embedding of " + tokens.length + " tokens into " + out.describe());
+        }
+        FloatBuffer tb = buf(table), ob = buf(out);
+        int to0 = off(table), oo = off(out);
+        parallel.forRows(tokens.length, c, (from, to) -> {
+            for (int i = from; i < to; i++) {
+                int src = to0 + tokens[i] * c, dst = oo + i * c;
+                for (int j = 0; j < c; j++) ob.put(dst + j, tb.get(src + j));
+            }
+        });
+    }
+
+    @Override
+    public void embeddingBackward(int[] tokens, Tensor dOut, Tensor dTable) {
+        checkTokens(tokens, dTable);
+        int c = dTable.cols();
+        FloatBuffer db = buf(dOut), tb = buf(dTable);
+        int dOff = off(dOut), tOff = off(dTable);
+        for (int i = 0; i < tokens.length; i++) {
+            int src = dOff + i * c, dst = tOff + tokens[i] * c;
+            for (int j = 0; j < c; j++) tb.put(dst + j, tb.get(dst + j) + db.get(src + j));
+        }
+    }
+
+    @Override
+    public void addPositions(Tensor x, Tensor table, int seq) {
+        int c = x.cols();
+        if (table.cols() != c || table.rows() < seq) {
+            throw new IllegalArgumentException("positions " + table.describe() + " for sequences of " + seq);
+        }
+        FloatBuffer xb = buf(x), tb = buf(table);
+        int xo = off(x), to0 = off(table);
+        parallel.forRows(x.rows(), c, (from, to) -> {
+            for (int r = from; r < to; r++) {
+                int dst = xo + r * c, src = to0 + (r % seq) * c;
+                for (int j = 0; j < c; j++) xb.put(dst + j, xb.get(dst + j) + tb.get(src + j));
+            }
+        });
+    }
+
+    @Override
+    public void positionsBackward(Tensor dx, Tensor dTable, int seq) {
+        int c = dx.cols();
+        FloatBuffer db = buf(dx), tb = buf(dTable);
+        int dOff = off(dx), tOff = off(dTable);
+        for (int r = 0; r < dx.rows(); r++) {
+            int src = dOff + r * c, dst = tOff + (r % seq) * c;
+            for (int j = 0; j < c; j++) tb.put(dst + j, tb.get(dst + j) + db.get(src + j));
+        }
+    }
+
+    @Override
+    public double crossEntropy(Tensor logits, int[] targets, int targetOffset, float gradScale) {
+        int rows = logits.rows(), vocab = logits.cols();
+        for (int r = 0; r < rows; r++) {
+            int t = targets[targetOffset + r];
+            if (t < 0 || t >= vocab) {
+                throw new IllegalArgumentException("target " + t + " at position " + (targetOffset + r)
+                        + " is outside the vocabulary of " + vocab);
+            }
+        }
+        double[] rowLoss = new double[rows];
+        FloatBuffer z = buf(logits);
+        parallel.forRows(rows, 3L * vocab, (from, to) ->
+                LossKernels.crossEntropy(z, off(logits), vocab, targets, targetOffset, gradScale, rowLoss, from, to));
+        return Arrays.stream(rowLoss).sum();
+    }
+
+    @Override
+    public void close() {
+        parallel.close();
+    }
+
+    @Override
+    public String toString() {
+        return "cpu device " + name + " (" + threads + " threads)";
+    }
+}
