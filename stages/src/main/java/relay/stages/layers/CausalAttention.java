@@ -41,7 +41,7 @@ public final class CausalAttention {
     /** Writes the attention output into {@code out} ([tokens, heads·headDim]); returns the probabilities. */
     public Tensor forward(Mat q, Mat k, Mat v, int batch, int seq, Tensor out) {
         Device d = out.device();
-        Tensor probs = d.allocate(Category.ACTIVATIONS, batch * heads, seq, seq);
+        Tensor probs = d.empty(Category.ACTIVATIONS, batch * heads, seq, seq);
         Mat o = Mat.of(out);
         for (int b = 0; b < batch; b++) {
             for (int h = 0; h < heads; h++) {
@@ -67,7 +67,7 @@ public final class CausalAttention {
                          Mat dq, Mat dk, Mat dv) {
         Device d = dOut.device();
         Mat dO = Mat.of(dOut);
-        try (Tensor dScores = d.allocate(Category.WORKSPACE, heads, seq, seq)) {
+        try (Tensor dScores = d.empty(Category.WORKSPACE, heads, seq, seq)) {
             for (int b = 0; b < batch; b++) {
                 for (int h = 0; h < heads; h++) {
                     int g = kvHead(h);

@@ -32,7 +32,7 @@ public final class Linear {
     }
 
     public Tensor forward(Tensor x, Category category) {
-        Tensor y = x.device().allocate(category, x.rows(), out());
+        Tensor y = x.device().empty(category, x.rows(), out());
         forwardInto(x, y);
         return y;
     }
@@ -57,11 +57,11 @@ public final class Linear {
     public void backwardWeights(Tensor x, Tensor dy, GradientSink sink) {
         if (sink == null) return;
         Device d = x.device();
-        Tensor dw = d.allocate(Category.GRADIENTS, out(), in());
+        Tensor dw = d.empty(Category.GRADIENTS, out(), in());
         d.gemm(true, false, out(), in(), dy.rows(), 1f, Mat.of(dy), Mat.of(x), 0f, Mat.of(dw));
         GradientSink.emit(sink, weight, dw);
         if (bias != null) {
-            Tensor db = d.allocate(Category.GRADIENTS, out());
+            Tensor db = d.empty(Category.GRADIENTS, out());
             d.sumRows(dy, db, false);
             GradientSink.emit(sink, bias, db);
         }

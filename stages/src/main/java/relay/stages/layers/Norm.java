@@ -31,13 +31,13 @@ public final class Norm {
 
     public Out forward(Tensor x) {
         Device d = x.device();
-        Tensor y = d.allocate(Category.ACTIVATIONS, x.rows(), x.cols());
-        Tensor rstd = d.allocate(Category.ACTIVATIONS, x.rows());
+        Tensor y = d.empty(Category.ACTIVATIONS, x.rows(), x.cols());
+        Tensor rstd = d.empty(Category.ACTIVATIONS, x.rows());
         if (bias == null) {
             d.rmsNorm(x, gain.value(), eps, y, rstd);
             return new Out(y, null, rstd);
         }
-        Tensor mean = d.allocate(Category.ACTIVATIONS, x.rows());
+        Tensor mean = d.empty(Category.ACTIVATIONS, x.rows());
         d.layerNorm(x, gain.value(), bias.value(), eps, y, mean, rstd);
         return new Out(y, mean, rstd);
     }
@@ -46,8 +46,8 @@ public final class Norm {
     public void backward(Tensor dy, Tensor x, Out saved, Tensor dx, GradientSink sink) {
         Device d = x.device();
         int c = x.cols();
-        Tensor dg = sink == null ? null : d.allocate(Category.GRADIENTS, c);
-        Tensor db = sink == null || bias == null ? null : d.allocate(Category.GRADIENTS, c);
+        Tensor dg = sink == null ? null : d.empty(Category.GRADIENTS, c);
+        Tensor db = sink == null || bias == null ? null : d.empty(Category.GRADIENTS, c);
         if (bias == null) {
             d.rmsNormBackward(dy, x, gain.value(), saved.rstd(), dx, dg);
         } else {

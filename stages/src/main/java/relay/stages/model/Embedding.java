@@ -41,7 +41,7 @@ public final class Embedding {
     public Tensor forward(int[] ids, int seq) {
         Tensor table = tokens.value();
         Device d = table.device();
-        Tensor x = d.allocate(Category.ACTIVATIONS, ids.length, table.cols());
+        Tensor x = d.empty(Category.ACTIVATIONS, ids.length, table.cols());
         d.embedding(ids, table, x);
         if (positions != null) {
             if (seq > positions.value().rows()) {

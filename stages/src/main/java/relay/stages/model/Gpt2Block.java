@@ -71,14 +71,14 @@ public final class Gpt2Block extends TransformerBlock {
         Saved s = new Saved(x, batch, seq);
         s.n1 = s.keep(ln1.forward(x));
         s.qkv = s.keep(qkv.forward(s.n1.y(), Category.ACTIVATIONS));
-        s.att = s.keep(d.allocate(Category.ACTIVATIONS, n, dim));
+        s.att = s.keep(d.empty(Category.ACTIVATIONS, n, dim));
         s.probs = s.keep(attention.forward(Mat.columns(s.qkv, 0, 0), Mat.columns(s.qkv, 0, dim),
                 Mat.columns(s.qkv, 0, 2 * dim), batch, seq, s.att));
         s.h = s.keep(attnProj.forward(s.att, Category.ACTIVATIONS));
         d.add(x, s.h, s.h);
         s.n2 = s.keep(ln2.forward(s.h));
         s.fc = s.keep(fc.forward(s.n2.y(), Category.ACTIVATIONS));
-        s.act = s.keep(d.allocate(Category.ACTIVATIONS, n, fc.out()));
+        s.act = s.keep(d.empty(Category.ACTIVATIONS, n, fc.out()));
         d.gelu(s.fc, s.act);
         Tensor out = mlpProj.forward(s.act, Category.ACTIVATIONS);
         d.add(s.h, out, out);
@@ -90,19 +90,19 @@ public final class Gpt2Block extends TransformerBlock {
         Saved s = (Saved) a;
         Device d = dOut.device();
         int n = dOut.rows();
-        Tensor dH = d.allocate(Category.ACTIVATIONS, n, dim);
+        Tensor dH = d.empty(Category.ACTIVATIONS, n, dim);
         d.copy(dOut, dH);
-        try (Tensor dN2 = d.allocate(Category.ACTIVATIONS, n, dim)) {
-            try (Tensor dAct = d.allocate(Category.ACTIVATIONS, n, fc.out())) {
+        try (Tensor dN2 = d.empty(Category.ACTIVATIONS, n, dim)) {
+            try (Tensor dAct = d.empty(Category.ACTIVATIONS, n, fc.out())) {
                 mlpProj.backward(s.act, dOut, dAct, false, sink);
                 d.geluBackward(s.fc, dAct, dAct);
                 fc.backward(s.n2.y(), dAct, dN2, false, sink);
             }
             ln2.backward(dN2, s.h, s.n2, dH, sink);
         }
-        try (Tensor dN1 = d.allocate(Category.ACTIVATIONS, n, dim)) {
+        try (Tensor dN1 = d.empty(Category.ACTIVATIONS, n, dim)) {
             try (Tensor dQkv = d.allocate(Category.ACTIVATIONS, n, 3 * dim)) {
-                try (Tensor dAtt = d.allocate(Category.ACTIVATIONS, n, dim)) {
+                try (Tensor dAtt = d.empty(Category.ACTIVATIONS, n, dim)) {
                     attnProj.backward(s.att, dH, dAtt, false, sink);
                     attention.backward(dAtt, s.probs, Mat.columns(s.qkv, 0, 0), Mat.columns(s.qkv, 0, dim),
                             Mat.columns(s.qkv, 0, 2 * dim), s.batch(), s.seq(), Mat.columns(dQkv, 0, 0),

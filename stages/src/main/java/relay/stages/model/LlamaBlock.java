@@ -100,14 +100,14 @@ public final class LlamaBlock extends TransformerBlock {
         s.v = s.keep(v.forward(s.n1.y(), Category.ACTIVATIONS));
         d.rope(s.q, seq, heads, headDim, ropeTheta, false);
         d.rope(s.k, seq, kvHeads, headDim, ropeTheta, false);
-        s.att = s.keep(d.allocate(Category.ACTIVATIONS, n, heads * headDim));
+        s.att = s.keep(d.empty(Category.ACTIVATIONS, n, heads * headDim));
         s.probs = s.keep(attention.forward(Mat.of(s.q), Mat.of(s.k), Mat.of(s.v), batch, seq, s.att));
         s.h = s.keep(o.forward(s.att, Category.ACTIVATIONS));
         d.add(x, s.h, s.h);
         s.n2 = s.keep(postNorm.forward(s.h));
         s.gate = s.keep(gate.forward(s.n2.y(), Category.ACTIVATIONS));
         s.up = s.keep(up.forward(s.n2.y(), Category.ACTIVATIONS));
-        s.act = s.keep(d.allocate(Category.ACTIVATIONS, n, gate.out()));
+        s.act = s.keep(d.empty(Category.ACTIVATIONS, n, gate.out()));
         d.swiglu(s.gate, s.up, s.act);
         Tensor out = down.forward(s.act, Category.ACTIVATIONS);
         d.add(s.h, out, out);
@@ -119,12 +119,12 @@ public final class LlamaBlock extends TransformerBlock {
         Saved s = (Saved) a;
         Device d = dOut.device();
         int n = dOut.rows(), inner = gate.out();
-        Tensor dH = d.allocate(Category.ACTIVATIONS, n, dim);
+        Tensor dH = d.empty(Category.ACTIVATIONS, n, dim);
         d.copy(dOut, dH);
-        try (Tensor dN2 = d.allocate(Category.ACTIVATIONS, n, dim)) {
-            try (Tensor dGate = d.allocate(Category.ACTIVATIONS, n, inner);
-                 Tensor dUp = d.allocate(Category.ACTIVATIONS, n, inner)) {
-                try (Tensor dAct = d.allocate(Category.ACTIVATIONS, n, inner)) {
+        try (Tensor dN2 = d.empty(Category.ACTIVATIONS, n, dim)) {
+            try (Tensor dGate = d.empty(Category.ACTIVATIONS, n, inner);
+                 Tensor dUp = d.empty(Category.ACTIVATIONS, n, inner)) {
+                try (Tensor dAct = d.empty(Category.ACTIVATIONS, n, inner)) {
                     down.backward(s.act, dOut, dAct, false, sink);
                     d.swigluBackward(s.gate, s.up, dAct, dGate, dUp);
                 }
@@ -133,11 +133,11 @@ public final class LlamaBlock extends TransformerBlock {
             }
             postNorm.backward(dN2, s.h, s.n2, dH, sink);
         }
-        try (Tensor dN1 = d.allocate(Category.ACTIVATIONS, n, dim)) {
-            try (Tensor dq = d.allocate(Category.ACTIVATIONS, n, heads * headDim);
+        try (Tensor dN1 = d.empty(Category.ACTIVATIONS, n, dim)) {
+            try (Tensor dq = d.empty(Category.ACTIVATIONS, n, heads * headDim);
                  Tensor dk = d.allocate(Category.ACTIVATIONS, n, kvHeads * headDim);
                  Tensor dv = d.allocate(Category.ACTIVATIONS, n, kvHeads * headDim)) {
-                try (Tensor dAtt = d.allocate(Category.ACTIVATIONS, n, heads * headDim)) {
+                try (Tensor dAtt = d.empty(Category.ACTIVATIONS, n, heads * headDim)) {
                     o.backward(s.att, dH, dAtt, false, sink);
                     attention.backward(dAtt, s.probs, Mat.of(s.q), Mat.of(s.k), Mat.of(s.v), s.batch(), s.seq(),
                             Mat.of(dq), Mat.of(dk), Mat.of(dv));

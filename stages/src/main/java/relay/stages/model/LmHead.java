@@ -65,9 +65,9 @@ public final class LmHead {
         int chunk = (int) Math.max(1, Math.min(n, CHUNK_FLOATS / vocab));
         double lossSum = 0;
         Tensor dx = d.allocate(Category.ACTIVATIONS, n, c);
-        try (Norm.Out y = norm.forward(x); Tensor dy = d.allocate(Category.ACTIVATIONS, n, c)) {
+        try (Norm.Out y = norm.forward(x); Tensor dy = d.empty(Category.ACTIVATIONS, n, c)) {
             Tensor dw = sink == null ? null : d.allocate(Category.GRADIENTS, vocab, c);
-            try (Tensor logits = d.allocate(Category.WORKSPACE, chunk, vocab)) {
+            try (Tensor logits = d.empty(Category.WORKSPACE, chunk, vocab)) {
                 for (int r0 = 0; r0 < n; r0 += chunk) {
                     int rows = Math.min(chunk, n - r0);
                     Tensor z = logits.rowRange(0, rows);
@@ -89,7 +89,7 @@ public final class LmHead {
     public Tensor logits(Tensor x) {
         Device d = x.device();
         try (Norm.Out y = norm.forward(x)) {
-            Tensor z = d.allocate(Category.ACTIVATIONS, x.rows(), weight.value().rows());
+            Tensor z = d.empty(Category.ACTIVATIONS, x.rows(), weight.value().rows());
             d.gemm(false, true, x.rows(), z.cols(), x.cols(), 1f, Mat.of(y.y()), Mat.of(weight.value()), 0f, Mat.of(z));
             return z;
         }

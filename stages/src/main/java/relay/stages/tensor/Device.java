@@ -23,6 +23,9 @@ public interface Device extends AutoCloseable {
     /** A zero-filled tensor, counted against {@code category}. */
     Tensor allocate(Category category, int... shape);
 
+    /** A tensor whose contents are unspecified, for outputs that are overwritten whole. */
+    Tensor empty(Category category, int... shape);
+
     /** Frees the allocation of an owning tensor; called by {@link Tensor#close()}. */
     void free(Tensor owner);
 

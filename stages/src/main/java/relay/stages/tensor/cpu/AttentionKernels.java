@@ -46,7 +46,7 @@ final class AttentionKernels {
             for (int j = 0; j <= i; j++) max = Math.max(max, p.get(base + j));
             float sum = 0;
             for (int j = 0; j <= i; j++) {
-                float e = (float) Math.exp(p.get(base + j) - max);
+                float e = FastExp.exp(p.get(base + j) - max);
                 p.put(base + j, e);
                 sum += e;
             }

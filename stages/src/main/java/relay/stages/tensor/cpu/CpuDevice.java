@@ -25,12 +25,19 @@ public final class CpuDevice implements Device {
     private final int threads;
     private final MemoryLedger memory = new MemoryLedger();
     private final RowParallel parallel;
+    private final MemoryPool pool;
 
+    /** A device whose pool keeps up to 4 GiB of freed blocks for reuse. */
     public CpuDevice(String name, int threads) {
+        this(name, threads, 4L << 30);
+    }
+
+    public CpuDevice(String name, int threads, long poolLimitBytes) {
         if (threads < 1) throw new IllegalArgumentException("device " + name + ": threads must be ≥ 1, got " + threads);
         this.name = name;
         this.threads = threads;
         this.parallel = new RowParallel(threads, name);
+        this.pool = new MemoryPool(poolLimitBytes);
         org.bytedeco.openblas.presets.openblas_nolapack.blas_set_num_threads(threads);
     }
 
@@ -56,10 +63,24 @@ public final class CpuDevice implements Device {
 
     @Override
     public Tensor allocate(Category category, int... shape) {
+        return allocate(category, true, shape);
+    }
+
+    @Override
+    public Tensor empty(Category category, int... shape) {
+        return allocate(category, false, shape);
+    }
+
+    private Tensor allocate(Category category, boolean zero, int... shape) {
         long n = Tensor.sizeOf(shape);
-        CpuMemory m = CpuMemory.allocate(n, name);
+        CpuMemory m = CpuMemory.allocate(n, zero, pool, name);
         memory.allocated(category, n * Float.BYTES);
         return Tensor.owning(this, category, m, shape);
+    }
+
+    /** Bytes of freed blocks kept for reuse (not held by any tensor, so not in the ledger). */
+    public long cachedBytes() {
+        return pool.cachedBytes();
     }
 
     @Override
@@ -391,6 +412,7 @@ public final class CpuDevice implements Device {
     @Override
     public void close() {
         parallel.close();
+        pool.clear();
     }
 
     @Override

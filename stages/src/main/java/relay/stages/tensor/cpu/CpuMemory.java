@@ -5,22 +5,34 @@ import org.bytedeco.javacpp.FloatPointer;
 import org.bytedeco.javacpp.Pointer;
 import relay.stages.tensor.DeviceMemory;
 
-/** Native (off-heap) memory from calloc, seen by BLAS as a pointer and by Java kernels as a buffer. */
+/**
+ * Native (off-heap) memory, seen by BLAS as a pointer and by Java kernels as a buffer. A tensor's
+ * free hands the block back to its device's pool; {@link #release()} returns it to the system.
+ */
 final class CpuMemory implements DeviceMemory {
     private final FloatPointer pointer;
     private final FloatBuffer buffer;
     private final long bytes;
+    private final MemoryPool pool;
     private boolean freed;
 
-    private CpuMemory(FloatPointer pointer, long floats) {
+    private CpuMemory(FloatPointer pointer, long floats, MemoryPool pool) {
         this.pointer = pointer;
         this.buffer = pointer.asBuffer();
         this.bytes = floats * Float.BYTES;
+        this.pool = pool;
     }
 
-    static CpuMemory allocate(long floats, String device) {
+    /** A block of {@code floats}, zeroed when {@code zero}; reused from the pool when one fits. */
+    static CpuMemory allocate(long floats, boolean zero, MemoryPool pool, String device) {
         if (floats > Integer.MAX_VALUE) {
             throw new IllegalArgumentException("a CPU tensor holds at most 2^31-1 floats; asked for " + floats);
+        }
+        CpuMemory reused = pool.take(floats);
+        if (reused != null) {
+            reused.freed = false;
+            if (zero) Pointer.memset(reused.pointer, 0, reused.bytes);
+            return reused;
         }
         Pointer raw = Pointer.calloc(Math.max(floats, 1), Float.BYTES);
         if (raw == null || raw.isNull()) {
@@ -28,7 +40,7 @@ final class CpuMemory implements DeviceMemory {
         }
         FloatPointer p = new FloatPointer(raw);
         p.capacity(floats);
-        return new CpuMemory(p, floats);
+        return new CpuMemory(p, floats, pool);
     }
 
     FloatBuffer buffer() {
@@ -46,9 +58,16 @@ final class CpuMemory implements DeviceMemory {
     }
 
     @Override
-    public synchronized void free() {
-        if (freed) throw new IllegalStateException("double free of " + bytes + " bytes");
-        freed = true;
+    public void free() {
+        synchronized (this) {
+            if (freed) throw new IllegalStateException("double free of " + bytes + " bytes");
+            freed = true;
+        }
+        pool.give(this, bytes / Float.BYTES);
+    }
+
+    /** Gives the block back to the system; only the pool calls this, for blocks no tensor holds. */
+    void release() {
         Pointer.free(pointer);
     }
 

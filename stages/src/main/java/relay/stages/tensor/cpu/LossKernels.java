@@ -17,7 +17,7 @@ final class LossKernels {
             for (int j = 0; j < vocab; j++) max = Math.max(max, z.get(base + j));
             double sum = 0;
             for (int j = 0; j < vocab; j++) {
-                float e = (float) Math.exp(z.get(base + j) - max);
+                float e = FastExp.exp(z.get(base + j) - max);
                 if (withGrad) z.put(base + j, e);
                 sum += e;
             }

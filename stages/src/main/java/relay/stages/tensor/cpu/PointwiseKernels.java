@@ -2,55 +2,81 @@ package relay.stages.tensor.cpu;
 
 import java.nio.FloatBuffer;
 
-/** Activation functions and their derivatives, element by element over [from, to). */
+/**
+ * Activation functions and their derivatives over elements [from, to). Each works on chunks copied
+ * into heap arrays: direct-buffer accesses are bounds-checked one by one and keep the JIT from
+ * vectorizing, while a bulk copy is a memcpy and the array loop vectorizes.
+ */
 final class PointwiseKernels {
     private PointwiseKernels() {}
 
+    static final int CHUNK = 2048;
     private static final float GELU_K = (float) Math.sqrt(2.0 / Math.PI);
     private static final float GELU_C = 0.044715f;
 
-    /** tanh through one exp, which the JIT turns into an intrinsic; Math.tanh is far slower. */
-    private static float tanh(float u) {
-        return 1f - 2f / ((float) Math.exp(2f * u) + 1f);
-    }
-
     static void gelu(FloatBuffer x, int xo, FloatBuffer y, int yo, int from, int to) {
-        for (int i = from; i < to; i++) {
-            float v = x.get(xo + i);
-            float t = tanh(GELU_K * (v + GELU_C * v * v * v));
-            y.put(yo + i, 0.5f * v * (1f + t));
+        float[] a = new float[CHUNK];
+        for (int c0 = from; c0 < to; c0 += CHUNK) {
+            int n = Math.min(CHUNK, to - c0);
+            x.get(xo + c0, a, 0, n);
+            for (int i = 0; i < n; i++) {
+                float v = a[i];
+                a[i] = 0.5f * v * (1f + FastTanh.tanh(GELU_K * (v + GELU_C * v * v * v)));
+            }
+            y.put(yo + c0, a, 0, n);
         }
     }
 
+    /** Two passes per chunk (tanh, then the derivative): one fused loop is too large for the JIT to vectorize. */
     static void geluBackward(FloatBuffer x, int xo, FloatBuffer dy, int dyo, FloatBuffer dx, int dxo,
                              int from, int to) {
-        for (int i = from; i < to; i++) {
-            float v = x.get(xo + i);
-            float t = tanh(GELU_K * (v + GELU_C * v * v * v));
-            float du = GELU_K * (1f + 3f * GELU_C * v * v);
-            float d = 0.5f * (1f + t) + 0.5f * v * (1f - t * t) * du;
-            dx.put(dxo + i, dy.get(dyo + i) * d);
+        float[] a = new float[CHUNK], g = new float[CHUNK], t = new float[CHUNK];
+        for (int c0 = from; c0 < to; c0 += CHUNK) {
+            int n = Math.min(CHUNK, to - c0);
+            x.get(xo + c0, a, 0, n);
+            dy.get(dyo + c0, g, 0, n);
+            for (int i = 0; i < n; i++) {
+                float v = a[i];
+                t[i] = FastTanh.tanh(GELU_K * (v + GELU_C * v * v * v));
+            }
+            for (int i = 0; i < n; i++) {
+                float v = a[i], th = t[i];
+                float du = GELU_K * (1f + 3f * GELU_C * v * v);
+                t[i] = g[i] * (0.5f * (1f + th) + 0.5f * v * (1f - th * th) * du);
+            }
+            dx.put(dxo + c0, t, 0, n);
         }
     }
 
     static void swiglu(FloatBuffer gate, int go, FloatBuffer up, int uo, FloatBuffer out, int oo,
                        int from, int to) {
-        for (int i = from; i < to; i++) {
-            float g = gate.get(go + i);
-            float s = 1f / (1f + (float) Math.exp(-g));
-            out.put(oo + i, g * s * up.get(uo + i));
+        float[] a = new float[CHUNK], b = new float[CHUNK];
+        for (int c0 = from; c0 < to; c0 += CHUNK) {
+            int n = Math.min(CHUNK, to - c0);
+            gate.get(go + c0, a, 0, n);
+            up.get(uo + c0, b, 0, n);
+            for (int i = 0; i < n; i++) b[i] *= a[i] * FastTanh.sigmoid(a[i]);
+            out.put(oo + c0, b, 0, n);
         }
     }
 
-    /** d silu(g)/dg = s·(1 + g·(1 − s)) with s the sigmoid. */
+    /** d silu(g)/dg = s·(1 + g·(1 − s)) with s the sigmoid; the sigmoid in a pass of its own, as above. */
     static void swigluBackward(FloatBuffer gate, int go, FloatBuffer up, int uo, FloatBuffer dOut, int doo,
                                FloatBuffer dGate, int dgo, FloatBuffer dUp, int duo, int from, int to) {
-        for (int i = from; i < to; i++) {
-            float g = gate.get(go + i);
-            float s = 1f / (1f + (float) Math.exp(-g));
-            float d = dOut.get(doo + i);
-            dGate.put(dgo + i, d * up.get(uo + i) * s * (1f + g * (1f - s)));
-            dUp.put(duo + i, d * g * s);
+        float[] a = new float[CHUNK], b = new float[CHUNK], d = new float[CHUNK], s = new float[CHUNK];
+        for (int c0 = from; c0 < to; c0 += CHUNK) {
+            int n = Math.min(CHUNK, to - c0);
+            gate.get(go + c0, a, 0, n);
+            up.get(uo + c0, b, 0, n);
+            dOut.get(doo + c0, d, 0, n);
+            for (int i = 0; i < n; i++) s[i] = FastTanh.sigmoid(a[i]);
+            for (int i = 0; i < n; i++) {
+                float g = a[i], si = s[i];
+                b[i] *= d[i] * si * (1f + g * (1f - si));
+                d[i] *= g * si;
+            }
+            dGate.put(dgo + c0, b, 0, n);
+            dUp.put(duo + c0, d, 0, n);
         }
     }
 }
