@@ -2,7 +2,10 @@ package relay.stages.tensor.cpu;
 
 import java.nio.FloatBuffer;
 
-/** The non-matmul parts of attention: rotary embedding and the causal softmax with its backward. */
+/**
+ * The non-matmul parts of attention: rotary embedding and the causal softmax with its backward.
+ * Rows are copied into heap arrays (see {@link PointwiseKernels}) so the inner loops vectorize.
+ */
 final class AttentionKernels {
     private AttentionKernels() {}
 
@@ -24,44 +27,53 @@ final class AttentionKernels {
                      boolean inverse, int from, int to) {
         int half = headDim / 2, width = heads * headDim;
         float sign = inverse ? -1f : 1f;
+        float[] a = new float[width];
         for (int r = from; r < to; r++) {
             int t = (r % seq) * half;
+            x.get(xo + r * width, a, 0, width);
             for (int h = 0; h < heads; h++) {
-                int base = xo + r * width + h * headDim;
+                int base = h * headDim;
                 for (int i = 0; i < half; i++) {
                     float c = cos[t + i], s = sign * sin[t + i];
-                    float x1 = x.get(base + i), x2 = x.get(base + i + half);
-                    x.put(base + i, x1 * c - x2 * s);
-                    x.put(base + i + half, x2 * c + x1 * s);
+                    float x1 = a[base + i], x2 = a[base + i + half];
+                    a[base + i] = x1 * c - x2 * s;
+                    a[base + i + half] = x2 * c + x1 * s;
                 }
             }
+            x.put(xo + r * width, a, 0, width);
         }
     }
 
     /** Rows are (group, i) pairs of a [groups, seq, seq] tensor; row i keeps columns 0..i. */
     static void causalSoftmax(FloatBuffer p, int po, int seq, int from, int to) {
+        float[] a = new float[seq];
         for (int r = from; r < to; r++) {
-            int i = r % seq, base = po + r * seq;
+            int n = r % seq + 1, base = po + r * seq;
+            p.get(base, a, 0, n);
             float max = Float.NEGATIVE_INFINITY;
-            for (int j = 0; j <= i; j++) max = Math.max(max, p.get(base + j));
-            float sum = 0;
-            for (int j = 0; j <= i; j++) {
-                float e = FastExp.exp(p.get(base + j) - max);
-                p.put(base + j, e);
-                sum += e;
+            for (int j = 0; j < n; j++) max = Math.max(max, a[j]);
+            double sum = 0;
+            for (int j = 0; j < n; j++) {
+                a[j] = FastExp.exp(a[j] - max);
+                sum += a[j];
             }
-            float inv = 1f / sum;
-            for (int j = 0; j <= i; j++) p.put(base + j, p.get(base + j) * inv);
-            for (int j = i + 1; j < seq; j++) p.put(base + j, 0f);
+            float inv = (float) (1.0 / sum);
+            for (int j = 0; j < n; j++) a[j] *= inv;
+            for (int j = n; j < seq; j++) a[j] = 0f;
+            p.put(base, a, 0, seq);
         }
     }
 
     static void softmaxBackward(FloatBuffer p, int po, FloatBuffer dp, int dpo, int cols, int from, int to) {
+        float[] a = new float[cols], d = new float[cols];
         for (int r = from; r < to; r++) {
-            int pb = po + r * cols, db = dpo + r * cols;
-            float dot = 0;
-            for (int j = 0; j < cols; j++) dot += p.get(pb + j) * dp.get(db + j);
-            for (int j = 0; j < cols; j++) dp.put(db + j, p.get(pb + j) * (dp.get(db + j) - dot));
+            p.get(po + r * cols, a, 0, cols);
+            dp.get(dpo + r * cols, d, 0, cols);
+            double dot = 0;
+            for (int j = 0; j < cols; j++) dot += a[j] * d[j];
+            float fd = (float) dot;
+            for (int j = 0; j < cols; j++) d[j] = a[j] * (d[j] - fd);
+            dp.put(dpo + r * cols, d, 0, cols);
         }
     }
 }

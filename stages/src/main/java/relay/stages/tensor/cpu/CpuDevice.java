@@ -2,6 +2,7 @@ package relay.stages.tensor.cpu;
 
 import java.nio.FloatBuffer;
 import java.util.Arrays;
+import org.bytedeco.javacpp.Pointer;
 import org.bytedeco.openblas.global.openblas_nolapack;
 import relay.stages.memory.Category;
 import relay.stages.memory.MemoryLedger;
@@ -125,11 +126,7 @@ public final class CpuDevice implements Device {
     @Override
     public void copy(Tensor src, Tensor dst) {
         sameSize(src, dst);
-        FloatBuffer s = buf(src), d = buf(dst);
-        int so = off(src), dof = off(dst);
-        parallel.forRows((int) src.size(), 1, (from, to) -> {
-            for (int i = from; i < to; i++) d.put(dof + i, s.get(so + i));
-        });
+        Pointer.memcpy(mem(dst).at(dst.offset()), mem(src).at(src.offset()), src.bytes());
     }
 
     @Override
@@ -160,29 +157,20 @@ public final class CpuDevice implements Device {
         sameSize(a, b);
         sameSize(a, out);
         FloatBuffer x = buf(a), y = buf(b), z = buf(out);
-        int xo = off(a), yo = off(b), zo = off(out);
-        parallel.forRows((int) a.size(), 1, (from, to) -> {
-            for (int i = from; i < to; i++) z.put(zo + i, x.get(xo + i) + y.get(yo + i));
-        });
+        parallel.forRows((int) a.size(), 1, (from, to) -> PointwiseKernels.axpby(1f, x, off(a), 1f, y, off(b), z, off(out), from, to));
     }
 
     @Override
     public void axpy(float alpha, Tensor x, Tensor y) {
         sameSize(x, y);
         FloatBuffer xb = buf(x), yb = buf(y);
-        int xo = off(x), yo = off(y);
-        parallel.forRows((int) x.size(), 1, (from, to) -> {
-            for (int i = from; i < to; i++) yb.put(yo + i, yb.get(yo + i) + alpha * xb.get(xo + i));
-        });
+        parallel.forRows((int) x.size(), 1, (from, to) -> PointwiseKernels.axpby(alpha, xb, off(x), 1f, yb, off(y), yb, off(y), from, to));
     }
 
     @Override
     public void scale(Tensor x, float factor) {
         FloatBuffer b = buf(x);
-        int o = off(x);
-        parallel.forRows((int) x.size(), 1, (from, to) -> {
-            for (int i = from; i < to; i++) b.put(o + i, b.get(o + i) * factor);
-        });
+        parallel.forRows((int) x.size(), 1, (from, to) -> PointwiseKernels.axpby(factor, b, off(x), 0f, b, off(x), b, off(x), from, to));
     }
 
     @Override
@@ -202,13 +190,7 @@ public final class CpuDevice implements Device {
         int c = y.cols();
         if (bias.size() != c) throw new IllegalArgumentException("bias " + bias.describe() + " for " + y.describe());
         FloatBuffer yb = buf(y), bb = buf(bias);
-        int yo = off(y), bo = off(bias);
-        parallel.forRows(y.rows(), c, (from, to) -> {
-            for (int r = from; r < to; r++) {
-                int base = yo + r * c;
-                for (int j = 0; j < c; j++) yb.put(base + j, yb.get(base + j) + bb.get(bo + j));
-            }
-        });
+        parallel.forRows(y.rows(), c, (from, to) -> PointwiseKernels.addRowVector(yb, off(y), bb, off(bias), c, from, to));
     }
 
     @Override
@@ -216,13 +198,9 @@ public final class CpuDevice implements Device {
         int c = x.cols(), rows = x.rows();
         if (out.size() != c) throw new IllegalArgumentException("row sum " + out.describe() + " for " + x.describe());
         FloatBuffer xb = buf(x), ob = buf(out);
-        int xo = off(x), oo = off(out);
-        float[] s = new float[c];
-        for (int r = 0; r < rows; r++) {
-            int base = xo + r * c;
-            for (int j = 0; j < c; j++) s[j] += xb.get(base + j);
-        }
-        for (int j = 0; j < c; j++) ob.put(oo + j, accumulate ? ob.get(oo + j) + s[j] : s[j]);
+        int blocks = (c + PointwiseKernels.COLUMN_BLOCK - 1) / PointwiseKernels.COLUMN_BLOCK;
+        parallel.forRows(blocks, (long) rows * PointwiseKernels.COLUMN_BLOCK, (from, to) ->
+                PointwiseKernels.sumRows(xb, off(x), ob, off(out), rows, c, accumulate, from, to));
     }
 
     @Override
@@ -238,10 +216,10 @@ public final class CpuDevice implements Device {
                                   Tensor dx, Tensor dGain, Tensor dBias) {
         int c = x.cols();
         FloatBuffer dyb = buf(dy), xb = buf(x), gb = buf(gain), mb = buf(mean), rb = buf(rstd), dxb = buf(dx);
-        parallel.forRows(x.rows(), 4L * c, (from, to) -> NormKernels.layerNormBackwardInput(dyb, off(dy), xb,
+        parallel.forRows(x.rows(), 4L * c, (from, to) -> NormKernels.normBackwardInput(dyb, off(dy), xb,
                 off(x), gb, off(gain), mb, off(mean), rb, off(rstd), dxb, off(dx), c, from, to));
         if (dGain != null) {
-            NormKernels.layerNormBackwardWeights(dyb, off(dy), xb, off(x), mb, off(mean), rb, off(rstd),
+            NormKernels.normBackwardWeights(dyb, off(dy), xb, off(x), mb, off(mean), rb, off(rstd),
                     buf(dGain), off(dGain), buf(dBias), off(dBias), c, x.rows());
         }
     }
@@ -258,10 +236,10 @@ public final class CpuDevice implements Device {
     public void rmsNormBackward(Tensor dy, Tensor x, Tensor gain, Tensor rstd, Tensor dx, Tensor dGain) {
         int c = x.cols();
         FloatBuffer dyb = buf(dy), xb = buf(x), gb = buf(gain), rb = buf(rstd), dxb = buf(dx);
-        parallel.forRows(x.rows(), 3L * c, (from, to) -> NormKernels.rmsNormBackwardInput(dyb, off(dy), xb,
-                off(x), gb, off(gain), rb, off(rstd), dxb, off(dx), c, from, to));
+        parallel.forRows(x.rows(), 3L * c, (from, to) -> NormKernels.normBackwardInput(dyb, off(dy), xb,
+                off(x), gb, off(gain), null, 0, rb, off(rstd), dxb, off(dx), c, from, to));
         if (dGain != null) {
-            NormKernels.layerNormBackwardWeights(dyb, off(dy), xb, off(x), null, 0, rb, off(rstd),
+            NormKernels.normBackwardWeights(dyb, off(dy), xb, off(x), null, 0, rb, off(rstd),
                     buf(dGain), off(dGain), null, 0, c, x.rows());
         }
     }

@@ -2,101 +2,96 @@ package relay.stages.tensor.cpu;
 
 import java.nio.FloatBuffer;
 
-/** LayerNorm and RMSNorm over rows of length c; statistics accumulate in double. */
+/**
+ * LayerNorm and RMSNorm over rows of length c; statistics accumulate in double. Rows are copied into
+ * heap arrays (see {@link PointwiseKernels}) so the inner loops vectorize.
+ */
 final class NormKernels {
     private NormKernels() {}
+
+    private static float[] row(FloatBuffer b, int offset, int c) {
+        float[] a = new float[c];
+        if (b != null) b.get(offset, a, 0, c);
+        return a;
+    }
 
     static void layerNorm(FloatBuffer x, int xo, FloatBuffer g, int go, FloatBuffer b, int bo, float eps,
                           FloatBuffer y, int yo, FloatBuffer mean, int mo, FloatBuffer rstd, int ro,
                           int c, int from, int to) {
+        float[] gain = row(g, go, c), bias = row(b, bo, c), a = new float[c];
         for (int r = from; r < to; r++) {
-            int xr = xo + r * c, yr = yo + r * c;
+            x.get(xo + r * c, a, 0, c);
             double s = 0;
-            for (int j = 0; j < c; j++) s += x.get(xr + j);
+            for (int j = 0; j < c; j++) s += a[j];
             float m = (float) (s / c);
             double v = 0;
-            for (int j = 0; j < c; j++) {
-                float d = x.get(xr + j) - m;
-                v += d * d;
-            }
+            for (int j = 0; j < c; j++) v += (a[j] - m) * (a[j] - m);
             float rs = (float) (1.0 / Math.sqrt(v / c + eps));
-            for (int j = 0; j < c; j++) {
-                y.put(yr + j, (x.get(xr + j) - m) * rs * g.get(go + j) + b.get(bo + j));
-            }
+            for (int j = 0; j < c; j++) a[j] = (a[j] - m) * rs * gain[j] + bias[j];
+            y.put(yo + r * c, a, 0, c);
             mean.put(mo + r, m);
             rstd.put(ro + r, rs);
         }
     }
 
-    /** dx += rstd·(dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂)), with x̂ the normalized input and dx̂ = dy·g. */
-    static void layerNormBackwardInput(FloatBuffer dy, int dyo, FloatBuffer x, int xo, FloatBuffer g, int go,
-                                       FloatBuffer mean, int mo, FloatBuffer rstd, int ro,
-                                       FloatBuffer dx, int dxo, int c, int from, int to) {
+    /**
+     * dx += rstd·(dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂)), with x̂ the normalized input and dx̂ = dy·g.
+     * A null mean means RMSNorm (x̂ = x·rstd and no mean(dx̂) term).
+     */
+    static void normBackwardInput(FloatBuffer dy, int dyo, FloatBuffer x, int xo, FloatBuffer g, int go,
+                                  FloatBuffer mean, int mo, FloatBuffer rstd, int ro,
+                                  FloatBuffer dx, int dxo, int c, int from, int to) {
+        float[] gain = row(g, go, c), xh = new float[c], dxh = new float[c], out = new float[c];
+        boolean centered = mean != null;
         for (int r = from; r < to; r++) {
-            int xr = xo + r * c, dyr = dyo + r * c, dxr = dxo + r * c;
-            float m = mean.get(mo + r), rs = rstd.get(ro + r);
+            x.get(xo + r * c, xh, 0, c);
+            dy.get(dyo + r * c, dxh, 0, c);
+            dx.get(dxo + r * c, out, 0, c);
+            float m = centered ? mean.get(mo + r) : 0f, rs = rstd.get(ro + r);
             double sumD = 0, sumDX = 0;
             for (int j = 0; j < c; j++) {
-                float dxh = dy.get(dyr + j) * g.get(go + j);
-                sumD += dxh;
-                sumDX += dxh * (x.get(xr + j) - m) * rs;
+                xh[j] = (xh[j] - m) * rs;
+                dxh[j] *= gain[j];
             }
-            float meanD = (float) (sumD / c), meanDX = (float) (sumDX / c);
             for (int j = 0; j < c; j++) {
-                float xh = (x.get(xr + j) - m) * rs;
-                float dxh = dy.get(dyr + j) * g.get(go + j);
-                dx.put(dxr + j, dx.get(dxr + j) + rs * (dxh - meanD - xh * meanDX));
+                sumD += dxh[j];
+                sumDX += dxh[j] * xh[j];
             }
+            float meanD = centered ? (float) (sumD / c) : 0f, meanDX = (float) (sumDX / c);
+            for (int j = 0; j < c; j++) out[j] += rs * (dxh[j] - meanD - xh[j] * meanDX);
+            dx.put(dxo + r * c, out, 0, c);
         }
     }
 
-    /** dGain = Σ_r dy·x̂ and dBias = Σ_r dy over all rows (dBias may be null). */
-    static void layerNormBackwardWeights(FloatBuffer dy, int dyo, FloatBuffer x, int xo,
-                                         FloatBuffer mean, int mo, FloatBuffer rstd, int ro,
-                                         FloatBuffer dg, int dgo, FloatBuffer db, int dbo, int c, int rows) {
-        float[] sg = new float[c], sb = new float[c];
+    /** dGain = Σ_r dy·x̂ and, unless null, dBias = Σ_r dy, over all rows (null mean: RMSNorm). */
+    static void normBackwardWeights(FloatBuffer dy, int dyo, FloatBuffer x, int xo,
+                                    FloatBuffer mean, int mo, FloatBuffer rstd, int ro,
+                                    FloatBuffer dg, int dgo, FloatBuffer db, int dbo, int c, int rows) {
+        float[] sg = new float[c], sb = new float[c], a = new float[c], d = new float[c];
         for (int r = 0; r < rows; r++) {
-            int xr = xo + r * c, dyr = dyo + r * c;
+            x.get(xo + r * c, a, 0, c);
+            dy.get(dyo + r * c, d, 0, c);
             float m = mean == null ? 0f : mean.get(mo + r), rs = rstd.get(ro + r);
             for (int j = 0; j < c; j++) {
-                float d = dy.get(dyr + j);
-                sg[j] += d * (x.get(xr + j) - m) * rs;
-                sb[j] += d;
+                sg[j] += d[j] * (a[j] - m) * rs;
+                sb[j] += d[j];
             }
         }
-        for (int j = 0; j < c; j++) dg.put(dgo + j, sg[j]);
-        if (db != null) for (int j = 0; j < c; j++) db.put(dbo + j, sb[j]);
+        dg.put(dgo, sg, 0, c);
+        if (db != null) db.put(dbo, sb, 0, c);
     }
 
     static void rmsNorm(FloatBuffer x, int xo, FloatBuffer g, int go, float eps,
                         FloatBuffer y, int yo, FloatBuffer rstd, int ro, int c, int from, int to) {
+        float[] gain = row(g, go, c), a = new float[c];
         for (int r = from; r < to; r++) {
-            int xr = xo + r * c, yr = yo + r * c;
+            x.get(xo + r * c, a, 0, c);
             double ss = 0;
-            for (int j = 0; j < c; j++) {
-                float v = x.get(xr + j);
-                ss += v * v;
-            }
+            for (int j = 0; j < c; j++) ss += a[j] * a[j];
             float rs = (float) (1.0 / Math.sqrt(ss / c + eps));
-            for (int j = 0; j < c; j++) y.put(yr + j, x.get(xr + j) * rs * g.get(go + j));
+            for (int j = 0; j < c; j++) a[j] *= rs * gain[j];
+            y.put(yo + r * c, a, 0, c);
             rstd.put(ro + r, rs);
-        }
-    }
-
-    /** dx += rstd·(dx̂ − x̂·mean(dx̂·x̂)) with x̂ = x·rstd, dx̂ = dy·g. */
-    static void rmsNormBackwardInput(FloatBuffer dy, int dyo, FloatBuffer x, int xo, FloatBuffer g, int go,
-                                     FloatBuffer rstd, int ro, FloatBuffer dx, int dxo, int c, int from, int to) {
-        for (int r = from; r < to; r++) {
-            int xr = xo + r * c, dyr = dyo + r * c, dxr = dxo + r * c;
-            float rs = rstd.get(ro + r);
-            double sumDX = 0;
-            for (int j = 0; j < c; j++) sumDX += dy.get(dyr + j) * g.get(go + j) * x.get(xr + j) * rs;
-            float meanDX = (float) (sumDX / c);
-            for (int j = 0; j < c; j++) {
-                float xh = x.get(xr + j) * rs;
-                float dxh = dy.get(dyr + j) * g.get(go + j);
-                dx.put(dxr + j, dx.get(dxr + j) + rs * (dxh - xh * meanDX));
-            }
         }
     }
 }

@@ -79,4 +79,50 @@ final class PointwiseKernels {
             dUp.put(duo + c0, d, 0, n);
         }
     }
+
+    /** z = α·x + β·y over [from, to); z may be x or y. */
+    static void axpby(float alpha, FloatBuffer x, int xo, float beta, FloatBuffer y, int yo, FloatBuffer z, int zo,
+                      int from, int to) {
+        float[] a = new float[CHUNK], b = new float[CHUNK];
+        for (int c0 = from; c0 < to; c0 += CHUNK) {
+            int n = Math.min(CHUNK, to - c0);
+            x.get(xo + c0, a, 0, n);
+            y.get(yo + c0, b, 0, n);
+            for (int i = 0; i < n; i++) a[i] = alpha * a[i] + beta * b[i];
+            z.put(zo + c0, a, 0, n);
+        }
+    }
+
+    /** y[r, :] += bias for rows [from, to) of width c. */
+    static void addRowVector(FloatBuffer y, int yo, FloatBuffer bias, int bo, int c, int from, int to) {
+        float[] b = new float[c], a = new float[c];
+        bias.get(bo, b, 0, c);
+        for (int r = from; r < to; r++) {
+            y.get(yo + r * c, a, 0, c);
+            for (int j = 0; j < c; j++) a[j] += b[j];
+            y.put(yo + r * c, a, 0, c);
+        }
+    }
+
+    /** Columns are summed in blocks of this width, each block on one thread. */
+    static final int COLUMN_BLOCK = 256;
+
+    /** out[j] (+)= Σ_r x[r, j] for the columns of blocks [from, to). */
+    static void sumRows(FloatBuffer x, int xo, FloatBuffer out, int oo, int rows, int c, boolean accumulate,
+                        int from, int to) {
+        float[] s = new float[COLUMN_BLOCK], a = new float[COLUMN_BLOCK];
+        for (int blk = from; blk < to; blk++) {
+            int j0 = blk * COLUMN_BLOCK, w = Math.min(COLUMN_BLOCK, c - j0);
+            java.util.Arrays.fill(s, 0f);
+            for (int r = 0; r < rows; r++) {
+                x.get(xo + r * c + j0, a, 0, w);
+                for (int j = 0; j < w; j++) s[j] += a[j];
+            }
+            if (accumulate) {
+                out.get(oo + j0, a, 0, w);
+                for (int j = 0; j < w; j++) s[j] += a[j];
+            }
+            out.put(oo + j0, s, 0, w);
+        }
+    }
 }
