@@ -64,7 +64,7 @@ public final class BlockBench {
 
     public static Result run(Device device, String modelName, ModelConfig cfg, int batch, int seq, int iterations) {
         int tokens = batch * seq;
-        List<SgemmBench.Measurement> shapes = new SgemmBench(device, 3).measure(blockShapes(cfg, tokens));
+        List<SgemmBench.Measurement> shapes = new SgemmBench(device, 5).measure(blockShapes(cfg, tokens));
         double peak = SgemmBench.peak(shapes);
         double flops = modelFlops(cfg, batch, seq);
         GradientSink drop = (p, g) -> { };

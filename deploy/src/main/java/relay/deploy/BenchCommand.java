@@ -1,0 +1,12 @@
+package relay.deploy;
+
+import picocli.CommandLine.Command;
+
+@Command(name = "bench", mixinStandardHelpOptions = true, description = "Benchmarks; each prints a table and, with --json, writes JSON.",
+        subcommands = {SgemmBenchCommand.class, BlockBenchCommand.class})
+final class BenchCommand implements Runnable {
+    @Override
+    public void run() {
+        new picocli.CommandLine(this).usage(System.out);
+    }
+}

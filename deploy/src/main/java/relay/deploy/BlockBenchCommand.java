@@ -1,0 +1,93 @@
+package relay.deploy;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+import relay.stages.bench.BlockBench;
+import relay.stages.bench.SgemmBench;
+import relay.stages.memory.Category;
+import relay.stages.model.ModelConfig;
+import relay.stages.tensor.cpu.CpuDevice;
+
+@Command(name = "block", mixinStandardHelpOptions = true,
+        description = "Times one transformer block's forward and backward and reports MFU against the sgemm peak "
+                + "measured in the same process on the block's own matrix shapes.")
+final class BlockBenchCommand implements Callable<Integer> {
+    @Mixin
+    DeviceOptions deviceOptions;
+
+    @Option(names = "--model", description = "a preset (${COMPLETION-CANDIDATES}) or a config.json / model directory; default ${DEFAULT-VALUE}",
+            completionCandidates = Presets.class)
+    String model = "gpt2-124m";
+
+    @Option(names = "--batch", description = "sequences per step (default ${DEFAULT-VALUE})")
+    int batch = 4;
+
+    @Option(names = "--seq", description = "tokens per sequence (default ${DEFAULT-VALUE})")
+    int seq = 256;
+
+    @Option(names = "--iterations", description = "timed steps; the median is reported (default ${DEFAULT-VALUE})")
+    int iterations = 10;
+
+    @Option(names = "--json", description = "also write the results as JSON to this file")
+    Path json;
+
+    static final class Presets extends ArrayList<String> {
+        Presets() {
+            super(ModelConfig.PRESETS);
+        }
+    }
+
+    @Override
+    public Integer call() {
+        if (batch < 1 || seq < 1 || iterations < 1) throw new IllegalArgumentException("--batch, --seq and --iterations must be ≥ 1");
+        ModelConfig cfg = ModelConfig.named(model);
+        if (seq > cfg.maxPositions()) {
+            throw new IllegalArgumentException("--seq " + seq + " exceeds the model's " + cfg.maxPositions() + " positions");
+        }
+        try (CpuDevice device = deviceOptions.open()) {
+            System.out.printf("block of %s, batch %d × seq %d, %d threads: measuring sgemm on the block's shapes...%n",
+                    model, batch, seq, device.threads());
+            BlockBench.Result r = BlockBench.run(device, model, cfg, batch, seq, iterations);
+            Table shapes = new Table("block matmul", "GFLOP/s");
+            for (SgemmBench.Measurement m : r.shapes()) shapes.row(m.shape(), String.format("%.1f", m.gflops()));
+            shapes.print(System.out);
+            System.out.println();
+            new Table("metric", "value")
+                    .row("sgemm peak (block shapes)", String.format("%.1f GFLOP/s", r.sgemmPeakGflops()))
+                    .row("model FLOPs per fwd+bwd", String.format("%.3e", r.modelFlops()))
+                    .row("step time (median)", String.format("%.1f ms", r.medianSeconds() * 1e3))
+                    .row("step time (best)", String.format("%.1f ms", r.bestSeconds() * 1e3))
+                    .row("achieved", String.format("%.1f GFLOP/s", r.achievedGflops()))
+                    .row("mfu", String.format("%.3f", r.mfu()))
+                    .row("activation peak", String.format("%.1f MiB", r.peakBytes().get(Category.ACTIVATIONS) / 1048576.0))
+                    .print(System.out);
+            Map<String, Object> out = new LinkedHashMap<>();
+            out.put("model", model);
+            out.put("batch", batch);
+            out.put("seq", seq);
+            out.put("threads", r.threads());
+            out.put("sgemm_peak_gflops", r.sgemmPeakGflops());
+            out.put("model_flops", r.modelFlops());
+            out.put("step_seconds_median", r.medianSeconds());
+            out.put("step_seconds_best", r.bestSeconds());
+            out.put("step_seconds", r.stepSeconds());
+            out.put("achieved_gflops", r.achievedGflops());
+            out.put("mfu", r.mfu());
+            Map<String, Long> peaks = new LinkedHashMap<>();
+            r.peakBytes().forEach((c, b) -> peaks.put(c.key(), b));
+            out.put("peak_bytes", peaks);
+            List<Map<String, Object>> shapeList = new ArrayList<>();
+            for (SgemmBench.Measurement m : r.shapes()) shapeList.add(Map.of("shape", m.shape().toString(), "gflops", m.gflops()));
+            out.put("block_shapes", shapeList);
+            JsonOut.write(json, out);
+        }
+        return 0;
+    }
+}

@@ -1,0 +1,14 @@
+package relay.deploy;
+
+import picocli.CommandLine.Option;
+import relay.stages.tensor.cpu.CpuDevice;
+
+/** Options that choose the device a command computes on. */
+final class DeviceOptions {
+    @Option(names = "--threads", description = "CPU threads for BLAS and kernels (default: all cores, ${DEFAULT-VALUE})")
+    int threads = Runtime.getRuntime().availableProcessors();
+
+    CpuDevice open() {
+        return new CpuDevice("cpu0", threads);
+    }
+}

@@ -1,0 +1,70 @@
+package relay.deploy;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.google.gson.JsonArray;
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParser;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import picocli.CommandLine;
+import relay.stages.check.SelfTest;
+
+/** The command line end to end, in process: exit codes, JSON keys, clear errors. */
+class RelayCommandTest {
+    @TempDir
+    Path dir;
+
+    private static int run(StringWriter err, String... args) {
+        CommandLine cl = Relay.commandLine();
+        cl.setErr(new PrintWriter(err, true));
+        return cl.execute(args);
+    }
+
+    @Test
+    void selftestWritesOneEntryPerCheck() throws Exception {
+        Path json = dir.resolve("out/selftest.json");
+        assertEquals(0, run(new StringWriter(), "selftest", "--threads", "1", "--json", json.toString()));
+        JsonArray a = JsonParser.parseString(Files.readString(json)).getAsJsonArray();
+        assertEquals(SelfTest.names().size(), a.size());
+        for (var e : a) {
+            JsonObject o = e.getAsJsonObject();
+            assertTrue(o.get("pass").getAsBoolean(), o.toString());
+            assertTrue(o.get("max_rel_err").getAsDouble() >= 0);
+        }
+    }
+
+    @Test
+    void blockBenchReportsMfuAgainstItsOwnPeak() throws Exception {
+        Path json = dir.resolve("block.json");
+        assertEquals(0, run(new StringWriter(), "bench", "block", "--model", "llama-tiny", "--batch", "1", "--seq", "32",
+                "--iterations", "2", "--threads", "1", "--json", json.toString()));
+        JsonObject o = JsonParser.parseString(Files.readString(json)).getAsJsonObject();
+        double peak = o.get("sgemm_peak_gflops").getAsDouble(), achieved = o.get("achieved_gflops").getAsDouble();
+        assertTrue(peak > 0 && achieved > 0);
+        assertEquals(achieved / peak, o.get("mfu").getAsDouble(), 1e-9);
+        assertEquals(1, o.get("threads").getAsInt());
+        assertTrue(o.getAsJsonObject("peak_bytes").get("activations").getAsLong() > 0);
+    }
+
+    @Test
+    void unknownModelIsOneClearLine() {
+        StringWriter err = new StringWriter();
+        assertEquals(2, run(err, "bench", "block", "--model", "no-such-model"));
+        assertTrue(err.toString().startsWith("relay: no model named 'no-such-model'"), err.toString());
+    }
+
+    @Test
+    void malformedConfigNamesTheFileAndField() throws Exception {
+        Path cfg = dir.resolve("config.json");
+        Files.writeString(cfg, "{\"model_type\": \"llama\", \"hidden_size\": 64}");
+        StringWriter err = new StringWriter();
+        assertEquals(2, run(err, "bench", "block", "--model", dir.toString()));
+        assertTrue(err.toString().contains(cfg.toString()) && err.toString().contains("missing field"), err.toString());
+    }
+}
