@@ -13,10 +13,12 @@ import relay.stages.check.GradientCheck.Result;
 import relay.stages.layers.CausalAttention;
 import relay.stages.layers.GradientSink;
 import relay.stages.layers.Linear;
+import relay.stages.layers.LowRank;
 import relay.stages.layers.Norm;
 import relay.stages.layers.Parameter;
 import relay.stages.layers.TransformerBlock;
 import relay.stages.memory.Category;
+import relay.stages.model.Adapters;
 import relay.stages.model.Embedding;
 import relay.stages.model.Family;
 import relay.stages.model.Initializer;
@@ -41,10 +43,11 @@ public final class SelfTest {
     }
 
     public static List<String> names() {
-        return List.of("linear", "linear-no-bias", "layernorm", "rmsnorm", "gelu", "swiglu", "rope",
+        return List.of("linear", "linear-no-bias", "linear-lora", "linear-rso", "layernorm", "rmsnorm", "gelu", "swiglu", "rope",
                 "attention", "attention-gqa", "token-embedding", "position-embedding",
                 "lm-head-cross-entropy", "lm-head-cross-entropy-rmsnorm", "gpt2-block", "gpt2-block-recompute",
-                "llama-block", "llama-block-recompute", "gpt2-model-tied", "llama-model");
+                "gpt2-block-frozen", "llama-block", "llama-block-recompute", "llama-block-rso", "gpt2-model-tied",
+                "llama-model");
     }
 
     public Result run(String name) {
@@ -53,6 +56,8 @@ public final class SelfTest {
         return switch (name) {
             case "linear" -> linear(name, rng, true);
             case "linear-no-bias" -> linear(name, rng, false);
+            case "linear-lora" -> lowRankLinear(name, rng, true);
+            case "linear-rso" -> lowRankLinear(name, rng, false);
             case "layernorm" -> norm(name, rng, true);
             case "rmsnorm" -> norm(name, rng, false);
             case "gelu" -> gelu(name, rng);
@@ -66,6 +71,8 @@ public final class SelfTest {
             case "lm-head-cross-entropy-rmsnorm" -> head(name, rng, Family.LLAMA);
             case "gpt2-block" -> block(name, rng, gpt2(), false);
             case "gpt2-block-recompute" -> block(name, rng, gpt2(), true);
+            case "gpt2-block-frozen" -> frozenBlock(name, rng, gpt2());
+            case "llama-block-rso" -> subspaceBlock(name, rng, llama());
             case "llama-block" -> block(name, rng, llama(), false);
             case "llama-block-recompute" -> block(name, rng, llama(), true);
             case "gpt2-model-tied" -> model(name, rng, gpt2());
@@ -158,14 +165,50 @@ public final class SelfTest {
                     Tensor x = own(owned, tensor(v.get("x"), n, in));
                     Linear lin = new Linear(own(owned, parameter("w", v.get("w"), out, in)),
                             bias ? own(owned, parameter("b", v.get("b"), out)) : null);
-                    Tensor y = own(owned, lin.forward(x, Category.ACTIVATIONS));
+                    Tensor y = own(owned, device.empty(Category.ACTIVATIONS, n, out));
+                    Linear.Saved saved = own(owned, lin.forward(x, y, true));
                     Tensor dy = own(owned, tensor(dOut, n, out));
                     Tensor dx = own(owned, device.allocate(Category.ACTIVATIONS, n, in));
                     Map<String, double[]> grads = new HashMap<>();
-                    lin.backward(x, dy, dx, false, collect(grads));
+                    lin.backward(saved, dy, dx, false, collect(grads));
                     grads.put("x", get(dx));
                     return new Outcome(get(y), grads);
                 }), seed);
+    }
+
+    /** y = x·Wᵀ + b + s·(x·Aᵀ)·Bᵀ with W and b frozen; A trained for LoRA, fixed for RSO. */
+    private Result lowRankLinear(String name, SplittableRandom rng, boolean trainA) {
+        int n = 7, in = 6, out = 5, r = 3;
+        float s = trainA ? 0.5f : 1f;
+        double[] w = GradientCheck.random(rng, out * in, 1), bias = GradientCheck.random(rng, out, 1);
+        double[] fixedA = GradientCheck.random(rng, r * in, 1);
+        Map<String, double[]> vars = new LinkedHashMap<>();
+        vars.put("x", GradientCheck.random(rng, n * in, 1));
+        if (trainA) vars.put("a", GradientCheck.random(rng, r * in, 1));
+        vars.put("b", GradientCheck.random(rng, out * r, 1));
+        Function<Map<String, double[]>, double[]> aOf = v -> trainA ? v.get("a") : fixedA;
+        return GradientCheck.check(name, vars, v -> {
+            double[] base = Reference64.linear(v.get("x"), n, in, w, out, bias);
+            double[] xa = Reference64.linear(v.get("x"), n, in, aOf.apply(v), r, null);
+            double[] low = Reference64.linear(xa, n, r, v.get("b"), out, null);
+            for (int i = 0; i < base.length; i++) base[i] += s * low[i];
+            return base;
+        }, (v, dOut) -> scoped(owned -> {
+            Tensor x = own(owned, tensor(v.get("x"), n, in));
+            Linear lin = new Linear(own(owned, parameter("w", w, out, in)), own(owned, parameter("bias", bias, out)));
+            lin.setLowRank(own(owned, new LowRank(parameter("a", aOf.apply(v), r, in), trainA, parameter("b", v.get("b"), out, r), s)));
+            Tensor y = own(owned, device.empty(Category.ACTIVATIONS, n, out));
+            Linear.Saved saved = own(owned, lin.forward(x, y, true));
+            Tensor dy = own(owned, tensor(dOut, n, out));
+            Tensor dx = own(owned, device.allocate(Category.ACTIVATIONS, n, in));
+            Map<String, double[]> grads = new HashMap<>();
+            lin.backward(saved, dy, dx, false, collect(grads));
+            if (grads.containsKey("w") || grads.containsKey("bias") || (!trainA && grads.containsKey("a"))) {
+                throw new IllegalStateException(name + ": a frozen matrix got a gradient: " + grads.keySet());
+            }
+            grads.put("x", get(dx));
+            return new Outcome(get(y), grads);
+        }), seed);
     }
 
     private Result norm(String name, SplittableRandom rng, boolean layerNorm) {
@@ -182,11 +225,13 @@ public final class SelfTest {
                     Tensor x = own(owned, tensor(v.get("x"), n, c));
                     Norm norm = new Norm(own(owned, parameter("gain", v.get("gain"), c)),
                             layerNorm ? own(owned, parameter("bias", v.get("bias"), c)) : null, eps);
-                    Norm.Out y = own(owned, norm.forward(x));
+                    Norm.Out y = norm.forward(x);
+                    own(owned, y.y());
+                    own(owned, y.stats());
                     Tensor dy = own(owned, tensor(dOut, n, c));
                     Tensor dx = own(owned, device.allocate(Category.ACTIVATIONS, n, c));
                     Map<String, double[]> grads = new HashMap<>();
-                    norm.backward(dy, x, y, dx, collect(grads));
+                    norm.backward(dy, x, y.stats(), dx, collect(grads));
                     grads.put("x", get(dx));
                     return new Outcome(get(y.y()), grads);
                 }), seed);
@@ -366,6 +411,92 @@ public final class SelfTest {
                 return new Outcome(get(out), grads);
             }), seed);
         }
+    }
+
+    /** The block's float64 output with the given parameters (keys with the block's prefix). */
+    private static double[] referenceBlock(ModelConfig cfg, double[] x, int seq, Map<String, double[]> named) {
+        String prefix = cfg.family() == Family.GPT2 ? "transformer.h.0." : "model.layers.0.";
+        Map<String, double[]> p = new HashMap<>();
+        named.forEach((k, a) -> p.put(k.startsWith(prefix) ? k.substring(prefix.length()) : k, a));
+        int c = cfg.hidden();
+        return cfg.family() == Family.GPT2
+                ? Reference64.gpt2Block(x, B, seq, c, cfg.heads(), cfg.normEps(), p)
+                : Reference64.llamaBlock(x, B, seq, c, cfg.heads(), cfg.kvHeads(), cfg.headDim(), cfg.normEps(),
+                        cfg.ropeTheta(), p);
+    }
+
+    /** A frozen block: only the input gradient, from fewer saved activations, with no sink at all. */
+    private Result frozenBlock(String name, SplittableRandom rng, ModelConfig cfg) {
+        int seq = 7, n = B * seq, c = cfg.hidden();
+        try (TransformerBlock block = Model.block(cfg, 0, new Initializer(device, seed))) {
+            Map<String, double[]> weights = parameterVariables(block.parameters());
+            spread(weights, rng);
+            load(block.parameters(), weights);
+            block.setTrainable(false);
+            Map<String, double[]> vars = new LinkedHashMap<>();
+            vars.put("x", GradientCheck.random(rng, n * c, 1));
+            return GradientCheck.check(name, vars, v -> referenceBlock(cfg, v.get("x"), seq, weights),
+                    (v, dOut) -> scoped(owned -> {
+                        Tensor x = own(owned, tensor(v.get("x"), n, c));
+                        TransformerBlock.Forward f = block.forward(x, B, seq);
+                        Tensor out = own(owned, f.output());
+                        Tensor dy = own(owned, tensor(dOut, n, c));
+                        Tensor dx = own(owned, block.backward(f, dy, null));
+                        return new Outcome(get(out), Map.of("x", get(dx)));
+                    }), seed);
+        }
+    }
+
+    /** Every linear of the block in an RSO subspace of rank 2: gradients of B against W + B·Pᵀ in float64. */
+    private Result subspaceBlock(String name, SplittableRandom rng, ModelConfig cfg) {
+        int seq = 5, n = B * seq, c = cfg.hidden(), rank = 2;
+        try (TransformerBlock block = Model.block(cfg, 0, new Initializer(device, seed))) {
+            Map<String, double[]> weights = parameterVariables(block.parameters());
+            spread(weights, rng);
+            load(block.parameters(), weights);
+            List<LowRank> terms = new ArrayList<>();
+            for (Linear l : block.linears()) terms.add(Adapters.subspace(l, rank, seed));
+            try {
+                Map<String, double[]> vars = new LinkedHashMap<>();
+                vars.put("x", GradientCheck.random(rng, n * c, 1));
+                for (LowRank t : terms) vars.put(t.b().name(), GradientCheck.random(rng, (int) t.b().size(), 0.3));
+                Function<Map<String, double[]>, double[]> ref = v -> {
+                    Map<String, double[]> merged = new HashMap<>(weights);
+                    for (int i = 0; i < terms.size(); i++) {
+                        Linear l = block.linears().get(i);
+                        LowRank t = terms.get(i);
+                        double[] bp = Reference64.linear(v.get(t.b().name()), l.out(), rank,
+                                transpose(get(t.a().value()), rank, l.in()), l.in(), null);
+                        merged.put(l.weight().name(), Reference64.add(weights.get(l.weight().name()), bp));
+                    }
+                    return referenceBlock(cfg, v.get("x"), seq, merged);
+                };
+                return GradientCheck.check(name, vars, ref, (v, dOut) -> scoped(owned -> {
+                    for (LowRank t : terms) set(t.b().value(), v.get(t.b().name()));
+                    Tensor x = own(owned, tensor(v.get("x"), n, c));
+                    TransformerBlock.Forward f = block.forward(x, B, seq);
+                    Tensor out = own(owned, f.output());
+                    Tensor dy = own(owned, tensor(dOut, n, c));
+                    Map<String, double[]> grads = new HashMap<>();
+                    Tensor dx = own(owned, block.backward(f, dy, collect(grads)));
+                    for (Linear l : block.linears()) {
+                        if (grads.containsKey(l.weight().name())) {
+                            throw new IllegalStateException(name + ": frozen " + l.weight().name() + " got a gradient");
+                        }
+                    }
+                    grads.put("x", get(dx));
+                    return new Outcome(get(out), grads);
+                }), seed);
+            } finally {
+                for (LowRank t : terms) t.close();
+            }
+        }
+    }
+
+    private static double[] transpose(double[] m, int rows, int cols) {
+        double[] t = new double[m.length];
+        for (int i = 0; i < rows; i++) for (int j = 0; j < cols; j++) t[j * rows + i] = m[i * cols + j];
+        return t;
     }
 
     /** The whole model's mean loss in float64, composed from the reference pieces. */

@@ -38,6 +38,20 @@ public class Activations implements AutoCloseable {
         return t;
     }
 
+    /**
+     * Keeps {@code t} if one of the layers it fed holds it for backward, and frees it otherwise
+     * (a frozen block, or layers that only need their low-rank projection).
+     */
+    public void keepIfUsed(Tensor t, Linear.Saved... users) {
+        for (Linear.Saved u : users) {
+            if (u.input() == t) {
+                keep(t);
+                return;
+            }
+        }
+        t.close();
+    }
+
     @Override
     public void close() {
         RuntimeException failure = null;

@@ -5,10 +5,15 @@ import relay.stages.tensor.Device;
 import relay.stages.tensor.Mat;
 import relay.stages.tensor.Tensor;
 
-/** y = x·Wᵀ + b with W stored [out, in] (torch's nn.Linear layout). */
+/**
+ * y = x·Wᵀ + b with W stored [out, in] (torch's nn.Linear layout), optionally plus a {@link LowRank} term.
+ * With a low-rank term the base weight and bias are frozen (LoRA, RSO): backward then needs x only if A
+ * is trained, and otherwise keeps just the small x·Aᵀ — the activation saving RSO is built on.
+ */
 public final class Linear {
     private final Parameter weight;
     private final Parameter bias;
+    private LowRank lowRank;
 
     public Linear(Parameter weight, Parameter bias) {
         this.weight = weight;
@@ -23,6 +28,18 @@ public final class Linear {
         return bias;
     }
 
+    public LowRank lowRank() {
+        return lowRank;
+    }
+
+    /** Adds (or with null removes) a low-rank term; the base weight and bias are frozen while it is there. */
+    public void setLowRank(LowRank term) {
+        if (term != null && (term.a().value().cols() != in() || term.b().value().rows() != out())) {
+            throw new IllegalArgumentException("low-rank term " + term.a() + ", " + term.b() + " does not fit " + weight);
+        }
+        this.lowRank = term;
+    }
+
     public int in() {
         return weight.value().cols();
     }
@@ -31,32 +48,77 @@ public final class Linear {
         return weight.value().rows();
     }
 
+    /** What backward needs: x when a trained matrix multiplies it (a reference, not owned) and x·Aᵀ. */
+    public record Saved(Tensor input, Tensor projected) implements AutoCloseable {
+        static final Saved NOTHING = new Saved(null, null);
+
+        @Override
+        public void close() {
+            if (projected != null) projected.close();
+        }
+    }
+
+    /** Whether backward reads x itself (rather than only W, or x·Aᵀ). */
+    public boolean needsInput() {
+        return lowRank == null || lowRank.aTrainable();
+    }
+
+    /** y = forward(x) as a new tensor, keeping nothing for backward (inference). */
     public Tensor forward(Tensor x, Category category) {
         Tensor y = x.device().empty(category, x.rows(), out());
-        forwardInto(x, y);
+        forward(x, y, false).close();
         return y;
     }
 
-    public void forwardInto(Tensor x, Tensor y) {
+    /** Writes y; when {@code training}, returns what backward needs (the caller keeps x alive if it is in it). */
+    public Saved forward(Tensor x, Tensor y, boolean training) {
         Device d = x.device();
         d.gemm(false, true, x.rows(), out(), in(), 1f, Mat.of(x), Mat.of(weight.value()), 0f, Mat.of(y));
         if (bias != null) d.addRowVector(y, bias.value());
+        if (lowRank == null) return training ? new Saved(x, null) : Saved.NOTHING;
+        int r = lowRank.rank();
+        Tensor xa = d.empty(Category.ACTIVATIONS, x.rows(), r);
+        d.gemm(false, true, x.rows(), r, in(), 1f, Mat.of(x), Mat.of(lowRank.a().value()), 0f, Mat.of(xa));
+        d.gemm(false, true, x.rows(), out(), r, lowRank.scale(), Mat.of(xa), Mat.of(lowRank.b().value()), 1f, Mat.of(y));
+        if (!training) {
+            xa.close();
+            return Saved.NOTHING;
+        }
+        return new Saved(lowRank.aTrainable() ? x : null, xa);
     }
 
     /**
-     * Writes dx = dy·W into {@code dx} (adds to it when {@code accumulate}), then, unless the sink is null,
-     * hands out dW = dyᵀ·x and db = Σ dy. dx is computed first so a sink may update W in place.
+     * Writes dx = ∂/∂x into {@code dx} (adds to it when {@code accumulate}), then, unless the sink is null,
+     * hands out the gradients of the trained matrices. dx is complete before any gradient is handed out, so
+     * a sink may update a weight in place (LOMO).
      */
-    public void backward(Tensor x, Tensor dy, Tensor dx, boolean accumulate, GradientSink sink) {
-        Device d = x.device();
-        d.gemm(false, false, dy.rows(), in(), out(), 1f, Mat.of(dy), Mat.of(weight.value()),
-                accumulate ? 1f : 0f, Mat.of(dx));
-        backwardWeights(x, dy, sink);
+    public void backward(Saved saved, Tensor dy, Tensor dx, boolean accumulate, GradientSink sink) {
+        Device d = dy.device();
+        int n = dy.rows();
+        d.gemm(false, false, n, in(), out(), 1f, Mat.of(dy), Mat.of(weight.value()), accumulate ? 1f : 0f, Mat.of(dx));
+        if (lowRank == null) {
+            if (sink != null) emitBase(saved.input(), dy, sink);
+            return;
+        }
+        int r = lowRank.rank();
+        float s = lowRank.scale();
+        try (Tensor dxa = d.empty(Category.ACTIVATIONS, n, r)) {
+            d.gemm(false, false, n, r, out(), 1f, Mat.of(dy), Mat.of(lowRank.b().value()), 0f, Mat.of(dxa));
+            d.gemm(false, false, n, in(), r, s, Mat.of(dxa), Mat.of(lowRank.a().value()), 1f, Mat.of(dx));
+            if (sink == null) return;
+            Tensor db = d.empty(Category.GRADIENTS, out(), r);
+            d.gemm(true, false, out(), r, n, s, Mat.of(dy), Mat.of(saved.projected()), 0f, Mat.of(db));
+            GradientSink.emit(sink, lowRank.b(), db);
+            if (lowRank.aTrainable()) {
+                Tensor da = d.empty(Category.GRADIENTS, r, in());
+                d.gemm(true, false, r, in(), n, s, Mat.of(dxa), Mat.of(saved.input()), 0f, Mat.of(da));
+                GradientSink.emit(sink, lowRank.a(), da);
+            }
+        }
     }
 
-    public void backwardWeights(Tensor x, Tensor dy, GradientSink sink) {
-        if (sink == null) return;
-        Device d = x.device();
+    private void emitBase(Tensor x, Tensor dy, GradientSink sink) {
+        Device d = dy.device();
         Tensor dw = d.empty(Category.GRADIENTS, out(), in());
         d.gemm(true, false, out(), in(), dy.rows(), 1f, Mat.of(dy), Mat.of(x), 0f, Mat.of(dw));
         GradientSink.emit(sink, weight, dw);
@@ -65,5 +127,12 @@ public final class Linear {
             d.sumRows(dy, db, false);
             GradientSink.emit(sink, bias, db);
         }
+    }
+
+    /** Folds the low-rank term into the weight, W += scale·B·A (RSO's merge before a redraw, or LoRA export). */
+    public void mergeLowRank() {
+        Device d = weight.value().device();
+        d.gemm(false, false, out(), in(), lowRank.rank(), lowRank.scale(), Mat.of(lowRank.b().value()),
+                Mat.of(lowRank.a().value()), 1f, Mat.of(weight.value()));
     }
 }

@@ -6,7 +6,8 @@ import relay.stages.tensor.Tensor;
 
 /**
  * A normalization over the last dimension: LayerNorm (gain and bias, GPT-2) or RMSNorm (gain only,
- * LLaMA), chosen by whether there is a bias. Forward keeps each row's statistics for backward.
+ * LLaMA), chosen by whether there is a bias. Backward needs the input and the per-row statistics, not the
+ * output, so a block may free the output once the layers it feeds no longer need it.
  */
 public final class Norm {
     private final Parameter gain;
@@ -19,15 +20,17 @@ public final class Norm {
         this.eps = eps;
     }
 
-    /** The output and the per-row statistics backward needs (mean is null for RMSNorm). */
-    public record Out(Tensor y, Tensor mean, Tensor rstd) implements AutoCloseable {
+    /** Per-row statistics for backward (mean is null for RMSNorm). */
+    public record Stats(Tensor mean, Tensor rstd) implements AutoCloseable {
         @Override
         public void close() {
-            y.close();
             if (mean != null) mean.close();
             rstd.close();
         }
     }
+
+    /** The output (the caller owns it) and the statistics. */
+    public record Out(Tensor y, Stats stats) {}
 
     public Out forward(Tensor x) {
         Device d = x.device();
@@ -35,23 +38,23 @@ public final class Norm {
         Tensor rstd = d.empty(Category.ACTIVATIONS, x.rows());
         if (bias == null) {
             d.rmsNorm(x, gain.value(), eps, y, rstd);
-            return new Out(y, null, rstd);
+            return new Out(y, new Stats(null, rstd));
         }
         Tensor mean = d.empty(Category.ACTIVATIONS, x.rows());
         d.layerNorm(x, gain.value(), bias.value(), eps, y, mean, rstd);
-        return new Out(y, mean, rstd);
+        return new Out(y, new Stats(mean, rstd));
     }
 
     /** dx += ∂L/∂x; then, unless the sink is null, the gain (and bias) gradients. */
-    public void backward(Tensor dy, Tensor x, Out saved, Tensor dx, GradientSink sink) {
+    public void backward(Tensor dy, Tensor x, Stats stats, Tensor dx, GradientSink sink) {
         Device d = x.device();
         int c = x.cols();
         Tensor dg = sink == null ? null : d.empty(Category.GRADIENTS, c);
         Tensor db = sink == null || bias == null ? null : d.empty(Category.GRADIENTS, c);
         if (bias == null) {
-            d.rmsNormBackward(dy, x, gain.value(), saved.rstd(), dx, dg);
+            d.rmsNormBackward(dy, x, gain.value(), stats.rstd(), dx, dg);
         } else {
-            d.layerNormBackward(dy, x, gain.value(), saved.mean(), saved.rstd(), dx, dg, db);
+            d.layerNormBackward(dy, x, gain.value(), stats.mean(), stats.rstd(), dx, dg, db);
         }
         if (sink == null) return;
         GradientSink.emit(sink, gain, dg);

@@ -12,14 +12,21 @@ import relay.stages.tensor.Tensor;
  */
 public abstract class TransformerBlock implements AutoCloseable {
     private boolean recompute;
+    private boolean trainable = true;
 
     /** The output of a forward pass (the caller owns it) and what its backward needs. */
     public record Forward(Tensor output, Activations saved) {}
 
     public abstract List<Parameter> parameters();
 
-    /** The forward keeping every activation backward needs. */
-    protected abstract Forward compute(Tensor x, int batch, int seq);
+    /** The block's linear layers, where low-rank terms (LoRA, RSO) attach. */
+    public abstract List<Linear> linears();
+
+    /**
+     * The forward keeping what backward needs: everything for the input gradient, and when
+     * {@code trainable} also the inputs of the layers whose weights will get gradients.
+     */
+    protected abstract Forward compute(Tensor x, int batch, int seq, boolean trainable);
 
     /** Backward from the full activations; returns dx, a new tensor the caller owns. */
     protected abstract Tensor backward(Activations a, Tensor dOut, GradientSink sink);
@@ -32,9 +39,21 @@ public abstract class TransformerBlock implements AutoCloseable {
         return recompute;
     }
 
+    /**
+     * A frozen block (LISA) keeps fewer activations and computes no weight gradient: its backward must be
+     * given a null sink. Change it only between steps, never between a forward and its backward.
+     */
+    public void setTrainable(boolean trainable) {
+        this.trainable = trainable;
+    }
+
+    public boolean trainable() {
+        return trainable;
+    }
+
     /** x is [batch·seq, hidden]; the caller keeps x alive until backward. */
     public Forward forward(Tensor x, int batch, int seq) {
-        Forward f = compute(x, batch, seq);
+        Forward f = compute(x, batch, seq, trainable);
         if (!recompute) return f;
         f.saved().close();
         return new Forward(f.output(), new Activations(x, batch, seq));
@@ -45,13 +64,14 @@ public abstract class TransformerBlock implements AutoCloseable {
      * no weight gradient is computed.
      */
     public Tensor backward(Forward f, Tensor dOut, GradientSink sink) {
+        if (sink != null && !trainable) throw new IllegalStateException("a frozen block was given a gradient sink");
         Activations saved = f.saved();
         if (!recompute) {
             try (saved) {
                 return backward(saved, dOut, sink);
             }
         }
-        Forward again = compute(saved.input(), saved.batch(), saved.seq());
+        Forward again = compute(saved.input(), saved.batch(), saved.seq(), trainable);
         again.output().close();
         try (Activations a = again.saved()) {
             return backward(a, dOut, sink);

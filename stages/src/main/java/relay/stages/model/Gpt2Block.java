@@ -49,15 +49,22 @@ public final class Gpt2Block extends TransformerBlock {
         return List.copyOf(parameters);
     }
 
+    @Override
+    public List<Linear> linears() {
+        return List.of(qkv, attnProj, fc, mlpProj);
+    }
+
     private static final class Saved extends Activations {
-        Norm.Out n1;
+        Norm.Stats n1;
         Tensor qkv;
+        Linear.Saved qkvIn;
         Tensor probs;
-        Tensor att;
+        Linear.Saved projIn;
         Tensor h;
-        Norm.Out n2;
+        Norm.Stats n2;
+        Linear.Saved fcIn;
         Tensor fc;
-        Tensor act;
+        Linear.Saved mlpIn;
 
         Saved(Tensor x, int batch, int seq) {
             super(x, batch, seq);
@@ -65,22 +72,32 @@ public final class Gpt2Block extends TransformerBlock {
     }
 
     @Override
-    protected Forward compute(Tensor x, int batch, int seq) {
+    protected Forward compute(Tensor x, int batch, int seq, boolean trainable) {
         Device d = x.device();
         int n = x.rows();
         Saved s = new Saved(x, batch, seq);
-        s.n1 = s.keep(ln1.forward(x));
-        s.qkv = s.keep(qkv.forward(s.n1.y(), Category.ACTIVATIONS));
-        s.att = s.keep(d.empty(Category.ACTIVATIONS, n, dim));
+        Norm.Out n1 = ln1.forward(x);
+        s.n1 = s.keep(n1.stats());
+        s.qkv = s.keep(d.empty(Category.ACTIVATIONS, n, 3 * dim));
+        s.qkvIn = s.keep(qkv.forward(n1.y(), s.qkv, trainable));
+        s.keepIfUsed(n1.y(), s.qkvIn);
+        Tensor att = d.empty(Category.ACTIVATIONS, n, dim);
         s.probs = s.keep(attention.forward(Mat.columns(s.qkv, 0, 0), Mat.columns(s.qkv, 0, dim),
-                Mat.columns(s.qkv, 0, 2 * dim), batch, seq, s.att));
-        s.h = s.keep(attnProj.forward(s.att, Category.ACTIVATIONS));
+                Mat.columns(s.qkv, 0, 2 * dim), batch, seq, att));
+        s.h = s.keep(d.empty(Category.ACTIVATIONS, n, dim));
+        s.projIn = s.keep(attnProj.forward(att, s.h, trainable));
+        s.keepIfUsed(att, s.projIn);
         d.add(x, s.h, s.h);
-        s.n2 = s.keep(ln2.forward(s.h));
-        s.fc = s.keep(fc.forward(s.n2.y(), Category.ACTIVATIONS));
-        s.act = s.keep(d.empty(Category.ACTIVATIONS, n, fc.out()));
-        d.gelu(s.fc, s.act);
-        Tensor out = mlpProj.forward(s.act, Category.ACTIVATIONS);
+        Norm.Out n2 = ln2.forward(s.h);
+        s.n2 = s.keep(n2.stats());
+        s.fc = s.keep(d.empty(Category.ACTIVATIONS, n, fc.out()));
+        s.fcIn = s.keep(fc.forward(n2.y(), s.fc, trainable));
+        s.keepIfUsed(n2.y(), s.fcIn);
+        Tensor act = d.empty(Category.ACTIVATIONS, n, fc.out());
+        d.gelu(s.fc, act);
+        Tensor out = d.empty(Category.ACTIVATIONS, n, dim);
+        s.mlpIn = s.keep(mlpProj.forward(act, out, trainable));
+        s.keepIfUsed(act, s.mlpIn);
         d.add(s.h, out, out);
         return new Forward(out, s);
     }
@@ -94,21 +111,21 @@ public final class Gpt2Block extends TransformerBlock {
         d.copy(dOut, dH);
         try (Tensor dN2 = d.empty(Category.ACTIVATIONS, n, dim)) {
             try (Tensor dAct = d.empty(Category.ACTIVATIONS, n, fc.out())) {
-                mlpProj.backward(s.act, dOut, dAct, false, sink);
+                mlpProj.backward(s.mlpIn, dOut, dAct, false, sink);
                 d.geluBackward(s.fc, dAct, dAct);
-                fc.backward(s.n2.y(), dAct, dN2, false, sink);
+                fc.backward(s.fcIn, dAct, dN2, false, sink);
             }
             ln2.backward(dN2, s.h, s.n2, dH, sink);
         }
         try (Tensor dN1 = d.empty(Category.ACTIVATIONS, n, dim)) {
             try (Tensor dQkv = d.allocate(Category.ACTIVATIONS, n, 3 * dim)) {
                 try (Tensor dAtt = d.empty(Category.ACTIVATIONS, n, dim)) {
-                    attnProj.backward(s.att, dH, dAtt, false, sink);
+                    attnProj.backward(s.projIn, dH, dAtt, false, sink);
                     attention.backward(dAtt, s.probs, Mat.columns(s.qkv, 0, 0), Mat.columns(s.qkv, 0, dim),
                             Mat.columns(s.qkv, 0, 2 * dim), s.batch(), s.seq(), Mat.columns(dQkv, 0, 0),
                             Mat.columns(dQkv, 0, dim), Mat.columns(dQkv, 0, 2 * dim));
                 }
-                qkv.backward(s.n1.y(), dQkv, dN1, false, sink);
+                qkv.backward(s.qkvIn, dQkv, dN1, false, sink);
             }
             ln1.backward(dN1, s.input(), s.n1, dH, sink);
         }

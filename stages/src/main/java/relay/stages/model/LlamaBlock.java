@@ -71,18 +71,28 @@ public final class LlamaBlock extends TransformerBlock {
         return List.copyOf(parameters);
     }
 
+    @Override
+    public List<Linear> linears() {
+        return List.of(q, k, v, o, gate, up, down);
+    }
+
     private static final class Saved extends Activations {
-        Norm.Out n1;
+        Norm.Stats n1;
+        Linear.Saved qIn;
+        Linear.Saved kIn;
+        Linear.Saved vIn;
         Tensor q;
         Tensor k;
         Tensor v;
         Tensor probs;
-        Tensor att;
+        Linear.Saved oIn;
         Tensor h;
-        Norm.Out n2;
+        Norm.Stats n2;
+        Linear.Saved gateIn;
+        Linear.Saved upIn;
         Tensor gate;
         Tensor up;
-        Tensor act;
+        Linear.Saved downIn;
 
         Saved(Tensor x, int batch, int seq) {
             super(x, batch, seq);
@@ -90,26 +100,39 @@ public final class LlamaBlock extends TransformerBlock {
     }
 
     @Override
-    protected Forward compute(Tensor x, int batch, int seq) {
+    protected Forward compute(Tensor x, int batch, int seq, boolean trainable) {
         Device d = x.device();
-        int n = x.rows();
+        int n = x.rows(), qw = heads * headDim, kvw = kvHeads * headDim;
         Saved s = new Saved(x, batch, seq);
-        s.n1 = s.keep(inputNorm.forward(x));
-        s.q = s.keep(q.forward(s.n1.y(), Category.ACTIVATIONS));
-        s.k = s.keep(k.forward(s.n1.y(), Category.ACTIVATIONS));
-        s.v = s.keep(v.forward(s.n1.y(), Category.ACTIVATIONS));
+        Norm.Out n1 = inputNorm.forward(x);
+        s.n1 = s.keep(n1.stats());
+        s.q = s.keep(d.empty(Category.ACTIVATIONS, n, qw));
+        s.k = s.keep(d.empty(Category.ACTIVATIONS, n, kvw));
+        s.v = s.keep(d.empty(Category.ACTIVATIONS, n, kvw));
+        s.qIn = s.keep(q.forward(n1.y(), s.q, trainable));
+        s.kIn = s.keep(k.forward(n1.y(), s.k, trainable));
+        s.vIn = s.keep(v.forward(n1.y(), s.v, trainable));
+        s.keepIfUsed(n1.y(), s.qIn, s.kIn, s.vIn);
         d.rope(s.q, seq, heads, headDim, ropeTheta, false);
         d.rope(s.k, seq, kvHeads, headDim, ropeTheta, false);
-        s.att = s.keep(d.empty(Category.ACTIVATIONS, n, heads * headDim));
-        s.probs = s.keep(attention.forward(Mat.of(s.q), Mat.of(s.k), Mat.of(s.v), batch, seq, s.att));
-        s.h = s.keep(o.forward(s.att, Category.ACTIVATIONS));
+        Tensor att = d.empty(Category.ACTIVATIONS, n, qw);
+        s.probs = s.keep(attention.forward(Mat.of(s.q), Mat.of(s.k), Mat.of(s.v), batch, seq, att));
+        s.h = s.keep(d.empty(Category.ACTIVATIONS, n, dim));
+        s.oIn = s.keep(o.forward(att, s.h, trainable));
+        s.keepIfUsed(att, s.oIn);
         d.add(x, s.h, s.h);
-        s.n2 = s.keep(postNorm.forward(s.h));
-        s.gate = s.keep(gate.forward(s.n2.y(), Category.ACTIVATIONS));
-        s.up = s.keep(up.forward(s.n2.y(), Category.ACTIVATIONS));
-        s.act = s.keep(d.empty(Category.ACTIVATIONS, n, gate.out()));
-        d.swiglu(s.gate, s.up, s.act);
-        Tensor out = down.forward(s.act, Category.ACTIVATIONS);
+        Norm.Out n2 = postNorm.forward(s.h);
+        s.n2 = s.keep(n2.stats());
+        s.gate = s.keep(d.empty(Category.ACTIVATIONS, n, gate.out()));
+        s.up = s.keep(d.empty(Category.ACTIVATIONS, n, up.out()));
+        s.gateIn = s.keep(gate.forward(n2.y(), s.gate, trainable));
+        s.upIn = s.keep(up.forward(n2.y(), s.up, trainable));
+        s.keepIfUsed(n2.y(), s.gateIn, s.upIn);
+        Tensor act = d.empty(Category.ACTIVATIONS, n, gate.out());
+        d.swiglu(s.gate, s.up, act);
+        Tensor out = d.empty(Category.ACTIVATIONS, n, dim);
+        s.downIn = s.keep(down.forward(act, out, trainable));
+        s.keepIfUsed(act, s.downIn);
         d.add(s.h, out, out);
         return new Forward(out, s);
     }
@@ -125,11 +148,11 @@ public final class LlamaBlock extends TransformerBlock {
             try (Tensor dGate = d.empty(Category.ACTIVATIONS, n, inner);
                  Tensor dUp = d.empty(Category.ACTIVATIONS, n, inner)) {
                 try (Tensor dAct = d.empty(Category.ACTIVATIONS, n, inner)) {
-                    down.backward(s.act, dOut, dAct, false, sink);
+                    down.backward(s.downIn, dOut, dAct, false, sink);
                     d.swigluBackward(s.gate, s.up, dAct, dGate, dUp);
                 }
-                gate.backward(s.n2.y(), dGate, dN2, false, sink);
-                up.backward(s.n2.y(), dUp, dN2, true, sink);
+                gate.backward(s.gateIn, dGate, dN2, false, sink);
+                up.backward(s.upIn, dUp, dN2, true, sink);
             }
             postNorm.backward(dN2, s.h, s.n2, dH, sink);
         }
@@ -138,15 +161,15 @@ public final class LlamaBlock extends TransformerBlock {
                  Tensor dk = d.allocate(Category.ACTIVATIONS, n, kvHeads * headDim);
                  Tensor dv = d.allocate(Category.ACTIVATIONS, n, kvHeads * headDim)) {
                 try (Tensor dAtt = d.empty(Category.ACTIVATIONS, n, heads * headDim)) {
-                    o.backward(s.att, dH, dAtt, false, sink);
+                    o.backward(s.oIn, dH, dAtt, false, sink);
                     attention.backward(dAtt, s.probs, Mat.of(s.q), Mat.of(s.k), Mat.of(s.v), s.batch(), s.seq(),
                             Mat.of(dq), Mat.of(dk), Mat.of(dv));
                 }
                 d.rope(dq, s.seq(), heads, headDim, ropeTheta, true);
                 d.rope(dk, s.seq(), kvHeads, headDim, ropeTheta, true);
-                q.backward(s.n1.y(), dq, dN1, false, sink);
-                k.backward(s.n1.y(), dk, dN1, true, sink);
-                v.backward(s.n1.y(), dv, dN1, true, sink);
+                q.backward(s.qIn, dq, dN1, false, sink);
+                k.backward(s.kIn, dk, dN1, true, sink);
+                v.backward(s.vIn, dv, dN1, true, sink);
             }
             inputNorm.backward(dN1, s.input(), s.n1, dH, sink);
         }

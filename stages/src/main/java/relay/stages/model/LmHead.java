@@ -65,13 +65,14 @@ public final class LmHead {
         int chunk = (int) Math.max(1, Math.min(n, CHUNK_FLOATS / vocab));
         double lossSum = 0;
         Tensor dx = d.allocate(Category.ACTIVATIONS, n, c);
-        try (Norm.Out y = norm.forward(x); Tensor dy = d.empty(Category.ACTIVATIONS, n, c)) {
+        Norm.Out y = norm.forward(x);
+        try (Tensor yn = y.y(); Norm.Stats stats = y.stats(); Tensor dy = d.empty(Category.ACTIVATIONS, n, c)) {
             Tensor dw = sink == null ? null : d.allocate(Category.GRADIENTS, vocab, c);
             try (Tensor logits = d.empty(Category.WORKSPACE, chunk, vocab)) {
                 for (int r0 = 0; r0 < n; r0 += chunk) {
                     int rows = Math.min(chunk, n - r0);
                     Tensor z = logits.rowRange(0, rows);
-                    Tensor yc = y.y().rowRange(r0, r0 + rows);
+                    Tensor yc = yn.rowRange(r0, r0 + rows);
                     d.gemm(false, true, rows, vocab, c, 1f, Mat.of(yc), Mat.of(weight.value()), 0f, Mat.of(z));
                     lossSum += d.crossEntropy(z, targets, r0, gradScale / n);
                     d.gemm(false, false, rows, c, vocab, 1f, Mat.of(z), Mat.of(weight.value()), 0f,
@@ -80,7 +81,7 @@ public final class LmHead {
                 }
             }
             if (dw != null) GradientSink.emit(sink, weight, dw);
-            norm.backward(dy, x, y, dx, sink);
+            norm.backward(dy, x, stats, dx, sink);
         }
         return new Result(lossSum / n, dx);
     }
@@ -88,9 +89,10 @@ public final class LmHead {
     /** Logits of the given rows of x, for evaluation and generation (the caller owns them). */
     public Tensor logits(Tensor x) {
         Device d = x.device();
-        try (Norm.Out y = norm.forward(x)) {
+        Norm.Out y = norm.forward(x);
+        try (Tensor yn = y.y(); Norm.Stats stats = y.stats()) {
             Tensor z = d.empty(Category.ACTIVATIONS, x.rows(), weight.value().rows());
-            d.gemm(false, true, x.rows(), z.cols(), x.cols(), 1f, Mat.of(y.y()), Mat.of(weight.value()), 0f, Mat.of(z));
+            d.gemm(false, true, x.rows(), z.cols(), x.cols(), 1f, Mat.of(yn), Mat.of(weight.value()), 0f, Mat.of(z));
             return z;
         }
     }

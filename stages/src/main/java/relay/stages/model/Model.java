@@ -69,11 +69,26 @@ public final class Model implements AutoCloseable {
         return ordered;
     }
 
+    /** Where each stage's weight gradients go: stage 0 is the embedding, 1..layers the blocks, layers+1 the head. */
+    @FunctionalInterface
+    public interface Sinks {
+        /** The sink for this stage, or null when the stage is frozen (no weight gradient is computed). */
+        GradientSink forStage(int stage);
+
+        static Sinks all(GradientSink sink) {
+            return stage -> sink;
+        }
+    }
+
+    public int stages() {
+        return blocks.size() + 2;
+    }
+
     /**
      * One microbatch through the whole model: forward, loss, and backward with weight gradients (of
-     * gradScale·loss) handed to the sink as each is complete. Returns the mean loss.
+     * gradScale·loss) handed to each stage's sink as each is complete. Returns the mean loss.
      */
-    public double forwardBackward(int[] inputs, int[] targets, int batch, int seq, float gradScale, GradientSink sink) {
+    public double forwardBackward(int[] inputs, int[] targets, int batch, int seq, float gradScale, Sinks sinks) {
         Tensor x0 = embedding.forward(inputs, seq);
         List<Tensor> inputsOf = new ArrayList<>();
         List<TransformerBlock.Forward> forwards = new ArrayList<>();
@@ -85,22 +100,27 @@ public final class Model implements AutoCloseable {
                 forwards.add(f);
                 x = f.output();
             }
-            LmHead.Result r = head.lossAndBackward(x, targets, gradScale, sink);
+            LmHead.Result r = head.lossAndBackward(x, targets, gradScale, sinks.forStage(blocks.size() + 1));
             x.close();
             Tensor grad = r.dx();
             for (int i = blocks.size() - 1; i >= 0; i--) {
-                Tensor next = blocks.get(i).backward(forwards.get(i), grad, sink);
+                Tensor next = blocks.get(i).backward(forwards.get(i), grad, sinks.forStage(i + 1));
                 grad.close();
                 Tensor in = inputsOf.get(i);
                 if (i > 0) in.close();
                 grad = next;
             }
-            embedding.backward(inputs, seq, grad, sink);
+            embedding.backward(inputs, seq, grad, sinks.forStage(0));
             grad.close();
             return r.loss();
         } finally {
             if (!x0.isFreed()) x0.close();
         }
+    }
+
+    /** The same with one sink for every stage. */
+    public double forwardBackward(int[] inputs, int[] targets, int batch, int seq, float gradScale, GradientSink sink) {
+        return forwardBackward(inputs, targets, batch, seq, gradScale, Sinks.all(sink));
     }
 
     @Override

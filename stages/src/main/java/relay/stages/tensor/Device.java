@@ -65,6 +65,33 @@ public interface Device extends AutoCloseable {
     /** out = Σ_r x[r, :] (or out += when accumulate). */
     void sumRows(Tensor x, Tensor out, boolean accumulate);
 
+    /** y = alpha·x + beta·y. */
+    void axpby(float alpha, Tensor x, float beta, Tensor y);
+
+    /** Clamps every element into [−limit, limit] in place (gradient clipping by value). */
+    void clamp(Tensor x, float limit);
+
+    // ---- optimizer updates (the rules themselves live in the optimizers module) ----
+
+    /**
+     * One AdamW step on a parameter: m = β1·m + (1−β1)·g, v = β2·v + (1−β2)·g²,
+     * p −= lr·(m/c1) / (√(v/c2) + eps) + lr·decay·p, with c1, c2 the bias corrections.
+     */
+    void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, float lr, float beta1, float beta2, float eps,
+               float decay, float c1, float c2);
+
+    /**
+     * The factored second moment of a [rows, cols] gradient: r = β·r + (1−β)·Σ_j (g² + eps) and
+     * c = β·c + (1−β)·Σ_i (g² + eps).
+     */
+    void factoredSecondMoment(Tensor grad, float eps, float beta, Tensor rowSums, Tensor colSums);
+
+    /** u = g / √(r_i·c_j / Σr): the gradient scaled by the factored second moment. */
+    void factoredScale(Tensor grad, Tensor rowSums, Tensor colSums, Tensor out);
+
+    /** v = β·v + (1−β)·(g² + eps), then out = g / √v (an unfactored second moment, for vectors). */
+    void secondMomentScale(Tensor grad, float eps, float beta, Tensor v, Tensor out);
+
     // ---- normalization ----
 
     /** LayerNorm over the last dimension; saves each row's mean and 1/std for backward. */

@@ -58,10 +58,19 @@ class BlockMemoryTest {
         return 4L * C + 3L * C * C + 3L * C + C * C + C + (long) I * C + I + (long) C * I + C;
     }
 
+    /** What a frozen block keeps: only what the input gradient needs (no inputs of linears). */
+    static long frozenSavedFloats() {
+        return 2L * N + 3L * N * C + (long) B * H * T * T + (long) N * C + 2L * N + (long) N * I;
+    }
+
     private long run(GradientSink sink) {
+        return run(sink, block.recompute() ? 0 : savedFloats());
+    }
+
+    private long run(GradientSink sink, long expectedSaved) {
         Tensor x = device.allocate(Category.ACTIVATIONS, N, C);
         TransformerBlock.Forward f = block.forward(x, B, T);
-        assertEquals(4 * (2L * N * C + (block.recompute() ? 0 : savedFloats())), device.memory().current(Category.ACTIVATIONS),
+        assertEquals(4 * (2L * N * C + expectedSaved), device.memory().current(Category.ACTIVATIONS),
                 "after forward: input, output and saved activations");
         f.output().close();
         Tensor dOut = device.allocate(Category.ACTIVATIONS, N, C);
@@ -88,9 +97,25 @@ class BlockMemoryTest {
     }
 
     @Test
-    void frozenBlockHoldsNoGradient() {
-        run(null);
+    void frozenBlockHoldsNoGradientAndFewerActivations() {
+        block.setTrainable(false);
+        run(null, frozenSavedFloats());
         assertEquals(0, device.memory().peak(Category.GRADIENTS));
+    }
+
+    /** In an RSO subspace of rank r each linear keeps x·Pᵀ (N×r) instead of its input. */
+    @Test
+    void subspaceBlockKeepsProjectedInputsOnly() {
+        int r = 4;
+        List<relay.stages.layers.LowRank> terms = new java.util.ArrayList<>();
+        for (relay.stages.layers.Linear l : block.linears()) terms.add(relay.stages.model.Adapters.subspace(l, r, 9));
+        try {
+            run((p, g) -> { }, frozenSavedFloats() + 4L * N * r);
+            // Only the B matrices (largest: c_fc's, I×r) and the norms get gradients; base weights are frozen.
+            assertEquals(4L * I * r, device.memory().peak(Category.GRADIENTS));
+        } finally {
+            for (var t : terms) t.close();
+        }
     }
 
     @Test

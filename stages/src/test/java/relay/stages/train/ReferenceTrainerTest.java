@@ -39,7 +39,7 @@ class ReferenceTrainerTest {
     private static void memorizes(ModelConfig cfg) {
         Batch batch = new SyntheticData(cfg.vocabSize(), 2, 16, 0.0, 3).next();
         try (Model model = Model.initialize(cfg, device, 11)) {
-            ReferenceTrainer trainer = new ReferenceTrainer(model, 0.5f);
+            ReferenceTrainer trainer = ReferenceTrainer.sgd(model, 0.5f);
             double first = trainer.step(List.of(batch)), last = first;
             assertEquals(Math.log(cfg.vocabSize()), first, 0.1, "an untrained model is near uniform");
             for (int i = 0; i < 150; i++) last = trainer.step(List.of(batch));
@@ -69,8 +69,8 @@ class ReferenceTrainerTest {
                 java.util.Arrays.copyOfRange(both.targets(), half, 2 * half), 1, 12);
         try (Model a = Model.initialize(cfg, device, 4); Model b = Model.initialize(cfg, device, 4)) {
             for (int step = 0; step < 3; step++) {
-                double la = new ReferenceTrainer(a, 0.3f).step(List.of(both));
-                double lb = new ReferenceTrainer(b, 0.3f).step(List.of(first, second));
+                double la = ReferenceTrainer.sgd(a, 0.3f).step(List.of(both));
+                double lb = ReferenceTrainer.sgd(b, 0.3f).step(List.of(first, second));
                 assertEquals(la, lb, 1e-5 * la);
             }
             List<Parameter> pa = a.parameters(), pb = b.parameters();

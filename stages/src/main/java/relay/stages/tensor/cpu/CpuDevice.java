@@ -174,6 +174,62 @@ public final class CpuDevice implements Device {
     }
 
     @Override
+    public void axpby(float alpha, Tensor x, float beta, Tensor y) {
+        sameSize(x, y);
+        FloatBuffer xb = buf(x), yb = buf(y);
+        parallel.forRows((int) x.size(), 1, (from, to) -> PointwiseKernels.axpby(alpha, xb, off(x), beta, yb, off(y), yb, off(y), from, to));
+    }
+
+    @Override
+    public void clamp(Tensor x, float limit) {
+        FloatBuffer b = buf(x);
+        parallel.forRows((int) x.size(), 1, (from, to) -> OptimizerKernels.clamp(b, off(x), limit, from, to));
+    }
+
+    @Override
+    public void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, float lr, float beta1, float beta2, float eps,
+                      float decay, float c1, float c2) {
+        sameSize(param, grad);
+        sameSize(param, m);
+        sameSize(param, v);
+        FloatBuffer pb = buf(param), gb = buf(grad), mb = buf(m), vb = buf(v);
+        parallel.forRows((int) param.size(), 4, (from, to) -> OptimizerKernels.adamw(pb, off(param), gb, off(grad),
+                mb, off(m), vb, off(v), lr, beta1, beta2, eps, decay, c1, c2, from, to));
+    }
+
+    @Override
+    public void factoredSecondMoment(Tensor grad, float eps, float beta, Tensor rowSums, Tensor colSums) {
+        int rows = grad.rows(), cols = grad.cols();
+        if (rowSums.size() != rows || colSums.size() != cols) {
+            throw new IllegalArgumentException("factors " + rowSums.describe() + ", " + colSums.describe() + " for " + grad.describe());
+        }
+        OptimizerKernels.factoredSecondMoment(buf(grad), off(grad), rows, cols, eps, beta, buf(rowSums), off(rowSums),
+                buf(colSums), off(colSums));
+    }
+
+    @Override
+    public void factoredScale(Tensor grad, Tensor rowSums, Tensor colSums, Tensor out) {
+        sameSize(grad, out);
+        int cols = grad.cols();
+        float[] r = rowSums.toArray(), c = colSums.toArray();
+        double sum = 0;
+        for (float x : r) sum += x;
+        float total = (float) sum;
+        FloatBuffer gb = buf(grad), ob = buf(out);
+        parallel.forRows(grad.rows(), cols, (from, to) -> OptimizerKernels.factoredScale(gb, off(grad), ob, off(out), r, c,
+                total, cols, from, to));
+    }
+
+    @Override
+    public void secondMomentScale(Tensor grad, float eps, float beta, Tensor v, Tensor out) {
+        sameSize(grad, v);
+        sameSize(grad, out);
+        FloatBuffer gb = buf(grad), vb = buf(v), ob = buf(out);
+        parallel.forRows((int) grad.size(), 4, (from, to) -> OptimizerKernels.secondMomentScale(gb, off(grad), vb, off(v),
+                ob, off(out), eps, beta, from, to));
+    }
+
+    @Override
     public double sumOfSquares(Tensor x) {
         FloatBuffer b = buf(x);
         int o = off(x);
