@@ -1,0 +1,140 @@
+package relay.optimizers;
+
+import java.util.function.Predicate;
+import java.util.ArrayList;
+import java.util.List;
+import relay.stages.layers.GradientSink;
+import relay.stages.layers.Linear;
+import relay.stages.layers.Parameter;
+import relay.stages.layers.TransformerBlock;
+import relay.stages.memory.Category;
+import relay.stages.model.Model;
+import relay.stages.tensor.Tensor;
+import relay.stages.train.Batch;
+import relay.stages.train.TrainingMethod;
+
+/**
+ * LOMO's fused update: each weight gradient is applied by the rule the moment backward completes it and is
+ * freed right after, so no gradient outlives its parameter's update. Clipping by value costs nothing extra;
+ * clipping by global norm runs a first backward that only sums squared gradient norms, then the updating
+ * one (LOMO's two passes; the norm is that of the microbatch being applied). With LISA, frozen blocks get
+ * no sink — no weight gradient at all — and their optimizer state is released when they freeze.
+ */
+public final class InBackwardStep implements TrainingMethod {
+    private final UpdateRule rule;
+    private final Schedule schedule;
+    private final Clipping clipping;
+    private final LisaPolicy lisa;
+    private final Predicate<Parameter> trained;
+    private final Model model;
+    private float lr;
+    private int step;
+
+    /**
+     * @param lisa    null to train every block
+     * @param trained which parameters the rule updates (the others' gradients are dropped: frozen norms
+     *                under LoRA, for example)
+     */
+    public InBackwardStep(Model model, UpdateRule rule, Schedule schedule, Clipping clipping, LisaPolicy lisa,
+                          Predicate<Parameter> trained) {
+        this.model = model;
+        this.rule = rule;
+        this.schedule = schedule;
+        this.clipping = clipping;
+        this.lisa = lisa;
+        this.trained = trained;
+    }
+
+    @Override
+    public void beginStep(int step) {
+        this.step = step;
+        lr = schedule.at(step);
+        if (lisa != null && lisa.redrawsAt(step)) {
+            int[] active = lisa.activeBlocks(step);
+            for (int i = 0; i < model.blocks().size(); i++) {
+                TransformerBlock b = model.blocks().get(i);
+                boolean on = java.util.Arrays.binarySearch(active, i) >= 0;
+                if (!on && b.trainable()) b.parameters().forEach(rule::release);
+                b.setTrainable(on);
+            }
+        }
+    }
+
+    /**
+     * Stage 0 is the embedding, 1..L the blocks, L+1 the head; frozen blocks get no sink. A tied matrix's
+     * gradient comes in two parts (head first, embedding last): the first is held until the second arrives,
+     * so the rule sees the whole gradient once, as in a classic step.
+     */
+    private Model.Sinks sinks(GradientSink sink) {
+        Parameter tied = model.head().weight() == model.embedding().tokenTable() ? model.head().weight() : null;
+        Tensor[] held = {null};
+        GradientSink combined = (p, g) -> {
+            if (p != tied) {
+                sink.accept(p, g);
+            } else if (held[0] == null) {
+                held[0] = g.device().empty(Category.GRADIENTS, g.shape());
+                g.device().copy(g, held[0]);
+            } else {
+                try (Tensor first = held[0]) {
+                    held[0] = null;
+                    g.device().axpy(1f, first, g);
+                    sink.accept(p, g);
+                }
+            }
+        };
+        return stage -> trainsAnything(stage) ? combined : null;
+    }
+
+    /** Whether a stage has any parameter to update now; if not, its backward computes no weight gradient. */
+    private boolean trainsAnything(int stage) {
+        int layers = model.blocks().size();
+        List<Parameter> ps = new ArrayList<>();
+        if (stage == 0) {
+            ps.addAll(model.embedding().parameters());
+        } else if (stage == layers + 1) {
+            ps.addAll(model.head().parameters(true));
+        } else {
+            TransformerBlock b = model.blocks().get(stage - 1);
+            if (!b.trainable()) return false;
+            ps.addAll(b.parameters());
+            for (Linear l : b.linears()) {
+                if (l.lowRank() != null) {
+                    ps.add(l.lowRank().a());
+                    ps.add(l.lowRank().b());
+                }
+            }
+        }
+        return ps.stream().anyMatch(trained);
+    }
+
+    @Override
+    public double microbatch(Model m, Batch b, float gradScale) {
+        float factor = 1f;
+        if (clipping.byNorm()) {
+            double[] sq = {0};
+            m.forwardBackward(b.inputs(), b.targets(), b.batch(), b.seq(), gradScale, sinks((p, g) -> {
+                if (trained.test(p)) sq[0] += g.device().sumOfSquares(g);
+            }));
+            factor = clipping.factor(Math.sqrt(sq[0]));
+        }
+        float f = factor;
+        return m.forwardBackward(b.inputs(), b.targets(), b.batch(), b.seq(), gradScale, sinks((p, g) -> {
+            if (!trained.test(p)) return;
+            if (f != 1f) g.device().scale(g, f);
+            if (clipping.byValue()) g.device().clamp(g, clipping.value());
+            rule.apply(p, g, lr);
+        }));
+    }
+
+    @Override
+    public void endStep() {}
+
+    public int step() {
+        return step;
+    }
+
+    @Override
+    public void close() {
+        rule.close();
+    }
+}

@@ -1,0 +1,23 @@
+package relay.optimizers;
+
+import relay.stages.layers.Parameter;
+import relay.stages.tensor.Tensor;
+
+/**
+ * An update rule applied in place to one parameter at a time, given that parameter's gradient. A rule
+ * keeps its per-parameter state on the parameter's device as optimizer state; it knows nothing of the
+ * model or of where the gradient came from, so the same rule serves a classic step (all gradients, then
+ * all updates) and an update inside backward (each gradient applied the moment it exists).
+ */
+public interface UpdateRule extends AutoCloseable {
+
+    /** Applies one update with learning rate lr; the gradient is read, never kept. */
+    void apply(Parameter p, Tensor grad, float lr);
+
+    /** Frees p's state (a LISA block being frozen); its next update starts from fresh state. */
+    void release(Parameter p);
+
+    /** Frees every parameter's state. */
+    @Override
+    void close();
+}

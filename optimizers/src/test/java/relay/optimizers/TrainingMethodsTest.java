@@ -1,0 +1,168 @@
+package relay.optimizers;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.util.Arrays;
+import java.util.List;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
+import relay.stages.layers.Linear;
+import relay.stages.layers.Parameter;
+import relay.stages.layers.TransformerBlock;
+import relay.stages.memory.Category;
+import relay.stages.model.Family;
+import relay.stages.model.Model;
+import relay.stages.model.ModelConfig;
+import relay.stages.tensor.cpu.CpuDevice;
+import relay.stages.train.Batch;
+import relay.stages.train.ReferenceTrainer;
+import relay.stages.train.SyntheticData;
+import relay.stages.train.TrainingMethod;
+
+class TrainingMethodsTest {
+    static CpuDevice device;
+
+    @BeforeAll
+    static void open() {
+        device = new CpuDevice("cpu-methods", 2);
+    }
+
+    @AfterAll
+    static void close() {
+        device.close();
+    }
+
+    static final ModelConfig LLAMA = new ModelConfig(Family.LLAMA, 48, 32, 3, 4, 2, 8, 64, 32, 1e-5f, 10000.0, false);
+    static final ModelConfig GPT2 = new ModelConfig(Family.GPT2, 48, 32, 3, 4, 4, 8, 96, 32, 1e-5f, 0, true);
+
+    static List<Batch> batches(ModelConfig cfg, int n, long seed) {
+        SyntheticData data = new SyntheticData(cfg.vocabSize(), 2, 12, 0.2, seed);
+        return java.util.stream.IntStream.range(0, n).mapToObj(i -> data.next()).toList();
+    }
+
+    /** Trains a fresh model with the method for the given steps (one microbatch each); returns the weights. */
+    static float[][] train(ModelConfig cfg, String optimizer, OptimizerSettings s, int steps) {
+        try (Model model = Model.initialize(cfg, device, 3); TrainingMethod m = Optimizers.create(optimizer, model, s)) {
+            ReferenceTrainer t = new ReferenceTrainer(model, m);
+            for (Batch b : batches(cfg, steps, 5)) t.step(List.of(b));
+            return model.parameters().stream().map(p -> p.value().toArray()).toArray(float[][]::new);
+        }
+    }
+
+    static void assertSameWeights(float[][] a, float[][] b, float tol) {
+        assertEquals(a.length, b.length);
+        for (int i = 0; i < a.length; i++) assertArrayEquals(a[i], b[i], tol, "parameter " + i);
+    }
+
+    @Test
+    void lomoWithGlobalNormClippingEqualsClassicSgdWithTheSameClipping() {
+        OptimizerSettings s = OptimizerSettings.defaults(0.5f).withClipping(new Clipping(0f, 0.3f));
+        assertSameWeights(train(LLAMA, "sgd", s, 3), train(LLAMA, "lomo", s, 3), 2e-6f);
+        assertSameWeights(train(GPT2, "sgd", s, 3), train(GPT2, "lomo", s, 3), 2e-6f);
+    }
+
+    @Test
+    void clippingChangesTheResult() {
+        OptimizerSettings s = OptimizerSettings.defaults(0.5f);
+        float[][] plain = train(LLAMA, "lomo", s, 2), clipped = train(LLAMA, "lomo", s.withClipping(new Clipping(0f, 0.1f)), 2);
+        assertTrue(!Arrays.equals(plain[1], clipped[1]), "a 0.1 norm clip must bind on these gradients");
+    }
+
+    /** Fused AdamW equals classic AdamW, also with GPT-2's tied matrix (whose two parts are summed first). */
+    @Test
+    void fusedAdamwEqualsClassicAdamw() {
+        OptimizerSettings s = OptimizerSettings.defaults(0.01f);
+        assertSameWeights(train(LLAMA, "adamw", s, 3), train(LLAMA, "adamw-fused", s, 3), 2e-6f);
+        assertSameWeights(train(GPT2, "adamw", s, 3), train(GPT2, "adamw-fused", s, 3), 2e-6f);
+    }
+
+    /** Under LISA the optimizer state is exactly Adam's two moments for the embedding, head and γ blocks. */
+    @Test
+    void lisaHoldsStateForEmbeddingHeadAndSampledBlocksOnly() {
+        OptimizerSettings s = OptimizerSettings.defaults(0.01f).withLisa(1, 2);
+        try (Model model = Model.initialize(LLAMA, device, 3); TrainingMethod m = Optimizers.create("lisa", model, s)) {
+            ReferenceTrainer t = new ReferenceTrainer(model, m);
+            LisaPolicy policy = new LisaPolicy(LLAMA.layers(), 1, 2, s.seed());
+            long before = device.memory().current(Category.OPTIMIZER_STATE);
+            for (Batch b : batches(LLAMA, 5, 9)) {
+                int step = t.stepsDone();
+                t.step(List.of(b));
+                long expected = size(model.embedding().parameters()) + size(model.head().parameters(true));
+                for (int blk : policy.activeBlocks(step)) expected += size(model.blocks().get(blk).parameters());
+                assertEquals(2 * 4 * expected, device.memory().current(Category.OPTIMIZER_STATE) - before, "step " + step);
+                for (int i = 0; i < LLAMA.layers(); i++) {
+                    assertEquals(policy.isActive(i, step), model.blocks().get(i).trainable(), "block " + i + " at step " + step);
+                }
+            }
+        }
+    }
+
+    static long size(List<Parameter> ps) {
+        return ps.stream().mapToLong(Parameter::size).sum();
+    }
+
+    /** RSO's merge and redraw moves B into W and draws a new P: the loss is the same just before and after. */
+    @Test
+    void rsoRedrawLeavesTheModelFunctionUnchanged() {
+        OptimizerSettings s = OptimizerSettings.defaults(0.01f);
+        Batch probe = batches(LLAMA, 1, 77).get(0);
+        try (Model model = Model.initialize(LLAMA, device, 3); TrainingMethod m = Optimizers.create("rso", model, s)) {
+            ReferenceTrainer t = new ReferenceTrainer(model, m);
+            for (Batch b : batches(LLAMA, 3, 9)) t.step(List.of(b));
+            double before = loss(model, probe);
+            Linear l = model.blocks().get(0).linears().get(0);
+            float[] p0 = l.lowRank().a().value().toArray(), w0 = l.weight().value().toArray();
+            m.beginStep(s.rsoPeriod());
+            double after = loss(model, probe);
+            assertEquals(before, after, 1e-5 * before);
+            assertTrue(!Arrays.equals(p0, l.lowRank().a().value().toArray()), "a new projection");
+            assertTrue(!Arrays.equals(w0, l.weight().value().toArray()), "B went into W");
+            for (float v : l.lowRank().b().value().toArray()) assertEquals(0f, v);
+        }
+    }
+
+    /** The loss of a batch with no weight gradient computed anywhere. */
+    static double loss(Model model, Batch b) {
+        return model.forwardBackward(b.inputs(), b.targets(), b.batch(), b.seq(), 1f, stage -> null);
+    }
+
+    static List<String> names() {
+        return Optimizers.NAMES;
+    }
+
+    /** Every method lowers the loss of a tiny model trained from scratch, and frees what it allocated. */
+    @ParameterizedTest
+    @MethodSource("names")
+    void everyMethodLowersTheLoss(String name) {
+        float lr = switch (name) {
+            case "sgd", "lomo" -> 0.5f;
+            case "adalomo" -> 0.05f;
+            case "lora" -> 0.05f;
+            default -> 0.01f;
+        };
+        OptimizerSettings s = OptimizerSettings.defaults(lr).withLisa(2, 3).withRank(4);
+        List<Batch> data = batches(LLAMA, 40, 21);
+        long paramsBefore;
+        try (Model model = Model.initialize(LLAMA, device, 3)) {
+            paramsBefore = device.memory().current(Category.PARAMETERS);
+            double first, last = 0;
+            try (TrainingMethod m = Optimizers.create(name, model, s)) {
+                ReferenceTrainer t = new ReferenceTrainer(model, m);
+                first = t.step(List.of(data.get(0)));
+                for (int i = 1; i < data.size(); i++) last = t.step(List.of(data.get(i)));
+            }
+            // LoRA trains only adapters between a frozen random embedding and head: it moves, but slowly.
+            double required = name.equals("lora") ? 0.01 : 0.3;
+            assertTrue(last < first - required, name + ": " + first + " -> " + last);
+            assertEquals(paramsBefore, device.memory().current(Category.PARAMETERS), name + ": adapters removed on close");
+            assertEquals(0, device.memory().current(Category.OPTIMIZER_STATE), name + ": state freed");
+            assertEquals(0, device.memory().current(Category.GRADIENTS), name + ": gradients freed");
+            for (TransformerBlock b : model.blocks()) assertTrue(b.linears().stream().allMatch(l -> l.lowRank() == null));
+        }
+    }
+}
