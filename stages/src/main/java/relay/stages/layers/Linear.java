@@ -106,26 +106,26 @@ public final class Linear {
             d.gemm(false, false, n, r, out(), 1f, Mat.of(dy), Mat.of(lowRank.b().value()), 0f, Mat.of(dxa));
             d.gemm(false, false, n, in(), r, s, Mat.of(dxa), Mat.of(lowRank.a().value()), 1f, Mat.of(dx));
             if (sink == null) return;
-            Tensor db = d.empty(Category.GRADIENTS, out(), r);
-            d.gemm(true, false, out(), r, n, s, Mat.of(dy), Mat.of(saved.projected()), 0f, Mat.of(db));
-            GradientSink.emit(sink, lowRank.b(), db);
+            GradientSink.Slot db = GradientSink.slot(sink, lowRank.b());
+            d.gemm(true, false, out(), r, n, s, Mat.of(dy), Mat.of(saved.projected()), 1f, Mat.of(db.tensor()));
+            db.done();
             if (lowRank.aTrainable()) {
-                Tensor da = d.empty(Category.GRADIENTS, r, in());
-                d.gemm(true, false, r, in(), n, s, Mat.of(dxa), Mat.of(saved.input()), 0f, Mat.of(da));
-                GradientSink.emit(sink, lowRank.a(), da);
+                GradientSink.Slot da = GradientSink.slot(sink, lowRank.a());
+                d.gemm(true, false, r, in(), n, s, Mat.of(dxa), Mat.of(saved.input()), 1f, Mat.of(da.tensor()));
+                da.done();
             }
         }
     }
 
     private void emitBase(Tensor x, Tensor dy, GradientSink sink) {
         Device d = dy.device();
-        Tensor dw = d.empty(Category.GRADIENTS, out(), in());
-        d.gemm(true, false, out(), in(), dy.rows(), 1f, Mat.of(dy), Mat.of(x), 0f, Mat.of(dw));
-        GradientSink.emit(sink, weight, dw);
+        GradientSink.Slot dw = GradientSink.slot(sink, weight);
+        d.gemm(true, false, out(), in(), dy.rows(), 1f, Mat.of(dy), Mat.of(x), 1f, Mat.of(dw.tensor()));
+        dw.done();
         if (bias != null) {
-            Tensor db = d.empty(Category.GRADIENTS, out());
-            d.sumRows(dy, db, false);
-            GradientSink.emit(sink, bias, db);
+            GradientSink.Slot db = GradientSink.slot(sink, bias);
+            d.sumRows(dy, db.tensor(), true);
+            db.done();
         }
     }
 

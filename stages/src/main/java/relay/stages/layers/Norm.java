@@ -48,16 +48,15 @@ public final class Norm {
     /** dx += ∂L/∂x; then, unless the sink is null, the gain (and bias) gradients. */
     public void backward(Tensor dy, Tensor x, Stats stats, Tensor dx, GradientSink sink) {
         Device d = x.device();
-        int c = x.cols();
-        Tensor dg = sink == null ? null : d.empty(Category.GRADIENTS, c);
-        Tensor db = sink == null || bias == null ? null : d.empty(Category.GRADIENTS, c);
+        GradientSink.Slot dg = sink == null ? null : GradientSink.slot(sink, gain);
+        GradientSink.Slot db = sink == null || bias == null ? null : GradientSink.slot(sink, bias);
+        Tensor dgt = dg == null ? null : dg.tensor(), dbt = db == null ? null : db.tensor();
         if (bias == null) {
-            d.rmsNormBackward(dy, x, gain.value(), stats.rstd(), dx, dg);
+            d.rmsNormBackward(dy, x, gain.value(), stats.rstd(), dx, dgt);
         } else {
-            d.layerNormBackward(dy, x, gain.value(), stats.mean(), stats.rstd(), dx, dg, db);
+            d.layerNormBackward(dy, x, gain.value(), stats.mean(), stats.rstd(), dx, dgt, dbt);
         }
-        if (sink == null) return;
-        GradientSink.emit(sink, gain, dg);
-        if (db != null) GradientSink.emit(sink, bias, db);
+        if (dg != null) dg.done();
+        if (db != null) db.done();
     }
 }

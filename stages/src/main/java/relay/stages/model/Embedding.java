@@ -57,13 +57,13 @@ public final class Embedding {
     public void backward(int[] ids, int seq, Tensor dx, GradientSink sink) {
         if (sink == null) return;
         Device d = dx.device();
-        Tensor dTokens = d.allocate(Category.GRADIENTS, tokens.value().shape());
-        d.embeddingBackward(ids, dx, dTokens);
-        GradientSink.emit(sink, tokens, dTokens);
+        GradientSink.Slot dTokens = GradientSink.slot(sink, tokens);
+        d.embeddingBackward(ids, dx, dTokens.tensor());
+        dTokens.done();
         if (positions != null) {
-            Tensor dPositions = d.allocate(Category.GRADIENTS, positions.value().shape());
-            d.positionsBackward(dx, dPositions, seq);
-            GradientSink.emit(sink, positions, dPositions);
+            GradientSink.Slot dPositions = GradientSink.slot(sink, positions);
+            d.positionsBackward(dx, dPositions.tensor(), seq);
+            dPositions.done();
         }
     }
 }

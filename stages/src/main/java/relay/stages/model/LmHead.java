@@ -67,7 +67,7 @@ public final class LmHead {
         Tensor dx = d.allocate(Category.ACTIVATIONS, n, c);
         Norm.Out y = norm.forward(x);
         try (Tensor yn = y.y(); Norm.Stats stats = y.stats(); Tensor dy = d.empty(Category.ACTIVATIONS, n, c)) {
-            Tensor dw = sink == null ? null : d.allocate(Category.GRADIENTS, vocab, c);
+            GradientSink.Slot dw = sink == null ? null : GradientSink.slot(sink, weight);
             try (Tensor logits = d.empty(Category.WORKSPACE, chunk, vocab)) {
                 for (int r0 = 0; r0 < n; r0 += chunk) {
                     int rows = Math.min(chunk, n - r0);
@@ -77,10 +77,10 @@ public final class LmHead {
                     lossSum += d.crossEntropy(z, targets, r0, gradScale / n);
                     d.gemm(false, false, rows, c, vocab, 1f, Mat.of(z), Mat.of(weight.value()), 0f,
                             Mat.of(dy.rowRange(r0, r0 + rows)));
-                    if (dw != null) d.gemm(true, false, vocab, c, rows, 1f, Mat.of(z), Mat.of(yc), 1f, Mat.of(dw));
+                    if (dw != null) d.gemm(true, false, vocab, c, rows, 1f, Mat.of(z), Mat.of(yc), 1f, Mat.of(dw.tensor()));
                 }
             }
-            if (dw != null) GradientSink.emit(sink, weight, dw);
+            if (dw != null) dw.done();
             norm.backward(dy, x, stats, dx, sink);
         }
         return new Result(lossSum / n, dx);

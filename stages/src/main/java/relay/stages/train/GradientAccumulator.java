@@ -7,29 +7,29 @@ import java.util.Map;
 import relay.stages.layers.GradientSink;
 import relay.stages.layers.Parameter;
 import relay.stages.memory.Category;
-import relay.stages.tensor.Device;
 import relay.stages.tensor.Tensor;
 
 /**
  * Sums each parameter's gradient over a step's microbatches (and over both uses of a tied matrix),
- * holding one full gradient per parameter: the memory of a classic trainer.
+ * holding one full gradient per parameter — the memory of a classic trainer, and no more: layers add
+ * straight into the sums.
  */
 public final class GradientAccumulator implements GradientSink, AutoCloseable {
     private final Map<Parameter, Tensor> sums = new IdentityHashMap<>();
     private final List<Parameter> order = new ArrayList<>();
 
+    /** The running sum for p, created zeroed on first use; layers add into it. */
+    @Override
+    public Tensor sumFor(Parameter p) {
+        return sums.computeIfAbsent(p, k -> {
+            order.add(k);
+            return k.value().device().allocate(Category.GRADIENTS, k.value().shape());
+        });
+    }
+
     @Override
     public void accept(Parameter p, Tensor gradient) {
-        Tensor sum = sums.get(p);
-        Device d = gradient.device();
-        if (sum == null) {
-            sum = d.empty(Category.GRADIENTS, gradient.shape());
-            d.copy(gradient, sum);
-            sums.put(p, sum);
-            order.add(p);
-        } else {
-            d.axpy(1f, gradient, sum);
-        }
+        gradient.device().axpy(1f, gradient, sumFor(p));
     }
 
     /** Parameters in the order their first gradient arrived. */

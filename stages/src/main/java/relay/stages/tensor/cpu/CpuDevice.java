@@ -276,7 +276,7 @@ public final class CpuDevice implements Device {
                 off(x), gb, off(gain), mb, off(mean), rb, off(rstd), dxb, off(dx), c, from, to));
         if (dGain != null) {
             NormKernels.normBackwardWeights(dyb, off(dy), xb, off(x), mb, off(mean), rb, off(rstd),
-                    buf(dGain), off(dGain), buf(dBias), off(dBias), c, x.rows());
+                    buf(dGain), off(dGain), dBias == null ? null : buf(dBias), dBias == null ? 0 : off(dBias), c, x.rows());
         }
     }
 

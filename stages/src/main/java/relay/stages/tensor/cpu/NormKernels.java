@@ -63,7 +63,7 @@ final class NormKernels {
         }
     }
 
-    /** dGain = Σ_r dy·x̂ and, unless null, dBias = Σ_r dy, over all rows (null mean: RMSNorm). */
+    /** dGain += Σ_r dy·x̂ and, unless null, dBias += Σ_r dy, over all rows (null mean: RMSNorm). */
     static void normBackwardWeights(FloatBuffer dy, int dyo, FloatBuffer x, int xo,
                                     FloatBuffer mean, int mo, FloatBuffer rstd, int ro,
                                     FloatBuffer dg, int dgo, FloatBuffer db, int dbo, int c, int rows) {
@@ -77,8 +77,14 @@ final class NormKernels {
                 sb[j] += d[j];
             }
         }
-        dg.put(dgo, sg, 0, c);
-        if (db != null) db.put(dbo, sb, 0, c);
+        addInto(dg, dgo, sg, c);
+        if (db != null) addInto(db, dbo, sb, c);
+    }
+
+    private static void addInto(FloatBuffer out, int offset, float[] values, int c) {
+        float[] old = row(out, offset, c);
+        for (int j = 0; j < c; j++) old[j] += values[j];
+        out.put(offset, old, 0, c);
     }
 
     static void rmsNorm(FloatBuffer x, int xo, FloatBuffer g, int go, float eps,
