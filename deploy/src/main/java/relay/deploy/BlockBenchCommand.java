@@ -22,15 +22,8 @@ final class BlockBenchCommand implements Callable<Integer> {
     @Mixin
     DeviceOptions deviceOptions;
 
-    @Option(names = "--model", description = "a preset (${COMPLETION-CANDIDATES}) or a config.json / model directory; default ${DEFAULT-VALUE}",
-            completionCandidates = Presets.class)
-    String model = "gpt2-124m";
-
-    @Option(names = "--batch", description = "sequences per step (default ${DEFAULT-VALUE})")
-    int batch = 4;
-
-    @Option(names = "--seq", description = "tokens per sequence (default ${DEFAULT-VALUE})")
-    int seq = 256;
+    @Mixin
+    ModelOptions modelOptions;
 
     @Option(names = "--iterations", description = "timed steps; the median is reported (default ${DEFAULT-VALUE})")
     int iterations = 10;
@@ -38,19 +31,12 @@ final class BlockBenchCommand implements Callable<Integer> {
     @Option(names = "--json", description = "also write the results as JSON to this file")
     Path json;
 
-    static final class Presets extends ArrayList<String> {
-        Presets() {
-            super(ModelConfig.PRESETS);
-        }
-    }
-
     @Override
     public Integer call() {
-        if (batch < 1 || seq < 1 || iterations < 1) throw new IllegalArgumentException("--batch, --seq and --iterations must be ≥ 1");
-        ModelConfig cfg = ModelConfig.named(model);
-        if (seq > cfg.maxPositions()) {
-            throw new IllegalArgumentException("--seq " + seq + " exceeds the model's " + cfg.maxPositions() + " positions");
-        }
+        if (iterations < 1) throw new IllegalArgumentException("--iterations must be ≥ 1");
+        ModelConfig cfg = modelOptions.config();
+        String model = modelOptions.model;
+        int batch = modelOptions.batch, seq = modelOptions.seq;
         try (CpuDevice device = deviceOptions.open()) {
             System.out.printf("block of %s, batch %d × seq %d, %d threads: measuring sgemm on the block's shapes...%n",
                     model, batch, seq, device.threads());

@@ -53,6 +53,40 @@ class RelayCommandTest {
     }
 
     @Test
+    void memoryBenchWritesPeaksPerCategory() throws Exception {
+        Path json = dir.resolve("mem.json");
+        assertEquals(0, run(new StringWriter(), "bench", "memory", "--model", "llama-tiny", "--batch", "1", "--seq", "16",
+                "--optimizer", "lomo", "--steps", "2", "--threads", "1", "--json", json.toString()));
+        JsonObject o = JsonParser.parseString(Files.readString(json)).getAsJsonObject();
+        JsonObject peaks = o.getAsJsonObject("peak_bytes");
+        for (String k : new String[] {"parameters", "gradients", "optimizer_state", "activations", "communication", "workspace", "total"}) {
+            assertTrue(peaks.has(k), k);
+        }
+        assertEquals(relay.stages.model.ModelConfig.named("llama-tiny").parameters() * 4, peaks.get("parameters").getAsLong());
+        assertEquals(0, peaks.get("optimizer_state").getAsLong(), "LOMO keeps no state");
+        assertEquals(o.get("largest_parameter_bytes").getAsLong(), peaks.get("gradients").getAsLong(),
+                "LOMO holds one gradient at a time");
+        assertTrue(o.get("tokens_per_s").getAsDouble() > 0);
+    }
+
+    @Test
+    void convergeBenchWritesOneCurvePerOptimizer() throws Exception {
+        Path json = dir.resolve("conv.json");
+        assertEquals(0, run(new StringWriter(), "bench", "converge", "--steps", "3", "--batch", "1", "--seq", "16",
+                "--optimizers", "adamw,lomo", "--threads", "1", "--json", json.toString()));
+        JsonObject o = JsonParser.parseString(Files.readString(json)).getAsJsonObject().getAsJsonObject("optimizers");
+        assertEquals(2, o.size());
+        assertEquals(3, o.getAsJsonObject("lomo").getAsJsonArray("losses").size());
+    }
+
+    @Test
+    void unknownOptimizerIsOneClearLine() {
+        StringWriter err = new StringWriter();
+        assertEquals(2, run(err, "bench", "memory", "--model", "llama-tiny", "--optimizer", "adamx"));
+        assertTrue(err.toString().startsWith("relay: unknown optimizer 'adamx'"), err.toString());
+    }
+
+    @Test
     void unknownModelIsOneClearLine() {
         StringWriter err = new StringWriter();
         assertEquals(2, run(err, "bench", "block", "--model", "no-such-model"));

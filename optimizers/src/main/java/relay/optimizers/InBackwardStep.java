@@ -62,11 +62,12 @@ public final class InBackwardStep implements TrainingMethod {
 
     /**
      * Stage 0 is the embedding, 1..L the blocks, L+1 the head; frozen blocks get no sink. A tied matrix's
-     * gradient comes in two parts (head first, embedding last): the first is held until the second arrives,
-     * so the rule sees the whole gradient once, as in a classic step.
+     * gradient comes in two parts (head first, embedding last): unless the rule is additive and this is the
+     * updating pass, the first is held until the second arrives, so the rule (or the norm) sees the whole
+     * gradient once, as in a classic step.
      */
-    private Model.Sinks sinks(GradientSink sink) {
-        Parameter tied = model.head().weight() == model.embedding().tokenTable() ? model.head().weight() : null;
+    private Model.Sinks sinks(GradientSink sink, boolean partsMayBeApart) {
+        Parameter tied = !partsMayBeApart && model.head().weight() == model.embedding().tokenTable() ? model.head().weight() : null;
         Tensor[] held = {null};
         GradientSink combined = (p, g) -> {
             if (p != tied) {
@@ -114,7 +115,7 @@ public final class InBackwardStep implements TrainingMethod {
             double[] sq = {0};
             m.forwardBackward(b.inputs(), b.targets(), b.batch(), b.seq(), gradScale, sinks((p, g) -> {
                 if (trained.test(p)) sq[0] += g.device().sumOfSquares(g);
-            }));
+            }, false));
             factor = clipping.factor(Math.sqrt(sq[0]));
         }
         float f = factor;
@@ -123,7 +124,7 @@ public final class InBackwardStep implements TrainingMethod {
             if (f != 1f) g.device().scale(g, f);
             if (clipping.byValue()) g.device().clamp(g, clipping.value());
             rule.apply(p, g, lr);
-        }));
+        }, rule.additive() && !clipping.byValue()));
     }
 
     @Override

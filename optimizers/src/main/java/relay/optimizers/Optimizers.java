@@ -33,6 +33,16 @@ public final class Optimizers {
         };
     }
 
+    /** A learning rate that trains a small model well with each method (SGD-like rules need larger ones). */
+    public static float defaultLearningRate(String name) {
+        return switch (name) {
+            case "sgd", "lomo" -> 0.5f;
+            case "adalomo", "lora" -> 0.05f;
+            case "adamw", "adamw-fused", "lisa", "rso", "galore" -> 0.01f;
+            default -> throw unknown(name);
+        };
+    }
+
     private static IllegalArgumentException unknown(String name) {
         return new IllegalArgumentException("unknown optimizer '" + name + "'; known: " + String.join(", ", NAMES));
     }

@@ -18,6 +18,11 @@ public final class Sgd implements UpdateRule {
     }
 
     @Override
+    public boolean additive() {
+        return weightDecay == 0f;
+    }
+
+    @Override
     public void release(Parameter p) {}
 
     @Override

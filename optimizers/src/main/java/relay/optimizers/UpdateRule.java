@@ -14,6 +14,14 @@ public interface UpdateRule extends AutoCloseable {
     /** Applies one update with learning rate lr; the gradient is read, never kept. */
     void apply(Parameter p, Tensor grad, float lr);
 
+    /**
+     * Whether applying a gradient in parts, one update per part, equals applying their sum once (plain SGD
+     * without decay). A tied matrix's two gradient parts then need not be held until both exist.
+     */
+    default boolean additive() {
+        return false;
+    }
+
     /** Frees p's state (a LISA block being frozen); its next update starts from fresh state. */
     void release(Parameter p);
 
