@@ -15,23 +15,35 @@ public final class ClassicStep implements TrainingMethod {
     private final UpdateRule rule;
     private final Schedule schedule;
     private final Clipping clipping;
+    private final Model model;
+    private final LisaPolicy lisa;
     private GradientAccumulator grads = new GradientAccumulator();
     private float lr;
 
     public ClassicStep(UpdateRule rule, Schedule schedule, Clipping clipping) {
+        this(rule, schedule, clipping, null, null);
+    }
+
+    /** With LISA: frozen blocks compute no weight gradient and hold no state. */
+    public ClassicStep(UpdateRule rule, Schedule schedule, Clipping clipping, Model model, LisaPolicy lisa) {
         this.rule = rule;
         this.schedule = schedule;
         this.clipping = clipping;
+        this.model = model;
+        this.lisa = lisa;
     }
 
     @Override
     public void beginStep(int step) {
         lr = schedule.at(step);
+        if (lisa != null) lisa.applyTo(model, step, rule);
     }
 
     @Override
-    public double microbatch(Model model, Batch b, float gradScale) {
-        return model.forwardBackward(b.inputs(), b.targets(), b.batch(), b.seq(), gradScale, grads);
+    public double microbatch(Model m, Batch b, float gradScale) {
+        int layers = m.blocks().size();
+        return m.forwardBackward(b.inputs(), b.targets(), b.batch(), b.seq(), gradScale,
+                stage -> stage >= 1 && stage <= layers && !m.blocks().get(stage - 1).trainable() ? null : grads);
     }
 
     @Override

@@ -49,15 +49,7 @@ public final class InBackwardStep implements TrainingMethod {
     public void beginStep(int step) {
         this.step = step;
         lr = schedule.at(step);
-        if (lisa != null && lisa.redrawsAt(step)) {
-            int[] active = lisa.activeBlocks(step);
-            for (int i = 0; i < model.blocks().size(); i++) {
-                TransformerBlock b = model.blocks().get(i);
-                boolean on = java.util.Arrays.binarySearch(active, i) >= 0;
-                if (!on && b.trainable()) b.parameters().forEach(rule::release);
-                b.setTrainable(on);
-            }
-        }
+        if (lisa != null) lisa.applyTo(model, step, rule);
     }
 
     /**

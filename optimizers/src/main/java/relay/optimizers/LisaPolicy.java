@@ -54,6 +54,21 @@ public final class LisaPolicy {
         return active;
     }
 
+    /**
+     * Applies the draw to a model at a step: blocks leave or join training, and a block that leaves has its
+     * optimizer state released (it starts from zero when it is drawn again).
+     */
+    public void applyTo(relay.stages.model.Model model, int step, UpdateRule rule) {
+        if (!redrawsAt(step)) return;
+        int[] active = activeBlocks(step);
+        for (int i = 0; i < model.blocks().size(); i++) {
+            relay.stages.layers.TransformerBlock b = model.blocks().get(i);
+            boolean on = Arrays.binarySearch(active, i) >= 0;
+            if (!on && b.trainable()) b.parameters().forEach(rule::release);
+            b.setTrainable(on);
+        }
+    }
+
     public boolean isActive(int block, int step) {
         return Arrays.binarySearch(activeBlocks(step), block) >= 0;
     }

@@ -33,6 +33,21 @@ public final class Optimizers {
         };
     }
 
+    /**
+     * The update rule a method applies to each parameter, for callers that run their own loop (the actor
+     * pipeline): lomo and sgd apply SGD, adalomo AdaLomo, adamw, adamw-fused and lisa AdamW.
+     */
+    public static UpdateRule rule(String name, OptimizerSettings s) {
+        return switch (name) {
+            case "lomo", "sgd" -> new Sgd(s.weightDecay());
+            case "adalomo" -> AdaLomo.defaults(s.weightDecay());
+            case "adamw", "adamw-fused", "lisa" -> s.adamW();
+            case "rso", "galore", "lora" -> throw new IllegalArgumentException("optimizer '" + name
+                    + "' changes the model's layers and runs on the plain loop only, not in the pipeline");
+            default -> throw unknown(name);
+        };
+    }
+
     /** A learning rate that trains a small model well with each method (SGD-like rules need larger ones). */
     public static float defaultLearningRate(String name) {
         return switch (name) {

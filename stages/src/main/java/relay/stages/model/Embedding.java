@@ -19,11 +19,18 @@ public final class Embedding {
     }
 
     public static Embedding create(ModelConfig cfg, Initializer init) {
-        boolean gpt2 = cfg.family() == Family.GPT2;
-        Parameter wte = init.normal(gpt2 ? "transformer.wte.weight" : "model.embed_tokens.weight", 0.02f,
-                cfg.vocabSize(), cfg.hidden());
-        Parameter wpe = gpt2 ? init.normal("transformer.wpe.weight", 0.01f, cfg.maxPositions(), cfg.hidden()) : null;
-        return new Embedding(wte, wpe);
+        Parameter wpe = cfg.family() == Family.GPT2
+                ? init.normal("transformer.wpe.weight", 0.01f, cfg.maxPositions(), cfg.hidden()) : null;
+        return new Embedding(tokenTable(cfg, init), wpe);
+    }
+
+    /**
+     * The token table alone: the same values wherever it is made, so a pipeline's head can hold a replica
+     * of a tied matrix on its own device.
+     */
+    public static Parameter tokenTable(ModelConfig cfg, Initializer init) {
+        String name = cfg.family() == Family.GPT2 ? "transformer.wte.weight" : "model.embed_tokens.weight";
+        return init.normal(name, 0.02f, cfg.vocabSize(), cfg.hidden());
     }
 
     public Parameter tokenTable() {

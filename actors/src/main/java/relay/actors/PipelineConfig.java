@@ -1,0 +1,46 @@
+package relay.actors;
+
+import java.time.Duration;
+import relay.optimizers.OptimizerSettings;
+
+/**
+ * How a pipeline trains: the update mode, the schedule, the optimizer (lomo, sgd, adalomo, adamw; with
+ * {@code lisa} the blocks are sampled), its settings (learning rate, clipping, LISA's γ and period), the
+ * CPU threads each device computes with, whether actors record a trace, and how long a step may take.
+ */
+public record PipelineConfig(UpdateMode mode, PipelineSchedule schedule, String optimizer, OptimizerSettings settings,
+                             boolean lisa, int threadsPerDevice, boolean trace, Duration stepTimeout) {
+
+    public PipelineConfig {
+        if (threadsPerDevice < 1) throw new IllegalArgumentException("threads per device must be ≥ 1");
+        if (settings.clipping().byNorm() && mode == UpdateMode.EAGER) {
+            // The norm of the whole step's gradient is needed before any update; in eager mode updates happen
+            // per microbatch, so that norm exists only for one microbatch per step (checked at each step).
+        }
+    }
+
+    public static PipelineConfig defaults(String optimizer, float lr) {
+        return new PipelineConfig(UpdateMode.EAGER, PipelineSchedule.ONE_F_ONE_B, optimizer, OptimizerSettings.defaults(lr),
+                false, 1, false, Duration.ofMinutes(10));
+    }
+
+    public PipelineConfig with(UpdateMode m, PipelineSchedule s) {
+        return new PipelineConfig(m, s, optimizer, settings, lisa, threadsPerDevice, trace, stepTimeout);
+    }
+
+    public PipelineConfig withSettings(OptimizerSettings s, boolean withLisa) {
+        return new PipelineConfig(mode, schedule, optimizer, s, withLisa, threadsPerDevice, trace, stepTimeout);
+    }
+
+    public PipelineConfig withTrace(boolean on) {
+        return new PipelineConfig(mode, schedule, optimizer, settings, lisa, threadsPerDevice, on, stepTimeout);
+    }
+
+    public PipelineConfig withTimeout(Duration d) {
+        return new PipelineConfig(mode, schedule, optimizer, settings, lisa, threadsPerDevice, trace, d);
+    }
+
+    public PipelineConfig withThreads(int n) {
+        return new PipelineConfig(mode, schedule, optimizer, settings, lisa, n, trace, stepTimeout);
+    }
+}

@@ -1,0 +1,89 @@
+package relay.actors;
+
+import java.util.Arrays;
+import relay.stages.model.Family;
+import relay.stages.model.ModelConfig;
+
+/**
+ * Which device each pipeline stage runs on. Stage 0 is the embedding, 1..L the blocks, L+1 the head.
+ * Stages go to devices in order (a device holds a contiguous run of stages) and every device holds one.
+ */
+public record Placement(int devices, int[] deviceOfStage) {
+
+    public Placement {
+        deviceOfStage = deviceOfStage.clone();
+        if (devices < 1) throw new IllegalArgumentException("a placement needs at least one device");
+        if (deviceOfStage.length < 3) throw new IllegalArgumentException("a model has at least embedding, one block and head");
+        if (deviceOfStage[0] != 0) throw new IllegalArgumentException("the embedding must be on device 0");
+        for (int s = 1; s < deviceOfStage.length; s++) {
+            int d = deviceOfStage[s], prev = deviceOfStage[s - 1];
+            if (d < prev || d > prev + 1) {
+                throw new IllegalArgumentException("stage " + s + " on device " + d + " after device " + prev
+                        + ": stages must fill devices in order " + Arrays.toString(deviceOfStage));
+            }
+        }
+        if (deviceOfStage[deviceOfStage.length - 1] != devices - 1) {
+            throw new IllegalArgumentException("placement " + Arrays.toString(deviceOfStage) + " does not use all " + devices + " devices");
+        }
+    }
+
+    public int stages() {
+        return deviceOfStage.length;
+    }
+
+    public int device(int stage) {
+        return deviceOfStage[stage];
+    }
+
+    @Override
+    public int[] deviceOfStage() {
+        return deviceOfStage.clone();
+    }
+
+    /** Relative cost of each stage per token (matrix-product FLOPs; attention counted over the sequence). */
+    static double[] stageCosts(ModelConfig cfg, int seq) {
+        int layers = cfg.layers();
+        double[] cost = new double[layers + 2];
+        double c = cfg.hidden(), q = (double) cfg.heads() * cfg.headDim(), kv = (double) cfg.kvHeads() * cfg.headDim();
+        double i = cfg.intermediate();
+        double block = cfg.family() == Family.GPT2 ? 4 * c * c + 2 * c * i : c * q + 2 * c * kv + q * c + 3 * c * i;
+        block += 2 * seq * q;
+        cost[0] = c;
+        for (int l = 1; l <= layers; l++) cost[l] = block;
+        cost[layers + 1] = cfg.vocabSize() * c;
+        return cost;
+    }
+
+    /** Contiguous stages on devices so that the most loaded device carries as little as possible. */
+    public static Placement balanced(ModelConfig cfg, int seq, int devices) {
+        double[] cost = stageCosts(cfg, seq);
+        int n = cost.length;
+        if (devices > n) throw new IllegalArgumentException(devices + " devices for " + n + " stages");
+        double[] prefix = new double[n + 1];
+        for (int s = 0; s < n; s++) prefix[s + 1] = prefix[s] + cost[s];
+        // best[d][s]: least maximal load placing stages [0, s) on d devices; cut[d][s] where the last device starts.
+        double[][] best = new double[devices + 1][n + 1];
+        int[][] cut = new int[devices + 1][n + 1];
+        for (double[] row : best) Arrays.fill(row, Double.POSITIVE_INFINITY);
+        best[0][0] = 0;
+        for (int d = 1; d <= devices; d++) {
+            for (int s = d; s <= n; s++) {
+                for (int k = d - 1; k < s; k++) {
+                    double load = Math.max(best[d - 1][k], prefix[s] - prefix[k]);
+                    if (load < best[d][s]) {
+                        best[d][s] = load;
+                        cut[d][s] = k;
+                    }
+                }
+            }
+        }
+        int[] device = new int[n];
+        int s = n;
+        for (int d = devices; d >= 1; d--) {
+            int k = cut[d][s];
+            for (int t = k; t < s; t++) device[t] = d - 1;
+            s = k;
+        }
+        return new Placement(devices, device);
+    }
+}

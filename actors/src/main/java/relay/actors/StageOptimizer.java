@@ -1,0 +1,146 @@
+package relay.actors;
+
+import java.util.List;
+import relay.optimizers.Clipping;
+import relay.optimizers.Schedule;
+import relay.optimizers.UpdateRule;
+import relay.stages.layers.GradientSink;
+import relay.stages.layers.Parameter;
+import relay.stages.memory.Category;
+import relay.stages.tensor.Device;
+import relay.stages.tensor.Tensor;
+import relay.stages.train.GradientAccumulator;
+
+/**
+ * What one stage does with its weight gradients during a pass. In a norm pass it sums them over the step
+ * and reports their squared norm; in the updating pass it scales them by the clip factor, clips by value
+ * and applies its rule — at once (eager) or summed over the step at the stage's last backward (exact).
+ * A tied matrix's gradient is always summed over the step: it is updated once, by the embedding stage,
+ * with the head's part added.
+ */
+final class StageOptimizer implements AutoCloseable {
+    private final UpdateRule rule;
+    private final Schedule schedule;
+    private final Clipping clipping;
+    private final UpdateMode mode;
+    private final Parameter tied;
+    private GradientAccumulator sums = new GradientAccumulator();
+    private GradientAccumulator tiedSum = new GradientAccumulator();
+    private long updates;
+
+    /** @param tied this stage's replica of a tied matrix, or null */
+    StageOptimizer(UpdateRule rule, Schedule schedule, Clipping clipping, UpdateMode mode, Parameter tied) {
+        this.rule = rule;
+        this.schedule = schedule;
+        this.clipping = clipping;
+        this.mode = mode;
+        this.tied = tied;
+    }
+
+    /** Updates applied so far (for staleness: how far weights moved between a forward and its backward). */
+    long updates() {
+        return updates;
+    }
+
+    /** The sink for one microbatch's backward in the given pass. */
+    GradientSink sink(Position pos) {
+        GradientSink tiedPart = tiedSum;
+        if (pos.normPass() || mode == UpdateMode.EXACT) {
+            GradientAccumulator s = sums;
+            return new GradientSink() {
+                @Override
+                public void accept(Parameter p, Tensor g) {
+                    (p == tied ? tiedPart : s).accept(p, g);
+                }
+
+                @Override
+                public Tensor sumFor(Parameter p) {
+                    return p == tied ? tiedPart.sumFor(p) : s.sumFor(p);
+                }
+            };
+        }
+        return new GradientSink() {
+            @Override
+            public void accept(Parameter p, Tensor g) {
+                if (p == tied) {
+                    tiedPart.accept(p, g);
+                } else {
+                    apply(p, g, pos);
+                }
+            }
+
+            @Override
+            public Tensor sumFor(Parameter p) {
+                return p == tied ? tiedPart.sumFor(p) : null;
+            }
+        };
+    }
+
+    private void apply(Parameter p, Tensor g, Position pos) {
+        Device d = g.device();
+        if (pos.clip() != 1f) d.scale(g, pos.clip());
+        if (clipping.byValue()) d.clamp(g, clipping.value());
+        rule.apply(p, g, schedule.at((int) pos.step()));
+        updates++;
+    }
+
+    /**
+     * Ends the stage's share of a pass (its last backward is done): returns the squared norm of what was
+     * summed in a norm pass, or applies the sums of an exact updating pass. The tied part stays for
+     * {@link #takeTiedSum()} or {@link #finishTied}.
+     */
+    double finishPass(Position pos) {
+        double sq = 0;
+        for (Parameter p : sums.parameters()) {
+            Tensor g = sums.gradient(p);
+            if (pos.normPass()) {
+                sq += g.device().sumOfSquares(g);
+            } else {
+                apply(p, g, pos);
+            }
+        }
+        sums.close();
+        sums = new GradientAccumulator();
+        return sq;
+    }
+
+    /** The head's summed tied gradient, handed over as a communication buffer (the sum itself is freed). */
+    Tensor takeTiedSum() {
+        Tensor sum = tiedSum.gradient(tied);
+        Tensor out = sum.device().empty(Category.COMMUNICATION, sum.shape());
+        sum.device().copy(sum, out);
+        tiedSum.close();
+        tiedSum = new GradientAccumulator();
+        return out;
+    }
+
+    /**
+     * The embedding's end of a pass for the tied matrix: adds the head's part to its own, then returns
+     * the total's squared norm (norm pass) or applies it once (updating pass) and returns 0.
+     */
+    double finishTied(Tensor headPart, Position pos) {
+        Tensor total = tiedSum.sumFor(tied);
+        total.device().axpy(1f, headPart, total);
+        double sq = 0;
+        if (pos.normPass()) {
+            sq = total.device().sumOfSquares(total);
+        } else {
+            apply(tied, total, pos);
+        }
+        tiedSum.close();
+        tiedSum = new GradientAccumulator();
+        return sq;
+    }
+
+    /** A block being frozen: its optimizer state goes. */
+    void release(List<Parameter> params) {
+        params.forEach(rule::release);
+    }
+
+    @Override
+    public void close() {
+        sums.close();
+        tiedSum.close();
+        rule.close();
+    }
+}
