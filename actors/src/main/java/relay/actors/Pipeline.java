@@ -116,8 +116,14 @@ public final class Pipeline implements AutoCloseable {
                         new TraceRecorder(pc.trace(), name, d, s, epoch)), name, DispatcherSelector.fromConfig(dispatcher(d))));
             }
             for (int s = 0; s <= last; s++) {
+                int first = s, end = s;
+                while (first > 0 && placement.device(first - 1) == placement.device(s)) first--;
+                while (end < last && placement.device(end + 1) == placement.device(s)) end++;
+                // The head's backward is fused into its forward: the last backward on its device is the stage before it.
+                int lastBackward = end == last ? last - 1 : end;
                 refs.get(s).tell(new StageActor.Connect(s > 0 ? refs.get(s - 1) : null, s < last ? refs.get(s + 1) : null,
-                        refs.get(0), refs.get(last)));
+                        refs.get(0), refs.get(last), refs.get(first), refs.get(end),
+                        lastBackward >= first ? refs.get(lastBackward) : null));
             }
             coord.tell(new Coordinator.Attach(List.copyOf(refs)));
             ready.complete(List.of(coord, List.copyOf(refs)));

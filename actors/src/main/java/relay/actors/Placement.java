@@ -54,9 +54,13 @@ public record Placement(int devices, int[] deviceOfStage) {
         return cost;
     }
 
-    /** Contiguous stages on devices so that the most loaded device carries as little as possible. */
+    /** Contiguous stages on devices by the FLOP model of each stage's cost. */
     public static Placement balanced(ModelConfig cfg, int seq, int devices) {
-        double[] cost = stageCosts(cfg, seq);
+        return balanced(stageCosts(cfg, seq), devices);
+    }
+
+    /** Contiguous stages on devices so that the most loaded device carries as little as possible. */
+    public static Placement balanced(double[] cost, int devices) {
         int n = cost.length;
         if (devices > n) throw new IllegalArgumentException(devices + " devices for " + n + " stages");
         double[] prefix = new double[n + 1];

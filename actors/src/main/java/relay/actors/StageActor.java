@@ -33,11 +33,24 @@ public final class StageActor extends AbstractBehavior<StageActor.Command> {
 
     /** The stage's protocol. */
     public sealed interface Command permits Connect, Tokens, Targets, Forward, Backward, SetTrainable, TiedGradient,
-            TiedWeights, CollectTrace {}
+            TiedWeights, CollectTrace, LeftDevice {}
 
-    /** The stage's neighbours, sent once after every stage exists (local wiring, not a wire message). */
+    /**
+     * The stage's neighbours, sent once after every stage exists (local wiring, not a wire message):
+     * previous and next in the pipeline, the embedding and head, and the first and last stage on this
+     * stage's device (the last to run a forward, which may be the head, and the last to run a backward).
+     */
     public record Connect(ActorRef<Command> previous, ActorRef<Command> next, ActorRef<Command> embedding,
-                          ActorRef<Command> head) implements Command, NoSerializationVerificationNeeded {}
+                          ActorRef<Command> head, ActorRef<Command> deviceFirst, ActorRef<Command> deviceLastForward,
+                          ActorRef<Command> deviceLastBackward) implements Command, NoSerializationVerificationNeeded {}
+
+    /**
+     * A microbatch's forward (or backward) has passed through every stage of this device. A device runs its
+     * plan one action at a time across its stages: the first stage starts the next forward only when the
+     * previous one has left the device (and the last stage the next backward likewise), so a microbatch goes
+     * through the whole device before the next one competes for its thread. Never leaves the device.
+     */
+    public record LeftDevice(Position pos, boolean forward) implements Command, NoSerializationVerificationNeeded {}
 
     /** A microbatch's token ids, to the embedding. */
     public record Tokens(Position pos, int[] ids) implements Command, WireMessage {}
@@ -98,6 +111,11 @@ public final class StageActor extends AbstractBehavior<StageActor.Command> {
     private ActorRef<Command> next;
     private ActorRef<Command> embeddingStage;
     private ActorRef<Command> headStage;
+    private ActorRef<Command> deviceFirst;
+    private ActorRef<Command> deviceLastForward;
+    private ActorRef<Command> deviceLastBackward;
+    private final java.util.Set<Integer> forwardsLeft = new java.util.HashSet<>();
+    private final java.util.Set<Integer> backwardsLeft = new java.util.HashSet<>();
 
     private Position pass;
     private List<PipelineSchedule.Action> plan = List.of();
@@ -112,11 +130,13 @@ public final class StageActor extends AbstractBehavior<StageActor.Command> {
     private TiedGradient headTied;
     private double normPartial;
     private long busyNanos;
+    /** Backward messages whose gradients this block applied at once (eager mode); staleness counts these. */
+    private long updatesApplied;
     private long staleness;
     private long blockedSince = -1;
     private boolean failed;
 
-    /** What a block keeps from a microbatch's forward to its backward. */
+    /** What a block keeps from a microbatch's forward to its backward (and how many updates it had seen). */
     private record Saved(Tensor input, TransformerBlock.Forward forward, long updatesAtForward) {}
 
     private StageActor(ActorContext<Command> ctx, int stage, String name, Device device, Work work, boolean tied,
@@ -142,6 +162,8 @@ public final class StageActor extends AbstractBehavior<StageActor.Command> {
                 .onMessage(Targets.class, m -> arrive(m.pos(), () -> targets.put(m.pos().microbatch(), m)))
                 .onMessage(Forward.class, m -> arrive(m.pos(), () -> forwards.put(m.pos().microbatch(), m)))
                 .onMessage(Backward.class, m -> arrive(m.pos(), () -> backwards.put(m.pos().microbatch(), m)))
+                .onMessage(LeftDevice.class, m -> arrive(m.pos(),
+                        () -> (m.forward() ? forwardsLeft : backwardsLeft).add(m.pos().microbatch())))
                 .onMessage(SetTrainable.class, this::onSetTrainable)
                 .onMessage(TiedGradient.class, this::onTiedGradient)
                 .onMessage(TiedWeights.class, this::onTiedWeights)
@@ -162,6 +184,9 @@ public final class StageActor extends AbstractBehavior<StageActor.Command> {
         next = c.next();
         embeddingStage = c.embedding();
         headStage = c.head();
+        deviceFirst = c.deviceFirst();
+        deviceLastForward = c.deviceLastForward();
+        deviceLastBackward = c.deviceLastBackward();
         return this;
     }
 
@@ -179,6 +204,8 @@ public final class StageActor extends AbstractBehavior<StageActor.Command> {
         // The head's backward is fused into its forward: it takes its device's forwards only.
         plan = work.head() == null ? devicePlan : devicePlan.stream().filter(PipelineSchedule.Action::forward).toList();
         nextAction = 0;
+        forwardsLeft.clear();
+        backwardsLeft.clear();
         planDone = false;
         awaitingTied = false;
         busyNanos = 0;
@@ -206,10 +233,15 @@ public final class StageActor extends AbstractBehavior<StageActor.Command> {
             if (!ready(a)) return;
             long start = System.nanoTime();
             if (blockedSince >= 0) trace.span("wait", blockedSince, start, pass.withMicrobatch(a.microbatch()));
+            Position pos = pass.withMicrobatch(a.microbatch());
             if (a.forward()) {
-                forward(pass.withMicrobatch(a.microbatch()));
+                forward(pos);
+                if (getContext().getSelf().equals(deviceLastForward)) signal(deviceFirst, new LeftDevice(pos, true));
             } else {
-                backward(pass.withMicrobatch(a.microbatch()));
+                backward(pos);
+                if (getContext().getSelf().equals(deviceFirst) && deviceLastBackward != null) {
+                    signal(deviceLastBackward, new LeftDevice(pos, false));
+                }
             }
             long end = System.nanoTime();
             busyNanos += end - start;
@@ -225,6 +257,12 @@ public final class StageActor extends AbstractBehavior<StageActor.Command> {
 
     private boolean ready(PipelineSchedule.Action a) {
         int j = a.microbatch();
+        PipelineSchedule.Action before = nextAction > 0 ? plan.get(nextAction - 1) : null;
+        boolean sameKindBefore = before != null && before.forward() == a.forward() && work.head() == null;
+        if (sameKindBefore && a.forward() && getContext().getSelf().equals(deviceFirst)
+                && !forwardsLeft.contains(before.microbatch())) return false;
+        if (sameKindBefore && !a.forward() && getContext().getSelf().equals(deviceLastBackward)
+                && !backwardsLeft.contains(before.microbatch())) return false;
         if (!a.forward()) return backwards.containsKey(j);
         if (work.embedding() != null) return tokens.containsKey(j);
         if (work.head() != null) return forwards.containsKey(j) && targets.containsKey(j);
@@ -249,6 +287,15 @@ public final class StageActor extends AbstractBehavior<StageActor.Command> {
         };
     }
 
+    /** Tells the device's first (or last) stage; to itself it is recorded at once. */
+    private void signal(ActorRef<Command> to, LeftDevice m) {
+        if (to.equals(getContext().getSelf())) {
+            (m.forward() ? forwardsLeft : backwardsLeft).add(m.pos().microbatch());
+        } else {
+            to.tell(m);
+        }
+    }
+
     private void send(ActorRef<Command> to, Command m, Position pos) {
         long t0 = System.nanoTime();
         to.tell(m);
@@ -264,7 +311,7 @@ public final class StageActor extends AbstractBehavior<StageActor.Command> {
         } else if (work.block() != null) {
             Tensor x = forwards.remove(j).activation().materialize(device, Category.ACTIVATIONS);
             TransformerBlock.Forward f = work.block().forward(x, pos.batch(), pos.seq());
-            saved.put(j, new Saved(x, f, optimizer.updates()));
+            saved.put(j, new Saved(x, f, updatesApplied));
             send(next, new Forward(pos, TensorPayload.of(f.output())), pos);
         } else {
             int[] y = targets.remove(j).ids();
@@ -290,11 +337,12 @@ public final class StageActor extends AbstractBehavior<StageActor.Command> {
                 return;
             }
             Saved s = saved.remove(j);
-            staleness = Math.max(staleness, optimizer.updates() - s.updatesAtForward());
+            staleness = Math.max(staleness, updatesApplied - s.updatesAtForward());
             Tensor dx;
             try (Tensor input = s.input()) {
                 dx = work.block().backward(s.forward(), dOut, sink(pos));
             }
+            if (work.block().trainable() && optimizer.updatesEachBackward(pos)) updatesApplied++;
             send(previous, new Backward(pos, TensorPayload.of(dx)), pos);
         }
     }
@@ -356,9 +404,7 @@ public final class StageActor extends AbstractBehavior<StageActor.Command> {
             return this;
         }
         return guarded(pass, () -> {
-            try (Tensor w = m.weights().materialize(device, Category.COMMUNICATION)) {
-                device.copy(w, work.head().weight().value());
-            }
+            m.weights().copyInto(work.head().weight().value());
             awaitingTied = false;
             reportDone();
         });

@@ -6,7 +6,6 @@ import relay.optimizers.Schedule;
 import relay.optimizers.UpdateRule;
 import relay.stages.layers.GradientSink;
 import relay.stages.layers.Parameter;
-import relay.stages.memory.Category;
 import relay.stages.tensor.Device;
 import relay.stages.tensor.Tensor;
 import relay.stages.train.GradientAccumulator;
@@ -26,7 +25,6 @@ final class StageOptimizer implements AutoCloseable {
     private final Parameter tied;
     private GradientAccumulator sums = new GradientAccumulator();
     private GradientAccumulator tiedSum = new GradientAccumulator();
-    private long updates;
 
     /** @param tied this stage's replica of a tied matrix, or null */
     StageOptimizer(UpdateRule rule, Schedule schedule, Clipping clipping, UpdateMode mode, Parameter tied) {
@@ -37,9 +35,9 @@ final class StageOptimizer implements AutoCloseable {
         this.tied = tied;
     }
 
-    /** Updates applied so far (for staleness: how far weights moved between a forward and its backward). */
-    long updates() {
-        return updates;
+    /** Whether a backward of this pass applies its gradients at once (eager mode's updating pass). */
+    boolean updatesEachBackward(Position pos) {
+        return mode == UpdateMode.EAGER && !pos.normPass();
     }
 
     /** The sink for one microbatch's backward in the given pass. */
@@ -81,7 +79,6 @@ final class StageOptimizer implements AutoCloseable {
         if (pos.clip() != 1f) d.scale(g, pos.clip());
         if (clipping.byValue()) d.clamp(g, clipping.value());
         rule.apply(p, g, schedule.at((int) pos.step()));
-        updates++;
     }
 
     /**
@@ -104,14 +101,9 @@ final class StageOptimizer implements AutoCloseable {
         return sq;
     }
 
-    /** The head's summed tied gradient, handed over as a communication buffer (the sum itself is freed). */
+    /** The head's summed tied gradient, handed over (it leaves this stage with the message). */
     Tensor takeTiedSum() {
-        Tensor sum = tiedSum.gradient(tied);
-        Tensor out = sum.device().empty(Category.COMMUNICATION, sum.shape());
-        sum.device().copy(sum, out);
-        tiedSum.close();
-        tiedSum = new GradientAccumulator();
-        return out;
+        return tiedSum.take(tied);
     }
 
     /**

@@ -44,7 +44,7 @@ public final class TensorPayload {
             if (t.device() == device && t.category() == category) return t;
             try (t) {
                 Tensor copy = device.empty(category, shape);
-                copy.copyFrom(t.toArray());
+                copyAcross(t, copy);
                 return copy;
             }
         }
@@ -53,6 +53,29 @@ public final class TensorPayload {
         float[] values = new float[fb.remaining()];
         fb.get(values);
         return device.empty(category, shape).copyFrom(values);
+    }
+
+    /** Writes the payload into an existing tensor of the same size (a replica being refreshed). */
+    public synchronized void copyInto(Tensor dst) {
+        if (local != null) {
+            try (Tensor t = local) {
+                local = null;
+                copyAcross(t, dst);
+            }
+            return;
+        }
+        try (Tensor t = materialize(dst.device(), Category.COMMUNICATION)) {
+            dst.device().copy(t, dst);
+        }
+    }
+
+    /** Device to device when the target can read the source's memory, else through the host. */
+    private static void copyAcross(Tensor src, Tensor dst) {
+        try {
+            dst.device().copy(src, dst);
+        } catch (IllegalArgumentException notReadable) {
+            dst.copyFrom(src.toArray());
+        }
     }
 
     /** Frees the tensor if nobody took it (a message dropped on failure). */

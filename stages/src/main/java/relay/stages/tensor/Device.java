@@ -33,6 +33,7 @@ public interface Device extends AutoCloseable {
 
     float[] download(Tensor src);
 
+    /** dst = src; src may live on another device whose memory this one can read (CPU devices of one process). */
     void copy(Tensor src, Tensor dst);
 
     void fill(Tensor t, float value);

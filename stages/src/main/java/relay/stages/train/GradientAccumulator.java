@@ -41,6 +41,12 @@ public final class GradientAccumulator implements GradientSink, AutoCloseable {
         return sums.get(p);
     }
 
+    /** Removes p's sum and hands it over (the caller owns it), or null when p has none. */
+    public Tensor take(Parameter p) {
+        order.remove(p);
+        return sums.remove(p);
+    }
+
     @Override
     public void close() {
         for (Tensor t : sums.values()) t.close();

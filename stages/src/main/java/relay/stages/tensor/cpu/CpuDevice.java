@@ -123,10 +123,12 @@ public final class CpuDevice implements Device {
         return out;
     }
 
+    /** The source may sit on another CPU device: both are native memory of this process. */
     @Override
     public void copy(Tensor src, Tensor dst) {
         sameSize(src, dst);
-        Pointer.memcpy(mem(dst).at(dst.offset()), mem(src).at(src.offset()), src.bytes());
+        if (!(src.device() instanceof CpuDevice)) throw new IllegalArgumentException("cannot copy from " + src.describe());
+        Pointer.memcpy(mem(dst).at(dst.offset()), ((CpuMemory) src.memory()).at(src.offset()), src.bytes());
     }
 
     @Override

@@ -1,0 +1,102 @@
+package relay.actors.bench;
+
+import com.typesafe.config.ConfigFactory;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import relay.actors.Coordinator;
+import relay.actors.Pipeline;
+import relay.actors.PipelineConfig;
+import relay.actors.PipelineSchedule;
+import relay.actors.Placement;
+import relay.actors.UpdateMode;
+import relay.optimizers.OptimizerSettings;
+import relay.optimizers.Optimizers;
+import relay.stages.model.Model;
+import relay.stages.model.ModelConfig;
+import relay.stages.tensor.cpu.CpuDevice;
+import relay.stages.train.Batch;
+import relay.stages.train.ReferenceTrainer;
+import relay.stages.train.SyntheticData;
+import relay.stages.train.TrainingMethod;
+
+/**
+ * The actor pipeline against the plain loop in one run, on the same total threads: the loop on one device
+ * with every thread, the pipeline on {@code devices} devices of one thread each. Both train the same model
+ * on the same microbatches with LOMO (eager; classic SGD for exact mode).
+ */
+public final class PipelineBench {
+    private PipelineBench() {}
+
+    public record Result(double tokensPerSecond, double referenceTokensPerSecond, double bubbleMeasured,
+                         double bubbleTheory, long stalenessMax, Placement placement, double[] pipelineStepSeconds,
+                         double[] referenceStepSeconds, double[] busyFractionPerDevice, double traceOverheadFraction) {}
+
+    public static Result run(ModelConfig cfg, int batch, int seq, int devices, int microbatches, PipelineSchedule schedule,
+                             UpdateMode mode, int steps, Path trace) throws IOException {
+        if (batch % microbatches != 0) {
+            throw new IllegalArgumentException("batch " + batch + " does not split into " + microbatches + " microbatches");
+        }
+        int mbBatch = batch / microbatches;
+        float lr = 1e-3f;
+        SyntheticData data = new SyntheticData(cfg.vocabSize(), mbBatch, seq, 0.1, 3);
+        List<List<Batch>> stepsData = new ArrayList<>();
+        for (int s = 0; s <= steps; s++) {
+            List<Batch> mbs = new ArrayList<>();
+            for (int j = 0; j < microbatches; j++) mbs.add(data.next());
+            stepsData.add(mbs);
+        }
+        double tokensPerStep = (double) batch * seq;
+
+        // The plain loop: one device with all the threads the pipeline's devices have together.
+        double[] refSeconds = new double[steps];
+        String method = mode == UpdateMode.EAGER ? "lomo" : "sgd";
+        try (CpuDevice d = new CpuDevice("reference", devices); Model m = Model.initialize(cfg, d, 1);
+             TrainingMethod tm = Optimizers.create(method, m, OptimizerSettings.defaults(lr))) {
+            ReferenceTrainer t = new ReferenceTrainer(m, tm);
+            t.step(stepsData.get(0));
+            for (int s = 1; s <= steps; s++) {
+                long t0 = System.nanoTime();
+                t.step(stepsData.get(s));
+                refSeconds[s - 1] = (System.nanoTime() - t0) / 1e9;
+            }
+        }
+
+        Placement placement = Placement.balanced(StageCosts.measure(cfg, mbBatch, seq), devices);
+        PipelineConfig pc = PipelineConfig.defaults("lomo", lr).with(mode, schedule).withTrace(trace != null);
+        double[] pipeSeconds = new double[steps];
+        double[] bubbles = new double[steps];
+        double[] busy = new double[devices];
+        long staleness = 0;
+        try (Pipeline p = Pipeline.start(cfg, 1, placement, pc, ConfigFactory.empty())) {
+            check(p.step(stepsData.get(0)));
+            p.trace();
+            for (int s = 1; s <= steps; s++) {
+                long t0 = System.nanoTime();
+                Coordinator.StepResult r = check(p.step(stepsData.get(s)));
+                pipeSeconds[s - 1] = (System.nanoTime() - t0) / 1e9;
+                bubbles[s - 1] = r.bubble();
+                staleness = Math.max(staleness, r.staleness());
+                for (int d = 0; d < devices; d++) busy[d] += r.busyNanos()[d] / (double) r.wallNanos() / steps;
+            }
+            if (trace != null) p.writeTrace(trace);
+        }
+        double pipe = median(pipeSeconds), ref = median(refSeconds);
+        return new Result(tokensPerStep / pipe, tokensPerStep / ref, median(bubbles),
+                PipelineSchedule.theoreticalBubble(devices, microbatches), staleness, placement, pipeSeconds, refSeconds, busy,
+                Double.NaN);
+    }
+
+    private static Coordinator.StepResult check(Coordinator.StepResult r) {
+        if (!r.ok()) throw new IllegalStateException("pipeline step failed: " + r.error());
+        return r;
+    }
+
+    static double median(double[] v) {
+        double[] s = v.clone();
+        Arrays.sort(s);
+        return s[s.length / 2];
+    }
+}

@@ -1,0 +1,86 @@
+package relay.deploy;
+
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+import relay.actors.PipelineSchedule;
+import relay.actors.UpdateMode;
+import relay.actors.bench.PipelineBench;
+
+@Command(name = "pipeline", mixinStandardHelpOptions = true,
+        description = "The actor pipeline on several one-thread CPU devices against the plain loop on the same total threads.")
+final class PipelineBenchCommand implements Callable<Integer> {
+    @Mixin
+    ModelOptions modelOptions;
+
+    @Option(names = "--devices", description = "CPU devices of one thread each (default ${DEFAULT-VALUE})")
+    int devices = 2;
+
+    @Option(names = "--microbatches", description = "microbatches per step (default ${DEFAULT-VALUE})")
+    int microbatches = 8;
+
+    @Option(names = "--schedule", description = "gpipe or 1f1b (default ${DEFAULT-VALUE})")
+    String schedule = "1f1b";
+
+    @Option(names = "--mode", description = "eager or exact (default ${DEFAULT-VALUE})")
+    String mode = "eager";
+
+    @Option(names = "--steps", description = "timed steps after one warm-up step (default ${DEFAULT-VALUE})")
+    int steps = 3;
+
+    @Option(names = "--trace", description = "write the pipeline's trace (Chrome/Perfetto JSON) to this file")
+    Path trace;
+
+    @Option(names = "--json", description = "also write the results as JSON to this file")
+    Path json;
+
+    @Override
+    public Integer call() throws Exception {
+        if (devices < 1 || microbatches < 1 || steps < 1) throw new IllegalArgumentException("--devices, --microbatches and --steps must be ≥ 1");
+        UpdateMode m = switch (mode) {
+            case "eager" -> UpdateMode.EAGER;
+            case "exact" -> UpdateMode.EXACT;
+            default -> throw new IllegalArgumentException("--mode must be eager or exact, not '" + mode + "'");
+        };
+        PipelineSchedule s = PipelineSchedule.parse(schedule);
+        System.out.printf("%s, batch %d × seq %d in %d microbatches, %s, %s mode, %d devices: plain loop first, then the pipeline...%n",
+                modelOptions.model, modelOptions.batch, modelOptions.seq, microbatches, schedule, mode, devices);
+        PipelineBench.Result r = PipelineBench.run(modelOptions.config(), modelOptions.batch, modelOptions.seq, devices,
+                microbatches, s, m, steps, trace);
+        new Table("metric", "value")
+                .row("placement (device of each stage)", Arrays.toString(r.placement().deviceOfStage()))
+                .row("pipeline tokens/s", String.format("%.1f", r.tokensPerSecond()))
+                .row("plain loop tokens/s (same threads)", String.format("%.1f", r.referenceTokensPerSecond()))
+                .row("ratio", String.format("%.3f", r.tokensPerSecond() / r.referenceTokensPerSecond()))
+                .row("bubble measured", String.format("%.3f", r.bubbleMeasured()))
+                .row("bubble theory (p-1)/(m+p-1)", String.format("%.3f", r.bubbleTheory()))
+                .row("busy fraction per device", Arrays.toString(Arrays.stream(r.busyFractionPerDevice()).mapToObj(v -> String.format("%.3f", v)).toArray()))
+                .row("staleness max", r.stalenessMax())
+                .print(System.out);
+        if (trace != null) System.out.println("trace: " + trace + " (open in ui.perfetto.dev)");
+        Map<String, Object> out = new LinkedHashMap<>();
+        out.put("model", modelOptions.model);
+        out.put("batch", modelOptions.batch);
+        out.put("seq", modelOptions.seq);
+        out.put("devices", devices);
+        out.put("microbatches", microbatches);
+        out.put("schedule", schedule);
+        out.put("mode", mode);
+        out.put("tokens_per_s", r.tokensPerSecond());
+        out.put("reference_tokens_per_s", r.referenceTokensPerSecond());
+        out.put("bubble_measured", r.bubbleMeasured());
+        out.put("bubble_theory", r.bubbleTheory());
+        out.put("staleness_max", r.stalenessMax());
+        out.put("placement", r.placement().deviceOfStage());
+        out.put("busy_fraction_per_device", r.busyFractionPerDevice());
+        out.put("pipeline_step_seconds", r.pipelineStepSeconds());
+        out.put("reference_step_seconds", r.referenceStepSeconds());
+        JsonOut.write(json, out);
+        return 0;
+    }
+}
