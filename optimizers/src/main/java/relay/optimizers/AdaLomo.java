@@ -66,20 +66,20 @@ public final class AdaLomo implements UpdateRule {
         State s = states.get(p, k -> new State(d, theta));
         s.steps++;
         float beta = (float) (1 - Math.pow(s.steps, decayRate));
-        try (Tensor u = d.empty(Category.WORKSPACE, grad.shape())) {
-            if (s.full == null) {
-                d.factoredSecondMoment(grad, eps1, beta, s.rows, s.cols);
-                d.factoredScale(grad, s.rows, s.cols, u);
-            } else {
-                d.secondMomentScale(grad, eps1, beta, s.full, u);
-            }
-            double rmsU = Math.sqrt(d.sumOfSquares(u) / u.size());
-            double rmsTheta = Math.sqrt(d.sumOfSquares(theta) / theta.size());
-            float eta = (float) (lr * Math.max(eps2, rmsTheta));
-            float normalize = (float) Math.max(1.0, rmsU / clipThreshold);
-            float decay = p.decay() ? weightDecay : 0f;
-            d.axpby(-eta / normalize, u, 1f - eta * decay, theta);
+        // U = g/√V is computed in the gradient's own memory: no workspace the size of the parameter.
+        Tensor u = grad;
+        if (s.full == null) {
+            d.factoredSecondMoment(grad, eps1, beta, s.rows, s.cols);
+            d.factoredScale(grad, s.rows, s.cols, u);
+        } else {
+            d.secondMomentScale(grad, eps1, beta, s.full, u);
         }
+        double rmsU = Math.sqrt(d.sumOfSquares(u) / u.size());
+        double rmsTheta = Math.sqrt(d.sumOfSquares(theta) / theta.size());
+        float eta = (float) (lr * Math.max(eps2, rmsTheta));
+        float normalize = (float) Math.max(1.0, rmsU / clipThreshold);
+        float decay = p.decay() ? weightDecay : 0f;
+        d.axpby(-eta / normalize, u, 1f - eta * decay, theta);
     }
 
     @Override

@@ -11,7 +11,10 @@ import relay.stages.tensor.Tensor;
  */
 public interface UpdateRule extends AutoCloseable {
 
-    /** Applies one update with learning rate lr; the gradient is read, never kept. */
+    /**
+     * Applies one update with learning rate lr. The gradient is discarded afterwards, so a rule may use its
+     * memory as scratch; it never keeps it.
+     */
     void apply(Parameter p, Tensor grad, float lr);
 
     /**
