@@ -13,11 +13,21 @@ import relay.stages.tensor.Tensor;
 public abstract class TransformerBlock implements AutoCloseable {
     private boolean recompute;
     private boolean trainable = true;
+    private final List<Parameter> parameters = new java.util.ArrayList<>();
 
     /** The output of a forward pass (the caller owns it) and what its backward needs. */
     public record Forward(Tensor output, Activations saved) {}
 
-    public abstract List<Parameter> parameters();
+    /** Every parameter of the block, in the order the block registered them. */
+    public final List<Parameter> parameters() {
+        return List.copyOf(parameters);
+    }
+
+    /** Registers a parameter the block creates; returns it for use in the constructor. */
+    protected final Parameter register(Parameter p) {
+        parameters.add(p);
+        return p;
+    }
 
     /** The block's linear layers, where low-rank terms (LoRA, RSO) attach. */
     public abstract List<Linear> linears();

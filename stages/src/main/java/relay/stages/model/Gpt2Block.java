@@ -1,13 +1,11 @@
 package relay.stages.model;
 
-import java.util.ArrayList;
 import java.util.List;
 import relay.stages.layers.Activations;
 import relay.stages.layers.CausalAttention;
 import relay.stages.layers.GradientSink;
 import relay.stages.layers.Linear;
 import relay.stages.layers.Norm;
-import relay.stages.layers.Parameter;
 import relay.stages.layers.TransformerBlock;
 import relay.stages.memory.Category;
 import relay.stages.tensor.Device;
@@ -24,29 +22,18 @@ public final class Gpt2Block extends TransformerBlock {
     private final Linear fc;
     private final Linear mlpProj;
     private final CausalAttention attention;
-    private final List<Parameter> parameters = new ArrayList<>();
 
     public Gpt2Block(ModelConfig cfg, String prefix, Initializer init) {
         int c = cfg.hidden(), i = cfg.intermediate();
         float std = 0.02f, residualStd = (float) (0.02 / Math.sqrt(2.0 * cfg.layers()));
         this.dim = c;
-        ln1 = new Norm(add(init.constant(prefix + "ln_1.weight", 1f, c)), add(init.constant(prefix + "ln_1.bias", 0f, c)), cfg.normEps());
-        qkv = new Linear(add(init.normal(prefix + "attn.c_attn.weight", std, 3 * c, c)), add(init.constant(prefix + "attn.c_attn.bias", 0f, 3 * c)));
-        attnProj = new Linear(add(init.normal(prefix + "attn.c_proj.weight", residualStd, c, c)), add(init.constant(prefix + "attn.c_proj.bias", 0f, c)));
-        ln2 = new Norm(add(init.constant(prefix + "ln_2.weight", 1f, c)), add(init.constant(prefix + "ln_2.bias", 0f, c)), cfg.normEps());
-        fc = new Linear(add(init.normal(prefix + "mlp.c_fc.weight", std, i, c)), add(init.constant(prefix + "mlp.c_fc.bias", 0f, i)));
-        mlpProj = new Linear(add(init.normal(prefix + "mlp.c_proj.weight", residualStd, c, i)), add(init.constant(prefix + "mlp.c_proj.bias", 0f, c)));
+        ln1 = new Norm(register(init.constant(prefix + "ln_1.weight", 1f, c)), register(init.constant(prefix + "ln_1.bias", 0f, c)), cfg.normEps());
+        qkv = new Linear(register(init.normal(prefix + "attn.c_attn.weight", std, 3 * c, c)), register(init.constant(prefix + "attn.c_attn.bias", 0f, 3 * c)));
+        attnProj = new Linear(register(init.normal(prefix + "attn.c_proj.weight", residualStd, c, c)), register(init.constant(prefix + "attn.c_proj.bias", 0f, c)));
+        ln2 = new Norm(register(init.constant(prefix + "ln_2.weight", 1f, c)), register(init.constant(prefix + "ln_2.bias", 0f, c)), cfg.normEps());
+        fc = new Linear(register(init.normal(prefix + "mlp.c_fc.weight", std, i, c)), register(init.constant(prefix + "mlp.c_fc.bias", 0f, i)));
+        mlpProj = new Linear(register(init.normal(prefix + "mlp.c_proj.weight", residualStd, c, i)), register(init.constant(prefix + "mlp.c_proj.bias", 0f, c)));
         attention = new CausalAttention(cfg.heads(), cfg.heads(), cfg.headDim());
-    }
-
-    private Parameter add(Parameter p) {
-        parameters.add(p);
-        return p;
-    }
-
-    @Override
-    public List<Parameter> parameters() {
-        return List.copyOf(parameters);
     }
 
     @Override

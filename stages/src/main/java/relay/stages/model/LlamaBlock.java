@@ -1,6 +1,5 @@
 package relay.stages.model;
 
-import java.util.ArrayList;
 import java.util.List;
 import relay.stages.layers.Activations;
 import relay.stages.layers.CausalAttention;
@@ -34,7 +33,6 @@ public final class LlamaBlock extends TransformerBlock {
     private final Linear up;
     private final Linear down;
     private final CausalAttention attention;
-    private final List<Parameter> parameters = new ArrayList<>();
 
     public LlamaBlock(ModelConfig cfg, String prefix, Initializer init) {
         int c = cfg.hidden(), i = cfg.intermediate();
@@ -45,30 +43,20 @@ public final class LlamaBlock extends TransformerBlock {
         ropeTheta = cfg.ropeTheta();
         int qw = heads * headDim, kvw = kvHeads * headDim;
         float std = 0.02f, residualStd = (float) (0.02 / Math.sqrt(2.0 * cfg.layers()));
-        inputNorm = new Norm(add(init.constant(prefix + "input_layernorm.weight", 1f, c)), null, cfg.normEps());
+        inputNorm = new Norm(register(init.constant(prefix + "input_layernorm.weight", 1f, c)), null, cfg.normEps());
         q = linear(init.normal(prefix + "self_attn.q_proj.weight", std, qw, c));
         k = linear(init.normal(prefix + "self_attn.k_proj.weight", std, kvw, c));
         v = linear(init.normal(prefix + "self_attn.v_proj.weight", std, kvw, c));
         o = linear(init.normal(prefix + "self_attn.o_proj.weight", residualStd, c, qw));
-        postNorm = new Norm(add(init.constant(prefix + "post_attention_layernorm.weight", 1f, c)), null, cfg.normEps());
+        postNorm = new Norm(register(init.constant(prefix + "post_attention_layernorm.weight", 1f, c)), null, cfg.normEps());
         gate = linear(init.normal(prefix + "mlp.gate_proj.weight", std, i, c));
         up = linear(init.normal(prefix + "mlp.up_proj.weight", std, i, c));
         down = linear(init.normal(prefix + "mlp.down_proj.weight", residualStd, c, i));
         attention = new CausalAttention(heads, kvHeads, headDim);
     }
 
-    private Parameter add(Parameter p) {
-        parameters.add(p);
-        return p;
-    }
-
     private Linear linear(Parameter weight) {
-        return new Linear(add(weight), null);
-    }
-
-    @Override
-    public List<Parameter> parameters() {
-        return List.copyOf(parameters);
+        return new Linear(register(weight), null);
     }
 
     @Override
