@@ -1,0 +1,176 @@
+package relay.stages.io;
+
+import com.google.gson.GsonBuilder;
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParser;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import relay.stages.layers.Parameter;
+import relay.stages.model.Family;
+import relay.stages.model.Model;
+import relay.stages.model.ModelConfig;
+import relay.stages.tensor.Device;
+
+/**
+ * A Hugging Face model directory: {@code config.json} plus {@code model.safetensors} (or shards listed in
+ * {@code model.safetensors.index.json}), with the tensor names and layouts of transformers'
+ * LlamaForCausalLM and GPT2LMHeadModel. GPT-2's projections are Conv1D in Hugging Face, stored [in, out]:
+ * they are transposed on the way in and out, since Relay keeps every linear weight [out, in].
+ */
+public final class HfModelDirectory {
+    private HfModelDirectory() {}
+
+    /** Buffers some checkpoints carry that are not parameters. */
+    private static boolean isBuffer(String name) {
+        return name.endsWith(".attn.bias") || name.endsWith(".attn.masked_bias") || name.endsWith("rotary_emb.inv_freq");
+    }
+
+    private static boolean isConv1D(ModelConfig cfg, String name) {
+        return cfg.family() == Family.GPT2 && (name.endsWith("attn.c_attn.weight") || name.endsWith("attn.c_proj.weight")
+                || name.endsWith("mlp.c_fc.weight") || name.endsWith("mlp.c_proj.weight"));
+    }
+
+    static float[] transpose(float[] m, int rows, int cols) {
+        float[] t = new float[m.length];
+        for (int i = 0; i < rows; i++) for (int j = 0; j < cols; j++) t[j * rows + i] = m[i * cols + j];
+        return t;
+    }
+
+    /** Writes config.json and model.safetensors (float32) into dir, creating it. */
+    public static void save(Model model, Path dir) throws IOException {
+        Files.createDirectories(dir);
+        ModelConfig cfg = model.config();
+        Files.writeString(dir.resolve("config.json"), new GsonBuilder().setPrettyPrinting().create().toJson(configJson(cfg)) + "\n",
+                StandardCharsets.UTF_8);
+        List<SafeTensors.Tensor32> tensors = new ArrayList<>();
+        for (Parameter p : model.parameters()) {
+            float[] v = p.value().toArray();
+            int[] shape = p.value().shape();
+            if (isConv1D(cfg, p.name())) {
+                v = transpose(v, shape[0], shape[1]);
+                shape = new int[] {shape[1], shape[0]};
+            }
+            tensors.add(new SafeTensors.Tensor32(p.name(), shape, v));
+        }
+        SafeTensors.write(dir.resolve("model.safetensors"), tensors, Map.of("format", "pt"));
+    }
+
+    static JsonObject configJson(ModelConfig c) {
+        JsonObject o = new JsonObject();
+        if (c.family() == Family.GPT2) {
+            o.addProperty("model_type", "gpt2");
+            o.add("architectures", JsonParser.parseString("[\"GPT2LMHeadModel\"]"));
+            o.addProperty("vocab_size", c.vocabSize());
+            o.addProperty("n_positions", c.maxPositions());
+            o.addProperty("n_ctx", c.maxPositions());
+            o.addProperty("n_embd", c.hidden());
+            o.addProperty("n_layer", c.layers());
+            o.addProperty("n_head", c.heads());
+            o.addProperty("n_inner", c.intermediate());
+            o.addProperty("layer_norm_epsilon", c.normEps());
+            o.addProperty("activation_function", "gelu_new");
+            o.addProperty("tie_word_embeddings", true);
+        } else {
+            o.addProperty("model_type", "llama");
+            o.add("architectures", JsonParser.parseString("[\"LlamaForCausalLM\"]"));
+            o.addProperty("vocab_size", c.vocabSize());
+            o.addProperty("hidden_size", c.hidden());
+            o.addProperty("intermediate_size", c.intermediate());
+            o.addProperty("num_hidden_layers", c.layers());
+            o.addProperty("num_attention_heads", c.heads());
+            o.addProperty("num_key_value_heads", c.kvHeads());
+            o.addProperty("head_dim", c.headDim());
+            o.addProperty("max_position_embeddings", c.maxPositions());
+            o.addProperty("rms_norm_eps", c.normEps());
+            o.addProperty("rope_theta", c.ropeTheta());
+            o.addProperty("hidden_act", "silu");
+            o.addProperty("attention_bias", false);
+            o.addProperty("mlp_bias", false);
+            o.addProperty("tie_word_embeddings", c.tiedEmbeddings());
+        }
+        o.addProperty("torch_dtype", "float32");
+        return o;
+    }
+
+    /** The safetensors files of a directory: one file, or the shards its index lists. */
+    static List<Path> weightFiles(Path dir) {
+        Path single = dir.resolve("model.safetensors"), index = dir.resolve("model.safetensors.index.json");
+        if (Files.isRegularFile(single)) return List.of(single);
+        if (!Files.isRegularFile(index)) {
+            throw new ModelFileException(dir, "no model.safetensors or model.safetensors.index.json in the directory");
+        }
+        try {
+            JsonObject map = JsonParser.parseString(Files.readString(index)).getAsJsonObject().getAsJsonObject("weight_map");
+            if (map == null) throw new ModelFileException(index, "missing 'weight_map'");
+            return map.entrySet().stream().map(e -> dir.resolve(e.getValue().getAsString())).distinct().toList();
+        } catch (IOException | RuntimeException e) {
+            if (e instanceof ModelFileException m) throw m;
+            throw new ModelFileException(index, "malformed index: " + e.getMessage(), e);
+        }
+    }
+
+    /** Loads a directory onto a device: every parameter must be present with the shape its config implies. */
+    public static Model load(Path dir, Device device) {
+        ModelConfig cfg = ModelConfig.read(dir.resolve("config.json"));
+        Map<String, SafeTensors> byName = new LinkedHashMap<>();
+        List<SafeTensors> files = new ArrayList<>();
+        try {
+            for (Path f : weightFiles(dir)) {
+                SafeTensors st = SafeTensors.open(f);
+                files.add(st);
+                for (String n : st.entries().keySet()) byName.put(n, st);
+            }
+            Model model = Model.initialize(cfg, device, 0);
+            try {
+                Map<String, String> unused = new LinkedHashMap<>();
+                byName.forEach((n, st) -> unused.put(n, st.file().toString()));
+                for (Parameter p : model.parameters()) {
+                    String stored = storedName(cfg, p.name(), byName);
+                    if (stored == null) {
+                        throw new ModelFileException(dir, "tensor '" + p.name() + "' is missing (a " + cfg.family().modelType()
+                                + " model of this config.json needs it)");
+                    }
+                    unused.remove(stored);
+                    SafeTensors st = byName.get(stored);
+                    SafeTensors.Entry e = st.entries().get(stored);
+                    int[] want = p.value().shape();
+                    int[] expected = isConv1D(cfg, p.name()) ? new int[] {want[1], want[0]} : want;
+                    if (!Arrays.equals(expected, e.shape())) {
+                        throw new ModelFileException(st.file(), "tensor '" + stored + "' has shape " + Arrays.toString(e.shape())
+                                + " but config.json implies " + Arrays.toString(expected));
+                    }
+                    float[] v = st.read(stored);
+                    p.value().copyFrom(isConv1D(cfg, p.name()) ? transpose(v, expected[0], expected[1]) : v);
+                }
+                unused.keySet().removeIf(n -> isBuffer(n) || (cfg.tiedEmbeddings() && n.equals("lm_head.weight")));
+                if (!unused.isEmpty()) {
+                    throw new ModelFileException(dir, "unexpected tensors " + unused.keySet() + " (not part of a "
+                            + cfg.family().modelType() + " model of this config.json)");
+                }
+                return model;
+            } catch (RuntimeException e) {
+                model.close();
+                throw e;
+            }
+        } finally {
+            files.forEach(SafeTensors::close);
+        }
+    }
+
+    /** The name under which a parameter is stored: as is, or without GPT-2's "transformer." prefix. */
+    private static String storedName(ModelConfig cfg, String name, Map<String, SafeTensors> byName) {
+        if (byName.containsKey(name)) return name;
+        if (cfg.family() == Family.GPT2 && name.startsWith("transformer.")) {
+            String bare = name.substring("transformer.".length());
+            if (byName.containsKey(bare)) return bare;
+        }
+        return null;
+    }
+}
