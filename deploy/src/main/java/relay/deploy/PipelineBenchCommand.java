@@ -33,6 +33,9 @@ final class PipelineBenchCommand implements Callable<Integer> {
     @Option(names = "--steps", description = "timed steps after one warm-up step (default ${DEFAULT-VALUE})")
     int steps = 3;
 
+    @Option(names = "--clip-norm", description = "clip by global norm (a norm-only pass per step; exact mode for several microbatches)")
+    float clipNorm = 0f;
+
     @Option(names = "--trace", description = "write the pipeline's trace (Chrome/Perfetto JSON) to this file")
     Path trace;
 
@@ -51,7 +54,7 @@ final class PipelineBenchCommand implements Callable<Integer> {
         System.out.printf("%s, batch %d × seq %d in %d microbatches, %s, %s mode, %d devices: plain loop first, then the pipeline...%n",
                 modelOptions.model, modelOptions.batch, modelOptions.seq, microbatches, schedule, mode, devices);
         PipelineBench.Result r = PipelineBench.run(modelOptions.config(), modelOptions.batch, modelOptions.seq, devices,
-                microbatches, s, m, steps, trace);
+                microbatches, s, m, steps, trace, clipNorm);
         new Table("metric", "value")
                 .row("placement (device of each stage)", Arrays.toString(r.placement().deviceOfStage()))
                 .row("pipeline tokens/s", String.format("%.1f", r.tokensPerSecond()))
@@ -71,6 +74,7 @@ final class PipelineBenchCommand implements Callable<Integer> {
         out.put("microbatches", microbatches);
         out.put("schedule", schedule);
         out.put("mode", mode);
+        out.put("clip_norm", clipNorm);
         out.put("tokens_per_s", r.tokensPerSecond());
         out.put("reference_tokens_per_s", r.referenceTokensPerSecond());
         out.put("bubble_measured", r.bubbleMeasured());

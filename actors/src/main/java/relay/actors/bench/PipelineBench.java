@@ -34,13 +34,15 @@ public final class PipelineBench {
                          double bubbleTheory, long stalenessMax, Placement placement, double[] pipelineStepSeconds,
                          double[] referenceStepSeconds, double[] busyFractionPerDevice, double traceOverheadFraction) {}
 
+    /** @param clipNorm LOMO's clipping by global norm (0: off), which adds a norm-only pass to every step */
     public static Result run(ModelConfig cfg, int batch, int seq, int devices, int microbatches, PipelineSchedule schedule,
-                             UpdateMode mode, int steps, Path trace) throws IOException {
+                             UpdateMode mode, int steps, Path trace, float clipNorm) throws IOException {
         if (batch % microbatches != 0) {
             throw new IllegalArgumentException("batch " + batch + " does not split into " + microbatches + " microbatches");
         }
         int mbBatch = batch / microbatches;
         float lr = 1e-3f;
+        OptimizerSettings settings = OptimizerSettings.defaults(lr).withClipping(new relay.optimizers.Clipping(0f, clipNorm));
         SyntheticData data = new SyntheticData(cfg.vocabSize(), mbBatch, seq, 0.1, 3);
         List<List<Batch>> stepsData = new ArrayList<>();
         for (int s = 0; s <= steps; s++) {
@@ -54,7 +56,7 @@ public final class PipelineBench {
         double[] refSeconds = new double[steps];
         String method = mode == UpdateMode.EAGER ? "lomo" : "sgd";
         try (CpuDevice d = new CpuDevice("reference", devices); Model m = Model.initialize(cfg, d, 1);
-             TrainingMethod tm = Optimizers.create(method, m, OptimizerSettings.defaults(lr))) {
+             TrainingMethod tm = Optimizers.create(method, m, settings)) {
             ReferenceTrainer t = new ReferenceTrainer(m, tm);
             t.step(stepsData.get(0));
             for (int s = 1; s <= steps; s++) {
@@ -65,7 +67,8 @@ public final class PipelineBench {
         }
 
         Placement placement = Placement.balanced(StageCosts.measure(cfg, mbBatch, seq), devices);
-        PipelineConfig pc = PipelineConfig.defaults("lomo", lr).with(mode, schedule).withTrace(trace != null);
+        PipelineConfig pc = PipelineConfig.defaults("lomo", lr).with(mode, schedule).withTrace(trace != null)
+                .withSettings(settings, false);
         double[] pipeSeconds = new double[steps];
         double[] bubbles = new double[steps];
         double[] busy = new double[devices];

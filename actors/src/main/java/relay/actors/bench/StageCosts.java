@@ -20,7 +20,7 @@ public final class StageCosts {
     private StageCosts() {}
 
     public static double[] measure(ModelConfig cfg, int batch, int seq) {
-        int n = batch * seq, reps = 3;
+        int n = batch * seq, reps = 5;
         int[] ids = new int[n];
         for (int i = 0; i < n; i++) ids[i] = (i * 7919) % cfg.vocabSize();
         double emb, block, head;
