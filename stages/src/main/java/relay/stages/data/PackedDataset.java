@@ -1,0 +1,130 @@
+package relay.stages.data;
+
+import java.util.Arrays;
+import java.util.List;
+import java.util.SplittableRandom;
+import relay.stages.text.Tokenizer;
+import relay.stages.train.Batch;
+
+/**
+ * Documents tokenized into one stream (an end-of-text token between them) and cut into sequences of
+ * {@code seq + 1} tokens (inputs and next-token targets). A seeded shuffle sets a fraction of the sequences
+ * aside for validation; the rest are served in a fresh seeded order every epoch. The position — epoch and
+ * index — is all a resumed run needs to continue with the very next batch.
+ */
+public final class PackedDataset {
+    private final int[] tokens;
+    private final int seq;
+    private final int[] train;
+    private final int[] validation;
+    private final long seed;
+    private int epoch;
+    private int index;
+    private int[] order;
+
+    public record Position(int epoch, int index) {}
+
+    public PackedDataset(int[] tokens, int seq, double validationFraction, long seed) {
+        int sequences = (tokens.length - 1) / seq;
+        if (sequences < 2) {
+            throw new IllegalArgumentException("the corpus gives " + tokens.length + " tokens: too few for two sequences of " + seq);
+        }
+        this.tokens = tokens;
+        this.seq = seq;
+        this.seed = seed;
+        int[] all = permutation(sequences, new SplittableRandom(seed));
+        int nVal = Math.max(1, (int) Math.round(sequences * validationFraction));
+        this.validation = Arrays.copyOfRange(all, 0, nVal);
+        this.train = Arrays.copyOfRange(all, nVal, sequences);
+        this.order = epochOrder(0);
+    }
+
+    public static PackedDataset of(List<String> documents, Tokenizer tokenizer, int endOfText, int seq, double validationFraction,
+                                   long seed) {
+        int total = 0;
+        int[][] parts = new int[documents.size()][];
+        for (int i = 0; i < parts.length; i++) {
+            parts[i] = tokenizer.encode(documents.get(i));
+            total += parts[i].length + 1;
+        }
+        int[] stream = new int[total];
+        int at = 0;
+        for (int[] p : parts) {
+            System.arraycopy(p, 0, stream, at, p.length);
+            at += p.length;
+            stream[at++] = endOfText;
+        }
+        return new PackedDataset(stream, seq, validationFraction, seed);
+    }
+
+    private static int[] permutation(int n, SplittableRandom rng) {
+        int[] p = new int[n];
+        for (int i = 0; i < n; i++) p[i] = i;
+        for (int i = n - 1; i > 0; i--) {
+            int j = rng.nextInt(i + 1), t = p[i];
+            p[i] = p[j];
+            p[j] = t;
+        }
+        return p;
+    }
+
+    private int[] epochOrder(int e) {
+        int[] p = permutation(train.length, new SplittableRandom(seed * 31 + e + 1));
+        for (int i = 0; i < p.length; i++) p[i] = train[p[i]];
+        return p;
+    }
+
+    public int tokens() {
+        return tokens.length;
+    }
+
+    public int trainSequences() {
+        return train.length;
+    }
+
+    public int validationSequences() {
+        return validation.length;
+    }
+
+    public Position position() {
+        return new Position(epoch, index);
+    }
+
+    public void seek(Position p) {
+        epoch = p.epoch();
+        index = p.index();
+        order = epochOrder(epoch);
+    }
+
+    /** The next training batch of {@code batch} sequences, moving to a new epoch when one runs out. */
+    public Batch next(int batch) {
+        int[] in = new int[batch * seq], out = new int[batch * seq];
+        for (int b = 0; b < batch; b++) {
+            if (index == order.length) {
+                epoch++;
+                index = 0;
+                order = epochOrder(epoch);
+            }
+            copy(order[index++], b, in, out);
+        }
+        return new Batch(in, out, batch, seq);
+    }
+
+    /** Validation batches, in a fixed order, covering up to {@code maxSequences}. */
+    public List<Batch> validation(int batch, int maxSequences) {
+        int n = Math.min(maxSequences, validation.length) / batch * batch;
+        java.util.ArrayList<Batch> out = new java.util.ArrayList<>();
+        for (int start = 0; start < n; start += batch) {
+            int[] in = new int[batch * seq], tgt = new int[batch * seq];
+            for (int b = 0; b < batch; b++) copy(validation[start + b], b, in, tgt);
+            out.add(new Batch(in, tgt, batch, seq));
+        }
+        return out;
+    }
+
+    private void copy(int sequence, int row, int[] in, int[] out) {
+        int from = sequence * seq;
+        System.arraycopy(tokens, from, in, row * seq, seq);
+        System.arraycopy(tokens, from + 1, out, row * seq, seq);
+    }
+}

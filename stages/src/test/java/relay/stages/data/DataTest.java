@@ -1,0 +1,87 @@
+package relay.stages.data;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.OutputStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Set;
+import java.util.zip.GZIPOutputStream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import relay.stages.io.ModelFileException;
+import relay.stages.train.Batch;
+
+class DataTest {
+    @TempDir
+    Path dir;
+
+    static int[] stream(int n) {
+        int[] t = new int[n];
+        for (int i = 0; i < n; i++) t[i] = i;
+        return t;
+    }
+
+    @Test
+    void targetsAreTheNextTokensAndValidationIsHeldOut() {
+        PackedDataset d = new PackedDataset(stream(1001), 10, 0.1, 3);
+        assertEquals(100, d.trainSequences() + d.validationSequences());
+        assertEquals(10, d.validationSequences());
+        Set<Integer> val = new HashSet<>();
+        for (Batch b : d.validation(1, 100)) val.add(b.inputs()[0] / 10);
+        Set<Integer> seen = new HashSet<>();
+        for (int i = 0; i < d.trainSequences(); i++) {
+            Batch b = d.next(1);
+            for (int k = 0; k < 10; k++) assertEquals(b.inputs()[k] + 1, b.targets()[k]);
+            seen.add(b.inputs()[0] / 10);
+        }
+        assertEquals(90, seen.size(), "an epoch serves every training sequence once");
+        seen.retainAll(val);
+        assertTrue(seen.isEmpty(), "no validation sequence is trained on");
+    }
+
+    @Test
+    void aResumedPositionContinuesWithTheSameBatches() {
+        PackedDataset a = new PackedDataset(stream(2001), 8, 0.05, 7), b = new PackedDataset(stream(2001), 8, 0.05, 7);
+        for (int i = 0; i < 300; i++) a.next(2);
+        PackedDataset.Position p = a.position();
+        assertTrue(p.epoch() >= 2, "crossed epochs: " + p);
+        b.seek(p);
+        for (int i = 0; i < 50; i++) assertArrayEquals(a.next(2).inputs(), b.next(2).inputs());
+    }
+
+    @Test
+    void corporaAreReadAsTextOrJsonlGzippedOrNot() throws Exception {
+        Path txt = dir.resolve("c.txt");
+        Files.writeString(txt, "first line\n\nsecond line\n");
+        assertEquals(List.of("first line", "second line"), Corpus.read(txt));
+        Path gz = dir.resolve("c.jsonl.gz");
+        try (OutputStream o = new GZIPOutputStream(Files.newOutputStream(gz))) {
+            o.write("{\"text\": \"héllo\"}\n{\"text\": \"world\", \"id\": 2}\n".getBytes(StandardCharsets.UTF_8));
+        }
+        assertEquals(List.of("héllo", "world"), Corpus.read(gz));
+    }
+
+    @Test
+    void badCorporaNameTheFileAndTheProblem() throws Exception {
+        Path empty = dir.resolve("empty.txt");
+        Files.writeString(empty, "\n  \n");
+        assertTrue(assertThrows(ModelFileException.class, () -> Corpus.read(empty)).getMessage().equals(empty + ": the corpus holds no text"));
+        Path jsonl = dir.resolve("bad.jsonl");
+        Files.writeString(jsonl, "{\"text\": \"ok\"}\n{\"body\": \"no text\"}\n");
+        assertTrue(assertThrows(ModelFileException.class, () -> Corpus.read(jsonl)).getMessage().contains("line 2 has no string field 'text'"));
+        Files.writeString(jsonl, "{\"text\": \"ok\"}\nnot json\n");
+        assertTrue(assertThrows(ModelFileException.class, () -> Corpus.read(jsonl)).getMessage().contains("line 2 is not JSON"));
+        Path missing = dir.resolve("missing.txt");
+        assertTrue(assertThrows(ModelFileException.class, () -> Corpus.read(missing)).getMessage().contains("no such corpus file"));
+        Path notGzip = dir.resolve("fake.txt.gz");
+        Files.writeString(notGzip, "plain");
+        assertTrue(assertThrows(ModelFileException.class, () -> Corpus.read(notGzip)).getMessage().contains("cannot read the corpus"));
+    }
+}
