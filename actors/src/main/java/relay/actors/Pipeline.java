@@ -113,7 +113,7 @@ public final class Pipeline implements AutoCloseable {
                         !tied ? null : s == 0 ? w.embedding().tokenTable() : s == last ? w.head().weight() : null);
                 var layout = new StageActor.Layout(pc.schedule(), d, placement.devices());
                 refs.add(ctx.spawn(StageActor.create(s, name, devices.get(d), w, tied, layout, optimizer, coord,
-                        new TraceRecorder(pc.trace(), name, d, s, epoch)), name, DispatcherSelector.fromConfig(dispatcher(d))));
+                        new TraceRecorder(pc.traceSteps(), name, d, s, epoch)), name, DispatcherSelector.fromConfig(dispatcher(d))));
             }
             for (int s = 0; s <= last; s++) {
                 int first = s, end = s;
@@ -201,6 +201,22 @@ public final class Pipeline implements AutoCloseable {
         Map<String, float[]> w = new LinkedHashMap<>();
         for (List<Parameter> ps : stageParameters) for (Parameter p : ps) w.putIfAbsent(p.name(), p.value().toArray());
         return w;
+    }
+
+    /**
+     * Sets every parameter from values by name — a loaded model or checkpoint — between steps only. Both
+     * replicas of a tied matrix get the same values.
+     */
+    public void loadWeights(Map<String, float[]> values) {
+        for (List<Parameter> ps : stageParameters) {
+            for (Parameter p : ps) {
+                float[] v = values.get(p.name());
+                if (v == null || v.length != p.size()) {
+                    throw new IllegalArgumentException("no values of the right size for " + p.name());
+                }
+                p.value().copyFrom(v);
+            }
+        }
     }
 
     /** The head's replica of a tied token table, or null. */

@@ -9,14 +9,17 @@ import java.util.List;
  */
 final class TraceRecorder {
     private final boolean on;
+    private final long untilStep;
     private final String actor;
     private final int device;
     private final int track;
     private final long epochNanos;
     private final List<TraceEvent> events = new ArrayList<>();
 
-    TraceRecorder(boolean on, String actor, int device, int track, long epochNanos) {
-        this.on = on;
+    /** Records spans of steps before {@code untilStep} (0: nothing). */
+    TraceRecorder(long untilStep, String actor, int device, int track, long epochNanos) {
+        this.on = untilStep > 0;
+        this.untilStep = untilStep;
         this.actor = actor;
         this.device = device;
         this.track = track;
@@ -24,7 +27,7 @@ final class TraceRecorder {
     }
 
     void span(String name, long startNanos, long endNanos, Position pos) {
-        if (!on || endNanos <= startNanos) return;
+        if (!on || pos.step() >= untilStep || endNanos <= startNanos) return;
         events.add(new TraceEvent(name, actor, device, track, (startNanos - epochNanos) / 1000,
                 Math.max(1, (endNanos - startNanos) / 1000), pos.step(), pos.microbatch()));
     }

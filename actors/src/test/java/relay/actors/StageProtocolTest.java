@@ -68,7 +68,7 @@ class StageProtocolTest {
         StageOptimizer opt = new StageOptimizer(new Sgd(0f), Schedule.constant(0.1f), Clipping.NONE, UpdateMode.EAGER, null);
         ActorRef<StageActor.Command> stage = kit.spawn(StageActor.create(1, name, device, new StageActor.Work(null, block, null),
                 false, new StageActor.Layout(PipelineSchedule.ONE_F_ONE_B, 0, 1), opt, coord.getRef(),
-                new TraceRecorder(false, name, 0, 1, 0)), name);
+                new TraceRecorder(0, name, 0, 1, 0)), name);
         stage.tell(new StageActor.Connect(prev.getRef(), next.getRef(), prev.getRef(), next.getRef(), stage, stage, stage));
         return new Harness(stage, prev, next, coord, block);
     }

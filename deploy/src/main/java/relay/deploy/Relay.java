@@ -6,7 +6,7 @@ import picocli.CommandLine.Command;
 /** The relay command line. */
 @Command(name = "relay", mixinStandardHelpOptions = true, version = "relay 0.1.0",
         description = "Full-parameter training of decoder-only language models with in-backward optimizers.",
-        subcommands = {SelfTestCommand.class, BenchCommand.class})
+        subcommands = {TrainCommand.class, GenerateCommand.class, EvalCommand.class, SelfTestCommand.class, BenchCommand.class})
 public final class Relay implements Runnable {
 
     @CommandLine.Spec
@@ -18,6 +18,8 @@ public final class Relay implements Runnable {
     }
 
     public static void main(String[] args) {
+        // Logging starts before the actor system does, so nothing is replayed with a warning.
+        org.slf4j.LoggerFactory.getILoggerFactory();
         System.exit(commandLine().execute(args));
     }
 

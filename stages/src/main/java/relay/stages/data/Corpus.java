@@ -24,11 +24,20 @@ public final class Corpus {
 
     public static List<String> read(Path file) {
         if (!Files.isRegularFile(file)) throw new ModelFileException(file, "no such corpus file");
+        try {
+            return read(file, Files.newInputStream(file));
+        } catch (IOException e) {
+            throw new ModelFileException(file, "cannot read the corpus: " + e.getMessage(), e);
+        }
+    }
+
+    /** Reads a corpus from a stream (closed afterwards); the path names it and tells its format by its ending. */
+    public static List<String> read(Path file, InputStream stream) {
         String name = file.getFileName().toString();
         boolean gz = name.endsWith(".gz");
         boolean jsonl = name.endsWith(".jsonl") || name.endsWith(".jsonl.gz");
         List<String> docs = new ArrayList<>();
-        try (InputStream raw = Files.newInputStream(file);
+        try (InputStream raw = stream;
              InputStream in = gz ? new GZIPInputStream(raw) : raw;
              BufferedReader r = new BufferedReader(new InputStreamReader(in, StandardCharsets.UTF_8))) {
             String line;

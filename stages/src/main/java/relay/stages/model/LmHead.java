@@ -86,6 +86,24 @@ public final class LmHead {
         return new Result(lossSum / n, dx);
     }
 
+    /** Mean cross-entropy of x's rows against targets, forward only (evaluation), chunked like training. */
+    public double loss(Tensor x, int[] targets) {
+        Device d = x.device();
+        int n = x.rows(), c = x.cols(), vocab = weight.value().rows();
+        int chunk = (int) Math.max(1, Math.min(n, CHUNK_FLOATS / vocab));
+        double lossSum = 0;
+        Norm.Out y = norm.forward(x);
+        try (Tensor yn = y.y(); Norm.Stats stats = y.stats(); Tensor logits = d.empty(Category.WORKSPACE, chunk, vocab)) {
+            for (int r0 = 0; r0 < n; r0 += chunk) {
+                int rows = Math.min(chunk, n - r0);
+                Tensor z = logits.rowRange(0, rows);
+                d.gemm(false, true, rows, vocab, c, 1f, Mat.of(yn.rowRange(r0, r0 + rows)), Mat.of(weight.value()), 0f, Mat.of(z));
+                lossSum += d.crossEntropy(z, targets, r0, 0f);
+            }
+        }
+        return lossSum / n;
+    }
+
     /** Logits of the given rows of x, for evaluation and generation (the caller owns them). */
     public Tensor logits(Tensor x) {
         Device d = x.device();

@@ -118,6 +118,32 @@ public final class Model implements AutoCloseable {
         }
     }
 
+    /** Mean loss of one batch, forward only: no activation is kept beyond the block that needs it. */
+    public double loss(int[] inputs, int[] targets, int batch, int seq) {
+        Tensor x = embedding.forward(inputs, seq);
+        try {
+            for (TransformerBlock b : blocks) {
+                TransformerBlock.Forward f = b.forward(x, batch, seq);
+                f.saved().close();
+                x.close();
+                x = f.output();
+            }
+            return head.loss(x, targets);
+        } finally {
+            x.close();
+        }
+    }
+
+    /** Sets every parameter from values by name (a loaded checkpoint); a missing or misshapen one is an error. */
+    public void load(java.util.Map<String, float[]> values) {
+        for (Parameter p : parameters()) {
+            float[] v = values.get(p.name());
+            if (v == null) throw new IllegalArgumentException("no values for parameter " + p.name());
+            if (v.length != p.size()) throw new IllegalArgumentException(p.name() + ": " + v.length + " values for " + p.value().describe());
+            p.value().copyFrom(v);
+        }
+    }
+
     /** The same with one sink for every stage. */
     public double forwardBackward(int[] inputs, int[] targets, int batch, int seq, float gradScale, GradientSink sink) {
         return forwardBackward(inputs, targets, batch, seq, gradScale, Sinks.all(sink));

@@ -1,0 +1,58 @@
+package relay.deploy;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import relay.stages.data.Corpus;
+import relay.stages.io.HfModelDirectory;
+import relay.stages.model.Model;
+import relay.stages.tensor.cpu.CpuDevice;
+import relay.stages.text.Tokenizer;
+import relay.stages.text.TokenizerJson;
+
+@Command(name = "eval", mixinStandardHelpOptions = true,
+        description = "Mean loss and perplexity of a model directory (with its tokenizer.json) on a corpus.")
+final class EvalCommand implements Callable<Integer> {
+    @Option(names = "--model", required = true, description = "a Hugging Face model directory with tokenizer.json")
+    Path model;
+
+    @Option(names = "--data", required = true, description = "a text or JSONL corpus (optionally .gz)")
+    Path data;
+
+    @Option(names = "--seq", description = "tokens per sequence (default ${DEFAULT-VALUE})")
+    int seq = 128;
+
+    @Option(names = "--max-sequences", description = "evaluate at most this many sequences (default ${DEFAULT-VALUE})")
+    int maxSequences = 200;
+
+    @Override
+    public Integer call() {
+        Path tok = model.resolve("tokenizer.json");
+        if (!Files.isRegularFile(tok)) throw new IllegalArgumentException(tok + ": the model directory has no tokenizer.json");
+        Tokenizer tokenizer = TokenizerJson.read(tok);
+        List<String> docs = Corpus.read(data);
+        Integer eot = tokenizer.specialTokens().get("<|endoftext|>");
+        StringBuilder all = new StringBuilder();
+        for (String d : docs) all.append(d).append(eot != null ? "<|endoftext|>" : "\n");
+        int[] tokens = tokenizer.encode(all.toString());
+        int sequences = Math.min(maxSequences, (tokens.length - 1) / seq);
+        if (sequences < 1) throw new IllegalArgumentException(data + ": " + tokens.length + " tokens, too few for one sequence of " + seq);
+        try (CpuDevice d = CpuDevice.allCores(); Model m = HfModelDirectory.load(model, d)) {
+            if (seq > m.config().maxPositions()) throw new IllegalArgumentException("--seq exceeds the model's " + m.config().maxPositions() + " positions");
+            double sum = 0;
+            for (int i = 0; i < sequences; i++) {
+                int[] in = java.util.Arrays.copyOfRange(tokens, i * seq, i * seq + seq);
+                int[] tgt = java.util.Arrays.copyOfRange(tokens, i * seq + 1, i * seq + seq + 1);
+                sum += m.loss(in, tgt, 1, seq);
+            }
+            double loss = sum / sequences;
+            System.out.printf(Locale.ROOT, "%s on %s: %d sequences of %d tokens, loss %.4f, perplexity %.2f%n", model, data,
+                    sequences, seq, loss, Math.exp(loss));
+        }
+        return 0;
+    }
+}

@@ -1,0 +1,113 @@
+package relay.deploy;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.SplittableRandom;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import relay.stages.io.HfModelDirectory;
+import relay.stages.layers.TransformerBlock;
+import relay.stages.model.Model;
+import relay.stages.tensor.Tensor;
+import relay.stages.tensor.cpu.CpuDevice;
+import relay.stages.text.Tokenizer;
+import relay.stages.text.TokenizerJson;
+
+@Command(name = "generate", mixinStandardHelpOptions = true,
+        description = "Continues a prompt with a model directory (with its tokenizer.json): greedy, or sampled with temperature, top-k and top-p.")
+final class GenerateCommand implements Callable<Integer> {
+    @Option(names = "--model", required = true, description = "a Hugging Face model directory with tokenizer.json (a checkpoint)")
+    Path model;
+
+    @Option(names = "--prompt", required = true, description = "the text to continue")
+    String prompt;
+
+    @Option(names = "--max-tokens", description = "tokens to generate (default ${DEFAULT-VALUE})")
+    int maxTokens = 60;
+
+    @Option(names = "--temperature", description = "softmax temperature; 0 means greedy (default ${DEFAULT-VALUE})")
+    double temperature = 0.8;
+
+    @Option(names = "--top-k", description = "sample among the k most likely tokens; 0 for all (default ${DEFAULT-VALUE})")
+    int topK = 40;
+
+    @Option(names = "--top-p", description = "sample among the most likely tokens whose probability adds up to p (default ${DEFAULT-VALUE})")
+    double topP = 0.95;
+
+    @Option(names = "--seed", description = "sampling seed (default ${DEFAULT-VALUE})")
+    long seed = 1;
+
+    @Override
+    public Integer call() {
+        Path tok = model.resolve("tokenizer.json");
+        if (!Files.isRegularFile(tok)) throw new IllegalArgumentException(tok + ": the model directory has no tokenizer.json");
+        Tokenizer tokenizer = TokenizerJson.read(tok);
+        Integer eot = tokenizer.specialTokens().get("<|endoftext|>");
+        SplittableRandom rng = new SplittableRandom(seed);
+        try (CpuDevice d = CpuDevice.allCores(); Model m = HfModelDirectory.load(model, d)) {
+            int[] ids = tokenizer.encode(prompt);
+            if (ids.length == 0) throw new IllegalArgumentException("the prompt encodes to no tokens");
+            int window = m.config().maxPositions();
+            StringBuilder text = new StringBuilder(prompt);
+            System.out.print(prompt);
+            for (int t = 0; t < maxTokens; t++) {
+                int[] ctx = ids.length > window ? Arrays.copyOfRange(ids, ids.length - window, ids.length) : ids;
+                // A model may have more rows than its tokenizer has tokens: only real tokens are candidates.
+                float[] logits = lastLogits(m, ctx);
+                int next = pick(Arrays.copyOf(logits, Math.min(logits.length, tokenizer.size())), rng);
+                if (eot != null && next == eot) break;
+                ids = Arrays.copyOf(ids, ids.length + 1);
+                ids[ids.length - 1] = next;
+                String all = tokenizer.decode(ids);
+                System.out.print(all.substring(Math.min(text.length(), all.length())));
+                System.out.flush();
+                text.setLength(0);
+                text.append(all);
+            }
+            System.out.println();
+        }
+        return 0;
+    }
+
+    /** The logits after the last token of the context: one forward over the whole context. */
+    static float[] lastLogits(Model m, int[] ctx) {
+        Tensor x = m.embedding().forward(ctx, ctx.length);
+        try {
+            for (TransformerBlock b : m.blocks()) {
+                TransformerBlock.Forward f = b.forward(x, 1, ctx.length);
+                f.saved().close();
+                x.close();
+                x = f.output();
+            }
+            try (Tensor z = m.head().logits(x.rowRange(ctx.length - 1, ctx.length))) {
+                return z.toArray();
+            }
+        } finally {
+            x.close();
+        }
+    }
+
+    int pick(float[] logits, SplittableRandom rng) {
+        int best = 0;
+        for (int i = 1; i < logits.length; i++) if (logits[i] > logits[best]) best = i;
+        if (temperature <= 0) return best;
+        Integer[] order = new Integer[logits.length];
+        for (int i = 0; i < order.length; i++) order[i] = i;
+        Arrays.sort(order, (a, b) -> Float.compare(logits[b], logits[a]));
+        int k = topK > 0 ? Math.min(topK, order.length) : order.length;
+        double[] p = new double[k];
+        double sum = 0;
+        for (int i = 0; i < k; i++) sum += p[i] = Math.exp((logits[order[i]] - logits[best]) / temperature);
+        double kept = 0;
+        int n = 0;
+        while (n < k && kept < topP * sum) kept += p[n++];
+        double r = rng.nextDouble() * kept;
+        for (int i = 0; i < n; i++) {
+            r -= p[i];
+            if (r <= 0) return order[i];
+        }
+        return order[n - 1];
+    }
+}

@@ -1,0 +1,45 @@
+package relay.deploy.train;
+
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigException;
+
+/** The settings of one training run, read from the resolved {@code relay.train} configuration. */
+public record TrainSettings(String model, String data, String optimizer, float lr, int warmup,
+                            float weightDecay, float clipValue, float clipNorm, int lisaGamma, int lisaPeriod, int steps,
+                            int batch, int seq, int microbatches, int devices, String schedule, String mode,
+                            double validationFraction, int evalEvery, int evalSequences, int checkpointEvery, int traceSteps,
+                            long seed, String out) {
+
+    public static TrainSettings from(Config root) {
+        Config c = root.getConfig("relay.train");
+        try {
+            TrainSettings s = new TrainSettings(c.getString("model"), c.getString("data"),
+                    c.getString("optimizer"), (float) c.getDouble("lr"), c.getInt("warmup"), (float) c.getDouble("weight-decay"),
+                    (float) c.getDouble("clip-value"), (float) c.getDouble("clip-norm"), c.getInt("lisa.gamma"),
+                    c.getInt("lisa.period"), c.getInt("steps"), c.getInt("batch"), c.getInt("seq"), c.getInt("microbatches"),
+                    c.getInt("devices"), c.getString("schedule"), c.getString("mode"), c.getDouble("validation-fraction"),
+                    c.getInt("eval-every"), c.getInt("eval-sequences"), c.getInt("checkpoint-every"), c.getInt("trace-steps"),
+                    c.getLong("seed"), c.getString("out"));
+            s.validate();
+            return s;
+        } catch (ConfigException e) {
+            throw new IllegalArgumentException("configuration: " + e.getMessage(), e);
+        }
+    }
+
+    private static void require(boolean ok, String key, String why) {
+        if (!ok) throw new IllegalArgumentException("configuration: relay.train." + key + " " + why);
+    }
+
+    private void validate() {
+        require(steps >= 1, "steps", "must be ≥ 1");
+        require(batch >= 1 && seq >= 2, "batch/seq", "must be ≥ 1 and ≥ 2");
+        require(microbatches >= 1 && batch % microbatches == 0, "microbatches", "must divide batch " + batch);
+        require(devices >= 1, "devices", "must be ≥ 1");
+        require(lr > 0, "lr", "must be > 0");
+        require(validationFraction > 0 && validationFraction < 0.5, "validation-fraction", "must be in (0, 0.5)");
+        require(evalEvery >= 1 && checkpointEvery >= 1, "eval-every/checkpoint-every", "must be ≥ 1");
+        require(lisaGamma >= 0 && lisaPeriod >= 1, "lisa", "gamma must be ≥ 0 and period ≥ 1");
+        require(mode.equals("eager") || mode.equals("exact"), "mode", "must be eager or exact, not " + mode);
+    }
+}

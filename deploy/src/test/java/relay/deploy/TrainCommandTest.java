@@ -1,0 +1,101 @@
+package relay.deploy;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParser;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import picocli.CommandLine;
+
+/** relay train, generate and eval end to end on a tiny model and corpus, in process. */
+class TrainCommandTest {
+    @TempDir
+    Path dir;
+
+    private static int run(StringWriter err, String... args) {
+        CommandLine cl = Relay.commandLine();
+        cl.setErr(new PrintWriter(err, true));
+        return cl.execute(args);
+    }
+
+    private Path corpus() throws Exception {
+        Path c = dir.resolve("corpus.txt");
+        StringBuilder sb = new StringBuilder();
+        for (int i = 0; i < 60; i++) sb.append("In the beginning was the word, and the word was ").append(i % 7).append(".\n");
+        Files.writeString(c, sb.toString());
+        return c;
+    }
+
+    @Test
+    void aRunLeavesItsDirectoryAndItsCheckpointGeneratesAndEvaluates() throws Exception {
+        Path data = corpus(), out = dir.resolve("runs");
+        assertEquals(0, run(new StringWriter(), "train", "--model", "llama-tiny", "--data", data.toString(), "--steps", "4",
+                "--out", out.toString(), "batch=2", "seq=16", "microbatches=2", "devices=2", "eval-every=2",
+                "checkpoint-every=4", "trace-steps=2", "eval-sequences=4", "lisa.gamma=2", "lisa.period=2", "validation-fraction=0.1"));
+        Path run;
+        try (Stream<Path> s = Files.list(out)) {
+            run = s.findFirst().orElseThrow();
+        }
+        for (String f : List.of("config.conf", "metrics.jsonl", "trace.json", "report.html", "checkpoints/step-4/model.safetensors",
+                "checkpoints/step-4/config.json", "checkpoints/step-4/tokenizer.json", "checkpoints/step-4/trainer_state.json",
+                "checkpoints/step-4/manifest.json")) {
+            assertTrue(Files.isRegularFile(run.resolve(f)), f);
+        }
+        List<String> lines = Files.readAllLines(run.resolve("metrics.jsonl"));
+        assertEquals(4, lines.size());
+        JsonObject last = JsonParser.parseString(lines.get(3)).getAsJsonObject();
+        assertTrue(last.has("val_loss") && last.getAsJsonObject("peak_bytes").get("parameters").getAsLong() > 0);
+        String html = Files.readString(run.resolve("report.html"));
+        assertTrue(html.contains("<svg") && html.contains("Loss"), "charts are inline");
+        assertTrue(!html.contains("<script") && !html.contains("src=\"http") && !html.contains("href=\"http"), "no network");
+        assertTrue(JsonParser.parseString(Files.readString(run.resolve("checkpoints/step-4/manifest.json"))).getAsJsonObject()
+                .getAsJsonObject("sha256").has("model.safetensors"));
+
+        PrintStream stdout = System.out;
+        ByteArrayOutputStream captured = new ByteArrayOutputStream();
+        System.setOut(new PrintStream(captured, true, StandardCharsets.UTF_8));
+        try {
+            StringWriter err = new StringWriter();
+            assertEquals(0, run(err, "generate", "--model", run.resolve("checkpoints/step-4").toString(),
+                    "--prompt", "In the", "--max-tokens", "5"), err::toString);
+            err = new StringWriter();
+            assertEquals(0, run(err, "eval", "--model", run.resolve("checkpoints/step-4").toString(),
+                    "--data", data.toString(), "--seq", "16"), err::toString);
+        } finally {
+            System.setOut(stdout);
+        }
+        String printed = captured.toString(StandardCharsets.UTF_8);
+        assertTrue(printed.startsWith("In the"), printed);
+        assertTrue(printed.contains("perplexity"), printed);
+    }
+
+    @Test
+    void badSettingsAndInputsAreOneClearLine() throws Exception {
+        StringWriter err = new StringWriter();
+        assertEquals(2, run(err, "train", "--model", "llama-tiny", "--data", dir.resolve("none.txt").toString(), "--out", dir.toString()));
+        assertTrue(err.toString().contains("none.txt: no such corpus file"), err.toString());
+        err = new StringWriter();
+        assertEquals(2, run(err, "train", "microbatches=3", "--out", dir.toString()));
+        assertTrue(err.toString().contains("relay.train.microbatches must divide batch"), err.toString());
+        err = new StringWriter();
+        assertEquals(2, run(err, "train", "steps=lots", "--out", dir.toString()));
+        assertTrue(err.toString().contains("configuration:") && err.toString().contains("steps"), err.toString());
+        err = new StringWriter();
+        assertEquals(2, run(err, "train", "--optimizer", "adamx", "--out", dir.toString()));
+        assertTrue(err.toString().contains("unknown optimizer 'adamx'"), err.toString());
+        err = new StringWriter();
+        assertEquals(2, run(err, "generate", "--model", dir.toString(), "--prompt", "x"));
+        assertTrue(err.toString().contains("has no tokenizer.json"), err.toString());
+    }
+}
