@@ -8,15 +8,15 @@ import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import relay.stages.io.HfModelDirectory;
-import relay.stages.layers.TransformerBlock;
+import relay.stages.model.KvCache;
 import relay.stages.model.Model;
-import relay.stages.tensor.Tensor;
 import relay.stages.tensor.cpu.CpuDevice;
 import relay.stages.text.Tokenizer;
 import relay.stages.text.TokenizerJson;
 
 @Command(name = "generate", mixinStandardHelpOptions = true,
-        description = "Continues a prompt with a model directory (with its tokenizer.json): greedy, or sampled with temperature, top-k and top-p.")
+        description = "Continues a prompt with a model directory (with its tokenizer.json), one token at a time with a key/value "
+                + "cache: greedy, or sampled with temperature, top-k and top-p.")
 final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--model", required = true, description = "a Hugging Face model directory with tokenizer.json (a checkpoint)")
     Path model;
@@ -46,47 +46,32 @@ final class GenerateCommand implements Callable<Integer> {
         Tokenizer tokenizer = TokenizerJson.read(tok);
         Integer eot = tokenizer.specialTokens().get("<|endoftext|>");
         SplittableRandom rng = new SplittableRandom(seed);
-        try (CpuDevice d = CpuDevice.allCores(); Model m = HfModelDirectory.load(model, d)) {
+        try (CpuDevice d = CpuDevice.allCores(); Model m = HfModelDirectory.load(model, d);
+             KvCache cache = new KvCache(m, m.config().maxPositions())) {
             int[] ids = tokenizer.encode(prompt);
             if (ids.length == 0) throw new IllegalArgumentException("the prompt encodes to no tokens");
-            int window = m.config().maxPositions();
-            StringBuilder text = new StringBuilder(prompt);
+            if (ids.length >= cache.capacity()) {
+                throw new IllegalArgumentException("the prompt has " + ids.length + " tokens; the model sees at most " + cache.capacity());
+            }
             System.out.print(prompt);
-            for (int t = 0; t < maxTokens; t++) {
-                int[] ctx = ids.length > window ? Arrays.copyOfRange(ids, ids.length - window, ids.length) : ids;
+            String shown = prompt;
+            // The prompt goes through once; after it every token costs one token's forward, reading the cache.
+            float[] logits = m.nextLogits(ids, cache);
+            for (int t = 0; t < maxTokens && cache.length() < cache.capacity(); t++) {
                 // A model may have more rows than its tokenizer has tokens: only real tokens are candidates.
-                float[] logits = lastLogits(m, ctx);
                 int next = pick(Arrays.copyOf(logits, Math.min(logits.length, tokenizer.size())), rng);
                 if (eot != null && next == eot) break;
                 ids = Arrays.copyOf(ids, ids.length + 1);
                 ids[ids.length - 1] = next;
                 String all = tokenizer.decode(ids);
-                System.out.print(all.substring(Math.min(text.length(), all.length())));
+                System.out.print(all.substring(Math.min(shown.length(), all.length())));
                 System.out.flush();
-                text.setLength(0);
-                text.append(all);
+                shown = all;
+                if (cache.length() < cache.capacity()) logits = m.nextLogits(new int[] {next}, cache);
             }
             System.out.println();
         }
         return 0;
-    }
-
-    /** The logits after the last token of the context: one forward over the whole context. */
-    static float[] lastLogits(Model m, int[] ctx) {
-        Tensor x = m.embedding().forward(ctx, ctx.length);
-        try {
-            for (TransformerBlock b : m.blocks()) {
-                TransformerBlock.Forward f = b.forward(x, 1, ctx.length);
-                f.saved().close();
-                x.close();
-                x = f.output();
-            }
-            try (Tensor z = m.head().logits(x.rowRange(ctx.length - 1, ctx.length))) {
-                return z.toArray();
-            }
-        } finally {
-            x.close();
-        }
     }
 
     int pick(float[] logits, SplittableRandom rng) {

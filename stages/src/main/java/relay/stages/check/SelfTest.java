@@ -280,9 +280,9 @@ public final class SelfTest {
         return GradientCheck.check(name, vars, v -> Reference64.rope(v.get("x"), B, seq, heads, hd, theta),
                 (v, dOut) -> scoped(owned -> {
                     Tensor x = own(owned, tensor(v.get("x"), n, w));
-                    device.rope(x, seq, heads, hd, theta, false);
+                    device.rope(x, seq, heads, hd, theta, false, 0);
                     Tensor dx = own(owned, tensor(dOut, n, w));
-                    device.rope(dx, seq, heads, hd, theta, true);
+                    device.rope(dx, seq, heads, hd, theta, true, 0);
                     return new Outcome(get(x), Map.of("x", get(dx)));
                 }), seed);
     }

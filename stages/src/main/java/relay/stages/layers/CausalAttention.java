@@ -49,7 +49,7 @@ public final class CausalAttention {
                         head(k, b, seq, kvHead(h), headDim), 0f, square(probs, b * heads + h, seq));
             }
         }
-        d.causalSoftmax(probs, seq);
+        d.causalSoftmax(probs, seq, seq);
         for (int b = 0; b < batch; b++) {
             for (int h = 0; h < heads; h++) {
                 d.gemm(false, false, seq, headDim, seq, 1f, square(probs, b * heads + h, seq),
@@ -57,6 +57,26 @@ public final class CausalAttention {
             }
         }
         return probs;
+    }
+
+    /**
+     * Inference with cached keys and values: n new queries (the last n of {@code total} positions) attend
+     * causally over the first {@code total} rows of k and v; the output goes to {@code out} [n, heads·headDim].
+     */
+    public void attendCached(Mat q, Mat k, Mat v, int n, int total, Tensor out) {
+        Device d = out.device();
+        Mat o = Mat.of(out);
+        try (Tensor scores = d.empty(Category.WORKSPACE, heads, n, total)) {
+            for (int h = 0; h < heads; h++) {
+                d.gemm(false, true, n, total, headDim, scale, head(q, 0, n, h, headDim), head(k, 0, total, kvHead(h), headDim),
+                        0f, new Mat(scores, (long) h * n * total, total));
+            }
+            d.causalSoftmax(scores, n, total);
+            for (int h = 0; h < heads; h++) {
+                d.gemm(false, false, n, headDim, total, 1f, new Mat(scores, (long) h * n * total, total),
+                        head(v, 0, total, kvHead(h), headDim), 0f, head(o, 0, n, h, headDim));
+            }
+        }
     }
 
     /**

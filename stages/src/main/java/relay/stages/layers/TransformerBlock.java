@@ -38,6 +38,15 @@ public abstract class TransformerBlock implements AutoCloseable {
      */
     protected abstract Forward compute(Tensor x, int batch, int seq, boolean trainable);
 
+    /** A cache for {@link #decode} holding up to {@code capacity} positions. */
+    public abstract relay.stages.model.KvCache.Layer newCache(int capacity);
+
+    /**
+     * Inference on n new tokens at positions [first, first + n), reading and extending the cache; returns the
+     * output (the caller owns it) and keeps nothing else.
+     */
+    public abstract Tensor decode(Tensor x, relay.stages.model.KvCache.Layer cache, int first);
+
     /** Backward from the full activations; returns dx, a new tensor the caller owns. */
     protected abstract Tensor backward(Activations a, Tensor dOut, GradientSink sink);
 

@@ -46,16 +46,21 @@ public final class Embedding {
 
     /** [tokens.length, hidden] activations for sequences of length seq. */
     public Tensor forward(int[] ids, int seq) {
+        return forward(ids, seq, 0);
+    }
+
+    /** The same for sequences that start at position {@code first} (decoding with a cache). */
+    public Tensor forward(int[] ids, int seq, int first) {
         Tensor table = tokens.value();
         Device d = table.device();
         Tensor x = d.empty(Category.ACTIVATIONS, ids.length, table.cols());
         d.embedding(ids, table, x);
         if (positions != null) {
-            if (seq > positions.value().rows()) {
-                throw new IllegalArgumentException("sequence length " + seq + " exceeds the model's "
+            if (first + seq > positions.value().rows()) {
+                throw new IllegalArgumentException("position " + (first + seq) + " exceeds the model's "
                         + positions.value().rows() + " positions");
             }
-            d.addPositions(x, positions.value(), seq);
+            d.addPositions(x, positions.value(), seq, first);
         }
         return x;
     }

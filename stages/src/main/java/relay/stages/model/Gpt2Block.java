@@ -89,6 +89,38 @@ public final class Gpt2Block extends TransformerBlock {
         return new Forward(out, s);
     }
 
+    /** GPT-2 keeps whole qkv rows (the keys and values are column blocks of them). */
+    @Override
+    public KvCache.Layer newCache(int capacity) {
+        return new KvCache.Layer(qkv.weight().value().device().allocate(Category.ACTIVATIONS, capacity, 3 * dim), null);
+    }
+
+    @Override
+    public Tensor decode(Tensor x, KvCache.Layer cache, int first) {
+        Device d = x.device();
+        int n = x.rows(), total = first + n;
+        Tensor h;
+        Norm.Out n1 = ln1.forward(x);
+        try (Tensor y1 = n1.y(); Norm.Stats st1 = n1.stats(); Tensor q = qkv.forward(y1, Category.ACTIVATIONS);
+             Tensor att = d.empty(Category.ACTIVATIONS, n, dim)) {
+            d.copy(q, cache.keys().rowRange(first, total));
+            attention.attendCached(Mat.columns(q, 0, 0), Mat.columns(cache.keys(), 0, dim), Mat.columns(cache.keys(), 0, 2 * dim),
+                    n, total, att);
+            h = attnProj.forward(att, Category.ACTIVATIONS);
+        }
+        d.add(x, h, h);
+        Norm.Out n2 = ln2.forward(h);
+        try (Tensor y2 = n2.y(); Norm.Stats st2 = n2.stats(); Tensor f = fc.forward(y2, Category.ACTIVATIONS);
+             Tensor act = d.empty(Category.ACTIVATIONS, n, fc.out())) {
+            d.gelu(f, act);
+            Tensor out = mlpProj.forward(act, Category.ACTIVATIONS);
+            d.add(h, out, out);
+            return out;
+        } finally {
+            h.close();
+        }
+    }
+
     @Override
     protected Tensor backward(Activations a, Tensor dOut, GradientSink sink) {
         Saved s = (Saved) a;

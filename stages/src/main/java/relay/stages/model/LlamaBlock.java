@@ -101,8 +101,8 @@ public final class LlamaBlock extends TransformerBlock {
         s.kIn = s.keep(k.forward(n1.y(), s.k, trainable));
         s.vIn = s.keep(v.forward(n1.y(), s.v, trainable));
         s.keepIfUsed(n1.y(), s.qIn, s.kIn, s.vIn);
-        d.rope(s.q, seq, heads, headDim, ropeTheta, false);
-        d.rope(s.k, seq, kvHeads, headDim, ropeTheta, false);
+        d.rope(s.q, seq, heads, headDim, ropeTheta, false, 0);
+        d.rope(s.k, seq, kvHeads, headDim, ropeTheta, false, 0);
         Tensor att = d.empty(Category.ACTIVATIONS, n, qw);
         s.probs = s.keep(attention.forward(Mat.of(s.q), Mat.of(s.k), Mat.of(s.v), batch, seq, att));
         s.h = s.keep(d.empty(Category.ACTIVATIONS, n, dim));
@@ -123,6 +123,42 @@ public final class LlamaBlock extends TransformerBlock {
         s.keepIfUsed(act, s.downIn);
         d.add(s.h, out, out);
         return new Forward(out, s);
+    }
+
+    @Override
+    public KvCache.Layer newCache(int capacity) {
+        Device d = q.weight().value().device();
+        return new KvCache.Layer(d.allocate(Category.ACTIVATIONS, capacity, kvHeads * headDim),
+                d.allocate(Category.ACTIVATIONS, capacity, kvHeads * headDim));
+    }
+
+    @Override
+    public Tensor decode(Tensor x, KvCache.Layer cache, int first) {
+        Device d = x.device();
+        int n = x.rows(), total = first + n;
+        Tensor h;
+        Norm.Out n1 = inputNorm.forward(x);
+        try (Tensor y1 = n1.y(); Norm.Stats st1 = n1.stats(); Tensor qt = q.forward(y1, Category.ACTIVATIONS);
+             Tensor kt = k.forward(y1, Category.ACTIVATIONS); Tensor vt = v.forward(y1, Category.ACTIVATIONS);
+             Tensor att = d.empty(Category.ACTIVATIONS, n, heads * headDim)) {
+            d.rope(qt, n, heads, headDim, ropeTheta, false, first);
+            d.rope(kt, n, kvHeads, headDim, ropeTheta, false, first);
+            d.copy(kt, cache.keys().rowRange(first, total));
+            d.copy(vt, cache.values().rowRange(first, total));
+            attention.attendCached(Mat.of(qt), Mat.of(cache.keys()), Mat.of(cache.values()), n, total, att);
+            h = o.forward(att, Category.ACTIVATIONS);
+        }
+        d.add(x, h, h);
+        Norm.Out n2 = postNorm.forward(h);
+        try (Tensor y2 = n2.y(); Norm.Stats st2 = n2.stats(); Tensor g = gate.forward(y2, Category.ACTIVATIONS);
+             Tensor u = up.forward(y2, Category.ACTIVATIONS); Tensor act = d.empty(Category.ACTIVATIONS, n, gate.out())) {
+            d.swiglu(g, u, act);
+            Tensor out = down.forward(act, Category.ACTIVATIONS);
+            d.add(h, out, out);
+            return out;
+        } finally {
+            h.close();
+        }
     }
 
     @Override
@@ -153,8 +189,8 @@ public final class LlamaBlock extends TransformerBlock {
                     attention.backward(dAtt, s.probs, Mat.of(s.q), Mat.of(s.k), Mat.of(s.v), s.batch(), s.seq(),
                             Mat.of(dq), Mat.of(dk), Mat.of(dv));
                 }
-                d.rope(dq, s.seq(), heads, headDim, ropeTheta, true);
-                d.rope(dk, s.seq(), kvHeads, headDim, ropeTheta, true);
+                d.rope(dq, s.seq(), heads, headDim, ropeTheta, true, 0);
+                d.rope(dk, s.seq(), kvHeads, headDim, ropeTheta, true, 0);
                 q.backward(s.qIn, dq, dN1, false, sink);
                 k.backward(s.kIn, dk, dN1, true, sink);
                 v.backward(s.vIn, dv, dN1, true, sink);

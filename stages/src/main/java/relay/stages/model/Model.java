@@ -118,6 +118,44 @@ public final class Model implements AutoCloseable {
         }
     }
 
+    /** The logits after the last of the tokens, by one forward over all of them (no cache). */
+    public float[] lastLogits(int[] ids) {
+        Tensor x = embedding.forward(ids, ids.length);
+        try {
+            for (TransformerBlock b : blocks) {
+                TransformerBlock.Forward f = b.forward(x, 1, ids.length);
+                f.saved().close();
+                x.close();
+                x = f.output();
+            }
+            try (Tensor z = head.logits(x.rowRange(ids.length - 1, ids.length))) {
+                return z.toArray();
+            }
+        } finally {
+            x.close();
+        }
+    }
+
+    /** The logits after the last of the new tokens, extending the cache by them. */
+    public float[] nextLogits(int[] newIds, KvCache cache) {
+        int first = cache.length(), n = newIds.length;
+        if (first + n > cache.capacity()) throw new IllegalArgumentException("the cache holds " + cache.capacity() + " positions");
+        Tensor x = embedding.forward(newIds, n, first);
+        try {
+            for (int i = 0; i < blocks.size(); i++) {
+                Tensor y = blocks.get(i).decode(x, cache.layer(i), first);
+                x.close();
+                x = y;
+            }
+            cache.advance(n);
+            try (Tensor z = head.logits(x.rowRange(n - 1, n))) {
+                return z.toArray();
+            }
+        } finally {
+            x.close();
+        }
+    }
+
     /** Mean loss of one batch, forward only: no activation is kept beyond the block that needs it. */
     public double loss(int[] inputs, int[] targets, int batch, int seq) {
         Tensor x = embedding.forward(inputs, seq);

@@ -123,12 +123,16 @@ public interface Device extends AutoCloseable {
 
     /**
      * Rotary embedding in place on a [tokens, heads·headDim] matrix of sequences of length seq
-     * (position = row mod seq), Hugging Face rotate-half layout; inverse rotates back (the backward).
+     * (position = first + row mod seq), Hugging Face rotate-half layout; inverse rotates back (the backward).
      */
-    void rope(Tensor x, int seq, int heads, int headDim, double theta, boolean inverse);
+    void rope(Tensor x, int seq, int heads, int headDim, double theta, boolean inverse, int first);
 
-    /** Row-wise causal softmax in place on [groups, seq, seq] scores; entries above the diagonal become 0. */
-    void causalSoftmax(Tensor scores, int seq);
+    /**
+     * Row-wise causal softmax in place on [groups, queries, keys] scores, the queries being the last of
+     * the keys' positions: query i sees keys 0..keys − queries + i, the rest become 0. Training has
+     * queries = keys; decoding with a cache has fewer queries than keys.
+     */
+    void causalSoftmax(Tensor scores, int queries, int keys);
 
     /** In place: dP becomes dS = P ⊙ (dP − rowsum(P ⊙ dP)), the gradient through softmax. */
     void softmaxBackward(Tensor probs, Tensor dProbs);
@@ -140,8 +144,8 @@ public interface Device extends AutoCloseable {
     /** dTable[tokens[i]] += dOut[i] (scatter-add). */
     void embeddingBackward(int[] tokens, Tensor dOut, Tensor dTable);
 
-    /** x[r, :] += table[r mod seq, :] (learned positions). */
-    void addPositions(Tensor x, Tensor table, int seq);
+    /** x[r, :] += table[first + r mod seq, :] (learned positions). */
+    void addPositions(Tensor x, Tensor table, int seq, int first);
 
     /** dTable[t, :] += Σ over rows r with r mod seq = t of dx[r, :]. */
     void positionsBackward(Tensor dx, Tensor dTable, int seq);

@@ -77,6 +77,18 @@ class CpuDeviceTest {
         }
     }
 
+    /** Copies address elements, not bytes, when a view starts inside its allocation. */
+    @Test
+    void copyBetweenViewsAtOffsets() {
+        try (Tensor big = device.allocate(Category.WORKSPACE, 4, 3); Tensor small = device.allocate(Category.WORKSPACE, 2, 3)) {
+            small.copyFrom(new float[] {1, 2, 3, 4, 5, 6});
+            device.copy(small, big.rowRange(1, 3));
+            assertArrayEquals(new float[] {0, 0, 0, 1, 2, 3, 4, 5, 6, 0, 0, 0}, big.toArray());
+            device.copy(big.rowRange(2, 4), small);
+            assertArrayEquals(new float[] {4, 5, 6, 0, 0, 0}, small.toArray());
+        }
+    }
+
     @Test
     void freeIsExplicitAndHappensOnce() {
         Tensor t = device.allocate(Category.GRADIENTS, 10);

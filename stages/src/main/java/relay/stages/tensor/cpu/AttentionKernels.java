@@ -23,13 +23,13 @@ final class AttentionKernels {
         return new float[][] {cos, sin};
     }
 
-    static void rope(FloatBuffer x, int xo, float[] cos, float[] sin, int seq, int heads, int headDim,
+    static void rope(FloatBuffer x, int xo, float[] cos, float[] sin, int seq, int first, int heads, int headDim,
                      boolean inverse, int from, int to) {
         int half = headDim / 2, width = heads * headDim;
         float sign = inverse ? -1f : 1f;
         float[] a = new float[width];
         for (int r = from; r < to; r++) {
-            int t = (r % seq) * half;
+            int t = (first + r % seq) * half;
             x.get(xo + r * width, a, 0, width);
             for (int h = 0; h < heads; h++) {
                 int base = h * headDim;
@@ -44,11 +44,11 @@ final class AttentionKernels {
         }
     }
 
-    /** Rows are (group, i) pairs of a [groups, seq, seq] tensor; row i keeps columns 0..i. */
-    static void causalSoftmax(FloatBuffer p, int po, int seq, int from, int to) {
-        float[] a = new float[seq];
+    /** Rows are (group, query i) pairs of [groups, queries, keys]; row i keeps keys 0..keys − queries + i. */
+    static void causalSoftmax(FloatBuffer p, int po, int queries, int keys, int from, int to) {
+        float[] a = new float[keys];
         for (int r = from; r < to; r++) {
-            int n = r % seq + 1, base = po + r * seq;
+            int n = keys - queries + r % queries + 1, base = po + r * keys;
             p.get(base, a, 0, n);
             float max = Float.NEGATIVE_INFINITY;
             for (int j = 0; j < n; j++) max = Math.max(max, a[j]);
@@ -59,8 +59,8 @@ final class AttentionKernels {
             }
             float inv = (float) (1.0 / sum);
             for (int j = 0; j < n; j++) a[j] *= inv;
-            for (int j = n; j < seq; j++) a[j] = 0f;
-            p.put(base, a, 0, seq);
+            for (int j = n; j < keys; j++) a[j] = 0f;
+            p.put(base, a, 0, keys);
         }
     }
 

@@ -128,7 +128,7 @@ public final class CpuDevice implements Device {
     public void copy(Tensor src, Tensor dst) {
         sameSize(src, dst);
         if (!(src.device() instanceof CpuDevice)) throw new IllegalArgumentException("cannot copy from " + src.describe());
-        Pointer.memcpy(mem(dst).at(dst.offset()), ((CpuMemory) src.memory()).at(src.offset()), src.bytes());
+        Pointer.memcpy(mem(dst).bytesAt(dst.offset()), ((CpuMemory) src.memory()).bytesAt(src.offset()), src.bytes());
     }
 
     @Override
@@ -336,21 +336,21 @@ public final class CpuDevice implements Device {
     }
 
     @Override
-    public void rope(Tensor x, int seq, int heads, int headDim, double theta, boolean inverse) {
+    public void rope(Tensor x, int seq, int heads, int headDim, double theta, boolean inverse, int first) {
         if (x.cols() != heads * headDim || headDim % 2 != 0) {
             throw new IllegalArgumentException("rope over " + heads + " heads of " + headDim + " on " + x.describe());
         }
-        float[][] table = AttentionKernels.ropeTable(seq, headDim, theta);
+        float[][] table = AttentionKernels.ropeTable(first + seq, headDim, theta);
         FloatBuffer xb = buf(x);
         parallel.forRows(x.rows(), x.cols(), (from, to) ->
-                AttentionKernels.rope(xb, off(x), table[0], table[1], seq, heads, headDim, inverse, from, to));
+                AttentionKernels.rope(xb, off(x), table[0], table[1], seq, first, heads, headDim, inverse, from, to));
     }
 
     @Override
-    public void causalSoftmax(Tensor scores, int seq) {
+    public void causalSoftmax(Tensor scores, int queries, int keys) {
         FloatBuffer b = buf(scores);
-        parallel.forRows((int) (scores.size() / seq), seq, (from, to) ->
-                AttentionKernels.causalSoftmax(b, off(scores), seq, from, to));
+        parallel.forRows((int) (scores.size() / keys), keys, (from, to) ->
+                AttentionKernels.causalSoftmax(b, off(scores), queries, keys, from, to));
     }
 
     @Override
@@ -402,16 +402,16 @@ public final class CpuDevice implements Device {
     }
 
     @Override
-    public void addPositions(Tensor x, Tensor table, int seq) {
+    public void addPositions(Tensor x, Tensor table, int seq, int first) {
         int c = x.cols();
-        if (table.cols() != c || table.rows() < seq) {
+        if (table.cols() != c || table.rows() < first + seq) {
             throw new IllegalArgumentException("positions " + table.describe() + " for sequences of " + seq);
         }
         FloatBuffer xb = buf(x), tb = buf(table);
         int xo = off(x), to0 = off(table);
         parallel.forRows(x.rows(), c, (from, to) -> {
             for (int r = from; r < to; r++) {
-                int dst = xo + r * c, src = to0 + (r % seq) * c;
+                int dst = xo + r * c, src = to0 + (first + r % seq) * c;
                 for (int j = 0; j < c; j++) xb.put(dst + j, xb.get(dst + j) + tb.get(src + j));
             }
         });

@@ -1,6 +1,7 @@
 package relay.stages.tensor.cpu;
 
 import java.nio.FloatBuffer;
+import org.bytedeco.javacpp.BytePointer;
 import org.bytedeco.javacpp.FloatPointer;
 import org.bytedeco.javacpp.Pointer;
 import relay.stages.tensor.DeviceMemory;
@@ -50,6 +51,14 @@ final class CpuMemory implements DeviceMemory {
     /** A pointer to element {@code offset}, for BLAS. */
     FloatPointer at(long offset) {
         return new FloatPointer(pointer).position(offset);
+    }
+
+    /**
+     * A pointer to element {@code offset} for untyped calls such as memcpy, which take positions in bytes:
+     * a FloatPointer's position would be read as a byte count there.
+     */
+    BytePointer bytesAt(long offset) {
+        return new BytePointer(pointer).position(offset * Float.BYTES);
     }
 
     @Override
