@@ -186,6 +186,23 @@ public final class Pipeline implements AutoCloseable {
         return all;
     }
 
+    /** Every stage's optimizer state, "parameter/role" → values (between steps). */
+    public Map<String, float[]> optimizerState() {
+        Map<String, float[]> all = new java.util.TreeMap<>();
+        for (ActorRef<StageActor.Command> s : stages) {
+            try {
+                all.putAll(AskPattern.<StageActor.Command, StageActor.StateDump>ask(s, StageActor.CollectState::new,
+                        Duration.ofSeconds(60), system.scheduler()).toCompletableFuture().get().values());
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new IllegalStateException(e);
+            } catch (ExecutionException e) {
+                throw new IllegalStateException("collecting the optimizer state of " + s.path().name(), e);
+            }
+        }
+        return all;
+    }
+
     /** Writes the trace as Chrome/Perfetto JSON, one process per device and one track per actor. */
     public void writeTrace(Path file) throws IOException {
         Map<Integer, String> names = new LinkedHashMap<>();

@@ -33,7 +33,7 @@ public final class StageActor extends AbstractBehavior<StageActor.Command> {
 
     /** The stage's protocol. */
     public sealed interface Command permits Connect, Tokens, Targets, Forward, Backward, SetTrainable, TiedGradient,
-            TiedWeights, CollectTrace, LeftDevice {}
+            TiedWeights, CollectTrace, CollectState, LeftDevice {}
 
     /**
      * The stage's neighbours, sent once after every stage exists (local wiring, not a wire message):
@@ -75,6 +75,12 @@ public final class StageActor extends AbstractBehavior<StageActor.Command> {
 
     /** Hands over the trace recorded so far (local only). */
     public record CollectTrace(ActorRef<TraceDump> replyTo) implements Command, NoSerializationVerificationNeeded {}
+
+    /** Hands over the stage's optimizer state as named values (local only; read between steps). */
+    public record CollectState(ActorRef<StateDump> replyTo) implements Command, NoSerializationVerificationNeeded {}
+
+    /** A stage's optimizer state, "parameter/role" → values. */
+    public record StateDump(java.util.Map<String, float[]> values) implements NoSerializationVerificationNeeded {}
 
     /** A stage's trace events. */
     public record TraceDump(List<TraceEvent> events) implements NoSerializationVerificationNeeded {}
@@ -167,6 +173,10 @@ public final class StageActor extends AbstractBehavior<StageActor.Command> {
                 .onMessage(SetTrainable.class, this::onSetTrainable)
                 .onMessage(TiedGradient.class, this::onTiedGradient)
                 .onMessage(TiedWeights.class, this::onTiedWeights)
+                .onMessage(CollectState.class, m -> {
+                    m.replyTo().tell(new StateDump(optimizer.export()));
+                    return this;
+                })
                 .onMessage(CollectTrace.class, m -> {
                     m.replyTo().tell(new TraceDump(trace.drain()));
                     return this;

@@ -1,6 +1,7 @@
 package relay.actors;
 
 import java.util.List;
+import java.util.Map;
 import relay.optimizers.Clipping;
 import relay.optimizers.Schedule;
 import relay.optimizers.UpdateRule;
@@ -122,6 +123,10 @@ final class StageOptimizer implements AutoCloseable {
         tiedSum.close();
         tiedSum = new GradientAccumulator();
         return sq;
+    }
+
+    Map<String, float[]> export() {
+        return rule.export();
     }
 
     /** A block being frozen: its optimizer state goes. */

@@ -52,7 +52,7 @@ class PipelineEquivalenceTest {
         return steps;
     }
 
-    record Run(double[] losses, Map<String, float[]> weights) {}
+    record Run(double[] losses, Map<String, float[]> weights, Map<String, float[]> optimizerState) {}
 
     static Run reference(ModelConfig cfg, List<List<Batch>> data, java.util.function.Function<Model, TrainingMethod> method) {
         try (CpuDevice d = new CpuDevice("ref", 1); Model m = Model.initialize(cfg, d, SEED); TrainingMethod tm = method.apply(m)) {
@@ -61,7 +61,7 @@ class PipelineEquivalenceTest {
             for (int s = 0; s < data.size(); s++) losses[s] = t.step(data.get(s));
             Map<String, float[]> w = new java.util.LinkedHashMap<>();
             for (Parameter p : m.parameters()) w.put(p.name(), p.value().toArray());
-            return new Run(losses, w);
+            return new Run(losses, w, tm.optimizerState());
         }
     }
 
@@ -75,7 +75,7 @@ class PipelineEquivalenceTest {
             }
             Map<String, float[]> w = p.weights();
             if (cfg.tiedEmbeddings()) assertArrayEquals(w.values().iterator().next(), p.tiedReplica(), "head replica in sync");
-            return new Run(losses, w);
+            return new Run(losses, w, p.optimizerState());
         }
     }
 
@@ -83,6 +83,9 @@ class PipelineEquivalenceTest {
         assertArrayEquals(want.losses(), got.losses(), 1e-5, "losses");
         assertEquals(want.weights().keySet(), got.weights().keySet());
         want.weights().forEach((name, w) -> assertArrayEquals(w, got.weights().get(name), tol, name));
+        // The optimizer state a checkpoint saves: the same moments and step counts, parameter by parameter.
+        assertEquals(want.optimizerState().keySet(), got.optimizerState().keySet());
+        want.optimizerState().forEach((name, v) -> assertArrayEquals(v, got.optimizerState().get(name), tol, name));
     }
 
     /** One device per stage group: 1–4 devices over embedding + 4 blocks + head. */

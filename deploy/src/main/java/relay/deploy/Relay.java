@@ -6,7 +6,8 @@ import picocli.CommandLine.Command;
 /** The relay command line. */
 @Command(name = "relay", mixinStandardHelpOptions = true, version = "relay 0.1.0",
         description = "Full-parameter training of decoder-only language models with in-backward optimizers.",
-        subcommands = {TrainCommand.class, GenerateCommand.class, EvalCommand.class, SelfTestCommand.class, BenchCommand.class})
+        subcommands = {TrainCommand.class, GenerateCommand.class, EvalCommand.class, TokenizerCommand.class, SelfTestCommand.class,
+                BenchCommand.class})
 public final class Relay implements Runnable {
 
     @CommandLine.Spec

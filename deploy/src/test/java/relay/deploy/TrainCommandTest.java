@@ -48,6 +48,7 @@ class TrainCommandTest {
             run = s.findFirst().orElseThrow();
         }
         for (String f : List.of("config.conf", "metrics.jsonl", "trace.json", "report.html", "checkpoints/step-4/model.safetensors",
+                "checkpoints/step-4/optimizer.safetensors",
                 "checkpoints/step-4/config.json", "checkpoints/step-4/tokenizer.json", "checkpoints/step-4/trainer_state.json",
                 "checkpoints/step-4/manifest.json")) {
             assertTrue(Files.isRegularFile(run.resolve(f)), f);
@@ -60,7 +61,10 @@ class TrainCommandTest {
         assertTrue(html.contains("<svg") && html.contains("Loss"), "charts are inline");
         assertTrue(!html.contains("<script") && !html.contains("src=\"http") && !html.contains("href=\"http"), "no network");
         assertTrue(JsonParser.parseString(Files.readString(run.resolve("checkpoints/step-4/manifest.json"))).getAsJsonObject()
-                .getAsJsonObject("sha256").has("model.safetensors"));
+                .getAsJsonObject("sha256").has("optimizer.safetensors"));
+        try (var st = relay.stages.io.SafeTensors.open(run.resolve("checkpoints/step-4/optimizer.safetensors"))) {
+            assertTrue(st.entries().keySet().stream().anyMatch(k -> k.endsWith("/rows")), "AdaLomo's factored moments are saved");
+        }
 
         PrintStream stdout = System.out;
         ByteArrayOutputStream captured = new ByteArrayOutputStream();
@@ -78,6 +82,16 @@ class TrainCommandTest {
         String printed = captured.toString(StandardCharsets.UTF_8);
         assertTrue(printed.startsWith("In the"), printed);
         assertTrue(printed.contains("perplexity"), printed);
+    }
+
+    @Test
+    void tokenizerTrainWritesAHuggingFaceTokenizer() throws Exception {
+        Path out = dir.resolve("tok");
+        assertEquals(0, run(new StringWriter(), "tokenizer", "train", "--corpus", corpus().toString(), "--vocab", "300",
+                "--out", out.toString()));
+        relay.stages.text.Tokenizer t = relay.stages.text.TokenizerJson.read(out.resolve("tokenizer.json"));
+        assertTrue(t.size() <= 300 && t.specialTokens().containsKey("<|endoftext|>"));
+        assertEquals("In the beginning", t.decode(t.encode("In the beginning")));
     }
 
     @Test

@@ -83,6 +83,18 @@ public final class AdaLomo implements UpdateRule {
     }
 
     @Override
+    public java.util.Map<String, float[]> export() {
+        java.util.Map<String, float[]> out = new java.util.TreeMap<>();
+        states.all().forEach((p, s) -> {
+            if (s.rows != null) out.put(p.name() + "/rows", s.rows.toArray());
+            if (s.cols != null) out.put(p.name() + "/cols", s.cols.toArray());
+            if (s.full != null) out.put(p.name() + "/v", s.full.toArray());
+            out.put(p.name() + "/steps", new float[] {s.steps});
+        });
+        return out;
+    }
+
+    @Override
     public void release(Parameter p) {
         states.release(p);
     }

@@ -56,6 +56,17 @@ public final class AdamW implements UpdateRule {
     }
 
     @Override
+    public java.util.Map<String, float[]> export() {
+        java.util.Map<String, float[]> out = new java.util.TreeMap<>();
+        states.all().forEach((p, s) -> {
+            out.put(p.name() + "/m", s.m.toArray());
+            out.put(p.name() + "/v", s.v.toArray());
+            out.put(p.name() + "/steps", new float[] {s.steps});
+        });
+        return out;
+    }
+
+    @Override
     public void release(Parameter p) {
         states.release(p);
     }

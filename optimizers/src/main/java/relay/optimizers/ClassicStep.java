@@ -65,6 +65,11 @@ public final class ClassicStep implements TrainingMethod {
     }
 
     @Override
+    public java.util.Map<String, float[]> optimizerState() {
+        return rule.export();
+    }
+
+    @Override
     public void close() {
         grads.close();
         rule.close();

@@ -100,6 +100,16 @@ public final class GaLore implements UpdateRule {
     }
 
     @Override
+    public java.util.Map<String, float[]> export() {
+        java.util.Map<String, float[]> out = new java.util.TreeMap<>(adam.export());
+        projectors.all().forEach((p, pr) -> {
+            out.put(p.name() + "/projector", pr.p.toArray());
+            out.put(p.name() + "/projector_updates", new float[] {pr.updates});
+        });
+        return out;
+    }
+
+    @Override
     public void release(Parameter p) {
         projectors.release(p);
         adam.release(p);

@@ -127,6 +127,11 @@ public final class InBackwardStep implements TrainingMethod {
     }
 
     @Override
+    public java.util.Map<String, float[]> optimizerState() {
+        return rule.export();
+    }
+
+    @Override
     public void close() {
         rule.close();
     }

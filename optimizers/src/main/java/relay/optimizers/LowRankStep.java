@@ -80,6 +80,11 @@ public final class LowRankStep implements TrainingMethod {
     }
 
     @Override
+    public java.util.Map<String, float[]> optimizerState() {
+        return rule.export();
+    }
+
+    @Override
     public void close() {
         for (Linear l : linears) {
             l.mergeLowRank();

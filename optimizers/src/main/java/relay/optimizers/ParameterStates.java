@@ -18,6 +18,11 @@ final class ParameterStates<S extends AutoCloseable> implements AutoCloseable {
         if (s != null) closeQuietly(s);
     }
 
+    /** Each parameter's state, for exporting. */
+    Map<Parameter, S> all() {
+        return java.util.Collections.unmodifiableMap(states);
+    }
+
     int size() {
         return states.size();
     }

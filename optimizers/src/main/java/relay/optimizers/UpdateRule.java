@@ -28,6 +28,14 @@ public interface UpdateRule extends AutoCloseable {
     /** Frees p's state (a LISA block being frozen); its next update starts from fresh state. */
     void release(Parameter p);
 
+    /**
+     * Every parameter's state as values, named "parameter/role" (m, v, rows, cols, projector, steps...), for
+     * a checkpoint; empty for a stateless rule.
+     */
+    default java.util.Map<String, float[]> export() {
+        return java.util.Map.of();
+    }
+
     /** Frees every parameter's state. */
     @Override
     void close();

@@ -16,6 +16,9 @@ interface Engine extends AutoCloseable {
     /** Every parameter's values by name (between steps). */
     Map<String, float[]> weights();
 
+    /** The optimizer's state, "parameter/role" → values (between steps). */
+    Map<String, float[]> optimizerState();
+
     /** Writes the trace recorded so far, if the engine records one; returns whether it wrote. */
     boolean writeTrace(Path file) throws java.io.IOException;
 

@@ -48,6 +48,11 @@ final class LoopEngine implements Engine {
     }
 
     @Override
+    public Map<String, float[]> optimizerState() {
+        return method.optimizerState();
+    }
+
+    @Override
     public boolean writeTrace(Path file) {
         return false;
     }

@@ -47,6 +47,11 @@ final class PipelineEngine implements Engine {
     }
 
     @Override
+    public Map<String, float[]> optimizerState() {
+        return pipeline.optimizerState();
+    }
+
+    @Override
     public boolean writeTrace(Path file) throws IOException {
         if (traceSteps == 0) return false;
         pipeline.writeTrace(file);

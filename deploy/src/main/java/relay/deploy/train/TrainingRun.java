@@ -31,6 +31,7 @@ import relay.optimizers.OptimizerSettings;
 import relay.stages.data.Corpus;
 import relay.stages.data.PackedDataset;
 import relay.stages.io.HfModelDirectory;
+import relay.stages.io.SafeTensors;
 import relay.stages.model.Model;
 import relay.stages.model.ModelConfig;
 import relay.stages.tensor.cpu.CpuDevice;
@@ -120,7 +121,7 @@ public final class TrainingRun {
                 if (step + 1 == s.traceSteps()) engine.writeTrace(dir.resolve("trace.json"));
                 if ((step + 1) % s.checkpointEvery() == 0 || step + 1 == s.steps()) {
                     if (!eval) evalModel.load(engine.weights());
-                    checkpoint(dir, step + 1, evalModel, tokenizer, data, s);
+                    checkpoint(dir, step + 1, evalModel, engine.optimizerState(), tokenizer, data, s);
                 }
                 if (eval || step + 1 == s.steps()) report(dir, s, cfg, engine, points, start);
             }
@@ -170,11 +171,14 @@ public final class TrainingRun {
     }
 
     /** A checkpoint directory; its manifest (file checksums) is written last, so a complete one has a manifest. */
-    static void checkpoint(Path run, int step, Model model, Tokenizer tokenizer, PackedDataset data, TrainSettings s)
-            throws IOException {
+    static void checkpoint(Path run, int step, Model model, Map<String, float[]> optimizerState, Tokenizer tokenizer,
+                           PackedDataset data, TrainSettings s) throws IOException {
         Path dir = run.resolve("checkpoints").resolve("step-" + step);
         HfModelDirectory.save(model, dir);
         TokenizerJson.write(tokenizer, dir.resolve("tokenizer.json"));
+        List<SafeTensors.Tensor32> moments = new ArrayList<>();
+        optimizerState.forEach((name, v) -> moments.add(new SafeTensors.Tensor32(name, new int[] {v.length}, v)));
+        SafeTensors.write(dir.resolve("optimizer.safetensors"), moments, Map.of("optimizer", s.optimizer()));
         Map<String, Object> state = new LinkedHashMap<>();
         state.put("step", step);
         state.put("data_epoch", data.position().epoch());
@@ -183,7 +187,7 @@ public final class TrainingRun {
         state.put("lisa_gamma", s.lisaGamma());
         state.put("lisa_period", s.lisaPeriod());
         state.put("seed", s.seed());
-        state.put("optimizer_state", "not saved: stateless for lomo; resuming adalomo/adamw restarts their moments");
+        state.put("optimizer_state", "optimizer.safetensors: parameter/role -> values (" + optimizerState.size() + " tensors)");
         Files.writeString(dir.resolve("trainer_state.json"), new Gson().toJson(state), StandardCharsets.UTF_8);
         Map<String, String> sums = new LinkedHashMap<>();
         try (var files = Files.list(dir)) {

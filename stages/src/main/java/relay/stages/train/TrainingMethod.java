@@ -17,6 +17,11 @@ public interface TrainingMethod extends AutoCloseable {
 
     void endStep();
 
+    /** The optimizer's state as named values ("parameter/role"), for a checkpoint; empty when stateless. */
+    default java.util.Map<String, float[]> optimizerState() {
+        return java.util.Map.of();
+    }
+
     /** Frees what the method holds (optimizer state, accumulated gradients). */
     @Override
     default void close() {}
