@@ -1,6 +1,5 @@
 package relay.deploy;
 
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Locale;
@@ -31,9 +30,7 @@ final class EvalCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        Path tok = model.resolve("tokenizer.json");
-        if (!Files.isRegularFile(tok)) throw new IllegalArgumentException(tok + ": the model directory has no tokenizer.json");
-        Tokenizer tokenizer = TokenizerJson.read(tok);
+        Tokenizer tokenizer = TokenizerJson.ofModel(model);
         List<String> docs = Corpus.read(data);
         Integer eot = tokenizer.specialTokens().get("<|endoftext|>");
         StringBuilder all = new StringBuilder();

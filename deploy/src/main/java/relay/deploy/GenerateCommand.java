@@ -1,6 +1,5 @@
 package relay.deploy;
 
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.SplittableRandom;
@@ -41,9 +40,7 @@ final class GenerateCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        Path tok = model.resolve("tokenizer.json");
-        if (!Files.isRegularFile(tok)) throw new IllegalArgumentException(tok + ": the model directory has no tokenizer.json");
-        Tokenizer tokenizer = TokenizerJson.read(tok);
+        Tokenizer tokenizer = TokenizerJson.ofModel(model);
         Integer eot = tokenizer.specialTokens().get("<|endoftext|>");
         SplittableRandom rng = new SplittableRandom(seed);
         try (CpuDevice d = CpuDevice.allCores(); Model m = HfModelDirectory.load(model, d);

@@ -118,21 +118,26 @@ public final class Model implements AutoCloseable {
         }
     }
 
+    /** The last block's output for a batch, forward only: no activation outlives the block that made it. */
+    private Tensor hidden(int[] inputs, int batch, int seq) {
+        Tensor x = embedding.forward(inputs, seq);
+        for (TransformerBlock b : blocks) {
+            TransformerBlock.Forward f;
+            try {
+                f = b.forward(x, batch, seq);
+            } finally {
+                x.close();
+            }
+            f.saved().close();
+            x = f.output();
+        }
+        return x;
+    }
+
     /** The logits after the last of the tokens, by one forward over all of them (no cache). */
     public float[] lastLogits(int[] ids) {
-        Tensor x = embedding.forward(ids, ids.length);
-        try {
-            for (TransformerBlock b : blocks) {
-                TransformerBlock.Forward f = b.forward(x, 1, ids.length);
-                f.saved().close();
-                x.close();
-                x = f.output();
-            }
-            try (Tensor z = head.logits(x.rowRange(ids.length - 1, ids.length))) {
-                return z.toArray();
-            }
-        } finally {
-            x.close();
+        try (Tensor x = hidden(ids, 1, ids.length); Tensor z = head.logits(x.rowRange(ids.length - 1, ids.length))) {
+            return z.toArray();
         }
     }
 
@@ -158,17 +163,8 @@ public final class Model implements AutoCloseable {
 
     /** Mean loss of one batch, forward only: no activation is kept beyond the block that needs it. */
     public double loss(int[] inputs, int[] targets, int batch, int seq) {
-        Tensor x = embedding.forward(inputs, seq);
-        try {
-            for (TransformerBlock b : blocks) {
-                TransformerBlock.Forward f = b.forward(x, batch, seq);
-                f.saved().close();
-                x.close();
-                x = f.output();
-            }
+        try (Tensor x = hidden(inputs, batch, seq)) {
             return head.loss(x, targets);
-        } finally {
-            x.close();
         }
     }
 

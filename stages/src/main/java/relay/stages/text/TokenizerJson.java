@@ -73,6 +73,13 @@ public final class TokenizerJson {
         }
     }
 
+    /** The tokenizer.json of a model directory; its absence is an error naming the directory. */
+    public static Tokenizer ofModel(Path modelDir) {
+        Path file = modelDir.resolve("tokenizer.json");
+        if (!Files.isRegularFile(file)) throw new ModelFileException(file, "the model directory has no tokenizer.json");
+        return read(file);
+    }
+
     private static JsonObject object(JsonObject o, String key, Path file) {
         if (!o.has(key) || !o.get(key).isJsonObject()) throw new ModelFileException(file, "missing '" + key + "' object");
         return o.getAsJsonObject(key);
