@@ -28,7 +28,7 @@ final class TrainCommand implements Callable<Integer> {
     @Option(names = "--data", description = "a text or JSONL corpus (optionally .gz)")
     String data;
 
-    @Option(names = "--optimizer", description = "lomo, adalomo, adamw (pipeline); sgd, rso, galore, lora (plain loop)")
+    @Option(names = "--optimizer", description = "lomo, adalomo, adamw, lisa (pipeline); sgd, rso, galore, lora (plain loop)")
     String optimizer;
 
     @Option(names = "--steps", description = "training steps")

@@ -47,7 +47,7 @@ import relay.stages.train.Batch;
  */
 public final class TrainingRun {
     /** Methods that run in the actor pipeline; the others change the model's layers and run on the plain loop. */
-    static final Set<String> PIPELINE_OPTIMIZERS = Set.of("lomo", "adalomo", "adamw");
+    static final Set<String> PIPELINE_OPTIMIZERS = Set.of("lomo", "adalomo", "adamw", "adamw-fused", "lisa");
     static final String END_OF_TEXT = "<|endoftext|>";
 
     public record Summary(Path directory, int steps, double trainLoss, double validationLoss, double seconds) {}
@@ -140,7 +140,7 @@ public final class TrainingRun {
         Placement placement = Placement.balanced(StageCosts.measure(cfg, mb, s.seq()), devices);
         PipelineConfig pc = PipelineConfig.defaults(s.optimizer(), s.lr())
                 .with(s.mode().equals("exact") ? UpdateMode.EXACT : UpdateMode.EAGER, PipelineSchedule.parse(s.schedule()))
-                .withSettings(os, s.lisaGamma() > 0)
+                .withSettings(os, s.lisaGamma() > 0 || s.optimizer().equals("lisa"))
                 .withTraceSteps(s.traceSteps());
         return new PipelineEngine(cfg, s.seed(), placement, pc, initial);
     }
