@@ -14,7 +14,7 @@ public record TrainSettings(String model, String data, String optimizer, float l
         Config c = root.getConfig("relay.train");
         try {
             TrainSettings s = new TrainSettings(c.getString("model"), c.getString("data"),
-                    c.getString("optimizer"), (float) c.getDouble("lr"), c.getInt("warmup"), (float) c.getDouble("weight-decay"),
+                    c.getString("optimizer"), learningRate(c), c.getInt("warmup"), (float) c.getDouble("weight-decay"),
                     (float) c.getDouble("clip-value"), (float) c.getDouble("clip-norm"), c.getInt("lisa.gamma"),
                     c.getInt("lisa.period"), c.getInt("steps"), c.getInt("batch"), c.getInt("seq"), c.getInt("microbatches"),
                     c.getInt("devices"), c.getString("schedule"), c.getString("mode"), c.getDouble("validation-fraction"),
@@ -25,6 +25,19 @@ public record TrainSettings(String model, String data, String optimizer, float l
         } catch (ConfigException e) {
             throw new IllegalArgumentException("configuration: " + e.getMessage(), e);
         }
+    }
+
+    /** A number, or "auto": a rate that suits the optimizer, a tenth of it when fine-tuning a model directory. */
+    static float learningRate(Config c) {
+        if (!c.getString("lr").equals("auto")) return (float) c.getDouble("lr");
+        float scratch = switch (c.getString("optimizer")) {
+            case "adalomo" -> 0.02f;
+            case "lomo", "sgd" -> 0.3f;
+            case "lora" -> 1e-2f;
+            default -> 2e-3f;
+        };
+        boolean fineTuning = java.nio.file.Files.isDirectory(java.nio.file.Path.of(c.getString("model")));
+        return fineTuning ? scratch / 10 : scratch;
     }
 
     private static void require(boolean ok, String key, String why) {
