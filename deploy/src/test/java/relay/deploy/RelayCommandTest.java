@@ -47,6 +47,11 @@ class RelayCommandTest {
         JsonObject o = JsonParser.parseString(Files.readString(json)).getAsJsonObject();
         double peak = o.get("sgemm_peak_gflops").getAsDouble(), achieved = o.get("achieved_gflops").getAsDouble();
         assertTrue(peak > 0 && achieved > 0);
+        assertEquals(achieved / o.get("sgemm_peak_up_front_gflops").getAsDouble(), o.get("mfu_up_front").getAsDouble(), 1e-9);
+        // mfu is the median step's rate over the best sgemm window measured between the steps.
+        double best = 0;
+        for (var p : o.getAsJsonArray("sgemm_peak_after_step_gflops")) best = Math.max(best, p.getAsDouble());
+        assertEquals(best, peak, 1e-9);
         assertEquals(achieved / peak, o.get("mfu").getAsDouble(), 1e-9);
         assertEquals(1, o.get("threads").getAsInt());
         assertTrue(o.getAsJsonObject("peak_bytes").get("activations").getAsLong() > 0);

@@ -40,6 +40,22 @@ public final class SgemmBench {
         return out;
     }
 
+    /** The rate of {@code calls} back-to-back products of one shape, timed together: a quick probe of the machine's speed now. */
+    public double probe(GemmShape s, int calls) {
+        int aRows = s.transA() ? s.k() : s.m(), aCols = s.transA() ? s.m() : s.k();
+        int bRows = s.transB() ? s.n() : s.k(), bCols = s.transB() ? s.k() : s.n();
+        SplittableRandom rng = new SplittableRandom(2);
+        try (Tensor a = random(rng, aRows, aCols); Tensor b = random(rng, bRows, bCols);
+             Tensor c = device.allocate(Category.WORKSPACE, s.m(), s.n())) {
+            device.gemm(s.transA(), s.transB(), s.m(), s.n(), s.k(), 1f, Mat.of(a), Mat.of(b), 0f, Mat.of(c));
+            long t0 = System.nanoTime();
+            for (int i = 0; i < calls; i++) {
+                device.gemm(s.transA(), s.transB(), s.m(), s.n(), s.k(), 1f, Mat.of(a), Mat.of(b), 0f, Mat.of(c));
+            }
+            return s.flops() * calls / ((System.nanoTime() - t0) / 1e9) / 1e9;
+        }
+    }
+
     public Measurement measure(GemmShape s) {
         int aRows = s.transA() ? s.k() : s.m(), aCols = s.transA() ? s.m() : s.k();
         int bRows = s.transB() ? s.n() : s.k(), bCols = s.transB() ? s.k() : s.n();
