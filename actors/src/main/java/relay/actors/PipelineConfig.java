@@ -13,10 +13,6 @@ public record PipelineConfig(UpdateMode mode, PipelineSchedule schedule, String 
 
     public PipelineConfig {
         if (threadsPerDevice < 1) throw new IllegalArgumentException("threads per device must be ≥ 1");
-        if (settings.clipping().byNorm() && mode == UpdateMode.EAGER) {
-            // The norm of the whole step's gradient is needed before any update; in eager mode updates happen
-            // per microbatch, so that norm exists only for one microbatch per step (checked at each step).
-        }
     }
 
     public static PipelineConfig defaults(String optimizer, float lr) {
@@ -40,13 +36,5 @@ public record PipelineConfig(UpdateMode mode, PipelineSchedule schedule, String 
     /** Tracing of the first {@code steps} steps. */
     public PipelineConfig withTraceSteps(long steps) {
         return new PipelineConfig(mode, schedule, optimizer, settings, lisa, threadsPerDevice, steps, stepTimeout);
-    }
-
-    public PipelineConfig withTimeout(Duration d) {
-        return new PipelineConfig(mode, schedule, optimizer, settings, lisa, threadsPerDevice, traceSteps, d);
-    }
-
-    public PipelineConfig withThreads(int n) {
-        return new PipelineConfig(mode, schedule, optimizer, settings, lisa, n, traceSteps, stepTimeout);
     }
 }

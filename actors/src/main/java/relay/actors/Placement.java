@@ -1,8 +1,6 @@
 package relay.actors;
 
 import java.util.Arrays;
-import relay.stages.model.Family;
-import relay.stages.model.ModelConfig;
 
 /**
  * Which device each pipeline stage runs on. Stage 0 is the embedding, 1..L the blocks, L+1 the head.
@@ -38,25 +36,6 @@ public record Placement(int devices, int[] deviceOfStage) {
     @Override
     public int[] deviceOfStage() {
         return deviceOfStage.clone();
-    }
-
-    /** Relative cost of each stage per token (matrix-product FLOPs; attention counted over the sequence). */
-    static double[] stageCosts(ModelConfig cfg, int seq) {
-        int layers = cfg.layers();
-        double[] cost = new double[layers + 2];
-        double c = cfg.hidden(), q = (double) cfg.heads() * cfg.headDim(), kv = (double) cfg.kvHeads() * cfg.headDim();
-        double i = cfg.intermediate();
-        double block = cfg.family() == Family.GPT2 ? 4 * c * c + 2 * c * i : c * q + 2 * c * kv + q * c + 3 * c * i;
-        block += 2 * seq * q;
-        cost[0] = c;
-        for (int l = 1; l <= layers; l++) cost[l] = block;
-        cost[layers + 1] = cfg.vocabSize() * c;
-        return cost;
-    }
-
-    /** Contiguous stages on devices by the FLOP model of each stage's cost. */
-    public static Placement balanced(ModelConfig cfg, int seq, int devices) {
-        return balanced(stageCosts(cfg, seq), devices);
     }
 
     /** Contiguous stages on devices so that the most loaded device carries as little as possible. */

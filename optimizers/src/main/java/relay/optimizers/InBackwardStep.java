@@ -28,7 +28,6 @@ public final class InBackwardStep implements TrainingMethod {
     private final Predicate<Parameter> trained;
     private final Model model;
     private float lr;
-    private int step;
 
     /**
      * @param lisa    null to train every block
@@ -47,7 +46,6 @@ public final class InBackwardStep implements TrainingMethod {
 
     @Override
     public void beginStep(int step) {
-        this.step = step;
         lr = schedule.at(step);
         if (lisa != null) lisa.applyTo(model, step, rule);
     }
@@ -121,10 +119,6 @@ public final class InBackwardStep implements TrainingMethod {
 
     @Override
     public void endStep() {}
-
-    public int step() {
-        return step;
-    }
 
     @Override
     public java.util.Map<String, float[]> optimizerState() {

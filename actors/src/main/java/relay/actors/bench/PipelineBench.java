@@ -32,7 +32,7 @@ public final class PipelineBench {
 
     public record Result(double tokensPerSecond, double referenceTokensPerSecond, double bubbleMeasured,
                          double bubbleTheory, long stalenessMax, Placement placement, double[] pipelineStepSeconds,
-                         double[] referenceStepSeconds, double[] busyFractionPerDevice, double traceOverheadFraction) {}
+                         double[] referenceStepSeconds, double[] busyFractionPerDevice) {}
 
     /** @param clipNorm LOMO's clipping by global norm (0: off), which adds a norm-only pass to every step */
     public static Result run(ModelConfig cfg, int batch, int seq, int devices, int microbatches, PipelineSchedule schedule,
@@ -88,8 +88,7 @@ public final class PipelineBench {
         }
         double pipe = median(pipeSeconds), ref = median(refSeconds);
         return new Result(tokensPerStep / pipe, tokensPerStep / ref, median(bubbles),
-                PipelineSchedule.theoreticalBubble(devices, microbatches), staleness, placement, pipeSeconds, refSeconds, busy,
-                Double.NaN);
+                PipelineSchedule.theoreticalBubble(devices, microbatches), staleness, placement, pipeSeconds, refSeconds, busy);
     }
 
     private static Coordinator.StepResult check(Coordinator.StepResult r) {
