@@ -135,6 +135,31 @@ class TrainingMethodsTest {
         }
     }
 
+    /**
+     * In the middle of a LoRA or RSO run the model's values (what a checkpoint or an evaluation reads) are
+     * a plain model with the terms folded in: it computes the same loss, and the base weights are untouched.
+     */
+    @ParameterizedTest
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"lora", "rso"})
+    void midRunValuesAreThePlainModelTheTermsMakeUp(String name) {
+        OptimizerSettings s = OptimizerSettings.defaults(0.05f).withRank(4);
+        Batch probe = batches(LLAMA, 1, 77).get(0);
+        try (Model model = Model.initialize(LLAMA, device, 3); TrainingMethod m = Optimizers.create(name, model, s);
+             Model plain = Model.initialize(LLAMA, device, 4)) {
+            ReferenceTrainer t = new ReferenceTrainer(model, m);
+            for (Batch b : batches(LLAMA, 4, 9)) t.step(List.of(b));
+            Linear l = model.blocks().get(0).linears().get(0);
+            float[] base = l.weight().value().toArray();
+            java.util.Map<String, float[]> values = model.values();
+            assertEquals(plain.parameterNames(), values.keySet(), "the terms' own matrices are left out");
+            assertTrue(!Arrays.equals(base, values.get(l.weight().name())), "the trained term is in the weight");
+            assertArrayEquals(base, l.weight().value().toArray(), "the base weight is untouched");
+            plain.load(values);
+            double want = loss(model, probe);
+            assertEquals(want, loss(plain, probe), 1e-5 * want);
+        }
+    }
+
     /** The loss of a batch with no weight gradient computed anywhere. */
     static double loss(Model model, Batch b) {
         return model.forwardBackward(b.inputs(), b.targets(), b.batch(), b.seq(), 1f, stage -> null);

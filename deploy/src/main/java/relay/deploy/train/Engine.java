@@ -13,7 +13,7 @@ interface Engine extends AutoCloseable {
 
     Step step(List<Batch> microbatches);
 
-    /** Every parameter's values by name (between steps). */
+    /** Every parameter's values by name as the model computes with them, low-rank terms folded in (between steps). */
     Map<String, float[]> weights();
 
     /** The optimizer's state, "parameter/role" → values (between steps). */

@@ -1,12 +1,10 @@
 package relay.deploy.train;
 
 import java.nio.file.Path;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import relay.optimizers.OptimizerSettings;
 import relay.optimizers.Optimizers;
-import relay.stages.layers.Parameter;
 import relay.stages.model.Model;
 import relay.stages.model.ModelConfig;
 import relay.stages.tensor.cpu.CpuDevice;
@@ -42,9 +40,7 @@ final class LoopEngine implements Engine {
 
     @Override
     public Map<String, float[]> weights() {
-        Map<String, float[]> w = new LinkedHashMap<>();
-        for (Parameter p : model.parameters()) w.put(p.name(), p.value().toArray());
-        return w;
+        return model.values();
     }
 
     @Override

@@ -229,9 +229,8 @@ public final class TrainingRun {
         static ModelSource open(String model) {
             Path p = Path.of(model);
             if (!Files.isDirectory(p)) return new ModelSource(ModelConfig.named(model), null, null);
-            Map<String, float[]> w = new LinkedHashMap<>();
             try (CpuDevice d = new CpuDevice("load", 1); Model m = HfModelDirectory.load(p, d)) {
-                m.parameters().forEach(q -> w.put(q.name(), q.value().toArray()));
+                Map<String, float[]> w = m.values();
                 Path tok = p.resolve("tokenizer.json");
                 return new ModelSource(m.config(), w, Files.isRegularFile(tok) ? TokenizerJson.read(tok) : null);
             }

@@ -131,8 +131,26 @@ public final class Linear {
 
     /** Folds the low-rank term into the weight, W += scale·B·A (RSO's merge before a redraw, or LoRA export). */
     public void mergeLowRank() {
+        addLowRank(weight.value());
+    }
+
+    /**
+     * The weight this layer computes with, W + scale·B·A, as values — W untouched, so training goes on (a
+     * checkpoint or an evaluation in the middle of a LoRA or RSO run).
+     */
+    public float[] effectiveWeight() {
+        if (lowRank == null) return weight.value().toArray();
         Device d = weight.value().device();
+        try (Tensor w = d.empty(Category.WORKSPACE, out(), in())) {
+            d.copy(weight.value(), w);
+            addLowRank(w);
+            return w.toArray();
+        }
+    }
+
+    private void addLowRank(Tensor w) {
+        Device d = w.device();
         d.gemm(false, false, out(), in(), lowRank.rank(), lowRank.scale(), Mat.of(lowRank.b().value()),
-                Mat.of(lowRank.a().value()), 1f, Mat.of(weight.value()));
+                Mat.of(lowRank.a().value()), 1f, Mat.of(w));
     }
 }

@@ -6,6 +6,7 @@ import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Set;
 import relay.stages.layers.GradientSink;
+import relay.stages.layers.Linear;
 import relay.stages.layers.Parameter;
 import relay.stages.layers.TransformerBlock;
 import relay.stages.tensor.Device;
@@ -166,6 +167,30 @@ public final class Model implements AutoCloseable {
         try (Tensor x = hidden(inputs, batch, seq)) {
             return head.loss(x, targets);
         }
+    }
+
+    /**
+     * Every parameter's values by name as the model computes with them: a linear's low-rank term (LoRA,
+     * RSO) is folded into its weight and the terms' own matrices are left out, so the map is a plain model.
+     */
+    public java.util.Map<String, float[]> values() {
+        java.util.Map<Parameter, Linear> withTerm = new java.util.IdentityHashMap<>();
+        Set<Parameter> terms = Collections.newSetFromMap(new java.util.IdentityHashMap<>());
+        for (TransformerBlock b : blocks) {
+            for (Linear l : b.linears()) {
+                if (l.lowRank() == null) continue;
+                withTerm.put(l.weight(), l);
+                terms.add(l.lowRank().a());
+                terms.add(l.lowRank().b());
+            }
+        }
+        java.util.Map<String, float[]> out = new java.util.LinkedHashMap<>();
+        for (Parameter p : parameters()) {
+            if (terms.contains(p)) continue;
+            Linear l = withTerm.get(p);
+            out.put(p.name(), l != null ? l.effectiveWeight() : p.value().toArray());
+        }
+        return out;
     }
 
     /** Sets every parameter from values by name (a loaded checkpoint); a missing or misshapen one is an error. */
