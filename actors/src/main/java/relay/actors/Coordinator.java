@@ -71,8 +71,10 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
         }
     }
 
-    static Behavior<Command> create(Placement placement, Clipping clipping, LisaPolicy lisa, Duration timeout) {
-        return Behaviors.setup(ctx -> Behaviors.withTimers(timers -> new Coordinator(ctx, timers, placement, clipping, lisa, timeout)));
+    /** A coordinator whose first step is {@code firstStep}; that step applies LISA's current draw whether or not it redraws. */
+    static Behavior<Command> create(Placement placement, Clipping clipping, LisaPolicy lisa, Duration timeout, long firstStep) {
+        return Behaviors.setup(ctx -> Behaviors.withTimers(timers ->
+                new Coordinator(ctx, timers, placement, clipping, lisa, timeout, firstStep)));
     }
 
     private final TimerScheduler<Command> timers;
@@ -83,6 +85,7 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
     private List<ActorRef<StageActor.Command>> stages;
 
     private long step;
+    private boolean lisaApplied;
     private RunStep pending;
     private String broken;
     private boolean normPass;
@@ -95,8 +98,9 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
     private long passStart;
 
     private Coordinator(ActorContext<Command> ctx, TimerScheduler<Command> timers, Placement placement, Clipping clipping,
-                        LisaPolicy lisa, Duration timeout) {
+                        LisaPolicy lisa, Duration timeout, long firstStep) {
         super(ctx);
+        this.step = firstStep;
         this.timers = timers;
         this.placement = placement;
         this.clipping = clipping;
@@ -133,7 +137,8 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
         pending = r;
         timers.startSingleTimer(new StepTimeout(step), timeout);
         gradNorm = Double.NaN;
-        if (lisa != null && lisa.redrawsAt((int) step)) {
+        if (lisa != null && (!lisaApplied || lisa.redrawsAt((int) step))) {
+            lisaApplied = true;
             int[] active = lisa.activeBlocks((int) step);
             waiting = blocks();
             for (int b = 0; b < blocks(); b++) {

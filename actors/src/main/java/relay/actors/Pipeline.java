@@ -102,7 +102,7 @@ public final class Pipeline implements AutoCloseable {
         CompletableFuture<List<Object>> ready = new CompletableFuture<>();
         ActorSystem<Void> system = ActorSystem.create(Behaviors.setup(ctx -> {
             ActorRef<Coordinator.Command> coord = ctx.spawn(
-                    Coordinator.create(placement, pc.settings().clipping(), lisa, pc.stepTimeout()), "coordinator");
+                    Coordinator.create(placement, pc.settings().clipping(), lisa, pc.stepTimeout(), pc.firstStep()), "coordinator");
             List<ActorRef<StageActor.Command>> refs = new ArrayList<>();
             for (int s = 0; s <= last; s++) {
                 int d = placement.device(s);
@@ -172,35 +172,48 @@ public final class Pipeline implements AutoCloseable {
     /** Every stage's trace events recorded so far (each stage's buffer starts empty again). */
     public List<TraceEvent> trace() {
         List<TraceEvent> all = new ArrayList<>();
-        for (ActorRef<StageActor.Command> s : stages) {
-            try {
-                all.addAll(AskPattern.<StageActor.Command, StageActor.TraceDump>ask(s, StageActor.CollectTrace::new,
-                        Duration.ofSeconds(30), system.scheduler()).toCompletableFuture().get().events());
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                throw new IllegalStateException(e);
-            } catch (ExecutionException e) {
-                throw new IllegalStateException("collecting the trace of " + s.path().name(), e);
-            }
-        }
+        for (StageActor.TraceDump d : askEach(StageActor.CollectTrace::new, "collecting the trace of")) all.addAll(d.events());
         return all;
     }
 
     /** Every stage's optimizer state, "parameter/role" → values (between steps). */
     public Map<String, float[]> optimizerState() {
         Map<String, float[]> all = new java.util.TreeMap<>();
+        for (StageActor.StateDump d : askEach(StageActor.CollectState::new, "collecting the optimizer state of")) all.putAll(d.values());
+        return all;
+    }
+
+    /**
+     * Sets every stage's optimizer state from {@link #optimizerState()}'s values of an earlier run (between
+     * steps, before the first step of a resumed run). Values that no stage takes are an error: the state
+     * does not belong to this pipeline's model or optimizer.
+     */
+    public void restoreOptimizerState(Map<String, float[]> values) {
+        java.util.Set<String> taken = new java.util.HashSet<>();
+        Map<String, float[]> copy = Map.copyOf(values);
+        for (StageActor.Restored r : askEach((ActorRef<StageActor.Restored> to) -> new StageActor.RestoreState(copy, to),
+                "restoring the optimizer state of")) {
+            if (r.error() != null) throw new IllegalArgumentException("optimizer state: " + r.error());
+            taken.addAll(r.held());
+        }
+        List<String> left = values.keySet().stream().filter(k -> !taken.contains(k)).sorted().limit(5).toList();
+        if (!left.isEmpty()) throw new IllegalArgumentException("optimizer state no stage of this pipeline holds: " + left);
+    }
+
+    /** Asks every stage in turn and gathers the replies. */
+    private <R> List<R> askEach(java.util.function.Function<ActorRef<R>, StageActor.Command> message, String what) {
+        List<R> replies = new ArrayList<>();
         for (ActorRef<StageActor.Command> s : stages) {
             try {
-                all.putAll(AskPattern.<StageActor.Command, StageActor.StateDump>ask(s, StageActor.CollectState::new,
-                        Duration.ofSeconds(60), system.scheduler()).toCompletableFuture().get().values());
+                replies.add(AskPattern.ask(s, message::apply, Duration.ofSeconds(60), system.scheduler()).toCompletableFuture().get());
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
                 throw new IllegalStateException(e);
             } catch (ExecutionException e) {
-                throw new IllegalStateException("collecting the optimizer state of " + s.path().name(), e);
+                throw new IllegalStateException(what + " " + s.path().name(), e);
             }
         }
-        return all;
+        return replies;
     }
 
     /** Writes the trace as Chrome/Perfetto JSON, one process per device and one track per actor. */

@@ -6,26 +6,28 @@ import relay.optimizers.OptimizerSettings;
 /**
  * How a pipeline trains: the update mode, the schedule, the optimizer (lomo, sgd, adalomo, adamw; with
  * {@code lisa} the blocks are sampled), its settings (learning rate, clipping, LISA's γ and period), the
- * CPU threads each device computes with, for how many steps actors record a trace, and how long a step may take.
+ * CPU threads each device computes with, for how many steps actors record a trace, how long a step may take,
+ * and the step it starts at (0, or the next step of a resumed run: schedules and LISA draws go on from there).
  */
 public record PipelineConfig(UpdateMode mode, PipelineSchedule schedule, String optimizer, OptimizerSettings settings,
-                             boolean lisa, int threadsPerDevice, long traceSteps, Duration stepTimeout) {
+                             boolean lisa, int threadsPerDevice, long traceSteps, Duration stepTimeout, long firstStep) {
 
     public PipelineConfig {
         if (threadsPerDevice < 1) throw new IllegalArgumentException("threads per device must be ≥ 1");
+        if (firstStep < 0) throw new IllegalArgumentException("the first step must be ≥ 0");
     }
 
     public static PipelineConfig defaults(String optimizer, float lr) {
         return new PipelineConfig(UpdateMode.EAGER, PipelineSchedule.ONE_F_ONE_B, optimizer, OptimizerSettings.defaults(lr),
-                false, 1, 0, Duration.ofMinutes(10));
+                false, 1, 0, Duration.ofMinutes(10), 0);
     }
 
     public PipelineConfig with(UpdateMode m, PipelineSchedule s) {
-        return new PipelineConfig(m, s, optimizer, settings, lisa, threadsPerDevice, traceSteps, stepTimeout);
+        return new PipelineConfig(m, s, optimizer, settings, lisa, threadsPerDevice, traceSteps, stepTimeout, firstStep);
     }
 
     public PipelineConfig withSettings(OptimizerSettings s, boolean withLisa) {
-        return new PipelineConfig(mode, schedule, optimizer, s, withLisa, threadsPerDevice, traceSteps, stepTimeout);
+        return new PipelineConfig(mode, schedule, optimizer, s, withLisa, threadsPerDevice, traceSteps, stepTimeout, firstStep);
     }
 
     /** Tracing of every step, or none. */
@@ -35,6 +37,11 @@ public record PipelineConfig(UpdateMode mode, PipelineSchedule schedule, String 
 
     /** Tracing of the first {@code steps} steps. */
     public PipelineConfig withTraceSteps(long steps) {
-        return new PipelineConfig(mode, schedule, optimizer, settings, lisa, threadsPerDevice, steps, stepTimeout);
+        return new PipelineConfig(mode, schedule, optimizer, settings, lisa, threadsPerDevice, steps, stepTimeout, firstStep);
+    }
+
+    /** Starting at {@code step}, the next step of a resumed run. */
+    public PipelineConfig withFirstStep(long step) {
+        return new PipelineConfig(mode, schedule, optimizer, settings, lisa, threadsPerDevice, traceSteps, stepTimeout, step);
     }
 }

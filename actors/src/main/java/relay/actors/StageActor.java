@@ -33,7 +33,7 @@ public final class StageActor extends AbstractBehavior<StageActor.Command> {
 
     /** The stage's protocol. */
     public sealed interface Command permits Connect, Tokens, Targets, Forward, Backward, SetTrainable, TiedGradient,
-            TiedWeights, CollectTrace, CollectState, LeftDevice {}
+            TiedWeights, CollectTrace, CollectState, RestoreState, LeftDevice {}
 
     /**
      * The stage's neighbours, sent once after every stage exists (local wiring, not a wire message):
@@ -78,6 +78,17 @@ public final class StageActor extends AbstractBehavior<StageActor.Command> {
 
     /** Hands over the stage's optimizer state as named values (local only; read between steps). */
     public record CollectState(ActorRef<StateDump> replyTo) implements Command, NoSerializationVerificationNeeded {}
+
+    /**
+     * Sets the stage's optimizer state from a checkpoint's "parameter/role" → values, taking what belongs to
+     * its parameters; replies with the names of the state it then holds, or why it could not (local only;
+     * between steps).
+     */
+    public record RestoreState(java.util.Map<String, float[]> values, ActorRef<Restored> replyTo)
+            implements Command, NoSerializationVerificationNeeded {}
+
+    /** The state a stage holds after {@link RestoreState}, or (error not null) why the values did not fit. */
+    public record Restored(java.util.Set<String> held, String error) implements NoSerializationVerificationNeeded {}
 
     /** A stage's optimizer state, "parameter/role" → values. */
     public record StateDump(java.util.Map<String, float[]> values) implements NoSerializationVerificationNeeded {}
@@ -177,6 +188,7 @@ public final class StageActor extends AbstractBehavior<StageActor.Command> {
                     m.replyTo().tell(new StateDump(optimizer.export()));
                     return this;
                 })
+                .onMessage(RestoreState.class, this::onRestoreState)
                 .onMessage(CollectTrace.class, m -> {
                     m.replyTo().tell(new TraceDump(trace.drain()));
                     return this;
@@ -423,6 +435,22 @@ public final class StageActor extends AbstractBehavior<StageActor.Command> {
     private void reportDone() {
         coordinator.tell(Coordinator.Report.passDone(stage, pass, normPartial, staleness, busyNanos));
         normPartial = 0;
+    }
+
+    private Behavior<Command> onRestoreState(RestoreState m) {
+        try {
+            optimizer.restore(updatedParameters(), m.values());
+            m.replyTo().tell(new Restored(java.util.Set.copyOf(optimizer.export().keySet()), null));
+        } catch (IllegalArgumentException e) {
+            m.replyTo().tell(new Restored(java.util.Set.of(), name + ": " + e.getMessage()));
+        }
+        return this;
+    }
+
+    /** What this stage's optimizer updates: its parameters, less the head's replica of a tied table (the embedding updates it). */
+    private List<Parameter> updatedParameters() {
+        if (!tied || work.head() == null) return work.parameters();
+        return work.parameters().stream().filter(p -> p != work.head().weight()).toList();
     }
 
     private Behavior<Command> onSetTrainable(SetTrainable m) {

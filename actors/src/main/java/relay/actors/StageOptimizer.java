@@ -129,6 +129,11 @@ final class StageOptimizer implements AutoCloseable {
         return rule.export();
     }
 
+    /** Sets these parameters' state from a checkpoint's values (a resumed run). */
+    void restore(List<Parameter> params, Map<String, float[]> values) {
+        params.forEach(p -> rule.restore(p, values));
+    }
+
     /** A block being frozen: its optimizer state goes. */
     void release(List<Parameter> params) {
         params.forEach(rule::release);

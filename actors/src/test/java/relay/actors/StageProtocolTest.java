@@ -148,7 +148,7 @@ class StageProtocolTest {
     void coordinatorStartsAPassAndClosesTheStepWhenEveryStageReported() {
         List<TestProbe<StageActor.Command>> stages = List.of(kit.createTestProbe(), kit.createTestProbe(), kit.createTestProbe());
         ActorRef<Coordinator.Command> c = kit.spawn(Coordinator.create(new Placement(1, new int[] {0, 0, 0}), Clipping.NONE,
-                null, Duration.ofSeconds(30)));
+                null, Duration.ofSeconds(30), 0));
         c.tell(new Coordinator.Attach(stages.stream().map(TestProbe::getRef).toList()));
         TestProbe<Coordinator.StepResult> reply = kit.createTestProbe();
         c.tell(new Coordinator.RunStep(List.of(batch()), reply.getRef()));
@@ -172,7 +172,7 @@ class StageProtocolTest {
                 kit.createTestProbe());
         LisaPolicy lisa = new LisaPolicy(2, 1, 1, 9);
         ActorRef<Coordinator.Command> c = kit.spawn(Coordinator.create(new Placement(1, new int[] {0, 0, 0, 0}), Clipping.NONE,
-                lisa, Duration.ofSeconds(30)));
+                lisa, Duration.ofSeconds(30), 0));
         c.tell(new Coordinator.Attach(stages.stream().map(TestProbe::getRef).toList()));
         TestProbe<Coordinator.StepResult> reply = kit.createTestProbe();
         c.tell(new Coordinator.RunStep(List.of(batch()), reply.getRef()));
@@ -187,11 +187,33 @@ class StageProtocolTest {
         stages.get(0).expectMessageClass(StageActor.Tokens.class);
     }
 
+    /** A coordinator resumed between redraws applies the draw in force at its first step, then none until the next redraw. */
+    @Test
+    void aResumedCoordinatorAppliesTheCurrentDrawAtItsFirstStep() {
+        List<TestProbe<StageActor.Command>> stages = List.of(kit.createTestProbe(), kit.createTestProbe(), kit.createTestProbe(),
+                kit.createTestProbe());
+        LisaPolicy lisa = new LisaPolicy(2, 1, 5, 9);
+        ActorRef<Coordinator.Command> c = kit.spawn(Coordinator.create(new Placement(1, new int[] {0, 0, 0, 0}), Clipping.NONE,
+                lisa, Duration.ofSeconds(30), 7));
+        c.tell(new Coordinator.Attach(stages.stream().map(TestProbe::getRef).toList()));
+        TestProbe<Coordinator.StepResult> reply = kit.createTestProbe();
+        c.tell(new Coordinator.RunStep(List.of(batch()), reply.getRef()));
+        int active = lisa.activeBlocks(7)[0];
+        for (int b = 0; b < 2; b++) {
+            StageActor.SetTrainable st = stages.get(b + 1).expectMessageClass(StageActor.SetTrainable.class);
+            assertEquals(7, st.step());
+            assertEquals(b == active, st.trainable());
+        }
+        c.tell(Coordinator.Report.trainableSet(1, 7));
+        c.tell(Coordinator.Report.trainableSet(2, 7));
+        assertEquals(7, stages.get(0).expectMessageClass(StageActor.Tokens.class).pos().step());
+    }
+
     @Test
     void aStepThatDoesNotFinishTimesOutWithAnError() {
         List<TestProbe<StageActor.Command>> stages = List.of(kit.createTestProbe(), kit.createTestProbe(), kit.createTestProbe());
         ActorRef<Coordinator.Command> c = kit.spawn(Coordinator.create(new Placement(1, new int[] {0, 0, 0}), Clipping.NONE,
-                null, Duration.ofMillis(300)));
+                null, Duration.ofMillis(300), 0));
         c.tell(new Coordinator.Attach(stages.stream().map(TestProbe::getRef).toList()));
         TestProbe<Coordinator.StepResult> reply = kit.createTestProbe();
         c.tell(new Coordinator.RunStep(List.of(batch()), reply.getRef()));

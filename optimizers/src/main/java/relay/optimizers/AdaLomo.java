@@ -95,6 +95,17 @@ public final class AdaLomo implements UpdateRule {
     }
 
     @Override
+    public void restore(Parameter p, java.util.Map<String, float[]> exported) {
+        int steps = ParameterStates.count(exported, p, "steps");
+        if (steps < 0) return;
+        State s = states.get(p, k -> new State(p.value().device(), p.value()));
+        if (s.rows != null) s.rows.copyFrom(ParameterStates.exported(exported, p, "rows", s.rows.size()));
+        if (s.cols != null) s.cols.copyFrom(ParameterStates.exported(exported, p, "cols", s.cols.size()));
+        if (s.full != null) s.full.copyFrom(ParameterStates.exported(exported, p, "v", s.full.size()));
+        s.steps = steps;
+    }
+
+    @Override
     public void release(Parameter p) {
         states.release(p);
     }

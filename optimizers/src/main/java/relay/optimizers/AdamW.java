@@ -67,6 +67,21 @@ public final class AdamW implements UpdateRule {
     }
 
     @Override
+    public void restore(Parameter p, java.util.Map<String, float[]> exported) {
+        restore(p, p.value().shape(), exported);
+    }
+
+    /** Restores the moments kept under {@code key}, of the given shape (GaLore's are the projection's). */
+    void restore(Parameter key, int[] shape, java.util.Map<String, float[]> exported) {
+        int steps = ParameterStates.count(exported, key, "steps");
+        if (steps < 0) return;
+        Moments s = states.get(key, k -> new Moments(key.value().device(), shape));
+        s.m.copyFrom(ParameterStates.exported(exported, key, "m", s.m.size()));
+        s.v.copyFrom(ParameterStates.exported(exported, key, "v", s.v.size()));
+        s.steps = steps;
+    }
+
+    @Override
     public void release(Parameter p) {
         states.release(p);
     }

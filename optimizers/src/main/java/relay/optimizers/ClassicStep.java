@@ -70,6 +70,11 @@ public final class ClassicStep implements TrainingMethod {
     }
 
     @Override
+    public void restore(Model m, java.util.Map<String, float[]> state) {
+        m.parameters().forEach(p -> rule.restore(p, state));
+    }
+
+    @Override
     public void close() {
         grads.close();
         rule.close();

@@ -65,8 +65,7 @@ public final class GaLore implements UpdateRule {
         }
         Device d = w.device();
         int m = w.rows(), n = w.cols();
-        Projector pr = projectors.get(param, k -> new Projector(
-                d.empty(Category.OPTIMIZER_STATE, m <= n ? m : n, rank), m <= n));
+        Projector pr = projectorOf(param);
         if (pr.updates % gap == 0) refresh(pr, grad, rank, seed + pr.updates * 7919L + param.name().hashCode());
         pr.updates++;
         int rr = pr.left ? rank : m, rc = pr.left ? n : rank;
@@ -89,6 +88,14 @@ public final class GaLore implements UpdateRule {
         }
     }
 
+    /** The projector of a [m, n] matrix: [m, r] of left singular vectors when m ≤ n, else [n, r] of right ones. */
+    private Projector projectorOf(Parameter param) {
+        Tensor w = param.value();
+        boolean left = w.rows() <= w.cols();
+        return projectors.get(param, k -> new Projector(
+                w.device().empty(Category.OPTIMIZER_STATE, left ? w.rows() : w.cols(), rank), left));
+    }
+
     private static void refresh(Projector pr, Tensor grad, int rank, long s) {
         pr.p.copyFrom(TopSingularVectors.toFloats(TopSingularVectors.of(grad, rank, !pr.left, s)));
     }
@@ -107,6 +114,20 @@ public final class GaLore implements UpdateRule {
             out.put(p.name() + "/projector_updates", new float[] {pr.updates});
         });
         return out;
+    }
+
+    @Override
+    public void restore(Parameter param, java.util.Map<String, float[]> exported) {
+        Tensor w = param.value();
+        int updates = ParameterStates.count(exported, param, "projector_updates");
+        if (updates < 0) {
+            adam.restore(param, exported);
+            return;
+        }
+        Projector pr = projectorOf(param);
+        pr.p.copyFrom(ParameterStates.exported(exported, param, "projector", pr.p.size()));
+        pr.updates = updates;
+        adam.restore(param, pr.left ? new int[] {rank, w.cols()} : new int[] {w.rows(), rank}, exported);
     }
 
     @Override

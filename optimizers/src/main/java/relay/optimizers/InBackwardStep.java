@@ -126,6 +126,11 @@ public final class InBackwardStep implements TrainingMethod {
     }
 
     @Override
+    public void restore(Model m, java.util.Map<String, float[]> state) {
+        m.parameters().forEach(p -> rule.restore(p, state));
+    }
+
+    @Override
     public void close() {
         rule.close();
     }

@@ -55,11 +55,11 @@ public final class LisaPolicy {
     }
 
     /**
-     * Applies the draw to a model at a step: blocks leave or join training, and a block that leaves has its
-     * optimizer state released (it starts from zero when it is drawn again).
+     * Applies the draw in force at a step to a model: blocks leave or join training, and a block that leaves
+     * has its optimizer state released (it starts from zero when it is drawn again). Between redraws it
+     * changes nothing, so a run resumed at any step can call it from its first step on.
      */
     public void applyTo(relay.stages.model.Model model, int step, UpdateRule rule) {
-        if (!redrawsAt(step)) return;
         int[] active = activeBlocks(step);
         for (int i = 0; i < model.blocks().size(); i++) {
             relay.stages.layers.TransformerBlock b = model.blocks().get(i);

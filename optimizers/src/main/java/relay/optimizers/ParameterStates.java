@@ -23,6 +23,21 @@ final class ParameterStates<S extends AutoCloseable> implements AutoCloseable {
         return java.util.Collections.unmodifiableMap(states);
     }
 
+    /** The exported values of p's state under role, which must hold {@code size} values. */
+    static float[] exported(java.util.Map<String, float[]> values, Parameter p, String role, long size) {
+        String key = p.name() + "/" + role;
+        float[] v = values.get(key);
+        if (v == null) throw new IllegalArgumentException("optimizer state " + key + " is missing");
+        if (v.length != size) throw new IllegalArgumentException("optimizer state " + key + " has " + v.length + " values, not " + size);
+        return v;
+    }
+
+    /** The update count exported under p's "steps"-like role, or -1 when p has no state. */
+    static int count(java.util.Map<String, float[]> values, Parameter p, String role) {
+        float[] v = values.get(p.name() + "/" + role);
+        return v == null ? -1 : (int) exported(values, p, role, 1)[0];
+    }
+
     int size() {
         return states.size();
     }

@@ -36,6 +36,17 @@ public interface UpdateRule extends AutoCloseable {
         return java.util.Map.of();
     }
 
+    /**
+     * Sets p's state from values {@link #export} wrote (a checkpoint being resumed); p has no state after it
+     * when they hold none for it (it had not been updated, or was frozen). A stateless rule accepts none.
+     */
+    default void restore(Parameter p, java.util.Map<String, float[]> exported) {
+        String prefix = p.name() + "/";
+        for (String key : exported.keySet()) {
+            if (key.startsWith(prefix)) throw new IllegalArgumentException(getClass().getSimpleName() + " keeps no state, yet got " + key);
+        }
+    }
+
     /** Frees every parameter's state. */
     @Override
     void close();

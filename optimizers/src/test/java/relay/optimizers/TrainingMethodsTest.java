@@ -160,6 +160,39 @@ class TrainingMethodsTest {
         }
     }
 
+    /**
+     * A plain-loop run stopped after 3 steps and resumed in a fresh model and method from its weights and
+     * optimizer state ends where the uninterrupted run ends, bit for bit (LISA resumes between redraws).
+     */
+    @ParameterizedTest
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"adamw", "adalomo", "galore", "lisa", "sgd", "lomo"})
+    void aResumedRunEndsWhereTheUninterruptedOneEnds(String name) {
+        OptimizerSettings s = OptimizerSettings.defaults(0.01f).withLisa(2, 2).withRank(4);
+        List<Batch> data = batches(LLAMA, 5, 31);
+        java.util.Map<String, float[]> whole, resumed, wholeState, resumedState, weights, state;
+        try (Model model = Model.initialize(LLAMA, device, 3); TrainingMethod m = Optimizers.create(name, model, s)) {
+            ReferenceTrainer t = new ReferenceTrainer(model, m);
+            for (int i = 0; i < 3; i++) t.step(List.of(data.get(i)));
+            weights = model.values();
+            state = m.optimizerState();
+            for (int i = 3; i < 5; i++) t.step(List.of(data.get(i)));
+            whole = model.values();
+            wholeState = m.optimizerState();
+        }
+        try (Model model = Model.initialize(LLAMA, device, 99); TrainingMethod m = Optimizers.create(name, model, s)) {
+            model.load(weights);
+            m.restore(model, state);
+            ReferenceTrainer t = new ReferenceTrainer(model, m, 3);
+            for (int i = 3; i < 5; i++) t.step(List.of(data.get(i)));
+            resumed = model.values();
+            resumedState = m.optimizerState();
+        }
+        assertEquals(whole.keySet(), resumed.keySet());
+        whole.forEach((n, w) -> assertArrayEquals(w, resumed.get(n), n));
+        assertEquals(wholeState.keySet(), resumedState.keySet());
+        wholeState.forEach((n, v) -> assertArrayEquals(v, resumedState.get(n), n));
+    }
+
     /** The loss of a batch with no weight gradient computed anywhere. */
     static double loss(Model model, Batch b) {
         return model.forwardBackward(b.inputs(), b.targets(), b.batch(), b.seq(), 1f, stage -> null);

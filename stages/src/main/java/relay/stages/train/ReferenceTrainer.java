@@ -14,8 +14,14 @@ public final class ReferenceTrainer {
     private int step;
 
     public ReferenceTrainer(Model model, TrainingMethod method) {
+        this(model, method, 0);
+    }
+
+    /** A trainer whose next step is {@code firstStep} (a resumed run: schedules and LISA draws go on from there). */
+    public ReferenceTrainer(Model model, TrainingMethod method, int firstStep) {
         this.model = model;
         this.method = method;
+        this.step = firstStep;
     }
 
     /** Classic SGD with the given learning rate. */

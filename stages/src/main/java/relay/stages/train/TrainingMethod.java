@@ -22,6 +22,11 @@ public interface TrainingMethod extends AutoCloseable {
         return java.util.Map.of();
     }
 
+    /** Sets the optimizer's state from what {@link #optimizerState} gave (a resumed run); none for a stateless one. */
+    default void restore(Model model, java.util.Map<String, float[]> state) {
+        if (!state.isEmpty()) throw new IllegalArgumentException(getClass().getSimpleName() + " cannot restore optimizer state");
+    }
+
     /** Frees what the method holds (optimizer state, accumulated gradients). */
     @Override
     default void close() {}

@@ -1,0 +1,88 @@
+package relay.actors;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+import relay.optimizers.OptimizerSettings;
+import relay.stages.model.ModelConfig;
+import relay.stages.train.Batch;
+import relay.stages.train.SyntheticData;
+
+/**
+ * A run stopped after k steps and resumed from its weights and optimizer state — in a fresh pipeline that
+ * starts at step k — ends exactly where the uninterrupted run ends: same losses, weights and state, bit
+ * for bit, with LISA's draw in force at k applied though k is not a redraw step.
+ */
+class PipelineResumeTest {
+    static final int STEPS = 5;
+    static final int STOP = 3;
+
+    record State(List<Double> losses, Map<String, float[]> weights, Map<String, float[]> optimizerState) {}
+
+    static List<List<Batch>> data(ModelConfig cfg) {
+        SyntheticData d = new SyntheticData(cfg.vocabSize(), 2, 6, 0.2, 21);
+        List<List<Batch>> steps = new ArrayList<>();
+        for (int s = 0; s < STEPS; s++) steps.add(List.of(d.next(), d.next()));
+        return steps;
+    }
+
+    /** Runs steps [from, to) in a fresh pipeline, starting from {@code start} when given. */
+    static State run(ModelConfig cfg, PipelineConfig pc, List<List<Batch>> data, int from, int to, State start) {
+        int[] devices = new int[cfg.layers() + 2];
+        for (int i = devices.length / 2; i < devices.length; i++) devices[i] = 1;
+        try (Pipeline p = Pipeline.start(cfg, PipelineEquivalenceTest.SEED, new Placement(2, devices), pc.withFirstStep(from), PipelineEquivalenceTest.SERIALIZE)) {
+            if (start != null) {
+                p.loadWeights(start.weights());
+                p.restoreOptimizerState(start.optimizerState());
+            }
+            List<Double> losses = new ArrayList<>(start == null ? List.of() : start.losses());
+            for (int s = from; s < to; s++) {
+                Coordinator.StepResult r = p.step(data.get(s));
+                assertTrue(r.ok(), r.error());
+                assertEquals(s, r.step());
+                losses.add(r.loss());
+            }
+            return new State(losses, p.weights(), new TreeMap<>(p.optimizerState()));
+        }
+    }
+
+    @ParameterizedTest(name = "{0} on {1}, LISA {2}")
+    @CsvSource({"adamw, llama, true", "adalomo, gpt2, true", "adalomo, llama, false", "lomo, gpt2, false"})
+    void aResumedRunEndsExactlyWhereTheUninterruptedOneEnds(String optimizer, String family, boolean lisa) {
+        ModelConfig cfg = family.equals("llama") ? PipelineEquivalenceTest.LLAMA : PipelineEquivalenceTest.GPT2;
+        OptimizerSettings s = OptimizerSettings.defaults(0.01f).withLisa(2, 2);
+        PipelineConfig pc = PipelineConfig.defaults(optimizer, 0.01f).with(UpdateMode.EXACT, PipelineSchedule.ONE_F_ONE_B)
+                .withSettings(s, lisa);
+        List<List<Batch>> data = data(cfg);
+        State whole = run(cfg, pc, data, 0, STEPS, null);
+        State resumed = run(cfg, pc, data, STOP, STEPS, run(cfg, pc, data, 0, STOP, null));
+        assertEquals(whole.losses(), resumed.losses());
+        assertEquals(whole.weights().keySet(), resumed.weights().keySet());
+        whole.weights().forEach((n, w) -> assertArrayEquals(w, resumed.weights().get(n), n));
+        assertEquals(whole.optimizerState().keySet(), resumed.optimizerState().keySet());
+        whole.optimizerState().forEach((n, v) -> assertArrayEquals(v, resumed.optimizerState().get(n), n));
+    }
+
+    @Test
+    void stateOfAnotherModelIsRefusedByName() {
+        PipelineConfig pc = PipelineConfig.defaults("adamw", 0.01f);
+        try (Pipeline p = Pipeline.start(PipelineEquivalenceTest.LLAMA, 1, PipelineEquivalenceTest.placement(2), pc,
+                PipelineEquivalenceTest.SERIALIZE)) {
+            var e = assertThrows(IllegalArgumentException.class,
+                    () -> p.restoreOptimizerState(Map.of("h.0.attn.c_attn.weight/steps", new float[] {1})));
+            assertTrue(e.getMessage().contains("h.0.attn.c_attn.weight/steps"), e.getMessage());
+            var wrongSize = assertThrows(IllegalArgumentException.class, () -> p.restoreOptimizerState(Map.of(
+                    "model.norm.weight/steps", new float[] {1}, "model.norm.weight/m", new float[] {1}, "model.norm.weight/v", new float[] {1})));
+            assertTrue(wrongSize.getMessage().contains("head: optimizer state model.norm.weight/m has 1 values"), wrongSize.getMessage());
+        }
+    }
+}
