@@ -12,6 +12,7 @@ import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
+import relay.deploy.train.Checkpoint;
 import relay.deploy.train.TrainSettings;
 import relay.deploy.train.TrainingRun;
 
@@ -21,6 +22,10 @@ import relay.deploy.train.TrainingRun;
 final class TrainCommand implements Callable<Integer> {
     @Option(names = "--config", description = "a HOCON file with relay.train settings, over the defaults")
     Path config;
+
+    @Option(names = "--resume", description = "a run directory (its newest complete checkpoint) or one of its checkpoints: "
+            + "goes on with the run's own settings, in its directory; key=value arguments may change some (e.g. steps)")
+    Path resume;
 
     @Option(names = "--model", description = "a preset or a Hugging Face model directory to fine-tune")
     String model;
@@ -40,17 +45,11 @@ final class TrainCommand implements Callable<Integer> {
     @Parameters(description = "settings as key=value under relay.train, e.g. lr=0.005 lisa.gamma=2")
     List<String> overrides = new ArrayList<>();
 
-    /** The defaults, then the --config file, then the flags and key=value arguments. */
+    /** The defaults, then a resumed run's config.conf, then the --config file, then the flags and key=value arguments. */
     Config resolve() {
         Config c = ConfigFactory.load();
-        if (config != null) {
-            if (!Files.isRegularFile(config)) throw new IllegalArgumentException(config + ": no such config file");
-            try {
-                c = ConfigFactory.parseFile(config.toFile()).withFallback(c);
-            } catch (ConfigException e) {
-                throw new IllegalArgumentException(config + ": " + e.getMessage(), e);
-            }
-        }
+        if (resume != null) c = layer(Checkpoint.run(Checkpoint.locate(resume)).resolve("config.conf"), "relay.train", c);
+        if (config != null) c = layer(config, null, c);
         for (String o : overrides) {
             int eq = o.indexOf('=');
             if (eq <= 0) throw new IllegalArgumentException("'" + o + "' is not key=value");
@@ -68,12 +67,22 @@ final class TrainCommand implements Callable<Integer> {
         return c.resolve();
     }
 
+    private static Config layer(Path file, String under, Config below) {
+        if (!Files.isRegularFile(file)) throw new IllegalArgumentException(file + ": no such config file");
+        try {
+            Config c = ConfigFactory.parseFile(file.toFile());
+            return (under == null ? c : c.atPath(under)).withFallback(below);
+        } catch (ConfigException e) {
+            throw new IllegalArgumentException(file + ": " + e.getMessage(), e);
+        }
+    }
+
     @Override
     public Integer call() throws Exception {
         Config c = resolve();
         TrainSettings s = TrainSettings.from(c);
         relay.optimizers.Optimizers.describe(s.optimizer());
-        TrainingRun.run(s, c, System.out);
+        TrainingRun.run(s, c, System.out, resume);
         return 0;
     }
 }

@@ -19,6 +19,9 @@ interface Engine extends AutoCloseable {
     /** The optimizer's state, "parameter/role" → values (between steps). */
     Map<String, float[]> optimizerState();
 
+    /** Sets the optimizer's state from {@link #optimizerState()}'s values of an earlier run (before the first step). */
+    void restore(Map<String, float[]> state);
+
     /** Writes the trace recorded so far, if the engine records one; returns whether it wrote. */
     boolean writeTrace(Path file) throws java.io.IOException;
 

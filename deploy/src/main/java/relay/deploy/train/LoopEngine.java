@@ -20,13 +20,14 @@ final class LoopEngine implements Engine {
     private final ReferenceTrainer trainer;
     private final String optimizer;
 
-    LoopEngine(ModelConfig cfg, long seed, String optimizer, OptimizerSettings settings, Map<String, float[]> initial) {
+    LoopEngine(ModelConfig cfg, long seed, String optimizer, OptimizerSettings settings, Map<String, float[]> initial,
+               int firstStep) {
         this.optimizer = optimizer;
         device = CpuDevice.allCores();
         model = Model.initialize(cfg, device, seed);
         if (initial != null) model.load(initial);
         method = Optimizers.create(optimizer, model, settings);
-        trainer = new ReferenceTrainer(model, method);
+        trainer = new ReferenceTrainer(model, method, firstStep);
     }
 
     @Override
@@ -46,6 +47,11 @@ final class LoopEngine implements Engine {
     @Override
     public Map<String, float[]> optimizerState() {
         return method.optimizerState();
+    }
+
+    @Override
+    public void restore(Map<String, float[]> state) {
+        method.restore(model, state);
     }
 
     @Override

@@ -52,6 +52,11 @@ final class PipelineEngine implements Engine {
     }
 
     @Override
+    public void restore(Map<String, float[]> state) {
+        pipeline.restoreOptimizerState(state);
+    }
+
+    @Override
     public boolean writeTrace(Path file) throws IOException {
         if (traceSteps == 0) return false;
         pipeline.writeTrace(file);

@@ -1,21 +1,16 @@
 package relay.deploy.train;
 
-import com.google.gson.Gson;
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigRenderOptions;
-import java.io.BufferedWriter;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
 import java.time.LocalDateTime;
 import java.time.format.DateTimeFormatter;
 import java.util.ArrayList;
-import java.util.HexFormat;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
@@ -31,7 +26,7 @@ import relay.optimizers.OptimizerSettings;
 import relay.stages.data.Corpus;
 import relay.stages.data.PackedDataset;
 import relay.stages.io.HfModelDirectory;
-import relay.stages.io.SafeTensors;
+import relay.stages.io.ModelFileException;
 import relay.stages.model.Model;
 import relay.stages.model.ModelConfig;
 import relay.stages.tensor.cpu.CpuDevice;
@@ -41,9 +36,9 @@ import relay.stages.text.TokenizerJson;
 import relay.stages.train.Batch;
 
 /**
- * One training run from settings to a run directory: the resolved config, metrics.jsonl (a line per step
- * and per evaluation), trace.json, report.html, and checkpoints/step-N (a Hugging Face model directory
- * with the tokenizer, the trainer's state and a manifest of checksums written last).
+ * One training run from settings to a run directory: the resolved config, metrics.jsonl (a line per step),
+ * trace.json, report.html, and checkpoints/step-N ({@link Checkpoint}: a Hugging Face model directory with
+ * the tokenizer and everything a resumed run needs).
  */
 public final class TrainingRun {
     /** Methods that run in the actor pipeline; the others change the model's layers and run on the plain loop. */
@@ -54,13 +49,26 @@ public final class TrainingRun {
 
     private TrainingRun() {}
 
+    /** A fresh run. */
     public static Summary run(TrainSettings s, Config resolved, PrintStream out) throws IOException {
+        return run(s, resolved, out, null);
+    }
+
+    /**
+     * A run, or with {@code resumeFrom} (a checkpoint or a run directory, whose newest complete checkpoint
+     * is taken) the continuation of one in its own directory: weights, optimizer state, data position, step
+     * and LISA's draw come from the checkpoint, and the steps after it are done again exactly as they would
+     * have been.
+     */
+    public static Summary run(TrainSettings s, Config resolved, PrintStream out, Path resumeFrom) throws IOException {
         long start = System.nanoTime();
-        Path dir = runDirectory(s);
+        Path checkpoint = resumeFrom == null ? null : Checkpoint.locate(resumeFrom);
+        Checkpoint.TrainerState resumed = checkpoint == null ? null : resumable(checkpoint, s);
+        Path dir = checkpoint == null ? runDirectory(s) : Checkpoint.run(checkpoint);
         Files.writeString(dir.resolve("config.conf"), resolved.getConfig("relay.train").root()
                 .render(ConfigRenderOptions.defaults().setOriginComments(false).setJson(false)), StandardCharsets.UTF_8);
 
-        ModelSource src = ModelSource.open(s.model());
+        ModelSource src = ModelSource.open(checkpoint == null ? s.model() : checkpoint.toString());
         ModelConfig cfg = src.config();
         List<String> docs = corpus(s.data());
         Tokenizer tokenizer = src.tokenizer();
@@ -76,21 +84,28 @@ public final class TrainingRun {
         PackedDataset data = PackedDataset.of(docs, tokenizer, endOfText, s.seq(), s.validationFraction(), s.seed());
         out.printf("%s: %d tokens, %d training and %d validation sequences of %d%n", s.data(), data.tokens(),
                 data.trainSequences(), data.validationSequences(), s.seq());
+        int first = resumed == null ? 0 : resumed.step();
+        if (resumed != null) data.seek(resumed.data());
 
         OptimizerSettings os = new OptimizerSettings(s.lr(), s.weightDecay(), 0.9f, 0.999f, 1e-8f,
                 new Clipping(s.clipValue(), s.clipNorm()), s.warmup(), s.steps(), Math.max(1, s.lisaGamma()), s.lisaPeriod(),
                 8, 50, 50, 0.25f, 16f, s.seed());
         int mb = s.batch() / s.microbatches();
-        try (Engine engine = engine(s, cfg, os, src.weights(), mb);
+        List<Report.Point> points = new ArrayList<>();
+        try (Engine engine = engine(s, cfg, os, src.weights(), mb, first);
              CpuDevice evalDevice = new CpuDevice("eval", 1);
              Model evalModel = Model.initialize(cfg, evalDevice, s.seed());
-             BufferedWriter metrics = Files.newBufferedWriter(dir.resolve("metrics.jsonl"), StandardCharsets.UTF_8)) {
+             MetricsLog metrics = resumed == null ? MetricsLog.create(dir.resolve("metrics.jsonl"))
+                     : MetricsLog.resume(dir.resolve("metrics.jsonl"), first, points)) {
+            if (resumed != null) {
+                restore(engine, checkpoint);
+                out.printf("resuming %s at step %d of %d from %s%n", dir, first, s.steps(), checkpoint);
+            }
             out.println("training on the " + engine.describe());
-            Gson gson = new Gson();
-            List<Report.Point> points = new ArrayList<>();
-            Progress progress = new Progress(s.steps(), out);
-            double loss = Double.NaN, val = Double.NaN;
-            for (int step = 0; step < s.steps(); step++) {
+            Progress progress = new Progress(first, s.steps(), out);
+            double loss = Double.NaN, val = points.stream().mapToDouble(Report.Point::val).filter(v -> !Double.isNaN(v))
+                    .reduce((a, b) -> b).orElse(Double.NaN);
+            for (int step = first; step < s.steps(); step++) {
                 List<Batch> mbs = new ArrayList<>();
                 for (int j = 0; j < s.microbatches(); j++) mbs.add(data.next(mb));
                 Engine.Step st = engine.step(mbs);
@@ -104,29 +119,19 @@ public final class TrainingRun {
                 }
                 Map<String, Long> memory = new LinkedHashMap<>();
                 st.memory().forEach((c, b) -> memory.put(c.key(), b));
-                Map<String, Object> line = new LinkedHashMap<>();
-                line.put("step", step + 1);
-                line.put("loss", loss);
-                if (eval) line.put("val_loss", stepVal);
-                line.put("lr", os.schedule().at(step));
-                line.put("tokens_per_s", tps);
-                line.put("seconds", st.seconds());
-                line.put("bubble", st.bubble());
-                line.put("peak_bytes", memory);
-                metrics.write(gson.toJson(line));
-                metrics.newLine();
-                metrics.flush();
-                points.add(new Report.Point(step + 1, loss, stepVal, os.schedule().at(step), tps, memory));
+                Report.Point point = new Report.Point(step + 1, loss, stepVal, os.schedule().at(step), tps, memory);
+                metrics.append(point, st.seconds(), st.bubble());
+                points.add(point);
                 progress.update(step + 1, loss, val, tps);
                 if (step + 1 == s.traceSteps()) engine.writeTrace(dir.resolve("trace.json"));
                 if ((step + 1) % s.checkpointEvery() == 0 || step + 1 == s.steps()) {
                     if (!eval) evalModel.load(engine.weights());
-                    checkpoint(dir, step + 1, evalModel, engine.optimizerState(), tokenizer, data, s);
+                    Checkpoint.write(dir, step + 1, evalModel, engine.optimizerState(), tokenizer, data, s);
                 }
                 if (eval || step + 1 == s.steps()) report(dir, s, cfg, engine, points, start);
             }
             progress.done();
-            if (s.traceSteps() > s.steps()) engine.writeTrace(dir.resolve("trace.json"));
+            if (first == 0 && s.traceSteps() > s.steps()) engine.writeTrace(dir.resolve("trace.json"));
             double seconds = (System.nanoTime() - start) / 1e9;
             out.printf(Locale.ROOT, "done in %.0f s: train loss %.3f, validation loss %.3f (perplexity %.1f); run directory %s%n",
                     seconds, loss, val, Math.exp(val), dir);
@@ -134,14 +139,51 @@ public final class TrainingRun {
         }
     }
 
-    private static Engine engine(TrainSettings s, ModelConfig cfg, OptimizerSettings os, Map<String, float[]> initial, int mb) {
-        if (!PIPELINE_OPTIMIZERS.contains(s.optimizer())) return new LoopEngine(cfg, s.seed(), s.optimizer(), os, initial);
+    /** Checks that a checkpoint is whole and belongs to a run with these settings, and that steps are left; returns its state. */
+    private static Checkpoint.TrainerState resumable(Path checkpoint, TrainSettings s) {
+        if (s.optimizer().equals("rso") || s.optimizer().equals("lora")) {
+            throw new IllegalArgumentException("a " + s.optimizer() + " run cannot be resumed: its checkpoints hold the model with the "
+                    + "low-rank terms merged, not the terms; start a new run from " + checkpoint + " with --model instead");
+        }
+        Checkpoint.verify(checkpoint);
+        Checkpoint.TrainerState state = Checkpoint.trainerState(checkpoint);
+        Path f = checkpoint.resolve(Checkpoint.TRAINER_STATE);
+        if (!state.optimizer().equals(s.optimizer()) || state.seed() != s.seed()) {
+            throw new ModelFileException(f, "written by a run with optimizer " + state.optimizer() + " and seed " + state.seed()
+                    + ", not " + s.optimizer() + " and " + s.seed() + "; resume with the run's own settings");
+        }
+        if (state.step() >= s.steps()) {
+            throw new IllegalArgumentException(checkpoint + " is at step " + state.step() + " and the run has " + s.steps()
+                    + " steps: raise steps (e.g. steps=" + (state.step() + s.steps()) + ") to train on");
+        }
+        return state;
+    }
+
+    /** Sets the engine's optimizer state from the checkpoint; state that does not fit the run is an error naming the file. */
+    private static void restore(Engine engine, Path checkpoint) {
+        Path f = checkpoint.resolve(Checkpoint.OPTIMIZER_STATE);
+        Map<String, float[]> state = Checkpoint.optimizerState(checkpoint);
+        try {
+            engine.restore(state);
+        } catch (IllegalArgumentException e) {
+            throw new ModelFileException(f, e.getMessage(), e);
+        }
+        if (!engine.optimizerState().keySet().equals(state.keySet())) {
+            throw new ModelFileException(f, "holds state for " + state.size() + " tensors, of which the run took "
+                    + engine.optimizerState().size() + ": it belongs to another model or optimizer");
+        }
+    }
+
+    private static Engine engine(TrainSettings s, ModelConfig cfg, OptimizerSettings os, Map<String, float[]> initial, int mb,
+                                 int firstStep) {
+        if (!PIPELINE_OPTIMIZERS.contains(s.optimizer())) return new LoopEngine(cfg, s.seed(), s.optimizer(), os, initial, firstStep);
         int devices = Math.min(s.devices(), cfg.layers() + 2);
         Placement placement = Placement.balanced(StageCosts.measure(cfg, mb, s.seq()), devices);
         PipelineConfig pc = PipelineConfig.defaults(s.optimizer(), s.lr())
                 .with(s.mode().equals("exact") ? UpdateMode.EXACT : UpdateMode.EAGER, PipelineSchedule.parse(s.schedule()))
                 .withSettings(os, s.lisaGamma() > 0 || s.optimizer().equals("lisa"))
-                .withTraceSteps(s.traceSteps());
+                .withTraceSteps(s.traceSteps())
+                .withFirstStep(firstStep);
         return new PipelineEngine(cfg, s.seed(), placement, pc, initial);
     }
 
@@ -168,46 +210,6 @@ public final class TrainingRun {
         Path dir = Path.of(s.out()).resolve(stamp + "-" + name + "-" + s.optimizer());
         Files.createDirectories(dir.resolve("checkpoints"));
         return dir;
-    }
-
-    /** A checkpoint directory; its manifest (file checksums) is written last, so a complete one has a manifest. */
-    static void checkpoint(Path run, int step, Model model, Map<String, float[]> optimizerState, Tokenizer tokenizer,
-                           PackedDataset data, TrainSettings s) throws IOException {
-        Path dir = run.resolve("checkpoints").resolve("step-" + step);
-        HfModelDirectory.save(model, dir);
-        TokenizerJson.write(tokenizer, dir.resolve("tokenizer.json"));
-        List<SafeTensors.Tensor32> moments = new ArrayList<>();
-        optimizerState.forEach((name, v) -> moments.add(new SafeTensors.Tensor32(name, new int[] {v.length}, v)));
-        SafeTensors.write(dir.resolve("optimizer.safetensors"), moments, Map.of("optimizer", s.optimizer()));
-        Map<String, Object> state = new LinkedHashMap<>();
-        state.put("step", step);
-        state.put("data_epoch", data.position().epoch());
-        state.put("data_index", data.position().index());
-        state.put("optimizer", s.optimizer());
-        state.put("lisa_gamma", s.lisaGamma());
-        state.put("lisa_period", s.lisaPeriod());
-        state.put("seed", s.seed());
-        state.put("optimizer_state", "optimizer.safetensors: parameter/role -> values (" + optimizerState.size() + " tensors)");
-        Files.writeString(dir.resolve("trainer_state.json"), new Gson().toJson(state), StandardCharsets.UTF_8);
-        Map<String, String> sums = new LinkedHashMap<>();
-        try (var files = Files.list(dir)) {
-            for (Path f : files.sorted().toList()) sums.put(f.getFileName().toString(), sha256(f));
-        }
-        Files.writeString(dir.resolve("manifest.json"), new Gson().toJson(Map.of("step", step, "sha256", sums)), StandardCharsets.UTF_8);
-    }
-
-    private static String sha256(Path f) throws IOException {
-        try {
-            MessageDigest md = MessageDigest.getInstance("SHA-256");
-            try (InputStream in = Files.newInputStream(f)) {
-                byte[] buf = new byte[1 << 16];
-                int n;
-                while ((n = in.read(buf)) > 0) md.update(buf, 0, n);
-            }
-            return HexFormat.of().formatHex(md.digest());
-        } catch (NoSuchAlgorithmException e) {
-            throw new IllegalStateException(e);
-        }
     }
 
     private static void report(Path dir, TrainSettings s, ModelConfig cfg, Engine engine, List<Report.Point> points, long start)

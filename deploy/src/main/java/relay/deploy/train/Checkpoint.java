@@ -1,0 +1,158 @@
+package relay.deploy.train;
+
+import com.google.gson.Gson;
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParseException;
+import com.google.gson.JsonParser;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.HexFormat;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import relay.stages.data.PackedDataset;
+import relay.stages.io.HfModelDirectory;
+import relay.stages.io.ModelFileException;
+import relay.stages.io.SafeTensors;
+import relay.stages.model.Model;
+import relay.stages.text.Tokenizer;
+import relay.stages.text.TokenizerJson;
+
+/**
+ * A checkpoint, {@code checkpoints/step-N} of a run directory: a Hugging Face model directory with the
+ * tokenizer, {@code optimizer.safetensors} ("parameter/role" → values), {@code trainer_state.json} (step,
+ * data position, optimizer, seed) and {@code manifest.json}, the SHA-256 of every other file, written last:
+ * a checkpoint with a manifest is complete, and one whose files differ from it is corrupt.
+ */
+public final class Checkpoint {
+    static final String MANIFEST = "manifest.json";
+    static final String TRAINER_STATE = "trainer_state.json";
+    static final String OPTIMIZER_STATE = "optimizer.safetensors";
+
+    /** Where a run stood when the checkpoint was written. */
+    record TrainerState(int step, PackedDataset.Position data, String optimizer, long seed) {}
+
+    private Checkpoint() {}
+
+    static Path directory(Path run, int step) {
+        return run.resolve("checkpoints").resolve("step-" + step);
+    }
+
+    static void write(Path run, int step, Model model, Map<String, float[]> optimizerState, Tokenizer tokenizer,
+                      PackedDataset data, TrainSettings s) throws IOException {
+        Path dir = directory(run, step);
+        Files.deleteIfExists(dir.resolve(MANIFEST));
+        HfModelDirectory.save(model, dir);
+        TokenizerJson.write(tokenizer, dir.resolve("tokenizer.json"));
+        List<SafeTensors.Tensor32> values = new ArrayList<>();
+        optimizerState.forEach((name, v) -> values.add(new SafeTensors.Tensor32(name, new int[] {v.length}, v)));
+        SafeTensors.write(dir.resolve(OPTIMIZER_STATE), values, Map.of("optimizer", s.optimizer()));
+        Map<String, Object> state = new LinkedHashMap<>();
+        state.put("step", step);
+        state.put("data_epoch", data.position().epoch());
+        state.put("data_index", data.position().index());
+        state.put("optimizer", s.optimizer());
+        state.put("lisa_gamma", s.lisaGamma());
+        state.put("lisa_period", s.lisaPeriod());
+        state.put("seed", s.seed());
+        Files.writeString(dir.resolve(TRAINER_STATE), new Gson().toJson(state), StandardCharsets.UTF_8);
+        Map<String, String> sums = new LinkedHashMap<>();
+        try (var files = Files.list(dir)) {
+            for (Path f : files.sorted().toList()) sums.put(f.getFileName().toString(), sha256(f));
+        }
+        Files.writeString(dir.resolve(MANIFEST), new Gson().toJson(Map.of("step", step, "sha256", sums)), StandardCharsets.UTF_8);
+    }
+
+    /**
+     * The checkpoint to resume from {@code path}: a checkpoint directory itself, or a run directory's newest
+     * complete checkpoint. A missing path, or a run without a complete checkpoint, is an error saying so.
+     */
+    public static Path locate(Path path) {
+        if (!Files.isDirectory(path)) throw new IllegalArgumentException(path + ": no such run or checkpoint directory");
+        if (Files.isRegularFile(path.resolve(TRAINER_STATE))) return path;
+        Path checkpoints = path.resolve("checkpoints");
+        if (!Files.isDirectory(checkpoints)) {
+            throw new IllegalArgumentException(path + ": neither a run directory (no checkpoints/) nor a checkpoint (no " + TRAINER_STATE + ")");
+        }
+        try (var dirs = Files.list(checkpoints)) {
+            Optional<Path> newest = dirs.filter(d -> d.getFileName().toString().matches("step-\\d+"))
+                    .filter(d -> Files.isRegularFile(d.resolve(MANIFEST)))
+                    .max(Comparator.comparingInt(d -> Integer.parseInt(d.getFileName().toString().substring(5))));
+            return newest.orElseThrow(() -> new IllegalArgumentException(checkpoints + ": no complete checkpoint (one with a " + MANIFEST + ")"));
+        } catch (IOException e) {
+            throw new IllegalArgumentException(checkpoints + ": " + e.getMessage(), e);
+        }
+    }
+
+    /** The run directory a checkpoint belongs to. */
+    public static Path run(Path checkpoint) {
+        return checkpoint.toAbsolutePath().normalize().getParent().getParent();
+    }
+
+    /** Checks every file against the manifest: a missing manifest, a missing file or a changed one is an error naming it. */
+    static void verify(Path dir) {
+        Path manifest = dir.resolve(MANIFEST);
+        if (!Files.isRegularFile(manifest)) {
+            throw new ModelFileException(manifest, "missing: the checkpoint was not completely written");
+        }
+        JsonObject sums;
+        try {
+            sums = JsonParser.parseString(Files.readString(manifest)).getAsJsonObject().getAsJsonObject("sha256");
+        } catch (IOException | JsonParseException | IllegalStateException | NullPointerException e) {
+            throw new ModelFileException(manifest, "not a checkpoint manifest: " + e.getMessage(), e);
+        }
+        for (String name : sums.keySet()) {
+            Path f = dir.resolve(name);
+            if (!Files.isRegularFile(f)) throw new ModelFileException(f, "missing, though the checkpoint's manifest lists it");
+            try {
+                if (!sha256(f).equals(sums.get(name).getAsString())) {
+                    throw new ModelFileException(f, "corrupt: its SHA-256 differs from the one in " + MANIFEST);
+                }
+            } catch (IOException e) {
+                throw new ModelFileException(f, "unreadable: " + e.getMessage(), e);
+            }
+        }
+    }
+
+    static TrainerState trainerState(Path dir) {
+        Path f = dir.resolve(TRAINER_STATE);
+        try {
+            JsonObject o = JsonParser.parseString(Files.readString(f)).getAsJsonObject();
+            return new TrainerState(o.get("step").getAsInt(),
+                    new PackedDataset.Position(o.get("data_epoch").getAsInt(), o.get("data_index").getAsInt()),
+                    o.get("optimizer").getAsString(), o.get("seed").getAsLong());
+        } catch (IOException | RuntimeException e) {
+            throw new ModelFileException(f, "not a trainer state (step, data_epoch, data_index, optimizer, seed): " + e.getMessage(), e);
+        }
+    }
+
+    static Map<String, float[]> optimizerState(Path dir) {
+        Map<String, float[]> values = new LinkedHashMap<>();
+        try (SafeTensors st = SafeTensors.open(dir.resolve(OPTIMIZER_STATE))) {
+            for (String name : st.entries().keySet()) values.put(name, st.read(name));
+        }
+        return values;
+    }
+
+    private static String sha256(Path f) throws IOException {
+        try {
+            MessageDigest md = MessageDigest.getInstance("SHA-256");
+            try (InputStream in = Files.newInputStream(f)) {
+                byte[] buf = new byte[1 << 16];
+                int n;
+                while ((n = in.read(buf)) > 0) md.update(buf, 0, n);
+            }
+            return HexFormat.of().formatHex(md.digest());
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+}
