@@ -92,7 +92,8 @@ public final class TrainingRun {
                 8, 50, 50, 0.25f, 16f, s.seed());
         int mb = s.batch() / s.microbatches();
         List<Report.Point> points = new ArrayList<>();
-        try (Engine engine = engine(s, cfg, os, src.weights(), mb, first);
+        try (StopRequest stop = new StopRequest();
+             Engine engine = engine(s, cfg, os, src.weights(), mb, first);
              CpuDevice evalDevice = new CpuDevice("eval", 1);
              Model evalModel = Model.initialize(cfg, evalDevice, s.seed());
              MetricsLog metrics = resumed == null ? MetricsLog.create(dir.resolve("metrics.jsonl"))
@@ -124,11 +125,18 @@ public final class TrainingRun {
                 points.add(point);
                 progress.update(step + 1, loss, val, tps);
                 if (step + 1 == s.traceSteps()) engine.writeTrace(dir.resolve("trace.json"));
-                if ((step + 1) % s.checkpointEvery() == 0 || step + 1 == s.steps()) {
+                boolean stopping = stop.requested() && step + 1 < s.steps();
+                if ((step + 1) % s.checkpointEvery() == 0 || step + 1 == s.steps() || stopping) {
                     if (!eval) evalModel.load(engine.weights());
                     Checkpoint.write(dir, step + 1, evalModel, engine.optimizerState(), tokenizer, data, s);
                 }
-                if (eval || step + 1 == s.steps()) report(dir, s, cfg, engine, points, start);
+                if (eval || step + 1 == s.steps() || stopping) report(dir, s, cfg, engine, points, start);
+                if (stopping) {
+                    progress.done();
+                    out.printf("stopped by a signal after step %d of %d; checkpoint %s; go on with: relay train --resume %s%n",
+                            step + 1, s.steps(), Checkpoint.directory(dir, step + 1), dir);
+                    return new Summary(dir, step + 1, loss, val, (System.nanoTime() - start) / 1e9);
+                }
             }
             progress.done();
             if (first == 0 && s.traceSteps() > s.steps()) engine.writeTrace(dir.resolve("trace.json"));

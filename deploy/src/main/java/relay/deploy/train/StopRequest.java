@@ -1,0 +1,47 @@
+package relay.deploy.train;
+
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * A stop asked for by SIGTERM or SIGINT (a scheduler preempting the job, Ctrl-C): the JVM's shutdown waits
+ * while the run finishes its step and writes a checkpoint, so the run can be resumed from where it was
+ * stopped. The wait is bounded, so a step that hangs cannot keep the process alive.
+ */
+final class StopRequest implements AutoCloseable {
+    /** Long enough for a large model's step and checkpoint; SLURM's KillWait should be set above it for those. */
+    private static final long GRACE_SECONDS = 300;
+
+    private final CountDownLatch finished = new CountDownLatch(1);
+    private final Thread hook = new Thread(this::awaitRun, "relay-stop");
+    private volatile boolean requested;
+
+    StopRequest() {
+        Runtime.getRuntime().addShutdownHook(hook);
+    }
+
+    /** Whether the run should stop after the step it is in. */
+    boolean requested() {
+        return requested;
+    }
+
+    private void awaitRun() {
+        requested = true;
+        try {
+            finished.await(GRACE_SECONDS, TimeUnit.SECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    /** The run is over (finished or stopped): a shutdown need not wait, and a normal one is no stop. */
+    @Override
+    public void close() {
+        finished.countDown();
+        try {
+            Runtime.getRuntime().removeShutdownHook(hook);
+        } catch (IllegalStateException shuttingDown) {
+            // The hook is running: it returns now that the run is over.
+        }
+    }
+}

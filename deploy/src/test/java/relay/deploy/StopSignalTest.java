@@ -1,0 +1,72 @@
+package relay.deploy;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * SIGTERM (what a scheduler sends before it kills a job) stops relay train after the step it is in, with a
+ * complete checkpoint of that step: nothing done is lost. Runs the command in a JVM of its own.
+ */
+class StopSignalTest {
+    @TempDir
+    Path dir;
+
+    @Test
+    @Timeout(value = 3, unit = TimeUnit.MINUTES)
+    void sigtermCheckpointsTheStepInProgressAndExits() throws Exception {
+        Path corpus = dir.resolve("corpus.txt"), out = dir.resolve("runs"), log = dir.resolve("log.txt");
+        StringBuilder sb = new StringBuilder();
+        for (int i = 0; i < 60; i++) sb.append("Let there be light: and there was light ").append(i % 9).append(".\n");
+        Files.writeString(corpus, sb.toString());
+        List<String> cmd = new ArrayList<>(List.of(ProcessHandle.current().info().command().orElse("java"),
+                "-cp", System.getProperty("java.class.path"), Relay.class.getName(), "train", "--model", "llama-tiny",
+                "--data", corpus.toString(), "--steps", "100000", "--out", out.toString(), "batch=2", "seq=16",
+                "microbatches=2", "checkpoint-every=100000", "eval-every=100000", "trace-steps=0", "validation-fraction=0.1"));
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start();
+        try {
+            Path metrics = awaitMetrics(out, p);
+            p.destroy();
+            assertTrue(p.waitFor(120, TimeUnit.SECONDS), "exits after SIGTERM");
+            String printed = Files.readString(log, StandardCharsets.UTF_8);
+            Matcher m = Pattern.compile("stopped by a signal after step (\\d+) of 100000").matcher(printed);
+            assertTrue(m.find(), printed);
+            int step = Integer.parseInt(m.group(1));
+            assertEquals(step, Files.readAllLines(metrics).size(), "every finished step is in metrics.jsonl");
+            Path checkpoint = metrics.getParent().resolve("checkpoints/step-" + step);
+            assertTrue(Files.isRegularFile(checkpoint.resolve("manifest.json")), "a complete checkpoint of the last step");
+            assertTrue(printed.contains("relay train --resume " + metrics.getParent()), printed);
+        } finally {
+            p.destroyForcibly();
+        }
+    }
+
+    /** metrics.jsonl of the run once it has a few steps in it. */
+    private static Path awaitMetrics(Path out, Process p) throws Exception {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(90);
+        while (System.nanoTime() < deadline && p.isAlive()) {
+            if (Files.isDirectory(out)) {
+                try (Stream<Path> runs = Files.list(out)) {
+                    for (Path r : runs.toList()) {
+                        Path m = r.resolve("metrics.jsonl");
+                        if (Files.isRegularFile(m) && Files.readAllLines(m).size() >= 3) return m;
+                    }
+                }
+            }
+            Thread.sleep(100);
+        }
+        throw new AssertionError("the run did not get going (alive: " + p.isAlive() + ")");
+    }
+}
