@@ -41,14 +41,17 @@ class ResumeTest {
         }
     }
 
-    /** A 6-step run of the pipeline (AdaLomo, LISA redrawing every 2 steps), checkpointed at 3 and 6. */
-    private Path train(Path out) throws IOException {
+    /**
+     * A 6-step run checkpointed at 3 and 6: AdaLomo in the pipeline with LISA redrawing every 2 steps, or
+     * LoRA on the plain loop.
+     */
+    private Path train(Path out, String optimizer) throws IOException {
         Path corpus = dir.resolve("corpus.txt");
         StringBuilder sb = new StringBuilder();
         for (int i = 0; i < 60; i++) sb.append("And the evening and the morning were the ").append(i % 5).append(" day.\n");
         Files.writeString(corpus, sb.toString());
         StringWriter err = new StringWriter();
-        assertEquals(0, run(err, "train", "--model", "llama-tiny", "--data", corpus.toString(), "--steps", "6",
+        assertEquals(0, run(err, "train", "--model", "llama-tiny", "--optimizer", optimizer, "--data", corpus.toString(), "--steps", "6",
                 "--out", out.toString(), "batch=2", "seq=16", "microbatches=2", "devices=2", "eval-every=2",
                 "checkpoint-every=3", "trace-steps=0", "eval-sequences=4", "lisa.gamma=1", "lisa.period=2",
                 "validation-fraction=0.1"), err::toString);
@@ -83,9 +86,10 @@ class ResumeTest {
         return out;
     }
 
-    @Test
-    void aRunCutShortAndResumedEndsExactlyWhereTheWholeRunEnds() throws Exception {
-        Path whole = train(dir.resolve("a"));
+    @org.junit.jupiter.params.ParameterizedTest
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"adalomo", "lora"})
+    void aRunCutShortAndResumedEndsExactlyWhereTheWholeRunEnds(String optimizer) throws Exception {
+        Path whole = train(dir.resolve("a"), optimizer);
         // The same run, stopped during step 6 after a partial checkpoint at 5: what a killed job leaves.
         Path cut = dir.resolve("b").resolve(whole.getFileName().toString());
         copy(whole, cut);
@@ -111,7 +115,7 @@ class ResumeTest {
 
     @Test
     void damagedOrForeignCheckpointsAreRefusedNamingTheFile() throws Exception {
-        Path run = train(dir.resolve("a"));
+        Path run = train(dir.resolve("a"), "adalomo");
         Path step3 = run.resolve("checkpoints/step-3");
         StringWriter err = new StringWriter();
         assertEquals(2, run(err, "train", "--resume", step3.toString(), "--optimizer", "adamw"));

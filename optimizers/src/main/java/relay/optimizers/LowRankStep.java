@@ -25,6 +25,12 @@ import relay.stages.train.TrainingMethod;
  *   <li>LoRA: W + (α/r)·B·A with A and B trained and everything else frozen.</li>
  * </ul>
  * Closing merges the terms into the weights, leaving a plain model.
+ *
+ * <p>Resuming: LoRA's state is its adapters' values and moments, over the base model the run started from.
+ * RSO resumes from weights with B·Pᵀ folded in (what a checkpoint holds), B = 0, B's moments and the
+ * projection of the current period drawn again from the seed — the same function and the same next updates
+ * (B's update does not depend on B without weight decay), equal to an uninterrupted run up to float32
+ * rounding.
  */
 public final class LowRankStep implements TrainingMethod {
     private final Model model;
@@ -34,6 +40,8 @@ public final class LowRankStep implements TrainingMethod {
     private final List<Linear> linears = new ArrayList<>();
     private final int period;
     private final long seed;
+    /** The step whose seed drew the current projections (RSO). */
+    private int drawnAt;
 
     LowRankStep(Model model, boolean lora, UpdateRule rule, OptimizerSettings s) {
         this.model = model;
@@ -58,13 +66,19 @@ public final class LowRankStep implements TrainingMethod {
                 lora ? adapters::contains : p -> !frozen.contains(p));
     }
 
+    /**
+     * RSO redraws every {@code period} steps, merging B first and starting its moments afresh; a run resumed
+     * within a period draws that period's projections again (B is zero then, its moments kept).
+     */
     @Override
     public void beginStep(int step) {
-        if (!lora && step > 0 && step % period == 0) {
+        int draw = step / period * period;
+        if (!lora && draw != drawnAt) {
             for (Linear l : linears) {
-                Adapters.redraw(l, seed + step);
-                rule.release(l.lowRank().b());
+                Adapters.redraw(l, seed + draw);
+                if (step == draw) rule.release(l.lowRank().b());
             }
+            drawnAt = draw;
         }
         inner.beginStep(step);
     }
@@ -79,9 +93,27 @@ public final class LowRankStep implements TrainingMethod {
         inner.endStep();
     }
 
+    /** The rule's state and, for LoRA, the adapters' values ("…lora_A.weight/value"): the model's weights do not hold them. */
     @Override
     public java.util.Map<String, float[]> optimizerState() {
-        return rule.export();
+        java.util.Map<String, float[]> state = new java.util.TreeMap<>(rule.export());
+        if (lora) {
+            for (Linear l : linears) {
+                for (Parameter p : List.of(l.lowRank().a(), l.lowRank().b())) state.put(p.name() + "/value", p.value().toArray());
+            }
+        }
+        return state;
+    }
+
+    @Override
+    public void restore(Model m, java.util.Map<String, float[]> state) {
+        for (Linear l : linears) {
+            for (Parameter p : List.of(l.lowRank().a(), l.lowRank().b())) {
+                if (lora) p.value().copyFrom(ParameterStates.exported(state, p, "value", p.size()));
+                rule.restore(p, state);
+            }
+        }
+        m.parameters().forEach(p -> rule.restore(p, state));
     }
 
     @Override

@@ -92,8 +92,12 @@ public final class TrainingRun {
                 8, 50, 50, 0.25f, 16f, s.seed());
         int mb = s.batch() / s.microbatches();
         List<Report.Point> points = new ArrayList<>();
+        // LoRA's base never changes: a resumed LoRA run starts from the model it began with, and its adapters
+        // come back with the optimizer state.
+        Map<String, float[]> initial = checkpoint != null && s.optimizer().equals("lora") ? ModelSource.open(s.model()).weights()
+                : src.weights();
         try (StopRequest stop = new StopRequest();
-             Engine engine = engine(s, cfg, os, src.weights(), mb, first);
+             Engine engine = engine(s, cfg, os, initial, mb, first);
              CpuDevice evalDevice = new CpuDevice("eval", 1);
              Model evalModel = Model.initialize(cfg, evalDevice, s.seed());
              MetricsLog metrics = resumed == null ? MetricsLog.create(dir.resolve("metrics.jsonl"))
@@ -149,10 +153,6 @@ public final class TrainingRun {
 
     /** Checks that a checkpoint is whole and belongs to a run with these settings, and that steps are left; returns its state. */
     private static Checkpoint.TrainerState resumable(Path checkpoint, TrainSettings s) {
-        if (s.optimizer().equals("rso") || s.optimizer().equals("lora")) {
-            throw new IllegalArgumentException("a " + s.optimizer() + " run cannot be resumed: its checkpoints hold the model with the "
-                    + "low-rank terms merged, not the terms; start a new run from " + checkpoint + " with --model instead");
-        }
         Checkpoint.verify(checkpoint);
         Checkpoint.TrainerState state = Checkpoint.trainerState(checkpoint);
         Path f = checkpoint.resolve(Checkpoint.TRAINER_STATE);
