@@ -221,7 +221,9 @@ class TrainingMethodsTest {
             default -> 0.01f;
         };
         OptimizerSettings s = OptimizerSettings.defaults(lr).withLisa(2, 3).withRank(4);
-        List<Batch> data = batches(LLAMA, 40, 21);
+        // LoRA adapts blocks between a frozen random embedding and head: on fresh batches its loss hardly
+        // moves in 40 steps, so it shows that it learns by memorizing one batch (≈ 0.23 lower, steadily).
+        List<Batch> data = name.equals("lora") ? java.util.Collections.nCopies(40, batches(LLAMA, 1, 21).get(0)) : batches(LLAMA, 40, 21);
         long paramsBefore;
         try (Model model = Model.initialize(LLAMA, device, 3)) {
             paramsBefore = device.memory().current(Category.PARAMETERS);
@@ -231,9 +233,7 @@ class TrainingMethodsTest {
                 first = t.step(List.of(data.get(0)));
                 for (int i = 1; i < data.size(); i++) last = t.step(List.of(data.get(i)));
             }
-            // LoRA trains only adapters between a frozen random embedding and head: it moves, but slowly.
-            double required = name.equals("lora") ? 0.01 : 0.3;
-            assertTrue(last < first - required, name + ": " + first + " -> " + last);
+            assertTrue(last < first - (name.equals("lora") ? 0.1 : 0.3), name + ": " + first + " -> " + last);
             assertEquals(paramsBefore, device.memory().current(Category.PARAMETERS), name + ": adapters removed on close");
             assertEquals(0, device.memory().current(Category.OPTIMIZER_STATE), name + ": state freed");
             assertEquals(0, device.memory().current(Category.GRADIENTS), name + ": gradients freed");

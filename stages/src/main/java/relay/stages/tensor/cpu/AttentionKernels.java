@@ -52,12 +52,8 @@ final class AttentionKernels {
             p.get(base, a, 0, n);
             float max = Float.NEGATIVE_INFINITY;
             for (int j = 0; j < n; j++) max = Math.max(max, a[j]);
-            double sum = 0;
-            for (int j = 0; j < n; j++) {
-                a[j] = FastExp.exp(a[j] - max);
-                sum += a[j];
-            }
-            float inv = (float) (1.0 / sum);
+            for (int j = 0; j < n; j++) a[j] = FastExp.exp(a[j] - max);
+            float inv = (float) (1.0 / Sums.sum(a, n));
             for (int j = 0; j < n; j++) a[j] *= inv;
             for (int j = n; j < keys; j++) a[j] = 0f;
             p.put(base, a, 0, keys);
@@ -69,9 +65,7 @@ final class AttentionKernels {
         for (int r = from; r < to; r++) {
             p.get(po + r * cols, a, 0, cols);
             dp.get(dpo + r * cols, d, 0, cols);
-            double dot = 0;
-            for (int j = 0; j < cols; j++) dot += a[j] * d[j];
-            float fd = (float) dot;
+            float fd = (float) Sums.dot(a, d, cols);
             for (int j = 0; j < cols; j++) d[j] = a[j] * (d[j] - fd);
             dp.put(dpo + r * cols, d, 0, cols);
         }

@@ -6,26 +6,26 @@ import java.nio.FloatBuffer;
 final class LossKernels {
     private LossKernels() {}
 
+    /** Rows are copied into a heap array, where the loops run without a bounds check per element. */
     static void crossEntropy(FloatBuffer z, int zo, int vocab, int[] targets, int targetOffset, float gradScale,
                              double[] rowLoss, int from, int to) {
         boolean withGrad = gradScale != 0f;
+        float[] a = new float[vocab];
         for (int r = from; r < to; r++) {
             int base = zo + r * vocab;
             int target = targets[targetOffset + r];
-            float zt = z.get(base + target);
+            z.get(base, a, 0, vocab);
+            float zt = a[target];
             float max = Float.NEGATIVE_INFINITY;
-            for (int j = 0; j < vocab; j++) max = Math.max(max, z.get(base + j));
-            double sum = 0;
-            for (int j = 0; j < vocab; j++) {
-                float e = FastExp.exp(z.get(base + j) - max);
-                if (withGrad) z.put(base + j, e);
-                sum += e;
-            }
+            for (int j = 0; j < vocab; j++) max = Math.max(max, a[j]);
+            for (int j = 0; j < vocab; j++) a[j] = FastExp.exp(a[j] - max);
+            double sum = Sums.sum(a, vocab);
             rowLoss[r] = Math.log(sum) - (zt - max);
             if (withGrad) {
                 float k = (float) (gradScale / sum);
-                for (int j = 0; j < vocab; j++) z.put(base + j, z.get(base + j) * k);
-                z.put(base + target, z.get(base + target) - gradScale);
+                for (int j = 0; j < vocab; j++) a[j] *= k;
+                a[target] -= gradScale;
+                z.put(base, a, 0, vocab);
             }
         }
     }

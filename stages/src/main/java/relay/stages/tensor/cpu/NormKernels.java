@@ -21,11 +21,8 @@ final class NormKernels {
         float[] gain = row(g, go, c), bias = row(b, bo, c), a = new float[c];
         for (int r = from; r < to; r++) {
             x.get(xo + r * c, a, 0, c);
-            double s = 0;
-            for (int j = 0; j < c; j++) s += a[j];
-            float m = (float) (s / c);
-            double v = 0;
-            for (int j = 0; j < c; j++) v += (a[j] - m) * (a[j] - m);
+            float m = (float) (Sums.sum(a, c) / c);
+            double v = Sums.squaredDeviations(a, m, c);
             float rs = (float) (1.0 / Math.sqrt(v / c + eps));
             for (int j = 0; j < c; j++) a[j] = (a[j] - m) * rs * gain[j] + bias[j];
             y.put(yo + r * c, a, 0, c);
@@ -48,15 +45,11 @@ final class NormKernels {
             dy.get(dyo + r * c, dxh, 0, c);
             dx.get(dxo + r * c, out, 0, c);
             float m = centered ? mean.get(mo + r) : 0f, rs = rstd.get(ro + r);
-            double sumD = 0, sumDX = 0;
             for (int j = 0; j < c; j++) {
                 xh[j] = (xh[j] - m) * rs;
                 dxh[j] *= gain[j];
             }
-            for (int j = 0; j < c; j++) {
-                sumD += dxh[j];
-                sumDX += dxh[j] * xh[j];
-            }
+            double sumD = centered ? Sums.sum(dxh, c) : 0, sumDX = Sums.dot(dxh, xh, c);
             float meanD = centered ? (float) (sumD / c) : 0f, meanDX = (float) (sumDX / c);
             for (int j = 0; j < c; j++) out[j] += rs * (dxh[j] - meanD - xh[j] * meanDX);
             dx.put(dxo + r * c, out, 0, c);
@@ -92,8 +85,7 @@ final class NormKernels {
         float[] gain = row(g, go, c), a = new float[c];
         for (int r = from; r < to; r++) {
             x.get(xo + r * c, a, 0, c);
-            double ss = 0;
-            for (int j = 0; j < c; j++) ss += a[j] * a[j];
+            double ss = Sums.squaredDeviations(a, 0f, c);
             float rs = (float) (1.0 / Math.sqrt(ss / c + eps));
             for (int j = 0; j < c; j++) a[j] *= rs * gain[j];
             y.put(yo + r * c, a, 0, c);

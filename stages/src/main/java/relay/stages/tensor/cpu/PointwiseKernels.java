@@ -14,6 +14,16 @@ final class PointwiseKernels {
     private static final float GELU_K = (float) Math.sqrt(2.0 / Math.PI);
     private static final float GELU_C = 0.044715f;
 
+    /** partial[k] = Σ x² over chunk k of the n elements at xo, for chunks [from, to). */
+    static void sumOfSquares(FloatBuffer x, int xo, int n, double[] partial, int from, int to) {
+        float[] a = new float[CHUNK];
+        for (int k = from; k < to; k++) {
+            int len = Math.min(CHUNK, n - k * CHUNK);
+            x.get(xo + k * CHUNK, a, 0, len);
+            partial[k] = Sums.squaredDeviations(a, 0f, len);
+        }
+    }
+
     static void gelu(FloatBuffer x, int xo, FloatBuffer y, int yo, int from, int to) {
         float[] a = new float[CHUNK];
         for (int c0 = from; c0 < to; c0 += CHUNK) {
