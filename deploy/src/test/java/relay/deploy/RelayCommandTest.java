@@ -6,13 +6,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.google.gson.JsonArray;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
-import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import picocli.CommandLine;
 import relay.stages.check.SelfTest;
 
 /** The command line end to end, in process: exit codes, JSON keys, clear errors. */
@@ -20,16 +18,11 @@ class RelayCommandTest {
     @TempDir
     Path dir;
 
-    private static int run(StringWriter err, String... args) {
-        CommandLine cl = Relay.commandLine();
-        cl.setErr(new PrintWriter(err, true));
-        return cl.execute(args);
-    }
 
     @Test
     void selftestWritesOneEntryPerCheck() throws Exception {
         Path json = dir.resolve("out/selftest.json");
-        assertEquals(0, run(new StringWriter(), "selftest", "--threads", "1", "--json", json.toString()));
+        assertEquals(0, Cli.run(new StringWriter(), "selftest", "--threads", "1", "--json", json.toString()));
         JsonArray a = JsonParser.parseString(Files.readString(json)).getAsJsonArray();
         assertEquals(SelfTest.names().size(), a.size());
         for (var e : a) {
@@ -42,7 +35,7 @@ class RelayCommandTest {
     @Test
     void blockBenchReportsMfuAgainstItsOwnPeak() throws Exception {
         Path json = dir.resolve("block.json");
-        assertEquals(0, run(new StringWriter(), "bench", "block", "--model", "llama-tiny", "--batch", "1", "--seq", "32",
+        assertEquals(0, Cli.run(new StringWriter(), "bench", "block", "--model", "llama-tiny", "--batch", "1", "--seq", "32",
                 "--iterations", "2", "--threads", "1", "--json", json.toString()));
         JsonObject o = JsonParser.parseString(Files.readString(json)).getAsJsonObject();
         double peak = o.get("sgemm_peak_gflops").getAsDouble(), achieved = o.get("achieved_gflops").getAsDouble();
@@ -60,7 +53,7 @@ class RelayCommandTest {
     @Test
     void memoryBenchWritesPeaksPerCategory() throws Exception {
         Path json = dir.resolve("mem.json");
-        assertEquals(0, run(new StringWriter(), "bench", "memory", "--model", "llama-tiny", "--batch", "1", "--seq", "16",
+        assertEquals(0, Cli.run(new StringWriter(), "bench", "memory", "--model", "llama-tiny", "--batch", "1", "--seq", "16",
                 "--optimizer", "lomo", "--steps", "2", "--threads", "1", "--json", json.toString()));
         JsonObject o = JsonParser.parseString(Files.readString(json)).getAsJsonObject();
         JsonObject peaks = o.getAsJsonObject("peak_bytes");
@@ -77,7 +70,7 @@ class RelayCommandTest {
     @Test
     void convergeBenchWritesOneCurvePerOptimizer() throws Exception {
         Path json = dir.resolve("conv.json");
-        assertEquals(0, run(new StringWriter(), "bench", "converge", "--steps", "3", "--batch", "1", "--seq", "16",
+        assertEquals(0, Cli.run(new StringWriter(), "bench", "converge", "--steps", "3", "--batch", "1", "--seq", "16",
                 "--optimizers", "adamw,lomo", "--threads", "1", "--json", json.toString()));
         JsonObject o = JsonParser.parseString(Files.readString(json)).getAsJsonObject().getAsJsonObject("optimizers");
         assertEquals(2, o.size());
@@ -87,14 +80,14 @@ class RelayCommandTest {
     @Test
     void unknownOptimizerIsOneClearLine() {
         StringWriter err = new StringWriter();
-        assertEquals(2, run(err, "bench", "memory", "--model", "llama-tiny", "--optimizer", "adamx"));
+        assertEquals(2, Cli.run(err, "bench", "memory", "--model", "llama-tiny", "--optimizer", "adamx"));
         assertTrue(err.toString().startsWith("relay: unknown optimizer 'adamx'"), err.toString());
     }
 
     @Test
     void unknownModelIsOneClearLine() {
         StringWriter err = new StringWriter();
-        assertEquals(2, run(err, "bench", "block", "--model", "no-such-model"));
+        assertEquals(2, Cli.run(err, "bench", "block", "--model", "no-such-model"));
         assertTrue(err.toString().startsWith("relay: no model named 'no-such-model'"), err.toString());
     }
 
@@ -103,7 +96,7 @@ class RelayCommandTest {
         Path cfg = dir.resolve("config.json");
         Files.writeString(cfg, "{\"model_type\": \"llama\", \"hidden_size\": 64}");
         StringWriter err = new StringWriter();
-        assertEquals(2, run(err, "bench", "block", "--model", dir.toString()));
+        assertEquals(2, Cli.run(err, "bench", "block", "--model", dir.toString()));
         assertTrue(err.toString().contains(cfg.toString()) && err.toString().contains("missing field"), err.toString());
     }
 }

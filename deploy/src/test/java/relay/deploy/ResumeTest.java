@@ -6,12 +6,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
-import java.io.ByteArrayOutputStream;
 import java.io.IOException;
-import java.io.PrintStream;
-import java.io.PrintWriter;
 import java.io.StringWriter;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -19,7 +15,6 @@ import java.util.List;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import picocli.CommandLine;
 
 /**
  * relay train --resume: a run cut short after a checkpoint and resumed ends exactly where the run that was
@@ -29,17 +24,6 @@ class ResumeTest {
     @TempDir
     Path dir;
 
-    private static int run(StringWriter err, String... args) {
-        CommandLine cl = Relay.commandLine();
-        cl.setErr(new PrintWriter(err, true));
-        PrintStream stdout = System.out;
-        System.setOut(new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8));
-        try {
-            return cl.execute(args);
-        } finally {
-            System.setOut(stdout);
-        }
-    }
 
     /**
      * A 6-step run checkpointed at 3 and 6: AdaLomo in the pipeline with LISA redrawing every 2 steps, or
@@ -51,7 +35,7 @@ class ResumeTest {
         for (int i = 0; i < 60; i++) sb.append("And the evening and the morning were the ").append(i % 5).append(" day.\n");
         Files.writeString(corpus, sb.toString());
         StringWriter err = new StringWriter();
-        assertEquals(0, run(err, "train", "--model", "llama-tiny", "--optimizer", optimizer, "--data", corpus.toString(), "--steps", "6",
+        assertEquals(0, Cli.run(err, "train", "--model", "llama-tiny", "--optimizer", optimizer, "--data", corpus.toString(), "--steps", "6",
                 "--out", out.toString(), "batch=2", "seq=16", "microbatches=2", "devices=2", "eval-every=2",
                 "checkpoint-every=3", "trace-steps=0", "eval-sequences=4", "lisa.gamma=1", "lisa.period=2",
                 "validation-fraction=0.1"), err::toString);
@@ -97,7 +81,7 @@ class ResumeTest {
         Files.createDirectories(cut.resolve("checkpoints/step-5"));
         Files.writeString(cut.resolve("checkpoints/step-5/model.safetensors"), "half written");
         StringWriter err = new StringWriter();
-        assertEquals(0, run(err, "train", "--resume", cut.toString()), err::toString);
+        assertEquals(0, Cli.run(err, "train", "--resume", cut.toString()), err::toString);
         for (String f : List.of("model.safetensors", "optimizer.safetensors", "trainer_state.json")) {
             assertArrayEquals(Files.readAllBytes(whole.resolve("checkpoints/step-6").resolve(f)),
                     Files.readAllBytes(cut.resolve("checkpoints/step-6").resolve(f)), f);
@@ -106,9 +90,9 @@ class ResumeTest {
 
         // A finished run goes on only when given more steps.
         err = new StringWriter();
-        assertEquals(2, run(err, "train", "--resume", cut.toString()));
+        assertEquals(2, Cli.run(err, "train", "--resume", cut.toString()));
         assertTrue(err.toString().contains("is at step 6 and the run has 6 steps: raise steps"), err.toString());
-        assertEquals(0, run(err, "train", "--resume", cut.toString(), "steps=7"), err::toString);
+        assertEquals(0, Cli.run(err, "train", "--resume", cut.toString(), "steps=7"), err::toString);
         assertEquals(7, losses(cut).size());
         assertTrue(Files.isRegularFile(cut.resolve("checkpoints/step-7/manifest.json")));
     }
@@ -118,23 +102,23 @@ class ResumeTest {
         Path run = train(dir.resolve("a"), "adalomo");
         Path step3 = run.resolve("checkpoints/step-3");
         StringWriter err = new StringWriter();
-        assertEquals(2, run(err, "train", "--resume", step3.toString(), "--optimizer", "adamw"));
+        assertEquals(2, Cli.run(err, "train", "--resume", step3.toString(), "--optimizer", "adamw"));
         assertTrue(err.toString().contains("trainer_state.json: written by a run with optimizer adalomo"), err.toString());
 
         byte[] model = Files.readAllBytes(step3.resolve("model.safetensors"));
         model[model.length - 1] ^= 1;
         Files.write(step3.resolve("model.safetensors"), model);
         err = new StringWriter();
-        assertEquals(2, run(err, "train", "--resume", step3.toString()));
+        assertEquals(2, Cli.run(err, "train", "--resume", step3.toString()));
         assertTrue(err.toString().contains("step-3/model.safetensors: corrupt"), err.toString());
 
         Files.delete(step3.resolve("manifest.json"));
         err = new StringWriter();
-        assertEquals(2, run(err, "train", "--resume", step3.toString()));
+        assertEquals(2, Cli.run(err, "train", "--resume", step3.toString()));
         assertTrue(err.toString().contains("manifest.json: missing: the checkpoint was not completely written"), err.toString());
 
         err = new StringWriter();
-        assertEquals(2, run(err, "train", "--resume", dir.resolve("nowhere").toString()));
+        assertEquals(2, Cli.run(err, "train", "--resume", dir.resolve("nowhere").toString()));
         assertTrue(err.toString().contains("nowhere: no such run or checkpoint directory"), err.toString());
     }
 }

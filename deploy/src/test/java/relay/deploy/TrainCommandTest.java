@@ -7,7 +7,6 @@ import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
-import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -16,18 +15,12 @@ import java.util.List;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import picocli.CommandLine;
 
 /** relay train, generate and eval end to end on a tiny model and corpus, in process. */
 class TrainCommandTest {
     @TempDir
     Path dir;
 
-    private static int run(StringWriter err, String... args) {
-        CommandLine cl = Relay.commandLine();
-        cl.setErr(new PrintWriter(err, true));
-        return cl.execute(args);
-    }
 
     private Path corpus() throws Exception {
         Path c = dir.resolve("corpus.txt");
@@ -40,7 +33,7 @@ class TrainCommandTest {
     @Test
     void aRunLeavesItsDirectoryAndItsCheckpointGeneratesAndEvaluates() throws Exception {
         Path data = corpus(), out = dir.resolve("runs");
-        assertEquals(0, run(new StringWriter(), "train", "--model", "llama-tiny", "--data", data.toString(), "--steps", "4",
+        assertEquals(0, Cli.run(new StringWriter(), "train", "--model", "llama-tiny", "--data", data.toString(), "--steps", "4",
                 "--out", out.toString(), "batch=2", "seq=16", "microbatches=2", "devices=2", "eval-every=2",
                 "checkpoint-every=4", "trace-steps=2", "eval-sequences=4", "lisa.gamma=2", "lisa.period=2", "validation-fraction=0.1"));
         Path run;
@@ -71,10 +64,10 @@ class TrainCommandTest {
         System.setOut(new PrintStream(captured, true, StandardCharsets.UTF_8));
         try {
             StringWriter err = new StringWriter();
-            assertEquals(0, run(err, "generate", "--model", run.resolve("checkpoints/step-4").toString(),
+            assertEquals(0, Cli.run(err, "generate", "--model", run.resolve("checkpoints/step-4").toString(),
                     "--prompt", "In the", "--max-tokens", "5"), err::toString);
             err = new StringWriter();
-            assertEquals(0, run(err, "eval", "--model", run.resolve("checkpoints/step-4").toString(),
+            assertEquals(0, Cli.run(err, "eval", "--model", run.resolve("checkpoints/step-4").toString(),
                     "--data", data.toString(), "--seq", "16"), err::toString);
         } finally {
             System.setOut(stdout);
@@ -87,7 +80,7 @@ class TrainCommandTest {
     @Test
     void tokenizerTrainWritesAHuggingFaceTokenizer() throws Exception {
         Path out = dir.resolve("tok");
-        assertEquals(0, run(new StringWriter(), "tokenizer", "train", "--corpus", corpus().toString(), "--vocab", "300",
+        assertEquals(0, Cli.run(new StringWriter(), "tokenizer", "train", "--corpus", corpus().toString(), "--vocab", "300",
                 "--out", out.toString()));
         relay.stages.text.Tokenizer t = relay.stages.text.TokenizerJson.read(out.resolve("tokenizer.json"));
         assertTrue(t.size() <= 300 && t.specialTokens().containsKey("<|endoftext|>"));
@@ -97,19 +90,19 @@ class TrainCommandTest {
     @Test
     void badSettingsAndInputsAreOneClearLine() throws Exception {
         StringWriter err = new StringWriter();
-        assertEquals(2, run(err, "train", "--model", "llama-tiny", "--data", dir.resolve("none.txt").toString(), "--out", dir.toString()));
+        assertEquals(2, Cli.run(err, "train", "--model", "llama-tiny", "--data", dir.resolve("none.txt").toString(), "--out", dir.toString()));
         assertTrue(err.toString().contains("none.txt: no such corpus file"), err.toString());
         err = new StringWriter();
-        assertEquals(2, run(err, "train", "microbatches=3", "--out", dir.toString()));
+        assertEquals(2, Cli.run(err, "train", "microbatches=3", "--out", dir.toString()));
         assertTrue(err.toString().contains("relay.train.microbatches must divide batch"), err.toString());
         err = new StringWriter();
-        assertEquals(2, run(err, "train", "steps=lots", "--out", dir.toString()));
+        assertEquals(2, Cli.run(err, "train", "steps=lots", "--out", dir.toString()));
         assertTrue(err.toString().contains("configuration:") && err.toString().contains("steps"), err.toString());
         err = new StringWriter();
-        assertEquals(2, run(err, "train", "--optimizer", "adamx", "--out", dir.toString()));
+        assertEquals(2, Cli.run(err, "train", "--optimizer", "adamx", "--out", dir.toString()));
         assertTrue(err.toString().contains("unknown optimizer 'adamx'"), err.toString());
         err = new StringWriter();
-        assertEquals(2, run(err, "generate", "--model", dir.toString(), "--prompt", "x"));
+        assertEquals(2, Cli.run(err, "generate", "--model", dir.toString(), "--prompt", "x"));
         assertTrue(err.toString().contains("has no tokenizer.json"), err.toString());
     }
 }

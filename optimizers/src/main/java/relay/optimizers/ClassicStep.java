@@ -5,13 +5,12 @@ import relay.stages.model.Model;
 import relay.stages.tensor.Tensor;
 import relay.stages.train.Batch;
 import relay.stages.train.GradientAccumulator;
-import relay.stages.train.TrainingMethod;
 
 /**
  * The classic trainer: every gradient is held for the whole step (summed over microbatches), then clipped
  * and applied parameter by parameter. The memory reference the in-backward methods are compared with.
  */
-public final class ClassicStep implements TrainingMethod {
+public final class ClassicStep implements RuleMethod {
     private final UpdateRule rule;
     private final Schedule schedule;
     private final Clipping clipping;
@@ -65,13 +64,8 @@ public final class ClassicStep implements TrainingMethod {
     }
 
     @Override
-    public java.util.Map<String, float[]> optimizerState() {
-        return rule.export();
-    }
-
-    @Override
-    public void restore(Model m, java.util.Map<String, float[]> state) {
-        m.parameters().forEach(p -> rule.restore(p, state));
+    public UpdateRule rule() {
+        return rule;
     }
 
     @Override

@@ -11,7 +11,6 @@ import relay.stages.memory.Category;
 import relay.stages.model.Model;
 import relay.stages.tensor.Tensor;
 import relay.stages.train.Batch;
-import relay.stages.train.TrainingMethod;
 
 /**
  * LOMO's fused update: each weight gradient is applied by the rule the moment backward completes it and is
@@ -20,7 +19,7 @@ import relay.stages.train.TrainingMethod;
  * one (LOMO's two passes; the norm is that of the microbatch being applied). With LISA, frozen blocks get
  * no sink — no weight gradient at all — and their optimizer state is released when they freeze.
  */
-public final class InBackwardStep implements TrainingMethod {
+public final class InBackwardStep implements RuleMethod {
     private final UpdateRule rule;
     private final Schedule schedule;
     private final Clipping clipping;
@@ -121,13 +120,8 @@ public final class InBackwardStep implements TrainingMethod {
     public void endStep() {}
 
     @Override
-    public java.util.Map<String, float[]> optimizerState() {
-        return rule.export();
-    }
-
-    @Override
-    public void restore(Model m, java.util.Map<String, float[]> state) {
-        m.parameters().forEach(p -> rule.restore(p, state));
+    public UpdateRule rule() {
+        return rule;
     }
 
     @Override
