@@ -242,8 +242,14 @@ public final class StageActor extends AbstractBehavior<StageActor.Command> {
         } catch (RuntimeException | Error e) {
             failed = true;
             String where = name + " (stage " + stage + "), " + pos;
-            getContext().getLog().error("{} failed", where, e);
-            coordinator.tell(Coordinator.Report.failed(stage, pos, where + ": " + e));
+            // A non-finite loss is how training diverges, not a fault of the code: no stack trace for it.
+            boolean diverged = e instanceof ArithmeticException;
+            if (diverged) {
+                getContext().getLog().warn("{}: {}", where, e.getMessage());
+            } else {
+                getContext().getLog().error("{} failed", where, e);
+            }
+            coordinator.tell(Coordinator.Report.failed(stage, pos, where + ": " + (diverged ? e.getMessage() : e)));
             discardPending();
         }
         return this;

@@ -33,6 +33,11 @@ public final class Relay implements Runnable {
                 cmd.getErr().println("relay: " + e.getMessage());
                 return 2;
             }
+            // A training step that failed (a diverged loss, a stage's error) is reported, not a bug's trace.
+            if (e instanceof relay.deploy.train.TrainingRun.Failed) {
+                cmd.getErr().println("relay: " + e.getMessage());
+                return 1;
+            }
             throw e;
         });
         return cl;

@@ -97,6 +97,21 @@ class ResumeTest {
         assertTrue(Files.isRegularFile(cut.resolve("checkpoints/step-7/manifest.json")));
     }
 
+    /** A diverging run fails with one line naming the step and the checkpoint to go on from, not a stack trace. */
+    @Test
+    void aFailedStepSaysWhereTheRunCanGoOnFrom() throws Exception {
+        Path corpus = dir.resolve("corpus.txt"), out = dir.resolve("runs");
+        Files.writeString(corpus, "In the beginning God created the heaven and the earth.\n".repeat(40));
+        StringWriter err = new StringWriter();
+        assertEquals(1, Cli.run(err, "train", "--model", "llama-tiny", "--optimizer", "lomo", "--data", corpus.toString(),
+                "--steps", "5", "--out", out.toString(), "lr=1e30", "warmup=0", "batch=2", "seq=16", "microbatches=2",
+                "checkpoint-every=1", "trace-steps=0", "eval-sequences=2", "validation-fraction=0.1"));
+        String said = err.toString();
+        assertTrue(said.matches("(?s)relay: step (\\d) \\(pipeline step \\d\\) failed: .*loss is NaN.*; the newest checkpoint is .*step-\\d: go on from it with relay train --resume .*"),
+                said);
+        assertTrue(!said.contains("\tat "), "no stack trace: " + said);
+    }
+
     @Test
     void damagedOrForeignCheckpointsAreRefusedNamingTheFile() throws Exception {
         Path run = train(dir.resolve("a"), "adalomo");

@@ -35,7 +35,7 @@ class TrainCommandTest {
         Path data = corpus(), out = dir.resolve("runs");
         assertEquals(0, Cli.run(new StringWriter(), "train", "--model", "llama-tiny", "--data", data.toString(), "--steps", "4",
                 "--out", out.toString(), "batch=2", "seq=16", "microbatches=2", "devices=2", "eval-every=2",
-                "checkpoint-every=4", "trace-steps=2", "eval-sequences=4", "lisa.gamma=2", "lisa.period=2", "validation-fraction=0.1"));
+                "checkpoint-every=2", "keep-checkpoints=1", "trace-steps=2", "eval-sequences=4", "lisa.gamma=2", "lisa.period=2", "validation-fraction=0.1"));
         Path run;
         try (Stream<Path> s = Files.list(out)) {
             run = s.findFirst().orElseThrow();
@@ -46,6 +46,7 @@ class TrainCommandTest {
                 "checkpoints/step-4/manifest.json")) {
             assertTrue(Files.isRegularFile(run.resolve(f)), f);
         }
+        assertTrue(!Files.exists(run.resolve("checkpoints/step-2")), "keep-checkpoints=1 keeps the newest only");
         List<String> lines = Files.readAllLines(run.resolve("metrics.jsonl"));
         assertEquals(4, lines.size());
         JsonObject last = JsonParser.parseString(lines.get(3)).getAsJsonObject();

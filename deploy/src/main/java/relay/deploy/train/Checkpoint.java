@@ -17,7 +17,6 @@ import java.util.HexFormat;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Optional;
 import relay.stages.data.PackedDataset;
 import relay.stages.io.HfModelDirectory;
 import relay.stages.io.ModelFileException;
@@ -71,6 +70,29 @@ public final class Checkpoint {
         Files.writeString(dir.resolve(MANIFEST), new Gson().toJson(Map.of("step", step, "sha256", sums)), StandardCharsets.UTF_8);
     }
 
+    /** Deletes the run's complete checkpoints but the newest {@code keep} (0 keeps them all). */
+    static void prune(Path run, int keep) throws IOException {
+        if (keep == 0) return;
+        List<Path> complete = complete(run.resolve("checkpoints"));
+        for (Path old : complete.subList(0, Math.max(0, complete.size() - keep))) {
+            try (var files = Files.walk(old)) {
+                // The manifest goes first, so a deletion cut short leaves an incomplete checkpoint, never a corrupt one.
+                Files.delete(old.resolve(MANIFEST));
+                for (Path f : files.sorted(Comparator.reverseOrder()).toList()) Files.deleteIfExists(f);
+            }
+        }
+    }
+
+    /** A run's complete checkpoints (those with a manifest), oldest first. */
+    private static List<Path> complete(Path checkpoints) throws IOException {
+        try (var dirs = Files.list(checkpoints)) {
+            return dirs.filter(d -> d.getFileName().toString().matches("step-\\d+"))
+                    .filter(d -> Files.isRegularFile(d.resolve(MANIFEST)))
+                    .sorted(Comparator.comparingInt(d -> Integer.parseInt(d.getFileName().toString().substring(5))))
+                    .toList();
+        }
+    }
+
     /**
      * The checkpoint to resume from {@code path}: a checkpoint directory itself, or a run directory's newest
      * complete checkpoint. A missing path, or a run without a complete checkpoint, is an error saying so.
@@ -82,11 +104,10 @@ public final class Checkpoint {
         if (!Files.isDirectory(checkpoints)) {
             throw new IllegalArgumentException(path + ": neither a run directory (no checkpoints/) nor a checkpoint (no " + TRAINER_STATE + ")");
         }
-        try (var dirs = Files.list(checkpoints)) {
-            Optional<Path> newest = dirs.filter(d -> d.getFileName().toString().matches("step-\\d+"))
-                    .filter(d -> Files.isRegularFile(d.resolve(MANIFEST)))
-                    .max(Comparator.comparingInt(d -> Integer.parseInt(d.getFileName().toString().substring(5))));
-            return newest.orElseThrow(() -> new IllegalArgumentException(checkpoints + ": no complete checkpoint (one with a " + MANIFEST + ")"));
+        try {
+            List<Path> complete = complete(checkpoints);
+            if (complete.isEmpty()) throw new IllegalArgumentException(checkpoints + ": no complete checkpoint (one with a " + MANIFEST + ")");
+            return complete.get(complete.size() - 1);
         } catch (IOException e) {
             throw new IllegalArgumentException(checkpoints + ": " + e.getMessage(), e);
         }

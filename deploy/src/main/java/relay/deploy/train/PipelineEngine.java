@@ -31,7 +31,7 @@ final class PipelineEngine implements Engine {
     public Step step(List<Batch> microbatches) {
         long t0 = System.nanoTime();
         Coordinator.StepResult r = pipeline.step(microbatches);
-        if (!r.ok()) throw new IllegalStateException("training step failed: " + r.error());
+        if (!r.ok()) throw new IllegalStateException(r.error());
         double seconds = (System.nanoTime() - t0) / 1e9;
         busy = new double[r.busyNanos().length];
         for (int d = 0; d < busy.length; d++) busy[d] = r.busyNanos()[d] / (double) r.wallNanos();

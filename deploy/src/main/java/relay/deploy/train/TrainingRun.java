@@ -113,7 +113,7 @@ public final class TrainingRun {
             for (int step = first; step < s.steps(); step++) {
                 List<Batch> mbs = new ArrayList<>();
                 for (int j = 0; j < s.microbatches(); j++) mbs.add(data.next(mb));
-                Engine.Step st = engine.step(mbs);
+                Engine.Step st = step(engine, mbs, step, dir);
                 loss = st.loss();
                 double tps = s.batch() * (double) s.seq() / st.seconds();
                 boolean eval = (step + 1) % s.evalEvery() == 0 || step + 1 == s.steps();
@@ -133,6 +133,7 @@ public final class TrainingRun {
                 if ((step + 1) % s.checkpointEvery() == 0 || step + 1 == s.steps() || stopping) {
                     if (!eval) evalModel.load(engine.weights());
                     Checkpoint.write(dir, step + 1, evalModel, engine.optimizerState(), tokenizer, data, s);
+                    Checkpoint.prune(dir, s.keepCheckpoints());
                 }
                 if (eval || step + 1 == s.steps() || stopping) report(dir, s, cfg, engine, points, start);
                 if (stopping) {
@@ -148,6 +149,30 @@ public final class TrainingRun {
             out.printf(Locale.ROOT, "done in %.0f s: train loss %.3f, validation loss %.3f (perplexity %.1f); run directory %s%n",
                     seconds, loss, val, Math.exp(val), dir);
             return new Summary(dir, s.steps(), loss, val, seconds);
+        }
+    }
+
+    /** A step whose failure names what failed and where the run can go on from. */
+    public static final class Failed extends RuntimeException {
+        private static final long serialVersionUID = 1L;
+
+        Failed(String message, Throwable cause) {
+            super(message, cause);
+        }
+    }
+
+    /** Runs step (counted from 0, as the pipeline's messages count it); a failure says where the run can go on from. */
+    private static Engine.Step step(Engine engine, List<Batch> microbatches, int step, Path run) {
+        try {
+            return engine.step(microbatches);
+        } catch (RuntimeException e) {
+            String from;
+            try {
+                from = "; the newest checkpoint is " + Checkpoint.locate(run) + ": go on from it with relay train --resume " + run;
+            } catch (IllegalArgumentException none) {
+                from = "; the run has no checkpoint yet";
+            }
+            throw new Failed("step " + (step + 1) + " (pipeline step " + step + ") failed: " + e.getMessage() + from, e);
         }
     }
 
