@@ -6,6 +6,7 @@ import java.util.Locale;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
+import relay.deploy.train.Checkpoint;
 import relay.stages.data.Corpus;
 import relay.stages.io.HfModelDirectory;
 import relay.stages.model.Model;
@@ -16,7 +17,7 @@ import relay.stages.text.TokenizerJson;
 @Command(name = "eval", mixinStandardHelpOptions = true,
         description = "Mean loss and perplexity of a model directory (with its tokenizer.json) on a corpus.")
 final class EvalCommand implements Callable<Integer> {
-    @Option(names = "--model", required = true, description = "a Hugging Face model directory with tokenizer.json")
+    @Option(names = "--model", required = true, description = "a Hugging Face model directory with tokenizer.json: a checkpoint, or a run directory (its newest)")
     Path model;
 
     @Option(names = "--data", required = true, description = "a text or JSONL corpus (optionally .gz)")
@@ -30,6 +31,7 @@ final class EvalCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
+        Path model = Checkpoint.modelDirectory(this.model);
         Tokenizer tokenizer = TokenizerJson.ofModel(model);
         List<String> docs = Corpus.read(data);
         Integer eot = tokenizer.specialTokens().get("<|endoftext|>");

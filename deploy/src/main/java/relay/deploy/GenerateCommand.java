@@ -6,6 +6,7 @@ import java.util.SplittableRandom;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
+import relay.deploy.train.Checkpoint;
 import relay.stages.io.HfModelDirectory;
 import relay.stages.model.KvCache;
 import relay.stages.model.Model;
@@ -17,7 +18,7 @@ import relay.stages.text.TokenizerJson;
         description = "Continues a prompt with a model directory (with its tokenizer.json), one token at a time with a key/value "
                 + "cache: greedy, or sampled with temperature, top-k and top-p.")
 final class GenerateCommand implements Callable<Integer> {
-    @Option(names = "--model", required = true, description = "a Hugging Face model directory with tokenizer.json (a checkpoint)")
+    @Option(names = "--model", required = true, description = "a Hugging Face model directory with tokenizer.json: a checkpoint, or a run directory (its newest)")
     Path model;
 
     @Option(names = "--prompt", required = true, description = "the text to continue")
@@ -40,6 +41,7 @@ final class GenerateCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
+        Path model = Checkpoint.modelDirectory(this.model);
         Tokenizer tokenizer = TokenizerJson.ofModel(model);
         Integer eot = tokenizer.specialTokens().get("<|endoftext|>");
         SplittableRandom rng = new SplittableRandom(seed);

@@ -65,7 +65,8 @@ class TrainCommandTest {
         System.setOut(new PrintStream(captured, true, StandardCharsets.UTF_8));
         try {
             StringWriter err = new StringWriter();
-            assertEquals(0, Cli.run(err, "generate", "--model", run.resolve("checkpoints/step-4").toString(),
+            // A run directory stands for its newest checkpoint.
+            assertEquals(0, Cli.run(err, "generate", "--model", run.toString(),
                     "--prompt", "In the", "--max-tokens", "5"), err::toString);
             err = new StringWriter();
             assertEquals(0, Cli.run(err, "eval", "--model", run.resolve("checkpoints/step-4").toString(),

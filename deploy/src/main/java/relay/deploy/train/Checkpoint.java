@@ -113,6 +113,15 @@ public final class Checkpoint {
         }
     }
 
+    /**
+     * The model directory {@code path} names: itself when it holds a config.json, else — a run directory —
+     * its newest complete checkpoint, so {@code relay generate --model runs/<run>} reads the latest weights.
+     */
+    public static Path modelDirectory(Path path) {
+        if (Files.isRegularFile(path.resolve("config.json")) || !Files.isDirectory(path.resolve("checkpoints"))) return path;
+        return locate(path);
+    }
+
     /** The run directory a checkpoint belongs to. */
     public static Path run(Path checkpoint) {
         return checkpoint.toAbsolutePath().normalize().getParent().getParent();

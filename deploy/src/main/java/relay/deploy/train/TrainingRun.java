@@ -262,7 +262,7 @@ public final class TrainingRun {
     /** Where the model comes from: a preset (fresh weights) or a Hugging Face directory (its weights and tokenizer). */
     record ModelSource(ModelConfig config, Map<String, float[]> weights, Tokenizer tokenizer) {
         static ModelSource open(String model) {
-            Path p = Path.of(model);
+            Path p = Checkpoint.modelDirectory(Path.of(model));
             if (!Files.isDirectory(p)) return new ModelSource(ModelConfig.named(model), null, null);
             try (CpuDevice d = new CpuDevice("load", 1); Model m = HfModelDirectory.load(p, d)) {
                 Map<String, float[]> w = m.values();
