@@ -81,7 +81,12 @@ public final class TrainingRun {
         }
         Integer eot = tokenizer.specialTokens().get(END_OF_TEXT);
         int endOfText = eot != null ? eot : tokenizer.size() - 1;
-        PackedDataset data = PackedDataset.of(docs, tokenizer, endOfText, s.seq(), s.validationFraction(), s.seed());
+        long encoding = System.nanoTime();
+        // Progress only once encoding has taken a while: a large corpus, not the shipped one.
+        PackedDataset data = PackedDataset.of(docs, tokenizer, endOfText, s.seq(), s.validationFraction(), s.seed(),
+                percent -> {
+                    if (System.nanoTime() - encoding > 5_000_000_000L) out.printf("tokenizing %s: %d%%%n", s.data(), percent);
+                });
         out.printf("%s: %d tokens, %d training and %d validation sequences of %d%n", s.data(), data.tokens(),
                 data.trainSequences(), data.validationSequences(), s.seq());
         int first = resumed == null ? 0 : resumed.step();

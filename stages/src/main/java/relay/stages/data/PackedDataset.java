@@ -39,15 +39,25 @@ public final class PackedDataset {
         this.order = epochOrder(0);
     }
 
+    /**
+     * Encodes the documents — in parallel on every core, in order in the result — each followed by
+     * endOfText, and packs them. {@code progress} hears the percentage of documents encoded, every 10%.
+     */
     public static PackedDataset of(List<String> documents, Tokenizer tokenizer, int endOfText, int seq, double validationFraction,
-                                   long seed) {
-        int total = 0;
+                                   long seed, java.util.function.IntConsumer progress) {
         int[][] parts = new int[documents.size()][];
-        for (int i = 0; i < parts.length; i++) {
+        java.util.concurrent.atomic.AtomicInteger done = new java.util.concurrent.atomic.AtomicInteger();
+        java.util.stream.IntStream.range(0, parts.length).parallel().forEach(i -> {
             parts[i] = tokenizer.encode(documents.get(i));
-            total += parts[i].length + 1;
+            int d = done.incrementAndGet();
+            if (d * 10L / parts.length != (d - 1) * 10L / parts.length) progress.accept((int) (d * 100L / parts.length));
+        });
+        long total = 0;
+        for (int[] p : parts) total += p.length + 1;
+        if (total > Integer.MAX_VALUE - 8) {
+            throw new IllegalArgumentException("the corpus encodes to " + total + " tokens, more than one dataset holds (2^31); split it");
         }
-        int[] stream = new int[total];
+        int[] stream = new int[(int) total];
         int at = 0;
         for (int[] p : parts) {
             System.arraycopy(p, 0, stream, at, p.length);

@@ -35,7 +35,8 @@ public final class Tokenizer {
     private final Map<String, Integer> mergeRank;
     private final Map<String, Integer> special;
     private final Pattern specialPattern;
-    private final Map<String, int[]> cache = new HashMap<>();
+    /** Words already encoded (at most 100,000); concurrent, so documents can be encoded in parallel. */
+    private final Map<String, int[]> cache = new java.util.concurrent.ConcurrentHashMap<>();
 
     /**
      * @param merges   pairs "left right" in priority order
