@@ -46,6 +46,32 @@ class DataTest {
         assertTrue(seen.isEmpty(), "no validation sequence is trained on");
     }
 
+    /** Documents encoded in parallel land in order, each followed by end-of-text, as one after another would. */
+    @Test
+    void documentsAreEncodedInOrderWhateverTheThreads() {
+        List<String> docs = new java.util.ArrayList<>();
+        for (int i = 0; i < 3000; i++) docs.add("verse " + i + ": and it was so" + " amen".repeat(i % 4));
+        relay.stages.text.Tokenizer t = relay.stages.text.BpeTrainer.train(docs, 300, List.of("<|endoftext|>"), n -> { });
+        int eot = t.specialTokens().get("<|endoftext|>");
+        java.util.List<Integer> want = new java.util.ArrayList<>();
+        for (String d : docs) {
+            for (int id : t.encode(d)) want.add(id);
+            want.add(eot);
+        }
+        List<Integer> percents = new java.util.concurrent.CopyOnWriteArrayList<>();
+        int seq = (want.size() - 1) / 2;
+        PackedDataset packed = PackedDataset.of(docs, t, eot, seq, 0.4, 1, percents::add);
+        assertEquals(want.size(), packed.tokens());
+        // Two sequences, one held out: together they are the stream's first 2·seq tokens.
+        int[] expected = want.stream().mapToInt(Integer::intValue).toArray();
+        int[] held = packed.validation(1, 1).get(0).inputs(), trained = packed.next(1).inputs();
+        int[] first = java.util.Arrays.copyOfRange(expected, 0, seq), second = java.util.Arrays.copyOfRange(expected, seq, 2 * seq);
+        assertTrue(java.util.Arrays.equals(held, first) && java.util.Arrays.equals(trained, second)
+                || java.util.Arrays.equals(held, second) && java.util.Arrays.equals(trained, first), "the stream in order");
+        assertEquals(10, percents.size(), "progress every 10%: " + percents);
+        assertTrue(percents.contains(100));
+    }
+
     @Test
     void aResumedPositionContinuesWithTheSameBatches() {
         PackedDataset a = new PackedDataset(stream(2001), 8, 0.05, 7), b = new PackedDataset(stream(2001), 8, 0.05, 7);
