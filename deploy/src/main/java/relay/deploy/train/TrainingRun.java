@@ -118,7 +118,7 @@ public final class TrainingRun {
             for (int step = first; step < s.steps(); step++) {
                 List<Batch> mbs = new ArrayList<>();
                 for (int j = 0; j < s.microbatches(); j++) mbs.add(data.next(mb));
-                Engine.Step st = step(engine, mbs, step, dir);
+                Engine.Step st = step(engine, mbs, step, s.steps(), dir);
                 loss = st.loss();
                 double tps = s.batch() * (double) s.seq() / st.seconds();
                 boolean eval = (step + 1) % s.evalEvery() == 0 || step + 1 == s.steps();
@@ -166,8 +166,8 @@ public final class TrainingRun {
         }
     }
 
-    /** Runs step (counted from 0, as the pipeline's messages count it); a failure says where the run can go on from. */
-    private static Engine.Step step(Engine engine, List<Batch> microbatches, int step, Path run) {
+    /** Runs step (counted from 0); a failure says which step of how many, and where the run can go on from. */
+    private static Engine.Step step(Engine engine, List<Batch> microbatches, int step, int steps, Path run) {
         try {
             return engine.step(microbatches);
         } catch (RuntimeException e) {
@@ -177,7 +177,7 @@ public final class TrainingRun {
             } catch (IllegalArgumentException none) {
                 from = "; the run has no checkpoint yet";
             }
-            throw new Failed("step " + (step + 1) + " (pipeline step " + step + ") failed: " + e.getMessage() + from, e);
+            throw new Failed("step " + (step + 1) + " of " + steps + " failed: " + e.getMessage() + from, e);
         }
     }
 
