@@ -98,7 +98,7 @@ public final class CausalAttention {
                             head(dv, b, seq, g, headDim));
                 }
                 Tensor pb = probs.view(batch * heads * seq, seq).rowRange(b * heads * seq, (b + 1) * heads * seq);
-                d.softmaxBackward(pb, dScores.view(heads * seq, seq));
+                d.softmaxBackward(pb, dScores.view(heads * seq, seq), seq, seq);
                 for (int h = 0; h < heads; h++) {
                     int g = kvHead(h);
                     Mat dS = square(dScores, h, seq);

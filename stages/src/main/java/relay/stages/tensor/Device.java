@@ -134,8 +134,12 @@ public interface Device extends AutoCloseable {
      */
     void causalSoftmax(Tensor scores, int queries, int keys);
 
-    /** In place: dP becomes dS = P ⊙ (dP − rowsum(P ⊙ dP)), the gradient through softmax. */
-    void softmaxBackward(Tensor probs, Tensor dProbs);
+    /**
+     * In place on [groups, queries, keys] as for {@link #causalSoftmax}: dP becomes dS = P ⊙ (dP − rowsum(P ⊙ dP)),
+     * the gradient through softmax, over each row's visible keys; the rest of dS becomes 0 (dP there is
+     * not read, so it need not have been computed).
+     */
+    void softmaxBackward(Tensor probs, Tensor dProbs, int queries, int keys);
 
     // ---- embeddings and loss ----
 

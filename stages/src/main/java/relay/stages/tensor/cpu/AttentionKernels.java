@@ -60,14 +60,17 @@ final class AttentionKernels {
         }
     }
 
-    static void softmaxBackward(FloatBuffer p, int po, FloatBuffer dp, int dpo, int cols, int from, int to) {
-        float[] a = new float[cols], d = new float[cols];
+    /** Rows as for {@link #causalSoftmax}; only a row's visible keys are read, the rest of dS is written 0. */
+    static void softmaxBackward(FloatBuffer p, int po, FloatBuffer dp, int dpo, int queries, int keys, int from, int to) {
+        float[] a = new float[keys], d = new float[keys];
         for (int r = from; r < to; r++) {
-            p.get(po + r * cols, a, 0, cols);
-            dp.get(dpo + r * cols, d, 0, cols);
-            float fd = (float) Sums.dot(a, d, cols);
-            for (int j = 0; j < cols; j++) d[j] = a[j] * (d[j] - fd);
-            dp.put(dpo + r * cols, d, 0, cols);
+            int n = keys - queries + r % queries + 1, base = r * keys;
+            p.get(po + base, a, 0, n);
+            dp.get(dpo + base, d, 0, n);
+            float fd = (float) Sums.dot(a, d, n);
+            for (int j = 0; j < n; j++) d[j] = a[j] * (d[j] - fd);
+            for (int j = n; j < keys; j++) d[j] = 0f;
+            dp.put(dpo + base, d, 0, keys);
         }
     }
 }

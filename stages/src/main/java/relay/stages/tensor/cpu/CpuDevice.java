@@ -357,12 +357,11 @@ public final class CpuDevice implements Device {
     }
 
     @Override
-    public void softmaxBackward(Tensor probs, Tensor dProbs) {
+    public void softmaxBackward(Tensor probs, Tensor dProbs, int queries, int keys) {
         sameSize(probs, dProbs);
-        int cols = probs.cols();
         FloatBuffer pb = buf(probs), db = buf(dProbs);
-        parallel.forRows(probs.rows(), cols, (from, to) ->
-                AttentionKernels.softmaxBackward(pb, off(probs), db, off(dProbs), cols, from, to));
+        parallel.forRows((int) (probs.size() / keys), keys, (from, to) ->
+                AttentionKernels.softmaxBackward(pb, off(probs), db, off(dProbs), queries, keys, from, to));
     }
 
     private static void checkTokens(int[] tokens, Tensor table) {
