@@ -101,6 +101,10 @@ class TrainCommandTest {
         assertEquals(2, Cli.run(err, "train", "steps=lots", "--out", dir.toString()));
         assertTrue(err.toString().contains("configuration:") && err.toString().contains("steps"), err.toString());
         err = new StringWriter();
+        assertEquals(2, Cli.run(err, "train", "learning-rate=0.1", "--out", dir.toString()));
+        assertTrue(err.toString().contains("unknown setting relay.train.learning-rate; known: ") && err.toString().contains("lr"),
+                err.toString());
+        err = new StringWriter();
         assertEquals(2, Cli.run(err, "train", "--optimizer", "adamx", "--out", dir.toString()));
         assertTrue(err.toString().contains("unknown optimizer 'adamx'"), err.toString());
         err = new StringWriter();

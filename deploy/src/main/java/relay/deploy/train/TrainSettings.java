@@ -13,6 +13,7 @@ public record TrainSettings(String model, String data, String optimizer, float l
 
     public static TrainSettings from(Config root) {
         Config c = root.getConfig("relay.train");
+        rejectUnknown(c);
         try {
             TrainSettings s = new TrainSettings(c.getString("model"), c.getString("data"),
                     c.getString("optimizer"), learningRate(c), c.getInt("warmup"), (float) c.getDouble("weight-decay"),
@@ -26,6 +27,19 @@ public record TrainSettings(String model, String data, String optimizer, float l
             return s;
         } catch (ConfigException e) {
             throw new IllegalArgumentException("configuration: " + e.getMessage(), e);
+        }
+    }
+
+    /** A misspelt setting would otherwise be ignored without a word: every key must be one the defaults have. */
+    private static void rejectUnknown(Config c) {
+        Config known = com.typesafe.config.ConfigFactory.defaultReference().getConfig("relay.train");
+        java.util.List<String> unknown = c.entrySet().stream().map(java.util.Map.Entry::getKey)
+                .filter(k -> !known.hasPathOrNull(k)).sorted().toList();
+        if (!unknown.isEmpty()) {
+            throw new IllegalArgumentException("configuration: unknown setting" + (unknown.size() > 1 ? "s " : " ")
+                    + unknown.stream().map(k -> "relay.train." + k).collect(java.util.stream.Collectors.joining(", "))
+                    + "; known: " + known.entrySet().stream().map(java.util.Map.Entry::getKey).sorted()
+                    .collect(java.util.stream.Collectors.joining(", ")));
         }
     }
 
