@@ -74,7 +74,12 @@ public final class TrainingRun {
         Tokenizer tokenizer = src.tokenizer();
         if (tokenizer == null) {
             out.printf("training a byte-level BPE tokenizer of %d entries on %d documents...%n", cfg.vocabSize(), docs.size());
-            tokenizer = BpeTrainer.train(docs, cfg.vocabSize(), List.of(END_OF_TEXT), n -> { });
+            long training = System.nanoTime();
+            int step = Math.max(100, cfg.vocabSize() / 10 / 100 * 100);
+            tokenizer = BpeTrainer.train(docs, cfg.vocabSize(), List.of(END_OF_TEXT), merges -> {
+                // Progress only for a tokenizer that takes a while (a large vocabulary).
+                if (merges % step == 0 && System.nanoTime() - training > 5_000_000_000L) out.printf("  %d merges%n", merges);
+            });
         }
         if (tokenizer.size() > cfg.vocabSize()) {
             throw new IllegalArgumentException("tokenizer has " + tokenizer.size() + " entries, the model only " + cfg.vocabSize());
