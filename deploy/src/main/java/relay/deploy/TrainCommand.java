@@ -48,7 +48,14 @@ final class TrainCommand implements Callable<Integer> {
     /** The defaults, then a resumed run's config.conf, then the --config file, then the flags and key=value arguments. */
     Config resolve() {
         Config c = ConfigFactory.load();
-        if (resume != null) c = layer(Checkpoint.run(Checkpoint.locate(resume)).resolve("config.conf"), "relay.train", c);
+        if (resume != null) {
+            Path checkpoint = Checkpoint.locate(resume), settings = Checkpoint.run(checkpoint).resolve("config.conf");
+            if (!Files.isRegularFile(settings)) {
+                throw new IllegalArgumentException(checkpoint + " is not in a run directory (no " + settings + "): a resumed run needs "
+                        + "its settings; to start a new run from these weights, use --model " + checkpoint);
+            }
+            c = layer(settings, "relay.train", c);
+        }
         if (config != null) c = layer(config, null, c);
         for (String o : overrides) {
             int eq = o.indexOf('=');

@@ -132,6 +132,12 @@ class ResumeTest {
         assertEquals(2, Cli.run(err, "train", "--resume", step3.toString()));
         assertTrue(err.toString().contains("manifest.json: missing: the checkpoint was not completely written"), err.toString());
 
+        Path loose = dir.resolve("elsewhere/x/step-3");
+        copy(step3, loose);
+        err = new StringWriter();
+        assertEquals(2, Cli.run(err, "train", "--resume", loose.toString()));
+        assertTrue(err.toString().contains("is not in a run directory") && err.toString().contains("--model " + loose), err.toString());
+
         err = new StringWriter();
         assertEquals(2, Cli.run(err, "train", "--resume", dir.resolve("nowhere").toString()));
         assertTrue(err.toString().contains("nowhere: no such run or checkpoint directory"), err.toString());
