@@ -35,9 +35,22 @@ final class EvalCommand implements Callable<Integer> {
         Tokenizer tokenizer = TokenizerJson.ofModel(model);
         List<String> docs = Corpus.read(data);
         Integer eot = tokenizer.specialTokens().get("<|endoftext|>");
-        StringBuilder all = new StringBuilder();
-        for (String d : docs) all.append(d).append(eot != null ? "<|endoftext|>" : "\n");
-        int[] tokens = tokenizer.encode(all.toString());
+        // Documents are encoded only until the sequences evaluated are covered: a large corpus is not encoded whole.
+        long needed = (long) maxSequences * seq + 1;
+        java.util.List<int[]> parts = new java.util.ArrayList<>();
+        long have = 0;
+        for (int i = 0; i < docs.size() && have < needed; i++) {
+            int[] p = tokenizer.encode(eot != null ? docs.get(i) + "<|endoftext|>" : docs.get(i) + "\n");
+            parts.add(p);
+            have += p.length;
+        }
+        int[] tokens = new int[(int) Math.min(have, needed)];
+        int at = 0;
+        for (int[] p : parts) {
+            int n = Math.min(p.length, tokens.length - at);
+            System.arraycopy(p, 0, tokens, at, n);
+            at += n;
+        }
         int sequences = Math.min(maxSequences, (tokens.length - 1) / seq);
         if (sequences < 1) throw new IllegalArgumentException(data + ": " + tokens.length + " tokens, too few for one sequence of " + seq);
         try (CpuDevice d = CpuDevice.allCores(); Model m = HfModelDirectory.load(model, d)) {
