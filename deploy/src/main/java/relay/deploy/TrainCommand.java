@@ -27,6 +27,10 @@ final class TrainCommand implements Callable<Integer> {
             + "goes on with the run's own settings, in its directory; key=value arguments may change some (e.g. steps)")
     Path resume;
 
+    @Option(names = "--run", description = "this run's directory: a new run there, or, once it holds a checkpoint, the run resumed "
+            + "from its newest one — the same command goes on after a preemption (a requeued batch job)")
+    Path run;
+
     @Option(names = "--model", description = "a preset or a Hugging Face model directory to fine-tune")
     String model;
 
@@ -48,6 +52,7 @@ final class TrainCommand implements Callable<Integer> {
     /** The defaults, then a resumed run's config.conf, then the --config file, then the flags and key=value arguments. */
     Config resolve() {
         Config c = ConfigFactory.load();
+        Path resume = resumeFrom();
         if (resume != null) {
             Path checkpoint = Checkpoint.locate(resume), settings = Checkpoint.run(checkpoint).resolve("config.conf");
             if (!Files.isRegularFile(settings)) {
@@ -74,6 +79,13 @@ final class TrainCommand implements Callable<Integer> {
         return c.resolve();
     }
 
+    /** What to resume: --resume, or a --run directory that already holds a checkpoint; null for a new run. */
+    private Path resumeFrom() {
+        if (resume != null && run != null) throw new IllegalArgumentException("--resume and --run: give one");
+        if (run != null) return Checkpoint.any(run) ? run : null;
+        return resume;
+    }
+
     private static Config layer(Path file, String under, Config below) {
         if (!Files.isRegularFile(file)) throw new IllegalArgumentException(file + ": no such config file");
         try {
@@ -89,7 +101,7 @@ final class TrainCommand implements Callable<Integer> {
         Config c = resolve();
         TrainSettings s = TrainSettings.from(c);
         relay.optimizers.Optimizers.describe(s.optimizer());
-        TrainingRun.run(s, c, System.out, resume);
+        TrainingRun.run(s, c, System.out, resumeFrom(), run);
         return 0;
     }
 }

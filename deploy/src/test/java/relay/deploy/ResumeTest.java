@@ -30,18 +30,41 @@ class ResumeTest {
      * LoRA on the plain loop.
      */
     private Path train(Path out, String optimizer) throws IOException {
+        StringWriter err = new StringWriter();
+        assertEquals(0, Cli.run(err, command(optimizer, "--out", out.toString())), err::toString);
+        try (Stream<Path> s = Files.list(out)) {
+            return s.findFirst().orElseThrow();
+        }
+    }
+
+    /** The train command of those runs, with where it goes. */
+    private String[] command(String optimizer, String where, String directory) throws IOException {
         Path corpus = dir.resolve("corpus.txt");
         StringBuilder sb = new StringBuilder();
         for (int i = 0; i < 60; i++) sb.append("And the evening and the morning were the ").append(i % 5).append(" day.\n");
         Files.writeString(corpus, sb.toString());
+        return new String[] {"train", "--model", "llama-tiny", "--optimizer", optimizer, "--data", corpus.toString(), "--steps", "6",
+                where, directory, "batch=2", "seq=16", "microbatches=2", "devices=2", "eval-every=2",
+                "checkpoint-every=3", "trace-steps=0", "eval-sequences=4", "lisa.gamma=1", "lisa.period=2", "validation-fraction=0.1"};
+    }
+
+    /** --run: the same command starts the run, and after a preemption goes on with it where it stopped. */
+    @Test
+    void theSameRunCommandStartsARunAndGoesOnWithIt() throws Exception {
+        Path job = dir.resolve("job");
+        String[] cmd = command("adalomo", "--run", job.toString());
         StringWriter err = new StringWriter();
-        assertEquals(0, Cli.run(err, "train", "--model", "llama-tiny", "--optimizer", optimizer, "--data", corpus.toString(), "--steps", "6",
-                "--out", out.toString(), "batch=2", "seq=16", "microbatches=2", "devices=2", "eval-every=2",
-                "checkpoint-every=3", "trace-steps=0", "eval-sequences=4", "lisa.gamma=1", "lisa.period=2",
-                "validation-fraction=0.1"), err::toString);
-        try (Stream<Path> s = Files.list(out)) {
-            return s.findFirst().orElseThrow();
-        }
+        assertEquals(0, Cli.run(err, cmd), err::toString);
+        Path last = job.resolve("checkpoints/step-6");
+        byte[] whole = Files.readAllBytes(last.resolve("model.safetensors"));
+        List<String> losses = losses(job), lines = Files.readAllLines(job.resolve("metrics.jsonl"));
+        delete(last);
+        assertEquals(0, Cli.run(err, cmd), err::toString);
+        assertArrayEquals(whole, Files.readAllBytes(last.resolve("model.safetensors")));
+        assertEquals(losses, losses(job));
+        // Resumed, not started again: steps 1–3 are the first invocation's lines, timings and all.
+        assertEquals(lines.subList(0, 3), Files.readAllLines(job.resolve("metrics.jsonl")).subList(0, 3));
+        assertEquals(2, Cli.run(err, "train", "--run", job.toString(), "--resume", job.toString()));
     }
 
     private static void copy(Path from, Path to) throws IOException {

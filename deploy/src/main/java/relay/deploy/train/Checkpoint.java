@@ -113,6 +113,15 @@ public final class Checkpoint {
         }
     }
 
+    /** Whether a run directory holds a complete checkpoint to resume from. */
+    public static boolean any(Path run) {
+        try {
+            return Files.isDirectory(run.resolve("checkpoints")) && !complete(run.resolve("checkpoints")).isEmpty();
+        } catch (IOException e) {
+            throw new IllegalArgumentException(run + ": " + e.getMessage(), e);
+        }
+    }
+
     /**
      * The model directory {@code path} names: itself when it holds a config.json, else — a run directory —
      * its newest complete checkpoint, so {@code relay generate --model runs/<run>} reads the latest weights.

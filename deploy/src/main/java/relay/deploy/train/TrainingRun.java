@@ -49,22 +49,17 @@ public final class TrainingRun {
 
     private TrainingRun() {}
 
-    /** A fresh run. */
-    public static Summary run(TrainSettings s, Config resolved, PrintStream out) throws IOException {
-        return run(s, resolved, out, null);
-    }
-
     /**
-     * A run, or with {@code resumeFrom} (a checkpoint or a run directory, whose newest complete checkpoint
-     * is taken) the continuation of one in its own directory: weights, optimizer state, data position, step
-     * and LISA's draw come from the checkpoint, and the steps after it are done again exactly as they would
-     * have been.
+     * A new run — in {@code runDir}, or when that is null in a directory of its own under the settings' out —
+     * or with {@code resumeFrom} (a checkpoint or a run directory, whose newest complete checkpoint is taken)
+     * the continuation of one in its own directory: weights, optimizer state, data position, step and LISA's
+     * draw come from the checkpoint, and the steps after it are done again exactly as they would have been.
      */
-    public static Summary run(TrainSettings s, Config resolved, PrintStream out, Path resumeFrom) throws IOException {
+    public static Summary run(TrainSettings s, Config resolved, PrintStream out, Path resumeFrom, Path runDir) throws IOException {
         long start = System.nanoTime();
         Path checkpoint = resumeFrom == null ? null : Checkpoint.locate(resumeFrom);
         Checkpoint.TrainerState resumed = checkpoint == null ? null : resumable(checkpoint, s);
-        Path dir = checkpoint == null ? runDirectory(s) : Checkpoint.run(checkpoint);
+        Path dir = checkpoint != null ? Checkpoint.run(checkpoint) : runDirectory(s, runDir);
         Files.writeString(dir.resolve("config.conf"), resolved.getConfig("relay.train").root()
                 .render(ConfigRenderOptions.defaults().setOriginComments(false).setJson(false)), StandardCharsets.UTF_8);
 
@@ -247,10 +242,11 @@ public final class TrainingRun {
         return Corpus.read(Path.of(data));
     }
 
-    private static Path runDirectory(TrainSettings s) throws IOException {
+    /** The given directory, or out/&lt;time&gt;-&lt;model&gt;-&lt;optimizer&gt;. */
+    private static Path runDirectory(TrainSettings s, Path given) throws IOException {
         String name = Path.of(s.model()).getFileName().toString().replaceAll("[^A-Za-z0-9._-]", "_");
         String stamp = LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss"));
-        Path dir = Path.of(s.out()).resolve(stamp + "-" + name + "-" + s.optimizer());
+        Path dir = given != null ? given : Path.of(s.out()).resolve(stamp + "-" + name + "-" + s.optimizer());
         Files.createDirectories(dir.resolve("checkpoints"));
         return dir;
     }
