@@ -59,15 +59,15 @@ public final class TrainingRun {
         long start = System.nanoTime();
         Path checkpoint = resumeFrom == null ? null : Checkpoint.locate(resumeFrom);
         Checkpoint.TrainerState resumed = checkpoint == null ? null : resumable(checkpoint, s);
-        Path dir = checkpoint != null ? Checkpoint.run(checkpoint) : runDirectory(s, runDir);
-        Files.writeString(dir.resolve("config.conf"), resolved.getConfig("relay.train").root()
-                .render(ConfigRenderOptions.defaults().setOriginComments(false).setJson(false)), StandardCharsets.UTF_8);
-
         ModelSource src = ModelSource.open(checkpoint == null ? s.model() : checkpoint.toString());
         ModelConfig cfg = src.config();
         List<String> docs = corpus(s.data());
         Tokenizer tokenizer = src.tokenizer();
         if (tokenizer == null) {
+            if (cfg.vocabSize() < 257) {
+                throw new IllegalArgumentException(s.model() + " has " + cfg.vocabSize() + " vocabulary entries and no tokenizer.json: a "
+                        + "byte-level tokenizer trained on the corpus needs at least 257; use a model with more, or one with a tokenizer");
+            }
             out.printf("training a byte-level BPE tokenizer of %d entries on %d documents...%n", cfg.vocabSize(), docs.size());
             long training = System.nanoTime();
             int step = Math.max(100, cfg.vocabSize() / 10 / 100 * 100);
@@ -91,6 +91,10 @@ public final class TrainingRun {
                 data.trainSequences(), data.validationSequences(), s.seq());
         int first = resumed == null ? 0 : resumed.step();
         if (resumed != null) data.seek(resumed.data());
+        // The run's directory appears once model, tokenizer and data are known to be usable.
+        Path dir = checkpoint != null ? Checkpoint.run(checkpoint) : runDirectory(s, runDir);
+        Files.writeString(dir.resolve("config.conf"), resolved.getConfig("relay.train").root()
+                .render(ConfigRenderOptions.defaults().setOriginComments(false).setJson(false)), StandardCharsets.UTF_8);
 
         OptimizerSettings os = new OptimizerSettings(s.lr(), s.weightDecay(), 0.9f, 0.999f, 1e-8f,
                 new Clipping(s.clipValue(), s.clipNorm()), s.warmup(), s.steps(), Math.max(1, s.lisaGamma()), s.lisaPeriod(),
