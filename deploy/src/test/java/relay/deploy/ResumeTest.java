@@ -103,6 +103,7 @@ class ResumeTest {
         delete(cut.resolve("checkpoints/step-6"));
         Files.createDirectories(cut.resolve("checkpoints/step-5"));
         Files.writeString(cut.resolve("checkpoints/step-5/model.safetensors"), "half written");
+        Files.writeString(cut.resolve("metrics.jsonl"), "{\"step\":6,\"loss\":3.1", java.nio.file.StandardOpenOption.APPEND);
         StringWriter err = new StringWriter();
         assertEquals(0, Cli.run(err, "train", "--resume", cut.toString()), err::toString);
         for (String f : List.of("model.safetensors", "optimizer.safetensors", "trainer_state.json")) {

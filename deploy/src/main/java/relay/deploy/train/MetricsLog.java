@@ -33,7 +33,8 @@ final class MetricsLog implements AutoCloseable {
 
     /**
      * Reopens the log of a run resumed after {@code step}: the points up to it go into {@code kept}, and the
-     * lines after it — steps the resumed run does again — are dropped.
+     * lines after it — steps the resumed run does again — are dropped, as is a last line cut short by the
+     * stop; a malformed line before it is an error.
      */
     static MetricsLog resume(Path file, int step, List<Report.Point> kept) throws IOException {
         List<String> lines = Files.isRegularFile(file) ? Files.readAllLines(file, StandardCharsets.UTF_8) : List.of();
@@ -44,6 +45,7 @@ final class MetricsLog implements AutoCloseable {
             try {
                 p = point(JsonParser.parseString(lines.get(i)).getAsJsonObject());
             } catch (RuntimeException e) {
+                if (i == lines.size() - 1) break;
                 throw new ModelFileException(file, "line " + (i + 1) + " is not a metrics record: " + e.getMessage(), e);
             }
             if (p.step() > step) continue;
