@@ -93,8 +93,11 @@ public final class TrainingRun {
         if (resumed != null) data.seek(resumed.data());
         // The run's directory appears once model, tokenizer and data are known to be usable.
         Path dir = checkpoint != null ? Checkpoint.run(checkpoint) : runDirectory(s, runDir);
-        Files.writeString(dir.resolve("config.conf"), resolved.getConfig("relay.train").root()
+        // Written aside and moved into place: a resumed run reads it, so a stop must not leave half of it.
+        Path settings = dir.resolve("config.conf"), written = dir.resolve("config.conf.tmp");
+        Files.writeString(written, resolved.getConfig("relay.train").root()
                 .render(ConfigRenderOptions.defaults().setOriginComments(false).setJson(false)), StandardCharsets.UTF_8);
+        Files.move(written, settings, java.nio.file.StandardCopyOption.REPLACE_EXISTING, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
 
         OptimizerSettings os = new OptimizerSettings(s.lr(), s.weightDecay(), 0.9f, 0.999f, 1e-8f,
                 new Clipping(s.clipValue(), s.clipNorm()), s.warmup(), s.steps(), Math.max(1, s.lisaGamma()), s.lisaPeriod(),
