@@ -15,6 +15,7 @@ public record PipelineConfig(UpdateMode mode, PipelineSchedule schedule, String 
     public PipelineConfig {
         if (threadsPerDevice < 1) throw new IllegalArgumentException("threads per device must be ≥ 1");
         if (firstStep < 0) throw new IllegalArgumentException("the first step must be ≥ 0");
+        if (stepTimeout.isNegative() || stepTimeout.isZero()) throw new IllegalArgumentException("the step timeout must be > 0");
     }
 
     public static PipelineConfig defaults(String optimizer, float lr) {
@@ -38,6 +39,11 @@ public record PipelineConfig(UpdateMode mode, PipelineSchedule schedule, String 
     /** Tracing of the first {@code steps} steps. */
     public PipelineConfig withTraceSteps(long steps) {
         return new PipelineConfig(mode, schedule, optimizer, settings, lisa, threadsPerDevice, steps, stepTimeout, firstStep);
+    }
+
+    /** A step not finished within {@code timeout} fails, naming the stage reports still missing. */
+    public PipelineConfig withStepTimeout(Duration timeout) {
+        return new PipelineConfig(mode, schedule, optimizer, settings, lisa, threadsPerDevice, traceSteps, timeout, firstStep);
     }
 
     /** Starting at {@code step}, the next step of a resumed run. */

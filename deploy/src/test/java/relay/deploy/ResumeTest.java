@@ -134,6 +134,17 @@ class ResumeTest {
         assertTrue(said.matches("(?s)relay: step \\d of 5 failed: .*loss is NaN.*; the newest checkpoint is .*step-\\d: go on from it with relay train --resume .*"),
                 said);
         assertTrue(!said.contains("\tat "), "no stack trace: " + said);
+
+        // A step that outlives step-timeout fails the same way, naming the stages it still waited for.
+        err = new StringWriter();
+        assertEquals(1, Cli.run(err, "train", "--model", "llama-tiny", "--data", corpus.toString(), "--steps", "2",
+                "--out", out.toString(), "step-timeout=1ms", "batch=2", "seq=16", "microbatches=2", "trace-steps=0",
+                "eval-sequences=2", "validation-fraction=0.1"));
+        assertTrue(err.toString().contains("relay: step 1 of 2 failed: step 0 timed out after PT0.001S")
+                && err.toString().contains("the run has no checkpoint yet"), err.toString());
+        err = new StringWriter();
+        assertEquals(2, Cli.run(err, "train", "step-timeout=0s", "--out", out.toString()));
+        assertTrue(err.toString().contains("relay.train.step-timeout must be > 0"), err.toString());
     }
 
     @Test

@@ -228,6 +228,7 @@ public final class TrainingRun {
                 .with(s.mode().equals("exact") ? UpdateMode.EXACT : UpdateMode.EAGER, PipelineSchedule.parse(s.schedule()))
                 .withSettings(os, s.lisaGamma() > 0 || s.optimizer().equals("lisa"))
                 .withTraceSteps(s.traceSteps())
+                .withStepTimeout(s.stepTimeout())
                 .withFirstStep(firstStep);
         return new PipelineEngine(cfg, s.seed(), placement, pc, initial);
     }
