@@ -7,7 +7,7 @@ import com.typesafe.config.ConfigException;
 public record TrainSettings(String model, String data, String optimizer, float lr, int warmup,
                             float weightDecay, float clipValue, float clipNorm, int lisaGamma, int lisaPeriod, int steps,
                             int batch, int seq, int microbatches, int devices, String schedule, String mode,
-                            java.time.Duration stepTimeout,
+                            java.time.Duration stepTimeout, int restarts,
                             double validationFraction, int evalEvery, int evalSequences, int checkpointEvery, int keepCheckpoints,
                             int traceSteps,
                             long seed, String out) {
@@ -21,7 +21,7 @@ public record TrainSettings(String model, String data, String optimizer, float l
                     (float) c.getDouble("clip-value"), (float) c.getDouble("clip-norm"), c.getInt("lisa.gamma"),
                     c.getInt("lisa.period"), c.getInt("steps"), c.getInt("batch"), c.getInt("seq"), c.getInt("microbatches"),
                     c.getInt("devices"), c.getString("schedule"), c.getString("mode"),
-                    c.getDuration("step-timeout"), c.getDouble("validation-fraction"),
+                    c.getDuration("step-timeout"), c.getInt("restarts"), c.getDouble("validation-fraction"),
                     c.getInt("eval-every"), c.getInt("eval-sequences"), c.getInt("checkpoint-every"), c.getInt("keep-checkpoints"),
                     c.getInt("trace-steps"),
                     c.getLong("seed"), c.getString("out"));
@@ -71,6 +71,7 @@ public record TrainSettings(String model, String data, String optimizer, float l
         require(validationFraction > 0 && validationFraction < 0.5, "validation-fraction", "must be in (0, 0.5)");
         require(evalEvery >= 1 && checkpointEvery >= 1, "eval-every/checkpoint-every", "must be ≥ 1");
         require(!stepTimeout.isNegative() && !stepTimeout.isZero(), "step-timeout", "must be > 0");
+        require(restarts >= 0, "restarts", "must be ≥ 0");
         require(keepCheckpoints >= 0, "keep-checkpoints", "must be ≥ 0 (0 keeps them all)");
         require(lisaGamma >= 0 && lisaPeriod >= 1, "lisa", "gamma must be ≥ 0 and period ≥ 1");
         require(mode.equals("eager") || mode.equals("exact"), "mode", "must be eager or exact, not " + mode);

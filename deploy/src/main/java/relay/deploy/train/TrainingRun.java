@@ -56,6 +56,33 @@ public final class TrainingRun {
      * draw come from the checkpoint, and the steps after it are done again exactly as they would have been.
      */
     public static Summary run(TrainSettings s, Config resolved, PrintStream out, Path resumeFrom, Path runDir) throws IOException {
+        return run(s, resolved, out, resumeFrom, runDir, java.util.function.UnaryOperator.identity());
+    }
+
+    /**
+     * The same, each engine passed through {@code wrap} (tests inject failures there). A failed step restarts
+     * the run from its newest checkpoint (or from the start) up to {@code restarts} times, as a resume would:
+     * a stage's crash or a timeout then leaves the result as if nothing had happened. A step that fails again
+     * after a restart fails for a reason a restart does not cure (a diverged loss, a bug) and ends the run.
+     */
+    static Summary run(TrainSettings s, Config resolved, PrintStream out, Path resumeFrom, Path runDir,
+                       java.util.function.UnaryOperator<Engine> wrap) throws IOException {
+        int failedAt = -1;
+        for (int restart = 1; ; restart++) {
+            try {
+                return attempt(s, resolved, out, resumeFrom, runDir, wrap);
+            } catch (Failed f) {
+                if (restart > s.restarts() || f.step() == failedAt) throw f;
+                failedAt = f.step();
+                resumeFrom = Checkpoint.any(f.run()) ? f.run() : null;
+                runDir = f.run();
+                out.printf("%s%nrestarting the run (%d of %d restarts)%n", f.getMessage(), restart, s.restarts());
+            }
+        }
+    }
+
+    private static Summary attempt(TrainSettings s, Config resolved, PrintStream out, Path resumeFrom, Path runDir,
+                                   java.util.function.UnaryOperator<Engine> wrap) throws IOException {
         long start = System.nanoTime();
         Path checkpoint = resumeFrom == null ? null : Checkpoint.locate(resumeFrom);
         Checkpoint.TrainerState resumed = checkpoint == null ? null : resumable(checkpoint, s);
@@ -109,7 +136,7 @@ public final class TrainingRun {
         Map<String, float[]> initial = checkpoint != null && s.optimizer().equals("lora") ? ModelSource.open(s.model()).weights()
                 : src.weights();
         try (StopRequest stop = new StopRequest();
-             Engine engine = engine(s, cfg, os, initial, mb, first);
+             Engine engine = wrap.apply(engine(s, cfg, os, initial, mb, first));
              CpuDevice evalDevice = new CpuDevice("eval", 1);
              Model evalModel = Model.initialize(cfg, evalDevice, s.seed());
              MetricsLog metrics = resumed == null ? MetricsLog.create(dir.resolve("metrics.jsonl"))
@@ -167,9 +194,22 @@ public final class TrainingRun {
     /** A step whose failure names what failed and where the run can go on from. */
     public static final class Failed extends RuntimeException {
         private static final long serialVersionUID = 1L;
+        private final int step;
+        private final transient Path run;
 
-        Failed(String message, Throwable cause) {
+        Failed(String message, Throwable cause, int step, Path run) {
             super(message, cause);
+            this.step = step;
+            this.run = run;
+        }
+
+        /** The step that failed, counted from 1. */
+        int step() {
+            return step;
+        }
+
+        Path run() {
+            return run;
         }
     }
 
@@ -184,7 +224,7 @@ public final class TrainingRun {
             } catch (IllegalArgumentException none) {
                 from = "; the run has no checkpoint yet";
             }
-            throw new Failed("step " + (step + 1) + " of " + steps + " failed: " + e.getMessage() + from, e);
+            throw new Failed("step " + (step + 1) + " of " + steps + " failed: " + e.getMessage() + from, e, step + 1, run);
         }
     }
 
