@@ -88,43 +88,18 @@ public final class TrainingRun {
         Checkpoint.TrainerState resumed = checkpoint == null ? null : resumable(checkpoint, s);
         ModelSource src = ModelSource.open(checkpoint == null ? s.model() : checkpoint.toString());
         ModelConfig cfg = src.config();
-        List<String> docs = corpus(s.data());
         Tokenizer tokenizer = src.tokenizer();
-        if (tokenizer == null) {
-            if (cfg.vocabSize() < 257) {
-                throw new IllegalArgumentException(s.model() + " has " + cfg.vocabSize() + " vocabulary entries and no tokenizer.json: a "
-                        + "byte-level tokenizer trained on the corpus needs at least 257; use a model with more, or one with a tokenizer");
-            }
-            out.printf("training a byte-level BPE tokenizer of %d entries on %d documents...%n", cfg.vocabSize(), docs.size());
-            long training = System.nanoTime();
-            int step = Math.max(100, cfg.vocabSize() / 10 / 100 * 100);
-            tokenizer = BpeTrainer.train(docs, cfg.vocabSize(), List.of(END_OF_TEXT), merges -> {
-                // Progress only for a tokenizer that takes a while (a large vocabulary).
-                if (merges % step == 0 && System.nanoTime() - training > 5_000_000_000L) out.printf("  %d merges%n", merges);
-            });
-        }
+        List<String> docs = corpus(s.data());
+        if (tokenizer == null) tokenizer = trainTokenizer(s, cfg, docs, out);
         if (tokenizer.size() > cfg.vocabSize()) {
             throw new IllegalArgumentException("tokenizer has " + tokenizer.size() + " entries, the model only " + cfg.vocabSize());
         }
-        Integer eot = tokenizer.specialTokens().get(END_OF_TEXT);
-        int endOfText = eot != null ? eot : tokenizer.size() - 1;
-        long encoding = System.nanoTime();
-        // Progress only once encoding has taken a while: a large corpus, not the shipped one.
-        PackedDataset data = PackedDataset.of(docs, tokenizer, endOfText, s.seq(), s.validationFraction(), s.seed(),
-                percent -> {
-                    if (System.nanoTime() - encoding > 5_000_000_000L) out.printf("tokenizing %s: %d%%%n", s.data(), percent);
-                });
-        out.printf("%s: %d tokens, %d training and %d validation sequences of %d%n", s.data(), data.tokens(),
-                data.trainSequences(), data.validationSequences(), s.seq());
+        PackedDataset data = dataset(s, tokenizer, docs, out);
         int first = resumed == null ? 0 : resumed.step();
         if (resumed != null) data.seek(resumed.data());
         // The run's directory appears once model, tokenizer and data are known to be usable.
         Path dir = checkpoint != null ? Checkpoint.run(checkpoint) : runDirectory(s, runDir);
-        // Written aside and moved into place: a resumed run reads it, so a stop must not leave half of it.
-        Path settings = dir.resolve("config.conf"), written = dir.resolve("config.conf.tmp");
-        Files.writeString(written, resolved.getConfig("relay.train").root()
-                .render(ConfigRenderOptions.defaults().setOriginComments(false).setJson(false)), StandardCharsets.UTF_8);
-        Files.move(written, settings, java.nio.file.StandardCopyOption.REPLACE_EXISTING, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+        writeSettings(dir, resolved);
 
         OptimizerSettings os = new OptimizerSettings(s.lr(), s.weightDecay(), 0.9f, 0.999f, 1e-8f,
                 new Clipping(s.clipValue(), s.clipNorm()), s.warmup(), s.steps(), Math.max(1, s.lisaGamma()), s.lisaPeriod(),
@@ -226,6 +201,44 @@ public final class TrainingRun {
             }
             throw new Failed("step " + (step + 1) + " of " + steps + " failed: " + e.getMessage() + from, e, step + 1, run);
         }
+    }
+
+    /** A byte-level BPE of the model's vocabulary size, trained on the corpus (a preset has no tokenizer of its own). */
+    private static Tokenizer trainTokenizer(TrainSettings s, ModelConfig cfg, List<String> docs, PrintStream out) {
+        if (cfg.vocabSize() < 257) {
+            throw new IllegalArgumentException(s.model() + " has " + cfg.vocabSize() + " vocabulary entries and no tokenizer.json: a "
+                    + "byte-level tokenizer trained on the corpus needs at least 257; use a model with more, or one with a tokenizer");
+        }
+        out.printf("training a byte-level BPE tokenizer of %d entries on %d documents...%n", cfg.vocabSize(), docs.size());
+        long training = System.nanoTime();
+        int every = Math.max(100, cfg.vocabSize() / 10 / 100 * 100);
+        return BpeTrainer.train(docs, cfg.vocabSize(), List.of(END_OF_TEXT), merges -> {
+            // Progress only for a tokenizer that takes a while (a large vocabulary).
+            if (merges % every == 0 && System.nanoTime() - training > 5_000_000_000L) out.printf("  %d merges%n", merges);
+        });
+    }
+
+    /** The corpus encoded and packed into sequences, with its validation split. */
+    private static PackedDataset dataset(TrainSettings s, Tokenizer tokenizer, List<String> docs, PrintStream out) {
+        Integer eot = tokenizer.specialTokens().get(END_OF_TEXT);
+        int endOfText = eot != null ? eot : tokenizer.size() - 1;
+        long encoding = System.nanoTime();
+        // Progress only once encoding has taken a while: a large corpus, not the shipped one.
+        PackedDataset data = PackedDataset.of(docs, tokenizer, endOfText, s.seq(), s.validationFraction(), s.seed(),
+                percent -> {
+                    if (System.nanoTime() - encoding > 5_000_000_000L) out.printf("tokenizing %s: %d%%%n", s.data(), percent);
+                });
+        out.printf("%s: %d tokens, %d training and %d validation sequences of %d%n", s.data(), data.tokens(),
+                data.trainSequences(), data.validationSequences(), s.seq());
+        return data;
+    }
+
+    /** config.conf, written aside and moved into place: a resumed run reads it, so a stop must not leave half of it. */
+    private static void writeSettings(Path dir, Config resolved) throws IOException {
+        Path settings = dir.resolve("config.conf"), written = dir.resolve("config.conf.tmp");
+        Files.writeString(written, resolved.getConfig("relay.train").root()
+                .render(ConfigRenderOptions.defaults().setOriginComments(false).setJson(false)), StandardCharsets.UTF_8);
+        Files.move(written, settings, java.nio.file.StandardCopyOption.REPLACE_EXISTING, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
     }
 
     /** Checks that a checkpoint is whole and belongs to a run with these settings, and that steps are left; returns its state. */
