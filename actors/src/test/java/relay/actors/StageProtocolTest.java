@@ -16,6 +16,8 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 import relay.optimizers.Clipping;
 import relay.optimizers.LisaPolicy;
 import relay.optimizers.Schedule;
@@ -166,47 +168,31 @@ class StageProtocolTest {
         assertEquals(2, r.staleness());
     }
 
-    @Test
-    void coordinatorFreezesAndUnfreezesBlocksBeforeTheStep() {
-        List<TestProbe<StageActor.Command>> stages = List.of(kit.createTestProbe(), kit.createTestProbe(), kit.createTestProbe(),
-                kit.createTestProbe());
-        LisaPolicy lisa = new LisaPolicy(2, 1, 1, 9);
-        ActorRef<Coordinator.Command> c = kit.spawn(Coordinator.create(new Placement(1, new int[] {0, 0, 0, 0}), Clipping.NONE,
-                lisa, Duration.ofSeconds(30), 0));
-        c.tell(new Coordinator.Attach(stages.stream().map(TestProbe::getRef).toList()));
-        TestProbe<Coordinator.StepResult> reply = kit.createTestProbe();
-        c.tell(new Coordinator.RunStep(List.of(batch()), reply.getRef()));
-        int active = lisa.activeBlocks(0)[0];
-        for (int b = 0; b < 2; b++) {
-            StageActor.SetTrainable st = stages.get(b + 1).expectMessageClass(StageActor.SetTrainable.class);
-            assertEquals(b == active, st.trainable());
-        }
-        stages.get(0).expectNoMessage(Duration.ofMillis(50));
-        c.tell(Coordinator.Report.trainableSet(1, 0));
-        c.tell(Coordinator.Report.trainableSet(2, 0));
-        stages.get(0).expectMessageClass(StageActor.Tokens.class);
-    }
-
-    /** A coordinator resumed between redraws applies the draw in force at its first step, then none until the next redraw. */
-    @Test
-    void aResumedCoordinatorAppliesTheCurrentDrawAtItsFirstStep() {
+    /**
+     * The coordinator applies LISA's draw by SetTrainable messages, acknowledged before the step starts — at a
+     * redraw (step 0), and at the first step of a coordinator resumed between redraws (step 7, period 5).
+     */
+    @ParameterizedTest(name = "first step {0}")
+    @ValueSource(ints = {0, 7})
+    void coordinatorFreezesAndUnfreezesBlocksBeforeTheStep(int first) {
         List<TestProbe<StageActor.Command>> stages = List.of(kit.createTestProbe(), kit.createTestProbe(), kit.createTestProbe(),
                 kit.createTestProbe());
         LisaPolicy lisa = new LisaPolicy(2, 1, 5, 9);
         ActorRef<Coordinator.Command> c = kit.spawn(Coordinator.create(new Placement(1, new int[] {0, 0, 0, 0}), Clipping.NONE,
-                lisa, Duration.ofSeconds(30), 7));
+                lisa, Duration.ofSeconds(30), first));
         c.tell(new Coordinator.Attach(stages.stream().map(TestProbe::getRef).toList()));
         TestProbe<Coordinator.StepResult> reply = kit.createTestProbe();
         c.tell(new Coordinator.RunStep(List.of(batch()), reply.getRef()));
-        int active = lisa.activeBlocks(7)[0];
+        int active = lisa.activeBlocks(first)[0];
         for (int b = 0; b < 2; b++) {
             StageActor.SetTrainable st = stages.get(b + 1).expectMessageClass(StageActor.SetTrainable.class);
-            assertEquals(7, st.step());
+            assertEquals(first, st.step());
             assertEquals(b == active, st.trainable());
         }
-        c.tell(Coordinator.Report.trainableSet(1, 7));
-        c.tell(Coordinator.Report.trainableSet(2, 7));
-        assertEquals(7, stages.get(0).expectMessageClass(StageActor.Tokens.class).pos().step());
+        stages.get(0).expectNoMessage(Duration.ofMillis(50));
+        c.tell(Coordinator.Report.trainableSet(1, first));
+        c.tell(Coordinator.Report.trainableSet(2, first));
+        assertEquals(first, stages.get(0).expectMessageClass(StageActor.Tokens.class).pos().step());
     }
 
     @Test
