@@ -111,6 +111,10 @@ class ResumeTest {
                     Files.readAllBytes(cut.resolve("checkpoints/step-6").resolve(f)), f);
         }
         assertEquals(losses(whole), losses(cut), "metrics.jsonl: steps 1–3 kept, 4–6 done again identically");
+        String history = Files.readString(cut.resolve("history.log"));
+        assertTrue(history.matches("(?s).*started: 6 steps.*finished.*resumed at step 3 of 6 from checkpoints/step-3.*finished.*"),
+                history);
+        assertTrue(Files.readString(cut.resolve("report.html")).contains("resumed at step 3 of 6"), "the report tells the history");
 
         // A finished run goes on only when given more steps.
         err = new StringWriter();

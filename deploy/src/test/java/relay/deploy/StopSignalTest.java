@@ -48,6 +48,7 @@ class StopSignalTest {
             Path checkpoint = metrics.getParent().resolve("checkpoints/step-" + step);
             assertTrue(Files.isRegularFile(checkpoint.resolve("manifest.json")), "a complete checkpoint of the last step");
             assertTrue(printed.contains("relay train --resume " + metrics.getParent()), printed);
+            assertTrue(Files.readString(metrics.getParent().resolve("history.log")).contains("stopped by a signal after step " + step));
         } finally {
             p.destroyForcibly();
         }

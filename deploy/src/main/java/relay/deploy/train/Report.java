@@ -20,8 +20,9 @@ final class Report {
     /** One point per step; val is NaN where no evaluation ran. */
     record Point(int step, double loss, double val, double lr, double tokensPerSecond, Map<String, Long> memory) {}
 
+    /** @param history the run's events, a line each (started, resumed, failed, restarted, stopped, finished) */
     static void write(Path file, String title, Map<String, String> facts, List<Point> points, double[] busy,
-                      List<String> notes) throws IOException {
+                      List<String> history) throws IOException {
         StringBuilder h = new StringBuilder();
         h.append("<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>").append(esc(title)).append("</title><style>")
                 .append("body{font-family:sans-serif;margin:24px;color:#222;background:#fff}h1{font-size:20px}")
@@ -54,9 +55,9 @@ final class Report {
             }
             h.append("</table>");
         }
-        if (!notes.isEmpty()) {
-            h.append("<h2>Notes</h2><ul>");
-            notes.forEach(n -> h.append("<li>").append(esc(n)).append("</li>"));
+        if (!history.isEmpty()) {
+            h.append("<h2>Run history</h2><ul>");
+            history.forEach(n -> h.append("<li>").append(esc(n)).append("</li>"));
             h.append("</ul>");
         }
         h.append("</body></html>\n");

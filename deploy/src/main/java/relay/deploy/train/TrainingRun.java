@@ -77,6 +77,7 @@ public final class TrainingRun {
                 resumeFrom = Checkpoint.any(f.run()) ? f.run() : null;
                 runDir = f.run();
                 out.printf("%s%nrestarting the run (%d of %d restarts)%n", f.getMessage(), restart, s.restarts());
+                RunHistory.add(f.run(), "restarting (" + restart + " of " + s.restarts() + ")");
             }
         }
     }
@@ -119,6 +120,9 @@ public final class TrainingRun {
             if (resumed != null) {
                 restore(engine, checkpoint);
                 out.printf("resuming %s at step %d of %d from %s%n", dir, first, s.steps(), checkpoint);
+                RunHistory.add(dir, "resumed at step " + first + " of " + s.steps() + " from " + dir.relativize(checkpoint));
+            } else {
+                RunHistory.add(dir, "started: " + s.steps() + " steps of " + s.optimizer() + " on " + s.model());
             }
             out.println("training on the " + engine.describe());
             Progress progress = new Progress(first, s.steps(), out);
@@ -149,8 +153,13 @@ public final class TrainingRun {
                     Checkpoint.write(dir, step + 1, evalModel, engine.optimizerState(), tokenizer, data, s);
                     Checkpoint.prune(dir, s.keepCheckpoints());
                 }
-                if (eval || step + 1 == s.steps() || stopping) report(dir, s, cfg, engine, points, start);
+                if (step + 1 == s.steps()) {
+                    RunHistory.add(dir, String.format(Locale.ROOT, "finished: validation loss %.3f", val));
+                }
+                if (eval || step + 1 == s.steps()) report(dir, s, cfg, engine, points, start);
                 if (stopping) {
+                    RunHistory.add(dir, "stopped by a signal after step " + (step + 1) + " of " + s.steps());
+                    report(dir, s, cfg, engine, points, start);
                     progress.done();
                     out.printf("stopped by a signal after step %d of %d; checkpoint %s; go on with: relay train --resume %s%n",
                             step + 1, s.steps(), Checkpoint.directory(dir, step + 1), dir);
@@ -198,6 +207,11 @@ public final class TrainingRun {
                 from = "; the newest checkpoint is " + Checkpoint.locate(run) + ": go on from it with relay train --resume " + run;
             } catch (IllegalArgumentException none) {
                 from = "; the run has no checkpoint yet";
+            }
+            try {
+                RunHistory.add(run, "step " + (step + 1) + " of " + steps + " failed: " + e.getMessage());
+            } catch (IOException unwritable) {
+                e.addSuppressed(unwritable);
             }
             throw new Failed("step " + (step + 1) + " of " + steps + " failed: " + e.getMessage() + from, e, step + 1, run);
         }
@@ -323,7 +337,8 @@ public final class TrainingRun {
         facts.put("batch", s.batch() + " × " + s.seq() + " tokens in " + s.microbatches() + " microbatches, " + s.mode() + " mode, " + s.schedule());
         facts.put("steps", points.size() + " of " + s.steps());
         facts.put("elapsed", String.format(Locale.ROOT, "%.0f s", (System.nanoTime() - start) / 1e9));
-        Report.write(dir.resolve("report.html"), "Relay training run " + dir.getFileName(), facts, points, engine.busy(), List.of());
+        Report.write(dir.resolve("report.html"), "Relay training run " + dir.getFileName(), facts, points, engine.busy(),
+                RunHistory.read(dir));
     }
 
     /** Where the model comes from: a preset (fresh weights) or a Hugging Face directory (its weights and tokenizer). */

@@ -104,6 +104,8 @@ class RestartTest {
                     Files.readAllBytes(crashed.directory().resolve("checkpoints/step-6").resolve(f)), f);
         }
         assertEquals(6, Files.readAllLines(crashed.directory().resolve("metrics.jsonl")).size());
+        assertTrue(Files.readString(crashed.directory().resolve("history.log"))
+                .matches("(?s).*started.*step 5 of 6 failed: .*injected crash.*restarting \\(1 of 2\\).*resumed at step 4.*finished.*"));
     }
 
     @Test
