@@ -49,12 +49,11 @@ final class TrainCommand implements Callable<Integer> {
     @Parameters(description = "settings as key=value under relay.train, e.g. lr=0.005 lisa.gamma=2")
     List<String> overrides = new ArrayList<>();
 
-    /** The defaults, then a resumed run's config.conf, then the --config file, then the flags and key=value arguments. */
-    Config resolve() {
+    /** The defaults, then the config.conf of the run being resumed (if any), then the --config file, then the flags and key=value arguments. */
+    Config resolve(Path from) {
         Config c = ConfigFactory.load();
-        Path resume = resumeFrom();
-        if (resume != null) {
-            Path checkpoint = Checkpoint.locate(resume), settings = Checkpoint.run(checkpoint).resolve("config.conf");
+        if (from != null) {
+            Path checkpoint = Checkpoint.locate(from), settings = Checkpoint.run(checkpoint).resolve("config.conf");
             if (!Files.isRegularFile(settings)) {
                 throw new IllegalArgumentException(checkpoint + " is not in a run directory (no " + settings + "): a resumed run needs "
                         + "its settings; to start a new run from these weights, use --model " + checkpoint);
@@ -98,10 +97,11 @@ final class TrainCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        Config c = resolve();
+        Path from = resumeFrom();
+        Config c = resolve(from);
         TrainSettings s = TrainSettings.from(c);
         relay.optimizers.Optimizers.describe(s.optimizer());
-        TrainingRun.run(s, c, System.out, resumeFrom(), run);
+        TrainingRun.run(s, c, System.out, from, run);
         return 0;
     }
 }

@@ -280,9 +280,11 @@ public final class TrainingRun {
         } catch (IllegalArgumentException e) {
             throw new ModelFileException(f, e.getMessage(), e);
         }
-        if (!engine.optimizerState().keySet().equals(state.keySet())) {
+        // Only the names are compared; the engine's state is copied out once for them.
+        java.util.Set<String> held = engine.optimizerState().keySet();
+        if (!held.equals(state.keySet())) {
             throw new ModelFileException(f, "holds state for " + state.size() + " tensors, of which the run took "
-                    + engine.optimizerState().size() + ": it belongs to another model or optimizer");
+                    + held.size() + ": it belongs to another model or optimizer");
         }
     }
 
