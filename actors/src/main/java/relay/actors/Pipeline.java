@@ -19,7 +19,7 @@ import org.apache.pekko.actor.typed.DispatcherSelector;
 import org.apache.pekko.actor.typed.javadsl.AskPattern;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import relay.optimizers.LisaPolicy;
-import relay.optimizers.Optimizers;
+import relay.optimizers.Method;
 import relay.stages.layers.Parameter;
 import relay.stages.layers.TransformerBlock;
 import relay.stages.model.Embedding;
@@ -108,7 +108,7 @@ public final class Pipeline implements AutoCloseable {
                 int d = placement.device(s);
                 StageActor.Work w = works.get(s);
                 String name = s == 0 ? "embedding" : s == last ? "head" : "block-" + (s - 1);
-                var optimizer = new StageOptimizer(Optimizers.rule(pc.optimizer(), pc.settings()), pc.settings().schedule(),
+                var optimizer = new StageOptimizer(pc.method().rule(pc.settings()), pc.settings().schedule(),
                         pc.settings().clipping(), pc.mode(),
                         !tied ? null : s == 0 ? w.embedding().tokenTable() : s == last ? w.head().weight() : null);
                 var layout = new StageActor.Layout(pc.schedule(), d, placement.devices());

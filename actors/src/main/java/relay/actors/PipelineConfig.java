@@ -1,34 +1,36 @@
 package relay.actors;
 
 import java.time.Duration;
+import relay.optimizers.Method;
 import relay.optimizers.OptimizerSettings;
 
 /**
- * How a pipeline trains: the update mode, the schedule, the optimizer (lomo, sgd, adalomo, adamw; with
+ * How a pipeline trains: the update mode, the schedule, the method (one that runs in the pipeline; with
  * {@code lisa} the blocks are sampled), its settings (learning rate, clipping, LISA's γ and period), the
  * CPU threads each device computes with, for how many steps actors record a trace, how long a step may take,
  * and the step it starts at (0, or the next step of a resumed run: schedules and LISA draws go on from there).
  */
-public record PipelineConfig(UpdateMode mode, PipelineSchedule schedule, String optimizer, OptimizerSettings settings,
+public record PipelineConfig(UpdateMode mode, PipelineSchedule schedule, Method method, OptimizerSettings settings,
                              boolean lisa, int threadsPerDevice, long traceSteps, Duration stepTimeout, long firstStep) {
 
     public PipelineConfig {
+        if (!method.inPipeline()) throw new IllegalArgumentException("optimizer '" + method.key() + "' runs on the plain loop only");
         if (threadsPerDevice < 1) throw new IllegalArgumentException("threads per device must be ≥ 1");
         if (firstStep < 0) throw new IllegalArgumentException("the first step must be ≥ 0");
         if (stepTimeout.isNegative() || stepTimeout.isZero()) throw new IllegalArgumentException("the step timeout must be > 0");
     }
 
-    public static PipelineConfig defaults(String optimizer, float lr) {
-        return new PipelineConfig(UpdateMode.EAGER, PipelineSchedule.ONE_F_ONE_B, optimizer, OptimizerSettings.defaults(lr),
+    public static PipelineConfig defaults(Method method, float lr) {
+        return new PipelineConfig(UpdateMode.EAGER, PipelineSchedule.ONE_F_ONE_B, method, OptimizerSettings.defaults(lr),
                 false, 1, 0, Duration.ofMinutes(10), 0);
     }
 
     public PipelineConfig with(UpdateMode m, PipelineSchedule s) {
-        return new PipelineConfig(m, s, optimizer, settings, lisa, threadsPerDevice, traceSteps, stepTimeout, firstStep);
+        return new PipelineConfig(m, s, method, settings, lisa, threadsPerDevice, traceSteps, stepTimeout, firstStep);
     }
 
     public PipelineConfig withSettings(OptimizerSettings s, boolean withLisa) {
-        return new PipelineConfig(mode, schedule, optimizer, s, withLisa, threadsPerDevice, traceSteps, stepTimeout, firstStep);
+        return new PipelineConfig(mode, schedule, method, s, withLisa, threadsPerDevice, traceSteps, stepTimeout, firstStep);
     }
 
     /** Tracing of every step, or none. */
@@ -38,16 +40,16 @@ public record PipelineConfig(UpdateMode mode, PipelineSchedule schedule, String 
 
     /** Tracing of the first {@code steps} steps. */
     public PipelineConfig withTraceSteps(long steps) {
-        return new PipelineConfig(mode, schedule, optimizer, settings, lisa, threadsPerDevice, steps, stepTimeout, firstStep);
+        return new PipelineConfig(mode, schedule, method, settings, lisa, threadsPerDevice, steps, stepTimeout, firstStep);
     }
 
     /** A step not finished within {@code timeout} fails, naming the stage reports still missing. */
     public PipelineConfig withStepTimeout(Duration timeout) {
-        return new PipelineConfig(mode, schedule, optimizer, settings, lisa, threadsPerDevice, traceSteps, timeout, firstStep);
+        return new PipelineConfig(mode, schedule, method, settings, lisa, threadsPerDevice, traceSteps, timeout, firstStep);
     }
 
     /** Starting at {@code step}, the next step of a resumed run. */
     public PipelineConfig withFirstStep(long step) {
-        return new PipelineConfig(mode, schedule, optimizer, settings, lisa, threadsPerDevice, traceSteps, stepTimeout, step);
+        return new PipelineConfig(mode, schedule, method, settings, lisa, threadsPerDevice, traceSteps, stepTimeout, step);
     }
 }

@@ -18,7 +18,7 @@ import relay.optimizers.ClassicStep;
 import relay.optimizers.Clipping;
 import relay.optimizers.LisaPolicy;
 import relay.optimizers.OptimizerSettings;
-import relay.optimizers.Optimizers;
+import relay.optimizers.Method;
 import relay.stages.layers.Parameter;
 import relay.stages.memory.Category;
 import relay.stages.model.Family;
@@ -114,9 +114,9 @@ class PipelineEquivalenceTest {
     void exactModeEqualsTheReferenceTrainer(PipelineSchedule schedule, int microbatches, int devices) {
         OptimizerSettings s = OptimizerSettings.defaults(0.01f);
         List<List<Batch>> data = data(LLAMA, microbatches);
-        Run want = reference(LLAMA, data, m -> Optimizers.create("adamw", m, s));
+        Run want = reference(LLAMA, data, m -> Method.named("adamw").create(m, s));
         Run got = pipeline(LLAMA, data, placement(devices),
-                PipelineConfig.defaults("adamw", 0.01f).with(UpdateMode.EXACT, schedule));
+                PipelineConfig.defaults(Method.ADAMW, 0.01f).with(UpdateMode.EXACT, schedule));
         assertSame(want, got, 2e-6f);
     }
 
@@ -136,7 +136,7 @@ class PipelineEquivalenceTest {
             Run want = reference(cfg, data, m -> new ClassicStep(s.adamW(), s.schedule(), s.clipping(), m,
                     new LisaPolicy(cfg.layers(), 1, 1, s.seed())));
             Placement pl = cfg == LLAMA ? placement(2) : new Placement(2, new int[] {0, 0, 1, 1, 1});
-            Run got = pipeline(cfg, data, pl, PipelineConfig.defaults("adamw", 0.05f).with(UpdateMode.EXACT, schedule)
+            Run got = pipeline(cfg, data, pl, PipelineConfig.defaults(Method.ADAMW, 0.05f).with(UpdateMode.EXACT, schedule)
                     .withSettings(s, true));
             assertSame(want, got, 2e-6f);
         }
@@ -152,9 +152,9 @@ class PipelineEquivalenceTest {
         OptimizerSettings s = OptimizerSettings.defaults(0.3f).withClipping(new Clipping(0f, 0.5f));
         for (ModelConfig cfg : List.of(LLAMA, GPT2)) {
             List<List<Batch>> data = data(cfg, 1);
-            Run want = reference(cfg, data, m -> Optimizers.create("lomo", m, s));
+            Run want = reference(cfg, data, m -> Method.named("lomo").create(m, s));
             Placement pl = cfg == LLAMA ? placement(3) : new Placement(2, new int[] {0, 0, 1, 1, 1});
-            Run got = pipeline(cfg, data, pl, PipelineConfig.defaults("lomo", 0.3f).withSettings(s, false));
+            Run got = pipeline(cfg, data, pl, PipelineConfig.defaults(Method.LOMO, 0.3f).withSettings(s, false));
             assertSame(want, got, 2e-6f);
         }
     }
@@ -164,8 +164,8 @@ class PipelineEquivalenceTest {
     void eagerAdamwEqualsFusedAdamw() {
         OptimizerSettings s = OptimizerSettings.defaults(0.01f);
         List<List<Batch>> data = data(LLAMA, 1);
-        Run want = reference(LLAMA, data, m -> Optimizers.create("adamw-fused", m, s));
-        Run got = pipeline(LLAMA, data, placement(2), PipelineConfig.defaults("adamw", 0.01f));
+        Run want = reference(LLAMA, data, m -> Method.named("adamw-fused").create(m, s));
+        Run got = pipeline(LLAMA, data, placement(2), PipelineConfig.defaults(Method.ADAMW, 0.01f));
         assertSame(want, got, 2e-6f);
     }
 
@@ -173,7 +173,7 @@ class PipelineEquivalenceTest {
     @Test
     void eagerStalenessIsMeasured() {
         List<List<Batch>> data = data(LLAMA, 4);
-        try (Pipeline p = Pipeline.start(LLAMA, SEED, placement(2), PipelineConfig.defaults("lomo", 0.1f), SERIALIZE)) {
+        try (Pipeline p = Pipeline.start(LLAMA, SEED, placement(2), PipelineConfig.defaults(Method.LOMO, 0.1f), SERIALIZE)) {
             Coordinator.StepResult r = p.step(data.get(0));
             assertTrue(r.ok(), r.error());
             // Under 1F1B on two devices the first device runs two forwards before its first backward.
@@ -188,7 +188,7 @@ class PipelineEquivalenceTest {
         OptimizerSettings s = OptimizerSettings.defaults(0.01f).withLisa(1, 1);
         Placement pl = new Placement(4, new int[] {0, 1, 2, 3, 3, 3});
         List<List<Batch>> data = data(LLAMA, 2);
-        try (Pipeline p = Pipeline.start(LLAMA, SEED, pl, PipelineConfig.defaults("adamw", 0.01f).withSettings(s, true), SERIALIZE)) {
+        try (Pipeline p = Pipeline.start(LLAMA, SEED, pl, PipelineConfig.defaults(Method.ADAMW, 0.01f).withSettings(s, true), SERIALIZE)) {
             LisaPolicy policy = new LisaPolicy(LLAMA.layers(), 1, 1, s.seed());
             for (int step = 0; step < STEPS; step++) {
                 p.devices().forEach(d -> d.memory().resetPeaks());

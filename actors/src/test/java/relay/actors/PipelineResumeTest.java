@@ -1,5 +1,6 @@
 package relay.actors;
 
+import relay.optimizers.Method;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -60,7 +61,7 @@ class PipelineResumeTest {
     void aResumedRunEndsExactlyWhereTheUninterruptedOneEnds(String optimizer, String family, boolean lisa, UpdateMode mode) {
         ModelConfig cfg = family.equals("llama") ? PipelineEquivalenceTest.LLAMA : PipelineEquivalenceTest.GPT2;
         OptimizerSettings s = OptimizerSettings.defaults(0.01f).withLisa(2, 2);
-        PipelineConfig pc = PipelineConfig.defaults(optimizer, 0.01f).with(mode, PipelineSchedule.ONE_F_ONE_B)
+        PipelineConfig pc = PipelineConfig.defaults(Method.named(optimizer), 0.01f).with(mode, PipelineSchedule.ONE_F_ONE_B)
                 .withSettings(s, lisa);
         List<List<Batch>> data = data(cfg);
         State whole = run(cfg, pc, data, 0, STEPS, null);
@@ -74,7 +75,7 @@ class PipelineResumeTest {
 
     @Test
     void stateOfAnotherModelIsRefusedByName() {
-        PipelineConfig pc = PipelineConfig.defaults("adamw", 0.01f);
+        PipelineConfig pc = PipelineConfig.defaults(Method.ADAMW, 0.01f);
         try (Pipeline p = Pipeline.start(PipelineEquivalenceTest.LLAMA, 1, PipelineEquivalenceTest.placement(2), pc,
                 PipelineEquivalenceTest.SERIALIZE)) {
             var e = assertThrows(IllegalArgumentException.class,

@@ -1,5 +1,6 @@
 package relay.actors;
 
+import relay.optimizers.Method;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -27,7 +28,7 @@ class TracingTest {
         List<List<Batch>> data = PipelineEquivalenceTest.data(PipelineEquivalenceTest.LLAMA, 2);
         Path file = dir.resolve("trace.json");
         try (Pipeline p = Pipeline.start(PipelineEquivalenceTest.LLAMA, 1, placement,
-                PipelineConfig.defaults("lomo", 0.1f).withTrace(true), PipelineEquivalenceTest.SERIALIZE)) {
+                PipelineConfig.defaults(Method.LOMO, 0.1f).withTrace(true), PipelineEquivalenceTest.SERIALIZE)) {
             assertTrue(p.step(data.get(0)).ok());
             p.writeTrace(file);
         }
@@ -59,7 +60,7 @@ class TracingTest {
     @Test
     void noTraceWhenOff() {
         try (Pipeline p = Pipeline.start(PipelineEquivalenceTest.LLAMA, 1, PipelineEquivalenceTest.placement(1),
-                PipelineConfig.defaults("lomo", 0.1f), PipelineEquivalenceTest.SERIALIZE)) {
+                PipelineConfig.defaults(Method.LOMO, 0.1f), PipelineEquivalenceTest.SERIALIZE)) {
             assertTrue(p.step(PipelineEquivalenceTest.data(PipelineEquivalenceTest.LLAMA, 1).get(0)).ok());
             assertTrue(p.trace().isEmpty());
         }

@@ -28,12 +28,14 @@ final class BlockBenchCommand implements Callable<Integer> {
     @Option(names = "--iterations", description = "timed steps; the median is reported (default ${DEFAULT-VALUE})")
     int iterations = 10;
 
-    @Option(names = "--json", description = "also write the results as JSON to this file")
-    Path json;
+    @Mixin
+    JsonOption json;
 
     @Override
     public Integer call() {
-        if (iterations < 1) throw new IllegalArgumentException("--iterations must be ≥ 1");
+        Inputs.require(iterations >= 1, "--iterations", "≥ 1", iterations);
+        deviceOptions.check();
+        json.check();
         ModelConfig cfg = modelOptions.config();
         String model = modelOptions.model;
         int batch = modelOptions.batch, seq = modelOptions.seq;
@@ -77,7 +79,7 @@ final class BlockBenchCommand implements Callable<Integer> {
             List<Map<String, Object>> shapeList = new ArrayList<>();
             for (SgemmBench.Measurement m : r.shapes()) shapeList.add(Map.of("shape", m.shape().toString(), "gflops", m.gflops()));
             out.put("block_shapes", shapeList);
-            JsonOut.write(json, out);
+            json.write(out);
         }
         return 0;
     }

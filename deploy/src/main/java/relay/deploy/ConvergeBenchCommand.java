@@ -9,7 +9,7 @@ import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
-import relay.optimizers.Optimizers;
+import relay.optimizers.Method;
 import relay.optimizers.bench.ConvergeBench;
 import relay.stages.model.ModelConfig;
 import relay.stages.tensor.cpu.CpuDevice;
@@ -33,19 +33,24 @@ final class ConvergeBenchCommand implements Callable<Integer> {
     int seq = 64;
 
     @Option(names = "--optimizers", split = ",", description = "comma-separated subset (default: all)")
-    List<String> optimizers = Optimizers.NAMES;
+    List<String> optimizers = Method.keys();
 
     @Option(names = "--seed", description = "seed of the model and the data (default ${DEFAULT-VALUE})")
     long seed = 17;
 
-    @Option(names = "--json", description = "also write the curves as JSON to this file")
-    Path json;
+    @Mixin
+    JsonOption json;
 
     @Override
     public Integer call() {
-        if (steps < 1) throw new IllegalArgumentException("--steps must be ≥ 1");
+        Inputs.require(steps >= 1, "--steps", "≥ 1", steps);
+        Inputs.require(batch >= 1, "--batch", "≥ 1", batch);
+        Inputs.require(seq >= 1, "--seq", "≥ 1", seq);
+        deviceOptions.check();
+        json.check();
         ModelConfig cfg = ModelConfig.named(model);
-        optimizers.forEach(Optimizers::describe);
+        Inputs.require(seq <= cfg.maxPositions(), "--seq", "at most the model's " + cfg.maxPositions() + " positions", seq);
+        optimizers.forEach(Method::named);
         List<ConvergeBench.Curve> curves = new ArrayList<>();
         try (CpuDevice device = deviceOptions.open()) {
             for (String name : optimizers) {
@@ -73,7 +78,7 @@ final class ConvergeBenchCommand implements Callable<Integer> {
                     "seconds", c.seconds()));
         }
         out.put("optimizers", byOptimizer);
-        JsonOut.write(json, out);
+        json.write(out);
         return 0;
     }
 }

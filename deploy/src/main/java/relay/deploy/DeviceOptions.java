@@ -8,7 +8,13 @@ final class DeviceOptions {
     @Option(names = "--threads", description = "CPU threads for BLAS and kernels (default: all cores, ${DEFAULT-VALUE})")
     int threads = Runtime.getRuntime().availableProcessors();
 
+    /** Checks the options before a command starts its work. */
+    void check() {
+        Inputs.require(threads >= 1, "--threads", "≥ 1", threads);
+    }
+
     CpuDevice open() {
+        check();
         return new CpuDevice("cpu0", threads);
     }
 }

@@ -31,7 +31,11 @@ final class EvalCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
+        Inputs.require(seq >= 1, "--seq", "≥ 1", seq);
+        Inputs.require(maxSequences >= 1, "--max-sequences", "≥ 1", maxSequences);
         Path model = Checkpoint.modelDirectory(this.model);
+        int positions = relay.stages.model.ModelConfig.read(model.resolve("config.json")).maxPositions();
+        Inputs.require(seq <= positions, "--seq", "at most the model's " + positions + " positions", seq);
         Tokenizer tokenizer = TokenizerJson.ofModel(model);
         List<String> docs = Corpus.read(data);
         Integer eot = tokenizer.specialTokens().get("<|endoftext|>");
@@ -52,9 +56,8 @@ final class EvalCommand implements Callable<Integer> {
             at += n;
         }
         int sequences = Math.min(maxSequences, (tokens.length - 1) / seq);
-        if (sequences < 1) throw new IllegalArgumentException(data + ": " + tokens.length + " tokens, too few for one sequence of " + seq);
+        if (sequences < 1) throw new IllegalArgumentException(data + ": " + tokens.length + " tokens, too few for one sequence of --seq " + seq);
         try (CpuDevice d = CpuDevice.allCores(); Model m = HfModelDirectory.load(model, d)) {
-            if (seq > m.config().maxPositions()) throw new IllegalArgumentException("--seq exceeds the model's " + m.config().maxPositions() + " positions");
             double sum = 0;
             for (int i = 0; i < sequences; i++) {
                 int[] in = java.util.Arrays.copyOfRange(tokens, i * seq, i * seq + seq);
@@ -62,8 +65,9 @@ final class EvalCommand implements Callable<Integer> {
                 sum += m.loss(in, tgt, 1, seq);
             }
             double loss = sum / sequences;
-            System.out.printf(Locale.ROOT, "%s on %s: %d sequences of %d tokens, loss %.4f, perplexity %.2f%n", model, data,
-                    sequences, seq, loss, Math.exp(loss));
+            System.out.printf(Locale.ROOT, "%s on %s: %d sequences of %d tokens%s, loss %.4f, perplexity %.2f%n", model, data,
+                    sequences, seq, sequences < maxSequences ? " (all the corpus holds; --max-sequences asked for " + maxSequences + ")" : "",
+                    loss, Math.exp(loss));
         }
         return 0;
     }

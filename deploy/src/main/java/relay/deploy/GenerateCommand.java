@@ -41,6 +41,11 @@ final class GenerateCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
+        Inputs.require(maxTokens >= 1, "--max-tokens", "≥ 1", maxTokens);
+        Inputs.require(temperature >= 0 && Double.isFinite(temperature), "--temperature", "a finite number ≥ 0 (0: greedy)", temperature);
+        Inputs.require(topK >= 0, "--top-k", "≥ 0 (0: all tokens)", topK);
+        Inputs.require(topP > 0 && topP <= 1, "--top-p", "in (0, 1]", topP);
+        Inputs.require(!prompt.isEmpty(), "--prompt", "some text", "empty");
         Path model = Checkpoint.modelDirectory(this.model);
         Tokenizer tokenizer = TokenizerJson.ofModel(model);
         Integer eot = tokenizer.specialTokens().get("<|endoftext|>");
@@ -56,7 +61,8 @@ final class GenerateCommand implements Callable<Integer> {
             String shown = prompt;
             // The prompt goes through once; after it every token costs one token's forward, reading the cache.
             float[] logits = m.nextLogits(ids, cache);
-            for (int t = 0; t < maxTokens && cache.length() < cache.capacity(); t++) {
+            int t = 0;
+            for (; t < maxTokens && cache.length() < cache.capacity(); t++) {
                 // A model may have more rows than its tokenizer has tokens: only real tokens are candidates.
                 int next = pick(Arrays.copyOf(logits, Math.min(logits.length, tokenizer.size())), rng);
                 if (eot != null && next == eot) break;
@@ -69,6 +75,10 @@ final class GenerateCommand implements Callable<Integer> {
                 if (cache.length() < cache.capacity()) logits = m.nextLogits(new int[] {next}, cache);
             }
             System.out.println();
+            if (t < maxTokens && cache.length() >= cache.capacity()) {
+                System.err.printf("relay: stopped after %d of %d tokens: the model sees at most %d positions%n", t, maxTokens,
+                        cache.capacity());
+            }
         }
         return 0;
     }

@@ -10,7 +10,7 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import relay.optimizers.OptimizerSettings;
-import relay.optimizers.Optimizers;
+import relay.optimizers.Method;
 import relay.optimizers.bench.MemoryBench;
 import relay.stages.memory.Category;
 import relay.stages.model.ModelConfig;
@@ -31,21 +31,23 @@ final class MemoryBenchCommand implements Callable<Integer> {
     @Option(names = "--steps", description = "steps per optimizer, the first allocating state (default ${DEFAULT-VALUE})")
     int steps = 3;
 
-    @Option(names = "--json", description = "also write the results as JSON to this file")
-    Path json;
+    @Mixin
+    JsonOption json;
 
     private static final Category[] COLUMNS = {Category.PARAMETERS, Category.GRADIENTS, Category.OPTIMIZER_STATE,
             Category.ACTIVATIONS, Category.COMMUNICATION, Category.WORKSPACE};
 
     @Override
     public Integer call() {
+        Inputs.require(steps >= 1, "--steps", "≥ 1", steps);
+        deviceOptions.check();
+        json.check();
         ModelConfig cfg = modelOptions.config();
-        List<String> names = optimizer == null ? Optimizers.NAMES : List.of(optimizer);
-        if (optimizer != null) Optimizers.describe(optimizer);
+        List<String> names = optimizer == null ? Method.keys() : List.of(Method.named(optimizer).key());
         List<MemoryBench.Result> results = new ArrayList<>();
         try (CpuDevice device = deviceOptions.open()) {
             for (String name : names) {
-                System.out.printf("%-12s %s ...%n", name, Optimizers.describe(name));
+                System.out.printf("%-12s %s ...%n", name, Method.named(name).description());
                 // Memory does not depend on the rate; a small one keeps every method stable on a large model.
                 OptimizerSettings s = OptimizerSettings.defaults(1e-4f);
                 results.add(MemoryBench.run(device, cfg, name, s, modelOptions.batch, modelOptions.seq, steps));
@@ -66,7 +68,7 @@ final class MemoryBenchCommand implements Callable<Integer> {
         System.out.printf("%nmodel %s, batch %d × seq %d, peak bytes per category over %d steps%n",
                 modelOptions.model, modelOptions.batch, modelOptions.seq, steps);
         t.print(System.out);
-        JsonOut.write(json, optimizer != null ? toJson(results.get(0)) : results.stream().map(MemoryBenchCommand::toJson).toList());
+        json.write(optimizer != null ? toJson(results.get(0)) : results.stream().map(MemoryBenchCommand::toJson).toList());
         return 0;
     }
 

@@ -24,7 +24,8 @@ final class ModelOptions {
 
     /** The model's config, checked against the batch shape. */
     ModelConfig config() {
-        if (batch < 1 || seq < 1) throw new IllegalArgumentException("--batch and --seq must be ≥ 1");
+        Inputs.require(batch >= 1, "--batch", "≥ 1", batch);
+        Inputs.require(seq >= 1, "--seq", "≥ 1", seq);
         ModelConfig cfg = ModelConfig.named(model);
         if (seq > cfg.maxPositions()) {
             throw new IllegalArgumentException("--seq " + seq + " exceeds the model's " + cfg.maxPositions() + " positions");

@@ -11,6 +11,7 @@ import picocli.CommandLine.Option;
 import relay.actors.PipelineSchedule;
 import relay.actors.UpdateMode;
 import relay.actors.bench.PipelineBench;
+import relay.stages.model.ModelConfig;
 
 @Command(name = "pipeline", mixinStandardHelpOptions = true,
         description = "The actor pipeline on several one-thread CPU devices against the plain loop on the same total threads.")
@@ -39,21 +40,31 @@ final class PipelineBenchCommand implements Callable<Integer> {
     @Option(names = "--trace", description = "write the pipeline's trace (Chrome/Perfetto JSON) to this file")
     Path trace;
 
-    @Option(names = "--json", description = "also write the results as JSON to this file")
-    Path json;
+    @Mixin
+    JsonOption json;
 
     @Override
     public Integer call() throws Exception {
-        if (devices < 1 || microbatches < 1 || steps < 1) throw new IllegalArgumentException("--devices, --microbatches and --steps must be ≥ 1");
-        UpdateMode m = switch (mode) {
-            case "eager" -> UpdateMode.EAGER;
-            case "exact" -> UpdateMode.EXACT;
-            default -> throw new IllegalArgumentException("--mode must be eager or exact, not '" + mode + "'");
-        };
-        PipelineSchedule s = PipelineSchedule.parse(schedule);
+        Inputs.require(devices >= 1, "--devices", "≥ 1", devices);
+        Inputs.require(microbatches >= 1 && modelOptions.batch % microbatches == 0, "--microbatches", "≥ 1 and divide --batch "
+                + modelOptions.batch, microbatches);
+        Inputs.require(steps >= 1, "--steps", "≥ 1", steps);
+        Inputs.require(clipNorm >= 0 && Float.isFinite(clipNorm), "--clip-norm", "a finite number ≥ 0 (0: off)", clipNorm);
+        Inputs.require(mode.equals("eager") || mode.equals("exact"), "--mode", "eager or exact", mode);
+        Inputs.writableFile(trace, "--trace");
+        json.check();
+        UpdateMode m = mode.equals("eager") ? UpdateMode.EAGER : UpdateMode.EXACT;
+        PipelineSchedule s;
+        try {
+            s = PipelineSchedule.parse(schedule);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("--schedule: " + e.getMessage(), e);
+        }
+        ModelConfig cfg = modelOptions.config();
+        Inputs.require(devices <= cfg.layers() + 2, "--devices", "at most the model's " + (cfg.layers() + 2) + " stages", devices);
         System.out.printf("%s, batch %d × seq %d in %d microbatches, %s, %s mode, %d devices: plain loop first, then the pipeline...%n",
                 modelOptions.model, modelOptions.batch, modelOptions.seq, microbatches, schedule, mode, devices);
-        PipelineBench.Result r = PipelineBench.run(modelOptions.config(), modelOptions.batch, modelOptions.seq, devices,
+        PipelineBench.Result r = PipelineBench.run(cfg, modelOptions.batch, modelOptions.seq, devices,
                 microbatches, s, m, steps, trace, clipNorm);
         new Table("metric", "value")
                 .row("placement (device of each stage)", Arrays.toString(r.placement().deviceOfStage()))
@@ -84,7 +95,7 @@ final class PipelineBenchCommand implements Callable<Integer> {
         out.put("busy_fraction_per_device", r.busyFractionPerDevice());
         out.put("pipeline_step_seconds", r.pipelineStepSeconds());
         out.put("reference_step_seconds", r.referenceStepSeconds());
-        JsonOut.write(json, out);
+        json.write(out);
         return 0;
     }
 }

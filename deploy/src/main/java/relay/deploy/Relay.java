@@ -1,7 +1,11 @@
 package relay.deploy;
 
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Path;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
+import relay.deploy.train.TrainingRun;
 
 /** The relay command line. */
 @Command(name = "relay", mixinStandardHelpOptions = true, version = "relay 0.1.0",
@@ -24,22 +28,35 @@ public final class Relay implements Runnable {
         System.exit(commandLine().execute(args));
     }
 
-    /** The configured command line, shared by main and the tests. */
+    /**
+     * The configured command line, shared by main and the tests. It is the one place where errors become
+     * exit codes: input that a command refuses (an {@link IllegalArgumentException}: a bad option, setting or
+     * file) is one line and exit 2; a failed training step or an I/O failure of the machine is one line and
+     * exit 1; anything else is a bug and keeps its stack trace.
+     */
     static CommandLine commandLine() {
         CommandLine cl = new CommandLine(new Relay());
+        cl.registerConverter(Path.class, Inputs::path);
+        cl.setParameterExceptionHandler((e, args) -> {
+            e.getCommandLine().getErr().println(oneLine(e.getMessage()) + " (see " + e.getCommandLine().getCommandSpec().qualifiedName()
+                    + " --help)");
+            return 2;
+        });
         cl.setExecutionExceptionHandler((e, cmd, parsed) -> {
-            // Bad input is reported as one clear line; anything else keeps its stack trace.
-            if (e instanceof IllegalArgumentException || e instanceof java.io.UncheckedIOException) {
-                cmd.getErr().println("relay: " + e.getMessage());
+            if (e instanceof IllegalArgumentException) {
+                cmd.getErr().println(oneLine(e.getMessage()));
                 return 2;
             }
-            // A training step that failed (a diverged loss, a stage's error) is reported, not a bug's trace.
-            if (e instanceof relay.deploy.train.TrainingRun.Failed) {
-                cmd.getErr().println("relay: " + e.getMessage());
+            if (e instanceof TrainingRun.Failed || e instanceof IOException || e instanceof UncheckedIOException) {
+                cmd.getErr().println(oneLine(e.getMessage() != null ? e.getMessage() : e.toString()));
                 return 1;
             }
             throw e;
         });
         return cl;
+    }
+
+    private static String oneLine(String message) {
+        return "relay: " + String.valueOf(message).replaceAll("\\s*\\R\\s*", "; ");
     }
 }

@@ -17,8 +17,8 @@ final class SelfTestCommand implements Callable<Integer> {
     @Mixin
     DeviceOptions deviceOptions;
 
-    @Option(names = "--json", description = "also write the results as JSON to this file")
-    Path json;
+    @Mixin
+    JsonOption json;
 
     @Option(names = "--seed", description = "random seed of the checks (default ${DEFAULT-VALUE})")
     long seed = 42;
@@ -28,6 +28,8 @@ final class SelfTestCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
+        deviceOptions.check();
+        json.check();
         List<CheckJson> out = new ArrayList<>();
         int failed = 0;
         try (CpuDevice device = deviceOptions.open()) {
@@ -41,7 +43,7 @@ final class SelfTestCommand implements Callable<Integer> {
             }
         }
         System.out.println(failed == 0 ? "all " + out.size() + " checks passed" : failed + " of " + out.size() + " checks FAILED");
-        JsonOut.write(json, out);
+        json.write(out);
         return failed == 0 ? 0 : 1;
     }
 }

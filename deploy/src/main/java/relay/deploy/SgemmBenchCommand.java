@@ -21,11 +21,14 @@ final class SgemmBenchCommand implements Callable<Integer> {
     @Option(names = "--repeats", description = "timed repetitions per shape, best kept (default ${DEFAULT-VALUE})")
     int repeats = 5;
 
-    @Option(names = "--json", description = "also write the results as JSON to this file")
-    Path json;
+    @Mixin
+    JsonOption json;
 
     @Override
     public Integer call() {
+        Inputs.require(repeats >= 1, "--repeats", "≥ 1", repeats);
+        deviceOptions.check();
+        json.check();
         try (CpuDevice device = deviceOptions.open()) {
             List<SgemmBench.Measurement> ms = new SgemmBench(device, repeats).measure(SgemmBench.squareShapes());
             Table t = new Table("shape", "GFLOP/s", "ms");
@@ -42,7 +45,7 @@ final class SgemmBenchCommand implements Callable<Integer> {
             out.put("sgemm_peak_gflops", peak);
             out.put("threads", device.threads());
             out.put("shapes", shapes);
-            JsonOut.write(json, out);
+            json.write(out);
         }
         return 0;
     }

@@ -32,6 +32,8 @@ final class TokenizerCommand implements Runnable {
 
         @Override
         public Integer call() throws Exception {
+            Inputs.require(vocab >= 257, "--vocab", "≥ 257 (the 256 bytes and <|endoftext|>)", vocab);
+            Inputs.writableDirectory(out, "--out");
             List<String> docs = Corpus.read(corpus);
             System.out.printf("training %d entries on %d documents...%n", vocab, docs.size());
             Tokenizer t = BpeTrainer.train(docs, vocab, List.of("<|endoftext|>"), n -> {

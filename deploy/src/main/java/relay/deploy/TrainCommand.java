@@ -100,7 +100,7 @@ final class TrainCommand implements Callable<Integer> {
         Path from = resumeFrom();
         Config c = resolve(from);
         TrainSettings s = TrainSettings.from(c);
-        relay.optimizers.Optimizers.describe(s.optimizer());
+        relay.optimizers.Method.named(s.optimizer());
         TrainingRun.run(s, c, System.out, from, run);
         return 0;
     }

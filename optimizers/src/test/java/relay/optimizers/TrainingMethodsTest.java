@@ -47,7 +47,7 @@ class TrainingMethodsTest {
 
     /** Trains a fresh model with the method for the given steps (one microbatch each); returns the weights. */
     static float[][] train(ModelConfig cfg, String optimizer, OptimizerSettings s, int steps) {
-        try (Model model = Model.initialize(cfg, device, 3); TrainingMethod m = Optimizers.create(optimizer, model, s)) {
+        try (Model model = Model.initialize(cfg, device, 3); TrainingMethod m = Method.named(optimizer).create(model, s)) {
             ReferenceTrainer t = new ReferenceTrainer(model, m);
             for (Batch b : batches(cfg, steps, 5)) t.step(List.of(b));
             return model.parameters().stream().map(p -> p.value().toArray()).toArray(float[][]::new);
@@ -94,7 +94,7 @@ class TrainingMethodsTest {
     @Test
     void lisaHoldsStateForEmbeddingHeadAndSampledBlocksOnly() {
         OptimizerSettings s = OptimizerSettings.defaults(0.01f).withLisa(1, 2);
-        try (Model model = Model.initialize(LLAMA, device, 3); TrainingMethod m = Optimizers.create("lisa", model, s)) {
+        try (Model model = Model.initialize(LLAMA, device, 3); TrainingMethod m = Method.named("lisa").create(model, s)) {
             ReferenceTrainer t = new ReferenceTrainer(model, m);
             LisaPolicy policy = new LisaPolicy(LLAMA.layers(), 1, 2, s.seed());
             long before = device.memory().current(Category.OPTIMIZER_STATE);
@@ -120,7 +120,7 @@ class TrainingMethodsTest {
     void rsoRedrawLeavesTheModelFunctionUnchanged() {
         OptimizerSettings s = OptimizerSettings.defaults(0.01f);
         Batch probe = batches(LLAMA, 1, 77).get(0);
-        try (Model model = Model.initialize(LLAMA, device, 3); TrainingMethod m = Optimizers.create("rso", model, s)) {
+        try (Model model = Model.initialize(LLAMA, device, 3); TrainingMethod m = Method.named("rso").create(model, s)) {
             ReferenceTrainer t = new ReferenceTrainer(model, m);
             for (Batch b : batches(LLAMA, 3, 9)) t.step(List.of(b));
             double before = loss(model, probe);
@@ -144,7 +144,7 @@ class TrainingMethodsTest {
     void midRunValuesAreThePlainModelTheTermsMakeUp(String name) {
         OptimizerSettings s = OptimizerSettings.defaults(0.05f).withRank(4);
         Batch probe = batches(LLAMA, 1, 77).get(0);
-        try (Model model = Model.initialize(LLAMA, device, 3); TrainingMethod m = Optimizers.create(name, model, s);
+        try (Model model = Model.initialize(LLAMA, device, 3); TrainingMethod m = Method.named(name).create(model, s);
              Model plain = Model.initialize(LLAMA, device, 4)) {
             ReferenceTrainer t = new ReferenceTrainer(model, m);
             for (Batch b : batches(LLAMA, 4, 9)) t.step(List.of(b));
@@ -174,7 +174,7 @@ class TrainingMethodsTest {
                 d.totalSteps(), 2, 2, 4, 2, d.galoreGap(), d.galoreScale(), d.loraAlpha(), d.seed());
         List<Batch> data = batches(LLAMA, 5, 31);
         java.util.Map<String, float[]> whole, resumed, wholeState, resumedState, weights, state, base;
-        try (Model model = Model.initialize(LLAMA, device, 3); TrainingMethod m = Optimizers.create(name, model, s)) {
+        try (Model model = Model.initialize(LLAMA, device, 3); TrainingMethod m = Method.named(name).create(model, s)) {
             base = model.values();
             ReferenceTrainer t = new ReferenceTrainer(model, m);
             for (int i = 0; i < 3; i++) t.step(List.of(data.get(i)));
@@ -186,7 +186,7 @@ class TrainingMethodsTest {
         }
         try (Model model = Model.initialize(LLAMA, device, 99)) {
             model.load(name.equals("lora") ? base : weights);
-            try (TrainingMethod m = Optimizers.create(name, model, s)) {
+            try (TrainingMethod m = Method.named(name).create(model, s)) {
                 m.restore(model, state);
                 ReferenceTrainer t = new ReferenceTrainer(model, m, 3);
                 for (int i = 3; i < 5; i++) t.step(List.of(data.get(i)));
@@ -207,7 +207,7 @@ class TrainingMethodsTest {
     }
 
     static List<String> names() {
-        return Optimizers.NAMES;
+        return Method.keys();
     }
 
     /** Every method lowers the loss of a tiny model trained from scratch, and frees what it allocated. */
@@ -228,7 +228,7 @@ class TrainingMethodsTest {
         try (Model model = Model.initialize(LLAMA, device, 3)) {
             paramsBefore = device.memory().current(Category.PARAMETERS);
             double first, last = 0;
-            try (TrainingMethod m = Optimizers.create(name, model, s)) {
+            try (TrainingMethod m = Method.named(name).create(model, s)) {
                 ReferenceTrainer t = new ReferenceTrainer(model, m);
                 first = t.step(List.of(data.get(0)));
                 for (int i = 1; i < data.size(); i++) last = t.step(List.of(data.get(i)));

@@ -13,7 +13,7 @@ import relay.actors.PipelineSchedule;
 import relay.actors.Placement;
 import relay.actors.UpdateMode;
 import relay.optimizers.OptimizerSettings;
-import relay.optimizers.Optimizers;
+import relay.optimizers.Method;
 import relay.stages.model.Model;
 import relay.stages.model.ModelConfig;
 import relay.stages.tensor.cpu.CpuDevice;
@@ -54,9 +54,9 @@ public final class PipelineBench {
 
         // The plain loop: one device with all the threads the pipeline's devices have together.
         double[] refSeconds = new double[steps];
-        String method = mode == UpdateMode.EAGER ? "lomo" : "sgd";
+        Method method = mode == UpdateMode.EAGER ? Method.LOMO : Method.SGD;
         try (CpuDevice d = new CpuDevice("reference", devices); Model m = Model.initialize(cfg, d, 1);
-             TrainingMethod tm = Optimizers.create(method, m, settings)) {
+             TrainingMethod tm = method.create(m, settings)) {
             ReferenceTrainer t = new ReferenceTrainer(m, tm);
             t.step(stepsData.get(0));
             for (int s = 1; s <= steps; s++) {
@@ -67,7 +67,7 @@ public final class PipelineBench {
         }
 
         Placement placement = Placement.balanced(StageCosts.measure(cfg, mbBatch, seq), devices);
-        PipelineConfig pc = PipelineConfig.defaults("lomo", lr).with(mode, schedule).withTrace(trace != null)
+        PipelineConfig pc = PipelineConfig.defaults(Method.LOMO, lr).with(mode, schedule).withTrace(trace != null)
                 .withSettings(settings, false);
         double[] pipeSeconds = new double[steps];
         double[] bubbles = new double[steps];

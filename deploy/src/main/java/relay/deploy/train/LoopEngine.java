@@ -4,7 +4,7 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
 import relay.optimizers.OptimizerSettings;
-import relay.optimizers.Optimizers;
+import relay.optimizers.Method;
 import relay.stages.model.Model;
 import relay.stages.model.ModelConfig;
 import relay.stages.tensor.cpu.CpuDevice;
@@ -26,7 +26,7 @@ final class LoopEngine implements Engine {
         device = CpuDevice.allCores();
         model = Model.initialize(cfg, device, seed);
         if (initial != null) model.load(initial);
-        method = Optimizers.create(optimizer, model, settings);
+        method = Method.named(optimizer).create(model, settings);
         trainer = new ReferenceTrainer(model, method, firstStep);
     }
 

@@ -293,7 +293,7 @@ public final class TrainingRun {
         if (!PIPELINE_OPTIMIZERS.contains(s.optimizer())) return new LoopEngine(cfg, s.seed(), s.optimizer(), os, initial, firstStep);
         int devices = Math.min(s.devices(), cfg.layers() + 2);
         Placement placement = Placement.balanced(StageCosts.measure(cfg, mb, s.seq()), devices);
-        PipelineConfig pc = PipelineConfig.defaults(s.optimizer(), s.lr())
+        PipelineConfig pc = PipelineConfig.defaults(relay.optimizers.Method.named(s.optimizer()), s.lr())
                 .with(s.mode().equals("exact") ? UpdateMode.EXACT : UpdateMode.EAGER, PipelineSchedule.parse(s.schedule()))
                 .withSettings(os, s.lisaGamma() > 0 || s.optimizer().equals("lisa"))
                 .withTraceSteps(s.traceSteps())

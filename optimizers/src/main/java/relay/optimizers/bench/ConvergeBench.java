@@ -3,7 +3,7 @@ package relay.optimizers.bench;
 import java.util.ArrayList;
 import java.util.List;
 import relay.optimizers.OptimizerSettings;
-import relay.optimizers.Optimizers;
+import relay.optimizers.Method;
 import relay.stages.model.Model;
 import relay.stages.model.ModelConfig;
 import relay.stages.tensor.Device;
@@ -27,13 +27,13 @@ public final class ConvergeBench {
     }
 
     public static Curve run(Device device, ModelConfig cfg, String optimizer, int steps, int batch, int seq, long seed) {
-        float lr = Optimizers.defaultLearningRate(optimizer);
+        float lr = Method.named(optimizer).defaultLearningRate();
         OptimizerSettings settings = OptimizerSettings.defaults(lr).withSchedule(Math.max(1, steps / 20), steps);
         SyntheticData data = new SyntheticData(cfg.vocabSize(), batch, seq, 0.1, seed);
         List<Batch> batches = new ArrayList<>();
         for (int i = 0; i < steps; i++) batches.add(data.next());
         double[] losses = new double[steps];
-        try (Model model = Model.initialize(cfg, device, seed); TrainingMethod m = Optimizers.create(optimizer, model, settings)) {
+        try (Model model = Model.initialize(cfg, device, seed); TrainingMethod m = Method.named(optimizer).create(model, settings)) {
             ReferenceTrainer t = new ReferenceTrainer(model, m);
             long t0 = System.nanoTime();
             for (int i = 0; i < steps; i++) losses[i] = t.step(List.of(batches.get(i)));

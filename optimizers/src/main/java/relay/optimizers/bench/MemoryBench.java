@@ -3,7 +3,7 @@ package relay.optimizers.bench;
 import java.util.List;
 import java.util.Map;
 import relay.optimizers.OptimizerSettings;
-import relay.optimizers.Optimizers;
+import relay.optimizers.Method;
 import relay.stages.layers.Parameter;
 import relay.stages.memory.Category;
 import relay.stages.memory.MemoryLedger;
@@ -34,7 +34,7 @@ public final class MemoryBench {
             ledger.resetPeaks();
             double loss = 0;
             long timed = 0;
-            try (TrainingMethod method = Optimizers.create(optimizer, model, settings)) {
+            try (TrainingMethod method = Method.named(optimizer).create(model, settings)) {
                 ReferenceTrainer trainer = new ReferenceTrainer(model, method);
                 for (int s = 0; s < steps; s++) {
                     long t0 = System.nanoTime();

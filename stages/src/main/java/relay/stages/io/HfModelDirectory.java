@@ -116,50 +116,96 @@ public final class HfModelDirectory {
         }
     }
 
-    /** Loads a directory onto a device: every parameter must be present with the shape its config implies. */
+    /** Loads a directory onto a device: every parameter must be present with the shape its config implies, and nothing else. */
     public static Model load(Path dir, Device device) {
-        ModelConfig cfg = ModelConfig.read(dir.resolve("config.json"));
-        Map<String, SafeTensors> byName = new LinkedHashMap<>();
-        List<SafeTensors> files = new ArrayList<>();
-        try {
-            for (Path f : weightFiles(dir)) {
-                SafeTensors st = SafeTensors.open(f);
-                files.add(st);
-                for (String n : st.entries().keySet()) byName.put(n, st);
-            }
-            Model model = Model.initialize(cfg, device, 0);
+        try (Weights w = Weights.open(dir)) {
+            Model model = Model.initialize(w.config(), device, 0);
             try {
-                Map<String, String> unused = new LinkedHashMap<>();
-                byName.forEach((n, st) -> unused.put(n, st.file().toString()));
-                for (Parameter p : model.parameters()) {
-                    String stored = storedName(cfg, p.name(), byName);
-                    if (stored == null) {
-                        throw new ModelFileException(dir, "tensor '" + p.name() + "' is missing (a " + cfg.family().modelType()
-                                + " model of this config.json needs it)");
-                    }
-                    unused.remove(stored);
-                    SafeTensors st = byName.get(stored);
-                    SafeTensors.Entry e = st.entries().get(stored);
-                    int[] want = p.value().shape();
-                    int[] expected = isConv1D(cfg, p.name()) ? new int[] {want[1], want[0]} : want;
-                    if (!Arrays.equals(expected, e.shape())) {
-                        throw new ModelFileException(st.file(), "tensor '" + stored + "' has shape " + Arrays.toString(e.shape())
-                                + " but config.json implies " + Arrays.toString(expected));
-                    }
-                    float[] v = st.read(stored);
-                    p.value().copyFrom(isConv1D(cfg, p.name()) ? transpose(v, expected[0], expected[1]) : v);
-                }
-                unused.keySet().removeIf(n -> isBuffer(n) || (cfg.tiedEmbeddings() && n.equals("lm_head.weight")));
-                if (!unused.isEmpty()) {
-                    throw new ModelFileException(dir, "unexpected tensors " + unused.keySet() + " (not part of a "
-                            + cfg.family().modelType() + " model of this config.json)");
-                }
+                w.read(model.parameters());
+                w.checkAllRead();
                 return model;
             } catch (RuntimeException e) {
                 model.close();
                 throw e;
             }
-        } finally {
+        }
+    }
+
+    /**
+     * A model directory open for reading: its config and its tensors by name. A pipeline stage reads only its
+     * own parameters from it; a whole model reads them all and then checks that nothing was left over.
+     */
+    public static final class Weights implements AutoCloseable {
+        private final Path dir;
+        private final ModelConfig config;
+        private final List<SafeTensors> files = new ArrayList<>();
+        private final Map<String, SafeTensors> byName = new LinkedHashMap<>();
+        private final java.util.Set<String> read = new java.util.HashSet<>();
+
+        private Weights(Path dir) {
+            this.dir = dir;
+            this.config = ModelConfig.read(dir.resolve("config.json"));
+        }
+
+        public static Weights open(Path dir) {
+            if (!Files.isDirectory(dir)) throw new ModelFileException(dir, "no such model directory");
+            Weights w = new Weights(dir);
+            try {
+                for (Path f : weightFiles(dir)) {
+                    SafeTensors st = SafeTensors.open(f);
+                    w.files.add(st);
+                    for (String n : st.entries().keySet()) w.byName.put(n, st);
+                }
+                return w;
+            } catch (RuntimeException e) {
+                w.close();
+                throw e;
+            }
+        }
+
+        public ModelConfig config() {
+            return config;
+        }
+
+        /** Sets each parameter from its stored tensor, which must be there, of the shape the config implies, and finite. */
+        public void read(List<Parameter> parameters) {
+            for (Parameter p : parameters) {
+                String stored = storedName(config, p.name(), byName);
+                if (stored == null) {
+                    throw new ModelFileException(dir, "tensor '" + p.name() + "' is missing (a " + config.family().modelType()
+                            + " model of this config.json needs it)");
+                }
+                SafeTensors st = byName.get(stored);
+                int[] want = p.value().shape();
+                int[] expected = isConv1D(config, p.name()) ? new int[] {want[1], want[0]} : want;
+                if (!Arrays.equals(expected, st.entries().get(stored).shape())) {
+                    throw new ModelFileException(st.file(), "tensor '" + stored + "' has shape "
+                            + Arrays.toString(st.entries().get(stored).shape()) + " but config.json implies " + Arrays.toString(expected));
+                }
+                float[] v = st.read(stored);
+                for (int i = 0; i < v.length; i++) {
+                    if (!Float.isFinite(v[i])) {
+                        throw new ModelFileException(st.file(), "tensor '" + stored + "' holds " + v[i] + " at index " + i
+                                + ": the weights are not finite numbers (a diverged or damaged model)");
+                    }
+                }
+                p.value().copyFrom(isConv1D(config, p.name()) ? transpose(v, expected[0], expected[1]) : v);
+                read.add(stored);
+            }
+        }
+
+        /** After a whole model was read: a stored tensor that is not one of its parameters is an error. */
+        public void checkAllRead() {
+            List<String> unused = byName.keySet().stream().filter(n -> !read.contains(n))
+                    .filter(n -> !isBuffer(n) && !(config.tiedEmbeddings() && n.equals("lm_head.weight"))).toList();
+            if (!unused.isEmpty()) {
+                throw new ModelFileException(dir, "unexpected tensors " + unused + " (not part of a "
+                        + config.family().modelType() + " model of this config.json)");
+            }
+        }
+
+        @Override
+        public void close() {
             files.forEach(SafeTensors::close);
         }
     }

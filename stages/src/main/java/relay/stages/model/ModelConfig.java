@@ -80,28 +80,35 @@ public record ModelConfig(Family family, int vocabSize, int hidden, int layers, 
         }
         Fields f = new Fields(o, source);
         String type = o.has("model_type") ? f.string("model_type") : (o.has("n_embd") ? "gpt2" : "llama");
-        try {
-            return switch (type) {
-                case "gpt2" -> {
-                    int c = f.integer("n_embd"), h = f.integer("n_head");
-                    yield new ModelConfig(Family.GPT2, f.integer("vocab_size"), c, f.integer("n_layer"), h, h,
-                            c / h, f.optInteger("n_inner", 4 * c), f.integer("n_positions"),
-                            (float) f.optDouble("layer_norm_epsilon", 1e-5), 0,
-                            f.optBoolean("tie_word_embeddings", true));
+        return switch (type) {
+            case "gpt2" -> {
+                int c = f.size("n_embd"), h = f.size("n_head");
+                f.divides("n_head", h, "n_embd", c);
+                yield new ModelConfig(Family.GPT2, f.size("vocab_size"), c, f.size("n_layer"), h, h,
+                        c / h, o.has("n_inner") && !o.get("n_inner").isJsonNull() ? f.size("n_inner") : 4 * c, f.size("n_positions"),
+                        (float) f.positive("layer_norm_epsilon", 1e-5), 0, f.optBoolean("tie_word_embeddings", true));
+            }
+            case "llama" -> {
+                int c = f.size("hidden_size"), h = f.size("num_attention_heads");
+                int kv = o.has("num_key_value_heads") && !o.get("num_key_value_heads").isJsonNull() ? f.size("num_key_value_heads") : h;
+                f.divides("num_key_value_heads", kv, "num_attention_heads", h);
+                int headDim;
+                if (o.has("head_dim") && !o.get("head_dim").isJsonNull()) {
+                    headDim = f.size("head_dim");
+                } else {
+                    f.divides("num_attention_heads", h, "hidden_size", c);
+                    headDim = c / h;
                 }
-                case "llama" -> {
-                    int c = f.integer("hidden_size"), h = f.integer("num_attention_heads");
-                    yield new ModelConfig(Family.LLAMA, f.integer("vocab_size"), c, f.integer("num_hidden_layers"),
-                            h, f.optInteger("num_key_value_heads", h), f.optInteger("head_dim", c / h),
-                            f.integer("intermediate_size"), f.integer("max_position_embeddings"),
-                            (float) f.optDouble("rms_norm_eps", 1e-6), f.optDouble("rope_theta", 10000.0),
-                            f.optBoolean("tie_word_embeddings", false));
+                if (headDim % 2 != 0) {
+                    throw new IllegalArgumentException(source + ": head_dim " + headDim + " (hidden_size / num_attention_heads unless "
+                            + "given) must be even for the rotary embedding");
                 }
-                default -> throw new IllegalArgumentException("model_type '" + type + "' is not supported (gpt2, llama)");
-            };
-        } catch (IllegalArgumentException e) {
-            throw e.getMessage().startsWith(source) ? e : new IllegalArgumentException(source + ": " + e.getMessage(), e);
-        }
+                yield new ModelConfig(Family.LLAMA, f.size("vocab_size"), c, f.size("num_hidden_layers"), h, kv, headDim,
+                        f.size("intermediate_size"), f.size("max_position_embeddings"), (float) f.positive("rms_norm_eps", 1e-6),
+                        f.positive("rope_theta", 10000.0), f.optBoolean("tie_word_embeddings", false));
+            }
+            default -> throw new IllegalArgumentException(source + ": model_type '" + type + "' is not supported (gpt2, llama)");
+        };
     }
 
     /** Parameters of one block. */
@@ -129,34 +136,58 @@ public record ModelConfig(Family family, int vocabSize, int hidden, int layers, 
             return e;
         }
 
-        int integer(String name) {
+        /** A size: a positive whole number that fits an int (4.5, "8", 0 and −1 are refused). */
+        int size(String name) {
             JsonElement e = field(name);
+            int v;
             try {
-                return e.getAsInt();
+                v = e.getAsJsonPrimitive().getAsBigDecimal().intValueExact();
             } catch (RuntimeException ex) {
-                throw new IllegalArgumentException(source + ": field '" + name + "' is not an integer: " + e);
+                throw new IllegalArgumentException(source + ": field '" + name + "' must be a whole number, not " + e);
             }
+            if (v <= 0 || !e.getAsJsonPrimitive().isNumber()) {
+                throw new IllegalArgumentException(source + ": field '" + name + "' must be a positive whole number, not " + e);
+            }
+            return v;
         }
 
-        int optInteger(String name, int dflt) {
-            return o.has(name) && !o.get(name).isJsonNull() ? integer(name) : dflt;
-        }
-
-        double optDouble(String name, double dflt) {
+        /** A finite positive number, or the default when absent. */
+        double positive(String name, double dflt) {
             if (!o.has(name) || o.get(name).isJsonNull()) return dflt;
+            double v;
             try {
-                return o.get(name).getAsDouble();
+                v = o.get(name).getAsJsonPrimitive().isNumber() ? o.get(name).getAsDouble() : Double.NaN;
             } catch (RuntimeException ex) {
-                throw new IllegalArgumentException(source + ": field '" + name + "' is not a number: " + o.get(name));
+                v = Double.NaN;
+            }
+            if (!(v > 0) || Double.isInfinite(v)) {
+                throw new IllegalArgumentException(source + ": field '" + name + "' must be a finite number > 0, not " + o.get(name));
+            }
+            return v;
+        }
+
+        /** Checks that {@code part} (field {@code partName}) divides {@code whole} (field {@code wholeName}). */
+        void divides(String partName, int part, String wholeName, int whole) {
+            if (whole % part != 0) {
+                throw new IllegalArgumentException(source + ": " + wholeName + " " + whole + " is not divisible by " + partName + " " + part);
             }
         }
 
         boolean optBoolean(String name, boolean dflt) {
-            return o.has(name) && !o.get(name).isJsonNull() ? o.get(name).getAsBoolean() : dflt;
+            if (!o.has(name) || o.get(name).isJsonNull()) return dflt;
+            JsonElement e = o.get(name);
+            if (!e.isJsonPrimitive() || !e.getAsJsonPrimitive().isBoolean()) {
+                throw new IllegalArgumentException(source + ": field '" + name + "' must be true or false, not " + e);
+            }
+            return e.getAsBoolean();
         }
 
         String string(String name) {
-            return field(name).getAsString();
+            JsonElement e = field(name);
+            if (!e.isJsonPrimitive() || !e.getAsJsonPrimitive().isString()) {
+                throw new IllegalArgumentException(source + ": field '" + name + "' must be a string, not " + e);
+            }
+            return e.getAsString();
         }
     }
 }

@@ -35,8 +35,19 @@ public final class TokenizerJson {
             JsonObject model = object(o, "model", file);
             String type = model.has("type") ? model.get("type").getAsString() : "BPE";
             if (!type.equals("BPE")) throw new ModelFileException(file, "model type " + type + " is not supported (BPE only)");
+            JsonObject vocabJson = object(model, "vocab", file);
+            JsonArray addedJson = o.has("added_tokens") && o.get("added_tokens").isJsonArray() ? o.getAsJsonArray("added_tokens")
+                    : new JsonArray();
+            // Ids are dense in a real tokenizer: one past every entry is the most a valid file can use.
+            int limit = vocabJson.size() + addedJson.size();
             Map<String, Integer> vocab = new LinkedHashMap<>();
-            object(model, "vocab", file).entrySet().forEach(e -> vocab.put(e.getKey(), e.getValue().getAsInt()));
+            Map<Integer, String> owner = new java.util.HashMap<>();
+            for (Map.Entry<String, JsonElement> e : vocabJson.entrySet()) {
+                int id = id(e.getValue(), "vocab entry '" + e.getKey() + "'", limit, file);
+                String before = owner.put(id, e.getKey());
+                if (before != null) throw new ModelFileException(file, "vocab entries '" + before + "' and '" + e.getKey() + "' share id " + id);
+                vocab.put(e.getKey(), id);
+            }
             if (!model.has("merges") || !model.get("merges").isJsonArray()) throw new ModelFileException(file, "model has no 'merges' list");
             List<String> merges = new ArrayList<>();
             for (JsonElement m : model.getAsJsonArray("merges")) {
@@ -49,10 +60,9 @@ public final class TokenizerJson {
                 }
             }
             Map<String, Integer> special = new LinkedHashMap<>();
-            if (o.has("added_tokens") && o.get("added_tokens").isJsonArray()) {
-                for (JsonElement a : o.getAsJsonArray("added_tokens")) {
-                    special.put(a.getAsJsonObject().get("content").getAsString(), a.getAsJsonObject().get("id").getAsInt());
-                }
+            for (JsonElement a : addedJson) {
+                String content = a.getAsJsonObject().get("content").getAsString();
+                special.put(content, id(a.getAsJsonObject().get("id"), "added token '" + content + "'", limit, file));
             }
             boolean byteLevel = mentions(o.get("pre_tokenizer"), "ByteLevel");
             boolean metaspace = mentions(o.get("pre_tokenizer"), "Metaspace") || mentions(o.get("normalizer"), "\u2581");
@@ -71,6 +81,20 @@ public final class TokenizerJson {
         } catch (JsonParseException | IllegalStateException | UnsupportedOperationException | NullPointerException e) {
             throw new ModelFileException(file, "malformed tokenizer.json: " + e.getMessage(), e);
         }
+    }
+
+    /** A token id: a whole number from 0 to limit − 1. */
+    private static int id(JsonElement e, String what, int limit, Path file) {
+        int id;
+        try {
+            id = e.getAsJsonPrimitive().getAsBigDecimal().intValueExact();
+        } catch (RuntimeException notWhole) {
+            throw new ModelFileException(file, what + " has id " + e + ", not a whole number");
+        }
+        if (id < 0 || id >= limit) {
+            throw new ModelFileException(file, what + " has id " + id + ", outside 0.." + (limit - 1) + " (the file's " + limit + " entries)");
+        }
+        return id;
     }
 
     /** The tokenizer.json of a model directory; its absence is an error naming the directory. */

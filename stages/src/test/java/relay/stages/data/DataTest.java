@@ -110,4 +110,26 @@ class DataTest {
         Files.writeString(notGzip, "plain");
         assertTrue(assertThrows(ModelFileException.class, () -> Corpus.read(notGzip)).getMessage().contains("cannot read the corpus"));
     }
+
+    /** Text that is not UTF-8, or binary data, is refused with the byte offset of the first bad byte, not read as U+FFFD. */
+    @Test
+    void onlyUtf8TextIsACorpusAndTheOffsetOfABadByteIsGiven() throws Exception {
+        Path latin1 = dir.resolve("latin1.txt");
+        Files.write(latin1, "first line\ncaf\u00e9 au lait\n".getBytes(StandardCharsets.ISO_8859_1));
+        assertEquals(latin1 + ": not UTF-8 text: invalid byte 0xE9 at byte offset 14 (a corpus must be UTF-8 text or JSONL)",
+                assertThrows(ModelFileException.class, () -> Corpus.read(latin1)).getMessage());
+        Path binary = dir.resolve("weights.bin");
+        Files.write(binary, new byte[] {'a', 'b', '\n', 'c', 0, 1, 2});
+        assertEquals(binary + ": binary data, not text: a NUL byte at byte offset 4",
+                assertThrows(ModelFileException.class, () -> Corpus.read(binary)).getMessage());
+        Path gz = dir.resolve("c.txt.gz");
+        try (OutputStream o = new GZIPOutputStream(Files.newOutputStream(gz))) {
+            o.write(new byte[] {'o', 'k', '\n', (byte) 0xC3, '('});
+        }
+        assertTrue(assertThrows(ModelFileException.class, () -> Corpus.read(gz)).getMessage()
+                .endsWith("invalid byte 0xC3 at byte offset 3 of its decompressed text (a corpus must be UTF-8 text or JSONL)"));
+        Path crlf = dir.resolve("crlf.txt");
+        Files.write(crlf, "\uFEFFone\r\ntwo \u00e9\r\n".getBytes(StandardCharsets.UTF_8));
+        assertEquals(List.of("one", "two \u00e9"), Corpus.read(crlf), "a byte-order mark and CR LF endings are not text");
+    }
 }

@@ -157,9 +157,19 @@ class ModelFilesTest {
         SafeTensors.write(weights, kept, Map.of());
         e = assertThrows(ModelFileException.class, () -> HfModelDirectory.load(dir, device));
         assertTrue(e.getMessage().contains("unexpected tensors [model.layers.9.mlp.up_proj.weight]"), e.getMessage());
+        // Weights that are not finite numbers (a diverged run's) are refused, naming the tensor.
+        float[] nan = new float[128];
+        nan[5] = Float.NaN;
+        kept.remove(kept.size() - 1);
+        kept.set(kept.size() - 1, new SafeTensors.Tensor32("model.norm.weight", new int[] {128}, nan));
+        SafeTensors.write(weights, kept, Map.of());
+        e = assertThrows(ModelFileException.class, () -> HfModelDirectory.load(dir, device));
+        assertTrue(e.getMessage().contains("tensor 'model.norm.weight' holds NaN at index 5"), e.getMessage());
         Files.delete(weights);
         e = assertThrows(ModelFileException.class, () -> HfModelDirectory.load(dir, device));
         assertTrue(e.getMessage().contains("no model.safetensors"), e.getMessage());
+        e = assertThrows(ModelFileException.class, () -> HfModelDirectory.load(dir.resolve("absent"), device));
+        assertEquals(dir.resolve("absent") + ": no such model directory", e.getMessage());
         assertEquals(0, device.memory().currentTotal(), "nothing leaked by failed loads: " + Arrays.toString(new long[] {device.memory().currentTotal()}));
     }
 }

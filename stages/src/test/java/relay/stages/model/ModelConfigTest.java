@@ -57,14 +57,38 @@ class ModelConfigTest {
     void errorsNameTheSourceAndTheField() {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> ModelConfig.parse(
                 new StringReader("{\"model_type\":\"gpt2\",\"n_embd\":\"wide\"}"), "cfg.json"));
-        assertTrue(e.getMessage().startsWith("cfg.json: field 'n_embd' is not an integer"), e.getMessage());
+        assertTrue(e.getMessage().startsWith("cfg.json: field 'n_embd' must be a whole number"), e.getMessage());
         e = assertThrows(IllegalArgumentException.class, () -> ModelConfig.parse(new StringReader("{oops"), "bad.json"));
         assertTrue(e.getMessage().startsWith("bad.json: malformed JSON"), e.getMessage());
         e = assertThrows(IllegalArgumentException.class, () -> ModelConfig.parse(
                 new StringReader("{\"model_type\":\"llama\",\"vocab_size\":10,\"hidden_size\":12,\"intermediate_size\":8,"
                         + "\"num_hidden_layers\":1,\"num_attention_heads\":3,\"num_key_value_heads\":2,\"max_position_embeddings\":8}"), "gqa.json"));
-        assertTrue(e.getMessage().contains("3 attention heads do not split into 2 kv heads"), e.getMessage());
+        assertTrue(e.getMessage().contains("gqa.json: num_attention_heads 3 is not divisible by num_key_value_heads 2"), e.getMessage());
         e = assertThrows(IllegalArgumentException.class, () -> ModelConfig.parse(new StringReader("{\"model_type\":\"bert\"}"), "b.json"));
         assertTrue(e.getMessage().contains("model_type 'bert' is not supported"), e.getMessage());
+    }
+
+    /** Each field is checked by name: sizes positive and whole, heads dividing the width, epsilons finite and positive. */
+    @org.junit.jupiter.params.ParameterizedTest
+    @org.junit.jupiter.params.provider.CsvSource(delimiter = '|', value = {
+            "\"num_attention_heads\": 0 | field 'num_attention_heads' must be a positive whole number, not 0",
+            "\"num_hidden_layers\": 4.5 | field 'num_hidden_layers' must be a whole number, not 4.5",
+            "\"vocab_size\": -3 | field 'vocab_size' must be a positive whole number, not -3",
+            "\"intermediate_size\": \"wide\" | field 'intermediate_size' must be a whole number",
+            "\"hidden_size\": 100 | hidden_size 100 is not divisible by num_attention_heads 8",
+            "\"num_key_value_heads\": 3 | num_attention_heads 8 is not divisible by num_key_value_heads 3",
+            "\"rms_norm_eps\": 0 | field 'rms_norm_eps' must be a finite number > 0, not 0",
+            "\"rms_norm_eps\": NaN | field 'rms_norm_eps' must be a finite number > 0",
+            "\"rope_theta\": -1 | field 'rope_theta' must be a finite number > 0, not -1",
+            "\"head_dim\": 7 | head_dim 7 (hidden_size / num_attention_heads unless given) must be even",
+            "\"tie_word_embeddings\": 1 | field 'tie_word_embeddings' must be true or false, not 1"})
+    void everyFieldIsCheckedByName(String field, String message) {
+        String base = "\"model_type\":\"llama\",\"vocab_size\":100,\"hidden_size\":64,\"intermediate_size\":160,"
+                + "\"num_hidden_layers\":3,\"num_attention_heads\":8,\"num_key_value_heads\":2,\"max_position_embeddings\":128";
+        String key = field.substring(0, field.indexOf(':'));
+        String json = "{" + base.replaceAll(java.util.regex.Pattern.quote(key) + ":[^,]*,?", "") + "," + field + "}";
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> ModelConfig.parse(new StringReader(json.replace(",,", ",").replace("{,", "{")), "config.json"));
+        assertTrue(e.getMessage().startsWith("config.json: " + message), e.getMessage());
     }
 }

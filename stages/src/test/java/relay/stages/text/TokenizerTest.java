@@ -78,6 +78,11 @@ class TokenizerTest {
         assertTrue(assertThrows(ModelFileException.class, () -> TokenizerJson.read(f)).getMessage().contains("no 'merges'"));
         Files.writeString(f, "{\"pre_tokenizer\": {\"type\": \"ByteLevel\"}, \"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [\"a b\"]}}");
         assertTrue(assertThrows(ModelFileException.class, () -> TokenizerJson.read(f)).getMessage().contains("missing from the vocabulary"));
+        Files.writeString(f, "{\"pre_tokenizer\": {\"type\": \"ByteLevel\"}, \"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": -1}, \"merges\": []}}");
+        assertTrue(assertThrows(ModelFileException.class, () -> TokenizerJson.read(f)).getMessage()
+                .endsWith(": vocab entry 'a' has id -1, outside 0..0 (the file's 1 entries)"));
+        Files.writeString(f, "{\"pre_tokenizer\": {\"type\": \"ByteLevel\"}, \"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 0}, \"merges\": []}}");
+        assertTrue(assertThrows(ModelFileException.class, () -> TokenizerJson.read(f)).getMessage().endsWith("share id 0"));
         Files.writeString(f, "{\"model\": ");
         assertTrue(assertThrows(ModelFileException.class, () -> TokenizerJson.read(f)).getMessage().contains("malformed"));
         assertTrue(assertThrows(ModelFileException.class, () -> TokenizerJson.read(dir.resolve("none.json"))).getMessage().contains("cannot read"));

@@ -6,16 +6,23 @@ import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import picocli.CommandLine.Option;
 
-/** Writes a result object as pretty JSON, creating parent directories; a failure names the file. */
-final class JsonOut {
-    private JsonOut() {}
+/** {@code --json FILE}: a command's results as pretty JSON, the file checked before the command starts its work. */
+final class JsonOption {
+    @Option(names = "--json", description = "also write the results as JSON to this file")
+    Path file;
 
-    static void write(Path file, Object value) {
+    /** Refuses a file that could not be written, before any work is done. */
+    void check() {
+        Inputs.writableFile(file, "--json");
+    }
+
+    /** Writes the value, creating parent directories; does nothing without --json. */
+    void write(Object value) {
         if (file == null) return;
         try {
-            Path parent = file.toAbsolutePath().getParent();
-            if (parent != null) Files.createDirectories(parent);
+            Files.createDirectories(file.getParent());
             Files.writeString(file, new GsonBuilder().setPrettyPrinting().serializeSpecialFloatingPointValues()
                     .create().toJson(value) + "\n", StandardCharsets.UTF_8);
         } catch (IOException e) {
