@@ -1,9 +1,14 @@
 package relay.actors;
 
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HashSet;
 import java.util.List;
-import org.apache.pekko.actor.NoSerializationVerificationNeeded;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
+import java.util.stream.Collectors;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Behavior;
 import org.apache.pekko.actor.typed.javadsl.AbstractBehavior;
@@ -11,216 +16,536 @@ import org.apache.pekko.actor.typed.javadsl.ActorContext;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.actor.typed.javadsl.Receive;
 import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
-import relay.optimizers.Clipping;
 import relay.optimizers.LisaPolicy;
 import relay.stages.train.Batch;
 import relay.transport.WireMessage;
 
 /**
- * Drives the steps: applies LISA's draw by freeze/unfreeze messages (acknowledged before the step starts),
- * starts each pass by handing the microbatches' tokens to the embedding and targets to the head, runs a
- * norm-only pass first when clipping by global norm (summing the stages' squared norms), and closes a step
- * when every stage has reported its share. It never touches a microbatch in between: the stages follow
- * their devices' plans on their own. A failure or a timeout ends the step with an error naming where.
+ * Owns the step. It has each stage built from its spec by the stage's host and connects them; then, one
+ * request at a time, it runs steps — LISA's draw applied by freeze/unfreeze messages acknowledged before the
+ * step starts, a norm-only pass first when clipping by global norm, then the updating pass — evaluations
+ * (a forward-only pass), and gathers what only the stages hold (weights, optimizer state, traces). It
+ * starts each pass by handing the microbatches' tokens to the embedding and targets to the head and never
+ * touches a microbatch in between: the stages follow their devices' plans on their own. A failure or a
+ * timeout ends the request with an error naming where; after a fault it refuses further steps rather than
+ * go on half-updated.
  */
 public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
 
-    public sealed interface Command permits Attach, RunStep, Report, StepTimeout {}
+    /** What the coordinator takes. */
+    public sealed interface Command extends WireMessage {}
 
-    /** The stages, by stage index (local wiring). */
-    public record Attach(List<ActorRef<StageActor.Command>> stages) implements Command, NoSerializationVerificationNeeded {}
+    /** Have every stage built (by the host of its node) and connected; the reply holds each stage's Ready event. */
+    public record Start(List<StageSpec> specs, List<ActorRef<StageHost.Command>> hostOfStage, ActorRef<Gathered> replyTo)
+            implements Command {}
 
-    /** Run one step over these microbatches; the reply says how it went (local request). */
-    public record RunStep(List<Batch> microbatches, ActorRef<StepResult> replyTo) implements Command, NoSerializationVerificationNeeded {}
+    /** Run one step over these microbatches. */
+    public record RunStep(List<Batch> microbatches, ActorRef<StepResult> replyTo) implements Command {}
 
-    public record StepTimeout(long step) implements Command, NoSerializationVerificationNeeded {}
+    /** The loss of these batches, forward only, with the current weights; the step does not advance. */
+    public record Evaluate(List<Batch> batches, ActorRef<StepResult> replyTo) implements Command {}
 
-    /** What a stage tells the coordinator. */
-    public record Report(Kind kind, int stage, long step, int microbatch, boolean normPass, double value, String reason,
-                         long staleness, long busyNanos) implements Command, WireMessage {
-        public enum Kind { LOSS, PASS_DONE, TRAINABLE_SET, FAILED }
+    /** What only the stages hold. */
+    public enum What { WEIGHTS, OPTIMIZER_STATE, TRACE }
 
-        static Report loss(int stage, Position p, double loss) {
-            return new Report(Kind.LOSS, stage, p.step(), p.microbatch(), p.normPass(), loss, "", 0, 0);
-        }
+    /** Gather every stage's weights, optimizer state or trace (between steps). */
+    public record Collect(What what, ActorRef<Gathered> replyTo) implements Command {}
 
-        static Report passDone(int stage, Position p, double normSquared, long staleness, long busyNanos) {
-            return new Report(Kind.PASS_DONE, stage, p.step(), -1, p.normPass(), normSquared, "", staleness, busyNanos);
-        }
+    /** Hand a checkpoint's optimizer state to the stages whose parameters it belongs to; state no stage takes is an error. */
+    public record Restore(java.util.Map<String, float[]> values, ActorRef<Gathered> replyTo) implements Command {}
 
-        static Report trainableSet(int stage, long step) {
-            return new Report(Kind.TRAINABLE_SET, stage, step, -1, false, 0, "", 0, 0);
-        }
+    /** A stage's event (through the coordinator's adapter, so stages know only {@link StageEvent}). */
+    public record FromStage(StageEvent event) implements Command {}
 
-        static Report failed(int stage, Position p, String reason) {
-            return new Report(Kind.FAILED, stage, p == null ? -1 : p.step(), p == null ? -1 : p.microbatch(),
-                    p != null && p.normPass(), 0, reason, 0, 0);
-        }
-    }
+    /** The request numbered so has taken too long. */
+    public record Timeout(long request) implements Command {}
 
     /**
-     * How a step went. On failure {@code error} says where and losses are partial.
+     * How a step (or an evaluation) went. On failure {@code error} says where, {@code failure} what kind, and
+     * losses are partial.
      *
      * @param busyNanos per device, compute time of its stages in the updating pass
      * @param bubble    the idle fraction of the updating pass: 1 − Σ busy / (devices × wall time)
      */
     public record StepResult(long step, double loss, double[] losses, long wallNanos, long[] busyNanos, double bubble,
-                             long staleness, double gradNorm, String error) implements NoSerializationVerificationNeeded {
+                             long staleness, double gradNorm, String error, StageEvent.Failure failure) implements WireMessage {
         public boolean ok() {
             return error == null;
         }
     }
 
-    /** A coordinator whose first step is {@code firstStep}; that step applies LISA's current draw whether or not it redraws. */
-    static Behavior<Command> create(Placement placement, Clipping clipping, LisaPolicy lisa, Duration timeout, long firstStep) {
-        return Behaviors.setup(ctx -> Behaviors.withTimers(timers ->
-                new Coordinator(ctx, timers, placement, clipping, lisa, timeout, firstStep)));
+    /** Every stage's answer to a request, by stage, or why there is none. */
+    public record Gathered(List<StageEvent> events, String error, StageEvent.Failure failure) implements WireMessage {
+        public boolean ok() {
+            return error == null;
+        }
+    }
+
+    /** A coordinator for this placement; its first step is the config's (that step applies LISA's current draw whether or not it redraws). */
+    public static Behavior<Command> create(PipelineConfig config, Placement placement) {
+        return Behaviors.setup(ctx -> Behaviors.withTimers(timers -> new Coordinator(ctx, timers, config, placement)));
     }
 
     private final TimerScheduler<Command> timers;
+    private final PipelineConfig config;
     private final Placement placement;
-    private final Clipping clipping;
     private final LisaPolicy lisa;
-    private final Duration timeout;
-    private List<ActorRef<StageActor.Command>> stages;
+    private final ActorRef<StageEvent> events;
+    private final String[] names;
+    private List<ActorRef<StageCommand>> stages;
+    private List<List<String>> parameters;
 
     private long step;
     private boolean lisaApplied;
-    private RunStep pending;
+    private long passes;
+    private long requests;
+    private Request request;
     private String broken;
-    private boolean normPass;
-    private int waiting;
-    private double normSquared;
-    private double gradNorm = Double.NaN;
-    private double[] losses;
-    private long[] busy;
-    private long staleness;
-    private long passStart;
 
-    private Coordinator(ActorContext<Command> ctx, TimerScheduler<Command> timers, Placement placement, Clipping clipping,
-                        LisaPolicy lisa, Duration timeout, long firstStep) {
+    private Coordinator(ActorContext<Command> ctx, TimerScheduler<Command> timers, PipelineConfig config, Placement placement) {
         super(ctx);
-        this.step = firstStep;
         this.timers = timers;
+        this.config = config;
         this.placement = placement;
-        this.clipping = clipping;
-        this.lisa = lisa;
-        this.timeout = timeout;
+        this.step = config.firstStep();
+        int blocks = placement.stages() - 2;
+        this.lisa = config.lisa() ? new LisaPolicy(blocks, Math.min(config.settings().lisaGamma(), blocks),
+                config.settings().lisaPeriod(), config.settings().seed()) : null;
+        this.events = ctx.messageAdapter(StageEvent.class, FromStage::new);
+        this.names = new String[placement.stages()];
+        for (int s = 0; s < names.length; s++) names[s] = StageSpec.name(s, blocks);
     }
 
     @Override
     public Receive<Command> createReceive() {
         return newReceiveBuilder()
-                .onMessage(Attach.class, a -> {
-                    stages = a.stages();
-                    return this;
-                })
-                .onMessage(RunStep.class, this::onRunStep)
-                .onMessage(Report.class, this::onReport)
-                .onMessage(StepTimeout.class, this::onTimeout)
+                .onMessage(Start.class, m -> begin(new Starting(m)))
+                .onMessage(RunStep.class, m -> begin(new Stepping(m)))
+                .onMessage(Evaluate.class, m -> begin(new Evaluating(m)))
+                .onMessage(Collect.class, m -> begin(new Collecting(m)))
+                .onMessage(Restore.class, m -> begin(new Restoring(m)))
+                .onMessage(FromStage.class, this::onEvent)
+                .onMessage(Timeout.class, this::onTimeout)
                 .build();
     }
 
-    private int blocks() {
-        return stages.size() - 2;
+    /** One request at a time, each with its own deadline; none after a fault, or before the stages are started. */
+    private Behavior<Command> begin(Request r) {
+        String refusal = request != null ? "the pipeline is busy with " + request.what()
+                : broken != null ? "the pipeline stopped after an earlier failure: " + broken
+                : stages == null && !(r instanceof Starting) ? "the pipeline's stages are not started"
+                : null;
+        if (refusal != null) {
+            r.reply(refusal, StageEvent.Failure.FAULT);
+            return this;
+        }
+        request = r;
+        timers.startSingleTimer(new Timeout(++requests), deadline(r));
+        r.begin();
+        return this;
     }
 
-    private Behavior<Command> onRunStep(RunStep r) {
-        if (broken != null) {
-            r.replyTo().tell(failure(step, "the pipeline stopped after an earlier failure: " + broken));
+    /** A pass (a step's, an evaluation's) has the step timeout; building and gathering have the longer request timeout. */
+    private Duration deadline(Request r) {
+        return r instanceof PassRequest ? config.stepTimeout() : config.requestTimeout();
+    }
+
+    private void end() {
+        request = null;
+        timers.cancelAll();
+    }
+
+    private Behavior<Command> onEvent(FromStage m) {
+        StageEvent e = m.event();
+        if (e instanceof StageEvent.Failed f && request == null) {
+            getContext().getLog().warn("{} between requests: {}", names[f.stage()], f.reason());
+            if (f.kind() != StageEvent.Failure.PROTOCOL) broken = f.reason();
             return this;
         }
-        if (pending != null) {
-            r.replyTo().tell(failure(step, "a step is already running"));
-            return this;
-        }
-        pending = r;
-        timers.startSingleTimer(new StepTimeout(step), timeout);
-        gradNorm = Double.NaN;
-        if (lisa != null && (!lisaApplied || lisa.redrawsAt((int) step))) {
-            lisaApplied = true;
-            int[] active = lisa.activeBlocks((int) step);
-            waiting = blocks();
-            for (int b = 0; b < blocks(); b++) {
-                stages.get(b + 1).tell(new StageActor.SetTrainable(step, Arrays.binarySearch(active, b) >= 0));
-            }
+        if (request == null) return this;
+        if (e instanceof StageEvent.Failed f) {
+            fail(f.reason(), f.kind());
         } else {
-            startPass(clipping.byNorm(), 1f);
+            request.event(e);
         }
         return this;
     }
 
-    private void startPass(boolean norm, float clip) {
-        normPass = norm;
-        waiting = stages.size();
-        normSquared = 0;
-        staleness = 0;
-        busy = new long[placement.devices()];
-        List<Batch> mbs = pending.microbatches();
-        losses = new double[mbs.size()];
-        Arrays.fill(losses, Double.NaN);
-        passStart = System.nanoTime();
+    private void fail(String reason, StageEvent.Failure kind) {
+        if (kind == StageEvent.Failure.FAULT || kind == StageEvent.Failure.DIVERGED || kind == StageEvent.Failure.PROTOCOL
+                || request instanceof Starting) {
+            broken = reason;
+        }
+        Request r = request;
+        end();
+        r.reply(reason, kind);
+    }
+
+    private Behavior<Command> onTimeout(Timeout t) {
+        if (request != null && t.request() == requests) {
+            fail(request.what() + " timed out after " + deadline(request) + " with " + request.outstanding().size()
+                    + " stage report(s) outstanding (" + request.outstanding().stream().map(s -> names[s]).collect(Collectors.joining(", "))
+                    + ")", StageEvent.Failure.FAULT);
+        }
+        return this;
+    }
+
+    private void tellAll(StageCommand c) {
+        stages.forEach(s -> s.tell(c));
+    }
+
+    /** A request in progress: it takes the stages' events, says which stages it still waits for, and replies once. */
+    private interface Request {
+        void begin();
+
+        void event(StageEvent e);
+
+        String what();
+
+        Set<Integer> outstanding();
+
+        void reply(String error, StageEvent.Failure kind);
+    }
+
+    /** The stages a request still waits for. */
+    private Set<Integer> allStages() {
+        Set<Integer> all = new TreeSet<>();
+        for (int s = 0; s < placement.stages(); s++) all.add(s);
+        return all;
+    }
+
+    /** Stages are spawned and report Ready; then each is connected to all and reports Connected. */
+    private final class Starting implements Request {
+        private final Start start;
+        private final Set<Integer> waiting = allStages();
+        private final StageEvent[] ready = new StageEvent[placement.stages()];
+        private boolean connecting;
+
+        Starting(Start start) {
+            this.start = start;
+        }
+
+        @Override
+        public void begin() {
+            for (int s = 0; s < start.specs().size(); s++) start.hostOfStage().get(s).tell(new StageHost.Spawn(start.specs().get(s), events));
+        }
+
+        @Override
+        public void event(StageEvent e) {
+            if (!connecting && e instanceof StageEvent.Ready r) {
+                ready[r.stage()] = r;
+                waiting.remove(r.stage());
+                if (!waiting.isEmpty()) return;
+                List<ActorRef<StageCommand>> refs = new ArrayList<>();
+                List<List<String>> params = new ArrayList<>();
+                for (StageEvent x : ready) {
+                    refs.add(((StageEvent.Ready) x).ref());
+                    params.add(((StageEvent.Ready) x).parameters());
+                }
+                stages = List.copyOf(refs);
+                parameters = List.copyOf(params);
+                connecting = true;
+                waiting.addAll(allStages());
+                tellAll(new StageCommand.Connect(stages));
+            } else if (connecting && e instanceof StageEvent.Connected c) {
+                waiting.remove(c.stage());
+                if (!waiting.isEmpty()) return;
+                end();
+                start.replyTo().tell(new Gathered(Arrays.asList(ready), null, null));
+            }
+        }
+
+        @Override
+        public String what() {
+            return connecting ? "connecting the stages" : "building the stages";
+        }
+
+        @Override
+        public Set<Integer> outstanding() {
+            return waiting;
+        }
+
+        @Override
+        public void reply(String error, StageEvent.Failure kind) {
+            start.replyTo().tell(new Gathered(List.of(), error, kind));
+        }
+    }
+
+    /** Starts a pass over the microbatches: tokens to the embedding, targets to the head. */
+    private Position startPass(List<Batch> mbs, Pass pass, float clip) {
+        long id = ++passes;
+        Position first = null;
         for (int j = 0; j < mbs.size(); j++) {
             Batch b = mbs.get(j);
-            Position pos = new Position(step, j, mbs.size(), b.batch(), b.seq(), norm, clip);
-            stages.get(0).tell(new StageActor.Tokens(pos, b.inputs()));
-            stages.get(stages.size() - 1).tell(new StageActor.Targets(pos, b.targets()));
+            Position pos = new Position(step, pass, id, j, mbs.size(), b.batch(), b.seq(), clip);
+            if (first == null) first = pos;
+            stages.get(0).tell(new StageCommand.Tokens(pos, b.inputs()));
+            stages.get(stages.size() - 1).tell(new StageCommand.Targets(pos, b.targets()));
         }
+        return first;
     }
 
-    private Behavior<Command> onReport(Report r) {
-        if (pending == null || r.step() != step) return this;
-        switch (r.kind()) {
-            case FAILED -> fail(r.reason());
-            case LOSS -> losses[r.microbatch()] = r.value();
-            case TRAINABLE_SET -> {
-                if (--waiting == 0) startPass(clipping.byNorm(), 1f);
+    /** The shared bookkeeping of a pass: losses by microbatch, and each stage's share reported. */
+    private abstract class PassRequest implements Request {
+        final Set<Integer> waiting = new TreeSet<>();
+        Position pass;
+        double[] losses;
+        long[] busy;
+        long staleness;
+        double normSquared;
+        long start;
+
+        void run(List<Batch> mbs, Pass kind, float clip) {
+            waiting.addAll(allStages());
+            losses = new double[mbs.size()];
+            Arrays.fill(losses, Double.NaN);
+            busy = new long[placement.devices()];
+            staleness = 0;
+            normSquared = 0;
+            start = System.nanoTime();
+            pass = startPass(mbs, kind, clip);
+        }
+
+        /** Takes the pass's losses and shares; returns true once every stage's share is in. */
+        boolean passEvent(StageEvent e) {
+            if (e instanceof StageEvent.Loss l && l.pos().samePass(pass)) {
+                losses[l.pos().microbatch()] = l.loss();
+            } else if (e instanceof StageEvent.PassDone d && d.pos().samePass(pass)) {
+                normSquared += d.normSquared();
+                busy[placement.device(d.stage())] += d.busyNanos();
+                staleness = Math.max(staleness, d.staleness());
+                waiting.remove(d.stage());
+                return waiting.isEmpty();
             }
-            case PASS_DONE -> {
-                if (r.normPass() != normPass) return this;
-                normSquared += r.value();
-                busy[placement.device(r.stage())] += r.busyNanos();
-                staleness = Math.max(staleness, r.staleness());
-                if (--waiting == 0) passDone();
+            return false;
+        }
+
+        @Override
+        public Set<Integer> outstanding() {
+            return waiting;
+        }
+
+        /**
+         * The mean loss: a step's as a compensated mean of its microbatches' (what its metrics have always
+         * shown), an evaluation's as the plain sum over its batches in order divided by their count (as the
+         * plain loop evaluates), so that neither number depends on where the model runs.
+         */
+        double meanLoss() {
+            if (pass.pass() != Pass.EVAL) return Arrays.stream(losses).average().orElse(Double.NaN);
+            double sum = 0;
+            for (double l : losses) sum += l;
+            return sum / losses.length;
+        }
+    }
+
+    /** A step: LISA's draw, then a norm pass if clipping by global norm, then the updating pass. */
+    private final class Stepping extends PassRequest {
+        private final RunStep run;
+        private double gradNorm = Double.NaN;
+        private boolean drawing;
+
+        Stepping(RunStep run) {
+            this.run = run;
+        }
+
+        @Override
+        public void begin() {
+            if (lisa != null && (!lisaApplied || lisa.redrawsAt((int) step))) {
+                lisaApplied = true;
+                drawing = true;
+                int[] active = lisa.activeBlocks((int) step);
+                for (int b = 0; b < placement.stages() - 2; b++) {
+                    waiting.add(b + 1);
+                    stages.get(b + 1).tell(new StageCommand.SetTrainable(step, Arrays.binarySearch(active, b) >= 0));
+                }
+            } else {
+                firstPass();
             }
         }
-        return this;
-    }
 
-    private void passDone() {
-        if (normPass) {
-            gradNorm = Math.sqrt(normSquared);
-            startPass(false, clipping.factor(gradNorm));
-            return;
+        private void firstPass() {
+            run(run.microbatches(), config.settings().clipping().byNorm() ? Pass.NORM : Pass.TRAIN, 1f);
         }
-        long wall = System.nanoTime() - passStart;
-        double busySum = Arrays.stream(busy).sum();
-        double loss = Arrays.stream(losses).average().orElse(Double.NaN);
-        StepResult result = new StepResult(step, loss, losses, wall, busy, 1 - busySum / (placement.devices() * (double) wall),
-                staleness, gradNorm, null);
-        timers.cancel(new StepTimeout(step));
-        pending.replyTo().tell(result);
-        pending = null;
-        step++;
-    }
 
-    private void fail(String reason) {
-        broken = reason;
-        timers.cancel(new StepTimeout(step));
-        pending.replyTo().tell(failure(step, reason));
-        pending = null;
-    }
-
-    private Behavior<Command> onTimeout(StepTimeout t) {
-        if (pending != null && t.step() == step) {
-            fail("step " + step + " timed out after " + timeout + " with " + waiting + " stage report(s) outstanding"
-                    + (normPass ? " in the norm pass" : ""));
+        @Override
+        public void event(StageEvent e) {
+            if (drawing) {
+                if (e instanceof StageEvent.TrainableSet t && t.step() == step && waiting.remove(t.stage()) && waiting.isEmpty()) {
+                    drawing = false;
+                    firstPass();
+                }
+                return;
+            }
+            if (!passEvent(e)) return;
+            if (pass.pass() == Pass.NORM) {
+                gradNorm = Math.sqrt(normSquared);
+                run(run.microbatches(), Pass.TRAIN, config.settings().clipping().factor(gradNorm));
+                return;
+            }
+            long wall = System.nanoTime() - start;
+            double busySum = Arrays.stream(busy).sum();
+            StepResult r = new StepResult(step, meanLoss(), losses, wall, busy, 1 - busySum / (placement.devices() * (double) wall),
+                    staleness, gradNorm, null, null);
+            end();
+            step++;
+            run.replyTo().tell(r);
         }
-        return this;
+
+        @Override
+        public String what() {
+            return "step " + step + (pass != null && pass.pass() == Pass.NORM ? " (norm pass)" : drawing ? " (LISA's draw)" : "");
+        }
+
+        @Override
+        public void reply(String error, StageEvent.Failure kind) {
+            run.replyTo().tell(new StepResult(step, Double.NaN, losses == null ? new double[0] : losses, 0, new long[0], Double.NaN,
+                    0, Double.NaN, error, kind));
+        }
     }
 
-    private StepResult failure(long s, String reason) {
-        return new StepResult(s, Double.NaN, losses == null ? new double[0] : losses, 0, new long[0], Double.NaN, 0,
-                Double.NaN, reason);
+    /** A forward-only pass: the head reports each batch's loss. */
+    private final class Evaluating extends PassRequest {
+        private final Evaluate evaluate;
+
+        Evaluating(Evaluate evaluate) {
+            this.evaluate = evaluate;
+        }
+
+        @Override
+        public void begin() {
+            run(evaluate.batches(), Pass.EVAL, 1f);
+        }
+
+        @Override
+        public void event(StageEvent e) {
+            if (!passEvent(e)) return;
+            StepResult r = new StepResult(step, meanLoss(), losses, System.nanoTime() - start, busy, Double.NaN, 0, Double.NaN, null, null);
+            end();
+            evaluate.replyTo().tell(r);
+        }
+
+        @Override
+        public String what() {
+            return "the evaluation before step " + step;
+        }
+
+        @Override
+        public void reply(String error, StageEvent.Failure kind) {
+            evaluate.replyTo().tell(new StepResult(step, Double.NaN, new double[0], 0, new long[0], Double.NaN, 0, Double.NaN, error, kind));
+        }
+    }
+
+    /** One answer from every stage, of the kind asked for. */
+    private abstract class Gathering implements Request {
+        final Set<Integer> waiting = allStages();
+        final StageEvent[] answers = new StageEvent[placement.stages()];
+        private final ActorRef<Gathered> replyTo;
+
+        Gathering(ActorRef<Gathered> replyTo) {
+            this.replyTo = replyTo;
+        }
+
+        abstract boolean answers(StageEvent e);
+
+        /** Why the answers do not do, or null. */
+        String check(List<StageEvent> all) {
+            return null;
+        }
+
+        @Override
+        public void event(StageEvent e) {
+            if (!answers(e) || !waiting.remove(e.stage())) return;
+            answers[e.stage()] = e;
+            if (!waiting.isEmpty()) return;
+            List<StageEvent> all = Arrays.asList(answers);
+            String error = check(all);
+            end();
+            replyTo.tell(new Gathered(error == null ? all : List.of(), error, error == null ? null : StageEvent.Failure.INPUT));
+        }
+
+        @Override
+        public Set<Integer> outstanding() {
+            return waiting;
+        }
+
+        @Override
+        public void reply(String error, StageEvent.Failure kind) {
+            replyTo.tell(new Gathered(List.of(), error, kind));
+        }
+    }
+
+    private final class Collecting extends Gathering {
+        private final What what;
+
+        Collecting(Collect c) {
+            super(c.replyTo());
+            this.what = c.what();
+        }
+
+        @Override
+        public void begin() {
+            tellAll(switch (what) {
+                case WEIGHTS -> new StageCommand.CollectWeights();
+                case OPTIMIZER_STATE -> new StageCommand.CollectState();
+                case TRACE -> new StageCommand.CollectTrace();
+            });
+        }
+
+        @Override
+        boolean answers(StageEvent e) {
+            return switch (what) {
+                case WEIGHTS -> e instanceof StageEvent.Weights;
+                case OPTIMIZER_STATE -> e instanceof StageEvent.OptimizerState;
+                case TRACE -> e instanceof StageEvent.Trace;
+            };
+        }
+
+        @Override
+        public String what() {
+            return "collecting the stages' " + what.name().toLowerCase(java.util.Locale.ROOT).replace('_', ' ');
+        }
+    }
+
+    /** Each stage gets the state of its own parameters ("parameter/role" keys); every key must be taken by some stage. */
+    private final class Restoring extends Gathering {
+        private final Map<String, float[]> values;
+
+        Restoring(Restore r) {
+            super(r.replyTo());
+            this.values = r.values();
+        }
+
+        @Override
+        public void begin() {
+            for (int s = 0; s < stages.size(); s++) {
+                Set<String> mine = new HashSet<>(parameters.get(s));
+                Map<String, float[]> part = values.entrySet().stream()
+                        .filter(e -> mine.contains(e.getKey().substring(0, Math.max(0, e.getKey().indexOf('/')))))
+                        .collect(Collectors.toMap(Map.Entry::getKey, Map.Entry::getValue));
+                stages.get(s).tell(new StageCommand.RestoreState(part));
+            }
+        }
+
+        @Override
+        boolean answers(StageEvent e) {
+            return e instanceof StageEvent.Restored;
+        }
+
+        @Override
+        String check(List<StageEvent> all) {
+            Set<String> taken = new HashSet<>();
+            for (StageEvent e : all) {
+                StageEvent.Restored r = (StageEvent.Restored) e;
+                if (r.error() != null) return "optimizer state: " + r.error();
+                taken.addAll(r.held());
+            }
+            List<String> left = values.keySet().stream().filter(k -> !taken.contains(k)).sorted().limit(5).toList();
+            return left.isEmpty() ? null : "optimizer state no stage of this pipeline holds: " + left;
+        }
+
+        @Override
+        public String what() {
+            return "restoring the optimizer state";
+        }
     }
 }

@@ -6,138 +6,83 @@ import java.io.IOException;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.TreeMap;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
+import java.util.function.Function;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorSystem;
-import org.apache.pekko.actor.typed.DispatcherSelector;
+import org.apache.pekko.actor.typed.RecipientRef;
 import org.apache.pekko.actor.typed.javadsl.AskPattern;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
-import relay.optimizers.LisaPolicy;
-import relay.optimizers.Method;
-import relay.stages.layers.Parameter;
-import relay.stages.layers.TransformerBlock;
-import relay.stages.model.Embedding;
-import relay.stages.model.Initializer;
-import relay.stages.model.LmHead;
-import relay.stages.model.Model;
+import relay.stages.io.SafeTensors;
+import relay.stages.memory.Category;
 import relay.stages.model.ModelConfig;
-import relay.stages.tensor.Device;
-import relay.stages.tensor.cpu.CpuDevice;
 import relay.stages.train.Batch;
 
 /**
- * A model split into stage actors on devices of this machine, each device with its own single-threaded
- * dispatcher and its own backend. The caller runs steps and reads results; between steps it may read
- * weights and the trace.
+ * A model's pipeline on devices of this machine: one stage host owning the devices, the stage actors it
+ * spawns from their specs, and the coordinator. Everything the caller does — steps, evaluations, reading
+ * weights, optimizer state, traces and memory — is a request to the coordinator or the host, answered by
+ * messages from the stages: nothing here touches a stage's tensors.
  */
 public final class Pipeline implements AutoCloseable {
     private final ActorSystem<Void> system;
     private final ActorRef<Coordinator.Command> coordinator;
-    private final List<ActorRef<StageActor.Command>> stages;
-    private final List<CpuDevice> devices;
-    private final List<List<Parameter>> stageParameters;
+    private final ActorRef<StageHost.Command> host;
     private final Placement placement;
-    private final PipelineConfig config;
     private final Duration askTimeout;
 
-    private Pipeline(ActorSystem<Void> system, ActorRef<Coordinator.Command> coordinator, List<ActorRef<StageActor.Command>> stages,
-                     List<CpuDevice> devices, List<List<Parameter>> stageParameters, Placement placement, PipelineConfig config) {
+    private Pipeline(ActorSystem<Void> system, ActorRef<Coordinator.Command> coordinator, ActorRef<StageHost.Command> host,
+                     Placement placement, PipelineConfig config) {
         this.system = system;
         this.coordinator = coordinator;
-        this.stages = stages;
-        this.devices = devices;
-        this.stageParameters = stageParameters;
+        this.host = host;
         this.placement = placement;
-        this.config = config;
-        this.askTimeout = config.stepTimeout().plusMinutes(1);
+        // The coordinator's own deadlines come first; this one only guards against a coordinator that is gone.
+        this.askTimeout = config.requestTimeout().plusMinutes(1);
     }
 
-    /** The dispatcher of one device: one thread, so the device's stages never compute at the same time. */
-    static String dispatcher(int device) {
-        return "relay-device-" + device;
+    /** A pipeline of a model initialized from the seed (the same weights as the plain loop's model of that seed). */
+    public static Pipeline start(ModelConfig cfg, long seed, Placement placement, PipelineConfig pc, Config extraConfig) {
+        return start(cfg, seed, null, placement, pc, extraConfig);
     }
 
     /**
-     * Builds the stages of a freshly initialized model (the same weights as {@link Model#initialize} with the
-     * seed) on {@code placement.devices()} CPU devices and starts their actors. {@code extraConfig} is
-     * layered over the defaults (tests turn on serialize-messages there).
+     * Starts the actors on {@code placement.devices()} CPU devices, each stage building itself from its spec:
+     * from the seed, or reading its tensors from the model directory {@code weights} (null: none). A
+     * directory that does not fit the model is an {@link IllegalArgumentException} naming the file.
+     * {@code extraConfig} is layered over the defaults (tests turn on serialize-messages there).
      */
-    public static Pipeline start(ModelConfig cfg, long seed, Placement placement, PipelineConfig pc, Config extraConfig) {
-        if (placement.stages() != cfg.layers() + 2) {
-            throw new IllegalArgumentException("placement of " + placement.stages() + " stages for a model of " + (cfg.layers() + 2));
-        }
-        StringBuilder dispatchers = new StringBuilder();
-        for (int d = 0; d < placement.devices(); d++) {
-            dispatchers.append(dispatcher(d)).append(" { type = Dispatcher, executor = \"thread-pool-executor\", ")
-                    .append("thread-pool-executor { fixed-pool-size = 1 }, throughput = 100 }\n");
-        }
-        Config config = extraConfig.withFallback(ConfigFactory.parseString(dispatchers.toString())).withFallback(ConfigFactory.load());
-        List<CpuDevice> devices = new ArrayList<>();
-        for (int d = 0; d < placement.devices(); d++) devices.add(new CpuDevice("cpu" + d, pc.threadsPerDevice()));
-        List<StageActor.Work> works = new ArrayList<>();
-        List<List<Parameter>> params = new ArrayList<>();
-        boolean tied = cfg.tiedEmbeddings();
-        int last = cfg.layers() + 1;
-        Embedding embedding = Embedding.create(cfg, new Initializer(devices.get(placement.device(0)), seed));
-        works.add(new StageActor.Work(embedding, null, null));
-        for (int i = 0; i < cfg.layers(); i++) {
-            TransformerBlock b = Model.block(cfg, i, new Initializer(devices.get(placement.device(i + 1)), seed));
-            works.add(new StageActor.Work(null, b, null));
-        }
-        Initializer headInit = new Initializer(devices.get(placement.device(last)), seed);
-        // With tied embeddings the head keeps a replica of the token table on its own device.
-        LmHead head = LmHead.create(cfg, headInit, tied ? Embedding.tokenTable(cfg, headInit) : null);
-        works.add(new StageActor.Work(null, null, head));
-        for (StageActor.Work w : works) params.add(w.parameters());
-
-        LisaPolicy lisa = pc.lisa() ? new LisaPolicy(cfg.layers(), Math.min(pc.settings().lisaGamma(), cfg.layers()),
-                pc.settings().lisaPeriod(), pc.settings().seed()) : null;
-        long epoch = System.nanoTime();
-        CompletableFuture<List<Object>> ready = new CompletableFuture<>();
+    public static Pipeline start(ModelConfig cfg, long seed, Path weights, Placement placement, PipelineConfig pc, Config extraConfig) {
+        List<Integer> devices = new ArrayList<>();
+        for (int d = 0; d < placement.devices(); d++) devices.add(d);
+        Config config = extraConfig.withFallback(StageHost.dispatchers(devices)).withFallback(ConfigFactory.load());
+        CompletableFuture<List<ActorRef<?>>> refs = new CompletableFuture<>();
         ActorSystem<Void> system = ActorSystem.create(Behaviors.setup(ctx -> {
-            ActorRef<Coordinator.Command> coord = ctx.spawn(
-                    Coordinator.create(placement, pc.settings().clipping(), lisa, pc.stepTimeout(), pc.firstStep()), "coordinator");
-            List<ActorRef<StageActor.Command>> refs = new ArrayList<>();
-            for (int s = 0; s <= last; s++) {
-                int d = placement.device(s);
-                StageActor.Work w = works.get(s);
-                String name = s == 0 ? "embedding" : s == last ? "head" : "block-" + (s - 1);
-                var optimizer = new StageOptimizer(pc.method().rule(pc.settings()), pc.settings().schedule(),
-                        pc.settings().clipping(), pc.mode(),
-                        !tied ? null : s == 0 ? w.embedding().tokenTable() : s == last ? w.head().weight() : null);
-                var layout = new StageActor.Layout(pc.schedule(), d, placement.devices());
-                refs.add(ctx.spawn(StageActor.create(s, name, devices.get(d), w, tied, layout, optimizer, coord,
-                        new TraceRecorder(pc.traceSteps(), name, d, s, epoch)), name, DispatcherSelector.fromConfig(dispatcher(d))));
-            }
-            for (int s = 0; s <= last; s++) {
-                int first = s, end = s;
-                while (first > 0 && placement.device(first - 1) == placement.device(s)) first--;
-                while (end < last && placement.device(end + 1) == placement.device(s)) end++;
-                // The head's backward is fused into its forward: the last backward on its device is the stage before it.
-                int lastBackward = end == last ? last - 1 : end;
-                refs.get(s).tell(new StageActor.Connect(s > 0 ? refs.get(s - 1) : null, s < last ? refs.get(s + 1) : null,
-                        refs.get(0), refs.get(last), refs.get(first), refs.get(end),
-                        lastBackward >= first ? refs.get(lastBackward) : null));
-            }
-            coord.tell(new Coordinator.Attach(List.copyOf(refs)));
-            ready.complete(List.of(coord, List.copyOf(refs)));
+            refs.complete(List.of(ctx.spawn(Coordinator.create(pc, placement), "coordinator"),
+                    ctx.spawn(StageHost.create(devices, pc.threadsPerDevice()), "host")));
             return Behaviors.empty();
         }), "relay", config);
         try {
-            List<Object> r = ready.get(60, TimeUnit.SECONDS);
+            List<ActorRef<?>> r = refs.get(60, TimeUnit.SECONDS);
             @SuppressWarnings("unchecked")
-            ActorRef<Coordinator.Command> coord = (ActorRef<Coordinator.Command>) r.get(0);
-            @SuppressWarnings("unchecked")
-            List<ActorRef<StageActor.Command>> refs = (List<ActorRef<StageActor.Command>>) r.get(1);
-            return new Pipeline(system, coord, refs, devices, params, placement, pc);
-        } catch (InterruptedException | ExecutionException | TimeoutException e) {
+            Pipeline p = new Pipeline(system, (ActorRef<Coordinator.Command>) r.get(0), (ActorRef<StageHost.Command>) r.get(1),
+                    placement, pc);
+            long epoch = TraceRecorder.wallMicros();
+            List<StageSpec> specs = new ArrayList<>();
+            for (int s = 0; s < placement.stages(); s++) specs.add(new StageSpec(s, cfg, seed, weights, placement, pc, epoch));
+            p.gather(to -> new Coordinator.Start(specs, Collections.nCopies(specs.size(), p.host), to));
+            return p;
+        } catch (InterruptedException | ExecutionException | TimeoutException | RuntimeException e) {
             system.terminate();
+            if (e instanceof RuntimeException re) throw re;
             throw new IllegalStateException("the pipeline's actors did not start", e);
         }
     }
@@ -146,40 +91,50 @@ public final class Pipeline implements AutoCloseable {
         return placement;
     }
 
-    public List<CpuDevice> devices() {
-        return List.copyOf(devices);
-    }
-
     /** Runs one step over the microbatches and waits for it; a failed step comes back with its error. */
     public Coordinator.StepResult step(List<Batch> microbatches) {
         if (microbatches.isEmpty()) throw new IllegalArgumentException("a step needs at least one microbatch");
-        if (config.settings().clipping().byNorm() && config.mode() == UpdateMode.EAGER && microbatches.size() > 1) {
-            throw new IllegalArgumentException("clipping by global norm in eager mode needs one microbatch per step "
-                    + "(each microbatch is its own update); use exact mode for " + microbatches.size());
-        }
-        try {
-            return AskPattern.<Coordinator.Command, Coordinator.StepResult>ask(coordinator,
-                    replyTo -> new Coordinator.RunStep(List.copyOf(microbatches), replyTo), askTimeout, system.scheduler())
-                    .toCompletableFuture().get();
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new IllegalStateException("interrupted while waiting for a step", e);
-        } catch (ExecutionException e) {
-            throw new IllegalStateException("step did not complete: " + e.getCause(), e.getCause());
-        }
+        return ask(coordinator, to -> new Coordinator.RunStep(List.copyOf(microbatches), to), "a step");
     }
 
-    /** Every stage's trace events recorded so far (each stage's buffer starts empty again). */
-    public List<TraceEvent> trace() {
-        List<TraceEvent> all = new ArrayList<>();
-        for (StageActor.TraceDump d : askEach(StageActor.CollectTrace::new, "collecting the trace of")) all.addAll(d.events());
-        return all;
+    /** The mean loss of these batches with the current weights, forward only (the step does not advance). */
+    public double evaluate(List<Batch> batches) {
+        if (batches.isEmpty()) throw new IllegalArgumentException("an evaluation needs at least one batch");
+        Coordinator.StepResult r = ask(coordinator, to -> new Coordinator.Evaluate(List.copyOf(batches), to), "an evaluation");
+        if (!r.ok()) throw new IllegalStateException("evaluation failed: " + r.error());
+        return r.loss();
+    }
+
+    /** Every stage's parameters as named tensors, in stage order; a tied matrix once (the embedding's). */
+    public List<SafeTensors.Tensor32> tensors() {
+        Map<String, SafeTensors.Tensor32> byName = new LinkedHashMap<>();
+        for (StageEvent e : gather(to -> new Coordinator.Collect(Coordinator.What.WEIGHTS, to))) {
+            for (SafeTensors.Tensor32 t : ((StageEvent.Weights) e).tensors()) byName.putIfAbsent(t.name(), t);
+        }
+        return List.copyOf(byName.values());
+    }
+
+    /** Every parameter's values by name (between steps). */
+    public Map<String, float[]> weights() {
+        Map<String, float[]> w = new LinkedHashMap<>();
+        for (SafeTensors.Tensor32 t : tensors()) w.put(t.name(), t.values());
+        return w;
+    }
+
+    /** The head's replica of a tied token table, or null. */
+    public float[] tiedReplica() {
+        List<StageEvent> all = gather(to -> new Coordinator.Collect(Coordinator.What.WEIGHTS, to));
+        String table = ((StageEvent.Weights) all.get(0)).tensors().get(0).name();
+        return ((StageEvent.Weights) all.get(all.size() - 1)).tensors().stream().filter(t -> t.name().equals(table)).findFirst()
+                .map(SafeTensors.Tensor32::values).orElse(null);
     }
 
     /** Every stage's optimizer state, "parameter/role" → values (between steps). */
     public Map<String, float[]> optimizerState() {
-        Map<String, float[]> all = new java.util.TreeMap<>();
-        for (StageActor.StateDump d : askEach(StageActor.CollectState::new, "collecting the optimizer state of")) all.putAll(d.values());
+        Map<String, float[]> all = new TreeMap<>();
+        for (StageEvent e : gather(to -> new Coordinator.Collect(Coordinator.What.OPTIMIZER_STATE, to))) {
+            all.putAll(((StageEvent.OptimizerState) e).values());
+        }
         return all;
     }
 
@@ -189,71 +144,45 @@ public final class Pipeline implements AutoCloseable {
      * does not belong to this pipeline's model or optimizer.
      */
     public void restoreOptimizerState(Map<String, float[]> values) {
-        java.util.Set<String> taken = new java.util.HashSet<>();
-        Map<String, float[]> copy = Map.copyOf(values);
-        for (StageActor.Restored r : askEach((ActorRef<StageActor.Restored> to) -> new StageActor.RestoreState(copy, to),
-                "restoring the optimizer state of")) {
-            if (r.error() != null) throw new IllegalArgumentException("optimizer state: " + r.error());
-            taken.addAll(r.held());
-        }
-        List<String> left = values.keySet().stream().filter(k -> !taken.contains(k)).sorted().limit(5).toList();
-        if (!left.isEmpty()) throw new IllegalArgumentException("optimizer state no stage of this pipeline holds: " + left);
+        gather(to -> new Coordinator.Restore(Map.copyOf(values), to));
     }
 
-    /** Asks every stage in turn and gathers the replies. */
-    private <R> List<R> askEach(java.util.function.Function<ActorRef<R>, StageActor.Command> message, String what) {
-        List<R> replies = new ArrayList<>();
-        for (ActorRef<StageActor.Command> s : stages) {
-            try {
-                replies.add(AskPattern.ask(s, message::apply, Duration.ofSeconds(60), system.scheduler()).toCompletableFuture().get());
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                throw new IllegalStateException(e);
-            } catch (ExecutionException e) {
-                throw new IllegalStateException(what + " " + s.path().name(), e);
-            }
-        }
-        return replies;
+    /** Every stage's trace events recorded so far (each stage's buffer starts empty again). */
+    public List<TraceEvent> trace() {
+        List<TraceEvent> all = new ArrayList<>();
+        for (StageEvent e : gather(to -> new Coordinator.Collect(Coordinator.What.TRACE, to))) all.addAll(((StageEvent.Trace) e).events());
+        return all;
     }
 
     /** Writes the trace as Chrome/Perfetto JSON, one process per device and one track per actor. */
     public void writeTrace(Path file) throws IOException {
         Map<Integer, String> names = new LinkedHashMap<>();
-        for (int d = 0; d < devices.size(); d++) names.put(d, "device " + d + " (" + devices.get(d).name() + ")");
+        for (int d = 0; d < placement.devices(); d++) names.put(d, "device " + d + " (cpu" + d + ")");
         ChromeTrace.write(file, trace(), names);
     }
 
-    /**
-     * Every parameter's values by name, read between steps (never while one runs). A tied matrix appears
-     * under its name once (the embedding's); {@link #tiedReplica()} gives the head's copy.
-     */
-    public Map<String, float[]> weights() {
-        Map<String, float[]> w = new LinkedHashMap<>();
-        for (List<Parameter> ps : stageParameters) for (Parameter p : ps) w.putIfAbsent(p.name(), p.value().toArray());
-        return w;
+    /** Each device's peak bytes per category since the last call (or the start), by device. */
+    public Map<Integer, Map<Category, Long>> memoryPeaks() {
+        return ask(host, StageHost.ReportMemory::new, "the devices' memory").peaks();
     }
 
-    /**
-     * Sets every parameter from values by name — a loaded model or checkpoint — between steps only. Both
-     * replicas of a tied matrix get the same values.
-     */
-    public void loadWeights(Map<String, float[]> values) {
-        for (List<Parameter> ps : stageParameters) {
-            for (Parameter p : ps) {
-                float[] v = values.get(p.name());
-                if (v == null || v.length != p.size()) {
-                    throw new IllegalArgumentException("no values of the right size for " + p.name());
-                }
-                p.value().copyFrom(v);
-            }
+    /** The stages' answers to a coordinator's request; a refusal is an error naming why (input: IllegalArgumentException). */
+    private List<StageEvent> gather(Function<ActorRef<Coordinator.Gathered>, Coordinator.Command> request) {
+        Coordinator.Gathered g = ask(coordinator, request, "the stages");
+        if (g.ok()) return g.events();
+        if (g.failure() == StageEvent.Failure.INPUT) throw new IllegalArgumentException(g.error());
+        throw new IllegalStateException(g.error());
+    }
+
+    private <Q, R> R ask(RecipientRef<Q> to, Function<ActorRef<R>, Q> request, String what) {
+        try {
+            return AskPattern.<Q, R>ask(to, request::apply, askTimeout, system.scheduler()).toCompletableFuture().get();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted while waiting for " + what, e);
+        } catch (ExecutionException e) {
+            throw new IllegalStateException("no answer for " + what + ": " + e.getCause(), e.getCause());
         }
-    }
-
-    /** The head's replica of a tied token table, or null. */
-    public float[] tiedReplica() {
-        List<Parameter> head = stageParameters.get(stageParameters.size() - 1);
-        String table = stageParameters.get(0).get(0).name();
-        return head.stream().filter(p -> p.name().equals(table)).findFirst().map(p -> p.value().toArray()).orElse(null);
     }
 
     @Override
@@ -266,8 +195,5 @@ public final class Pipeline implements AutoCloseable {
         } catch (ExecutionException | TimeoutException e) {
             throw new IllegalStateException("the pipeline's actors did not stop", e);
         }
-        java.util.Set<Parameter> freed = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
-        for (List<Parameter> ps : stageParameters) for (Parameter p : ps) if (freed.add(p)) p.close();
-        devices.forEach(CpuDevice::close);
     }
 }

@@ -20,6 +20,14 @@ public record PipelineConfig(UpdateMode mode, PipelineSchedule schedule, Method 
         if (stepTimeout.isNegative() || stepTimeout.isZero()) throw new IllegalArgumentException("the step timeout must be > 0");
     }
 
+    /**
+     * How long a request other than a step may take — building the stages (reading a large model's weights),
+     * gathering their weights or state: the step timeout, and never less than ten minutes.
+     */
+    public Duration requestTimeout() {
+        return stepTimeout.compareTo(Duration.ofMinutes(10)) > 0 ? stepTimeout : Duration.ofMinutes(10);
+    }
+
     public static PipelineConfig defaults(Method method, float lr) {
         return new PipelineConfig(UpdateMode.EAGER, PipelineSchedule.ONE_F_ONE_B, method, OptimizerSettings.defaults(lr),
                 false, 1, 0, Duration.ofMinutes(10), 0);

@@ -44,6 +44,11 @@ public enum PipelineSchedule {
         return (devices - 1.0) / (microbatches + devices - 1.0);
     }
 
+    /** The name a user types. */
+    public String key() {
+        return this == GPIPE ? "gpipe" : "1f1b";
+    }
+
     public static PipelineSchedule parse(String s) {
         return switch (s.toLowerCase(java.util.Locale.ROOT)) {
             case "gpipe" -> GPIPE;

@@ -33,6 +33,24 @@ public record Placement(int devices, int[] deviceOfStage) {
         return deviceOfStage[stage];
     }
 
+    /** The lowest stage on a device. */
+    public int firstOnDevice(int d) {
+        for (int s = 0; s < deviceOfStage.length; s++) if (deviceOfStage[s] == d) return s;
+        throw new IllegalArgumentException("no stage on device " + d);
+    }
+
+    /** The highest stage on a device. */
+    public int lastOnDevice(int d) {
+        for (int s = deviceOfStage.length - 1; s >= 0; s--) if (deviceOfStage[s] == d) return s;
+        throw new IllegalArgumentException("no stage on device " + d);
+    }
+
+    /** The highest stage on a device that runs a backward of its own (not the head, whose backward is fused), or −1. */
+    public int lastBackwardOnDevice(int d) {
+        int s = lastOnDevice(d) == deviceOfStage.length - 1 ? deviceOfStage.length - 2 : lastOnDevice(d);
+        return s >= 0 && deviceOfStage[s] == d ? s : -1;
+    }
+
     @Override
     public int[] deviceOfStage() {
         return deviceOfStage.clone();

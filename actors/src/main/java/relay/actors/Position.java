@@ -1,34 +1,25 @@
 package relay.actors;
 
 /**
- * Where a message stands in the run: the step, the microbatch of how many and its shape, the pass (a
- * norm-only pass before the updating one when clipping by global norm) and the clip factor by which the
+ * Where a message stands in the run: the step, the pass (the coordinator numbers every pass it starts, so
+ * two passes never look alike), the microbatch of how many and its shape, and the clip factor by which the
  * updating pass scales every weight gradient.
  */
-public record Position(long step, int microbatch, int microbatches, int batch, int seq, boolean normPass, float clip) {
+public record Position(long step, Pass pass, long passId, int microbatch, int microbatches, int batch, int seq, float clip) {
 
-    /** The same pass of the same step, another microbatch. */
+    /** The same pass, another microbatch. */
     public Position withMicrobatch(int mb) {
-        return new Position(step, mb, microbatches, batch, seq, normPass, clip);
+        return new Position(step, pass, passId, mb, microbatches, batch, seq, clip);
     }
 
-    /** Whether two positions are in the same pass of the same step. */
+    /** Whether two positions are in the same pass. */
     public boolean samePass(Position o) {
-        return o != null && step == o.step && normPass == o.normPass;
+        return o != null && passId == o.passId;
     }
 
     @Override
     public String toString() {
-        return "step " + step + (normPass ? " (norm pass)" : "") + " microbatch " + microbatch + "/" + microbatches;
-    }
-
-    relay.transport.proto.Position toProto() {
-        return relay.transport.proto.Position.newBuilder().setStep(step).setMicrobatch(microbatch)
-                .setMicrobatches(microbatches).setBatch(batch).setSeq(seq).setNormPass(normPass).setClip(clip).build();
-    }
-
-    static Position fromProto(relay.transport.proto.Position p) {
-        return new Position(p.getStep(), p.getMicrobatch(), p.getMicrobatches(), p.getBatch(), p.getSeq(), p.getNormPass(),
-                p.getClip());
+        return "step " + step + (pass == Pass.TRAIN ? "" : " (" + pass.name().toLowerCase(java.util.Locale.ROOT) + " pass)")
+                + " microbatch " + microbatch + "/" + microbatches;
     }
 }

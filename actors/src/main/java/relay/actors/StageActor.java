@@ -1,9 +1,8 @@
 package relay.actors;
 
-import java.util.HashMap;
+import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
-import org.apache.pekko.actor.NoSerializationVerificationNeeded;
+import java.util.Set;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Behavior;
 import org.apache.pekko.actor.typed.PostStop;
@@ -11,237 +10,145 @@ import org.apache.pekko.actor.typed.javadsl.AbstractBehavior;
 import org.apache.pekko.actor.typed.javadsl.ActorContext;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.actor.typed.javadsl.Receive;
-import relay.stages.layers.GradientSink;
+import relay.stages.io.SafeTensors;
 import relay.stages.layers.Parameter;
-import relay.stages.layers.TransformerBlock;
-import relay.stages.memory.Category;
-import relay.stages.model.Embedding;
-import relay.stages.model.LmHead;
 import relay.stages.tensor.Device;
-import relay.stages.tensor.Tensor;
-import relay.transport.TensorPayload;
-import relay.transport.WireMessage;
 
 /**
- * One pipeline stage — the embedding, one transformer block, or the head — pinned to a device: it runs
- * on that device's single-threaded dispatcher, so a device's work is serialized and two devices run in
- * parallel. It follows its device's plan of forwards and backwards, waiting for the message each action
- * needs. Handling a backward message computes the input gradient, sends it upstream, and hands each weight
- * gradient to the stage's {@link StageOptimizer} (which applies it at once in eager mode).
+ * One pipeline stage pinned to a device: it runs on that device's single-threaded dispatcher, so a device's
+ * work is serialized and two devices run in parallel. It builds its role (embedding, block or head) from its
+ * spec in its own setup and owns it: its tensors leave it only as messages. It holds each pass's messages
+ * until its {@link PlanCursor} gets to them, runs the role's forwards and backwards, and reports to its
+ * coordinator through {@link StageEvent}s.
  */
-public final class StageActor extends AbstractBehavior<StageActor.Command> {
+public final class StageActor extends AbstractBehavior<StageCommand> {
 
-    /** The stage's protocol. */
-    public sealed interface Command permits Connect, Tokens, Targets, Forward, Backward, SetTrainable, TiedGradient,
-            TiedWeights, CollectTrace, CollectState, RestoreState, LeftDevice {}
-
-    /**
-     * The stage's neighbours, sent once after every stage exists (local wiring, not a wire message):
-     * previous and next in the pipeline, the embedding and head, and the first and last stage on this
-     * stage's device (the last to run a forward, which may be the head, and the last to run a backward).
-     */
-    public record Connect(ActorRef<Command> previous, ActorRef<Command> next, ActorRef<Command> embedding,
-                          ActorRef<Command> head, ActorRef<Command> deviceFirst, ActorRef<Command> deviceLastForward,
-                          ActorRef<Command> deviceLastBackward) implements Command, NoSerializationVerificationNeeded {}
-
-    /**
-     * A microbatch's forward (or backward) has passed through every stage of this device. A device runs its
-     * plan one action at a time across its stages: the first stage starts the next forward only when the
-     * previous one has left the device (and the last stage the next backward likewise), so a microbatch goes
-     * through the whole device before the next one competes for its thread. Never leaves the device.
-     */
-    public record LeftDevice(Position pos, boolean forward) implements Command, NoSerializationVerificationNeeded {}
-
-    /** A microbatch's token ids, to the embedding. */
-    public record Tokens(Position pos, int[] ids) implements Command, WireMessage {}
-
-    /** A microbatch's next-token targets, to the head. */
-    public record Targets(Position pos, int[] ids) implements Command, WireMessage {}
-
-    /** Activations flowing forward. */
-    public record Forward(Position pos, TensorPayload activation) implements Command, WireMessage {}
-
-    /** Activation gradients flowing backward. */
-    public record Backward(Position pos, TensorPayload gradient) implements Command, WireMessage {}
-
-    /** LISA: a block trains from this step on, or is frozen (its optimizer state is freed). */
-    public record SetTrainable(long step, boolean trainable) implements Command, WireMessage {}
-
-    /** The head's summed gradient of the tied matrix, to the embedding at the end of a pass. */
-    public record TiedGradient(long step, TensorPayload gradient) implements Command, WireMessage {}
-
-    /** The tied matrix after its update, from the embedding back to the head's replica. */
-    public record TiedWeights(long step, TensorPayload weights) implements Command, WireMessage {}
-
-    /** Hands over the trace recorded so far (local only). */
-    public record CollectTrace(ActorRef<TraceDump> replyTo) implements Command, NoSerializationVerificationNeeded {}
-
-    /** Hands over the stage's optimizer state as named values (local only; read between steps). */
-    public record CollectState(ActorRef<StateDump> replyTo) implements Command, NoSerializationVerificationNeeded {}
-
-    /**
-     * Sets the stage's optimizer state from a checkpoint's "parameter/role" → values, taking what belongs to
-     * its parameters; replies with the names of the state it then holds, or why it could not (local only;
-     * between steps).
-     */
-    public record RestoreState(java.util.Map<String, float[]> values, ActorRef<Restored> replyTo)
-            implements Command, NoSerializationVerificationNeeded {}
-
-    /** The state a stage holds after {@link RestoreState}, or (error not null) why the values did not fit. */
-    public record Restored(java.util.Set<String> held, String error) implements NoSerializationVerificationNeeded {}
-
-    /** A stage's optimizer state, "parameter/role" → values. */
-    public record StateDump(java.util.Map<String, float[]> values) implements NoSerializationVerificationNeeded {}
-
-    /** A stage's trace events. */
-    public record TraceDump(List<TraceEvent> events) implements NoSerializationVerificationNeeded {}
-
-    /** The math of this stage: exactly one of the three is set. */
-    public record Work(Embedding embedding, TransformerBlock block, LmHead head) {
-        List<Parameter> parameters() {
-            if (embedding != null) return embedding.parameters();
-            if (block != null) return block.parameters();
-            return head.parameters(true);
-        }
+    /** A stage built from its spec on its device, reporting to {@code events}: Ready once built, or Failed if it cannot be. */
+    public static Behavior<StageCommand> create(StageSpec spec, Device device, ActorRef<StageEvent> events) {
+        return Behaviors.setup(ctx -> {
+            TraceRecorder trace = new TraceRecorder(spec.config().traceSteps(), spec.name(), spec.device(), spec.stage(),
+                    spec.traceEpochMicros());
+            StageRole role;
+            try {
+                role = StageRole.build(spec, device, trace);
+            } catch (RuntimeException e) {
+                StageEvent.Failure kind = e instanceof IllegalArgumentException ? StageEvent.Failure.INPUT : StageEvent.Failure.FAULT;
+                if (kind == StageEvent.Failure.FAULT) ctx.getLog().error("{} could not be built", spec, e);
+                events.tell(new StageEvent.Failed(spec.stage(), null, kind, spec + " could not be built: " + e.getMessage()));
+                return Behaviors.stopped();
+            }
+            events.tell(new StageEvent.Ready(spec.stage(), ctx.getSelf(), role.parameters().stream().map(Parameter::name).toList()));
+            return new StageActor(ctx, spec, role, events, trace);
+        });
     }
 
-    /** @param tied whether the embedding and the head share the token table (each stage keeps a replica) */
-    static Behavior<Command> create(int stage, String name, Device device, Work work, boolean tied, Layout layout,
-                                    StageOptimizer optimizer, ActorRef<Coordinator.Command> coordinator, TraceRecorder trace) {
-        return Behaviors.setup(ctx -> new StageActor(ctx, stage, name, device, work, tied, layout, optimizer, coordinator, trace));
-    }
-
-    /** The schedule, and which of how many devices this stage's device is. */
-    record Layout(PipelineSchedule schedule, int device, int devices) {}
-
-    private final int stage;
-    private final String name;
-    private final Device device;
-    private final Work work;
-    private final Layout layout;
-    private final StageOptimizer optimizer;
-    private final ActorRef<Coordinator.Command> coordinator;
+    private final StageSpec spec;
+    private final StageRole role;
+    private final ActorRef<StageEvent> events;
     private final TraceRecorder trace;
-    private final boolean tied;
-
-    private ActorRef<Command> previous;
-    private ActorRef<Command> next;
-    private ActorRef<Command> embeddingStage;
-    private ActorRef<Command> headStage;
-    private ActorRef<Command> deviceFirst;
-    private ActorRef<Command> deviceLastForward;
-    private ActorRef<Command> deviceLastBackward;
-    private final java.util.Set<Integer> forwardsLeft = new java.util.HashSet<>();
-    private final java.util.Set<Integer> backwardsLeft = new java.util.HashSet<>();
+    private final Inbox inbox = new Inbox();
+    private final Outbox outbox = new Sender();
+    private List<ActorRef<StageCommand>> stages;
 
     private Position pass;
-    private List<PipelineSchedule.Action> plan = List.of();
-    private int nextAction;
-    private boolean planDone;
-    private boolean awaitingTied;
-    private final Map<Integer, Tokens> tokens = new HashMap<>();
-    private final Map<Integer, Targets> targets = new HashMap<>();
-    private final Map<Integer, Forward> forwards = new HashMap<>();
-    private final Map<Integer, Backward> backwards = new HashMap<>();
-    private final Map<Integer, Saved> saved = new HashMap<>();
-    private TiedGradient headTied;
-    private double normPartial;
+    private PlanCursor cursor;
+    private boolean finishing;
     private long busyNanos;
-    /** Backward messages whose gradients this block applied at once (eager mode); staleness counts these. */
-    private long updatesApplied;
-    private long staleness;
     private long blockedSince = -1;
     private boolean failed;
 
-    /** What a block keeps from a microbatch's forward to its backward (and how many updates it had seen). */
-    private record Saved(Tensor input, TransformerBlock.Forward forward, long updatesAtForward) {}
-
-    private StageActor(ActorContext<Command> ctx, int stage, String name, Device device, Work work, boolean tied,
-                       Layout layout, StageOptimizer optimizer,
-                       ActorRef<Coordinator.Command> coordinator, TraceRecorder trace) {
+    private StageActor(ActorContext<StageCommand> ctx, StageSpec spec, StageRole role, ActorRef<StageEvent> events, TraceRecorder trace) {
         super(ctx);
-        this.stage = stage;
-        this.name = name;
-        this.device = device;
-        this.work = work;
-        this.layout = layout;
-        this.optimizer = optimizer;
-        this.coordinator = coordinator;
+        this.spec = spec;
+        this.role = role;
+        this.events = events;
         this.trace = trace;
-        this.tied = tied && work.block() == null;
     }
 
     @Override
-    public Receive<Command> createReceive() {
+    public Receive<StageCommand> createReceive() {
         return newReceiveBuilder()
-                .onMessage(Connect.class, this::onConnect)
-                .onMessage(Tokens.class, m -> arrive(m.pos(), () -> tokens.put(m.pos().microbatch(), m)))
-                .onMessage(Targets.class, m -> arrive(m.pos(), () -> targets.put(m.pos().microbatch(), m)))
-                .onMessage(Forward.class, m -> arrive(m.pos(), () -> forwards.put(m.pos().microbatch(), m)))
-                .onMessage(Backward.class, m -> arrive(m.pos(), () -> backwards.put(m.pos().microbatch(), m)))
-                .onMessage(LeftDevice.class, m -> arrive(m.pos(),
-                        () -> (m.forward() ? forwardsLeft : backwardsLeft).add(m.pos().microbatch())))
-                .onMessage(SetTrainable.class, this::onSetTrainable)
-                .onMessage(TiedGradient.class, this::onTiedGradient)
-                .onMessage(TiedWeights.class, this::onTiedWeights)
-                .onMessage(CollectState.class, m -> {
-                    m.replyTo().tell(new StateDump(optimizer.export()));
-                    return this;
-                })
-                .onMessage(RestoreState.class, this::onRestoreState)
-                .onMessage(CollectTrace.class, m -> {
-                    m.replyTo().tell(new TraceDump(trace.drain()));
-                    return this;
-                })
+                .onMessage(StageCommand.Connect.class, this::onConnect)
+                .onMessage(StageCommand.Tokens.class, m -> data(m, m.pos()))
+                .onMessage(StageCommand.Targets.class, m -> data(m, m.pos()))
+                .onMessage(StageCommand.Forward.class, m -> data(m, m.pos()))
+                .onMessage(StageCommand.Backward.class, m -> data(m, m.pos()))
+                .onMessage(StageCommand.LeftDevice.class, this::onLeftDevice)
+                .onMessage(StageCommand.SetTrainable.class, this::onSetTrainable)
+                .onMessage(StageCommand.TiedGradient.class, this::onTied)
+                .onMessage(StageCommand.TiedWeights.class, this::onTied)
+                .onMessage(StageCommand.CollectWeights.class, m -> report(new StageEvent.Weights(spec.stage(), weights())))
+                .onMessage(StageCommand.CollectState.class, m -> report(new StageEvent.OptimizerState(spec.stage(), role.optimizer().export())))
+                .onMessage(StageCommand.RestoreState.class, this::onRestoreState)
+                .onMessage(StageCommand.CollectTrace.class, m -> report(new StageEvent.Trace(spec.stage(), trace.drain())))
                 .onSignal(PostStop.class, s -> {
-                    discardPending();
-                    optimizer.close();
+                    inbox.discard();
+                    role.close();
                     return this;
                 })
                 .build();
     }
 
-    private Behavior<Command> onConnect(Connect c) {
-        previous = c.previous();
-        next = c.next();
-        embeddingStage = c.embedding();
-        headStage = c.head();
-        deviceFirst = c.deviceFirst();
-        deviceLastForward = c.deviceLastForward();
-        deviceLastBackward = c.deviceLastBackward();
+    private Behavior<StageCommand> report(StageEvent e) {
+        events.tell(e);
         return this;
     }
 
-    /** Records an arriving message of a pass (starting the pass if it is new), then runs what is ready. */
-    private Behavior<Command> arrive(Position pos, Runnable store) {
-        if (failed) return this;
+    private Behavior<StageCommand> onConnect(StageCommand.Connect c) {
+        stages = List.copyOf(c.stages());
+        return report(new StageEvent.Connected(spec.stage()));
+    }
+
+    /** A message this stage's role cannot take is the sender's error: reported, its tensors freed, the stage unharmed. */
+    private Behavior<StageCommand> refuse(StageCommand m, Position pos) {
+        discard(m);
+        return report(new StageEvent.Failed(spec.stage(), pos, StageEvent.Failure.PROTOCOL,
+                spec + " cannot take " + m.getClass().getSimpleName() + (pos == null ? "" : " (" + pos + ")")));
+    }
+
+    private static void discard(StageCommand m) {
+        if (m instanceof StageCommand.Forward f) f.activation().discard();
+        if (m instanceof StageCommand.Backward b) b.gradient().discard();
+        if (m instanceof StageCommand.TiedGradient t) t.gradient().discard();
+        if (m instanceof StageCommand.TiedWeights t) t.weights().discard();
+    }
+
+    /** Data of a pass: held in the inbox (a new pass begins with its first message), then whatever is ready runs. */
+    private Behavior<StageCommand> data(StageCommand m, Position pos) {
+        if (!role.takes(m)) return refuse(m, pos);
+        if (failed) {
+            discard(m);
+            return this;
+        }
         if (!pos.samePass(pass)) startPass(pos);
-        store.run();
+        inbox.put(m);
         return guarded(pos, this::drain);
+    }
+
+    private Behavior<StageCommand> onLeftDevice(StageCommand.LeftDevice m) {
+        if (failed) return this;
+        if (!m.pos().samePass(pass)) startPass(m.pos());
+        cursor.leftDevice(m.pos().microbatch(), m.forward());
+        return guarded(m.pos(), this::drain);
     }
 
     private void startPass(Position pos) {
         pass = pos;
-        List<PipelineSchedule.Action> devicePlan = layout.schedule().plan(layout.device(), layout.devices(), pos.microbatches());
-        // The head's backward is fused into its forward: it takes its device's forwards only.
-        plan = work.head() == null ? devicePlan : devicePlan.stream().filter(PipelineSchedule.Action::forward).toList();
-        nextAction = 0;
-        forwardsLeft.clear();
-        backwardsLeft.clear();
-        planDone = false;
-        awaitingTied = false;
+        cursor = new PlanCursor(PlanCursor.Place.of(spec.placement(), spec.stage()), spec.config().schedule(), pos.pass(),
+                spec.device(), spec.placement().devices(), pos.microbatches());
+        finishing = false;
         busyNanos = 0;
-        staleness = 0;
         blockedSince = System.nanoTime();
+        role.startPass(pos);
     }
 
-    /** Runs body; any failure is reported to the coordinator with stage, step and microbatch, and the stage stops working. */
-    private Behavior<Command> guarded(Position pos, Runnable body) {
+    /** Runs body; a failure is reported with stage, step and microbatch, and the stage does no more work. */
+    private Behavior<StageCommand> guarded(Position pos, Runnable body) {
         try {
             body.run();
         } catch (RuntimeException | Error e) {
             failed = true;
-            String where = name + " (stage " + stage + "), " + pos;
+            String where = spec + ", " + pos;
             // A non-finite loss is how training diverges, not a fault of the code: no stack trace for it.
             boolean diverged = e instanceof ArithmeticException;
             if (diverged) {
@@ -249,236 +156,119 @@ public final class StageActor extends AbstractBehavior<StageActor.Command> {
             } else {
                 getContext().getLog().error("{} failed", where, e);
             }
-            coordinator.tell(Coordinator.Report.failed(stage, pos, where + ": " + (diverged ? e.getMessage() : e)));
-            discardPending();
+            events.tell(new StageEvent.Failed(spec.stage(), pos, diverged ? StageEvent.Failure.DIVERGED : StageEvent.Failure.FAULT,
+                    where + ": " + (diverged ? e.getMessage() : e.toString())));
+            inbox.discard();
+            role.discardPending();
         }
         return this;
     }
 
+    /** Runs the plan's actions while their inputs are here and the device lets them; ends the stage's share of the pass after the last. */
     private void drain() {
-        while (nextAction < plan.size()) {
-            PipelineSchedule.Action a = plan.get(nextAction);
-            if (!ready(a)) return;
+        for (PipelineSchedule.Action a = cursor.next(); a != null; a = cursor.next()) {
+            int j = a.microbatch();
+            if (!cursor.deviceAllows() || !(a.forward() ? role.canForward(j, inbox) : role.canBackward(j, inbox))) return;
+            Position pos = pass.withMicrobatch(j);
             long start = System.nanoTime();
-            if (blockedSince >= 0) trace.span("wait", blockedSince, start, pass.withMicrobatch(a.microbatch()));
-            Position pos = pass.withMicrobatch(a.microbatch());
+            if (blockedSince >= 0) trace.span("wait", blockedSince, start, pos);
             if (a.forward()) {
-                forward(pos);
-                if (getContext().getSelf().equals(deviceLastForward)) signal(deviceFirst, new LeftDevice(pos, true));
+                role.forward(pos, inbox, outbox);
             } else {
-                backward(pos);
-                if (getContext().getSelf().equals(deviceFirst) && deviceLastBackward != null) {
-                    signal(deviceLastBackward, new LeftDevice(pos, false));
+                role.backward(pos, inbox, outbox);
+            }
+            for (int to : cursor.leftDeviceTo(a)) {
+                if (to == spec.stage()) {
+                    cursor.leftDevice(j, a.forward());
+                } else {
+                    stages.get(to).tell(new StageCommand.LeftDevice(pos, a.forward()));
                 }
             }
             long end = System.nanoTime();
             busyNanos += end - start;
-            trace.span(a.forward() ? "forward" : "backward", start, end, pass.withMicrobatch(a.microbatch()));
+            trace.span(a.forward() ? "forward" : "backward", start, end, pos);
             blockedSince = end;
-            nextAction++;
+            cursor.advance();
         }
-        if (!planDone) {
-            planDone = true;
-            finishPass();
-        }
-    }
-
-    private boolean ready(PipelineSchedule.Action a) {
-        int j = a.microbatch();
-        PipelineSchedule.Action before = nextAction > 0 ? plan.get(nextAction - 1) : null;
-        boolean sameKindBefore = before != null && before.forward() == a.forward() && work.head() == null;
-        if (sameKindBefore && a.forward() && getContext().getSelf().equals(deviceFirst)
-                && !forwardsLeft.contains(before.microbatch())) return false;
-        if (sameKindBefore && !a.forward() && getContext().getSelf().equals(deviceLastBackward)
-                && !backwardsLeft.contains(before.microbatch())) return false;
-        if (!a.forward()) return backwards.containsKey(j);
-        if (work.embedding() != null) return tokens.containsKey(j);
-        if (work.head() != null) return forwards.containsKey(j) && targets.containsKey(j);
-        return forwards.containsKey(j);
-    }
-
-    private GradientSink sink(Position pos) {
-        if (work.block() != null && !work.block().trainable()) return null;
-        GradientSink inner = optimizer.sink(pos);
-        return new GradientSink() {
-            @Override
-            public void accept(Parameter p, Tensor g) {
-                long t0 = System.nanoTime();
-                inner.accept(p, g);
-                trace.span("update", t0, System.nanoTime(), pos);
-            }
-
-            @Override
-            public Tensor sumFor(Parameter p) {
-                return inner.sumFor(p);
-            }
-        };
-    }
-
-    /** Tells the device's first (or last) stage; to itself it is recorded at once. */
-    private void signal(ActorRef<Command> to, LeftDevice m) {
-        if (to.equals(getContext().getSelf())) {
-            (m.forward() ? forwardsLeft : backwardsLeft).add(m.pos().microbatch());
-        } else {
-            to.tell(m);
+        if (!finishing) {
+            finishing = true;
+            long t0 = System.nanoTime();
+            boolean complete = role.finishPass(pass, outbox);
+            busyNanos += System.nanoTime() - t0;
+            if (complete) passDone();
         }
     }
 
-    private void send(ActorRef<Command> to, Command m, Position pos) {
-        long t0 = System.nanoTime();
-        to.tell(m);
-        trace.span("send", t0, System.nanoTime(), pos);
+    private void passDone() {
+        events.tell(new StageEvent.PassDone(spec.stage(), pass, role.normSquared(), role.staleness(), busyNanos));
     }
 
-    private void forward(Position pos) {
-        int j = pos.microbatch();
-        if (work.embedding() != null) {
-            Tokens t = tokens.get(j);
-            Tensor x = work.embedding().forward(t.ids(), pos.seq());
-            send(next, new Forward(pos, TensorPayload.of(x)), pos);
-        } else if (work.block() != null) {
-            Tensor x = forwards.remove(j).activation().materialize(device, Category.ACTIVATIONS);
-            TransformerBlock.Forward f = work.block().forward(x, pos.batch(), pos.seq());
-            saved.put(j, new Saved(x, f, updatesApplied));
-            send(next, new Forward(pos, TensorPayload.of(f.output())), pos);
-        } else {
-            int[] y = targets.remove(j).ids();
-            LmHead.Result r;
-            try (Tensor x = forwards.remove(j).activation().materialize(device, Category.ACTIVATIONS)) {
-                r = work.head().lossAndBackward(x, y, 1f / pos.microbatches(), sink(pos));
-            }
-            if (!Double.isFinite(r.loss())) {
-                r.dx().close();
-                throw new ArithmeticException("loss is " + r.loss());
-            }
-            send(previous, new Backward(pos, TensorPayload.of(r.dx())), pos);
-            if (!pos.normPass()) coordinator.tell(Coordinator.Report.loss(stage, pos, r.loss()));
-        }
-    }
-
-    private void backward(Position pos) {
-        int j = pos.microbatch();
-        try (Tensor dOut = backwards.remove(j).gradient().materialize(device, Category.ACTIVATIONS)) {
-            if (work.embedding() != null) {
-                Tokens t = tokens.remove(j);
-                work.embedding().backward(t.ids(), pos.seq(), dOut, sink(pos));
-                return;
-            }
-            Saved s = saved.remove(j);
-            staleness = Math.max(staleness, updatesApplied - s.updatesAtForward());
-            Tensor dx;
-            try (Tensor input = s.input()) {
-                dx = work.block().backward(s.forward(), dOut, sink(pos));
-            }
-            if (work.block().trainable() && optimizer.updatesEachBackward(pos)) updatesApplied++;
-            send(previous, new Backward(pos, TensorPayload.of(dx)), pos);
-        }
-    }
-
-    /** The stage's last action of the pass is done: finish its gradients and, unless tied work remains, report. */
-    private void finishPass() {
-        long t0 = System.nanoTime();
-        double sq = optimizer.finishPass(pass);
-        busyNanos += System.nanoTime() - t0;
-        normPartial = sq;
-        if (tied && work.head() != null) {
-            send(embeddingStage, new TiedGradient(pass.step(), TensorPayload.of(optimizer.takeTiedSum())), pass);
-            if (pass.normPass()) {
-                reportDone();
-            } else {
-                awaitingTied = true;
-            }
-        } else if (tied && work.embedding() != null) {
-            awaitingTied = true;
-            if (headTied != null) combineTied();
-        } else {
-            reportDone();
-        }
-    }
-
-    private Behavior<Command> onTiedGradient(TiedGradient m) {
+    private Behavior<StageCommand> onTied(StageCommand m) {
+        if (!role.takes(m)) return refuse(m, pass);
         if (failed) {
-            m.gradient().discard();
-            return this;
-        }
-        headTied = m;
-        return guarded(pass, () -> {
-            if (awaitingTied) combineTied();
-        });
-    }
-
-    /** Embedding: the head's part and this stage's part of the tied gradient are both here. */
-    private void combineTied() {
-        long t0 = System.nanoTime();
-        try (Tensor headPart = headTied.gradient().materialize(device, Category.COMMUNICATION)) {
-            headTied = null;
-            normPartial += optimizer.finishTied(headPart, pass);
-        }
-        awaitingTied = false;
-        if (!pass.normPass()) {
-            Tensor table = work.embedding().tokenTable().value();
-            Tensor copy = device.empty(Category.COMMUNICATION, table.shape());
-            device.copy(table, copy);
-            send(headStage, new TiedWeights(pass.step(), TensorPayload.of(copy)), pass);
-        }
-        busyNanos += System.nanoTime() - t0;
-        reportDone();
-    }
-
-    /** Head: the updated tied matrix replaces its replica. */
-    private Behavior<Command> onTiedWeights(TiedWeights m) {
-        if (failed) {
-            m.weights().discard();
+            discard(m);
             return this;
         }
         return guarded(pass, () -> {
-            m.weights().copyInto(work.head().weight().value());
-            awaitingTied = false;
-            reportDone();
+            long t0 = System.nanoTime();
+            boolean complete = role.tied(m, pass, outbox);
+            busyNanos += System.nanoTime() - t0;
+            if (complete) passDone();
         });
     }
 
-    private void reportDone() {
-        coordinator.tell(Coordinator.Report.passDone(stage, pass, normPartial, staleness, busyNanos));
-        normPartial = 0;
+    private Behavior<StageCommand> onSetTrainable(StageCommand.SetTrainable m) {
+        if (!(role instanceof BlockStage block)) return refuse(m, null);
+        block.setTrainable(m.trainable());
+        return report(new StageEvent.TrainableSet(spec.stage(), m.step(), m.trainable()));
     }
 
-    private Behavior<Command> onRestoreState(RestoreState m) {
+    private Behavior<StageCommand> onRestoreState(StageCommand.RestoreState m) {
         try {
-            optimizer.restore(updatedParameters(), m.values());
-            m.replyTo().tell(new Restored(java.util.Set.copyOf(optimizer.export().keySet()), null));
+            role.optimizer().restore(role.updated(), m.values());
+            return report(new StageEvent.Restored(spec.stage(), Set.copyOf(role.optimizer().export().keySet()), null));
         } catch (IllegalArgumentException e) {
-            m.replyTo().tell(new Restored(java.util.Set.of(), name + ": " + e.getMessage()));
+            return report(new StageEvent.Restored(spec.stage(), Set.of(), spec.name() + ": " + e.getMessage()));
         }
-        return this;
     }
 
-    /** What this stage's optimizer updates: its parameters, less the head's replica of a tied table (the embedding updates it). */
-    private List<Parameter> updatedParameters() {
-        if (!tied || work.head() == null) return work.parameters();
-        return work.parameters().stream().filter(p -> p != work.head().weight()).toList();
+    private List<SafeTensors.Tensor32> weights() {
+        List<SafeTensors.Tensor32> out = new ArrayList<>();
+        for (Parameter p : role.parameters()) out.add(new SafeTensors.Tensor32(p.name(), p.value().shape(), p.value().toArray()));
+        return out;
     }
 
-    private Behavior<Command> onSetTrainable(SetTrainable m) {
-        TransformerBlock b = work.block();
-        if (b.trainable() && !m.trainable()) optimizer.release(b.parameters());
-        b.setTrainable(m.trainable());
-        coordinator.tell(Coordinator.Report.trainableSet(stage, m.step()));
-        return this;
-    }
-
-    /** After a failure or at shutdown: free every tensor still held in messages or saved activations. */
-    private void discardPending() {
-        forwards.values().forEach(f -> f.activation().discard());
-        backwards.values().forEach(b -> b.gradient().discard());
-        if (headTied != null) headTied.gradient().discard();
-        for (Saved s : saved.values()) {
-            s.forward().saved().close();
-            s.input().close();
+    /** Sends what the role computed, each send a span of the trace. */
+    private final class Sender implements Outbox {
+        private void send(int stage, StageCommand m, Position pos) {
+            long t0 = System.nanoTime();
+            stages.get(stage).tell(m);
+            trace.span("send", t0, System.nanoTime(), pos);
         }
-        forwards.clear();
-        backwards.clear();
-        saved.clear();
-        headTied = null;
+
+        @Override
+        public void toNext(StageCommand m, Position pos) {
+            send(spec.stage() + 1, m, pos);
+        }
+
+        @Override
+        public void toPrevious(StageCommand m, Position pos) {
+            send(spec.stage() - 1, m, pos);
+        }
+
+        @Override
+        public void toEmbedding(StageCommand m, Position pos) {
+            send(0, m, pos);
+        }
+
+        @Override
+        public void toHead(StageCommand m, Position pos) {
+            send(stages.size() - 1, m, pos);
+        }
+
+        @Override
+        public void loss(Position pos, double loss) {
+            events.tell(new StageEvent.Loss(spec.stage(), pos, loss));
+        }
     }
 }

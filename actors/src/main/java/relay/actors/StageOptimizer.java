@@ -24,27 +24,49 @@ final class StageOptimizer implements AutoCloseable {
     private final Clipping clipping;
     private final UpdateMode mode;
     private final Parameter tied;
+    private final TraceRecorder trace;
     private GradientAccumulator sums = new GradientAccumulator();
     private GradientAccumulator tiedSum = new GradientAccumulator();
 
-    /** @param tied this stage's replica of a tied matrix, or null */
-    StageOptimizer(UpdateRule rule, Schedule schedule, Clipping clipping, UpdateMode mode, Parameter tied) {
+    /**
+     * @param tied  this stage's replica of a tied matrix, or null
+     * @param trace where each update's span goes
+     */
+    StageOptimizer(UpdateRule rule, Schedule schedule, Clipping clipping, UpdateMode mode, Parameter tied, TraceRecorder trace) {
         this.rule = rule;
         this.schedule = schedule;
         this.clipping = clipping;
         this.mode = mode;
         this.tied = tied;
+        this.trace = trace;
     }
 
     /** Whether a backward of this pass applies its gradients at once (eager mode's updating pass). */
     boolean updatesEachBackward(Position pos) {
-        return mode == UpdateMode.EAGER && !pos.normPass();
+        return mode == UpdateMode.EAGER && pos.pass() == Pass.TRAIN;
     }
 
-    /** The sink for one microbatch's backward in the given pass. */
+    /** The sink for one microbatch's backward in the given pass; each weight gradient it takes is an "update" span. */
     GradientSink sink(Position pos) {
+        GradientSink inner = untraced(pos);
+        return new GradientSink() {
+            @Override
+            public void accept(Parameter p, Tensor g) {
+                long t0 = System.nanoTime();
+                inner.accept(p, g);
+                trace.span("update", t0, System.nanoTime(), pos);
+            }
+
+            @Override
+            public Tensor sumFor(Parameter p) {
+                return inner.sumFor(p);
+            }
+        };
+    }
+
+    private GradientSink untraced(Position pos) {
         GradientSink tiedPart = tiedSum;
-        if (pos.normPass() || mode == UpdateMode.EXACT) {
+        if (pos.pass() == Pass.NORM || mode == UpdateMode.EXACT) {
             GradientAccumulator s = sums;
             return new GradientSink() {
                 @Override
@@ -91,7 +113,7 @@ final class StageOptimizer implements AutoCloseable {
         double sq = 0;
         for (Parameter p : sums.parameters()) {
             Tensor g = sums.gradient(p);
-            if (pos.normPass()) {
+            if (pos.pass() == Pass.NORM) {
                 sq += g.device().sumOfSquares(g);
             } else {
                 apply(p, g, pos);
@@ -115,7 +137,7 @@ final class StageOptimizer implements AutoCloseable {
         Tensor total = tiedSum.sumFor(tied);
         total.device().axpy(1f, headPart, total);
         double sq = 0;
-        if (pos.normPass()) {
+        if (pos.pass() == Pass.NORM) {
             sq = total.device().sumOfSquares(total);
         } else {
             apply(tied, total, pos);

@@ -1,19 +1,25 @@
 package relay.actors;
 
-import relay.optimizers.Method;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
+import relay.optimizers.Method;
 import relay.optimizers.OptimizerSettings;
+import relay.stages.io.HfModelDirectory;
+import relay.stages.io.SafeTensors;
 import relay.stages.model.ModelConfig;
 import relay.stages.train.Batch;
 import relay.stages.train.SyntheticData;
@@ -27,7 +33,16 @@ class PipelineResumeTest {
     static final int STEPS = 5;
     static final int STOP = 3;
 
-    record State(List<Double> losses, Map<String, float[]> weights, Map<String, float[]> optimizerState) {}
+    @TempDir
+    Path dir;
+
+    record State(List<Double> losses, List<SafeTensors.Tensor32> tensors, Map<String, float[]> optimizerState) {
+        Map<String, float[]> weights() {
+            Map<String, float[]> w = new TreeMap<>();
+            tensors.forEach(t -> w.put(t.name(), t.values()));
+            return w;
+        }
+    }
 
     static List<List<Batch>> data(ModelConfig cfg) {
         SyntheticData d = new SyntheticData(cfg.vocabSize(), 2, 6, 0.2, 21);
@@ -36,15 +51,22 @@ class PipelineResumeTest {
         return steps;
     }
 
-    /** Runs steps [from, to) in a fresh pipeline, starting from {@code start} when given. */
-    static State run(ModelConfig cfg, PipelineConfig pc, List<List<Batch>> data, int from, int to, State start) {
+    /** Runs steps [from, to) in a fresh pipeline, its stages reading the weights {@code start} left in a model directory. */
+    State run(ModelConfig cfg, PipelineConfig pc, List<List<Batch>> data, int from, int to, State start) {
         int[] devices = new int[cfg.layers() + 2];
         for (int i = devices.length / 2; i < devices.length; i++) devices[i] = 1;
-        try (Pipeline p = Pipeline.start(cfg, PipelineEquivalenceTest.SEED, new Placement(2, devices), pc.withFirstStep(from), PipelineEquivalenceTest.SERIALIZE)) {
-            if (start != null) {
-                p.loadWeights(start.weights());
-                p.restoreOptimizerState(start.optimizerState());
+        Path weights = null;
+        if (start != null) {
+            weights = dir.resolve("step-" + from);
+            try {
+                HfModelDirectory.save(cfg, start.tensors(), weights);
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
             }
+        }
+        try (Pipeline p = Pipeline.start(cfg, PipelineEquivalenceTest.SEED, weights, new Placement(2, devices), pc.withFirstStep(from),
+                PipelineEquivalenceTest.SERIALIZE)) {
+            if (start != null) p.restoreOptimizerState(start.optimizerState());
             List<Double> losses = new ArrayList<>(start == null ? List.of() : start.losses());
             for (int s = from; s < to; s++) {
                 Coordinator.StepResult r = p.step(data.get(s));
@@ -52,7 +74,7 @@ class PipelineResumeTest {
                 assertEquals(s, r.step());
                 losses.add(r.loss());
             }
-            return new State(losses, p.weights(), new TreeMap<>(p.optimizerState()));
+            return new State(losses, p.tensors(), new TreeMap<>(p.optimizerState()));
         }
     }
 

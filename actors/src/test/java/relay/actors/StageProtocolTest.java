@@ -3,11 +3,14 @@ package relay.actors;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.typesafe.config.ConfigFactory;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import org.apache.pekko.actor.testkit.typed.javadsl.ActorTestKit;
 import org.apache.pekko.actor.testkit.typed.javadsl.TestProbe;
 import org.apache.pekko.actor.typed.ActorRef;
@@ -18,28 +21,33 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
-import relay.optimizers.Clipping;
 import relay.optimizers.LisaPolicy;
-import relay.optimizers.Schedule;
-import relay.optimizers.Sgd;
+import relay.optimizers.Method;
+import relay.stages.io.SafeTensors;
 import relay.stages.layers.TransformerBlock;
 import relay.stages.memory.Category;
+import relay.stages.model.Embedding;
 import relay.stages.model.Initializer;
+import relay.stages.model.LmHead;
 import relay.stages.model.Model;
+import relay.stages.model.ModelConfig;
 import relay.stages.tensor.Tensor;
 import relay.stages.tensor.cpu.CpuDevice;
 import relay.stages.train.Batch;
 import relay.transport.TensorPayload;
 
-/** Each actor's protocol in isolation, its neighbours played by typed test probes; messages cross as Protobuf. */
+/**
+ * Each actor's protocol in isolation, its neighbours and coordinator played by typed test probes; every
+ * message crosses as Protobuf. The oracle for a stage's numbers is the same layer built from the same seed
+ * and called directly.
+ */
 class StageProtocolTest {
     static ActorTestKit kit;
     CpuDevice device;
 
     @BeforeAll
     static void start() {
-        kit = ActorTestKit.create(ConfigFactory.parseString("pekko.actor.serialize-messages = on")
-                .withFallback(ConfigFactory.load()));
+        kit = ActorTestKit.create(ConfigFactory.parseString("pekko.actor.serialize-messages = on").withFallback(ConfigFactory.load()));
     }
 
     @AfterAll
@@ -58,21 +66,38 @@ class StageProtocolTest {
     }
 
     static final int B = 1, T = 5;
+    static final long SEED = 3;
+    static final ModelConfig LLAMA = PipelineEquivalenceTest.LLAMA;
+    static final ModelConfig GPT2 = PipelineEquivalenceTest.GPT2;
 
-    record Harness(ActorRef<StageActor.Command> stage, TestProbe<StageActor.Command> prev, TestProbe<StageActor.Command> next,
-                   TestProbe<Coordinator.Command> coordinator, TransformerBlock block) {}
+    /** One stage under test between probes: every other stage is a probe, and so is its coordinator. */
+    record Harness(ActorRef<StageCommand> stage, List<TestProbe<StageCommand>> others, TestProbe<StageEvent> events) {
+        TestProbe<StageCommand> probe(int stage) {
+            return others.get(stage);
+        }
+    }
 
-    /** A block stage alone on its device, between two probes. */
-    Harness block(String name) {
-        TransformerBlock block = Model.block(PipelineEquivalenceTest.LLAMA, 0, new Initializer(device, 3));
-        TestProbe<StageActor.Command> prev = kit.createTestProbe(), next = kit.createTestProbe();
-        TestProbe<Coordinator.Command> coord = kit.createTestProbe();
-        StageOptimizer opt = new StageOptimizer(new Sgd(0f), Schedule.constant(0.1f), Clipping.NONE, UpdateMode.EAGER, null);
-        ActorRef<StageActor.Command> stage = kit.spawn(StageActor.create(1, name, device, new StageActor.Work(null, block, null),
-                false, new StageActor.Layout(PipelineSchedule.ONE_F_ONE_B, 0, 1), opt, coord.getRef(),
-                new TraceRecorder(0, name, 0, 1, 0)), name);
-        stage.tell(new StageActor.Connect(prev.getRef(), next.getRef(), prev.getRef(), next.getRef(), stage, stage, stage));
-        return new Harness(stage, prev, next, coord, block);
+    /** The stage alone on its device (each stage its own device), plain SGD at lr 0.1, eager mode, 1F1B. */
+    Harness harness(ModelConfig cfg, int stage, String name) {
+        int n = cfg.layers() + 2;
+        int[] devices = new int[n];
+        for (int s = 0; s < n; s++) devices[s] = s;
+        PipelineConfig pc = PipelineConfig.defaults(Method.LOMO, 0.1f);
+        StageSpec spec = new StageSpec(stage, cfg, SEED, null, new Placement(n, devices), pc, 0);
+        TestProbe<StageEvent> events = kit.createTestProbe();
+        ActorRef<StageCommand> ref = kit.spawn(StageActor.create(spec, device, events.getRef()), name);
+        StageEvent.Ready ready = events.expectMessageClass(StageEvent.Ready.class);
+        assertEquals(stage, ready.stage());
+        List<TestProbe<StageCommand>> probes = new ArrayList<>();
+        List<ActorRef<StageCommand>> refs = new ArrayList<>();
+        for (int s = 0; s < n; s++) {
+            TestProbe<StageCommand> p = kit.createTestProbe();
+            probes.add(p);
+            refs.add(s == stage ? ref : p.getRef());
+        }
+        ref.tell(new StageCommand.Connect(refs));
+        events.expectMessageClass(StageEvent.Connected.class);
+        return new Harness(ref, probes, events);
     }
 
     Tensor random(int rows, int cols, long seed) {
@@ -82,90 +107,300 @@ class StageProtocolTest {
         return device.allocate(Category.ACTIVATIONS, rows, cols).copyFrom(v);
     }
 
+    static Position pos(long step, long passId) {
+        return new Position(step, Pass.TRAIN, passId, 0, 1, B, T, 1f);
+    }
+
+    static float[] taken(TensorPayload p, CpuDevice d) {
+        try (Tensor t = p.materialize(d, Category.ACTIVATIONS)) {
+            return t.toArray();
+        }
+    }
+
+    Map<String, float[]> weights(Harness h) {
+        h.stage().tell(new StageCommand.CollectWeights());
+        Map<String, float[]> w = new java.util.LinkedHashMap<>();
+        for (SafeTensors.Tensor32 t : h.events().expectMessageClass(StageEvent.Weights.class).tensors()) w.put(t.name(), t.values());
+        return w;
+    }
+
     @Test
     void blockForwardsThenBackwardsAndReportsThePass() {
-        Harness h = block("block-fb");
-        int c = PipelineEquivalenceTest.LLAMA.hidden();
-        Position pos = new Position(0, 0, 1, B, T, false, 1f);
+        Harness h = harness(LLAMA, 1, "block-fb");
+        int c = LLAMA.hidden();
+        Position pos = pos(0, 1);
         Tensor x = random(B * T, c, 1);
         float[] xv = x.toArray();
-        h.stage().tell(new StageActor.Forward(pos, TensorPayload.of(x)));
-        StageActor.Forward out = h.next().expectMessageClass(StageActor.Forward.class);
+        h.stage().tell(new StageCommand.Forward(pos, TensorPayload.of(x)));
+        StageCommand.Forward out = h.probe(2).expectMessageClass(StageCommand.Forward.class);
         assertEquals(pos, out.pos());
-        float[] y;
-        try (Tensor t = out.activation().materialize(device, Category.ACTIVATIONS)) {
-            y = t.toArray();
-        }
-        // The oracle: the same block, called directly (the stage has not updated yet: no backward has run).
-        try (Tensor x2 = device.allocate(Category.ACTIVATIONS, B * T, c).copyFrom(xv)) {
-            TransformerBlock.Forward f = h.block().forward(x2, B, T);
+        float[] y = taken(out.activation(), device);
+        // The oracle: the same block from the same seed, called directly.
+        try (TransformerBlock oracle = Model.block(LLAMA, 0, new Initializer(device, SEED));
+             Tensor x2 = device.allocate(Category.ACTIVATIONS, B * T, c).copyFrom(xv)) {
+            TransformerBlock.Forward f = oracle.forward(x2, B, T);
             assertArrayEquals(f.output().toArray(), y, 0f);
             f.output().close();
             f.saved().close();
         }
-        h.stage().tell(new StageActor.Backward(pos, TensorPayload.of(random(B * T, c, 2))));
-        StageActor.Backward back = h.prev().expectMessageClass(StageActor.Backward.class);
+        h.stage().tell(new StageCommand.Backward(pos, TensorPayload.of(random(B * T, c, 2))));
+        StageCommand.Backward back = h.probe(0).expectMessageClass(StageCommand.Backward.class);
         assertEquals(pos, back.pos());
         assertArrayEquals(new int[] {B * T, c}, back.gradient().shape());
         back.gradient().discard();
-        Coordinator.Report done = (Coordinator.Report) h.coordinator().receiveMessage();
-        assertEquals(Coordinator.Report.Kind.PASS_DONE, done.kind());
+        StageEvent.PassDone done = h.events().expectMessageClass(StageEvent.PassDone.class);
         assertEquals(1, done.stage());
         assertTrue(done.busyNanos() > 0);
         kit.stop(h.stage());
     }
 
+    /** A frozen block acknowledges, passes gradients back, and computes no weight gradient: its weights stay as they were. */
     @Test
-    void freezingIsAcknowledged() {
-        Harness h = block("block-freeze");
-        h.stage().tell(new StageActor.SetTrainable(3, false));
-        Coordinator.Report r = (Coordinator.Report) h.coordinator().receiveMessage();
-        assertEquals(Coordinator.Report.Kind.TRAINABLE_SET, r.kind());
-        assertEquals(3, r.step());
-        h.coordinator().awaitAssert(() -> {
-            assertFalse(h.block().trainable());
-            return null;
-        });
+    void aFrozenBlockAcknowledgesAndDoesNotUpdate() {
+        Harness h = harness(LLAMA, 1, "block-freeze");
+        Map<String, float[]> before = weights(h);
+        h.stage().tell(new StageCommand.SetTrainable(3, false));
+        StageEvent.TrainableSet set = h.events().expectMessageClass(StageEvent.TrainableSet.class);
+        assertEquals(3, set.step());
+        assertFalse(set.trainable());
+        Position pos = pos(3, 1);
+        h.stage().tell(new StageCommand.Forward(pos, TensorPayload.of(random(B * T, LLAMA.hidden(), 1))));
+        h.probe(2).expectMessageClass(StageCommand.Forward.class).activation().discard();
+        h.stage().tell(new StageCommand.Backward(pos, TensorPayload.of(random(B * T, LLAMA.hidden(), 2))));
+        h.probe(0).expectMessageClass(StageCommand.Backward.class).gradient().discard();
+        h.events().expectMessageClass(StageEvent.PassDone.class);
+        weights(h).forEach((n, w) -> assertArrayEquals(before.get(n), w, 0f, n));
         kit.stop(h.stage());
     }
 
     @Test
     void aFailureNamesStageStepAndMicrobatch() {
-        Harness h = block("block-bad");
-        Position pos = new Position(4, 0, 1, B, T, false, 1f);
+        Harness h = harness(LLAMA, 1, "block-bad");
+        Position pos = new Position(4, Pass.TRAIN, 9, 0, 1, B, T, 1f);
         // One column too many: the block's first norm rejects it.
-        h.stage().tell(new StageActor.Forward(pos, TensorPayload.of(random(B * T, PipelineEquivalenceTest.LLAMA.hidden() + 1, 3))));
-        Coordinator.Report r = (Coordinator.Report) h.coordinator().receiveMessage(Duration.ofSeconds(10));
-        assertEquals(Coordinator.Report.Kind.FAILED, r.kind());
-        assertTrue(r.reason().contains("block-bad (stage 1), step 4 microbatch 0/1"), r.reason());
-        h.next().expectNoMessage(Duration.ofMillis(100));
+        h.stage().tell(new StageCommand.Forward(pos, TensorPayload.of(random(B * T, LLAMA.hidden() + 1, 3))));
+        StageEvent.Failed f = h.events().expectMessageClass(StageEvent.Failed.class, Duration.ofSeconds(10));
+        assertEquals(StageEvent.Failure.FAULT, f.kind());
+        assertTrue(f.reason().contains("block-0 (stage 1), step 4 microbatch 0/1"), f.reason());
+        h.probe(2).expectNoMessage(Duration.ofMillis(100));
         kit.stop(h.stage());
+    }
+
+    /** A command a role cannot take is the sender's error: reported as such, naming the stage; the stage works on. */
+    @Test
+    void aRoleRefusesWhatItCannotTakeAndWorksOn() {
+        Harness block = harness(LLAMA, 1, "block-refuses");
+        block.stage().tell(new StageCommand.Tokens(pos(0, 1), new int[] {1, 2, 3, 4, 5}));
+        StageEvent.Failed f = block.events().expectMessageClass(StageEvent.Failed.class);
+        assertEquals(StageEvent.Failure.PROTOCOL, f.kind());
+        assertTrue(f.reason().startsWith("block-0 (stage 1) cannot take Tokens"), f.reason());
+        block.stage().tell(new StageCommand.Forward(pos(0, 1), TensorPayload.of(random(B * T, LLAMA.hidden(), 1))));
+        block.probe(2).expectMessageClass(StageCommand.Forward.class).activation().discard();
+        kit.stop(block.stage());
+
+        Harness embedding = harness(LLAMA, 0, "embedding-refuses");
+        embedding.stage().tell(new StageCommand.SetTrainable(0, false));
+        assertTrue(embedding.events().expectMessageClass(StageEvent.Failed.class).reason()
+                .startsWith("embedding (stage 0) cannot take SetTrainable"));
+        kit.stop(embedding.stage());
+    }
+
+    @Test
+    void theEmbeddingLooksUpTokensAndUpdatesTheRowsItSaw() {
+        Harness h = harness(LLAMA, 0, "embedding");
+        int[] ids = {3, 1, 4, 1, 5};
+        Map<String, float[]> before = weights(h);
+        Position pos = pos(0, 1);
+        h.stage().tell(new StageCommand.Tokens(pos, ids));
+        float[] x = taken(h.probe(1).expectMessageClass(StageCommand.Forward.class).activation(), device);
+        try (Tensor oracle = Embedding.create(LLAMA, new Initializer(device, SEED)).forward(ids, T)) {
+            assertArrayEquals(oracle.toArray(), x, 0f);
+        }
+        h.stage().tell(new StageCommand.Backward(pos, TensorPayload.of(random(B * T, LLAMA.hidden(), 7))));
+        h.events().expectMessageClass(StageEvent.PassDone.class);
+        float[] was = before.get("model.embed_tokens.weight"), now = weights(h).get("model.embed_tokens.weight");
+        int c = LLAMA.hidden();
+        for (int row = 0; row < LLAMA.vocabSize(); row++) {
+            boolean seen = row == 1 || row == 3 || row == 4 || row == 5;
+            boolean moved = !java.util.Arrays.equals(java.util.Arrays.copyOfRange(was, row * c, row * c + c),
+                    java.util.Arrays.copyOfRange(now, row * c, row * c + c));
+            assertEquals(seen, moved, "row " + row);
+        }
+        kit.stop(h.stage());
+    }
+
+    @Test
+    void theHeadReportsTheLossAndSendsTheInputGradientUpstream() {
+        Harness h = harness(LLAMA, LLAMA.layers() + 1, "head");
+        int[] targets = {2, 7, 1, 8, 2};
+        Tensor x = random(B * T, LLAMA.hidden(), 5);
+        float[] xv = x.toArray();
+        Position pos = pos(0, 1);
+        h.stage().tell(new StageCommand.Targets(pos, targets));
+        h.events().expectNoMessage(Duration.ofMillis(50));
+        h.stage().tell(new StageCommand.Forward(pos, TensorPayload.of(x)));
+        float[] dx = taken(h.probe(LLAMA.layers()).expectMessageClass(StageCommand.Backward.class).gradient(), device);
+        StageEvent.Loss loss = h.events().expectMessageClass(StageEvent.Loss.class);
+        Initializer init = new Initializer(device, SEED);
+        LmHead oracle = LmHead.create(LLAMA, init, null);
+        try (Tensor x2 = device.allocate(Category.ACTIVATIONS, B * T, LLAMA.hidden()).copyFrom(xv)) {
+            LmHead.Result r = oracle.lossAndBackward(x2, targets, 1f, null);
+            assertEquals(r.loss(), loss.loss());
+            assertArrayEquals(r.dx().toArray(), dx, 0f);
+            r.dx().close();
+        }
+        oracle.parameters(true).forEach(relay.stages.layers.Parameter::close);
+        h.events().expectMessageClass(StageEvent.PassDone.class);
+        kit.stop(h.stage());
+    }
+
+    /**
+     * GPT-2's tied table: the head sends its gradient part to the embedding and holds its share of the pass
+     * open until the new table comes back, which replaces its replica.
+     */
+    @Test
+    void theTiedHeadSendsItsGradientPartAndTakesTheNewTable() {
+        Harness h = harness(GPT2, GPT2.layers() + 1, "tied-head");
+        Position pos = pos(0, 1);
+        h.stage().tell(new StageCommand.Targets(pos, new int[] {1, 2, 3, 4, 5}));
+        h.stage().tell(new StageCommand.Forward(pos, TensorPayload.of(random(B * T, GPT2.hidden(), 5))));
+        h.probe(GPT2.layers()).expectMessageClass(StageCommand.Backward.class).gradient().discard();
+        h.events().expectMessageClass(StageEvent.Loss.class);
+        StageCommand.TiedGradient part = h.probe(0).expectMessageClass(StageCommand.TiedGradient.class);
+        assertArrayEquals(new int[] {GPT2.vocabSize(), GPT2.hidden()}, part.gradient().shape());
+        part.gradient().discard();
+        h.events().expectNoMessage(Duration.ofMillis(100));
+        float[] table = new float[GPT2.vocabSize() * GPT2.hidden()];
+        java.util.Arrays.fill(table, 0.25f);
+        h.stage().tell(new StageCommand.TiedWeights(0, TensorPayload.of(device.allocate(Category.COMMUNICATION, GPT2.vocabSize(),
+                GPT2.hidden()).copyFrom(table))));
+        h.events().expectMessageClass(StageEvent.PassDone.class);
+        assertArrayEquals(table, weights(h).get("transformer.wte.weight"), 0f);
+        kit.stop(h.stage());
+    }
+
+    /** The tied embedding adds the head's part to its own, updates once, sends the table back, and only then is done. */
+    @Test
+    void theTiedEmbeddingWaitsForTheHeadsPartThenSendsTheTable() {
+        Harness h = harness(GPT2, 0, "tied-embedding");
+        Position pos = pos(0, 1);
+        h.stage().tell(new StageCommand.Tokens(pos, new int[] {1, 2, 3, 4, 5}));
+        h.probe(1).expectMessageClass(StageCommand.Forward.class).activation().discard();
+        h.stage().tell(new StageCommand.Backward(pos, TensorPayload.of(random(B * T, GPT2.hidden(), 3))));
+        h.events().expectNoMessage(Duration.ofMillis(100));
+        h.stage().tell(new StageCommand.TiedGradient(0, TensorPayload.of(random(GPT2.vocabSize(), GPT2.hidden(), 4))));
+        float[] sent = taken(h.probe(GPT2.layers() + 1).expectMessageClass(StageCommand.TiedWeights.class).weights(), device);
+        h.events().expectMessageClass(StageEvent.PassDone.class);
+        assertArrayEquals(weights(h).get("transformer.wte.weight"), sent, 0f);
+        kit.stop(h.stage());
+    }
+
+    /** Restored state is taken by name; values of the wrong size are refused with the stage and the tensor named. */
+    @Test
+    void stateIsRestoredByNameOrRefused() {
+        int n = LLAMA.layers() + 2;
+        int[] devices = new int[n];
+        for (int s = 0; s < n; s++) devices[s] = s;
+        PipelineConfig pc = PipelineConfig.defaults(Method.ADAMW, 0.01f);
+        TestProbe<StageEvent> events = kit.createTestProbe();
+        ActorRef<StageCommand> head = kit.spawn(StageActor.create(new StageSpec(n - 1, LLAMA, SEED, null, new Placement(n, devices), pc,
+                0), device, events.getRef()), "head-restore");
+        events.expectMessageClass(StageEvent.Ready.class);
+        int c = LLAMA.hidden();
+        head.tell(new StageCommand.RestoreState(Map.of("model.norm.weight/m", new float[c], "model.norm.weight/v", new float[c],
+                "model.norm.weight/steps", new float[] {4})));
+        StageEvent.Restored ok = events.expectMessageClass(StageEvent.Restored.class);
+        assertNull(ok.error());
+        assertTrue(ok.held().containsAll(List.of("model.norm.weight/m", "model.norm.weight/v", "model.norm.weight/steps")), ok.held().toString());
+        head.tell(new StageCommand.CollectState());
+        assertArrayEquals(new float[] {4}, events.expectMessageClass(StageEvent.OptimizerState.class).values().get("model.norm.weight/steps"));
+        head.tell(new StageCommand.RestoreState(Map.of("model.norm.weight/m", new float[1], "model.norm.weight/v", new float[1],
+                "model.norm.weight/steps", new float[] {1})));
+        StageEvent.Restored bad = events.expectMessageClass(StageEvent.Restored.class);
+        assertTrue(bad.error() != null && bad.error().startsWith("head: optimizer state model.norm.weight/m has 1 values"), bad.error());
+        kit.stop(head);
     }
 
     static Batch batch() {
         return new Batch(new int[] {1, 2, 3}, new int[] {2, 3, 4}, 1, 3);
     }
 
+    /** A coordinator whose stages are probes: the host probe takes the spawns, the test answers as the stages would. */
+    record Driven(ActorRef<Coordinator.Command> coordinator, List<TestProbe<StageCommand>> stages) {}
+
+    Driven coordinator(PipelineConfig pc, int stages) {
+        int[] devices = new int[stages];
+        Placement placement = new Placement(1, devices);
+        ModelConfig cfg = new ModelConfig(LLAMA.family(), LLAMA.vocabSize(), LLAMA.hidden(), stages - 2, LLAMA.heads(), LLAMA.kvHeads(),
+                LLAMA.headDim(), LLAMA.intermediate(), LLAMA.maxPositions(), LLAMA.normEps(), LLAMA.ropeTheta(), false);
+        ActorRef<Coordinator.Command> c = kit.spawn(Coordinator.create(pc, placement));
+        TestProbe<StageHost.Command> host = kit.createTestProbe();
+        TestProbe<Coordinator.Gathered> started = kit.createTestProbe();
+        List<StageSpec> specs = new ArrayList<>();
+        for (int s = 0; s < stages; s++) specs.add(new StageSpec(s, cfg, 1, null, placement, pc, 0));
+        c.tell(new Coordinator.Start(specs, java.util.Collections.nCopies(stages, host.getRef()), started.getRef()));
+        List<TestProbe<StageCommand>> probes = new ArrayList<>();
+        ActorRef<StageEvent> events = null;
+        for (int s = 0; s < stages; s++) {
+            StageHost.Spawn spawn = host.expectMessageClass(StageHost.Spawn.class);
+            assertEquals(s, spawn.spec().stage());
+            events = spawn.events();
+            probes.add(kit.createTestProbe());
+        }
+        for (int s = 0; s < stages; s++) events.tell(new StageEvent.Ready(s, probes.get(s).getRef(), List.of("p" + s)));
+        for (int s = 0; s < stages; s++) {
+            assertEquals(stages, probes.get(s).expectMessageClass(StageCommand.Connect.class).stages().size());
+            events.tell(new StageEvent.Connected(s));
+        }
+        assertTrue(started.receiveMessage().ok());
+        return new Driven(c, probes);
+    }
+
+    /** Events reach the coordinator through its adapter, as a stage's would. */
+    static void report(Driven d, StageEvent e) {
+        d.coordinator().tell(new Coordinator.FromStage(e));
+    }
+
     @Test
     void coordinatorStartsAPassAndClosesTheStepWhenEveryStageReported() {
-        List<TestProbe<StageActor.Command>> stages = List.of(kit.createTestProbe(), kit.createTestProbe(), kit.createTestProbe());
-        ActorRef<Coordinator.Command> c = kit.spawn(Coordinator.create(new Placement(1, new int[] {0, 0, 0}), Clipping.NONE,
-                null, Duration.ofSeconds(30), 0));
-        c.tell(new Coordinator.Attach(stages.stream().map(TestProbe::getRef).toList()));
+        Driven d = coordinator(PipelineConfig.defaults(Method.LOMO, 0.1f), 3);
         TestProbe<Coordinator.StepResult> reply = kit.createTestProbe();
-        c.tell(new Coordinator.RunStep(List.of(batch()), reply.getRef()));
-        StageActor.Tokens tokens = stages.get(0).expectMessageClass(StageActor.Tokens.class);
+        d.coordinator().tell(new Coordinator.RunStep(List.of(batch()), reply.getRef()));
+        StageCommand.Tokens tokens = d.stages().get(0).expectMessageClass(StageCommand.Tokens.class);
         assertArrayEquals(new int[] {1, 2, 3}, tokens.ids());
-        StageActor.Targets targets = stages.get(2).expectMessageClass(StageActor.Targets.class);
-        assertArrayEquals(new int[] {2, 3, 4}, targets.ids());
-        stages.get(1).expectNoMessage(Duration.ofMillis(50));
+        assertArrayEquals(new int[] {2, 3, 4}, d.stages().get(2).expectMessageClass(StageCommand.Targets.class).ids());
+        d.stages().get(1).expectNoMessage(Duration.ofMillis(50));
         Position pos = tokens.pos();
-        c.tell(Coordinator.Report.loss(2, pos, 1.5));
-        for (int s = 0; s < 3; s++) c.tell(Coordinator.Report.passDone(s, pos, 0, s, 1000));
+        report(d, new StageEvent.Loss(2, pos, 1.5));
+        for (int s = 0; s < 3; s++) report(d, new StageEvent.PassDone(s, pos, 0, s, 1000));
         Coordinator.StepResult r = reply.receiveMessage();
         assertTrue(r.ok(), r.error());
         assertEquals(1.5, r.loss());
         assertEquals(2, r.staleness());
+    }
+
+    /** An evaluation is a forward-only pass that does not advance the step; a second one is a pass of its own. */
+    @Test
+    void coordinatorEvaluatesWithoutAdvancingTheStep() {
+        Driven d = coordinator(PipelineConfig.defaults(Method.LOMO, 0.1f), 3);
+        TestProbe<Coordinator.StepResult> reply = kit.createTestProbe();
+        long previous = -1;
+        for (int round = 0; round < 2; round++) {
+            d.coordinator().tell(new Coordinator.Evaluate(List.of(batch(), batch()), reply.getRef()));
+            Position p0 = d.stages().get(0).expectMessageClass(StageCommand.Tokens.class).pos();
+            Position p1 = d.stages().get(0).expectMessageClass(StageCommand.Tokens.class).pos();
+            d.stages().get(2).receiveSeveralMessages(2);
+            assertEquals(Pass.EVAL, p0.pass());
+            assertTrue(p0.passId() != previous);
+            previous = p0.passId();
+            report(d, new StageEvent.Loss(2, p0, 1.0));
+            report(d, new StageEvent.Loss(2, p1, 2.0));
+            for (int s = 0; s < 3; s++) report(d, new StageEvent.PassDone(s, p0, 0, 0, 10));
+            Coordinator.StepResult r = reply.receiveMessage();
+            assertTrue(r.ok(), r.error());
+            assertEquals(1.5, r.loss());
+            assertEquals(0, r.step());
+        }
     }
 
     /**
@@ -175,38 +410,35 @@ class StageProtocolTest {
     @ParameterizedTest(name = "first step {0}")
     @ValueSource(ints = {0, 7})
     void coordinatorFreezesAndUnfreezesBlocksBeforeTheStep(int first) {
-        List<TestProbe<StageActor.Command>> stages = List.of(kit.createTestProbe(), kit.createTestProbe(), kit.createTestProbe(),
-                kit.createTestProbe());
-        LisaPolicy lisa = new LisaPolicy(2, 1, 5, 9);
-        ActorRef<Coordinator.Command> c = kit.spawn(Coordinator.create(new Placement(1, new int[] {0, 0, 0, 0}), Clipping.NONE,
-                lisa, Duration.ofSeconds(30), first));
-        c.tell(new Coordinator.Attach(stages.stream().map(TestProbe::getRef).toList()));
+        relay.optimizers.OptimizerSettings s = relay.optimizers.OptimizerSettings.defaults(0.1f).withLisa(1, 5);
+        PipelineConfig pc = PipelineConfig.defaults(Method.ADAMW, 0.1f).withSettings(s, true).withFirstStep(first);
+        Driven d = coordinator(pc, 4);
+        LisaPolicy lisa = new LisaPolicy(2, 1, 5, s.seed());
         TestProbe<Coordinator.StepResult> reply = kit.createTestProbe();
-        c.tell(new Coordinator.RunStep(List.of(batch()), reply.getRef()));
+        d.coordinator().tell(new Coordinator.RunStep(List.of(batch()), reply.getRef()));
         int active = lisa.activeBlocks(first)[0];
         for (int b = 0; b < 2; b++) {
-            StageActor.SetTrainable st = stages.get(b + 1).expectMessageClass(StageActor.SetTrainable.class);
+            StageCommand.SetTrainable st = d.stages().get(b + 1).expectMessageClass(StageCommand.SetTrainable.class);
             assertEquals(first, st.step());
             assertEquals(b == active, st.trainable());
         }
-        stages.get(0).expectNoMessage(Duration.ofMillis(50));
-        c.tell(Coordinator.Report.trainableSet(1, first));
-        c.tell(Coordinator.Report.trainableSet(2, first));
-        assertEquals(first, stages.get(0).expectMessageClass(StageActor.Tokens.class).pos().step());
+        d.stages().get(0).expectNoMessage(Duration.ofMillis(50));
+        report(d, new StageEvent.TrainableSet(1, first, active == 0));
+        report(d, new StageEvent.TrainableSet(2, first, active == 1));
+        assertEquals(first, d.stages().get(0).expectMessageClass(StageCommand.Tokens.class).pos().step());
     }
 
     @Test
-    void aStepThatDoesNotFinishTimesOutWithAnError() {
-        List<TestProbe<StageActor.Command>> stages = List.of(kit.createTestProbe(), kit.createTestProbe(), kit.createTestProbe());
-        ActorRef<Coordinator.Command> c = kit.spawn(Coordinator.create(new Placement(1, new int[] {0, 0, 0}), Clipping.NONE,
-                null, Duration.ofMillis(300), 0));
-        c.tell(new Coordinator.Attach(stages.stream().map(TestProbe::getRef).toList()));
+    void aStepThatDoesNotFinishTimesOutNamingTheStagesItWaitsFor() {
+        Driven d = coordinator(PipelineConfig.defaults(Method.LOMO, 0.1f).withStepTimeout(Duration.ofMillis(300)), 3);
         TestProbe<Coordinator.StepResult> reply = kit.createTestProbe();
-        c.tell(new Coordinator.RunStep(List.of(batch()), reply.getRef()));
+        d.coordinator().tell(new Coordinator.RunStep(List.of(batch()), reply.getRef()));
+        Position pos = d.stages().get(0).expectMessageClass(StageCommand.Tokens.class).pos();
+        report(d, new StageEvent.PassDone(0, pos, 0, 0, 1));
         Coordinator.StepResult r = reply.receiveMessage(Duration.ofSeconds(5));
         assertFalse(r.ok());
-        assertTrue(r.error().contains("timed out") && r.error().contains("3 stage report(s) outstanding"), r.error());
-        c.tell(new Coordinator.RunStep(List.of(batch()), reply.getRef()));
+        assertTrue(r.error().contains("step 0 timed out") && r.error().contains("2 stage report(s) outstanding (block-0, head)"), r.error());
+        d.coordinator().tell(new Coordinator.RunStep(List.of(batch()), reply.getRef()));
         assertTrue(reply.receiveMessage().error().contains("stopped after an earlier failure"));
     }
 }

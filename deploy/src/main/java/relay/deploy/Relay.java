@@ -37,6 +37,7 @@ public final class Relay implements Runnable {
     static CommandLine commandLine() {
         CommandLine cl = new CommandLine(new Relay());
         cl.registerConverter(Path.class, Inputs::path);
+        cl.getSubcommands().get("train").getCommandSpec().usageMessage().footer(TrainCommand.methods());
         cl.setParameterExceptionHandler((e, args) -> {
             e.getCommandLine().getErr().println(oneLine(e.getMessage()) + " (see " + e.getCommandLine().getCommandSpec().qualifiedName()
                     + " --help)");

@@ -13,18 +13,20 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 import relay.deploy.train.Checkpoint;
-import relay.deploy.train.TrainSettings;
+import relay.deploy.train.TrainConfig;
 import relay.deploy.train.TrainingRun;
+import relay.optimizers.Method;
 
 @Command(name = "train", mixinStandardHelpOptions = true,
-        description = "Trains or fine-tunes a model through the block-actor pipeline (or the plain loop for rso, galore, lora, sgd). "
-                + "With no arguments: a small LLaMA-style model on the shipped King James Bible, AdaLomo in backward with LISA.")
+        description = "Trains or fine-tunes a model through the block-actor pipeline (or the plain loop for the methods that change the "
+                + "model's layers). With no arguments: a small LLaMA-style model on the shipped King James Bible, AdaLomo in backward "
+                + "with LISA.")
 final class TrainCommand implements Callable<Integer> {
     @Option(names = "--config", description = "a HOCON file with relay.train settings, over the defaults")
     Path config;
 
     @Option(names = "--resume", description = "a run directory (its newest complete checkpoint) or one of its checkpoints: "
-            + "goes on with the run's own settings, in its directory; key=value arguments may change some (e.g. steps)")
+            + "goes on with the run's own settings, in its directory; key=value arguments may change how it goes on (e.g. steps)")
     Path resume;
 
     @Option(names = "--run", description = "this run's directory: a new run there, or, once it holds a checkpoint, the run resumed "
@@ -37,21 +39,34 @@ final class TrainCommand implements Callable<Integer> {
     @Option(names = "--data", description = "a text or JSONL corpus (optionally .gz)")
     String data;
 
-    @Option(names = "--optimizer", description = "lomo, adalomo, adamw, lisa (pipeline); sgd, rso, galore, lora (plain loop)")
+    @Option(names = "--optimizer", description = "the training method (below)")
     String optimizer;
 
     @Option(names = "--steps", description = "training steps")
     Integer steps;
 
     @Option(names = "--out", description = "where run directories go (default runs)")
-    String out;
+    Path out;
 
     @Parameters(description = "settings as key=value under relay.train, e.g. lr=0.005 lisa.gamma=2")
     List<String> overrides = new ArrayList<>();
 
-    /** The defaults, then the config.conf of the run being resumed (if any), then the --config file, then the flags and key=value arguments. */
-    Config resolve(Path from) {
+    /** The methods, for the help's footer: name, whether it runs in the pipeline, what it does. */
+    static String methods() {
+        StringBuilder s = new StringBuilder("Methods (--optimizer):%n");
+        for (Method m : Method.values()) {
+            s.append(String.format("  %-12s %-9s %s (lr auto: %s)%%n", m.key(), m.inPipeline() ? "pipeline" : "loop", m.description(),
+                    m.defaultLearningRate()));
+        }
+        return s.toString();
+    }
+
+    /** Settings in layers: the run's own config.conf under them when resuming (its start), then the --config file, flags and key=value. */
+    record Resolved(Config original, Config settings) {}
+
+    Resolved resolve(Path from) {
         Config c = ConfigFactory.load();
+        Config original = null;
         if (from != null) {
             Path checkpoint = Checkpoint.locate(from), settings = Checkpoint.run(checkpoint).resolve("config.conf");
             if (!Files.isRegularFile(settings)) {
@@ -59,6 +74,7 @@ final class TrainCommand implements Callable<Integer> {
                         + "its settings; to start a new run from these weights, use --model " + checkpoint);
             }
             c = layer(settings, "relay.train", c);
+            original = TrainConfig.absolutePaths(c.resolve());
         }
         if (config != null) c = layer(config, null, c);
         for (String o : overrides) {
@@ -74,14 +90,21 @@ final class TrainCommand implements Callable<Integer> {
         if (data != null) c = c.withValue("relay.train.data", ConfigValueFactory.fromAnyRef(data));
         if (optimizer != null) c = c.withValue("relay.train.optimizer", ConfigValueFactory.fromAnyRef(optimizer));
         if (steps != null) c = c.withValue("relay.train.steps", ConfigValueFactory.fromAnyRef(steps));
-        if (out != null) c = c.withValue("relay.train.out", ConfigValueFactory.fromAnyRef(out));
-        return c.resolve();
+        if (out != null) c = c.withValue("relay.train.out", ConfigValueFactory.fromAnyRef(out.toString()));
+        try {
+            return new Resolved(original, TrainConfig.absolutePaths(c.resolve()));
+        } catch (ConfigException e) {
+            throw new IllegalArgumentException("configuration: " + e.getMessage(), e);
+        }
     }
 
     /** What to resume: --resume, or a --run directory that already holds a checkpoint; null for a new run. */
     private Path resumeFrom() {
         if (resume != null && run != null) throw new IllegalArgumentException("--resume and --run: give one");
-        if (run != null) return Checkpoint.any(run) ? run : null;
+        if (run != null) {
+            Inputs.writableDirectory(run, "--run");
+            return Checkpoint.any(run) ? run : null;
+        }
         return resume;
     }
 
@@ -98,10 +121,10 @@ final class TrainCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         Path from = resumeFrom();
-        Config c = resolve(from);
-        TrainSettings s = TrainSettings.from(c);
-        relay.optimizers.Method.named(s.optimizer());
-        TrainingRun.run(s, c, System.out, from, run);
+        Resolved r = resolve(from);
+        TrainConfig c = TrainConfig.from(r.settings());
+        if (r.original() != null) TrainConfig.checkResume(r.original(), r.settings());
+        TrainingRun.run(c, r.settings(), System.out, from, run);
         return 0;
     }
 }

@@ -5,6 +5,8 @@ import java.util.HashMap;
 import java.util.Map;
 import java.util.ServiceLoader;
 import org.apache.pekko.actor.ExtendedActorSystem;
+import org.apache.pekko.actor.typed.ActorSystem;
+import org.apache.pekko.actor.typed.javadsl.Adapter;
 import org.apache.pekko.serialization.SerializerWithStringManifest;
 
 /**
@@ -19,14 +21,20 @@ public final class RelaySerializer extends SerializerWithStringManifest {
     /** Pekko reserves ids 0–40. */
     public static final int IDENTIFIER = 4711;
 
-    private final Map<Class<?>, MessageCodec<?>> byType = new HashMap<>();
     private final Map<String, MessageCodec<?>> byManifest = new HashMap<>();
+    /** Each message class's codec: the codec of the type it is, or of the sealed protocol it belongs to. */
+    private final ClassValue<MessageCodec<?>> byClass = new ClassValue<>() {
+        @Override
+        protected MessageCodec<?> computeValue(Class<?> type) {
+            return byManifest.values().stream().filter(c -> c.type().isAssignableFrom(type)).findFirst().orElse(null);
+        }
+    };
 
     public RelaySerializer(ExtendedActorSystem system) {
+        ActorSystem<?> typed = Adapter.toTyped(system);
         for (MessageCodecs provider : ServiceLoader.load(MessageCodecs.class, system.dynamicAccess().classLoader())) {
-            for (MessageCodec<?> c : provider.codecs()) {
+            for (MessageCodec<?> c : provider.codecs(typed)) {
                 if (byManifest.put(c.manifest(), c) != null) throw new IllegalStateException("two codecs for " + c.manifest());
-                byType.put(c.type(), c);
             }
         }
     }
@@ -37,7 +45,7 @@ public final class RelaySerializer extends SerializerWithStringManifest {
     }
 
     private MessageCodec<?> codecOf(Object o) {
-        MessageCodec<?> c = byType.get(o.getClass());
+        MessageCodec<?> c = byClass.get(o.getClass());
         if (c == null) throw new IllegalArgumentException("no codec for " + o.getClass().getName());
         return c;
     }
@@ -59,8 +67,9 @@ public final class RelaySerializer extends SerializerWithStringManifest {
         if (c == null) throw new NotSerializableException("unknown message manifest '" + manifest + "'");
         try {
             return c.fromBinary(bytes);
-        } catch (com.google.protobuf.InvalidProtocolBufferException | IllegalArgumentException e) {
-            NotSerializableException n = new NotSerializableException("malformed " + manifest + " message: " + e.getMessage());
+        } catch (com.google.protobuf.InvalidProtocolBufferException | RuntimeException e) {
+            NotSerializableException n = new NotSerializableException("malformed '" + manifest + "' message of " + bytes.length
+                    + " bytes: " + e.getMessage());
             n.initCause(e);
             throw n;
         }

@@ -18,7 +18,7 @@ import relay.transport.proto.TensorData;
 public final class TensorPayload {
     private Tensor local;
     private final int[] shape;
-    private final ByteString bytes;
+    private ByteString bytes;
 
     private TensorPayload(Tensor local, int[] shape, ByteString bytes) {
         this.local = local;
@@ -50,6 +50,7 @@ public final class TensorPayload {
         }
         if (bytes == null) throw new IllegalStateException("tensor payload already taken");
         FloatBuffer fb = bytes.asReadOnlyByteBuffer().order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer();
+        bytes = null;
         float[] values = new float[fb.remaining()];
         fb.get(values);
         return device.empty(category, shape).copyFrom(values);

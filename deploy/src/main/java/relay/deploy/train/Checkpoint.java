@@ -21,7 +21,7 @@ import relay.stages.data.PackedDataset;
 import relay.stages.io.HfModelDirectory;
 import relay.stages.io.ModelFileException;
 import relay.stages.io.SafeTensors;
-import relay.stages.model.Model;
+import relay.stages.model.ModelConfig;
 import relay.stages.text.Tokenizer;
 import relay.stages.text.TokenizerJson;
 
@@ -45,29 +45,54 @@ public final class Checkpoint {
         return run.resolve("checkpoints").resolve("step-" + step);
     }
 
-    static void write(Path run, int step, Model model, Map<String, float[]> optimizerState, Tokenizer tokenizer,
-                      PackedDataset data, TrainSettings s) throws IOException {
+    /** Writes checkpoint {@code step} of a run: the model's weights as a Hugging Face directory, its tokenizer, and what a resume needs. */
+    static void write(Path run, int step, ModelConfig cfg, List<SafeTensors.Tensor32> weights, Map<String, float[]> optimizerState,
+                      Tokenizer tokenizer, PackedDataset.Position data, TrainConfig c) throws IOException {
         Path dir = directory(run, step);
         Files.deleteIfExists(dir.resolve(MANIFEST));
-        HfModelDirectory.save(model, dir);
+        HfModelDirectory.save(cfg, weights, dir);
         TokenizerJson.write(tokenizer, dir.resolve("tokenizer.json"));
         List<SafeTensors.Tensor32> values = new ArrayList<>();
         optimizerState.forEach((name, v) -> values.add(new SafeTensors.Tensor32(name, new int[] {v.length}, v)));
-        SafeTensors.write(dir.resolve(OPTIMIZER_STATE), values, Map.of("optimizer", s.optimizer()));
+        String method = c.optimizer().method().key();
+        SafeTensors.write(dir.resolve(OPTIMIZER_STATE), values, Map.of("optimizer", method));
         Map<String, Object> state = new LinkedHashMap<>();
         state.put("step", step);
-        state.put("data_epoch", data.position().epoch());
-        state.put("data_index", data.position().index());
-        state.put("optimizer", s.optimizer());
-        state.put("lisa_gamma", s.lisaGamma());
-        state.put("lisa_period", s.lisaPeriod());
-        state.put("seed", s.seed());
+        state.put("data_epoch", data.epoch());
+        state.put("data_index", data.index());
+        state.put("optimizer", method);
+        state.put("lisa_gamma", c.optimizer().lisaGamma());
+        state.put("lisa_period", c.optimizer().lisaPeriod());
+        state.put("seed", c.run().seed());
         Files.writeString(dir.resolve(TRAINER_STATE), new Gson().toJson(state), StandardCharsets.UTF_8);
         Map<String, String> sums = new LinkedHashMap<>();
         try (var files = Files.list(dir)) {
             for (Path f : files.sorted().toList()) sums.put(f.getFileName().toString(), sha256(f));
         }
-        Files.writeString(dir.resolve(MANIFEST), new Gson().toJson(Map.of("step", step, "sha256", sums)), StandardCharsets.UTF_8);
+        Map<String, Object> manifest = new LinkedHashMap<>();
+        manifest.put("step", step);
+        manifest.put("sha256", sums);
+        Files.writeString(dir.resolve(MANIFEST), new Gson().toJson(manifest), StandardCharsets.UTF_8);
+    }
+
+    /**
+     * Where a run resumed from this checkpoint begins, once the checkpoint is found whole and of a run with
+     * these settings, with steps left to do.
+     */
+    static RunInputs.Start resumable(Path checkpoint, TrainConfig c) {
+        verify(checkpoint);
+        TrainerState state = trainerState(checkpoint);
+        Path f = checkpoint.resolve(TRAINER_STATE);
+        String method = c.optimizer().method().key();
+        if (!state.optimizer().equals(method) || state.seed() != c.run().seed()) {
+            throw new ModelFileException(f, "written by a run with optimizer " + state.optimizer() + " and seed " + state.seed()
+                    + ", not " + method + " and " + c.run().seed() + "; resume with the run's own settings");
+        }
+        if (state.step() >= c.run().steps()) {
+            throw new IllegalArgumentException(checkpoint + " is at step " + state.step() + " and the run has " + c.run().steps()
+                    + " steps: raise steps (e.g. steps=" + (state.step() + c.run().steps()) + ") to train on");
+        }
+        return new RunInputs.Start(checkpoint, state.step(), state.data());
     }
 
     /** Deletes the run's complete checkpoints but the newest {@code keep} (0 keeps them all). */
@@ -125,10 +150,14 @@ public final class Checkpoint {
     /**
      * The model directory {@code path} names: itself when it holds a config.json, else — a run directory —
      * its newest complete checkpoint, so {@code relay generate --model runs/<run>} reads the latest weights.
+     * A path that is neither is an error saying what it is.
      */
     public static Path modelDirectory(Path path) {
-        if (Files.isRegularFile(path.resolve("config.json")) || !Files.isDirectory(path.resolve("checkpoints"))) return path;
-        return locate(path);
+        if (!Files.exists(path)) throw new ModelFileException(path, "no such model directory");
+        if (!Files.isDirectory(path)) throw new ModelFileException(path, "a file, not a model directory");
+        if (Files.isRegularFile(path.resolve("config.json"))) return path;
+        if (Files.isDirectory(path.resolve("checkpoints"))) return locate(path);
+        throw new ModelFileException(path, "neither a model directory (no config.json) nor a run directory (no checkpoints/)");
     }
 
     /** The run directory a checkpoint belongs to. */

@@ -3,6 +3,7 @@ package relay.deploy.train;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
+import relay.stages.io.SafeTensors;
 import relay.stages.memory.Category;
 import relay.stages.train.Batch;
 
@@ -11,10 +12,14 @@ interface Engine extends AutoCloseable {
     /** How one step went. */
     record Step(double loss, double seconds, double bubble, Map<Category, Long> memory) {}
 
+    /** One step; a loss that is no longer finite is an {@link ArithmeticException} (training diverged), any other failure its own. */
     Step step(List<Batch> microbatches);
 
-    /** Every parameter's values by name as the model computes with them, low-rank terms folded in (between steps). */
-    Map<String, float[]> weights();
+    /** The mean loss of these batches with the current weights, forward only (between steps). */
+    double validationLoss(List<Batch> batches);
+
+    /** Every parameter as the model computes with it (low-rank terms folded in), named as in a Hugging Face directory (between steps). */
+    List<SafeTensors.Tensor32> weights();
 
     /** The optimizer's state, "parameter/role" → values (between steps). */
     Map<String, float[]> optimizerState();

@@ -1,10 +1,14 @@
 package relay.deploy.train;
 
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
-import relay.optimizers.OptimizerSettings;
 import relay.optimizers.Method;
+import relay.optimizers.OptimizerSettings;
+import relay.stages.io.HfModelDirectory;
+import relay.stages.io.SafeTensors;
+import relay.stages.layers.Parameter;
 import relay.stages.model.Model;
 import relay.stages.model.ModelConfig;
 import relay.stages.tensor.cpu.CpuDevice;
@@ -12,21 +16,26 @@ import relay.stages.train.Batch;
 import relay.stages.train.ReferenceTrainer;
 import relay.stages.train.TrainingMethod;
 
-/** Training on the plain loop, for methods that change the model's layers (RSO, GaLore, LoRA) or classic ones. */
+/**
+ * Training on the plain loop, for methods that change the model's layers (RSO, GaLore, LoRA) or hold every
+ * gradient (SGD). Validation runs on a one-thread copy of the model, as the pipeline's one-thread devices do.
+ */
 final class LoopEngine implements Engine {
     private final CpuDevice device;
     private final Model model;
     private final TrainingMethod method;
     private final ReferenceTrainer trainer;
-    private final String optimizer;
+    private final Method name;
+    private final CpuDevice evalDevice = new CpuDevice("eval", 1);
+    private final Model evalModel;
 
-    LoopEngine(ModelConfig cfg, long seed, String optimizer, OptimizerSettings settings, Map<String, float[]> initial,
-               int firstStep) {
-        this.optimizer = optimizer;
+    /** @param weights the model directory to start from, or null for weights from the seed */
+    LoopEngine(ModelConfig cfg, long seed, Method name, OptimizerSettings settings, Path weights, int firstStep) {
+        this.name = name;
         device = CpuDevice.allCores();
-        model = Model.initialize(cfg, device, seed);
-        if (initial != null) model.load(initial);
-        method = Method.named(optimizer).create(model, settings);
+        model = weights == null ? Model.initialize(cfg, device, seed) : HfModelDirectory.load(weights, device);
+        evalModel = Model.initialize(cfg, evalDevice, seed);
+        method = name.create(model, settings);
         trainer = new ReferenceTrainer(model, method, firstStep);
     }
 
@@ -40,8 +49,22 @@ final class LoopEngine implements Engine {
     }
 
     @Override
-    public Map<String, float[]> weights() {
-        return model.values();
+    public double validationLoss(List<Batch> batches) {
+        evalModel.load(model.values());
+        double sum = 0;
+        for (Batch b : batches) sum += evalModel.loss(b.inputs(), b.targets(), b.batch(), b.seq());
+        return sum / batches.size();
+    }
+
+    @Override
+    public List<SafeTensors.Tensor32> weights() {
+        Map<String, float[]> values = model.values();
+        List<SafeTensors.Tensor32> out = new ArrayList<>();
+        for (Parameter p : model.parameters()) {
+            float[] v = values.get(p.name());
+            if (v != null) out.add(new SafeTensors.Tensor32(p.name(), p.value().shape(), v));
+        }
+        return out;
     }
 
     @Override
@@ -66,13 +89,15 @@ final class LoopEngine implements Engine {
 
     @Override
     public String describe() {
-        return "plain loop (" + optimizer + ") on " + device;
+        return "plain loop (" + name.key() + ") on " + device;
     }
 
     @Override
     public void close() {
         method.close();
         model.close();
+        evalModel.close();
         device.close();
+        evalDevice.close();
     }
 }

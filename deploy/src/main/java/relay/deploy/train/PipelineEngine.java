@@ -10,40 +10,47 @@ import relay.actors.Coordinator;
 import relay.actors.Pipeline;
 import relay.actors.PipelineConfig;
 import relay.actors.Placement;
+import relay.actors.StageEvent;
+import relay.stages.io.SafeTensors;
 import relay.stages.memory.Category;
 import relay.stages.model.ModelConfig;
-import relay.stages.tensor.cpu.CpuDevice;
 import relay.stages.train.Batch;
 
-/** Training through the block-actor pipeline. */
+/** Training through the block-actor pipeline: every request is a message, answered by the stages. */
 final class PipelineEngine implements Engine {
     private final Pipeline pipeline;
     private double[] busy = new double[0];
-    private final int traceSteps;
+    private final boolean tracing;
 
-    PipelineEngine(ModelConfig cfg, long seed, Placement placement, PipelineConfig pc, Map<String, float[]> initial) {
-        this.pipeline = Pipeline.start(cfg, seed, placement, pc, ConfigFactory.empty());
-        this.traceSteps = (int) Math.min(Integer.MAX_VALUE, pc.traceSteps());
-        if (initial != null) pipeline.loadWeights(initial);
+    /** @param weights the model directory the stages read their weights from, or null for weights from the seed */
+    PipelineEngine(ModelConfig cfg, long seed, Path weights, Placement placement, PipelineConfig pc) {
+        this.pipeline = Pipeline.start(cfg, seed, weights, placement, pc, ConfigFactory.empty());
+        this.tracing = pc.traceSteps() > 0;
     }
 
     @Override
     public Step step(List<Batch> microbatches) {
         long t0 = System.nanoTime();
         Coordinator.StepResult r = pipeline.step(microbatches);
-        if (!r.ok()) throw new IllegalStateException(r.error());
+        if (!r.ok()) {
+            throw r.failure() == StageEvent.Failure.DIVERGED ? new ArithmeticException(r.error()) : new IllegalStateException(r.error());
+        }
         double seconds = (System.nanoTime() - t0) / 1e9;
         busy = new double[r.busyNanos().length];
         for (int d = 0; d < busy.length; d++) busy[d] = r.busyNanos()[d] / (double) r.wallNanos();
         Map<Category, Long> mem = new EnumMap<>(Category.class);
-        for (CpuDevice d : pipeline.devices()) d.memory().peaks().forEach((c, b) -> mem.merge(c, b, Long::sum));
-        pipeline.devices().forEach(d -> d.memory().resetPeaks());
+        pipeline.memoryPeaks().values().forEach(peaks -> peaks.forEach((c, b) -> mem.merge(c, b, Long::sum)));
         return new Step(r.loss(), seconds, r.bubble(), mem);
     }
 
     @Override
-    public Map<String, float[]> weights() {
-        return pipeline.weights();
+    public double validationLoss(List<Batch> batches) {
+        return pipeline.evaluate(batches);
+    }
+
+    @Override
+    public List<SafeTensors.Tensor32> weights() {
+        return pipeline.tensors();
     }
 
     @Override
@@ -58,7 +65,7 @@ final class PipelineEngine implements Engine {
 
     @Override
     public boolean writeTrace(Path file) throws IOException {
-        if (traceSteps == 0) return false;
+        if (!tracing) return false;
         pipeline.writeTrace(file);
         return true;
     }

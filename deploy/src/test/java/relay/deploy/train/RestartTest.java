@@ -37,7 +37,12 @@ class RestartTest {
         }
 
         @Override
-        public Map<String, float[]> weights() {
+        public double validationLoss(List<Batch> batches) {
+            return inner.validationLoss(batches);
+        }
+
+        @Override
+        public List<relay.stages.io.SafeTensors.Tensor32> weights() {
             return inner.weights();
         }
 
@@ -84,7 +89,7 @@ class RestartTest {
     private TrainingRun.Summary run(String name, IntPredicate fails, PrintStream out) throws Exception {
         Config c = config();
         AtomicInteger calls = new AtomicInteger();
-        return TrainingRun.run(TrainSettings.from(c), c, out, null, dir.resolve(name), e -> new Faulty(e, calls, fails));
+        return TrainingRun.run(TrainConfig.from(c), c, out, null, dir.resolve(name), e -> new Faulty(e, calls, fails));
     }
 
     @Test

@@ -45,19 +45,21 @@ public final class HfModelDirectory {
 
     /** Writes config.json and model.safetensors (float32) into dir, creating it. */
     public static void save(Model model, Path dir) throws IOException {
+        List<SafeTensors.Tensor32> tensors = new ArrayList<>();
+        for (Parameter p : model.parameters()) tensors.add(new SafeTensors.Tensor32(p.name(), p.value().shape(), p.value().toArray()));
+        save(model.config(), tensors, dir);
+    }
+
+    /** Writes a model of this config from its parameters' values (named as Relay names them, [out, in] linears) into dir. */
+    public static void save(ModelConfig cfg, List<SafeTensors.Tensor32> parameters, Path dir) throws IOException {
         Files.createDirectories(dir);
-        ModelConfig cfg = model.config();
         Files.writeString(dir.resolve("config.json"), new GsonBuilder().setPrettyPrinting().create().toJson(configJson(cfg)) + "\n",
                 StandardCharsets.UTF_8);
         List<SafeTensors.Tensor32> tensors = new ArrayList<>();
-        for (Parameter p : model.parameters()) {
-            float[] v = p.value().toArray();
-            int[] shape = p.value().shape();
-            if (isConv1D(cfg, p.name())) {
-                v = transpose(v, shape[0], shape[1]);
-                shape = new int[] {shape[1], shape[0]};
-            }
-            tensors.add(new SafeTensors.Tensor32(p.name(), shape, v));
+        for (SafeTensors.Tensor32 t : parameters) {
+            int[] shape = t.shape();
+            tensors.add(isConv1D(cfg, t.name()) ? new SafeTensors.Tensor32(t.name(), new int[] {shape[1], shape[0]},
+                    transpose(t.values(), shape[0], shape[1])) : t);
         }
         SafeTensors.write(dir.resolve("model.safetensors"), tensors, Map.of("format", "pt"));
     }

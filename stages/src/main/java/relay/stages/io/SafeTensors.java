@@ -230,7 +230,12 @@ public final class SafeTensors implements AutoCloseable {
         long offset = 0;
         for (Tensor32 t : tensors) {
             long bytes = (long) t.values().length * 4;
-            header.put(t.name(), Map.of("dtype", "F32", "shape", t.shape(), "data_offsets", new long[] {offset, offset + bytes}));
+            // An ordered entry: the same tensors give the same bytes in every JVM (Map.of's order changes from run to run).
+            Map<String, Object> entry = new LinkedHashMap<>();
+            entry.put("dtype", "F32");
+            entry.put("shape", t.shape());
+            entry.put("data_offsets", new long[] {offset, offset + bytes});
+            header.put(t.name(), entry);
             offset += bytes;
         }
         byte[] json = new Gson().toJson(header).getBytes(StandardCharsets.UTF_8);

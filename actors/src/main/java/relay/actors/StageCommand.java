@@ -1,0 +1,58 @@
+package relay.actors;
+
+import java.util.List;
+import java.util.Map;
+import org.apache.pekko.actor.typed.ActorRef;
+import relay.transport.TensorPayload;
+import relay.transport.WireMessage;
+
+/**
+ * What a stage actor takes. Every command may cross a JVM (Protobuf through {@link Codecs}). Tensors travel
+ * as {@link TensorPayload}s: within a JVM the sender's tensor itself, handed over.
+ */
+public sealed interface StageCommand extends WireMessage {
+
+    /** Every stage, by index, once all are built: each stage finds its neighbours and its device's first and last stages here. */
+    record Connect(List<ActorRef<StageCommand>> stages) implements StageCommand {}
+
+    /**
+     * A microbatch's forward (or backward) has passed through every stage of this device. A device runs its
+     * plan one action at a time across its stages: its first stage starts the next forward only when the
+     * previous one has left the device (its last stage the next backward likewise), so a microbatch goes
+     * through the whole device before the next one competes for its thread.
+     */
+    record LeftDevice(Position pos, boolean forward) implements StageCommand {}
+
+    /** A microbatch's token ids, to the embedding. */
+    record Tokens(Position pos, int[] ids) implements StageCommand {}
+
+    /** A microbatch's next-token targets, to the head. */
+    record Targets(Position pos, int[] ids) implements StageCommand {}
+
+    /** Activations flowing forward. */
+    record Forward(Position pos, TensorPayload activation) implements StageCommand {}
+
+    /** Activation gradients flowing backward. */
+    record Backward(Position pos, TensorPayload gradient) implements StageCommand {}
+
+    /** LISA, to a block: it trains from this step on, or is frozen (its optimizer state is freed). */
+    record SetTrainable(long step, boolean trainable) implements StageCommand {}
+
+    /** The head's summed gradient of a tied matrix, to the embedding at the end of a pass. */
+    record TiedGradient(long step, TensorPayload gradient) implements StageCommand {}
+
+    /** The tied matrix after its update, from the embedding back to the head's replica. */
+    record TiedWeights(long step, TensorPayload weights) implements StageCommand {}
+
+    /** Report the stage's parameters' values (between steps). */
+    record CollectWeights() implements StageCommand {}
+
+    /** Report the stage's optimizer state, "parameter/role" → values (between steps). */
+    record CollectState() implements StageCommand {}
+
+    /** Take the optimizer state of a checkpoint that belongs to this stage's parameters (between steps, before a resumed run's first). */
+    record RestoreState(Map<String, float[]> values) implements StageCommand {}
+
+    /** Report the trace recorded so far (the stage's buffer starts empty again). */
+    record CollectTrace() implements StageCommand {}
+}

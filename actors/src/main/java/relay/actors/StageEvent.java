@@ -1,0 +1,62 @@
+package relay.actors;
+
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import org.apache.pekko.actor.typed.ActorRef;
+import relay.stages.io.SafeTensors;
+import relay.transport.WireMessage;
+
+/**
+ * What a stage reports to its coordinator: each event a record with only its own fields, every one able
+ * to cross a JVM. The stage never names the coordinator's protocol, only this one.
+ */
+public sealed interface StageEvent extends WireMessage {
+    /** The reporting stage's index. */
+    int stage();
+
+    /** The stage is built on its device; its parameters' names tell where weights and optimizer state belong. */
+    record Ready(int stage, ActorRef<StageCommand> ref, List<String> parameters) implements StageEvent {}
+
+    /** The stage knows every other stage (it took {@link StageCommand.Connect}). */
+    record Connected(int stage) implements StageEvent {}
+
+    /** The head's loss of one microbatch (mean over its tokens). */
+    record Loss(int stage, Position pos, double loss) implements StageEvent {}
+
+    /**
+     * The stage's share of a pass is done: its squared gradient norm (a norm pass), the most updates a
+     * microbatch's weights moved between its forward and backward (eager mode), and its compute time.
+     */
+    record PassDone(int stage, Position pos, double normSquared, long staleness, long busyNanos) implements StageEvent {}
+
+    /** A block took LISA's {@link StageCommand.SetTrainable}. */
+    record TrainableSet(int stage, long step, boolean trainable) implements StageEvent {}
+
+    /** Why a stage failed. */
+    enum Failure {
+        /** An error of the stage's code or machine. */
+        FAULT,
+        /** The loss is no longer finite: training diverged. */
+        DIVERGED,
+        /** The stage's input cannot be used (a model file that does not fit, state of another model). */
+        INPUT,
+        /** A message the stage's role cannot take. */
+        PROTOCOL
+    }
+
+    /** A stage failed at a position (null: outside a pass, e.g. while it was built); it does no more work after a fault. */
+    record Failed(int stage, Position pos, Failure kind, String reason) implements StageEvent {}
+
+    /** The stage's parameters' values. */
+    record Weights(int stage, List<SafeTensors.Tensor32> tensors) implements StageEvent {}
+
+    /** The stage's optimizer state, "parameter/role" → values. */
+    record OptimizerState(int stage, Map<String, float[]> values) implements StageEvent {}
+
+    /** The optimizer state the stage holds after {@link StageCommand.RestoreState}, or (error not null) why the values did not fit. */
+    record Restored(int stage, Set<String> held, String error) implements StageEvent {}
+
+    /** The stage's trace spans since the last report. */
+    record Trace(int stage, List<TraceEvent> events) implements StageEvent {}
+}

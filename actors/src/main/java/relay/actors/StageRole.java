@@ -1,0 +1,107 @@
+package relay.actors;
+
+import java.util.List;
+import relay.stages.io.HfModelDirectory;
+import relay.stages.layers.Parameter;
+import relay.stages.model.Embedding;
+import relay.stages.model.Initializer;
+import relay.stages.model.LmHead;
+import relay.stages.model.Model;
+import relay.stages.model.ModelConfig;
+import relay.stages.tensor.Device;
+
+/**
+ * What a stage computes: the embedding, one transformer block, or the head with its loss. Each role has its
+ * own forward, backward and end of pass, and says which commands it takes; the stage actor around it owns
+ * the protocol, the order of work on the device, tracing and failures.
+ */
+sealed interface StageRole extends AutoCloseable permits EmbeddingStage, BlockStage, HeadStage {
+
+    /**
+     * The role a spec describes, built on its device: layers initialized from the seed (the same values
+     * wherever the stage is placed), then read from the spec's model directory if it names one.
+     */
+    static StageRole build(StageSpec spec, Device device, TraceRecorder trace) {
+        ModelConfig cfg = spec.model();
+        Initializer init = new Initializer(device, spec.seed());
+        boolean tied = cfg.tiedEmbeddings();
+        StageRole role;
+        if (spec.isEmbedding()) {
+            Embedding e = Embedding.create(cfg, init);
+            role = new EmbeddingStage(e, device, optimizer(spec, tied ? e.tokenTable() : null, trace), tied);
+        } else if (spec.isHead()) {
+            LmHead h = LmHead.create(cfg, init, tied ? Embedding.tokenTable(cfg, init) : null);
+            role = new HeadStage(h, device, optimizer(spec, tied ? h.weight() : null, trace), tied);
+        } else {
+            role = new BlockStage(Model.block(cfg, spec.stage() - 1, init), device, optimizer(spec, null, trace));
+        }
+        if (spec.weights() == null) return role;
+        try (HfModelDirectory.Weights w = HfModelDirectory.Weights.open(spec.weights())) {
+            if (!w.config().equals(cfg)) {
+                throw new IllegalArgumentException(spec.weights().resolve("config.json") + " describes another model than the pipeline's");
+            }
+            w.read(role.parameters());
+            return role;
+        } catch (RuntimeException e) {
+            role.close();
+            throw e;
+        }
+    }
+
+    private static StageOptimizer optimizer(StageSpec spec, Parameter tied, TraceRecorder trace) {
+        PipelineConfig pc = spec.config();
+        return new StageOptimizer(pc.method().rule(pc.settings()), pc.settings().schedule(), pc.settings().clipping(), pc.mode(),
+                tied, trace);
+    }
+
+    /** Every parameter the stage holds (the head's replica of a tied table included). */
+    List<Parameter> parameters();
+
+    /** What the stage's optimizer updates (its parameters, unless another stage owns a tied one's update). */
+    default List<Parameter> updated() {
+        return parameters();
+    }
+
+    StageOptimizer optimizer();
+
+    /** Whether the role takes a command that carries data for it (tokens, targets, activations, gradients, LISA, tied tensors). */
+    boolean takes(StageCommand c);
+
+    /** A new pass begins. */
+    void startPass(Position pass);
+
+    /** Whether forward j's inputs are here. */
+    boolean canForward(int j, Inbox in);
+
+    void forward(Position pos, Inbox in, Outbox out);
+
+    /** Whether backward j's gradient is here. */
+    default boolean canBackward(int j, Inbox in) {
+        return in.backwards.containsKey(j);
+    }
+
+    void backward(Position pos, Inbox in, Outbox out);
+
+    /** The stage's last action of the pass is done; returns whether its share is complete (false while a tied exchange is pending). */
+    boolean finishPass(Position pass, Outbox out);
+
+    /** A tied-matrix message ({@link StageCommand.TiedGradient}, {@link StageCommand.TiedWeights}); returns whether the pass's share is now complete. */
+    default boolean tied(StageCommand m, Position pass, Outbox out) {
+        throw new IllegalStateException("no tied matrix here");
+    }
+
+    /** This pass's squared gradient norm (a norm pass), known once the share is complete. */
+    double normSquared();
+
+    /** The most updates a microbatch's weights moved between its forward and its backward in this pass. */
+    default long staleness() {
+        return 0;
+    }
+
+    /** Frees what a failed pass left behind (saved activations). */
+    default void discardPending() {}
+
+    /** Frees the parameters and optimizer state. */
+    @Override
+    void close();
+}

@@ -1,0 +1,184 @@
+package relay.actors;
+
+import com.google.protobuf.ByteString;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.ActorRefResolver;
+import org.apache.pekko.actor.typed.ActorSystem;
+import relay.optimizers.Clipping;
+import relay.optimizers.Method;
+import relay.optimizers.OptimizerSettings;
+import relay.stages.io.SafeTensors;
+import relay.stages.model.Family;
+import relay.stages.model.ModelConfig;
+import relay.stages.train.Batch;
+import relay.transport.proto.ModelShape;
+import relay.transport.proto.NamedTensor;
+import relay.transport.proto.TensorData;
+
+/**
+ * The Protobuf form of the values inside the actors' messages — positions, model shapes, settings, specs,
+ * batches, named tensors, actor references — one pair of conversions each, for the protocols' codecs.
+ */
+final class Wire {
+    private final ActorRefResolver refs;
+
+    Wire(ActorSystem<?> system) {
+        this.refs = ActorRefResolver.get(system);
+    }
+
+    String ref(ActorRef<?> ref) {
+        return refs.toSerializationFormat(ref);
+    }
+
+    <T> ActorRef<T> ref(String path) {
+        return refs.resolveActorRef(path);
+    }
+
+    static relay.transport.proto.Position position(Position p) {
+        return relay.transport.proto.Position.newBuilder().setStep(p.step()).setPass(relay.transport.proto.Pass.forNumber(p.pass().ordinal()))
+                .setPassId(p.passId()).setMicrobatch(p.microbatch()).setMicrobatches(p.microbatches()).setBatch(p.batch())
+                .setSeq(p.seq()).setClip(p.clip()).build();
+    }
+
+    static Position position(relay.transport.proto.Position p) {
+        Pass pass = switch (p.getPass()) {
+            case TRAIN -> Pass.TRAIN;
+            case NORM -> Pass.NORM;
+            case EVAL -> Pass.EVAL;
+            case UNRECOGNIZED -> throw new IllegalArgumentException("unknown pass " + p.getPassValue());
+        };
+        return new Position(p.getStep(), pass, p.getPassId(), p.getMicrobatch(), p.getMicrobatches(), p.getBatch(), p.getSeq(), p.getClip());
+    }
+
+    static ModelShape model(ModelConfig c) {
+        return ModelShape.newBuilder().setFamily(c.family() == Family.GPT2 ? ModelShape.Family.GPT2 : ModelShape.Family.LLAMA)
+                .setVocabSize(c.vocabSize()).setHidden(c.hidden()).setLayers(c.layers()).setHeads(c.heads()).setKvHeads(c.kvHeads())
+                .setHeadDim(c.headDim()).setIntermediate(c.intermediate()).setMaxPositions(c.maxPositions()).setNormEps(c.normEps())
+                .setRopeTheta(c.ropeTheta()).setTiedEmbeddings(c.tiedEmbeddings()).build();
+    }
+
+    static ModelConfig model(ModelShape m) {
+        Family family = switch (m.getFamily()) {
+            case GPT2 -> Family.GPT2;
+            case LLAMA -> Family.LLAMA;
+            case UNRECOGNIZED -> throw new IllegalArgumentException("unknown model family " + m.getFamilyValue());
+        };
+        return new ModelConfig(family, m.getVocabSize(), m.getHidden(), m.getLayers(), m.getHeads(), m.getKvHeads(), m.getHeadDim(),
+                m.getIntermediate(), m.getMaxPositions(), m.getNormEps(), m.getRopeTheta(), m.getTiedEmbeddings());
+    }
+
+    static relay.transport.proto.OptimizerSettings settings(OptimizerSettings s) {
+        return relay.transport.proto.OptimizerSettings.newBuilder().setLr(s.lr()).setWeightDecay(s.weightDecay()).setBeta1(s.beta1())
+                .setBeta2(s.beta2()).setEps(s.eps()).setClipValue(s.clipping().value()).setClipNorm(s.clipping().maxNorm())
+                .setWarmup(s.warmup()).setTotalSteps(s.totalSteps()).setLisaGamma(s.lisaGamma()).setLisaPeriod(s.lisaPeriod())
+                .setRank(s.rank()).setRsoPeriod(s.rsoPeriod()).setGaloreGap(s.galoreGap()).setGaloreScale(s.galoreScale())
+                .setLoraAlpha(s.loraAlpha()).setSeed(s.seed()).build();
+    }
+
+    static OptimizerSettings settings(relay.transport.proto.OptimizerSettings s) {
+        return new OptimizerSettings(s.getLr(), s.getWeightDecay(), s.getBeta1(), s.getBeta2(), s.getEps(),
+                new Clipping(s.getClipValue(), s.getClipNorm()), s.getWarmup(), s.getTotalSteps(), s.getLisaGamma(), s.getLisaPeriod(),
+                s.getRank(), s.getRsoPeriod(), s.getGaloreGap(), s.getGaloreScale(), s.getLoraAlpha(), s.getSeed());
+    }
+
+    static relay.transport.proto.PipelineConfig config(PipelineConfig c) {
+        return relay.transport.proto.PipelineConfig.newBuilder()
+                .setMode(c.mode() == UpdateMode.EAGER ? relay.transport.proto.PipelineConfig.Mode.EAGER : relay.transport.proto.PipelineConfig.Mode.EXACT)
+                .setSchedule(c.schedule() == PipelineSchedule.GPIPE ? relay.transport.proto.PipelineConfig.Schedule.GPIPE
+                        : relay.transport.proto.PipelineConfig.Schedule.ONE_F_ONE_B)
+                .setMethod(c.method().key()).setSettings(settings(c.settings())).setLisa(c.lisa()).setThreadsPerDevice(c.threadsPerDevice())
+                .setTraceSteps(c.traceSteps()).setStepTimeoutMillis(c.stepTimeout().toMillis()).setFirstStep(c.firstStep()).build();
+    }
+
+    static PipelineConfig config(relay.transport.proto.PipelineConfig c) {
+        UpdateMode mode = switch (c.getMode()) {
+            case EAGER -> UpdateMode.EAGER;
+            case EXACT -> UpdateMode.EXACT;
+            case UNRECOGNIZED -> throw new IllegalArgumentException("unknown update mode " + c.getModeValue());
+        };
+        PipelineSchedule schedule = switch (c.getSchedule()) {
+            case GPIPE -> PipelineSchedule.GPIPE;
+            case ONE_F_ONE_B -> PipelineSchedule.ONE_F_ONE_B;
+            case UNRECOGNIZED -> throw new IllegalArgumentException("unknown schedule " + c.getScheduleValue());
+        };
+        return new PipelineConfig(mode, schedule, Method.named(c.getMethod()), settings(c.getSettings()), c.getLisa(),
+                c.getThreadsPerDevice(), c.getTraceSteps(), Duration.ofMillis(c.getStepTimeoutMillis()), c.getFirstStep());
+    }
+
+    static relay.transport.proto.StageSpec spec(StageSpec s) {
+        relay.transport.proto.StageSpec.Builder b = relay.transport.proto.StageSpec.newBuilder().setStage(s.stage())
+                .setModel(model(s.model())).setSeed(s.seed()).setWeights(s.weights() == null ? "" : s.weights().toString())
+                .setDevices(s.placement().devices()).setConfig(config(s.config())).setTraceEpochMicros(s.traceEpochMicros());
+        for (int d : s.placement().deviceOfStage()) b.addDeviceOfStage(d);
+        return b.build();
+    }
+
+    static StageSpec spec(relay.transport.proto.StageSpec s) {
+        int[] devices = s.getDeviceOfStageList().stream().mapToInt(Integer::intValue).toArray();
+        return new StageSpec(s.getStage(), model(s.getModel()), s.getSeed(), s.getWeights().isEmpty() ? null : Path.of(s.getWeights()),
+                new Placement(s.getDevices(), devices), config(s.getConfig()), s.getTraceEpochMicros());
+    }
+
+    static relay.transport.proto.Batch batch(Batch b) {
+        relay.transport.proto.Batch.Builder p = relay.transport.proto.Batch.newBuilder().setBatch(b.batch()).setSeq(b.seq());
+        for (int t : b.inputs()) p.addInputs(t);
+        for (int t : b.targets()) p.addTargets(t);
+        return p.build();
+    }
+
+    static Batch batch(relay.transport.proto.Batch b) {
+        return new Batch(ints(b.getInputsList()), ints(b.getTargetsList()), b.getBatch(), b.getSeq());
+    }
+
+    static int[] ints(List<Integer> list) {
+        return list.stream().mapToInt(Integer::intValue).toArray();
+    }
+
+    static TensorData tensor(int[] shape, float[] values) {
+        TensorData.Builder b = TensorData.newBuilder();
+        for (int d : shape) b.addShape(d);
+        ByteBuffer buf = ByteBuffer.allocate(values.length * Float.BYTES).order(ByteOrder.LITTLE_ENDIAN);
+        buf.asFloatBuffer().put(values);
+        return b.setData(ByteString.copyFrom(buf.array())).build();
+    }
+
+    static float[] values(TensorData t) {
+        if (t.getData().size() % Float.BYTES != 0) throw new IllegalArgumentException("tensor of " + t.getData().size() + " bytes");
+        float[] v = new float[t.getData().size() / Float.BYTES];
+        t.getData().asReadOnlyByteBuffer().order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer().get(v);
+        return v;
+    }
+
+    static List<NamedTensor> named(List<SafeTensors.Tensor32> tensors) {
+        List<NamedTensor> out = new ArrayList<>();
+        for (SafeTensors.Tensor32 t : tensors) out.add(NamedTensor.newBuilder().setName(t.name()).setTensor(tensor(t.shape(), t.values())).build());
+        return out;
+    }
+
+    static List<SafeTensors.Tensor32> named(Iterable<NamedTensor> tensors) {
+        List<SafeTensors.Tensor32> out = new ArrayList<>();
+        for (NamedTensor t : tensors) out.add(new SafeTensors.Tensor32(t.getName(), ints(t.getTensor().getShapeList()), values(t.getTensor())));
+        return out;
+    }
+
+    /** Optimizer state as named one-dimensional tensors, and back. */
+    static List<NamedTensor> state(Map<String, float[]> values) {
+        List<SafeTensors.Tensor32> list = new ArrayList<>();
+        values.forEach((k, v) -> list.add(new SafeTensors.Tensor32(k, new int[] {v.length}, v)));
+        return named(list);
+    }
+
+    static Map<String, float[]> state(Iterable<NamedTensor> tensors) {
+        Map<String, float[]> out = new LinkedHashMap<>();
+        for (SafeTensors.Tensor32 t : named(tensors)) out.put(t.name(), t.values());
+        return out;
+    }
+}

@@ -1,0 +1,184 @@
+package relay.actors;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.NotSerializableException;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.EnumMap;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import org.apache.pekko.actor.testkit.typed.javadsl.ActorTestKit;
+import org.apache.pekko.actor.testkit.typed.javadsl.TestProbe;
+import org.apache.pekko.serialization.Serialization;
+import org.apache.pekko.serialization.SerializationExtension;
+import org.apache.pekko.serialization.Serializer;
+import org.apache.pekko.serialization.SerializerWithStringManifest;
+import org.apache.pekko.actor.typed.javadsl.Adapter;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import relay.optimizers.Method;
+import relay.stages.io.SafeTensors;
+import relay.stages.memory.Category;
+import relay.stages.tensor.cpu.CpuDevice;
+import relay.stages.train.Batch;
+import relay.transport.RelaySerializer;
+import relay.transport.TensorPayload;
+import relay.transport.WireMessage;
+
+/**
+ * Every message of every protocol round-trips through Pekko's serialization as Relay's Protobuf: a sample of
+ * each record a sealed protocol permits (the test fails if one has none), decoded and encoded again to the
+ * same bytes, large and empty tensors among them. A payload cut short and an unknown manifest are refused.
+ */
+class WireRoundTripTest {
+    static ActorTestKit kit;
+    static CpuDevice device;
+
+    @BeforeAll
+    static void start() {
+        kit = ActorTestKit.create();
+        device = new CpuDevice("cpu-wire", 1);
+    }
+
+    @AfterAll
+    static void stop() {
+        kit.shutdownTestKit();
+        device.close();
+    }
+
+    static final Position POS = new Position(7, Pass.NORM, 12, 1, 4, 2, 6, 0.5f);
+
+    static TensorPayload tensor(int rows, int cols) {
+        float[] v = new float[rows * cols];
+        for (int i = 0; i < v.length; i++) v[i] = (float) Math.sin(i);
+        return TensorPayload.of(device.allocate(Category.COMMUNICATION, rows, cols).copyFrom(v));
+    }
+
+    static TensorPayload empty() {
+        return TensorPayload.fromProto(relay.transport.proto.TensorData.newBuilder().addShape(0).addShape(3).build());
+    }
+
+    /** One of each message, every record of every protocol. */
+    static List<WireMessage> samples() {
+        TestProbe<StageCommand> stage = kit.createTestProbe();
+        TestProbe<StageEvent> events = kit.createTestProbe();
+        TestProbe<StageHost.Command> host = kit.createTestProbe();
+        TestProbe<Coordinator.StepResult> results = kit.createTestProbe();
+        TestProbe<Coordinator.Gathered> gathered = kit.createTestProbe();
+        TestProbe<StageHost.DeviceMemory> memory = kit.createTestProbe();
+        Map<String, float[]> state = Map.of("model.norm.weight/m", new float[] {1, 2}, "model.norm.weight/steps", new float[] {3});
+        Placement placement = new Placement(2, new int[] {0, 0, 0, 1, 1, 1});
+        StageSpec spec = new StageSpec(3, PipelineEquivalenceTest.LLAMA, 5, Path.of("/models/m"), placement,
+                PipelineConfig.defaults(Method.ADALOMO, 0.02f).with(UpdateMode.EXACT, PipelineSchedule.GPIPE).withTraceSteps(9), 1234);
+        List<SafeTensors.Tensor32> weights = List.of(new SafeTensors.Tensor32("w", new int[] {2, 2}, new float[] {1, 2, 3, 4}),
+                new SafeTensors.Tensor32("e", new int[] {0}, new float[0]));
+        Batch batch = new Batch(new int[] {1, 2, 3}, new int[] {2, 3, 4}, 1, 3);
+        Map<Category, Long> peaks = new EnumMap<>(Category.class);
+        peaks.put(Category.ACTIVATIONS, 100L);
+        peaks.put(Category.GRADIENTS, 0L);
+        StageEvent.Failed failed = new StageEvent.Failed(2, null, StageEvent.Failure.INPUT, "config.json does not fit");
+        return List.of(
+                new StageCommand.Connect(List.of(stage.getRef(), stage.getRef())),
+                new StageCommand.LeftDevice(POS, true),
+                new StageCommand.Tokens(POS, new int[] {5, 6, 7}),
+                new StageCommand.Targets(POS, new int[] {}),
+                new StageCommand.Forward(POS, tensor(512, 1024)),
+                new StageCommand.Backward(POS, empty()),
+                new StageCommand.SetTrainable(3, true),
+                new StageCommand.TiedGradient(3, tensor(4, 4)),
+                new StageCommand.TiedWeights(3, tensor(4, 4)),
+                new StageCommand.CollectWeights(),
+                new StageCommand.CollectState(),
+                new StageCommand.RestoreState(state),
+                new StageCommand.CollectTrace(),
+                new StageEvent.Ready(1, stage.getRef(), List.of("a", "b")),
+                new StageEvent.Connected(4),
+                new StageEvent.Loss(5, POS, 2.5),
+                new StageEvent.PassDone(2, POS, 0.25, 3, 1000),
+                new StageEvent.TrainableSet(1, 9, false),
+                failed,
+                new StageEvent.Failed(1, POS, StageEvent.Failure.DIVERGED, "loss is NaN"),
+                new StageEvent.Weights(0, weights),
+                new StageEvent.OptimizerState(3, state),
+                new StageEvent.Restored(3, Set.of("x/m"), null),
+                new StageEvent.Trace(2, List.of(new TraceEvent("forward", "block-1", 0, 2, 10, 5, 1, 0))),
+                new Coordinator.Start(List.of(spec), List.of(host.getRef()), gathered.getRef()),
+                new Coordinator.RunStep(List.of(batch, batch), results.getRef()),
+                new Coordinator.Evaluate(List.of(batch), results.getRef()),
+                new Coordinator.Collect(Coordinator.What.OPTIMIZER_STATE, gathered.getRef()),
+                new Coordinator.Restore(state, gathered.getRef()),
+                new Coordinator.FromStage(new StageEvent.Connected(1)),
+                new Coordinator.Timeout(3),
+                new Coordinator.StepResult(4, 1.5, new double[] {1, 2}, 10, new long[] {3, 4}, 0.1, 2, Double.NaN, null, null),
+                new Coordinator.StepResult(4, Double.NaN, new double[0], 0, new long[0], Double.NaN, 0, Double.NaN, "step 4 failed",
+                        StageEvent.Failure.FAULT),
+                new Coordinator.Gathered(List.of(new StageEvent.Connected(0), new StageEvent.Restored(1, Set.of(), "bad")), null, null),
+                new Coordinator.Gathered(List.of(), "no", StageEvent.Failure.INPUT),
+                new StageHost.Spawn(spec, events.getRef()),
+                new StageHost.ReportMemory(memory.getRef()),
+                new StageHost.DeviceMemory(Map.of(0, peaks)));
+    }
+
+    private static SerializerWithStringManifest serializerOf(Object m) {
+        Serialization s = SerializationExtension.get(Adapter.toClassic(kit.system()));
+        Serializer serializer = s.findSerializerFor(m);
+        assertTrue(serializer instanceof RelaySerializer, m.getClass() + " is serialized by " + serializer);
+        return (SerializerWithStringManifest) serializer;
+    }
+
+    @Test
+    void everyMessageOfEveryProtocolRoundTripsToTheSameBytes() throws Exception {
+        List<WireMessage> samples = samples();
+        Set<Class<?>> covered = new HashSet<>();
+        samples.forEach(m -> covered.add(m.getClass()));
+        for (Class<?> protocol : List.of(StageCommand.class, StageEvent.class, Coordinator.Command.class, StageHost.Command.class)) {
+            for (Class<?> c : protocol.getPermittedSubclasses()) assertTrue(covered.contains(c), "no sample of " + c.getName());
+        }
+        for (WireMessage m : samples) {
+            SerializerWithStringManifest s = serializerOf(m);
+            String manifest = s.manifest(m);
+            byte[] bytes = s.toBinary(m);
+            Object back = s.fromBinary(bytes, manifest);
+            assertEquals(m.getClass(), back.getClass());
+            assertArrayEquals(bytes, s.toBinary(back), m.getClass().getSimpleName() + " encodes to the same bytes after a round trip");
+        }
+        assertEquals(0, device.memory().current(Category.COMMUNICATION), "every sent tensor was freed when it became bytes");
+    }
+
+    @Test
+    void aLargeActivationArrivesExactly() throws Exception {
+        TensorPayload big = tensor(2048, 768);
+        float[] sent;
+        try (var t = big.materialize(device, Category.ACTIVATIONS)) {
+            sent = t.toArray();
+            StageCommand.Forward f = new StageCommand.Forward(POS, TensorPayload.of(device.allocate(Category.ACTIVATIONS, 2048, 768).copyFrom(sent)));
+            SerializerWithStringManifest s = serializerOf(f);
+            StageCommand.Forward back = (StageCommand.Forward) s.fromBinary(s.toBinary(f), s.manifest(f));
+            assertEquals(POS, back.pos());
+            try (var got = back.activation().materialize(device, Category.ACTIVATIONS)) {
+                assertArrayEquals(sent, got.toArray(), 0f);
+            }
+        }
+    }
+
+    @Test
+    void cutPayloadsAndUnknownManifestsAreRefusedNamingThem() {
+        StageCommand.Tokens m = new StageCommand.Tokens(POS, new int[] {1, 2, 3, 4, 5, 6, 7, 8});
+        SerializerWithStringManifest s = serializerOf(m);
+        byte[] bytes = s.toBinary(m);
+        NotSerializableException cut = assertThrows(NotSerializableException.class,
+                () -> s.fromBinary(Arrays.copyOf(bytes, bytes.length - 3), "s"));
+        assertTrue(cut.getMessage().startsWith("malformed 's' message of " + (bytes.length - 3) + " bytes"), cut.getMessage());
+        NotSerializableException unknown = assertThrows(NotSerializableException.class, () -> s.fromBinary(bytes, "q"));
+        assertEquals("unknown message manifest 'q'", unknown.getMessage());
+        NotSerializableException empty = assertThrows(NotSerializableException.class, () -> s.fromBinary(new byte[0], "e"));
+        assertTrue(empty.getMessage().contains("a stage event without an event"), empty.getMessage());
+    }
+}

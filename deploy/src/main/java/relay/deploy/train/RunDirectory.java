@@ -1,0 +1,129 @@
+package relay.deploy.train;
+
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigRenderOptions;
+import java.io.IOException;
+import java.net.InetAddress;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.channels.FileLock;
+import java.nio.channels.OverlappingFileLockException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.time.LocalDateTime;
+import java.time.format.DateTimeFormatter;
+import java.util.Comparator;
+import java.util.stream.Stream;
+
+/**
+ * A run's directory, held by one process for the run's life: an OS lock on its {@code relay.lock} refuses a
+ * second writer with a line naming the holder. The operating system releases the lock when the holder's
+ * process ends, however it ends, so a killed run never blocks its resume. A directory this process created
+ * for a run that then failed before its first step is removed again: bad input leaves nothing behind.
+ */
+final class RunDirectory implements AutoCloseable {
+    static final String LOCK = "relay.lock";
+
+    private final Path dir;
+    private final FileChannel channel;
+    private final FileLock lock;
+    private final boolean created;
+    private boolean used;
+
+    private RunDirectory(Path dir, FileChannel channel, FileLock lock, boolean created) {
+        this.dir = dir;
+        this.channel = channel;
+        this.lock = lock;
+        this.created = created;
+    }
+
+    /** A new run's directory under out: time, model and method, with a suffix if that name is taken. */
+    static Path fresh(TrainConfig c) {
+        String name = Path.of(c.model().name()).getFileName().toString().replaceAll("[^A-Za-z0-9._-]", "_");
+        String stamp = LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss"));
+        Path base = Path.of(c.run().out()).resolve(stamp + "-" + name + "-" + c.optimizer().method().key()), dir = base;
+        for (int i = 2; Files.exists(dir); i++) dir = base.resolveSibling(base.getFileName() + "-" + i);
+        return dir;
+    }
+
+    /** Creates the directory if needed and takes its lock; a directory another process holds is refused, naming it. */
+    static RunDirectory open(Path dir) throws IOException {
+        boolean created = !Files.exists(dir);
+        try {
+            Files.createDirectories(dir.resolve("checkpoints"));
+        } catch (IOException e) {
+            throw new IllegalArgumentException("cannot create the run directory " + dir + ": " + e, e);
+        }
+        Path file = dir.resolve(LOCK);
+        FileChannel channel = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.READ, StandardOpenOption.WRITE);
+        FileLock lock;
+        try {
+            lock = channel.tryLock();
+        } catch (OverlappingFileLockException heldHere) {
+            lock = null;
+        }
+        if (lock == null) {
+            channel.close();
+            String holder = Files.readString(file, StandardCharsets.UTF_8).strip();
+            throw new IllegalArgumentException(dir + " is in use by another relay train (" + (holder.isEmpty() ? "a process that is starting"
+                    : holder) + "): a run directory has one writer at a time; wait for that run to end, or stop it");
+        }
+        channel.truncate(0);
+        channel.write(ByteBuffer.wrap(("pid " + ProcessHandle.current().pid() + " on " + host() + " since "
+                + LocalDateTime.now().format(DateTimeFormatter.ISO_LOCAL_DATE_TIME) + "\n").getBytes(StandardCharsets.UTF_8)));
+        channel.force(false);
+        return new RunDirectory(dir, channel, lock, created);
+    }
+
+    private static String host() {
+        try {
+            return InetAddress.getLocalHost().getHostName();
+        } catch (IOException e) {
+            return "an unnamed host";
+        }
+    }
+
+    Path path() {
+        return dir;
+    }
+
+    Path resolve(String name) {
+        return dir.resolve(name);
+    }
+
+    /** A step has been recorded here: the directory is the run's now, whatever happens after. */
+    void markUsed() {
+        used = true;
+    }
+
+    /** config.conf, written aside and moved into place: a resumed run reads it, so a stop must not leave half of it. */
+    void writeSettings(Config resolved) throws IOException {
+        Path written = dir.resolve("config.conf.tmp");
+        Files.writeString(written, resolved.getConfig("relay.train").root()
+                .render(ConfigRenderOptions.defaults().setOriginComments(false).setJson(false)), StandardCharsets.UTF_8);
+        Files.move(written, dir.resolve("config.conf"), StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+    }
+
+    void history(String event) throws IOException {
+        RunHistory.add(dir, event);
+    }
+
+    /** After a failure: a directory this process created and no step was recorded in goes again. */
+    void discardIfUnused() throws IOException {
+        if (used || !created) return;
+        close();
+        try (Stream<Path> all = Files.walk(dir)) {
+            for (Path p : all.sorted(Comparator.reverseOrder()).toList()) Files.deleteIfExists(p);
+        }
+    }
+
+    @Override
+    public void close() throws IOException {
+        if (!channel.isOpen()) return;
+        lock.release();
+        channel.close();
+    }
+}

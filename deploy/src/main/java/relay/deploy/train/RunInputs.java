@@ -1,0 +1,141 @@
+package relay.deploy.train;
+
+import java.io.InputStream;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import relay.optimizers.Method;
+import relay.stages.data.Corpus;
+import relay.stages.data.PackedDataset;
+import relay.stages.io.HfModelDirectory;
+import relay.stages.io.ModelFileException;
+import relay.stages.model.Model;
+import relay.stages.model.ModelConfig;
+import relay.stages.tensor.cpu.CpuDevice;
+import relay.stages.text.BpeTrainer;
+import relay.stages.text.Tokenizer;
+import relay.stages.text.TokenizerJson;
+
+/**
+ * What a run starts from, every part of it checked before the run writes anything: the model (a preset, a
+ * model directory, or the checkpoint being resumed), the tokenizer, the corpus encoded into sequences, and
+ * where in the run it begins.
+ *
+ * @param weights the model directory the engine reads its weights from, or null for weights from the seed
+ */
+record RunInputs(ModelConfig model, Path weights, Tokenizer tokenizer, PackedDataset data, Start start) {
+    static final String END_OF_TEXT = "<|endoftext|>";
+
+    /** Where a run begins: at step 0, or at a checkpoint's step and data position. */
+    record Start(Path checkpoint, int step, PackedDataset.Position data) {
+        static final Start FRESH = new Start(null, 0, new PackedDataset.Position(0, 0));
+    }
+
+    /** Checks and prepares everything a run with these settings needs; {@code resumeFrom} (null: a new run) is a checkpoint or a run. */
+    static RunInputs prepare(TrainConfig c, Path resumeFrom, PrintStream out) {
+        Start start = resumeFrom == null ? Start.FRESH : Checkpoint.resumable(Checkpoint.locate(resumeFrom), c);
+        Source src = start.checkpoint() != null ? Source.checkpoint(start.checkpoint()) : Source.open(c.model().name());
+        ModelConfig cfg = src.config();
+        if (c.run().seq() > cfg.maxPositions()) {
+            throw new IllegalArgumentException("configuration: relay.train.seq " + c.run().seq() + " exceeds the " + cfg.maxPositions()
+                    + " positions of " + c.model().name());
+        }
+        Tokenizer tokenizer = start.checkpoint() != null || c.model().tokenizer().isEmpty() ? src.tokenizer()
+                : TokenizerJson.read(Path.of(c.model().tokenizer()));
+        List<String> docs = corpus(c.run().data());
+        if (tokenizer == null) tokenizer = trainTokenizer(c, cfg, docs, out);
+        if (tokenizer.size() > cfg.vocabSize()) {
+            throw new IllegalArgumentException("the tokenizer has " + tokenizer.size() + " entries, " + c.model().name() + " only "
+                    + cfg.vocabSize());
+        }
+        PackedDataset data = dataset(c, tokenizer, docs, out);
+        data.seek(start.data());
+        // LoRA's base never changes: a resumed LoRA run starts from the model it began with (its adapters come back with the
+        // optimizer state).
+        Path weights = start.checkpoint() != null && c.optimizer().method() == Method.LORA ? Source.open(c.model().name()).weights()
+                : src.weights();
+        return new RunInputs(cfg, weights, tokenizer, data, start);
+    }
+
+    /**
+     * The same model, tokenizer and data for a run restarted from a checkpoint of its own, or (null) from its
+     * start; a LoRA run's weights stay its base model's.
+     */
+    RunInputs restartFrom(Path checkpoint, TrainConfig c) {
+        Start s = checkpoint == null ? Start.FRESH : Checkpoint.resumable(checkpoint, c);
+        data.seek(s.data());
+        return new RunInputs(model, checkpoint == null || c.optimizer().method() == Method.LORA ? weights : checkpoint, tokenizer, data, s);
+    }
+
+    /** Where a model comes from: its shape, the directory holding its weights (none for a preset) and its tokenizer (if it has one). */
+    record Source(ModelConfig config, Path weights, Tokenizer tokenizer) {
+        /** A preset, a config.json (fresh weights of its shape), or a model or run directory (its newest checkpoint), checked whole. */
+        static Source open(String model) {
+            if (ModelConfig.PRESETS.contains(model)) return new Source(ModelConfig.named(model), null, null);
+            Path p = Path.of(model);
+            if (!Files.exists(p)) {
+                throw new IllegalArgumentException("no model named '" + model + "': not a preset " + ModelConfig.PRESETS
+                        + " and no such model directory");
+            }
+            if (Files.isRegularFile(p)) return new Source(ModelConfig.read(p), null, null);
+            Path dir = Checkpoint.modelDirectory(p);
+            ModelConfig cfg;
+            try (CpuDevice d = new CpuDevice("check", 1); Model m = HfModelDirectory.load(dir, d)) {
+                cfg = m.config();
+            }
+            Path tok = dir.resolve("tokenizer.json");
+            return new Source(cfg, dir, Files.isRegularFile(tok) ? TokenizerJson.read(tok) : null);
+        }
+
+        /** A checkpoint of a run: its manifest has vouched for its files. */
+        static Source checkpoint(Path checkpoint) {
+            return new Source(ModelConfig.read(checkpoint.resolve("config.json")), checkpoint, TokenizerJson.ofModel(checkpoint));
+        }
+    }
+
+    static List<String> corpus(String data) {
+        if (data.startsWith("builtin:")) {
+            if (!data.equals("builtin:kjv")) throw new IllegalArgumentException("no built-in corpus '" + data + "' (builtin:kjv)");
+            InputStream in = RunInputs.class.getResourceAsStream("/relay/corpus/kjv.txt.gz");
+            if (in == null) throw new IllegalStateException("the built-in corpus is missing from the jar");
+            return Corpus.read(Path.of("kjv.txt.gz"), in);
+        }
+        return Corpus.read(Path.of(data));
+    }
+
+    /** A byte-level BPE of the model's vocabulary size, trained on the corpus (a preset has no tokenizer of its own). */
+    private static Tokenizer trainTokenizer(TrainConfig c, ModelConfig cfg, List<String> docs, PrintStream out) {
+        if (cfg.vocabSize() < 257) {
+            throw new IllegalArgumentException(c.model().name() + " has " + cfg.vocabSize() + " vocabulary entries and no tokenizer.json: a "
+                    + "byte-level tokenizer trained on the corpus needs at least 257; use a model with more, or one with a tokenizer");
+        }
+        out.printf("training a byte-level BPE tokenizer of %d entries on %d documents...%n", cfg.vocabSize(), docs.size());
+        long training = System.nanoTime();
+        int every = Math.max(100, cfg.vocabSize() / 10 / 100 * 100);
+        return BpeTrainer.train(docs, cfg.vocabSize(), List.of(END_OF_TEXT), merges -> {
+            // Progress only for a tokenizer that takes a while (a large vocabulary).
+            if (merges % every == 0 && System.nanoTime() - training > 5_000_000_000L) out.printf("  %d merges%n", merges);
+        });
+    }
+
+    /** The corpus encoded and packed into sequences, with its validation split. */
+    private static PackedDataset dataset(TrainConfig c, Tokenizer tokenizer, List<String> docs, PrintStream out) {
+        Integer eot = tokenizer.specialTokens().get(END_OF_TEXT);
+        int endOfText = eot != null ? eot : tokenizer.size() - 1;
+        long encoding = System.nanoTime();
+        String data = c.run().data();
+        PackedDataset d;
+        try {
+            // Progress only once encoding has taken a while: a large corpus, not the shipped one.
+            d = PackedDataset.of(docs, tokenizer, endOfText, c.run().seq(), c.run().validationFraction(), c.run().seed(), percent -> {
+                if (System.nanoTime() - encoding > 5_000_000_000L) out.printf("tokenizing %s: %d%%%n", data, percent);
+            });
+        } catch (IllegalArgumentException e) {
+            throw new ModelFileException(Path.of(data), e.getMessage(), e);
+        }
+        out.printf("%s: %d tokens, %d training and %d validation sequences of %d%n", data, d.tokens(), d.trainSequences(),
+                d.validationSequences(), c.run().seq());
+        return d;
+    }
+}

@@ -1,0 +1,222 @@
+package relay.deploy.train;
+
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigException;
+import com.typesafe.config.ConfigFactory;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Collectors;
+import relay.actors.PipelineConfig;
+import relay.actors.PipelineSchedule;
+import relay.actors.UpdateMode;
+import relay.optimizers.Clipping;
+import relay.optimizers.Method;
+import relay.optimizers.OptimizerSettings;
+
+/**
+ * Every setting of {@code relay train}, bound once from the resolved {@code relay.train} HOCON and checked:
+ * the model, the optimizer, the pipeline and the run. The optimizer's and the pipeline's settings derive
+ * from it; no hyper-parameter is written anywhere else.
+ */
+public record TrainConfig(ModelPart model, OptimizerPart optimizer, PipelinePart pipeline, RunPart run) {
+
+    /** A preset or a model directory, and a tokenizer.json to use instead of the model's own (empty: none). */
+    public record ModelPart(String name, String tokenizer) {}
+
+    /**
+     * The method and its hyper-parameters; {@code lr} is already resolved from "auto" (see {@link #from}).
+     * LISA samples the blocks when the method is lisa, or γ &gt; 0 with a method that runs in the pipeline.
+     */
+    public record OptimizerPart(Method method, float lr, int warmup, float weightDecay, float beta1, float beta2, float eps,
+                                float clipValue, float clipNorm, int lisaGamma, int lisaPeriod, int rank, int rsoPeriod,
+                                int galoreGap, float galoreScale, float loraAlpha) {
+        public boolean lisa() {
+            return method.samplesBlocks() || (lisaGamma > 0 && method.inPipeline());
+        }
+
+        /** The settings the update rules take, with a schedule over the run's steps. */
+        public OptimizerSettings settings(int steps, long seed) {
+            return new OptimizerSettings(lr, weightDecay, beta1, beta2, eps, new Clipping(clipValue, clipNorm), warmup, steps,
+                    Math.max(1, lisaGamma), lisaPeriod, rank, rsoPeriod, galoreGap, galoreScale, loraAlpha, seed);
+        }
+    }
+
+    /** How the pipeline runs: devices, microbatches per step, schedule, update mode, step timeout, steps traced. */
+    public record PipelinePart(int devices, int microbatches, PipelineSchedule schedule, UpdateMode mode, Duration stepTimeout,
+                               int traceSteps) {}
+
+    /** The data and the run around the steps. */
+    public record RunPart(String data, int steps, int batch, int seq, double validationFraction, int evalEvery, int evalSequences,
+                          int checkpointEvery, int keepCheckpoints, int restarts, long seed, String out) {}
+
+    /** Settings a resumed run may change: how it goes on, not what it is (model, data, method, seed, shapes of state). */
+    static final List<String> CHANGEABLE_ON_RESUME = List.of("steps", "lr", "warmup", "weight-decay", "beta1", "beta2", "eps",
+            "clip-value", "clip-norm", "batch", "microbatches", "devices", "schedule", "mode", "restarts", "step-timeout",
+            "eval-every", "eval-sequences", "checkpoint-every", "keep-checkpoints", "trace-steps");
+
+    /** Settings that name files; they are made absolute where the command line is typed (see {@link #absolutePaths}). */
+    private static final List<String> PATHS = List.of("model", "tokenizer", "data", "out");
+
+    /** The microbatch size: batch / microbatches sequences. */
+    public int microbatchSize() {
+        return run.batch() / pipeline.microbatches();
+    }
+
+    public OptimizerSettings optimizerSettings() {
+        return optimizer.settings(run.steps(), run.seed());
+    }
+
+    /** The pipeline's configuration, starting at {@code firstStep} (0, or the next step of a resumed run). */
+    public PipelineConfig pipelineConfig(long firstStep) {
+        return new PipelineConfig(pipeline.mode(), pipeline.schedule(), optimizer.method(), optimizerSettings(), optimizer.lisa(), 1,
+                pipeline.traceSteps(), pipeline.stepTimeout(), firstStep);
+    }
+
+    /** Binds and checks {@code relay.train}; an unknown key or a bad value is an error naming the setting. */
+    public static TrainConfig from(Config root) {
+        Config c = root.getConfig("relay.train");
+        rejectUnknown(c);
+        try {
+            Method method = Method.named(c.getString("optimizer"));
+            TrainConfig t = new TrainConfig(
+                    new ModelPart(c.getString("model"), c.getString("tokenizer")),
+                    new OptimizerPart(method, learningRate(c, method), c.getInt("warmup"), (float) c.getDouble("weight-decay"),
+                            (float) c.getDouble("beta1"), (float) c.getDouble("beta2"), (float) c.getDouble("eps"),
+                            (float) c.getDouble("clip-value"), (float) c.getDouble("clip-norm"), c.getInt("lisa.gamma"),
+                            c.getInt("lisa.period"), c.getInt("rank"), c.getInt("rso-period"), c.getInt("galore.gap"),
+                            (float) c.getDouble("galore.scale"), (float) c.getDouble("lora.alpha")),
+                    new PipelinePart(c.getInt("devices"), c.getInt("microbatches"), schedule(c), mode(c), c.getDuration("step-timeout"),
+                            c.getInt("trace-steps")),
+                    new RunPart(c.getString("data"), c.getInt("steps"), c.getInt("batch"), c.getInt("seq"),
+                            c.getDouble("validation-fraction"), c.getInt("eval-every"), c.getInt("eval-sequences"),
+                            c.getInt("checkpoint-every"), c.getInt("keep-checkpoints"), c.getInt("restarts"), c.getLong("seed"),
+                            c.getString("out")));
+            t.validate();
+            return t;
+        } catch (ConfigException e) {
+            throw new IllegalArgumentException("configuration: " + e.getMessage(), e);
+        }
+    }
+
+    /**
+     * The settings with every file they name made absolute against the working directory, so that the
+     * run's config.conf means the same files wherever the run is resumed from. Presets and built-in
+     * corpora stay names.
+     */
+    public static Config absolutePaths(Config root) {
+        Config c = root;
+        for (String key : PATHS) {
+            String path = "relay.train." + key, v = c.getString(path);
+            if (v.isEmpty() || v.startsWith("builtin:") || (key.equals("model") && relay.stages.model.ModelConfig.PRESETS.contains(v))) {
+                continue;
+            }
+            c = c.withValue(path, com.typesafe.config.ConfigValueFactory.fromAnyRef(Path.of(v).toAbsolutePath().normalize().toString()));
+        }
+        return c;
+    }
+
+    /**
+     * A resumed run's settings against those it was started with: changing what the run is (its model, data,
+     * tokenizer, method, seed, sequence length, LISA's draws or the shapes of its state) is refused, listing
+     * what a resume may change.
+     */
+    public static void checkResume(Config original, Config resumed) {
+        Config was = original.getConfig("relay.train"), now = resumed.getConfig("relay.train");
+        List<String> changed = now.entrySet().stream().map(Map.Entry::getKey).filter(k -> !CHANGEABLE_ON_RESUME.contains(k))
+                .filter(k -> !was.hasPath(k) || !was.getValue(k).unwrapped().equals(now.getValue(k).unwrapped())).sorted().toList();
+        if (!changed.isEmpty()) {
+            throw new IllegalArgumentException("a resumed run cannot change " + changed.stream()
+                    .map(k -> "relay.train." + k + " (" + (was.hasPath(k) ? was.getValue(k).unwrapped() : "unset") + " → "
+                            + now.getValue(k).unwrapped() + ")").collect(Collectors.joining(", "))
+                    + ": it is part of what the run is; a resume may change " + String.join(", ", CHANGEABLE_ON_RESUME));
+        }
+    }
+
+    /** A misspelt setting would otherwise be ignored without a word: every key must be one the defaults have. */
+    private static void rejectUnknown(Config c) {
+        Config known = ConfigFactory.defaultReference().getConfig("relay.train");
+        List<String> unknown = c.entrySet().stream().map(Map.Entry::getKey).filter(k -> !known.hasPathOrNull(k)).sorted().toList();
+        if (!unknown.isEmpty()) {
+            throw new IllegalArgumentException("configuration: unknown setting" + (unknown.size() > 1 ? "s " : " ")
+                    + unknown.stream().map(k -> "relay.train." + k).collect(Collectors.joining(", "))
+                    + "; known: " + known.entrySet().stream().map(Map.Entry::getKey).sorted().collect(Collectors.joining(", ")));
+        }
+    }
+
+    /** A number, or "auto": the method's rate for training from scratch, a tenth of it when fine-tuning a model directory. */
+    private static float learningRate(Config c, Method method) {
+        if (!c.getString("lr").equals("auto")) return (float) c.getDouble("lr");
+        boolean fineTuning = Files.isDirectory(Path.of(c.getString("model")));
+        return fineTuning ? method.defaultLearningRate() / 10 : method.defaultLearningRate();
+    }
+
+    private static PipelineSchedule schedule(Config c) {
+        try {
+            return PipelineSchedule.parse(c.getString("schedule"));
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("configuration: relay.train.schedule: " + e.getMessage(), e);
+        }
+    }
+
+    private static UpdateMode mode(Config c) {
+        return switch (c.getString("mode")) {
+            case "eager" -> UpdateMode.EAGER;
+            case "exact" -> UpdateMode.EXACT;
+            default -> throw new IllegalArgumentException("configuration: relay.train.mode must be eager or exact, not '"
+                    + c.getString("mode") + "'");
+        };
+    }
+
+    private static void require(boolean ok, String key, String why) {
+        if (!ok) throw new IllegalArgumentException("configuration: relay.train." + key + " " + why);
+    }
+
+    private static boolean finite(double v) {
+        return Double.isFinite(v);
+    }
+
+    private void validate() {
+        OptimizerPart o = optimizer;
+        RunPart r = run;
+        PipelinePart p = pipeline;
+        require(!model.name().isBlank(), "model", "must name a preset or a model directory");
+        require(!r.data().isBlank(), "data", "must name a corpus");
+        require(r.steps() >= 1, "steps", "must be ≥ 1, not " + r.steps());
+        require(r.batch() >= 1, "batch", "must be ≥ 1, not " + r.batch());
+        require(r.seq() >= 2, "seq", "must be ≥ 2, not " + r.seq());
+        require(p.microbatches() >= 1 && r.batch() % p.microbatches() == 0, "microbatches", "must divide batch " + r.batch()
+                + ", not " + p.microbatches());
+        require(p.devices() >= 1, "devices", "must be ≥ 1, not " + p.devices());
+        require(finite(o.lr()) && o.lr() > 0, "lr", "must be a finite number > 0 or auto, not " + o.lr());
+        require(o.warmup() >= 0, "warmup", "must be ≥ 0, not " + o.warmup());
+        require(finite(o.weightDecay()) && o.weightDecay() >= 0, "weight-decay", "must be ≥ 0, not " + o.weightDecay());
+        require(o.beta1() >= 0 && o.beta1() < 1, "beta1", "must be in [0, 1), not " + o.beta1());
+        require(o.beta2() >= 0 && o.beta2() < 1, "beta2", "must be in [0, 1), not " + o.beta2());
+        require(finite(o.eps()) && o.eps() > 0, "eps", "must be > 0, not " + o.eps());
+        require(finite(o.clipValue()) && o.clipValue() >= 0, "clip-value", "must be ≥ 0 (0 turns it off), not " + o.clipValue());
+        require(finite(o.clipNorm()) && o.clipNorm() >= 0, "clip-norm", "must be ≥ 0 (0 turns it off), not " + o.clipNorm());
+        require(o.lisaGamma() >= 0, "lisa.gamma", "must be ≥ 0 (0 turns LISA off), not " + o.lisaGamma());
+        require(o.lisaPeriod() >= 1, "lisa.period", "must be ≥ 1, not " + o.lisaPeriod());
+        require(o.rank() >= 1, "rank", "must be ≥ 1, not " + o.rank());
+        require(o.rsoPeriod() >= 1, "rso-period", "must be ≥ 1, not " + o.rsoPeriod());
+        require(o.galoreGap() >= 1, "galore.gap", "must be ≥ 1, not " + o.galoreGap());
+        require(finite(o.galoreScale()) && o.galoreScale() > 0, "galore.scale", "must be > 0, not " + o.galoreScale());
+        require(finite(o.loraAlpha()) && o.loraAlpha() > 0, "lora.alpha", "must be > 0, not " + o.loraAlpha());
+        require(r.validationFraction() > 0 && r.validationFraction() < 0.5, "validation-fraction", "must be in (0, 0.5), not "
+                + r.validationFraction());
+        require(r.evalEvery() >= 1, "eval-every", "must be ≥ 1, not " + r.evalEvery());
+        require(r.evalSequences() >= 1, "eval-sequences", "must be ≥ 1, not " + r.evalSequences());
+        require(r.checkpointEvery() >= 1, "checkpoint-every", "must be ≥ 1, not " + r.checkpointEvery());
+        require(r.keepCheckpoints() >= 0, "keep-checkpoints", "must be ≥ 0 (0 keeps them all), not " + r.keepCheckpoints());
+        require(r.restarts() >= 0, "restarts", "must be ≥ 0, not " + r.restarts());
+        require(p.traceSteps() >= 0, "trace-steps", "must be ≥ 0 (0 turns tracing off), not " + p.traceSteps());
+        require(!p.stepTimeout().isNegative() && !p.stepTimeout().isZero(), "step-timeout", "must be > 0, not " + p.stepTimeout());
+        require(!Files.exists(Path.of(r.out())) || Files.isDirectory(Path.of(r.out())), "out",
+                "must be a directory for the runs; " + r.out() + " is a file");
+        require(o.clipNorm() == 0 || p.mode() == UpdateMode.EXACT || p.microbatches() == 1 || !o.method().inPipeline(), "clip-norm",
+                "in eager mode needs one microbatch per step (each microbatch is its own update); use mode=exact or microbatches=1");
+    }
+}
