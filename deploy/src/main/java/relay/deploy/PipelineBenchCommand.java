@@ -23,7 +23,7 @@ final class PipelineBenchCommand implements Callable<Integer> {
     int devices = 2;
 
     @Option(names = "--microbatches", description = "microbatches per step (default ${DEFAULT-VALUE})")
-    int microbatches = 8;
+    int microbatches = 4;
 
     @Option(names = "--schedule", description = "gpipe or 1f1b (default ${DEFAULT-VALUE})")
     String schedule = "1f1b";

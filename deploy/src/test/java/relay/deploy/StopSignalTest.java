@@ -6,8 +6,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.List;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -31,11 +29,9 @@ class StopSignalTest {
         StringBuilder sb = new StringBuilder();
         for (int i = 0; i < 60; i++) sb.append("Let there be light: and there was light ").append(i % 9).append(".\n");
         Files.writeString(corpus, sb.toString());
-        List<String> cmd = new ArrayList<>(List.of(ProcessHandle.current().info().command().orElse("java"),
-                "-cp", System.getProperty("java.class.path"), Relay.class.getName(), "train", "--model", "llama-tiny",
-                "--data", corpus.toString(), "--steps", "100000", "--out", out.toString(), "batch=2", "seq=16",
-                "microbatches=2", "checkpoint-every=100000", "eval-every=100000", "trace-steps=0", "validation-fraction=0.1"));
-        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start();
+        Process p = RelayProcess.start(dir, log, "train", "--model", "llama-tiny", "--data", corpus.toString(), "--steps", "100000",
+                "--out", out.toString(), "batch=2", "seq=16", "microbatches=2", "checkpoint-every=100000", "eval-every=100000",
+                "trace-steps=0", "validation-fraction=0.1");
         try {
             Path metrics = awaitMetrics(out, p);
             p.destroy();

@@ -105,7 +105,7 @@ public final class Corpus {
             }
             return e.getAsJsonObject().get("text").getAsString();
         } catch (JsonParseException e) {
-            throw new ModelFileException(file, "line " + line + " is not JSON: " + e.getMessage(), e);
+            throw new ModelFileException(file, "line " + line + " is not JSON (a JSONL corpus has a JSON object with a 'text' field per line)", e);
         }
     }
 }

@@ -1,0 +1,355 @@
+package relay.deploy;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.io.StringWriter;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.BasicFileAttributes;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+import picocli.CommandLine;
+import relay.stages.io.HfModelDirectory;
+import relay.stages.io.SafeTensors;
+import relay.stages.model.Model;
+import relay.stages.model.ModelConfig;
+import relay.stages.tensor.cpu.CpuDevice;
+import relay.stages.text.BpeTrainer;
+import relay.stages.text.Tokenizer;
+import relay.stages.text.TokenizerJson;
+
+/**
+ * Bad input for every command and option, and malformed files of every kind: each row must end with exit
+ * code 2 and one line on the error stream that names the input, with no stack trace, and leave every file
+ * as it was. A new option, or a new setting of relay train, needs a row here ({@link #everyOptionAndSettingHasARow}).
+ */
+class BadInputSweepTest {
+    @TempDir
+    static Path dir;
+
+    static Path corpus, model, run, finished, corrupt, aFile;
+
+    /** The fixtures: a corpus, a model directory with a tokenizer, damaged copies of both, and runs to resume. */
+    @BeforeAll
+    static void fixtures() throws Exception {
+        corpus = write("corpus.txt", "In the beginning God created the heaven and the earth, and the word was made.\n".repeat(60));
+        write("tiny.txt", "Jesus wept.\n");
+        Files.write(dir.resolve("weights.bin"), new byte[] {'a', 'b', 0, 1, 2});
+        Files.write(dir.resolve("latin1.txt"), "caf\u00e9 au lait\n".getBytes(StandardCharsets.ISO_8859_1));
+        write("empty.txt", "\n \n");
+        write("bad.jsonl", "{\"text\": \"ok\"}\nnot json\n");
+        write("malformed.conf", "relay.train { steps = \n");
+        aFile = write("afile.txt", "a file, not a directory");
+        Tokenizer tok = BpeTrainer.train(List.of(Files.readString(corpus)), 300, List.of("<|endoftext|>"), n -> { });
+        model = dir.resolve("model");
+        try (CpuDevice d = new CpuDevice("sweep", 1); Model m = Model.initialize(ModelConfig.named("llama-tiny"), d, 1)) {
+            HfModelDirectory.save(m, model);
+        }
+        TokenizerJson.write(tok, model.resolve("tokenizer.json"));
+        String config = Files.readString(model.resolve("config.json"));
+        damaged("heads0", config.replaceFirst("\"num_attention_heads\": 4", "\"num_attention_heads\": 0"));
+        damaged("fractional", config.replaceFirst("\"num_hidden_layers\": 4", "\"num_hidden_layers\": 4.5"));
+        damaged("oddhidden", config.replaceFirst("\"hidden_size\": 128", "\"hidden_size\": 130").replaceFirst("\"head_dim\": 32,", ""));
+        byte[] weights = Files.readAllBytes(model.resolve("model.safetensors"));
+        Files.write(damaged("truncated", config).resolve("model.safetensors"), Arrays.copyOf(weights, weights.length / 2));
+        List<SafeTensors.Tensor32> nan = new ArrayList<>();
+        try (SafeTensors st = SafeTensors.open(model.resolve("model.safetensors"))) {
+            for (var e : st.entries().values()) {
+                float[] v = st.read(e.name());
+                if (e.name().equals("model.norm.weight")) v[3] = Float.NaN;
+                nan.add(new SafeTensors.Tensor32(e.name(), e.shape(), v));
+            }
+        }
+        SafeTensors.write(damaged("nanweights", config).resolve("model.safetensors"), nan, Map.of());
+        Files.writeString(damaged("badtokenizer", config).resolve("tokenizer.json"),
+                Files.readString(model.resolve("tokenizer.json")).replaceFirst("\": 0,", "\": -1,"));
+        Files.delete(damaged("notokenizer", config).resolve("tokenizer.json"));
+        Files.createDirectories(dir.resolve("nothing"));
+        // A run with a checkpoint to resume (4 steps of 6), one that is finished, and one with a corrupt checkpoint.
+        run = trainRun("resumable", "6", "checkpoint-every=4");
+        Path last = run.resolve("checkpoints/step-6");
+        try (var files = Files.walk(last)) {
+            for (Path p : files.sorted(java.util.Comparator.reverseOrder()).toList()) Files.delete(p);
+        }
+        finished = trainRun("finished", "2", "checkpoint-every=2");
+        corrupt = trainRun("corrupt", "2", "checkpoint-every=2");
+        Path w = corrupt.resolve("checkpoints/step-2/model.safetensors");
+        byte[] b = Files.readAllBytes(w);
+        b[b.length - 1] ^= 1;
+        Files.write(w, b);
+    }
+
+    private static Path write(String name, String text) throws IOException {
+        return Files.writeString(dir.resolve(name), text);
+    }
+
+    /** A copy of the model directory with its own config.json. */
+    private static Path damaged(String name, String config) throws IOException {
+        Path d = Files.createDirectories(dir.resolve(name));
+        for (String f : List.of("model.safetensors", "tokenizer.json")) Files.copy(model.resolve(f), d.resolve(f));
+        Files.writeString(d.resolve("config.json"), config);
+        return d;
+    }
+
+    private static Path trainRun(String name, String steps, String checkpoints) throws IOException {
+        Path out = dir.resolve(name);
+        StringWriter err = new StringWriter();
+        assertEquals(0, Cli.run(err, "train", "--model", "llama-tiny", "--data", corpus.toString(), "--steps", steps, "--out",
+                out.toString(), "batch=2", "seq=16", "microbatches=2", checkpoints, "trace-steps=0", "eval-every=100",
+                "eval-sequences=2", "validation-fraction=0.1"), err::toString);
+        try (var runs = Files.list(out)) {
+            return runs.findFirst().orElseThrow();
+        }
+    }
+
+    private static String p(String name) {
+        return dir.resolve(name).toString();
+    }
+
+    /** A row: the arguments, and what its one line must name. */
+    private static Arguments row(String names, String... args) {
+        return Arguments.of(String.join(" ", args), names, args);
+    }
+
+    /** relay train with a small, valid shape, and one bad thing. */
+    private static Arguments train(String names, String... bad) {
+        List<String> args = new ArrayList<>(List.of("train", "model=llama-tiny", "data=" + corpus, "steps=2", "out=" + p("runs"), "batch=2",
+                "seq=16", "microbatches=2", "eval-sequences=2", "validation-fraction=0.1"));
+        args.addAll(Arrays.asList(bad));
+        return Arguments.of("train " + String.join(" ", bad), names, args.toArray(String[]::new));
+    }
+
+    static Stream<Arguments> rows() {
+        String r = run.toString();
+        return Stream.of(
+                // relay train: files
+                train("afile.txt", "--out", aFile.toString()),
+                train("missing.txt: no such corpus file", "--data", p("missing.txt")),
+                train("weights.bin: binary data, not text: a NUL byte at byte offset 2", "--data", p("weights.bin")),
+                train("latin1.txt: not UTF-8 text: invalid byte 0xE9 at byte offset 3", "--data", p("latin1.txt")),
+                train("empty.txt: the corpus holds no text", "--data", p("empty.txt")),
+                train("bad.jsonl: line 2 is not JSON", "--data", p("bad.jsonl")),
+                train("tiny.txt: the corpus gives", "--data", p("tiny.txt")),
+                train("nosuch': not a preset", "--model", "nosuch"),
+                train("heads0/config.json: field 'num_attention_heads' must be a positive whole number, not 0", "--model", p("heads0")),
+                train("fractional/config.json: field 'num_hidden_layers' must be a whole number, not 4.5", "--model", p("fractional")),
+                train("oddhidden/config.json: hidden_size 130 is not divisible by num_attention_heads 4", "--model", p("oddhidden")),
+                train("truncated/model.safetensors", "--model", p("truncated")),
+                train("nanweights/model.safetensors: tensor 'model.norm.weight' holds NaN at index 3", "--model", p("nanweights")),
+                train("badtokenizer/tokenizer.json: vocab entry", "--model", p("badtokenizer")),
+                train("unknown optimizer 'adamx'", "--optimizer", "adamx"),
+                train("missing.conf: no such config file", "--config", p("missing.conf")),
+                train("malformed.conf", "--config", p("malformed.conf")),
+                train("'foo' is not key=value", "foo"),
+                train("'--steps'", "--steps", "abc"),
+                train("'--bogus'", "--bogus"),
+                // relay train: every setting
+                train("nosuch': not a preset", "model=nosuch"),
+                train("missing.json", "tokenizer=" + p("missing.json")),
+                train("no built-in corpus 'builtin:nope'", "data=\"builtin:nope\""),
+                train("unknown optimizer 'adamx'", "optimizer=adamx"),
+                train("relay.train.lr", "lr=-1"),
+                train("relay.train.lr", "lr=NaN"),
+                train("relay.train.warmup", "warmup=-1"),
+                train("relay.train.weight-decay", "weight-decay=-1"),
+                train("relay.train.beta1", "beta1=1"),
+                train("relay.train.beta2", "beta2=-0.1"),
+                train("relay.train.eps", "eps=0"),
+                train("relay.train.clip-value", "clip-value=-1"),
+                train("relay.train.clip-norm", "clip-norm=-1"),
+                train("relay.train.clip-norm", "clip-norm=1", "mode=eager"),
+                train("relay.train.lisa.gamma", "lisa.gamma=-1"),
+                train("relay.train.lisa.period", "lisa.period=0"),
+                train("relay.train.rank", "rank=0"),
+                train("relay.train.rso-period", "rso-period=0"),
+                train("relay.train.galore.gap", "galore.gap=0"),
+                train("relay.train.galore.scale", "galore.scale=0"),
+                train("relay.train.lora.alpha", "lora.alpha=0"),
+                train("relay.train.steps", "steps=0"),
+                train("steps", "steps=lots"),
+                train("relay.train.batch", "batch=0"),
+                train("relay.train.seq 100000 exceeds the 256 positions of llama-tiny", "seq=100000"),
+                train("relay.train.microbatches", "microbatches=3"),
+                train("relay.train.devices", "devices=0"),
+                train("relay.train.schedule", "schedule=zigzag"),
+                train("relay.train.mode", "mode=fast"),
+                train("relay.train.restarts", "restarts=-1"),
+                train("relay.train.step-timeout", "step-timeout=0s"),
+                train("relay.train.validation-fraction", "validation-fraction=0.9"),
+                train("relay.train.eval-every", "eval-every=0"),
+                train("relay.train.eval-sequences", "eval-sequences=0"),
+                train("relay.train.checkpoint-every", "checkpoint-every=0"),
+                train("relay.train.keep-checkpoints", "keep-checkpoints=-1"),
+                train("relay.train.trace-steps", "trace-steps=-1"),
+                train("seed", "seed=abc"),
+                train("afile.txt", "out=" + aFile),
+                train("relay.train.learning-rate", "learning-rate=0.1"),
+                // relay train: resuming
+                row("nosuchrun: no such run or checkpoint directory", "train", "--resume", p("nosuchrun")),
+                row("nothing: neither a run directory", "train", "--resume", p("nothing")),
+                row("step-2/model.safetensors: corrupt", "train", "--resume", corrupt.toString()),
+                row("is at step 2 and the run has 2 steps", "train", "--resume", finished.toString()),
+                row("a resumed run cannot change relay.train.model (llama-tiny → gpt2-tiny)", "train", "--resume", r, "--model", "gpt2-tiny"),
+                row("a resumed run cannot change relay.train.data", "train", "--resume", r, "data=" + p("latin1.txt")),
+                row("a resumed run cannot change relay.train.optimizer (adalomo → adamw)", "train", "--resume", r, "--optimizer", "adamw"),
+                row("a resumed run cannot change relay.train.seed (1234 → 5)", "train", "--resume", r, "seed=5"),
+                row("--resume and --run: give one", "train", "--resume", r, "--run", r),
+                row("--run " + aFile + " is a file", "train", "--run", aFile.toString()),
+                // relay generate
+                row("--top-p must be in (0, 1], not 0.0", "generate", "--model", model.toString(), "--prompt", "In", "--top-p", "0"),
+                row("--top-p must be in (0, 1], not -1.0", "generate", "--model", model.toString(), "--prompt", "In", "--top-p", "-1"),
+                row("--top-p must be in (0, 1], not 1.5", "generate", "--model", model.toString(), "--prompt", "In", "--top-p", "1.5"),
+                row("--temperature must be a finite number ≥ 0 (0: greedy), not NaN", "generate", "--model", model.toString(), "--prompt", "In",
+                        "--temperature", "NaN"),
+                row("--temperature must be a finite number ≥ 0 (0: greedy), not -1.0", "generate", "--model", model.toString(), "--prompt", "In",
+                        "--temperature", "-1"),
+                row("--max-tokens must be ≥ 1, not -1", "generate", "--model", model.toString(), "--prompt", "In", "--max-tokens", "-1"),
+                row("--top-k must be ≥ 0 (0: all tokens), not -1", "generate", "--model", model.toString(), "--prompt", "In", "--top-k", "-1"),
+                row("'--seed'", "generate", "--model", model.toString(), "--prompt", "In", "--seed", "abc"),
+                row("--prompt must be some text", "generate", "--model", model.toString(), "--prompt", ""),
+                row("the prompt has", "generate", "--model", model.toString(), "--prompt", "and the word ".repeat(200)),
+                row("'--prompt", "generate", "--model", model.toString()),
+                row("absent: no such model directory", "generate", "--model", p("absent"), "--prompt", "In"),
+                row("notokenizer/tokenizer.json: the model directory has no tokenizer.json", "generate", "--model", p("notokenizer"), "--prompt",
+                        "In"),
+                row("nanweights/model.safetensors: tensor 'model.norm.weight' holds NaN", "generate", "--model", p("nanweights"), "--prompt", "In"),
+                row("heads0/config.json: field 'num_attention_heads'", "generate", "--model", p("heads0"), "--prompt", "In"),
+                // relay eval
+                row("--seq must be ≥ 1, not 0", "eval", "--model", model.toString(), "--data", corpus.toString(), "--seq", "0"),
+                row("--seq must be at most the model's 256 positions, not 100000", "eval", "--model", model.toString(), "--data",
+                        corpus.toString(), "--seq", "100000"),
+                row("--max-sequences must be ≥ 1, not -3", "eval", "--model", model.toString(), "--data", corpus.toString(),
+                        "--max-sequences", "-3"),
+                row("missing.txt: no such corpus file", "eval", "--model", model.toString(), "--data", p("missing.txt")),
+                row("weights.bin: binary data", "eval", "--model", model.toString(), "--data", p("weights.bin")),
+                row("tiny.txt:", "eval", "--model", model.toString(), "--data", p("tiny.txt")),
+                row("absent: no such model directory", "eval", "--model", p("absent"), "--data", corpus.toString()),
+                // relay tokenizer train
+                row("--vocab must be ≥ 257", "tokenizer", "train", "--corpus", corpus.toString(), "--vocab", "10", "--out", p("tok")),
+                row("missing.txt: no such corpus file", "tokenizer", "train", "--corpus", p("missing.txt"), "--vocab", "300", "--out", p("tok")),
+                row("--out " + aFile + " is a file", "tokenizer", "train", "--corpus", corpus.toString(), "--vocab", "300", "--out",
+                        aFile.toString()),
+                // relay selftest
+                row("--threads must be ≥ 1, not 0", "selftest", "--threads", "0"),
+                row("--json " + aFile.resolve("x.json") + ": " + aFile + " is a file", "selftest", "--json", aFile.resolve("x.json").toString()),
+                row("'--seed'", "selftest", "--seed", "abc"),
+                // relay bench
+                row("--threads must be ≥ 1, not 0", "bench", "sgemm", "--threads", "0"),
+                row("--repeats must be ≥ 1, not 0", "bench", "sgemm", "--repeats", "0"),
+                row("--json " + dir + " is a directory", "bench", "sgemm", "--json", dir.toString()),
+                row("--batch must be ≥ 1, not 0", "bench", "block", "--model", "llama-tiny", "--batch", "0"),
+                row("--seq must be ≥ 1, not 0", "bench", "block", "--model", "llama-tiny", "--seq", "0"),
+                row("--iterations must be ≥ 1, not 0", "bench", "block", "--model", "llama-tiny", "--iterations", "0"),
+                row("no model named 'nosuch'", "bench", "block", "--model", "nosuch"),
+                row("--threads must be ≥ 1, not -1", "bench", "block", "--threads", "-1"),
+                row("--json", "bench", "block", "--json", dir.toString()),
+                row("unknown optimizer 'adamx'", "bench", "memory", "--model", "llama-tiny", "--optimizer", "adamx"),
+                row("--steps must be ≥ 1, not 0", "bench", "memory", "--steps", "0"),
+                row("heads0/config.json", "bench", "memory", "--model", p("heads0")),
+                row("--batch must be ≥ 1, not 0", "bench", "memory", "--model", "llama-tiny", "--batch", "0"),
+                row("--seq 100000 exceeds the model's 256 positions", "bench", "memory", "--model", "llama-tiny", "--seq", "100000"),
+                row("--threads must be ≥ 1, not 0", "bench", "memory", "--threads", "0"),
+                row("--json", "bench", "memory", "--json", dir.toString()),
+                row("--steps must be ≥ 1, not 0", "bench", "converge", "--steps", "0"),
+                row("unknown optimizer 'adamx'", "bench", "converge", "--optimizers", "lomo,adamx"),
+                row("--batch must be ≥ 1, not 0", "bench", "converge", "--batch", "0"),
+                row("--seq must be ≥ 1, not 0", "bench", "converge", "--seq", "0"),
+                row("no model named 'nosuch'", "bench", "converge", "--model", "nosuch"),
+                row("'--seed'", "bench", "converge", "--seed", "abc"),
+                row("--threads must be ≥ 1, not 0", "bench", "converge", "--threads", "0"),
+                row("--json", "bench", "converge", "--json", dir.toString()),
+                row("--devices must be ≥ 1, not 0", "bench", "pipeline", "--model", "llama-tiny", "--devices", "0"),
+                row("--devices must be at most the model's 6 stages, not 100", "bench", "pipeline", "--model", "llama-tiny", "--devices", "100"),
+                row("--microbatches must be ≥ 1 and divide --batch 4, not 3", "bench", "pipeline", "--model", "llama-tiny", "--microbatches", "3"),
+                row("--schedule: unknown schedule 'zigzag'", "bench", "pipeline", "--model", "llama-tiny", "--schedule", "zigzag"),
+                row("--mode must be eager or exact, not fast", "bench", "pipeline", "--model", "llama-tiny", "--mode", "fast"),
+                row("--steps must be ≥ 1, not 0", "bench", "pipeline", "--model", "llama-tiny", "--steps", "0"),
+                row("--clip-norm must be a finite number ≥ 0 (0: off), not -1.0", "bench", "pipeline", "--model", "llama-tiny", "--clip-norm", "-1"),
+                row("--trace " + dir + " is a directory", "bench", "pipeline", "--model", "llama-tiny", "--trace", dir.toString()),
+                row("--json " + dir + " is a directory", "bench", "pipeline", "--model", "llama-tiny", "--json", dir.toString()),
+                row("no model named 'nosuch'", "bench", "pipeline", "--model", "nosuch"),
+                row("--batch must be ≥ 1, not 0", "bench", "pipeline", "--model", "llama-tiny", "--batch", "0"),
+                row("--seq must be ≥ 1, not 0", "bench", "pipeline", "--model", "llama-tiny", "--seq", "0"));
+    }
+
+    /** Every file under the fixtures' directory and the working directory's runs/, with size and modification time. */
+    private static Map<String, String> files() throws IOException {
+        Map<String, String> all = new TreeMap<>();
+        for (Path root : List.of(dir, Path.of("runs").toAbsolutePath())) {
+            if (!Files.exists(root)) continue;
+            try (var walk = Files.walk(root)) {
+                for (Path f : walk.toList()) {
+                    BasicFileAttributes a = Files.readAttributes(f, BasicFileAttributes.class);
+                    all.put(f.toString(), a.size() + " " + a.lastModifiedTime());
+                }
+            }
+        }
+        return all;
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("rows")
+    void badInputIsOneLineNamingItAndLeavesNothingBehind(String shown, String names, String[] args) throws Exception {
+        Map<String, String> before = files();
+        StringWriter err = new StringWriter();
+        PrintStream stdout = System.out, stderr = System.err;
+        ByteArrayOutputStream printed = new ByteArrayOutputStream(), logged = new ByteArrayOutputStream();
+        int code;
+        try {
+            System.setOut(new PrintStream(printed, true, StandardCharsets.UTF_8));
+            System.setErr(new PrintStream(logged, true, StandardCharsets.UTF_8));
+            code = Cli.run(err, args);
+        } finally {
+            System.setOut(stdout);
+            System.setErr(stderr);
+        }
+        String said = err + logged.toString(StandardCharsets.UTF_8);
+        assertEquals(2, code, said);
+        List<String> lines = said.lines().filter(l -> !l.isBlank()).toList();
+        assertEquals(1, lines.size(), "one line: " + said);
+        assertTrue(lines.get(0).startsWith("relay: ") && lines.get(0).contains(names), "names " + names + ": " + lines.get(0));
+        assertFalse(said.contains("\tat ") || said.contains("Exception"), "no stack trace: " + said);
+        assertEquals(before, files(), "nothing written, created or left behind");
+    }
+
+    /** Each option of each command, and each setting of relay train, appears in some row. */
+    @Test
+    void everyOptionAndSettingHasARow() {
+        List<String> rows = rows().map(a -> (String) a.get()[0]).toList();
+        List<String> missing = new ArrayList<>();
+        walk(Relay.commandLine(), "", rows, missing);
+        for (String key : com.typesafe.config.ConfigFactory.defaultReference().getConfig("relay.train").entrySet().stream()
+                .map(Map.Entry::getKey).toList()) {
+            if (rows.stream().noneMatch(r -> r.startsWith("train ") && r.contains(" " + key + "="))) missing.add("train " + key + "=");
+        }
+        assertEquals(List.of(), missing, "options and settings without a row in the sweep");
+    }
+
+    private static void walk(CommandLine cl, String path, List<String> rows, List<String> missing) {
+        String here = path.isEmpty() ? "" : path + " ";
+        if (!cl.getSubcommands().isEmpty()) {
+            cl.getSubcommands().forEach((name, sub) -> walk(sub, here + name, rows, missing));
+            return;
+        }
+        for (CommandLine.Model.OptionSpec o : cl.getCommandSpec().options()) {
+            if (o.usageHelp() || o.versionHelp()) continue;
+            if (rows.stream().noneMatch(r -> r.startsWith(here) && r.contains(" " + o.longestName()))) missing.add(here + o.longestName());
+        }
+    }
+}
