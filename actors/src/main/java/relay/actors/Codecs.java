@@ -1,6 +1,9 @@
 package relay.actors;
 
 import com.google.protobuf.InvalidProtocolBufferException;
+import com.google.protobuf.MessageLite;
+import com.google.protobuf.Parser;
+import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.EnumMap;
 import java.util.LinkedHashMap;
@@ -8,9 +11,11 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
+import java.util.function.Function;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorSystem;
 import relay.stages.memory.Category;
+import relay.transport.Frames;
 import relay.transport.MessageCodec;
 import relay.transport.MessageCodecs;
 import relay.transport.TensorPayload;
@@ -19,15 +24,18 @@ import relay.transport.proto.Activation;
 import relay.transport.proto.CoordinatorCommand;
 import relay.transport.proto.Empty;
 import relay.transport.proto.HostCommand;
+import relay.transport.proto.TensorData;
 import relay.transport.proto.TiedTensor;
 import relay.transport.proto.TokenBatch;
 import relay.transport.proto.TraceSpan;
 
 /**
- * The Protobuf form of every protocol of the actors: one codec per protocol (stage commands, stage events,
- * coordinator commands and replies, host commands and replies). Decoding switches over the oneof of the
- * protocol's message, so the compiler checks that every case is read; encoding covers every record of the
- * sealed protocol, which the round-trip tests check for each permitted type.
+ * The wire form of every protocol of the actors: one codec per protocol (stage commands, stage events,
+ * coordinator commands and replies, host commands and replies). Each message is a Protobuf header and then
+ * the raw values of the tensors and tensor parts it announces ({@link Frames}), so an activation goes from
+ * device memory to the transport's buffer in one copy. Decoding switches over the oneof of the protocol's
+ * header, so the compiler checks that every case is read; encoding covers every record of the sealed
+ * protocol, which the round-trip tests check for each permitted type.
  */
 public final class Codecs implements MessageCodecs {
 
@@ -35,55 +43,125 @@ public final class Codecs implements MessageCodecs {
     public List<MessageCodec<?>> codecs(ActorSystem<?> system) {
         Wire w = new Wire(system);
         return List.of(
-                codec("s", StageCommand.class, c -> stageCommand(c, w).toByteArray(),
-                        b -> stageCommand(relay.transport.proto.StageCommand.parseFrom(b), w)),
-                codec("e", StageEvent.class, e -> stageEvent(e, w).toByteArray(),
-                        b -> stageEvent(relay.transport.proto.StageEvent.parseFrom(b), w)),
-                codec("c", Coordinator.Command.class, c -> coordinatorCommand(c, w).toByteArray(),
-                        b -> coordinatorCommand(CoordinatorCommand.parseFrom(b), w)),
-                codec("r", Coordinator.StepResult.class, r -> stepResult(r).toByteArray(),
-                        b -> stepResult(relay.transport.proto.StepResult.parseFrom(b))),
-                codec("g", Coordinator.Gathered.class, g -> gathered(g, w).toByteArray(),
-                        b -> gathered(relay.transport.proto.Gathered.parseFrom(b), w)),
-                codec("h", StageHost.Command.class, c -> hostCommand(c, w).toByteArray(), b -> hostCommand(HostCommand.parseFrom(b), w)),
-                codec("m", StageHost.DeviceMemory.class, m -> memory(m).toByteArray(),
-                        b -> memory(relay.transport.proto.DeviceMemory.parseFrom(b))));
+                new Protocol<>("s", StageCommand.class, relay.transport.proto.StageCommand.parser(), c -> stageCommand(c, w),
+                        Codecs::raw, Codecs::writeRaw, (p, in) -> stageCommand(p, in, w)),
+                new Protocol<>("e", StageEvent.class, relay.transport.proto.StageEvent.parser(), e -> stageEvent(e, w),
+                        Codecs::raw, Codecs::writeRaw, (p, in) -> stageEvent(p, in, w)),
+                new Protocol<>("c", Coordinator.Command.class, CoordinatorCommand.parser(), c -> coordinatorCommand(c, w),
+                        Codecs::raw, Codecs::writeRaw, (p, in) -> coordinatorCommand(p, in, w)),
+                new Protocol<>("r", Coordinator.StepResult.class, relay.transport.proto.StepResult.parser(), Codecs::stepResult,
+                        r -> 0L, (r, out) -> { }, (p, in) -> stepResult(p)),
+                new Protocol<>("g", Coordinator.Gathered.class, relay.transport.proto.Gathered.parser(), g -> gathered(g, w),
+                        Codecs::raw, Codecs::writeRaw, (p, in) -> gathered(p, in, w)),
+                new Protocol<>("h", StageHost.Command.class, HostCommand.parser(), c -> hostCommand(c, w), c -> 0L, (c, out) -> { },
+                        (p, in) -> hostCommand(p, w)),
+                new Protocol<>("m", StageHost.DeviceMemory.class, relay.transport.proto.DeviceMemory.parser(), Codecs::memory,
+                        m -> 0L, (m, out) -> { }, (p, in) -> memory(p)));
     }
 
-    private interface Encoder<T> {
-        byte[] encode(T m);
+    private interface RawSize<T> {
+        long bytes(T m);
     }
 
-    private interface Decoder<T> {
-        T decode(byte[] b) throws InvalidProtocolBufferException;
+    private interface RawWriter<T> {
+        void write(T m, ByteBuffer out);
     }
 
-    private static <T extends WireMessage> MessageCodec<T> codec(String manifest, Class<T> type, Encoder<T> encoder, Decoder<T> decoder) {
-        return new MessageCodec<>() {
-            @Override
-            public String manifest() {
-                return manifest;
-            }
+    private interface Reader<P, T> {
+        T read(P header, ByteBuffer in);
+    }
 
-            @Override
-            public Class<T> type() {
-                return type;
-            }
+    /** One protocol's codec: a header built and read by the protocol's functions, the raw values it announces after it. */
+    private record Protocol<T extends WireMessage, P extends MessageLite>(String manifest, Class<T> type, Parser<P> parser,
+                                                                          Function<T, P> header, RawSize<? super T> raw,
+                                                                          RawWriter<? super T> writeRaw, Reader<P, T> reader)
+            implements MessageCodec<T> {
+        @Override
+        public int size(T m) {
+            return Math.toIntExact(Frames.headerSize(header.apply(m)) + raw.bytes(m));
+        }
 
-            @Override
-            public byte[] toBinary(T m) {
-                return encoder.encode(m);
-            }
+        @Override
+        public void write(T m, ByteBuffer out) {
+            Frames.writeHeader(header.apply(m), out);
+            writeRaw.write(m, out);
+        }
 
-            @Override
-            public T fromBinary(byte[] bytes) throws InvalidProtocolBufferException {
-                return decoder.decode(bytes);
-            }
-        };
+        @Override
+        public T read(ByteBuffer in) throws InvalidProtocolBufferException {
+            return reader.read(Frames.readHeader(parser, in), in);
+        }
     }
 
     private static IllegalArgumentException unknown(Object m) {
-        return new IllegalArgumentException("no Protobuf form for " + m.getClass().getName());
+        return new IllegalArgumentException("no wire form for " + m.getClass().getName());
+    }
+
+    // The raw values after a header: a tensor payload, or tensor parts.
+
+    /** The tensor a message carries, or null. */
+    private static TensorPayload payload(Object m) {
+        if (m instanceof StageCommand.Forward f) return f.activation();
+        if (m instanceof StageCommand.Backward b) return b.gradient();
+        if (m instanceof StageCommand.TiedGradient t) return t.gradient();
+        if (m instanceof StageCommand.TiedWeights t) return t.weights();
+        return null;
+    }
+
+    /** The tensor parts a message carries (none for most). */
+    private static List<TensorPart> parts(Object m) {
+        if (m instanceof StageCommand.RestoreState r) return r.parts();
+        if (m instanceof StageEvent.Weights w) return w.parts();
+        if (m instanceof StageEvent.OptimizerState o) return o.parts();
+        if (m instanceof Coordinator.FromStage f) return parts(f.event());
+        if (m instanceof Coordinator.Restore r) return restoreParts(r);
+        if (m instanceof Coordinator.Gathered g) return g.events().stream().flatMap(e -> parts(e).stream()).toList();
+        return List.of();
+    }
+
+    private static List<TensorPart> restoreParts(Coordinator.Restore r) {
+        return TensorPart.split(r.values(), Integer.MAX_VALUE).get(0);
+    }
+
+    private static long raw(Object m) {
+        TensorPayload p = payload(m);
+        long bytes = p == null ? 0 : p.bytes();
+        for (TensorPart part : parts(m)) bytes += (long) part.values().length * Float.BYTES;
+        return bytes;
+    }
+
+    private static void writeRaw(Object m, ByteBuffer out) {
+        TensorPayload p = payload(m);
+        if (p != null) p.writeTo(out);
+        for (TensorPart part : parts(m)) Frames.writeFloats(part.values(), out);
+    }
+
+    private static TensorData shape(TensorPayload p) {
+        TensorData.Builder b = TensorData.newBuilder();
+        for (int d : p.shape()) b.addShape(d);
+        return b.build();
+    }
+
+    private static TensorPayload payload(TensorData shape, ByteBuffer in) {
+        return TensorPayload.readFrom(Wire.ints(shape.getShapeList()), in);
+    }
+
+    static List<relay.transport.proto.TensorPart> partHeaders(List<TensorPart> parts) {
+        List<relay.transport.proto.TensorPart> out = new ArrayList<>();
+        for (TensorPart p : parts) {
+            var b = relay.transport.proto.TensorPart.newBuilder().setName(p.name()).setOffset(p.offset()).setLength(p.values().length);
+            for (int d : p.shape()) b.addShape(d);
+            out.add(b.build());
+        }
+        return out;
+    }
+
+    static List<TensorPart> readParts(List<relay.transport.proto.TensorPart> headers, ByteBuffer in) {
+        List<TensorPart> out = new ArrayList<>();
+        for (relay.transport.proto.TensorPart h : headers) {
+            out.add(new TensorPart(h.getName(), Wire.ints(h.getShapeList()), h.getOffset(), Frames.readFloats(h.getLength(), in)));
+        }
+        return out;
     }
 
     // Stage commands.
@@ -101,21 +179,21 @@ public final class Codecs implements MessageCodecs {
         } else if (c instanceof StageCommand.Targets m) {
             b.setTargets(tokens(m.pos(), m.ids()));
         } else if (c instanceof StageCommand.Forward m) {
-            b.setForward(Activation.newBuilder().setPosition(Wire.position(m.pos())).setTensor(m.activation().toProto()));
+            b.setForward(Activation.newBuilder().setPosition(Wire.position(m.pos())).setTensor(shape(m.activation())));
         } else if (c instanceof StageCommand.Backward m) {
-            b.setBackward(Activation.newBuilder().setPosition(Wire.position(m.pos())).setTensor(m.gradient().toProto()));
+            b.setBackward(Activation.newBuilder().setPosition(Wire.position(m.pos())).setTensor(shape(m.gradient())));
         } else if (c instanceof StageCommand.SetTrainable m) {
             b.setSetTrainable(relay.transport.proto.SetTrainable.newBuilder().setStep(m.step()).setTrainable(m.trainable()));
         } else if (c instanceof StageCommand.TiedGradient m) {
-            b.setTiedGradient(TiedTensor.newBuilder().setStep(m.step()).setTensor(m.gradient().toProto()));
+            b.setTiedGradient(TiedTensor.newBuilder().setStep(m.step()).setTensor(shape(m.gradient())));
         } else if (c instanceof StageCommand.TiedWeights m) {
-            b.setTiedWeights(TiedTensor.newBuilder().setStep(m.step()).setTensor(m.weights().toProto()));
+            b.setTiedWeights(TiedTensor.newBuilder().setStep(m.step()).setTensor(shape(m.weights())));
         } else if (c instanceof StageCommand.CollectWeights) {
             b.setCollectWeights(Empty.getDefaultInstance());
         } else if (c instanceof StageCommand.CollectState) {
             b.setCollectState(Empty.getDefaultInstance());
         } else if (c instanceof StageCommand.RestoreState m) {
-            b.setRestoreState(relay.transport.proto.RestoreState.newBuilder().addAllValues(Wire.state(m.values())));
+            b.setRestoreState(relay.transport.proto.RestoreState.newBuilder().addAllParts(partHeaders(m.parts())).setLast(m.last()));
         } else if (c instanceof StageCommand.CollectTrace) {
             b.setCollectTrace(Empty.getDefaultInstance());
         } else {
@@ -124,22 +202,20 @@ public final class Codecs implements MessageCodecs {
         return b.build();
     }
 
-    static StageCommand stageCommand(relay.transport.proto.StageCommand p, Wire w) {
+    static StageCommand stageCommand(relay.transport.proto.StageCommand p, ByteBuffer in, Wire w) {
         return switch (p.getCommandCase()) {
             case CONNECT -> new StageCommand.Connect(p.getConnect().getStagesList().stream().<ActorRef<StageCommand>>map(w::ref).toList());
             case LEFT_DEVICE -> new StageCommand.LeftDevice(Wire.position(p.getLeftDevice().getPosition()), p.getLeftDevice().getForward());
             case TOKENS -> new StageCommand.Tokens(Wire.position(p.getTokens().getPosition()), Wire.ints(p.getTokens().getTokensList()));
             case TARGETS -> new StageCommand.Targets(Wire.position(p.getTargets().getPosition()), Wire.ints(p.getTargets().getTokensList()));
-            case FORWARD -> new StageCommand.Forward(Wire.position(p.getForward().getPosition()),
-                    TensorPayload.fromProto(p.getForward().getTensor()));
-            case BACKWARD -> new StageCommand.Backward(Wire.position(p.getBackward().getPosition()),
-                    TensorPayload.fromProto(p.getBackward().getTensor()));
+            case FORWARD -> new StageCommand.Forward(Wire.position(p.getForward().getPosition()), payload(p.getForward().getTensor(), in));
+            case BACKWARD -> new StageCommand.Backward(Wire.position(p.getBackward().getPosition()), payload(p.getBackward().getTensor(), in));
             case SET_TRAINABLE -> new StageCommand.SetTrainable(p.getSetTrainable().getStep(), p.getSetTrainable().getTrainable());
-            case TIED_GRADIENT -> new StageCommand.TiedGradient(p.getTiedGradient().getStep(), TensorPayload.fromProto(p.getTiedGradient().getTensor()));
-            case TIED_WEIGHTS -> new StageCommand.TiedWeights(p.getTiedWeights().getStep(), TensorPayload.fromProto(p.getTiedWeights().getTensor()));
+            case TIED_GRADIENT -> new StageCommand.TiedGradient(p.getTiedGradient().getStep(), payload(p.getTiedGradient().getTensor(), in));
+            case TIED_WEIGHTS -> new StageCommand.TiedWeights(p.getTiedWeights().getStep(), payload(p.getTiedWeights().getTensor(), in));
             case COLLECT_WEIGHTS -> new StageCommand.CollectWeights();
             case COLLECT_STATE -> new StageCommand.CollectState();
-            case RESTORE_STATE -> new StageCommand.RestoreState(Wire.state(p.getRestoreState().getValuesList()));
+            case RESTORE_STATE -> new StageCommand.RestoreState(readParts(p.getRestoreState().getPartsList(), in), p.getRestoreState().getLast());
             case COLLECT_TRACE -> new StageCommand.CollectTrace();
             case COMMAND_NOT_SET -> throw new IllegalArgumentException("a stage command without a command");
         };
@@ -172,9 +248,9 @@ public final class Codecs implements MessageCodecs {
             if (m.pos() != null) f.setPosition(Wire.position(m.pos()));
             b.setFailed(f);
         } else if (e instanceof StageEvent.Weights m) {
-            b.setWeights(relay.transport.proto.StageEvent.Tensors.newBuilder().addAllTensors(Wire.named(m.tensors())));
+            b.setWeights(relay.transport.proto.StageEvent.Tensors.newBuilder().addAllParts(partHeaders(m.parts())).setLast(m.last()));
         } else if (e instanceof StageEvent.OptimizerState m) {
-            b.setOptimizerState(relay.transport.proto.StageEvent.Tensors.newBuilder().addAllTensors(Wire.state(m.values())));
+            b.setOptimizerState(relay.transport.proto.StageEvent.Tensors.newBuilder().addAllParts(partHeaders(m.parts())).setLast(m.last()));
         } else if (e instanceof StageEvent.Restored m) {
             b.setRestored(relay.transport.proto.StageEvent.Restored.newBuilder().addAllHeld(m.held())
                     .setError(m.error() == null ? "" : m.error()));
@@ -191,7 +267,7 @@ public final class Codecs implements MessageCodecs {
         return b.build();
     }
 
-    static StageEvent stageEvent(relay.transport.proto.StageEvent p, Wire w) {
+    static StageEvent stageEvent(relay.transport.proto.StageEvent p, ByteBuffer in, Wire w) {
         int s = p.getStage();
         return switch (p.getEventCase()) {
             case READY -> new StageEvent.Ready(s, w.ref(p.getReady().getRef()), List.copyOf(p.getReady().getParametersList()));
@@ -202,8 +278,9 @@ public final class Codecs implements MessageCodecs {
             case TRAINABLE_SET -> new StageEvent.TrainableSet(s, p.getTrainableSet().getStep(), p.getTrainableSet().getTrainable());
             case FAILED -> new StageEvent.Failed(s, p.getFailed().getHasPosition() ? Wire.position(p.getFailed().getPosition()) : null,
                     failure(p.getFailed().getKind()), p.getFailed().getReason());
-            case WEIGHTS -> new StageEvent.Weights(s, Wire.named(p.getWeights().getTensorsList()));
-            case OPTIMIZER_STATE -> new StageEvent.OptimizerState(s, Wire.state(p.getOptimizerState().getTensorsList()));
+            case WEIGHTS -> new StageEvent.Weights(s, readParts(p.getWeights().getPartsList(), in), p.getWeights().getLast());
+            case OPTIMIZER_STATE -> new StageEvent.OptimizerState(s, readParts(p.getOptimizerState().getPartsList(), in),
+                    p.getOptimizerState().getLast());
             case RESTORED -> new StageEvent.Restored(s, Set.copyOf(p.getRestored().getHeldList()),
                     p.getRestored().getError().isEmpty() ? null : p.getRestored().getError());
             case TRACE -> {
@@ -257,7 +334,7 @@ public final class Codecs implements MessageCodecs {
                 case TRACE -> CoordinatorCommand.Collect.What.TRACE;
             }));
         } else if (c instanceof Coordinator.Restore m) {
-            b.setRestore(CoordinatorCommand.Restore.newBuilder().setReplyTo(w.ref(m.replyTo())).addAllValues(Wire.state(m.values())));
+            b.setRestore(CoordinatorCommand.Restore.newBuilder().setReplyTo(w.ref(m.replyTo())).addAllParts(partHeaders(restoreParts(m))));
         } else if (c instanceof Coordinator.FromStage m) {
             b.setFromStage(stageEvent(m.event(), w));
         } else if (c instanceof Coordinator.Timeout m) {
@@ -274,7 +351,7 @@ public final class Codecs implements MessageCodecs {
         return p.build();
     }
 
-    static Coordinator.Command coordinatorCommand(CoordinatorCommand p, Wire w) {
+    static Coordinator.Command coordinatorCommand(CoordinatorCommand p, ByteBuffer in, Wire w) {
         return switch (p.getCommandCase()) {
             case START -> new Coordinator.Start(p.getStart().getSpecsList().stream().map(Wire::spec).toList(),
                     p.getStart().getHostOfStageList().stream().<ActorRef<StageHost.Command>>map(w::ref).toList(), w.ref(p.getStart().getReplyTo()));
@@ -288,8 +365,9 @@ public final class Codecs implements MessageCodecs {
                 case TRACE -> Coordinator.What.TRACE;
                 case UNRECOGNIZED -> throw new IllegalArgumentException("unknown collection " + p.getCollect().getWhatValue());
             }, w.ref(p.getCollect().getReplyTo()));
-            case RESTORE -> new Coordinator.Restore(Wire.state(p.getRestore().getValuesList()), w.ref(p.getRestore().getReplyTo()));
-            case FROM_STAGE -> new Coordinator.FromStage(stageEvent(p.getFromStage(), w));
+            case RESTORE -> new Coordinator.Restore(TensorPart.assembleValues(readParts(p.getRestore().getPartsList(), in)),
+                    w.ref(p.getRestore().getReplyTo()));
+            case FROM_STAGE -> new Coordinator.FromStage(stageEvent(p.getFromStage(), in, w));
             case TIMEOUT -> new Coordinator.Timeout(p.getTimeout().getRequest());
             case COMMAND_NOT_SET -> throw new IllegalArgumentException("a coordinator command without a command");
         };
@@ -318,10 +396,11 @@ public final class Codecs implements MessageCodecs {
         return b.build();
     }
 
-    static Coordinator.Gathered gathered(relay.transport.proto.Gathered p, Wire w) {
+    static Coordinator.Gathered gathered(relay.transport.proto.Gathered p, ByteBuffer in, Wire w) {
         boolean ok = p.getError().isEmpty();
-        return new Coordinator.Gathered(p.getEventsList().stream().map(e -> stageEvent(e, w)).toList(), ok ? null : p.getError(),
-                ok ? null : failure(p.getFailure()));
+        List<StageEvent> events = new ArrayList<>();
+        for (var e : p.getEventsList()) events.add(stageEvent(e, in, w));
+        return new Coordinator.Gathered(events, ok ? null : p.getError(), ok ? null : failure(p.getFailure()));
     }
 
     // The stage host's commands and replies.

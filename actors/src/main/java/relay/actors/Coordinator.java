@@ -435,14 +435,15 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
         }
     }
 
-    /** One answer from every stage, of the kind asked for. */
+    /** Every stage's answer, of the kind asked for: one event, or parts until the one marked last. */
     private abstract class Gathering implements Request {
         final Set<Integer> waiting = allStages();
-        final StageEvent[] answers = new StageEvent[placement.stages()];
+        final List<List<StageEvent>> answers = new ArrayList<>();
         private final ActorRef<Gathered> replyTo;
 
         Gathering(ActorRef<Gathered> replyTo) {
             this.replyTo = replyTo;
+            for (int s = 0; s < placement.stages(); s++) answers.add(new ArrayList<>());
         }
 
         abstract boolean answers(StageEvent e);
@@ -454,10 +455,12 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
 
         @Override
         public void event(StageEvent e) {
-            if (!answers(e) || !waiting.remove(e.stage())) return;
-            answers[e.stage()] = e;
+            if (!answers(e) || !waiting.contains(e.stage())) return;
+            answers.get(e.stage()).add(e);
+            boolean complete = e instanceof StageEvent.Weights w ? w.last() : !(e instanceof StageEvent.OptimizerState o) || o.last();
+            if (complete) waiting.remove(e.stage());
             if (!waiting.isEmpty()) return;
-            List<StageEvent> all = Arrays.asList(answers);
+            List<StageEvent> all = answers.stream().flatMap(List::stream).toList();
             String error = check(all);
             end();
             replyTo.tell(new Gathered(error == null ? all : List.of(), error, error == null ? null : StageEvent.Failure.INPUT));
@@ -519,10 +522,12 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
         public void begin() {
             for (int s = 0; s < stages.size(); s++) {
                 Set<String> mine = new HashSet<>(parameters.get(s));
-                Map<String, float[]> part = values.entrySet().stream()
-                        .filter(e -> mine.contains(e.getKey().substring(0, Math.max(0, e.getKey().indexOf('/')))))
-                        .collect(Collectors.toMap(Map.Entry::getKey, Map.Entry::getValue));
-                stages.get(s).tell(new StageCommand.RestoreState(part));
+                Map<String, float[]> part = new java.util.LinkedHashMap<>();
+                values.forEach((k, v) -> {
+                    if (mine.contains(k.substring(0, Math.max(0, k.indexOf('/'))))) part.put(k, v);
+                });
+                List<List<TensorPart>> groups = TensorPart.split(part, TensorPart.MESSAGE_FLOATS);
+                for (int g = 0; g < groups.size(); g++) stages.get(s).tell(new StageCommand.RestoreState(groups.get(g), g == groups.size() - 1));
             }
         }
 

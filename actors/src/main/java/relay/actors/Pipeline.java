@@ -108,10 +108,18 @@ public final class Pipeline implements AutoCloseable {
     /** Every stage's parameters as named tensors, in stage order; a tied matrix once (the embedding's). */
     public List<SafeTensors.Tensor32> tensors() {
         Map<String, SafeTensors.Tensor32> byName = new LinkedHashMap<>();
-        for (StageEvent e : gather(to -> new Coordinator.Collect(Coordinator.What.WEIGHTS, to))) {
-            for (SafeTensors.Tensor32 t : ((StageEvent.Weights) e).tensors()) byName.putIfAbsent(t.name(), t);
-        }
+        for (List<SafeTensors.Tensor32> stage : weightsByStage()) for (SafeTensors.Tensor32 t : stage) byName.putIfAbsent(t.name(), t);
         return List.copyOf(byName.values());
+    }
+
+    /** Each stage's parameters, by stage. */
+    private List<List<SafeTensors.Tensor32>> weightsByStage() {
+        Map<Integer, List<TensorPart>> parts = new TreeMap<>();
+        for (StageEvent e : gather(to -> new Coordinator.Collect(Coordinator.What.WEIGHTS, to))) {
+            StageEvent.Weights w = (StageEvent.Weights) e;
+            parts.computeIfAbsent(w.stage(), s -> new ArrayList<>()).addAll(w.parts());
+        }
+        return parts.values().stream().map(TensorPart::assemble).toList();
     }
 
     /** Every parameter's values by name (between steps). */
@@ -123,19 +131,19 @@ public final class Pipeline implements AutoCloseable {
 
     /** The head's replica of a tied token table, or null. */
     public float[] tiedReplica() {
-        List<StageEvent> all = gather(to -> new Coordinator.Collect(Coordinator.What.WEIGHTS, to));
-        String table = ((StageEvent.Weights) all.get(0)).tensors().get(0).name();
-        return ((StageEvent.Weights) all.get(all.size() - 1)).tensors().stream().filter(t -> t.name().equals(table)).findFirst()
+        List<List<SafeTensors.Tensor32>> stages = weightsByStage();
+        String table = stages.get(0).get(0).name();
+        return stages.get(stages.size() - 1).stream().filter(t -> t.name().equals(table)).findFirst()
                 .map(SafeTensors.Tensor32::values).orElse(null);
     }
 
     /** Every stage's optimizer state, "parameter/role" → values (between steps). */
     public Map<String, float[]> optimizerState() {
-        Map<String, float[]> all = new TreeMap<>();
+        List<TensorPart> parts = new ArrayList<>();
         for (StageEvent e : gather(to -> new Coordinator.Collect(Coordinator.What.OPTIMIZER_STATE, to))) {
-            all.putAll(((StageEvent.OptimizerState) e).values());
+            parts.addAll(((StageEvent.OptimizerState) e).parts());
         }
-        return all;
+        return new TreeMap<>(TensorPart.assembleValues(parts));
     }
 
     /**

@@ -47,6 +47,7 @@ public final class StageActor extends AbstractBehavior<StageCommand> {
     private final ActorRef<StageEvent> events;
     private final TraceRecorder trace;
     private final Inbox inbox = new Inbox();
+    private final List<TensorPart> restoring = new ArrayList<>();
     private final Outbox outbox = new Sender();
     private List<ActorRef<StageCommand>> stages;
 
@@ -77,8 +78,10 @@ public final class StageActor extends AbstractBehavior<StageCommand> {
                 .onMessage(StageCommand.SetTrainable.class, this::onSetTrainable)
                 .onMessage(StageCommand.TiedGradient.class, this::onTied)
                 .onMessage(StageCommand.TiedWeights.class, this::onTied)
-                .onMessage(StageCommand.CollectWeights.class, m -> report(new StageEvent.Weights(spec.stage(), weights())))
-                .onMessage(StageCommand.CollectState.class, m -> report(new StageEvent.OptimizerState(spec.stage(), role.optimizer().export())))
+                .onMessage(StageCommand.CollectWeights.class, m -> answerInParts(TensorPart.split(weights(), TensorPart.MESSAGE_FLOATS),
+                        (parts, last) -> new StageEvent.Weights(spec.stage(), parts, last)))
+                .onMessage(StageCommand.CollectState.class, m -> answerInParts(TensorPart.split(role.optimizer().export(),
+                        TensorPart.MESSAGE_FLOATS), (parts, last) -> new StageEvent.OptimizerState(spec.stage(), parts, last)))
                 .onMessage(StageCommand.RestoreState.class, this::onRestoreState)
                 .onMessage(StageCommand.CollectTrace.class, m -> report(new StageEvent.Trace(spec.stage(), trace.drain())))
                 .onSignal(PostStop.class, s -> {
@@ -91,6 +94,13 @@ public final class StageActor extends AbstractBehavior<StageCommand> {
 
     private Behavior<StageCommand> report(StageEvent e) {
         events.tell(e);
+        return this;
+    }
+
+    /** Tensors leave in messages of bounded size, the last one marked. */
+    private Behavior<StageCommand> answerInParts(List<List<TensorPart>> groups,
+                                                 java.util.function.BiFunction<List<TensorPart>, Boolean, StageEvent> event) {
+        for (int i = 0; i < groups.size(); i++) events.tell(event.apply(groups.get(i), i == groups.size() - 1));
         return this;
     }
 
@@ -223,12 +233,17 @@ public final class StageActor extends AbstractBehavior<StageCommand> {
         return report(new StageEvent.TrainableSet(spec.stage(), m.step(), m.trainable()));
     }
 
+    /** Parts of a checkpoint's state gather until the last; then the stage takes what belongs to its parameters. */
     private Behavior<StageCommand> onRestoreState(StageCommand.RestoreState m) {
+        restoring.addAll(m.parts());
+        if (!m.last()) return this;
         try {
-            role.optimizer().restore(role.updated(), m.values());
+            role.optimizer().restore(role.updated(), TensorPart.assembleValues(restoring));
             return report(new StageEvent.Restored(spec.stage(), Set.copyOf(role.optimizer().export().keySet()), null));
         } catch (IllegalArgumentException e) {
             return report(new StageEvent.Restored(spec.stage(), Set.of(), spec.name() + ": " + e.getMessage()));
+        } finally {
+            restoring.clear();
         }
     }
 

@@ -1,7 +1,6 @@
 package relay.actors;
 
 import java.util.List;
-import java.util.Map;
 import org.apache.pekko.actor.typed.ActorRef;
 import relay.transport.TensorPayload;
 import relay.transport.WireMessage;
@@ -50,8 +49,11 @@ public sealed interface StageCommand extends WireMessage {
     /** Report the stage's optimizer state, "parameter/role" → values (between steps). */
     record CollectState() implements StageCommand {}
 
-    /** Take the optimizer state of a checkpoint that belongs to this stage's parameters (between steps, before a resumed run's first). */
-    record RestoreState(Map<String, float[]> values) implements StageCommand {}
+    /**
+     * Parts of the optimizer state of a checkpoint that belong to this stage's parameters (between steps, before
+     * a resumed run's first); the stage takes them once the last part is in.
+     */
+    record RestoreState(List<TensorPart> parts, boolean last) implements StageCommand {}
 
     /** Report the trace recorded so far (the stage's buffer starts empty again). */
     record CollectTrace() implements StageCommand {}

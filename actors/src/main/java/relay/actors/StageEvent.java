@@ -1,10 +1,8 @@
 package relay.actors;
 
 import java.util.List;
-import java.util.Map;
 import java.util.Set;
 import org.apache.pekko.actor.typed.ActorRef;
-import relay.stages.io.SafeTensors;
 import relay.transport.WireMessage;
 
 /**
@@ -48,11 +46,11 @@ public sealed interface StageEvent extends WireMessage {
     /** A stage failed at a position (null: outside a pass, e.g. while it was built); it does no more work after a fault. */
     record Failed(int stage, Position pos, Failure kind, String reason) implements StageEvent {}
 
-    /** The stage's parameters' values. */
-    record Weights(int stage, List<SafeTensors.Tensor32> tensors) implements StageEvent {}
+    /** Parts of the stage's parameters' values ({@link TensorPart#split}); the last part of its answer says so. */
+    record Weights(int stage, List<TensorPart> parts, boolean last) implements StageEvent {}
 
-    /** The stage's optimizer state, "parameter/role" → values. */
-    record OptimizerState(int stage, Map<String, float[]> values) implements StageEvent {}
+    /** Parts of the stage's optimizer state, "parameter/role" → values; the last part of its answer says so. */
+    record OptimizerState(int stage, List<TensorPart> parts, boolean last) implements StageEvent {}
 
     /** The optimizer state the stage holds after {@link StageCommand.RestoreState}, or (error not null) why the values did not fit. */
     record Restored(int stage, Set<String> held, String error) implements StageEvent {}

@@ -1,31 +1,22 @@
 package relay.actors;
 
-import com.google.protobuf.ByteString;
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Map;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorRefResolver;
 import org.apache.pekko.actor.typed.ActorSystem;
 import relay.optimizers.Clipping;
 import relay.optimizers.Method;
 import relay.optimizers.OptimizerSettings;
-import relay.stages.io.SafeTensors;
 import relay.stages.model.Family;
 import relay.stages.model.ModelConfig;
 import relay.stages.train.Batch;
 import relay.transport.proto.ModelShape;
-import relay.transport.proto.NamedTensor;
-import relay.transport.proto.TensorData;
 
 /**
  * The Protobuf form of the values inside the actors' messages — positions, model shapes, settings, specs,
- * batches, named tensors, actor references — one pair of conversions each, for the protocols' codecs.
+ * batches, actor references — one pair of conversions each, for the protocols' codecs.
  */
 final class Wire {
     private final ActorRefResolver refs;
@@ -140,45 +131,5 @@ final class Wire {
 
     static int[] ints(List<Integer> list) {
         return list.stream().mapToInt(Integer::intValue).toArray();
-    }
-
-    static TensorData tensor(int[] shape, float[] values) {
-        TensorData.Builder b = TensorData.newBuilder();
-        for (int d : shape) b.addShape(d);
-        ByteBuffer buf = ByteBuffer.allocate(values.length * Float.BYTES).order(ByteOrder.LITTLE_ENDIAN);
-        buf.asFloatBuffer().put(values);
-        return b.setData(ByteString.copyFrom(buf.array())).build();
-    }
-
-    static float[] values(TensorData t) {
-        if (t.getData().size() % Float.BYTES != 0) throw new IllegalArgumentException("tensor of " + t.getData().size() + " bytes");
-        float[] v = new float[t.getData().size() / Float.BYTES];
-        t.getData().asReadOnlyByteBuffer().order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer().get(v);
-        return v;
-    }
-
-    static List<NamedTensor> named(List<SafeTensors.Tensor32> tensors) {
-        List<NamedTensor> out = new ArrayList<>();
-        for (SafeTensors.Tensor32 t : tensors) out.add(NamedTensor.newBuilder().setName(t.name()).setTensor(tensor(t.shape(), t.values())).build());
-        return out;
-    }
-
-    static List<SafeTensors.Tensor32> named(Iterable<NamedTensor> tensors) {
-        List<SafeTensors.Tensor32> out = new ArrayList<>();
-        for (NamedTensor t : tensors) out.add(new SafeTensors.Tensor32(t.getName(), ints(t.getTensor().getShapeList()), values(t.getTensor())));
-        return out;
-    }
-
-    /** Optimizer state as named one-dimensional tensors, and back. */
-    static List<NamedTensor> state(Map<String, float[]> values) {
-        List<SafeTensors.Tensor32> list = new ArrayList<>();
-        values.forEach((k, v) -> list.add(new SafeTensors.Tensor32(k, new int[] {v.length}, v)));
-        return named(list);
-    }
-
-    static Map<String, float[]> state(Iterable<NamedTensor> tensors) {
-        Map<String, float[]> out = new LinkedHashMap<>();
-        for (SafeTensors.Tensor32 t : named(tensors)) out.put(t.name(), t.values());
-        return out;
     }
 }

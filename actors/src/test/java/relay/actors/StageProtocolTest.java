@@ -119,9 +119,15 @@ class StageProtocolTest {
 
     Map<String, float[]> weights(Harness h) {
         h.stage().tell(new StageCommand.CollectWeights());
-        Map<String, float[]> w = new java.util.LinkedHashMap<>();
-        for (SafeTensors.Tensor32 t : h.events().expectMessageClass(StageEvent.Weights.class).tensors()) w.put(t.name(), t.values());
-        return w;
+        List<TensorPart> parts = new ArrayList<>();
+        StageEvent.Weights w;
+        do {
+            w = h.events().expectMessageClass(StageEvent.Weights.class);
+            parts.addAll(w.parts());
+        } while (!w.last());
+        Map<String, float[]> out = new java.util.LinkedHashMap<>();
+        for (SafeTensors.Tensor32 t : TensorPart.assemble(parts)) out.put(t.name(), t.values());
+        return out;
     }
 
     @Test
@@ -307,15 +313,18 @@ class StageProtocolTest {
                 0), device, events.getRef()), "head-restore");
         events.expectMessageClass(StageEvent.Ready.class);
         int c = LLAMA.hidden();
-        head.tell(new StageCommand.RestoreState(Map.of("model.norm.weight/m", new float[c], "model.norm.weight/v", new float[c],
-                "model.norm.weight/steps", new float[] {4})));
+        head.tell(new StageCommand.RestoreState(TensorPart.split(Map.of("model.norm.weight/m", new float[c], "model.norm.weight/v",
+                new float[c]), 1000).get(0), false));
+        head.tell(new StageCommand.RestoreState(TensorPart.split(Map.of("model.norm.weight/steps", new float[] {4}), 1000).get(0), true));
         StageEvent.Restored ok = events.expectMessageClass(StageEvent.Restored.class);
         assertNull(ok.error());
         assertTrue(ok.held().containsAll(List.of("model.norm.weight/m", "model.norm.weight/v", "model.norm.weight/steps")), ok.held().toString());
         head.tell(new StageCommand.CollectState());
-        assertArrayEquals(new float[] {4}, events.expectMessageClass(StageEvent.OptimizerState.class).values().get("model.norm.weight/steps"));
-        head.tell(new StageCommand.RestoreState(Map.of("model.norm.weight/m", new float[1], "model.norm.weight/v", new float[1],
-                "model.norm.weight/steps", new float[] {1})));
+        StageEvent.OptimizerState state = events.expectMessageClass(StageEvent.OptimizerState.class);
+        assertTrue(state.last());
+        assertArrayEquals(new float[] {4}, TensorPart.assembleValues(state.parts()).get("model.norm.weight/steps"));
+        head.tell(new StageCommand.RestoreState(TensorPart.split(Map.of("model.norm.weight/m", new float[1], "model.norm.weight/v",
+                new float[1], "model.norm.weight/steps", new float[] {1}), 1000).get(0), true));
         StageEvent.Restored bad = events.expectMessageClass(StageEvent.Restored.class);
         assertTrue(bad.error() != null && bad.error().startsWith("head: optimizer state model.norm.weight/m has 1 values"), bad.error());
         kit.stop(head);

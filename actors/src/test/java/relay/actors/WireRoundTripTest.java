@@ -62,7 +62,7 @@ class WireRoundTripTest {
     }
 
     static TensorPayload empty() {
-        return TensorPayload.fromProto(relay.transport.proto.TensorData.newBuilder().addShape(0).addShape(3).build());
+        return TensorPayload.of(device.allocate(Category.COMMUNICATION, 0, 3));
     }
 
     /** One of each message, every record of every protocol. */
@@ -77,8 +77,8 @@ class WireRoundTripTest {
         Placement placement = new Placement(2, new int[] {0, 0, 0, 1, 1, 1});
         StageSpec spec = new StageSpec(3, PipelineEquivalenceTest.LLAMA, 5, Path.of("/models/m"), placement,
                 PipelineConfig.defaults(Method.ADALOMO, 0.02f).with(UpdateMode.EXACT, PipelineSchedule.GPIPE).withTraceSteps(9), 1234);
-        List<SafeTensors.Tensor32> weights = List.of(new SafeTensors.Tensor32("w", new int[] {2, 2}, new float[] {1, 2, 3, 4}),
-                new SafeTensors.Tensor32("e", new int[] {0}, new float[0]));
+        List<TensorPart> weights = TensorPart.split(List.of(new SafeTensors.Tensor32("w", new int[] {2, 2}, new float[] {1, 2, 3, 4}),
+                new SafeTensors.Tensor32("e", new int[] {0}, new float[0])), 3).get(1);
         Batch batch = new Batch(new int[] {1, 2, 3}, new int[] {2, 3, 4}, 1, 3);
         Map<Category, Long> peaks = new EnumMap<>(Category.class);
         peaks.put(Category.ACTIVATIONS, 100L);
@@ -96,7 +96,7 @@ class WireRoundTripTest {
                 new StageCommand.TiedWeights(3, tensor(4, 4)),
                 new StageCommand.CollectWeights(),
                 new StageCommand.CollectState(),
-                new StageCommand.RestoreState(state),
+                new StageCommand.RestoreState(TensorPart.split(state, 100).get(0), true),
                 new StageCommand.CollectTrace(),
                 new StageEvent.Ready(1, stage.getRef(), List.of("a", "b")),
                 new StageEvent.Connected(4),
@@ -105,8 +105,8 @@ class WireRoundTripTest {
                 new StageEvent.TrainableSet(1, 9, false),
                 failed,
                 new StageEvent.Failed(1, POS, StageEvent.Failure.DIVERGED, "loss is NaN"),
-                new StageEvent.Weights(0, weights),
-                new StageEvent.OptimizerState(3, state),
+                new StageEvent.Weights(0, weights, false),
+                new StageEvent.OptimizerState(3, TensorPart.split(state, 100).get(0), true),
                 new StageEvent.Restored(3, Set.of("x/m"), null),
                 new StageEvent.Trace(2, List.of(new TraceEvent("forward", "block-1", 0, 2, 10, 5, 1, 0))),
                 new Coordinator.Start(List.of(spec), List.of(host.getRef()), gathered.getRef()),
@@ -114,12 +114,13 @@ class WireRoundTripTest {
                 new Coordinator.Evaluate(List.of(batch), results.getRef()),
                 new Coordinator.Collect(Coordinator.What.OPTIMIZER_STATE, gathered.getRef()),
                 new Coordinator.Restore(state, gathered.getRef()),
-                new Coordinator.FromStage(new StageEvent.Connected(1)),
+                new Coordinator.FromStage(new StageEvent.Weights(2, weights, true)),
                 new Coordinator.Timeout(3),
                 new Coordinator.StepResult(4, 1.5, new double[] {1, 2}, 10, new long[] {3, 4}, 0.1, 2, Double.NaN, null, null),
                 new Coordinator.StepResult(4, Double.NaN, new double[0], 0, new long[0], Double.NaN, 0, Double.NaN, "step 4 failed",
                         StageEvent.Failure.FAULT),
-                new Coordinator.Gathered(List.of(new StageEvent.Connected(0), new StageEvent.Restored(1, Set.of(), "bad")), null, null),
+                new Coordinator.Gathered(List.of(new StageEvent.Connected(0), new StageEvent.Restored(1, Set.of(), "bad"),
+                        new StageEvent.Weights(2, weights, true)), null, null),
                 new Coordinator.Gathered(List.of(), "no", StageEvent.Failure.INPUT),
                 new StageHost.Spawn(spec, events.getRef()),
                 new StageHost.ReportMemory(memory.getRef()),
@@ -178,7 +179,7 @@ class WireRoundTripTest {
         assertTrue(cut.getMessage().startsWith("malformed 's' message of " + (bytes.length - 3) + " bytes"), cut.getMessage());
         NotSerializableException unknown = assertThrows(NotSerializableException.class, () -> s.fromBinary(bytes, "q"));
         assertEquals("unknown message manifest 'q'", unknown.getMessage());
-        NotSerializableException empty = assertThrows(NotSerializableException.class, () -> s.fromBinary(new byte[0], "e"));
+        NotSerializableException empty = assertThrows(NotSerializableException.class, () -> s.fromBinary(new byte[] {0}, "e"));
         assertTrue(empty.getMessage().contains("a stage event without an event"), empty.getMessage());
     }
 }

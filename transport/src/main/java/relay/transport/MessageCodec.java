@@ -1,11 +1,13 @@
 package relay.transport;
 
 import com.google.protobuf.InvalidProtocolBufferException;
+import java.nio.ByteBuffer;
 
 /**
- * Converts the messages of one type — a record, or every record of a sealed protocol — to and from their
- * Protobuf bytes. Codecs are declared beside the protocols (in the actors module) and found through
- * {@link MessageCodecs} providers, so this module needs no knowledge of them.
+ * Writes the messages of one type — a record, or every record of a sealed protocol — to the wire and reads
+ * them back: a Protobuf header, then the raw values of the tensors the message carries ({@link Frames}).
+ * Codecs are declared beside the protocols (in the actors module) and found through {@link MessageCodecs}
+ * providers, so this module needs no knowledge of them.
  */
 public interface MessageCodec<T extends WireMessage> {
     /** A short stable name written with every message to pick the codec on the way back. */
@@ -14,7 +16,12 @@ public interface MessageCodec<T extends WireMessage> {
     /** The type whose instances (and subtypes' instances) this codec writes. */
     Class<T> type();
 
-    byte[] toBinary(T message);
+    /** The bytes the message takes on the wire. */
+    int size(T message);
 
-    T fromBinary(byte[] bytes) throws InvalidProtocolBufferException;
+    /** Writes the message at out's position, which advances; a tensor it carries leaves its device here. */
+    void write(T message, ByteBuffer out);
+
+    /** Reads a message that {@link #write} wrote, from in's position; bytes that are not one are an error. */
+    T read(ByteBuffer in) throws InvalidProtocolBufferException;
 }

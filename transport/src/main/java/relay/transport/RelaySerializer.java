@@ -1,23 +1,27 @@
 package relay.transport;
 
 import java.io.NotSerializableException;
+import java.nio.ByteBuffer;
 import java.util.HashMap;
 import java.util.Map;
 import java.util.ServiceLoader;
 import org.apache.pekko.actor.ExtendedActorSystem;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.javadsl.Adapter;
+import org.apache.pekko.serialization.ByteBufferSerializer;
 import org.apache.pekko.serialization.SerializerWithStringManifest;
 
 /**
- * Pekko's serializer for every {@link WireMessage}: Protobuf through the codecs that providers register.
+ * Pekko's serializer for every {@link WireMessage}: a Protobuf header and raw tensor values ({@link Frames})
+ * through the codecs that providers register. Artery writes and reads through the {@link ByteBuffer} methods,
+ * straight into and out of its frame buffers.
  * Bind it in the configuration:
  * <pre>
  * pekko.actor.serializers.relay = "relay.transport.RelaySerializer"
  * pekko.actor.serialization-bindings { "relay.transport.WireMessage" = relay }
  * </pre>
  */
-public final class RelaySerializer extends SerializerWithStringManifest {
+public final class RelaySerializer extends SerializerWithStringManifest implements ByteBufferSerializer {
     /** Pekko reserves ids 0–40. */
     public static final int IDENTIFIER = 4711;
 
@@ -50,28 +54,49 @@ public final class RelaySerializer extends SerializerWithStringManifest {
         return c;
     }
 
+    private MessageCodec<?> codecOf(String manifest) throws NotSerializableException {
+        MessageCodec<?> c = byManifest.get(manifest);
+        if (c == null) throw new NotSerializableException("unknown message manifest '" + manifest + "'");
+        return c;
+    }
+
     @Override
     public String manifest(Object o) {
         return codecOf(o).manifest();
     }
 
+    /** Artery's path: the message written straight into its frame buffer (tensors copied once, from device memory). */
+    @Override
+    @SuppressWarnings({"unchecked", "rawtypes"})
+    public void toBinary(Object o, ByteBuffer buf) {
+        ((MessageCodec) codecOf(o)).write((WireMessage) o, buf);
+    }
+
     @Override
     @SuppressWarnings({"unchecked", "rawtypes"})
     public byte[] toBinary(Object o) {
-        return ((MessageCodec) codecOf(o)).toBinary((WireMessage) o);
+        MessageCodec c = codecOf(o);
+        ByteBuffer buf = ByteBuffer.allocate(c.size((WireMessage) o));
+        c.write((WireMessage) o, buf);
+        return buf.array();
+    }
+
+    @Override
+    public Object fromBinary(ByteBuffer buf, String manifest) throws NotSerializableException {
+        MessageCodec<?> c = codecOf(manifest);
+        int bytes = buf.remaining();
+        try {
+            return c.read(buf);
+        } catch (com.google.protobuf.InvalidProtocolBufferException | RuntimeException e) {
+            NotSerializableException n = new NotSerializableException("malformed '" + manifest + "' message of " + bytes + " bytes: "
+                    + e.getMessage());
+            n.initCause(e);
+            throw n;
+        }
     }
 
     @Override
     public Object fromBinary(byte[] bytes, String manifest) throws NotSerializableException {
-        MessageCodec<?> c = byManifest.get(manifest);
-        if (c == null) throw new NotSerializableException("unknown message manifest '" + manifest + "'");
-        try {
-            return c.fromBinary(bytes);
-        } catch (com.google.protobuf.InvalidProtocolBufferException | RuntimeException e) {
-            NotSerializableException n = new NotSerializableException("malformed '" + manifest + "' message of " + bytes.length
-                    + " bytes: " + e.getMessage());
-            n.initCause(e);
-            throw n;
-        }
+        return fromBinary(ByteBuffer.wrap(bytes), manifest);
     }
 }

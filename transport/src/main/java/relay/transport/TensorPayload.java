@@ -1,29 +1,38 @@
 package relay.transport;
 
-import com.google.protobuf.ByteString;
 import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
+import java.util.Arrays;
 import relay.stages.memory.Category;
+import relay.stages.memory.MemoryLedger;
 import relay.stages.tensor.Device;
 import relay.stages.tensor.Tensor;
-import relay.transport.proto.TensorData;
 
 /**
  * A tensor inside a message. Within one JVM it is the sender's tensor itself, handed over: the receiver
- * owns it from then on (no copy when both sit on one device). Serialized — across a JVM, or under
- * Pekko's serialize-messages check — it becomes bytes, and the sender's tensor is freed at that moment,
- * as it would be once sent over a wire. Either way the receiver calls {@link #materialize} exactly once.
+ * owns it from then on (no copy when both sit on one device). On the wire — to another JVM, or under
+ * Pekko's serialize-messages check — its values are copied straight from the sender's device memory into
+ * the transport's buffer and the sender's tensor is freed at that moment; on arrival they are copied out of
+ * the transport's buffer at once, and held, counted in this JVM's {@link #inFlight()} ledger as
+ * communication, until the receiver takes them onto its device. Either way the receiver calls
+ * {@link #materialize} (or {@link #copyInto}) exactly once, or {@link #discard}s the payload.
  */
 public final class TensorPayload {
+    private static final MemoryLedger IN_FLIGHT = new MemoryLedger();
+
     private Tensor local;
     private final int[] shape;
-    private ByteString bytes;
+    private FloatBuffer landed;
 
-    private TensorPayload(Tensor local, int[] shape, ByteString bytes) {
+    private TensorPayload(Tensor local, int[] shape, FloatBuffer landed) {
         this.local = local;
         this.shape = shape;
-        this.bytes = bytes;
+        this.landed = landed;
+    }
+
+    /** Bytes received by this JVM and not yet taken by their receivers: the communication memory of its transport. */
+    public static MemoryLedger inFlight() {
+        return IN_FLIGHT;
     }
 
     /** Hands an owning tensor over to the message; the sender must not touch it afterwards. */
@@ -34,6 +43,11 @@ public final class TensorPayload {
 
     public int[] shape() {
         return shape.clone();
+    }
+
+    /** The bytes of the tensor's values, as they travel. */
+    public long bytes() {
+        return Tensor.sizeOf(shape) * Float.BYTES;
     }
 
     /** The tensor on {@code device}: the sender's own when it is already there, else a copy counted as {@code category}. */
@@ -48,12 +62,10 @@ public final class TensorPayload {
                 return copy;
             }
         }
-        if (bytes == null) throw new IllegalStateException("tensor payload already taken");
-        FloatBuffer fb = bytes.asReadOnlyByteBuffer().order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer();
-        bytes = null;
-        float[] values = new float[fb.remaining()];
-        fb.get(values);
-        return device.empty(category, shape).copyFrom(values);
+        FloatBuffer values = take();
+        Tensor t = device.empty(category, shape);
+        device.write(values, t);
+        return t;
     }
 
     /** Writes the payload into an existing tensor of the same size (a replica being refreshed). */
@@ -65,9 +77,16 @@ public final class TensorPayload {
             }
             return;
         }
-        try (Tensor t = materialize(dst.device(), Category.COMMUNICATION)) {
-            dst.device().copy(t, dst);
-        }
+        dst.device().write(take(), dst);
+    }
+
+    /** The landed values, handed over once: they leave the in-flight ledger. */
+    private FloatBuffer take() {
+        if (landed == null) throw new IllegalStateException("tensor payload already taken");
+        FloatBuffer v = landed;
+        landed = null;
+        IN_FLIGHT.released(Category.COMMUNICATION, bytes());
+        return v;
     }
 
     /** Device to device when the target can read the source's memory, else through the host. */
@@ -79,37 +98,49 @@ public final class TensorPayload {
         }
     }
 
-    /** Frees the tensor if nobody took it (a message dropped on failure). */
+    /** Frees what nobody took (a message dropped on failure). */
     public synchronized void discard() {
         if (local != null) {
             local.close();
             local = null;
         }
+        if (landed != null) take();
     }
 
-    /** To the wire: the local tensor's values as bytes, the tensor itself freed. */
-    public synchronized TensorData toProto() {
-        TensorData.Builder b = TensorData.newBuilder();
-        for (int d : shape) b.addShape(d);
+    /**
+     * Writes the values to the wire at out's position (little-endian float32, straight from device memory);
+     * a local tensor is freed: it has left this JVM.
+     */
+    public synchronized void writeTo(ByteBuffer out) {
         if (local != null) {
-            float[] values = local.toArray();
-            ByteBuffer buf = ByteBuffer.allocate(values.length * Float.BYTES).order(ByteOrder.LITTLE_ENDIAN);
-            buf.asFloatBuffer().put(values);
-            local.close();
-            local = null;
-            return b.setData(ByteString.copyFrom(buf.array())).build();
+            try (Tensor t = local) {
+                local = null;
+                t.device().read(t, Frames.floats(out));
+            }
+        } else if (landed != null) {
+            Frames.floats(out).put(landed.duplicate());
+        } else {
+            throw new IllegalStateException("tensor payload already taken");
         }
-        if (bytes == null) throw new IllegalStateException("tensor payload already taken");
-        return b.setData(bytes).build();
+        out.position(out.position() + Math.toIntExact(bytes()));
     }
 
-    public static TensorPayload fromProto(TensorData data) {
-        int[] shape = data.getShapeList().stream().mapToInt(Integer::intValue).toArray();
-        long n = Tensor.sizeOf(shape);
-        if (data.getData().size() != n * Float.BYTES) {
-            throw new IllegalArgumentException("tensor of shape " + java.util.Arrays.toString(shape) + " needs "
-                    + n * Float.BYTES + " bytes, message carries " + data.getData().size());
+    /** A payload of this shape whose values follow at in's position (which advances past them); too few bytes is an error. */
+    public static TensorPayload readFrom(int[] shape, ByteBuffer in) {
+        for (int d : shape) {
+            if (d < 0) throw new IllegalArgumentException("tensor of shape " + Arrays.toString(shape));
         }
-        return new TensorPayload(null, shape, data.getData());
+        long n = Tensor.sizeOf(shape);
+        try {
+            Frames.check(n, in);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("tensor of shape " + Arrays.toString(shape) + " needs " + n * Float.BYTES
+                    + " bytes, message carries " + in.remaining(), e);
+        }
+        FloatBuffer v = FloatBuffer.allocate(Math.toIntExact(n));
+        v.put(Frames.floats(in).limit(Math.toIntExact(n))).flip();
+        in.position(in.position() + Math.toIntExact(n) * Float.BYTES);
+        IN_FLIGHT.allocated(Category.COMMUNICATION, n * Float.BYTES);
+        return new TensorPayload(null, shape.clone(), v);
     }
 }

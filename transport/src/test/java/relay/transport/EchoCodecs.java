@@ -1,13 +1,20 @@
 package relay.transport;
 
+import java.nio.ByteBuffer;
 import java.util.List;
 import org.apache.pekko.actor.typed.ActorSystem;
 import relay.transport.proto.TensorData;
 
-/** A test protocol of one message, a tensor, registered like the real ones. */
+/** A test protocol of one message, a tensor, registered like the real ones: its shape as the header, its values raw after it. */
 public final class EchoCodecs implements MessageCodecs {
     /** A message carrying a tensor. */
     public record Echo(TensorPayload tensor) implements WireMessage {}
+
+    private static TensorData header(Echo m) {
+        TensorData.Builder b = TensorData.newBuilder();
+        for (int d : m.tensor().shape()) b.addShape(d);
+        return b.build();
+    }
 
     @Override
     public List<MessageCodec<?>> codecs(ActorSystem<?> system) {
@@ -23,13 +30,20 @@ public final class EchoCodecs implements MessageCodecs {
             }
 
             @Override
-            public byte[] toBinary(Echo m) {
-                return m.tensor().toProto().toByteArray();
+            public int size(Echo m) {
+                return Math.toIntExact(Frames.headerSize(header(m)) + m.tensor().bytes());
             }
 
             @Override
-            public Echo fromBinary(byte[] bytes) throws com.google.protobuf.InvalidProtocolBufferException {
-                return new Echo(TensorPayload.fromProto(TensorData.parseFrom(bytes)));
+            public void write(Echo m, ByteBuffer out) {
+                Frames.writeHeader(header(m), out);
+                m.tensor().writeTo(out);
+            }
+
+            @Override
+            public Echo read(ByteBuffer in) throws com.google.protobuf.InvalidProtocolBufferException {
+                TensorData h = Frames.readHeader(TensorData.parser(), in);
+                return new Echo(TensorPayload.readFrom(h.getShapeList().stream().mapToInt(Integer::intValue).toArray(), in));
             }
         });
     }

@@ -81,11 +81,35 @@ class RelaySerializerTest {
 
     @Test
     void anEmptyTensorCrosses() throws Exception {
-        EchoCodecs.Echo back = roundTrip(new EchoCodecs.Echo(TensorPayload.fromProto(relay.transport.proto.TensorData.newBuilder()
-                .addShape(0).addShape(16).build())));
+        EchoCodecs.Echo back = roundTrip(new EchoCodecs.Echo(TensorPayload.of(device.allocate(Category.ACTIVATIONS, 0, 16))));
         assertArrayEquals(new int[] {0, 16}, back.tensor().shape());
         try (Tensor got = back.tensor().materialize(device, Category.ACTIVATIONS)) {
             assertEquals(0, got.size());
+        }
+    }
+
+    /** Received values wait, counted as communication in this JVM's in-flight ledger, until a device takes them. */
+    @Test
+    void receivedBytesAreCountedInFlightUntilTaken() throws Exception {
+        long before = TensorPayload.inFlight().current(Category.COMMUNICATION);
+        EchoCodecs.Echo back = roundTrip(new EchoCodecs.Echo(TensorPayload.of(tensor(64, 32, 5))));
+        assertEquals(before + 64 * 32 * 4, TensorPayload.inFlight().current(Category.COMMUNICATION));
+        back.tensor().discard();
+        assertEquals(before, TensorPayload.inFlight().current(Category.COMMUNICATION));
+    }
+
+    /** Artery's path writes into and reads from a frame buffer directly: the same bytes as the array path. */
+    @Test
+    void theFrameBufferPathWritesTheSameBytes() throws Exception {
+        Tensor t = tensor(16, 8, 6);
+        float[] sent = t.toArray();
+        EchoCodecs.Echo m = new EchoCodecs.Echo(TensorPayload.of(t));
+        java.nio.ByteBuffer frame = java.nio.ByteBuffer.allocateDirect(4096);
+        serializer.toBinary(m, frame);
+        frame.flip();
+        EchoCodecs.Echo back = (EchoCodecs.Echo) serializer.fromBinary(frame, "echo");
+        try (Tensor got = back.tensor().materialize(device, Category.ACTIVATIONS)) {
+            assertArrayEquals(sent, got.toArray(), 0f);
         }
     }
 
@@ -109,8 +133,9 @@ class RelaySerializerTest {
         byte[] cut = Arrays.copyOf(whole, whole.length / 2);
         NotSerializableException truncated = assertThrows(NotSerializableException.class, () -> serializer.fromBinary(cut, "echo"));
         assertTrue(truncated.getMessage().startsWith("malformed 'echo' message of " + cut.length + " bytes"), truncated.getMessage());
-        byte[] misfit = relay.transport.proto.TensorData.newBuilder().addShape(4).addShape(4)
-                .setData(com.google.protobuf.ByteString.copyFrom(new byte[12])).build().toByteArray();
+        java.nio.ByteBuffer misfit = java.nio.ByteBuffer.allocate(64);
+        Frames.writeHeader(relay.transport.proto.TensorData.newBuilder().addShape(4).addShape(4).build(), misfit);
+        misfit.put(new byte[12]).flip();
         NotSerializableException shape = assertThrows(NotSerializableException.class, () -> serializer.fromBinary(misfit, "echo"));
         assertTrue(shape.getMessage().contains("tensor of shape [4, 4] needs 64 bytes, message carries 12"), shape.getMessage());
         assertThrows(IllegalArgumentException.class, () -> serializer.manifest("not a wire message"));

@@ -33,6 +33,12 @@ public interface Device extends AutoCloseable {
 
     float[] download(Tensor src);
 
+    /** Copies the tensor's values into {@code dst} at its position, which advances (a message being written). */
+    void read(Tensor src, java.nio.FloatBuffer dst);
+
+    /** Copies values from {@code src} at its position, which advances, into the tensor (a message being read). */
+    void write(java.nio.FloatBuffer src, Tensor dst);
+
     /** dst = src; src may live on another device whose memory this one can read (CPU devices of one process). */
     void copy(Tensor src, Tensor dst);
 

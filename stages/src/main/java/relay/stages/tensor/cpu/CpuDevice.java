@@ -123,6 +123,23 @@ public final class CpuDevice implements Device {
         return out;
     }
 
+    @Override
+    public void read(Tensor src, FloatBuffer dst) {
+        FloatBuffer b = buf(src).duplicate();
+        b.position(off(src)).limit(off(src) + Math.toIntExact(src.size()));
+        dst.put(b);
+    }
+
+    @Override
+    public void write(FloatBuffer src, Tensor dst) {
+        int n = Math.toIntExact(dst.size());
+        if (src.remaining() < n) throw new IllegalArgumentException(src.remaining() + " values for " + dst.describe());
+        FloatBuffer s = src.duplicate();
+        s.limit(s.position() + n);
+        buf(dst).duplicate().position(off(dst)).put(s);
+        src.position(src.position() + n);
+    }
+
     /** The source may sit on another CPU device: both are native memory of this process. */
     @Override
     public void copy(Tensor src, Tensor dst) {
