@@ -301,6 +301,7 @@ public final class Codecs implements MessageCodecs {
             case DIVERGED -> relay.transport.proto.StageEvent.Failed.Kind.DIVERGED;
             case INPUT -> relay.transport.proto.StageEvent.Failed.Kind.INPUT;
             case PROTOCOL -> relay.transport.proto.StageEvent.Failed.Kind.PROTOCOL;
+            case NODE_LOST -> relay.transport.proto.StageEvent.Failed.Kind.NODE_LOST;
         };
     }
 
@@ -310,6 +311,7 @@ public final class Codecs implements MessageCodecs {
             case DIVERGED -> StageEvent.Failure.DIVERGED;
             case INPUT -> StageEvent.Failure.INPUT;
             case PROTOCOL -> StageEvent.Failure.PROTOCOL;
+            case NODE_LOST -> StageEvent.Failure.NODE_LOST;
             case UNRECOGNIZED -> throw new IllegalArgumentException("unknown failure kind");
         };
     }
@@ -411,6 +413,8 @@ public final class Codecs implements MessageCodecs {
             b.setSpawn(HostCommand.Spawn.newBuilder().setSpec(Wire.spec(m.spec())).setEvents(w.ref(m.events())));
         } else if (c instanceof StageHost.ReportMemory m) {
             b.setReportMemory(HostCommand.ReportMemory.newBuilder().setReplyTo(w.ref(m.replyTo())));
+        } else if (c instanceof StageHost.StopStages m) {
+            b.setStopStages(HostCommand.ReportMemory.newBuilder().setReplyTo(w.ref(m.replyTo())));
         } else {
             throw unknown(c);
         }
@@ -421,6 +425,7 @@ public final class Codecs implements MessageCodecs {
         return switch (p.getCommandCase()) {
             case SPAWN -> new StageHost.Spawn(Wire.spec(p.getSpawn().getSpec()), w.ref(p.getSpawn().getEvents()));
             case REPORT_MEMORY -> new StageHost.ReportMemory(w.ref(p.getReportMemory().getReplyTo()));
+            case STOP_STAGES -> new StageHost.StopStages(w.ref(p.getStopStages().getReplyTo()));
             case COMMAND_NOT_SET -> throw new IllegalArgumentException("a host command without a command");
         };
     }

@@ -11,6 +11,7 @@ import java.util.TreeSet;
 import java.util.stream.Collectors;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.Terminated;
 import org.apache.pekko.actor.typed.javadsl.AbstractBehavior;
 import org.apache.pekko.actor.typed.javadsl.ActorContext;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
@@ -126,6 +127,7 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
                 .onMessage(Restore.class, m -> begin(new Restoring(m)))
                 .onMessage(FromStage.class, this::onEvent)
                 .onMessage(Timeout.class, this::onTimeout)
+                .onSignal(Terminated.class, this::onStageGone)
                 .build();
     }
 
@@ -172,13 +174,32 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
     }
 
     private void fail(String reason, StageEvent.Failure kind) {
-        if (kind == StageEvent.Failure.FAULT || kind == StageEvent.Failure.DIVERGED || kind == StageEvent.Failure.PROTOCOL
-                || request instanceof Starting) {
+        if (kind != StageEvent.Failure.INPUT || request instanceof Starting) {
             broken = reason;
         }
         Request r = request;
         end();
         r.reply(reason, kind);
+    }
+
+    /**
+     * A stage is gone — its node was lost (downed after it became unreachable, or its JVM ended) or the stage
+     * stopped: the request in progress fails naming the node and every stage it held, and the pipeline is broken.
+     */
+    private Behavior<Command> onStageGone(Terminated t) {
+        int gone = stages.indexOf(t.getRef());
+        if (gone < 0) return this;
+        org.apache.pekko.actor.Address node = t.getRef().path().address();
+        List<String> lost = new ArrayList<>();
+        for (int s = 0; s < stages.size(); s++) if (stages.get(s).path().address().equals(node)) lost.add(names[s]);
+        String reason = node.hasGlobalScope() ? "node " + node.hostPort() + " was lost, and with it " + String.join(", ", lost)
+                : names[gone] + " stopped";
+        if (request != null) {
+            fail(reason, StageEvent.Failure.NODE_LOST);
+        } else if (broken == null) {
+            broken = reason;
+        }
+        return this;
     }
 
     private Behavior<Command> onTimeout(Timeout t) {
@@ -244,6 +265,7 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
                 }
                 stages = List.copyOf(refs);
                 parameters = List.copyOf(params);
+                stages.forEach(getContext()::watch);
                 connecting = true;
                 waiting.addAll(allStages());
                 tellAll(new StageCommand.Connect(stages));

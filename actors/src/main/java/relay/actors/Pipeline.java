@@ -1,7 +1,6 @@
 package relay.actors;
 
 import com.typesafe.config.Config;
-import com.typesafe.config.ConfigFactory;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -11,79 +10,88 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
-import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.ExecutionException;
-import java.util.concurrent.TimeUnit;
-import java.util.concurrent.TimeoutException;
 import java.util.function.Function;
 import org.apache.pekko.actor.typed.ActorRef;
-import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.RecipientRef;
 import org.apache.pekko.actor.typed.javadsl.AskPattern;
-import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import relay.stages.io.SafeTensors;
 import relay.stages.memory.Category;
 import relay.stages.model.ModelConfig;
 import relay.stages.train.Batch;
 
 /**
- * A model's pipeline on devices of this machine: one stage host owning the devices, the stage actors it
- * spawns from their specs, and the coordinator. Everything the caller does — steps, evaluations, reading
- * weights, optimizer state, traces and memory — is a request to the coordinator or the host, answered by
- * messages from the stages: nothing here touches a stage's tensors.
+ * A model's pipeline: a coordinator of this JVM and the stage actors it has the nodes' hosts build from their
+ * specs — on this JVM's devices, or on the worker nodes of a cluster ({@link Nodes}). Everything the caller
+ * does — steps, evaluations, reading weights, optimizer state, traces and memory — is a request to the
+ * coordinator or the hosts, answered by messages from the stages: nothing here touches a stage's tensors.
  */
 public final class Pipeline implements AutoCloseable {
-    private final ActorSystem<Void> system;
+    private static final AtomicLong STARTED = new AtomicLong();
+
+    private final Nodes nodes;
+    private final boolean ownsNodes;
     private final ActorRef<Coordinator.Command> coordinator;
-    private final ActorRef<StageHost.Command> host;
+    private final List<ActorRef<StageHost.Command>> hosts;
     private final Placement placement;
     private final Duration askTimeout;
 
-    private Pipeline(ActorSystem<Void> system, ActorRef<Coordinator.Command> coordinator, ActorRef<StageHost.Command> host,
+    private Pipeline(Nodes nodes, boolean ownsNodes, ActorRef<Coordinator.Command> coordinator, List<ActorRef<StageHost.Command>> hosts,
                      Placement placement, PipelineConfig config) {
-        this.system = system;
+        this.nodes = nodes;
+        this.ownsNodes = ownsNodes;
         this.coordinator = coordinator;
-        this.host = host;
+        this.hosts = hosts;
         this.placement = placement;
         // The coordinator's own deadlines come first; this one only guards against a coordinator that is gone.
         this.askTimeout = config.requestTimeout().plusMinutes(1);
     }
 
-    /** A pipeline of a model initialized from the seed (the same weights as the plain loop's model of that seed). */
+    /** A pipeline of a model initialized from the seed (the same weights as the plain loop's model of that seed), in this JVM. */
     public static Pipeline start(ModelConfig cfg, long seed, Placement placement, PipelineConfig pc, Config extraConfig) {
         return start(cfg, seed, null, placement, pc, extraConfig);
     }
 
     /**
-     * Starts the actors on {@code placement.devices()} CPU devices, each stage building itself from its spec:
-     * from the seed, or reading its tensors from the model directory {@code weights} (null: none). A
-     * directory that does not fit the model is an {@link IllegalArgumentException} naming the file.
-     * {@code extraConfig} is layered over the defaults (tests turn on serialize-messages there).
+     * A pipeline on {@code placement.devices()} CPU devices of this JVM, on nodes of its own ({@code extraConfig}
+     * layered over the defaults; tests turn on serialize-messages there); see {@link #start(Nodes, ModelConfig, long,
+     * Path, Placement, PipelineConfig)}.
      */
     public static Pipeline start(ModelConfig cfg, long seed, Path weights, Placement placement, PipelineConfig pc, Config extraConfig) {
-        List<Integer> devices = new ArrayList<>();
-        for (int d = 0; d < placement.devices(); d++) devices.add(d);
-        Config config = extraConfig.withFallback(StageHost.dispatchers(devices)).withFallback(ConfigFactory.load());
-        CompletableFuture<List<ActorRef<?>>> refs = new CompletableFuture<>();
-        ActorSystem<Void> system = ActorSystem.create(Behaviors.setup(ctx -> {
-            refs.complete(List.of(ctx.spawn(Coordinator.create(pc, placement), "coordinator"),
-                    ctx.spawn(StageHost.create(devices, pc.threadsPerDevice()), "host")));
-            return Behaviors.empty();
-        }), "relay", config);
+        Nodes nodes = Nodes.local(extraConfig);
         try {
-            List<ActorRef<?>> r = refs.get(60, TimeUnit.SECONDS);
-            @SuppressWarnings("unchecked")
-            Pipeline p = new Pipeline(system, (ActorRef<Coordinator.Command>) r.get(0), (ActorRef<StageHost.Command>) r.get(1),
-                    placement, pc);
+            return start(nodes, true, cfg, seed, weights, placement, pc);
+        } catch (RuntimeException e) {
+            nodes.close();
+            throw e;
+        }
+    }
+
+    /**
+     * Starts a pipeline on these nodes, each stage building itself from its spec: from the seed, or reading
+     * its tensors from the model directory {@code weights} (null: none). A directory that does not fit the
+     * model is an {@link IllegalArgumentException} naming the file. The nodes outlive the pipeline.
+     */
+    public static Pipeline start(Nodes nodes, ModelConfig cfg, long seed, Path weights, Placement placement, PipelineConfig pc) {
+        return start(nodes, false, cfg, seed, weights, placement, pc);
+    }
+
+    private static Pipeline start(Nodes nodes, boolean owns, ModelConfig cfg, long seed, Path weights, Placement placement,
+                                  PipelineConfig pc) {
+        List<ActorRef<StageHost.Command>> hostOfStage = new ArrayList<>();
+        for (int s = 0; s < placement.stages(); s++) hostOfStage.add(nodes.hostOf(placement.device(s), placement.devices()));
+        ActorRef<Coordinator.Command> coordinator = nodes.spawn(Coordinator.create(pc, placement), "coordinator-" + STARTED.incrementAndGet());
+        Pipeline p = new Pipeline(nodes, owns, coordinator, hostOfStage.stream().distinct().toList(), placement, pc);
+        try {
             long epoch = TraceRecorder.wallMicros();
             List<StageSpec> specs = new ArrayList<>();
             for (int s = 0; s < placement.stages(); s++) specs.add(new StageSpec(s, cfg, seed, weights, placement, pc, epoch));
-            p.gather(to -> new Coordinator.Start(specs, Collections.nCopies(specs.size(), p.host), to));
+            p.gather(to -> new Coordinator.Start(specs, hostOfStage, to));
             return p;
-        } catch (InterruptedException | ExecutionException | TimeoutException | RuntimeException e) {
-            system.terminate();
-            if (e instanceof RuntimeException re) throw re;
-            throw new IllegalStateException("the pipeline's actors did not start", e);
+        } catch (RuntimeException e) {
+            p.stop();
+            throw e;
         }
     }
 
@@ -162,16 +170,28 @@ public final class Pipeline implements AutoCloseable {
         return all;
     }
 
-    /** Writes the trace as Chrome/Perfetto JSON, one process per device and one track per actor. */
+    /** Writes the trace as Chrome/Perfetto JSON: one process per device (named with its node), one track per actor. */
     public void writeTrace(Path file) throws IOException {
         Map<Integer, String> names = new LinkedHashMap<>();
-        for (int d = 0; d < placement.devices(); d++) names.put(d, "device " + d + " (cpu" + d + ")");
+        for (int d = 0; d < placement.devices(); d++) names.put(d, "device " + d + " (cpu" + d + ", " + nodes.nodeOf(d, placement.devices()) + ")");
         ChromeTrace.write(file, trace(), names);
     }
 
-    /** Each device's peak bytes per category since the last call (or the start), by device. */
+    /**
+     * Each device's peak bytes per category since the last call (or the start), by device, and under
+     * {@link StageHost#IN_FLIGHT} the bytes each node received and no device had taken yet, summed.
+     */
     public Map<Integer, Map<Category, Long>> memoryPeaks() {
-        return ask(host, StageHost.ReportMemory::new, "the devices' memory").peaks();
+        Map<Integer, Map<Category, Long>> all = new TreeMap<>();
+        for (ActorRef<StageHost.Command> h : hosts) {
+            ask(h, StageHost.ReportMemory::new, "the devices' memory").peaks().forEach((d, peaks) -> all.merge(d, peaks, (a, b) -> {
+                Map<Category, Long> sum = new java.util.EnumMap<>(Category.class);
+                a.forEach((c, v) -> sum.merge(c, v, Long::sum));
+                b.forEach((c, v) -> sum.merge(c, v, Long::sum));
+                return sum;
+            }));
+        }
+        return all;
     }
 
     /** The stages' answers to a coordinator's request; a refusal is an error naming why (input: IllegalArgumentException). */
@@ -184,7 +204,7 @@ public final class Pipeline implements AutoCloseable {
 
     private <Q, R> R ask(RecipientRef<Q> to, Function<ActorRef<R>, Q> request, String what) {
         try {
-            return AskPattern.<Q, R>ask(to, request::apply, askTimeout, system.scheduler()).toCompletableFuture().get();
+            return AskPattern.<Q, R>ask(to, request::apply, askTimeout, nodes.system().scheduler()).toCompletableFuture().get();
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new IllegalStateException("interrupted while waiting for " + what, e);
@@ -193,15 +213,15 @@ public final class Pipeline implements AutoCloseable {
         }
     }
 
+    /** Ends the pipeline: its coordinator, then its stages (they free their tensors); nodes it started are closed too. */
     @Override
     public void close() {
-        system.terminate();
-        try {
-            system.getWhenTerminated().toCompletableFuture().get(60, TimeUnit.SECONDS);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-        } catch (ExecutionException | TimeoutException e) {
-            throw new IllegalStateException("the pipeline's actors did not stop", e);
-        }
+        stop();
+        if (ownsNodes) nodes.close();
+    }
+
+    private void stop() {
+        nodes.stop(coordinator);
+        for (ActorRef<StageHost.Command> h : hosts) ask(h, StageHost.StopStages::new, "the stages to stop");
     }
 }

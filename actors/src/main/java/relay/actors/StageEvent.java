@@ -40,7 +40,9 @@ public sealed interface StageEvent extends WireMessage {
         /** The stage's input cannot be used (a model file that does not fit, state of another model). */
         INPUT,
         /** A message the stage's role cannot take. */
-        PROTOCOL
+        PROTOCOL,
+        /** The stage is gone: its node was lost (downed, killed, cut off) or the stage stopped. */
+        NODE_LOST
     }
 
     /** A stage failed at a position (null: outside a pass, e.g. while it was built); it does no more work after a fault. */

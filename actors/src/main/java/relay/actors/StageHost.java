@@ -3,25 +3,37 @@ package relay.actors;
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
 import java.util.EnumMap;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Behavior;
 import org.apache.pekko.actor.typed.DispatcherSelector;
 import org.apache.pekko.actor.typed.PostStop;
+import org.apache.pekko.actor.typed.Terminated;
+import org.apache.pekko.actor.typed.javadsl.ActorContext;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import relay.stages.memory.Category;
 import relay.stages.tensor.cpu.CpuDevice;
+import relay.transport.TensorPayload;
 import relay.transport.WireMessage;
 
 /**
  * A node's stage host: it owns the node's devices, spawns stage actors on request from their specs (each on
- * its device's one-thread dispatcher, where it builds itself), and reports its devices' memory. A device is
- * the node's, not a stage's: the stages on it share its thread, so they use it one at a time.
+ * its device's one-thread dispatcher, where it builds itself), stops them when their pipeline ends, and
+ * reports its devices' memory. A device is the node's, not a stage's: the stages on it share its thread, so
+ * they use it one at a time. A device is made when the first stage placed on it arrives.
  */
 public final class StageHost {
     private StageHost() {}
+
+    /** The most devices a node holds (a dispatcher each is configured, used only once a stage is placed there). */
+    static final int MAX_DEVICES = 64;
+
+    /** Where the host reports the bytes its JVM received and no device has taken yet. */
+    public static final int IN_FLIGHT = -1;
 
     /** What a stage host takes. */
     public sealed interface Command extends WireMessage {}
@@ -32,7 +44,10 @@ public final class StageHost {
     /** Report each device's peak bytes per category since the last report, and start a new window. */
     public record ReportMemory(ActorRef<DeviceMemory> replyTo) implements Command {}
 
-    /** Peak bytes per category of each of a host's devices, by device index. */
+    /** Stop every stage of this host (their pipeline is over) and, once all have stopped, report the devices' memory. */
+    public record StopStages(ActorRef<DeviceMemory> replyTo) implements Command {}
+
+    /** Peak bytes per category of each of a host's devices by device index, and of its JVM's bytes in flight under {@link #IN_FLIGHT}. */
     public record DeviceMemory(Map<Integer, Map<Category, Long>> peaks) implements WireMessage {}
 
     /** The dispatcher of one device: one thread, so the device's stages never compute at the same time. */
@@ -41,7 +56,7 @@ public final class StageHost {
     }
 
     /** Configuration of the dispatchers of these devices, to layer into the actor system's config. */
-    public static Config dispatchers(List<Integer> devices) {
+    static Config dispatchers(List<Integer> devices) {
         StringBuilder s = new StringBuilder();
         for (int d : devices) {
             s.append(dispatcher(d)).append(" { type = Dispatcher, executor = \"thread-pool-executor\", ")
@@ -50,38 +65,80 @@ public final class StageHost {
         return ConfigFactory.parseString(s.toString());
     }
 
-    /** A host of these devices (pipeline device indices), each computing with {@code threads} CPU threads. */
-    public static Behavior<Command> create(List<Integer> devices, int threads) {
-        return Behaviors.setup(ctx -> {
-            Map<Integer, CpuDevice> byIndex = new LinkedHashMap<>();
-            for (int d : devices) byIndex.put(d, new CpuDevice("cpu" + d, threads));
+    public static Behavior<Command> create() {
+        return Behaviors.setup(ctx -> new Host(ctx).idle());
+    }
+
+    /** The host's devices and the requests to report when its stages have stopped. */
+    private static final class Host {
+        private final ActorContext<Command> ctx;
+        private final Map<Integer, CpuDevice> devices = new LinkedHashMap<>();
+        private final Set<ActorRef<Void>> stopping = new HashSet<>();
+        private ActorRef<DeviceMemory> stopped;
+
+        Host(ActorContext<Command> ctx) {
+            this.ctx = ctx;
+        }
+
+        Behavior<Command> idle() {
             return Behaviors.receive(Command.class)
-                    .onMessage(Spawn.class, m -> {
-                        CpuDevice device = byIndex.get(m.spec().device());
-                        if (device == null) {
-                            m.events().tell(new StageEvent.Failed(m.spec().stage(), null, StageEvent.Failure.FAULT,
-                                    m.spec() + " is placed on device " + m.spec().device() + ", which this node does not have " + devices));
-                        } else {
-                            ctx.spawn(StageActor.create(m.spec(), device, m.events()), m.spec().name(),
-                                    DispatcherSelector.fromConfig(dispatcher(m.spec().device())));
-                        }
+                    .onMessage(Spawn.class, this::spawn)
+                    .onMessage(ReportMemory.class, m -> {
+                        m.replyTo().tell(memory());
                         return Behaviors.same();
                     })
-                    .onMessage(ReportMemory.class, m -> {
-                        Map<Integer, Map<Category, Long>> peaks = new LinkedHashMap<>();
-                        byIndex.forEach((d, device) -> {
-                            peaks.put(d, new EnumMap<>(device.memory().peaks()));
-                            device.memory().resetPeaks();
-                        });
-                        m.replyTo().tell(new DeviceMemory(peaks));
+                    .onMessage(StopStages.class, this::stop)
+                    .onSignal(Terminated.class, t -> {
+                        stopping.remove(t.getRef());
+                        if (stopping.isEmpty() && stopped != null) {
+                            stopped.tell(memory());
+                            stopped = null;
+                        }
                         return Behaviors.same();
                     })
                     // The stages, its children, have stopped and freed their tensors by now.
                     .onSignal(PostStop.class, s -> {
-                        byIndex.values().forEach(CpuDevice::close);
+                        devices.values().forEach(CpuDevice::close);
                         return Behaviors.same();
                     })
                     .build();
-        });
+        }
+
+        private Behavior<Command> spawn(Spawn m) {
+            int d = m.spec().device();
+            if (d < 0 || d >= MAX_DEVICES) {
+                m.events().tell(new StageEvent.Failed(m.spec().stage(), null, StageEvent.Failure.FAULT,
+                        m.spec() + " is placed on device " + d + "; a node holds devices 0.." + (MAX_DEVICES - 1)));
+                return Behaviors.same();
+            }
+            CpuDevice device = devices.computeIfAbsent(d, i -> new CpuDevice("cpu" + i, m.spec().config().threadsPerDevice()));
+            ActorRef<StageCommand> stage = ctx.spawn(StageActor.create(m.spec(), device, m.events()), m.spec().name(),
+                    DispatcherSelector.fromConfig(dispatcher(d)));
+            ctx.watch(stage);
+            return Behaviors.same();
+        }
+
+        private Behavior<Command> stop(StopStages m) {
+            List<ActorRef<Void>> children = ctx.getChildren();
+            if (children.isEmpty()) {
+                m.replyTo().tell(memory());
+                return Behaviors.same();
+            }
+            stopped = m.replyTo();
+            stopping.addAll(children);
+            children.forEach(ctx::stop);
+            return Behaviors.same();
+        }
+
+        private DeviceMemory memory() {
+            Map<Integer, Map<Category, Long>> peaks = new LinkedHashMap<>();
+            devices.forEach((d, device) -> {
+                peaks.put(d, new EnumMap<>(device.memory().peaks()));
+                device.memory().resetPeaks();
+            });
+            peaks.put(IN_FLIGHT, new EnumMap<>(TensorPayload.inFlight().peaks()));
+            TensorPayload.inFlight().resetPeaks();
+            return new DeviceMemory(peaks);
+        }
     }
 }

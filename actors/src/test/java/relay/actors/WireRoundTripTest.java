@@ -124,6 +124,7 @@ class WireRoundTripTest {
                 new Coordinator.Gathered(List.of(), "no", StageEvent.Failure.INPUT),
                 new StageHost.Spawn(spec, events.getRef()),
                 new StageHost.ReportMemory(memory.getRef()),
+                new StageHost.StopStages(memory.getRef()),
                 new StageHost.DeviceMemory(Map.of(0, peaks)));
     }
 

@@ -1,0 +1,256 @@
+package relay.actors;
+
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigFactory;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.stream.Collectors;
+import java.util.stream.IntStream;
+import org.apache.pekko.actor.NoSerializationVerificationNeeded;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.ActorSystem;
+import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.javadsl.AskPattern;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.apache.pekko.actor.typed.receptionist.Receptionist;
+import org.apache.pekko.actor.typed.receptionist.ServiceKey;
+import org.apache.pekko.cluster.ClusterEvent;
+import org.apache.pekko.cluster.typed.Cluster;
+import org.apache.pekko.cluster.typed.Subscribe;
+
+/**
+ * The nodes a pipeline runs on, seen from this JVM: its actor system and the stage host of every node. On
+ * one machine that is this JVM alone, whose host holds every device. In a cluster this JVM is the
+ * coordinator's node, and each worker node — a JVM of its own, here or on another machine — offers its host
+ * through Pekko's receptionist; the devices are split among the workers in order. A node outlives the
+ * pipelines it runs (a run restarted after a failure builds its stages again on the same nodes).
+ */
+public final class Nodes implements AutoCloseable {
+    /** Every node's stage host registers under this key; its name, host-i, says which node it is. */
+    static final ServiceKey<StageHost.Command> HOSTS = ServiceKey.create(StageHost.Command.class, "relay-stage-host");
+
+    /** What the guardian of a node's actor system does for this JVM's code: local requests, never sent elsewhere. */
+    private sealed interface Local extends NoSerializationVerificationNeeded {}
+
+    /** Spawn a behavior under the guardian and hand its reference back. */
+    private record Spawn<T>(Behavior<T> behavior, String name, CompletableFuture<ActorRef<T>> spawned) implements Local {}
+
+    /** Stop a child of the guardian (a pipeline's coordinator). */
+    private record Stop(ActorRef<?> child) implements Local {}
+
+    private final ActorSystem<Local> system;
+    private final List<ActorRef<StageHost.Command>> hosts;
+    private final boolean clustered;
+
+    private Nodes(ActorSystem<Local> system, List<ActorRef<StageHost.Command>> hosts, boolean clustered) {
+        this.system = system;
+        this.hosts = hosts;
+        this.clustered = clustered;
+    }
+
+    private static Behavior<Local> guardian() {
+        return Behaviors.receive((ctx, m) -> {
+            if (m instanceof Spawn<?> s) {
+                spawn(ctx, s);
+            } else if (m instanceof Stop s) {
+                ctx.stop(s.child());
+            }
+            return Behaviors.same();
+        });
+    }
+
+    private static <T> void spawn(org.apache.pekko.actor.typed.javadsl.ActorContext<Local> ctx, Spawn<T> m) {
+        try {
+            m.spawned().complete(ctx.spawn(m.behavior(), m.name()));
+        } catch (RuntimeException e) {
+            m.spawned().completeExceptionally(e);
+        }
+    }
+
+    /** Dispatchers for as many devices as a node may hold: configuration only, a thread is made when a device is first used. */
+    private static Config base(Config extra) {
+        return extra.withFallback(StageHost.dispatchers(IntStream.range(0, StageHost.MAX_DEVICES).boxed().toList()))
+                .withFallback(ConfigFactory.load());
+    }
+
+    /** This JVM alone: one node, whose host holds every device. {@code extra} is layered over the defaults. */
+    public static Nodes local(Config extra) {
+        ActorSystem<Local> system = ActorSystem.create(guardian(), "relay", base(extra));
+        try {
+            return new Nodes(system, List.of(spawnIn(system, StageHost.create(), "host-0")), false);
+        } catch (RuntimeException e) {
+            system.terminate();
+            throw e;
+        }
+    }
+
+    /**
+     * The coordinator's node of a cluster of {@code nodes} JVMs: it forms the cluster at its own address and
+     * waits until the hosts of the other nodes have joined; those that do not within the join timeout are an
+     * error naming them.
+     */
+    public static Nodes coordinator(ClusterSettings settings, int nodes, Config extra) {
+        if (settings.port() == 0) throw new IllegalArgumentException("relay.cluster.port: the coordinator's port must be set (the workers join it)");
+        ActorSystem<Local> system = ActorSystem.create(guardian(), "relay", base(extra.withFallback(settings.pekko("coordinator"))));
+        try {
+            return new Nodes(system, awaitWorkers(system, nodes - 1, settings.joinTimeout()), true);
+        } catch (RuntimeException e) {
+            system.terminate();
+            throw e;
+        }
+    }
+
+    /**
+     * A worker node: it joins the coordinator's cluster and offers a stage host as node {@code index}. The
+     * returned handle's {@link #awaitEnd} returns once the coordinator is gone (the run ended, or it was lost)
+     * or the node was downed.
+     */
+    public static Nodes worker(ClusterSettings settings, int index, Config extra) {
+        if (settings.join().isEmpty()) throw new IllegalArgumentException("relay.cluster.join: a worker needs the coordinator's host:port");
+        if (index < 1) throw new IllegalArgumentException("a worker's node index is 1 or more (0 is the coordinator's), not " + index);
+        Config c = extra.withFallback(settings.pekko("worker")).withFallback(ConfigFactory.parseString(
+                "pekko.cluster.shutdown-after-unsuccessful-join-seed-nodes = " + settings.joinTimeout().toMillis() + "ms"));
+        ActorSystem<Local> system = ActorSystem.create(guardian(), "relay", base(c));
+        try {
+            ActorRef<StageHost.Command> host = spawnIn(system, StageHost.create(), "host-" + index);
+            system.receptionist().tell(Receptionist.register(HOSTS, host));
+            spawnIn(system, endWithCoordinator(), "watch");
+            return new Nodes(system, List.of(host), true);
+        } catch (RuntimeException e) {
+            system.terminate();
+            throw e;
+        }
+    }
+
+    /** On a worker: the coordinator's node leaving (or being removed) ends this node too. */
+    private static Behavior<ClusterEvent.MemberRemoved> endWithCoordinator() {
+        return Behaviors.setup(ctx -> {
+            Cluster.get(ctx.getSystem()).subscriptions().tell(Subscribe.create(ctx.getSelf(), ClusterEvent.MemberRemoved.class));
+            return Behaviors.receive((c, m) -> {
+                if (m.member().hasRole("coordinator")) c.getSystem().terminate();
+                return Behaviors.same();
+            });
+        });
+    }
+
+    private static List<ActorRef<StageHost.Command>> awaitWorkers(ActorSystem<?> system, int workers, Duration timeout) {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        Map<Integer, ActorRef<StageHost.Command>> found = new TreeMap<>();
+        while (true) {
+            found.clear();
+            try {
+                Receptionist.Listing l = AskPattern.<Receptionist.Command, Receptionist.Listing>ask(system.receptionist(),
+                        to -> Receptionist.find(HOSTS, to), Duration.ofSeconds(5), system.scheduler()).toCompletableFuture().get();
+                for (ActorRef<StageHost.Command> h : l.getServiceInstances(HOSTS)) found.put(indexOf(h), h);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new IllegalStateException("interrupted while waiting for the nodes to join", e);
+            } catch (ExecutionException e) {
+                throw new IllegalStateException("the receptionist did not answer: " + e.getCause(), e);
+            }
+            List<Integer> missing = IntStream.rangeClosed(1, workers).filter(i -> !found.containsKey(i)).boxed().toList();
+            if (missing.isEmpty()) return IntStream.rangeClosed(1, workers).mapToObj(found::get).toList();
+            if (System.nanoTime() > deadline) {
+                throw new IllegalStateException((missing.size() == 1 ? "node " : "nodes ") + missing.stream().map(String::valueOf)
+                        .collect(Collectors.joining(", ")) + " of " + (workers + 1) + " did not join within " + timeout.toSeconds()
+                        + " s (relay.cluster.join-timeout); joined: node 0 (the coordinator, " + address(system) + ")"
+                        + found.entrySet().stream().map(e -> ", node " + e.getKey() + " (" + e.getValue().path().address().hostPort() + ")")
+                        .collect(Collectors.joining()));
+            }
+            try {
+                Thread.sleep(200);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new IllegalStateException("interrupted while waiting for the nodes to join", e);
+            }
+        }
+    }
+
+    private static String address(ActorSystem<?> system) {
+        return Cluster.get(system).selfMember().address().hostPort();
+    }
+
+    static int indexOf(ActorRef<?> host) {
+        return Integer.parseInt(host.path().name().substring("host-".length()));
+    }
+
+    private static <T> ActorRef<T> spawnIn(ActorSystem<Local> system, Behavior<T> behavior, String name) {
+        CompletableFuture<ActorRef<T>> spawned = new CompletableFuture<>();
+        system.tell(new Spawn<>(behavior, name, spawned));
+        try {
+            return spawned.get(60, TimeUnit.SECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted while starting " + name, e);
+        } catch (ExecutionException | TimeoutException e) {
+            throw new IllegalStateException("could not start " + name + ": " + e, e);
+        }
+    }
+
+    /** Stops an actor {@link #spawn} started. */
+    void stop(ActorRef<?> child) {
+        system.tell(new Stop(child));
+    }
+
+    /** Spawns an actor of this JVM (a pipeline's coordinator). */
+    <T> ActorRef<T> spawn(Behavior<T> behavior, String name) {
+        return spawnIn(system, behavior, name);
+    }
+
+    ActorSystem<?> system() {
+        return system;
+    }
+
+    /** The host of the node that holds device {@code d} of {@code devices}: this JVM's, or in a cluster the workers' in order. */
+    ActorRef<StageHost.Command> hostOf(int d, int devices) {
+        if (!clustered) return hosts.get(0);
+        if (devices < hosts.size()) {
+            throw new IllegalArgumentException(devices + " devices cannot be split over " + hosts.size() + " worker nodes; use at least "
+                    + hosts.size());
+        }
+        return hosts.get(d * hosts.size() / devices);
+    }
+
+    /** The node (its index, and its address in a cluster) that holds device d, for errors and traces. */
+    String nodeOf(int d, int devices) {
+        ActorRef<StageHost.Command> h = hostOf(d, devices);
+        return "node " + indexOf(h) + (clustered ? " (" + h.path().address().hostPort() + ")" : "");
+    }
+
+    /** Every node's host (a worker sees only its own). */
+    List<ActorRef<StageHost.Command>> hosts() {
+        return hosts;
+    }
+
+    /** Blocks until this node's actor system has ended (a worker: the coordinator left, or this node was downed). */
+    public void awaitEnd() throws InterruptedException {
+        try {
+            system.getWhenTerminated().toCompletableFuture().get();
+        } catch (ExecutionException e) {
+            throw new IllegalStateException(e.getCause());
+        }
+    }
+
+    /** This node's address as the others reach it ("host:port"), or "this JVM". */
+    public String address() {
+        return clustered ? address(system) : "this JVM";
+    }
+
+    @Override
+    public void close() {
+        system.terminate();
+        try {
+            system.getWhenTerminated().toCompletableFuture().get(60, TimeUnit.SECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        } catch (ExecutionException | TimeoutException e) {
+            throw new IllegalStateException("the node's actors did not stop", e);
+        }
+    }
+}
