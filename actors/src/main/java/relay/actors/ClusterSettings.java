@@ -28,6 +28,7 @@ public record ClusterSettings(String host, int port, String join, Duration joinT
                 c.getDuration("join-timeout"), c.getBytes("max-message"), c.getDuration("down-after"),
                 new Tls(t.getBoolean("enabled"), t.getString("key-store"), t.getString("key-store-password"), t.getString("trust-store"),
                         t.getString("trust-store-password")));
+        if (s.host().isBlank()) throw new IllegalArgumentException("relay.cluster.host must be this node's address (a host name or IP), not empty");
         if (s.port() < 0 || s.port() > 65535) throw new IllegalArgumentException("relay.cluster.port must be in 0..65535, not " + s.port());
         if (s.maxMessage() < (TensorPart.MESSAGE_FLOATS + (1 << 20)) * 4L) {
             throw new IllegalArgumentException("relay.cluster.max-message must be at least 17 MiB (a part of a dump is 16 MiB), not "

@@ -187,12 +187,17 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
      * stopped: the request in progress fails naming the node and every stage it held, and the pipeline is broken.
      */
     private Behavior<Command> onStageGone(Terminated t) {
-        int gone = stages.indexOf(t.getRef());
-        if (gone < 0) return this;
+        int gone = stages == null ? -1 : stages.indexOf(t.getRef());
         org.apache.pekko.actor.Address node = t.getRef().path().address();
+        if (gone < 0) {
+            // A host: its node is gone before its stages were built.
+            String reason = "node " + Nodes.hostPort(node) + " was lost while its stages were being built";
+            if (request != null) fail(reason, StageEvent.Failure.NODE_LOST);
+            return this;
+        }
         List<String> lost = new ArrayList<>();
         for (int s = 0; s < stages.size(); s++) if (stages.get(s).path().address().equals(node)) lost.add(names[s]);
-        String reason = node.hasGlobalScope() ? "node " + node.hostPort() + " was lost, and with it " + String.join(", ", lost)
+        String reason = node.hasGlobalScope() ? "node " + Nodes.hostPort(node) + " was lost, and with it " + String.join(", ", lost)
                 : names[gone] + " stopped";
         if (request != null) {
             fail(reason, StageEvent.Failure.NODE_LOST);
@@ -248,6 +253,7 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
 
         @Override
         public void begin() {
+            start.hostOfStage().stream().distinct().forEach(getContext()::watch);
             for (int s = 0; s < start.specs().size(); s++) start.hostOfStage().get(s).tell(new StageHost.Spawn(start.specs().get(s), events));
         }
 
@@ -267,6 +273,7 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
                 parameters = List.copyOf(params);
                 stages.forEach(getContext()::watch);
                 connecting = true;
+                start.hostOfStage().stream().distinct().forEach(getContext()::unwatch);
                 waiting.addAll(allStages());
                 tellAll(new StageCommand.Connect(stages));
             } else if (connecting && e instanceof StageEvent.Connected c) {

@@ -10,6 +10,7 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.stream.Collectors;
 import java.util.stream.IntStream;
 import org.apache.pekko.actor.NoSerializationVerificationNeeded;
@@ -47,6 +48,8 @@ public final class Nodes implements AutoCloseable {
     private final ActorSystem<Local> system;
     private final List<ActorRef<StageHost.Command>> hosts;
     private final boolean clustered;
+    /** On a worker: whether it was ever up in the cluster, and whether the coordinator left it (rather than it being cut off). */
+    private final AtomicBoolean joined = new AtomicBoolean(), coordinatorLeft = new AtomicBoolean();
 
     private Nodes(ActorSystem<Local> system, List<ActorRef<StageHost.Command>> hosts, boolean clustered) {
         this.system = system;
@@ -119,24 +122,39 @@ public final class Nodes implements AutoCloseable {
         ActorSystem<Local> system = ActorSystem.create(guardian(), "relay", base(c));
         try {
             ActorRef<StageHost.Command> host = spawnIn(system, StageHost.create(), "host-" + index);
+            Nodes node = new Nodes(system, List.of(host), true);
             system.receptionist().tell(Receptionist.register(HOSTS, host));
-            spawnIn(system, endWithCoordinator(), "watch");
-            return new Nodes(system, List.of(host), true);
+            spawnIn(system, node.endWithCoordinator(), "watch");
+            return node;
         } catch (RuntimeException e) {
             system.terminate();
             throw e;
         }
     }
 
-    /** On a worker: the coordinator's node leaving (or being removed) ends this node too. */
-    private static Behavior<ClusterEvent.MemberRemoved> endWithCoordinator() {
+    /** On a worker: notes when it is up, and ends it when the coordinator's node leaves (or is removed). */
+    private Behavior<ClusterEvent.MemberEvent> endWithCoordinator() {
         return Behaviors.setup(ctx -> {
-            Cluster.get(ctx.getSystem()).subscriptions().tell(Subscribe.create(ctx.getSelf(), ClusterEvent.MemberRemoved.class));
+            Cluster cluster = Cluster.get(ctx.getSystem());
+            cluster.subscriptions().tell(Subscribe.create(ctx.getSelf(), ClusterEvent.MemberEvent.class));
             return Behaviors.receive((c, m) -> {
-                if (m.member().hasRole("coordinator")) c.getSystem().terminate();
+                if (m instanceof ClusterEvent.MemberUp up && up.member().equals(cluster.selfMember())) joined.set(true);
+                if (m instanceof ClusterEvent.MemberRemoved r && r.member().hasRole("coordinator")) {
+                    coordinatorLeft.set(true);
+                    c.getSystem().terminate();
+                }
                 return Behaviors.same();
             });
         });
+    }
+
+    /**
+     * On a worker, once it has ended: why, in a line — the run it served ended, it never joined (the
+     * coordinator was not there within the join timeout), or it was cut off and downed. Null when the run ended.
+     */
+    public String endedBecause() {
+        if (coordinatorLeft.get()) return null;
+        return joined.get() ? "this node was cut off from the coordinator and downed" : "could not join the coordinator within the join timeout";
     }
 
     private static List<ActorRef<StageHost.Command>> awaitWorkers(ActorSystem<?> system, int workers, Duration timeout) {
@@ -157,10 +175,10 @@ public final class Nodes implements AutoCloseable {
             List<Integer> missing = IntStream.rangeClosed(1, workers).filter(i -> !found.containsKey(i)).boxed().toList();
             if (missing.isEmpty()) return IntStream.rangeClosed(1, workers).mapToObj(found::get).toList();
             if (System.nanoTime() > deadline) {
-                throw new IllegalStateException((missing.size() == 1 ? "node " : "nodes ") + missing.stream().map(String::valueOf)
+                throw new NodesUnavailable((missing.size() == 1 ? "node " : "nodes ") + missing.stream().map(String::valueOf)
                         .collect(Collectors.joining(", ")) + " of " + (workers + 1) + " did not join within " + timeout.toSeconds()
                         + " s (relay.cluster.join-timeout); joined: node 0 (the coordinator, " + address(system) + ")"
-                        + found.entrySet().stream().map(e -> ", node " + e.getKey() + " (" + e.getValue().path().address().hostPort() + ")")
+                        + found.entrySet().stream().map(e -> ", node " + e.getKey() + " (" + hostPort(e.getValue().path().address()) + ")")
                         .collect(Collectors.joining()));
             }
             try {
@@ -173,7 +191,12 @@ public final class Nodes implements AutoCloseable {
     }
 
     private static String address(ActorSystem<?> system) {
-        return Cluster.get(system).selfMember().address().hostPort();
+        return hostPort(Cluster.get(system).selfMember().address());
+    }
+
+    /** An address as host:port. */
+    static String hostPort(org.apache.pekko.actor.Address a) {
+        return a.getHost().orElse("?") + ":" + a.getPort().map(String::valueOf).orElse("?");
     }
 
     static int indexOf(ActorRef<?> host) {
@@ -220,7 +243,18 @@ public final class Nodes implements AutoCloseable {
     /** The node (its index, and its address in a cluster) that holds device d, for errors and traces. */
     String nodeOf(int d, int devices) {
         ActorRef<StageHost.Command> h = hostOf(d, devices);
-        return "node " + indexOf(h) + (clustered ? " (" + h.path().address().hostPort() + ")" : "");
+        return "node " + indexOf(h) + (clustered ? " (" + hostPort(h.path().address()) + ")" : "");
+    }
+
+    /** Whether the node of this host is still a member of the cluster (always, on one machine). */
+    boolean alive(ActorRef<?> host) {
+        if (!clustered) return true;
+        org.apache.pekko.actor.Address a = host.path().address();
+        if (!a.hasGlobalScope()) return true;
+        for (org.apache.pekko.cluster.Member m : Cluster.get(system).state().getMembers()) {
+            if (m.address().equals(a)) return m.status() == org.apache.pekko.cluster.MemberStatus.up();
+        }
+        return false;
     }
 
     /** Every node's host (a worker sees only its own). */

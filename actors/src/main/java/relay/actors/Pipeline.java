@@ -29,6 +29,7 @@ import relay.stages.train.Batch;
  */
 public final class Pipeline implements AutoCloseable {
     private static final AtomicLong STARTED = new AtomicLong();
+    private static final Duration STOP_TIMEOUT = Duration.ofSeconds(30);
 
     private final Nodes nodes;
     private final boolean ownsNodes;
@@ -199,6 +200,7 @@ public final class Pipeline implements AutoCloseable {
         Coordinator.Gathered g = ask(coordinator, request, "the stages");
         if (g.ok()) return g.events();
         if (g.failure() == StageEvent.Failure.INPUT) throw new IllegalArgumentException(g.error());
+        if (g.failure() == StageEvent.Failure.NODE_LOST) throw new NodesUnavailable(g.error());
         throw new IllegalStateException(g.error());
     }
 
@@ -220,8 +222,24 @@ public final class Pipeline implements AutoCloseable {
         if (ownsNodes) nodes.close();
     }
 
+    /** The coordinator, then every host's stages; a host that does not answer in time is on a node that is gone, with its stages. */
     private void stop() {
         nodes.stop(coordinator);
-        for (ActorRef<StageHost.Command> h : hosts) ask(h, StageHost.StopStages::new, "the stages to stop");
+        List<java.util.concurrent.CompletableFuture<StageHost.DeviceMemory>> stopping = new ArrayList<>();
+        for (ActorRef<StageHost.Command> h : hosts) {
+            if (!nodes.alive(h)) continue;
+            stopping.add(AskPattern.<StageHost.Command, StageHost.DeviceMemory>ask(h, StageHost.StopStages::new, STOP_TIMEOUT,
+                    nodes.system().scheduler()).toCompletableFuture());
+        }
+        for (var f : stopping) {
+            try {
+                f.get();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return;
+            } catch (ExecutionException gone) {
+                // Its node is gone: nothing of this pipeline is left there.
+            }
+        }
     }
 }

@@ -5,12 +5,13 @@ import java.io.UncheckedIOException;
 import java.nio.file.Path;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
+import relay.actors.NodesUnavailable;
 import relay.deploy.train.TrainingRun;
 
 /** The relay command line. */
 @Command(name = "relay", mixinStandardHelpOptions = true, version = "relay 0.1.0",
         description = "Full-parameter training of decoder-only language models with in-backward optimizers.",
-        subcommands = {TrainCommand.class, GenerateCommand.class, EvalCommand.class, TokenizerCommand.class, SelfTestCommand.class,
+        subcommands = {TrainCommand.class, NodeCommand.class, GenerateCommand.class, EvalCommand.class, TokenizerCommand.class, SelfTestCommand.class,
                 BenchCommand.class})
 public final class Relay implements Runnable {
 
@@ -48,7 +49,7 @@ public final class Relay implements Runnable {
                 cmd.getErr().println(oneLine(e.getMessage()));
                 return 2;
             }
-            if (e instanceof TrainingRun.Failed || e instanceof IOException || e instanceof UncheckedIOException) {
+            if (e instanceof TrainingRun.Failed || e instanceof NodesUnavailable || e instanceof IOException || e instanceof UncheckedIOException) {
                 cmd.getErr().println(oneLine(e.getMessage() != null ? e.getMessage() : e.toString()));
                 return 1;
             }

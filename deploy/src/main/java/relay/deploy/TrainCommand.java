@@ -48,7 +48,8 @@ final class TrainCommand implements Callable<Integer> {
     @Option(names = "--out", description = "where run directories go (default runs)")
     Path out;
 
-    @Parameters(description = "settings as key=value under relay.train, e.g. lr=0.005 lisa.gamma=2")
+    @Parameters(description = "settings as key=value under relay.train, e.g. lr=0.005 lisa.gamma=2; a key starting with relay. is a full "
+            + "path, e.g. relay.cluster.port=25520")
     List<String> overrides = new ArrayList<>();
 
     /** The methods, for the help's footer: name, whether it runs in the pipeline, what it does. */
@@ -81,7 +82,9 @@ final class TrainCommand implements Callable<Integer> {
             int eq = o.indexOf('=');
             if (eq <= 0) throw new IllegalArgumentException("'" + o + "' is not key=value");
             try {
-                c = ConfigFactory.parseString("relay.train." + o.substring(0, eq).trim() + " = " + o.substring(eq + 1)).withFallback(c);
+                String key = o.substring(0, eq).trim();
+                c = ConfigFactory.parseString((key.startsWith("relay.") ? key : "relay.train." + key) + " = " + o.substring(eq + 1))
+                        .withFallback(c);
             } catch (ConfigException e) {
                 throw new IllegalArgumentException("'" + o + "': " + e.getMessage(), e);
             }

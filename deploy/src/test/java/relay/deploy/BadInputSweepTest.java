@@ -200,6 +200,15 @@ class BadInputSweepTest {
                 train("seed", "seed=abc"),
                 train("afile.txt", "out=" + aFile),
                 train("relay.train.learning-rate", "learning-rate=0.1"),
+                train("relay.train.nodes", "nodes=0"),
+                train("relay.train.nodes is 4: its 3 worker nodes need at least as many devices", "nodes=4"),
+                // relay node
+                row("--join must be host:port, not nowhere", "node", "--join", "nowhere", "--index", "1"),
+                row("--index must be 1 or more (0 is the coordinator's), not 0", "node", "--join", "127.0.0.1:1", "--index", "0"),
+                row("relay.cluster.port must be in 0..65535, not 70000", "node", "--join", "127.0.0.1:1", "--index", "1", "--port", "70000"),
+                row("relay.cluster.host must be this node's address (a host name or IP), not empty", "node", "--join", "127.0.0.1:1", "--index",
+                        "1", "--host", ""),
+                row("'--index'", "node", "--join", "127.0.0.1:1", "--index", "one"),
                 // relay train: resuming
                 row("nosuchrun: no such run or checkpoint directory", "train", "--resume", p("nosuchrun")),
                 row("nothing: neither a run directory", "train", "--resume", p("nothing")),

@@ -139,11 +139,12 @@ class ResumeTest {
                 said);
         assertTrue(!said.contains("\tat "), "no stack trace: " + said);
 
-        // A step that outlives step-timeout fails the same way, naming the stages it still waited for.
+        // A step that outlives step-timeout fails the same way, naming the stages it still waited for (a model whose step takes
+        // far longer than the scheduler's 10 ms tick, so that the 1 ms timeout fires first).
         err = new StringWriter();
-        assertEquals(1, Cli.run(err, "train", "--model", "llama-tiny", "--data", corpus.toString(), "--steps", "2",
-                "--out", out.toString(), "step-timeout=1ms", "batch=2", "seq=16", "microbatches=2", "trace-steps=0",
-                "eval-sequences=2", "validation-fraction=0.1"));
+        assertEquals(1, Cli.run(err, "train", "--model", "llama-train", "--data", corpus.toString(), "--steps", "2",
+                "--out", out.toString(), "step-timeout=1ms", "batch=2", "seq=64", "microbatches=2", "trace-steps=0",
+                "eval-sequences=2", "validation-fraction=0.1"), err::toString);
         assertTrue(err.toString().contains("relay: step 1 of 2 failed: step 0 timed out after PT0.001S")
                 && err.toString().contains("the run has no checkpoint yet"), err.toString());
         err = new StringWriter();

@@ -1,12 +1,13 @@
 package relay.deploy.train;
 
-import com.typesafe.config.ConfigFactory;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.EnumMap;
 import java.util.List;
 import java.util.Map;
 import relay.actors.Coordinator;
+import relay.actors.Nodes;
+import relay.actors.NodesUnavailable;
 import relay.actors.Pipeline;
 import relay.actors.PipelineConfig;
 import relay.actors.Placement;
@@ -23,8 +24,8 @@ final class PipelineEngine implements Engine {
     private final boolean tracing;
 
     /** @param weights the model directory the stages read their weights from, or null for weights from the seed */
-    PipelineEngine(ModelConfig cfg, long seed, Path weights, Placement placement, PipelineConfig pc) {
-        this.pipeline = Pipeline.start(cfg, seed, weights, placement, pc, ConfigFactory.empty());
+    PipelineEngine(Nodes nodes, ModelConfig cfg, long seed, Path weights, Placement placement, PipelineConfig pc) {
+        this.pipeline = Pipeline.start(nodes, cfg, seed, weights, placement, pc);
         this.tracing = pc.traceSteps() > 0;
     }
 
@@ -33,7 +34,11 @@ final class PipelineEngine implements Engine {
         long t0 = System.nanoTime();
         Coordinator.StepResult r = pipeline.step(microbatches);
         if (!r.ok()) {
-            throw r.failure() == StageEvent.Failure.DIVERGED ? new ArithmeticException(r.error()) : new IllegalStateException(r.error());
+            throw switch (r.failure()) {
+                case DIVERGED -> new ArithmeticException(r.error());
+                case NODE_LOST -> new NodesUnavailable(r.error());
+                default -> new IllegalStateException(r.error());
+            };
         }
         double seconds = (System.nanoTime() - t0) / 1e9;
         busy = new double[r.busyNanos().length];

@@ -44,8 +44,11 @@ public record TrainConfig(ModelPart model, OptimizerPart optimizer, PipelinePart
         }
     }
 
-    /** How the pipeline runs: devices, microbatches per step, schedule, update mode, step timeout, steps traced. */
-    public record PipelinePart(int devices, int microbatches, PipelineSchedule schedule, UpdateMode mode, Duration stepTimeout,
+    /**
+     * How the pipeline runs: the JVMs it spans (the coordinator's and nodes − 1 workers, the devices split among
+     * the workers), devices, microbatches per step, schedule, update mode, step timeout, steps traced.
+     */
+    public record PipelinePart(int nodes, int devices, int microbatches, PipelineSchedule schedule, UpdateMode mode, Duration stepTimeout,
                                int traceSteps) {}
 
     /** The data and the run around the steps. */
@@ -54,7 +57,7 @@ public record TrainConfig(ModelPart model, OptimizerPart optimizer, PipelinePart
 
     /** Settings a resumed run may change: how it goes on, not what it is (model, data, method, seed, shapes of state). */
     static final List<String> CHANGEABLE_ON_RESUME = List.of("steps", "lr", "warmup", "weight-decay", "beta1", "beta2", "eps",
-            "clip-value", "clip-norm", "batch", "microbatches", "devices", "schedule", "mode", "restarts", "step-timeout",
+            "clip-value", "clip-norm", "batch", "microbatches", "nodes", "devices", "schedule", "mode", "restarts", "step-timeout",
             "eval-every", "eval-sequences", "checkpoint-every", "keep-checkpoints", "trace-steps");
 
     /** Settings that name files; they are made absolute where the command line is typed (see {@link #absolutePaths}). */
@@ -88,7 +91,7 @@ public record TrainConfig(ModelPart model, OptimizerPart optimizer, PipelinePart
                             (float) c.getDouble("clip-value"), (float) c.getDouble("clip-norm"), c.getInt("lisa.gamma"),
                             c.getInt("lisa.period"), c.getInt("rank"), c.getInt("rso-period"), c.getInt("galore.gap"),
                             (float) c.getDouble("galore.scale"), (float) c.getDouble("lora.alpha")),
-                    new PipelinePart(c.getInt("devices"), c.getInt("microbatches"), schedule(c), mode(c), c.getDuration("step-timeout"),
+                    new PipelinePart(c.getInt("nodes"), c.getInt("devices"), c.getInt("microbatches"), schedule(c), mode(c), c.getDuration("step-timeout"),
                             c.getInt("trace-steps")),
                     new RunPart(c.getString("data"), c.getInt("steps"), c.getInt("batch"), c.getInt("seq"),
                             c.getDouble("validation-fraction"), c.getInt("eval-every"), c.getInt("eval-sequences"),
@@ -190,6 +193,11 @@ public record TrainConfig(ModelPart model, OptimizerPart optimizer, PipelinePart
         require(p.microbatches() >= 1 && r.batch() % p.microbatches() == 0, "microbatches", "must divide batch " + r.batch()
                 + ", not " + p.microbatches());
         require(p.devices() >= 1, "devices", "must be ≥ 1, not " + p.devices());
+        require(p.nodes() >= 1, "nodes", "must be ≥ 1 (1: this JVM alone), not " + p.nodes());
+        require(p.nodes() == 1 || p.devices() >= p.nodes() - 1, "nodes", "is " + p.nodes() + ": its " + (p.nodes() - 1)
+                + " worker nodes need at least as many devices (relay.train.devices is " + p.devices() + ")");
+        require(p.nodes() == 1 || o.method().inPipeline(), "nodes", "spans JVMs only for the methods that run in the pipeline, not "
+                + o.method().key());
         require(finite(o.lr()) && o.lr() > 0, "lr", "must be a finite number > 0 or auto, not " + o.lr());
         require(o.warmup() >= 0, "warmup", "must be ≥ 0, not " + o.warmup());
         require(finite(o.weightDecay()) && o.weightDecay() >= 0, "weight-decay", "must be ≥ 0, not " + o.weightDecay());

@@ -10,6 +10,9 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.function.UnaryOperator;
+import relay.actors.ClusterSettings;
+import relay.actors.Nodes;
+import relay.actors.NodesUnavailable;
 import relay.actors.Placement;
 import relay.actors.bench.StageCosts;
 import relay.optimizers.Method;
@@ -32,11 +35,14 @@ public final class TrainingRun {
     private final RunDirectory dir;
     private final PrintStream out;
     private final UnaryOperator<Engine> wrap;
+    private final Nodes nodes;
     private final List<Report.Point> points = new ArrayList<>();
     private final long start = System.nanoTime();
 
-    private TrainingRun(TrainConfig c, Config resolved, RunInputs in, RunDirectory dir, PrintStream out, UnaryOperator<Engine> wrap) {
+    private TrainingRun(TrainConfig c, Config resolved, RunInputs in, RunDirectory dir, PrintStream out, UnaryOperator<Engine> wrap,
+                        Nodes nodes) {
         this.c = c;
+        this.nodes = nodes;
         this.resolved = resolved;
         this.in = in;
         this.dir = dir;
@@ -63,7 +69,7 @@ public final class TrainingRun {
             throws IOException {
         RunInputs in = RunInputs.prepare(c, resumeFrom, out);
         Path path = in.start().checkpoint() != null ? Checkpoint.run(in.start().checkpoint()) : runDir != null ? runDir : RunDirectory.fresh(c);
-        try (RunDirectory dir = RunDirectory.open(path)) {
+        try (Nodes nodes = nodes(c, resolved, out); RunDirectory dir = RunDirectory.open(path)) {
             try {
                 if (in.start().checkpoint() == null && Checkpoint.any(path)) {
                     throw new IllegalArgumentException(path + " gained a checkpoint while this run was starting (another relay train?); "
@@ -72,9 +78,9 @@ public final class TrainingRun {
                 int failedAt = -1;
                 for (int restart = 1; ; restart++) {
                     try {
-                        return new TrainingRun(c, resolved, in, dir, out, wrap).train();
+                        return new TrainingRun(c, resolved, in, dir, out, wrap, nodes).train();
                     } catch (Failed f) {
-                        if (restart > c.run().restarts() || f.step() == failedAt) throw f;
+                        if (!f.restartable() || restart > c.run().restarts() || f.step() == failedAt) throw f;
                         failedAt = f.step();
                         out.printf("%s%nrestarting the run (%d of %d restarts)%n", f.getMessage(), restart, c.run().restarts());
                         dir.history("restarting (" + restart + " of " + c.run().restarts() + ")");
@@ -88,6 +94,18 @@ public final class TrainingRun {
         }
     }
 
+    /**
+     * The nodes a pipeline runs on for the whole run, restarts included: this JVM, or with nodes &gt; 1 a
+     * cluster this JVM coordinates (waiting until every worker has joined); none for the plain loop.
+     */
+    private static Nodes nodes(TrainConfig c, Config resolved, PrintStream out) {
+        if (!c.optimizer().method().inPipeline()) return null;
+        if (c.pipeline().nodes() == 1) return Nodes.local(com.typesafe.config.ConfigFactory.empty());
+        ClusterSettings cs = ClusterSettings.from(resolved);
+        out.printf("waiting for %d worker node(s) to join %s ...%n", c.pipeline().nodes() - 1, cs.address(cs.port()));
+        return Nodes.coordinator(cs, c.pipeline().nodes(), com.typesafe.config.ConfigFactory.empty());
+    }
+
     /** A step whose failure names what failed and where the run can go on from. */
     public static final class Failed extends RuntimeException {
         private static final long serialVersionUID = 1L;
@@ -96,6 +114,11 @@ public final class TrainingRun {
         Failed(String message, Throwable cause, int step) {
             super(message, cause);
             this.step = step;
+        }
+
+        /** Whether restarting on the same nodes could cure it: not when a node the run needs is gone. */
+        boolean restartable() {
+            return !(getCause() instanceof NodesUnavailable);
         }
 
         /** The step that failed, counted from 1. */
@@ -167,7 +190,7 @@ public final class TrainingRun {
         if (!method.inPipeline()) return new LoopEngine(in.model(), c.run().seed(), method, c.optimizerSettings(), in.weights(), first);
         int devices = Math.min(c.pipeline().devices(), in.model().layers() + 2);
         Placement placement = Placement.balanced(StageCosts.measure(in.model(), c.microbatchSize(), c.run().seq()), devices);
-        return new PipelineEngine(in.model(), c.run().seed(), in.weights(), placement, c.pipelineConfig(first));
+        return new PipelineEngine(nodes, in.model(), c.run().seed(), in.weights(), placement, c.pipelineConfig(first));
     }
 
     /** Step {@code done} (counted from 1); a failure says which step of how many, and where the run can go on from. */

@@ -1,0 +1,71 @@
+package relay.deploy;
+
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigException;
+import com.typesafe.config.ConfigFactory;
+import com.typesafe.config.ConfigValueFactory;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+import relay.actors.ClusterSettings;
+import relay.actors.Nodes;
+
+@Command(name = "node", mixinStandardHelpOptions = true,
+        description = "A worker node of a run that spans several JVMs: it joins the coordinator (a relay train with nodes > 1), offers "
+                + "its devices for the stages placed on it, and ends when the run does. The launchers (relay cluster local, "
+                + "deploy/bin/relay-ssh, deploy/slurm/relay.sbatch) start these for you.")
+final class NodeCommand implements Callable<Integer> {
+    @Option(names = "--join", required = true, description = "the coordinator's host:port")
+    String join;
+
+    @Option(names = "--index", required = true, description = "this node's number, 1 to nodes − 1 (the coordinator is 0): it says which "
+            + "devices it holds")
+    int index;
+
+    @Option(names = "--host", description = "this node's address for the others (default: relay.cluster.host, loopback)")
+    String host;
+
+    @Option(names = "--port", description = "the port to listen on (default: relay.cluster.port, 0: any free one)")
+    Integer port;
+
+    @Parameters(description = "relay.cluster settings as key=value, e.g. relay.cluster.tls.enabled=on")
+    List<String> overrides = new ArrayList<>();
+
+    @Override
+    public Integer call() throws Exception {
+        Inputs.require(index >= 1, "--index", "1 or more (0 is the coordinator's)", index);
+        Inputs.require(join.matches("[^:\\s]+:\\d{1,5}"), "--join", "host:port", join);
+        Config c = ConfigFactory.load();
+        for (String o : overrides) {
+            int eq = o.indexOf('=');
+            if (eq <= 0 || !o.startsWith("relay.cluster.")) throw new IllegalArgumentException("'" + o + "' is not relay.cluster.key=value");
+            try {
+                c = ConfigFactory.parseString(o.substring(0, eq) + " = " + o.substring(eq + 1)).withFallback(c);
+            } catch (ConfigException e) {
+                throw new IllegalArgumentException("'" + o + "': " + e.getMessage(), e);
+            }
+        }
+        c = c.withValue("relay.cluster.join", ConfigValueFactory.fromAnyRef(join));
+        if (host != null) c = c.withValue("relay.cluster.host", ConfigValueFactory.fromAnyRef(host));
+        if (port != null) c = c.withValue("relay.cluster.port", ConfigValueFactory.fromAnyRef(port));
+        ClusterSettings settings;
+        try {
+            settings = ClusterSettings.from(c.resolve());
+        } catch (ConfigException e) {
+            throw new IllegalArgumentException("configuration: " + e.getMessage(), e);
+        }
+        Nodes node = Nodes.worker(settings, index, ConfigFactory.empty());
+        System.out.printf("node %d at %s joining the coordinator at %s%n", index, node.address(), join);
+        node.awaitEnd();
+        String why = node.endedBecause();
+        if (why != null) {
+            System.err.println("relay: node " + index + ": " + why);
+            return 1;
+        }
+        System.out.printf("node %d: the run ended%n", index);
+        return 0;
+    }
+}

@@ -1,0 +1,214 @@
+package relay.deploy;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.IOException;
+import java.io.OutputStream;
+import java.io.StringWriter;
+import java.net.InetAddress;
+import java.net.ServerSocket;
+import java.net.Socket;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.SplittableRandom;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Runs that span JVMs on this machine's loopback: the coordinator is this test's JVM (relay train with nodes
+ * &gt; 1), the workers are `relay node` JVMs of their own. A cluster run ends bit-identical to the one-JVM run,
+ * writes the same run directory, shrugs off a stranger writing junk to its port, and says clearly when a node
+ * does not come or is lost.
+ */
+class ClusterTrainingTest {
+    @TempDir
+    Path dir;
+
+    private final List<Process> workers = new ArrayList<>();
+
+    @AfterEach
+    void stopWorkers() throws InterruptedException {
+        for (Process p : workers) {
+            p.destroyForcibly();
+            p.waitFor(30, TimeUnit.SECONDS);
+        }
+    }
+
+    static int freePort() throws IOException {
+        try (ServerSocket s = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
+            return s.getLocalPort();
+        }
+    }
+
+    private Path corpus() throws IOException {
+        Path c = dir.resolve("corpus.txt");
+        if (!Files.exists(c)) {
+            StringBuilder sb = new StringBuilder();
+            for (int i = 0; i < 80; i++) sb.append("In the beginning was the word, and the word was ").append(i % 7).append(".\n");
+            Files.writeString(c, sb.toString());
+        }
+        return c;
+    }
+
+    /** Workers 1 to nodes − 1, joining the coordinator at this port. */
+    private void startWorkers(int port, int nodes, String... settings) throws IOException {
+        for (int i = 1; i < nodes; i++) {
+            List<String> args = new ArrayList<>(List.of("node", "--join", "127.0.0.1:" + port, "--index", String.valueOf(i)));
+            args.addAll(List.of(settings));
+            workers.add(RelayProcess.start(dir, dir.resolve("node-" + i + ".log"), args.toArray(String[]::new)));
+        }
+    }
+
+    /** A tiny run of llama-tiny; returns the exit code, the error stream in err. */
+    private int train(StringWriter err, String out, String... settings) throws IOException {
+        List<String> args = new ArrayList<>(List.of("train", "--model", "llama-tiny", "--data", corpus().toString(), "--steps", "4",
+                "--out", dir.resolve(out).toString(), "batch=2", "seq=16", "eval-every=2", "checkpoint-every=4", "trace-steps=2",
+                "eval-sequences=4", "validation-fraction=0.1"));
+        args.addAll(List.of(settings));
+        return Cli.run(err, args.toArray(String[]::new));
+    }
+
+    private Path runOf(String out) throws IOException {
+        try (Stream<Path> s = Files.list(dir.resolve(out))) {
+            return s.findFirst().orElseThrow();
+        }
+    }
+
+    private void assertSameRun(Path a, Path b) throws IOException {
+        for (String f : List.of("model.safetensors", "optimizer.safetensors")) {
+            assertArrayEquals(Files.readAllBytes(a.resolve("checkpoints/step-4").resolve(f)),
+                    Files.readAllBytes(b.resolve("checkpoints/step-4").resolve(f)), f + " bit for bit");
+        }
+        assertEquals(lossesOf(a), lossesOf(b));
+    }
+
+    private static List<String> lossesOf(Path run) throws IOException {
+        return Files.readAllLines(run.resolve("metrics.jsonl")).stream().map(l -> l.replaceAll(",\"lr\".*", "")).toList();
+    }
+
+    private void assertWorkersEndWithTheRun() throws InterruptedException, IOException {
+        for (int i = 0; i < workers.size(); i++) {
+            Process p = workers.get(i);
+            assertTrue(p.waitFor(60, TimeUnit.SECONDS), "node " + (i + 1) + " ends with the run");
+            assertEquals(0, p.exitValue(), Files.readString(dir.resolve("node-" + (i + 1) + ".log")));
+        }
+    }
+
+    /** A stranger writing junk to a node's port, over and over while the run goes on. */
+    private static Thread junk(int port) {
+        Thread t = new Thread(() -> {
+            SplittableRandom r = new SplittableRandom(3);
+            for (int i = 0; i < 20 && !Thread.currentThread().isInterrupted(); i++) {
+                try (Socket s = new Socket(InetAddress.getLoopbackAddress(), port); OutputStream o = s.getOutputStream()) {
+                    byte[] b = new byte[1 << 16];
+                    for (int k = 0; k < b.length; k++) b[k] = (byte) r.nextInt();
+                    o.write(b);
+                } catch (IOException notYetListening) {
+                    // The coordinator is starting or gone: try again.
+                }
+                try {
+                    Thread.sleep(150);
+                } catch (InterruptedException e) {
+                    return;
+                }
+            }
+        }, "junk-client");
+        t.setDaemon(true);
+        t.start();
+        return t;
+    }
+
+    @Test
+    @Timeout(value = 4, unit = TimeUnit.MINUTES)
+    void threeJvmsInExactModeEndBitIdenticalToOneAndAStrangersJunkChangesNothing() throws Exception {
+        StringWriter err = new StringWriter();
+        assertEquals(0, train(err, "one", "microbatches=2"), err::toString);
+        int port = freePort();
+        startWorkers(port, 3);
+        Thread stranger = junk(port);
+        assertEquals(0, train(err, "three", "microbatches=2", "nodes=3", "relay.cluster.port=" + port), err::toString);
+        stranger.interrupt();
+        Path one = runOf("one"), three = runOf("three");
+        assertSameRun(one, three);
+        for (String f : List.of("config.conf", "metrics.jsonl", "trace.json", "report.html", "history.log")) {
+            assertTrue(Files.isRegularFile(three.resolve(f)), f);
+        }
+        String trace = Files.readString(three.resolve("trace.json"));
+        assertTrue(trace.contains("device 0 (cpu0, node 1 (127.0.0.1:") && trace.contains("device 1 (cpu1, node 2 (127.0.0.1:"),
+                "a process per node and device in the trace");
+        assertWorkersEndWithTheRun();
+    }
+
+    @Test
+    @Timeout(value = 4, unit = TimeUnit.MINUTES)
+    void threeJvmsInEagerModeWithOneMicrobatchEndBitIdenticalToOne() throws Exception {
+        StringWriter err = new StringWriter();
+        assertEquals(0, train(err, "one", "microbatches=1", "mode=eager"), err::toString);
+        int port = freePort();
+        startWorkers(port, 3);
+        assertEquals(0, train(err, "three", "microbatches=1", "mode=eager", "nodes=3", "relay.cluster.port=" + port), err::toString);
+        assertSameRun(runOf("one"), runOf("three"));
+        assertWorkersEndWithTheRun();
+    }
+
+    @Test
+    @Timeout(value = 2, unit = TimeUnit.MINUTES)
+    void nodesThatDoNotComeAreNamedAndNothingIsLeftBehind() throws Exception {
+        int port = freePort();
+        startWorkers(port, 2);
+        StringWriter err = new StringWriter();
+        assertEquals(1, train(err, "missing", "microbatches=2", "nodes=3", "relay.cluster.port=" + port, "relay.cluster.join-timeout=20s"),
+                err::toString);
+        String said = err.toString().strip();
+        assertTrue(said.matches("relay: node 2 of 3 did not join within 20 s \\(relay.cluster.join-timeout\\); joined: node 0 \\(the coordinator, "
+                + "127.0.0.1:" + port + "\\), node 1 \\(127.0.0.1:\\d+\\)"), said);
+        assertFalse(Files.exists(dir.resolve("missing")), "no run directory for a run that never started");
+    }
+
+    /** A worker killed in the middle of the run: the step fails naming the node and its stages, and history.log says so. */
+    @Test
+    @Timeout(value = 3, unit = TimeUnit.MINUTES)
+    void aLostNodeFailsTheStepNamingItAndItsStages() throws Exception {
+        int port = freePort();
+        startWorkers(port, 3);
+        Path out = dir.resolve("lost");
+        Thread killer = new Thread(() -> {
+            try {
+                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(90);
+                while (System.nanoTime() < deadline) {
+                    try (Stream<Path> runs = Files.exists(out) ? Files.list(out) : Stream.empty()) {
+                        Path m = runs.map(r -> r.resolve("metrics.jsonl")).filter(Files::isRegularFile).findFirst().orElse(null);
+                        if (m != null && Files.readAllLines(m).size() >= 3) {
+                            workers.get(1).destroyForcibly();
+                            return;
+                        }
+                    }
+                    Thread.sleep(100);
+                }
+            } catch (IOException | InterruptedException ignored) {
+                // The test's assertions tell what happened.
+            }
+        }, "killer");
+        killer.start();
+        StringWriter err = new StringWriter();
+        int code = Cli.run(err, "train", "--model", "llama-tiny", "--data", corpus().toString(), "--steps", "100000", "--out", out.toString(),
+                "batch=2", "seq=16", "microbatches=2", "eval-every=100000", "checkpoint-every=2", "trace-steps=0", "validation-fraction=0.1",
+                "nodes=3", "relay.cluster.port=" + port, "relay.cluster.down-after=2s");
+        killer.join();
+        String said = err.toString().strip();
+        assertEquals(1, code, said);
+        assertTrue(said.matches("relay: step \\d+ of 100000 failed: node 127\\.0\\.0\\.1:\\d+ was lost, and with it block-\\d.*head; the newest "
+                + "checkpoint is .*: go on from it with relay train --resume .*"), said);
+        assertFalse(said.contains("\tat "), said);
+        assertTrue(Files.readString(runOf("lost").resolve("history.log")).contains("was lost, and with it"));
+    }
+}
