@@ -5,6 +5,7 @@ import com.typesafe.config.ConfigFactory;
 import com.typesafe.config.ConfigValueFactory;
 import java.time.Duration;
 import java.util.List;
+import relay.transport.TlsContext;
 
 /**
  * How a node takes part in a cluster (the {@code relay.cluster} settings): its own address — loopback unless
@@ -38,6 +39,16 @@ public record ClusterSettings(String host, int port, String join, Duration joinT
             throw new IllegalArgumentException("relay.cluster.tls needs key-store and trust-store when enabled");
         }
         return s;
+    }
+
+    /** The TLS context of the tensor channel, from the same stores as Artery's; null when TLS is off. */
+    public javax.net.ssl.SSLContext sslContext() {
+        if (!tls.enabled()) return null;
+        try {
+            return TlsContext.of(tls.keyStore(), tls.keyStorePassword(), tls.trustStore(), tls.trustStorePassword());
+        } catch (java.io.IOException | java.security.GeneralSecurityException e) {
+            throw new IllegalArgumentException("relay.cluster.tls: " + e.getMessage(), e);
+        }
     }
 
     /** This node's address as others reach it. */

@@ -44,15 +44,15 @@ public final class Codecs implements MessageCodecs {
         Wire w = new Wire(system);
         return List.of(
                 new Protocol<>("s", StageCommand.class, relay.transport.proto.StageCommand.parser(), c -> stageCommand(c, w),
-                        Codecs::raw, Codecs::writeRaw, (p, in) -> stageCommand(p, in, w)),
+                        Codecs::raw, Codecs::writeParts, (p, in) -> stageCommand(p, in, w)),
                 new Protocol<>("e", StageEvent.class, relay.transport.proto.StageEvent.parser(), e -> stageEvent(e, w),
-                        Codecs::raw, Codecs::writeRaw, (p, in) -> stageEvent(p, in, w)),
+                        Codecs::raw, Codecs::writeParts, (p, in) -> stageEvent(p, in, w)),
                 new Protocol<>("c", Coordinator.Command.class, CoordinatorCommand.parser(), c -> coordinatorCommand(c, w),
-                        Codecs::raw, Codecs::writeRaw, (p, in) -> coordinatorCommand(p, in, w)),
+                        Codecs::raw, Codecs::writeParts, (p, in) -> coordinatorCommand(p, in, w)),
                 new Protocol<>("r", Coordinator.StepResult.class, relay.transport.proto.StepResult.parser(), Codecs::stepResult,
                         r -> 0L, (r, out) -> { }, (p, in) -> stepResult(p)),
                 new Protocol<>("g", Coordinator.Gathered.class, relay.transport.proto.Gathered.parser(), g -> gathered(g, w),
-                        Codecs::raw, Codecs::writeRaw, (p, in) -> gathered(p, in, w)),
+                        Codecs::raw, Codecs::writeParts, (p, in) -> gathered(p, in, w)),
                 new Protocol<>("h", StageHost.Command.class, HostCommand.parser(), c -> hostCommand(c, w), c -> 0L, (c, out) -> { },
                         (p, in) -> hostCommand(p, w)),
                 new Protocol<>("m", StageHost.DeviceMemory.class, relay.transport.proto.DeviceMemory.parser(), Codecs::memory,
@@ -71,10 +71,13 @@ public final class Codecs implements MessageCodecs {
         T read(P header, ByteBuffer in);
     }
 
-    /** One protocol's codec: a header built and read by the protocol's functions, the raw values it announces after it. */
+    /**
+     * One protocol's codec: a header built and read by the protocol's functions, then the values it announces:
+     * tensor parts, and last the values of the tensor payload a message carries.
+     */
     private record Protocol<T extends WireMessage, P extends MessageLite>(String manifest, Class<T> type, Parser<P> parser,
                                                                           Function<T, P> header, RawSize<? super T> raw,
-                                                                          RawWriter<? super T> writeRaw, Reader<P, T> reader)
+                                                                          RawWriter<? super T> writeParts, Reader<P, T> reader)
             implements MessageCodec<T> {
         @Override
         public int size(T m) {
@@ -82,15 +85,21 @@ public final class Codecs implements MessageCodecs {
         }
 
         @Override
-        public void write(T m, ByteBuffer out) {
+        public TensorPayload payload(T m) {
+            return Codecs.payload(m);
+        }
+
+        @Override
+        public void writeHead(T m, ByteBuffer out) {
             Frames.writeHeader(header.apply(m), out);
-            writeRaw.write(m, out);
+            writeParts.write(m, out);
         }
 
         @Override
         public T read(ByteBuffer in) throws InvalidProtocolBufferException {
             return reader.read(Frames.readHeader(parser, in), in);
         }
+
     }
 
     private static IllegalArgumentException unknown(Object m) {
@@ -130,9 +139,7 @@ public final class Codecs implements MessageCodecs {
         return bytes;
     }
 
-    private static void writeRaw(Object m, ByteBuffer out) {
-        TensorPayload p = payload(m);
-        if (p != null) p.writeTo(out);
+    private static void writeParts(Object m, ByteBuffer out) {
         for (TensorPart part : parts(m)) Frames.writeFloats(part.values(), out);
     }
 
@@ -171,6 +178,7 @@ public final class Codecs implements MessageCodecs {
         if (c instanceof StageCommand.Connect m) {
             var p = relay.transport.proto.Connect.newBuilder();
             m.stages().forEach(s -> p.addStages(w.ref(s)));
+            p.addAllChannels(m.channels());
             b.setConnect(p);
         } else if (c instanceof StageCommand.LeftDevice m) {
             b.setLeftDevice(relay.transport.proto.LeftDevice.newBuilder().setPosition(Wire.position(m.pos())).setForward(m.forward()));
@@ -204,7 +212,8 @@ public final class Codecs implements MessageCodecs {
 
     static StageCommand stageCommand(relay.transport.proto.StageCommand p, ByteBuffer in, Wire w) {
         return switch (p.getCommandCase()) {
-            case CONNECT -> new StageCommand.Connect(p.getConnect().getStagesList().stream().<ActorRef<StageCommand>>map(w::ref).toList());
+            case CONNECT -> new StageCommand.Connect(p.getConnect().getStagesList().stream().<ActorRef<StageCommand>>map(w::ref).toList(),
+                    p.getConnect().getChannelsList());
             case LEFT_DEVICE -> new StageCommand.LeftDevice(Wire.position(p.getLeftDevice().getPosition()), p.getLeftDevice().getForward());
             case TOKENS -> new StageCommand.Tokens(Wire.position(p.getTokens().getPosition()), Wire.ints(p.getTokens().getTokensList()));
             case TARGETS -> new StageCommand.Targets(Wire.position(p.getTargets().getPosition()), Wire.ints(p.getTargets().getTokensList()));
@@ -232,7 +241,8 @@ public final class Codecs implements MessageCodecs {
     static relay.transport.proto.StageEvent stageEvent(StageEvent e, Wire w) {
         var b = relay.transport.proto.StageEvent.newBuilder().setStage(e.stage());
         if (e instanceof StageEvent.Ready m) {
-            b.setReady(relay.transport.proto.StageEvent.Ready.newBuilder().setRef(w.ref(m.ref())).addAllParameters(m.parameters()));
+            b.setReady(relay.transport.proto.StageEvent.Ready.newBuilder().setRef(w.ref(m.ref())).addAllParameters(m.parameters())
+                    .setChannel(m.channel()));
         } else if (e instanceof StageEvent.Connected) {
             b.setConnected(Empty.getDefaultInstance());
         } else if (e instanceof StageEvent.Loss m) {
@@ -270,7 +280,8 @@ public final class Codecs implements MessageCodecs {
     static StageEvent stageEvent(relay.transport.proto.StageEvent p, ByteBuffer in, Wire w) {
         int s = p.getStage();
         return switch (p.getEventCase()) {
-            case READY -> new StageEvent.Ready(s, w.ref(p.getReady().getRef()), List.copyOf(p.getReady().getParametersList()));
+            case READY -> new StageEvent.Ready(s, w.ref(p.getReady().getRef()), List.copyOf(p.getReady().getParametersList()),
+                    p.getReady().getChannel());
             case CONNECTED -> new StageEvent.Connected(s);
             case LOSS -> new StageEvent.Loss(s, Wire.position(p.getLoss().getPosition()), p.getLoss().getLoss());
             case PASS_DONE -> new StageEvent.PassDone(s, Wire.position(p.getPassDone().getPosition()), p.getPassDone().getNormSquared(),

@@ -265,9 +265,12 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
                 if (!waiting.isEmpty()) return;
                 List<ActorRef<StageCommand>> refs = new ArrayList<>();
                 List<List<String>> params = new ArrayList<>();
+                List<String> channels = new ArrayList<>();
                 for (StageEvent x : ready) {
-                    refs.add(((StageEvent.Ready) x).ref());
-                    params.add(((StageEvent.Ready) x).parameters());
+                    StageEvent.Ready built = (StageEvent.Ready) x;
+                    refs.add(built.ref());
+                    params.add(built.parameters());
+                    channels.add(built.channel());
                 }
                 stages = List.copyOf(refs);
                 parameters = List.copyOf(params);
@@ -275,7 +278,7 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
                 connecting = true;
                 start.hostOfStage().stream().distinct().forEach(getContext()::unwatch);
                 waiting.addAll(allStages());
-                tellAll(new StageCommand.Connect(stages));
+                tellAll(new StageCommand.Connect(stages, channels));
             } else if (connecting && e instanceof StageEvent.Connected c) {
                 waiting.remove(c.stage());
                 if (!waiting.isEmpty()) return;

@@ -24,12 +24,14 @@ import org.apache.pekko.actor.typed.receptionist.ServiceKey;
 import org.apache.pekko.cluster.ClusterEvent;
 import org.apache.pekko.cluster.typed.Cluster;
 import org.apache.pekko.cluster.typed.Subscribe;
+import relay.transport.TensorChannel;
 
 /**
  * The nodes a pipeline runs on, seen from this JVM: its actor system and the stage host of every node. On
  * one machine that is this JVM alone, whose host holds every device. In a cluster this JVM is the
  * coordinator's node, and each worker node — a JVM of its own, here or on another machine — offers its host
- * through Pekko's receptionist; the devices are split among the workers in order. A node outlives the
+ * through Pekko's receptionist; the devices are split among the workers in order. Each worker opens a
+ * {@link TensorChannel} beside the remoting, for the tensors its stages send to stages of other nodes. A node outlives the
  * pipelines it runs (a run restarted after a failure builds its stages again on the same nodes).
  */
 public final class Nodes implements AutoCloseable {
@@ -86,7 +88,7 @@ public final class Nodes implements AutoCloseable {
     public static Nodes local(Config extra) {
         ActorSystem<Local> system = ActorSystem.create(guardian(), "relay", base(extra));
         try {
-            return new Nodes(system, List.of(spawnIn(system, StageHost.create(), "host-0")), false);
+            return new Nodes(system, List.of(spawnIn(system, StageHost.create(null), "host-0")), false);
         } catch (RuntimeException e) {
             system.terminate();
             throw e;
@@ -121,7 +123,9 @@ public final class Nodes implements AutoCloseable {
                 "pekko.cluster.shutdown-after-unsuccessful-join-seed-nodes = " + settings.joinTimeout().toMillis() + "ms"));
         ActorSystem<Local> system = ActorSystem.create(guardian(), "relay", base(c));
         try {
-            ActorRef<StageHost.Command> host = spawnIn(system, StageHost.create(), "host-" + index);
+            TensorChannel channel = TensorChannel.open(system, settings.host(), settings.maxMessage(), settings.sslContext());
+            system.getWhenTerminated().thenRun(channel::close);
+            ActorRef<StageHost.Command> host = spawnIn(system, StageHost.create(channel), "host-" + index);
             Nodes node = new Nodes(system, List.of(host), true);
             system.receptionist().tell(Receptionist.register(HOSTS, host));
             spawnIn(system, node.endWithCoordinator(), "watch");
@@ -129,6 +133,9 @@ public final class Nodes implements AutoCloseable {
         } catch (RuntimeException e) {
             system.terminate();
             throw e;
+        } catch (java.io.IOException e) {
+            system.terminate();
+            throw new java.io.UncheckedIOException("node " + index + " could not open its tensor channel on " + settings.host() + ": " + e.getMessage(), e);
         }
     }
 
@@ -262,10 +269,21 @@ public final class Nodes implements AutoCloseable {
         return hosts;
     }
 
-    /** Blocks until this node's actor system has ended (a worker: the coordinator left, or this node was downed). */
-    public void awaitEnd() throws InterruptedException {
+    /**
+     * Blocks until this node's actor system has ended (a worker: the coordinator left, or this node was downed),
+     * or for at most {@code limit} (null: no limit); returns whether it ended.
+     */
+    public boolean awaitEnd(Duration limit) {
         try {
-            system.getWhenTerminated().toCompletableFuture().get();
+            var ended = system.getWhenTerminated().toCompletableFuture();
+            if (limit == null) ended.get();
+            else ended.get(limit.toMillis(), TimeUnit.MILLISECONDS);
+            return true;
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return false;
+        } catch (TimeoutException e) {
+            return false;
         } catch (ExecutionException e) {
             throw new IllegalStateException(e.getCause());
         }

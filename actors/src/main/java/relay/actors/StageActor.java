@@ -13,6 +13,7 @@ import org.apache.pekko.actor.typed.javadsl.Receive;
 import relay.stages.io.SafeTensors;
 import relay.stages.layers.Parameter;
 import relay.stages.tensor.Device;
+import relay.transport.TensorChannel;
 
 /**
  * One pipeline stage pinned to a device: it runs on that device's single-threaded dispatcher, so a device's
@@ -23,8 +24,12 @@ import relay.stages.tensor.Device;
  */
 public final class StageActor extends AbstractBehavior<StageCommand> {
 
-    /** A stage built from its spec on its device, reporting to {@code events}: Ready once built, or Failed if it cannot be. */
-    public static Behavior<StageCommand> create(StageSpec spec, Device device, ActorRef<StageEvent> events) {
+    /**
+     * A stage built from its spec on its device, reporting to {@code events}: Ready once built, or Failed if it
+     * cannot be. Its tensors for stages of other nodes go through {@code channel}, its node's tensor channel
+     * (null in one JVM).
+     */
+    public static Behavior<StageCommand> create(StageSpec spec, Device device, ActorRef<StageEvent> events, TensorChannel channel) {
         return Behaviors.setup(ctx -> {
             TraceRecorder trace = new TraceRecorder(spec.config().traceSteps(), spec.name(), spec.device(), spec.stage(),
                     spec.traceEpochMicros());
@@ -37,8 +42,9 @@ public final class StageActor extends AbstractBehavior<StageCommand> {
                 events.tell(new StageEvent.Failed(spec.stage(), null, kind, spec + " could not be built: " + e.getMessage()));
                 return Behaviors.stopped();
             }
-            events.tell(new StageEvent.Ready(spec.stage(), ctx.getSelf(), role.parameters().stream().map(Parameter::name).toList()));
-            return new StageActor(ctx, spec, role, events, trace);
+            events.tell(new StageEvent.Ready(spec.stage(), ctx.getSelf(), role.parameters().stream().map(Parameter::name).toList(),
+                    channel == null ? "" : channel.address()));
+            return new StageActor(ctx, spec, role, events, trace, channel);
         });
     }
 
@@ -49,7 +55,9 @@ public final class StageActor extends AbstractBehavior<StageCommand> {
     private final Inbox inbox = new Inbox();
     private final List<TensorPart> restoring = new ArrayList<>();
     private final Outbox outbox = new Sender();
+    private final TensorChannel channel;
     private List<ActorRef<StageCommand>> stages;
+    private List<String> channels;
 
     private Position pass;
     private PlanCursor cursor;
@@ -58,8 +66,10 @@ public final class StageActor extends AbstractBehavior<StageCommand> {
     private long blockedSince = -1;
     private boolean failed;
 
-    private StageActor(ActorContext<StageCommand> ctx, StageSpec spec, StageRole role, ActorRef<StageEvent> events, TraceRecorder trace) {
+    private StageActor(ActorContext<StageCommand> ctx, StageSpec spec, StageRole role, ActorRef<StageEvent> events, TraceRecorder trace,
+                       TensorChannel channel) {
         super(ctx);
+        this.channel = channel;
         this.spec = spec;
         this.role = role;
         this.events = events;
@@ -105,7 +115,8 @@ public final class StageActor extends AbstractBehavior<StageCommand> {
     }
 
     private Behavior<StageCommand> onConnect(StageCommand.Connect c) {
-        stages = List.copyOf(c.stages());
+        stages = c.stages();
+        channels = c.channels();
         return report(new StageEvent.Connected(spec.stage()));
     }
 
@@ -191,7 +202,7 @@ public final class StageActor extends AbstractBehavior<StageCommand> {
                 if (to == spec.stage()) {
                     cursor.leftDevice(j, a.forward());
                 } else {
-                    stages.get(to).tell(new StageCommand.LeftDevice(pos, a.forward()));
+                    deliver(to, new StageCommand.LeftDevice(pos, a.forward()));
                 }
             }
             long end = System.nanoTime();
@@ -253,11 +264,25 @@ public final class StageActor extends AbstractBehavior<StageCommand> {
         return out;
     }
 
+    /**
+     * To a stage of another node through this node's tensor channel, else (same node, or one JVM) as a tell:
+     * everything one stage sends another takes one path, so it arrives in the order sent. The channel may make
+     * the stage wait while the connection's queue is full: back-pressure from a slower network or stage.
+     */
+    private void deliver(int stage, StageCommand m) {
+        String to = channels.get(stage);
+        if (channel != null && !to.isEmpty() && !to.equals(channel.address())) {
+            channel.send(to, stages.get(stage), m);
+        } else {
+            stages.get(stage).tell(m);
+        }
+    }
+
     /** Sends what the role computed, each send a span of the trace. */
     private final class Sender implements Outbox {
         private void send(int stage, StageCommand m, Position pos) {
             long t0 = System.nanoTime();
-            stages.get(stage).tell(m);
+            deliver(stage, m);
             trace.span("send", t0, System.nanoTime(), pos);
         }
 

@@ -11,8 +11,17 @@ import relay.transport.WireMessage;
  */
 public sealed interface StageCommand extends WireMessage {
 
-    /** Every stage, by index, once all are built: each stage finds its neighbours and its device's first and last stages here. */
-    record Connect(List<ActorRef<StageCommand>> stages) implements StageCommand {}
+    /**
+     * Every stage, by index, once all are built: each stage finds its neighbours and its device's first and
+     * last stages here, and the tensor channel of each one's node ("" where there is none: one JVM).
+     */
+    record Connect(List<ActorRef<StageCommand>> stages, List<String> channels) implements StageCommand {
+        public Connect {
+            if (stages.size() != channels.size()) throw new IllegalArgumentException(stages.size() + " stages but " + channels.size() + " channels");
+            stages = List.copyOf(stages);
+            channels = List.copyOf(channels);
+        }
+    }
 
     /**
      * A microbatch's forward (or backward) has passed through every stage of this device. A device runs its

@@ -13,8 +13,11 @@ public sealed interface StageEvent extends WireMessage {
     /** The reporting stage's index. */
     int stage();
 
-    /** The stage is built on its device; its parameters' names tell where weights and optimizer state belong. */
-    record Ready(int stage, ActorRef<StageCommand> ref, List<String> parameters) implements StageEvent {}
+    /**
+     * The stage is built on its device; its parameters' names tell where weights and optimizer state belong;
+     * tensors for it go through its node's tensor channel at {@code channel} ("" where there is none: one JVM).
+     */
+    record Ready(int stage, ActorRef<StageCommand> ref, List<String> parameters, String channel) implements StageEvent {}
 
     /** The stage knows every other stage (it took {@link StageCommand.Connect}). */
     record Connected(int stage) implements StageEvent {}

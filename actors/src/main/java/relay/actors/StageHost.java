@@ -17,6 +17,7 @@ import org.apache.pekko.actor.typed.javadsl.ActorContext;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import relay.stages.memory.Category;
 import relay.stages.tensor.cpu.CpuDevice;
+import relay.transport.TensorChannel;
 import relay.transport.TensorPayload;
 import relay.transport.WireMessage;
 
@@ -65,8 +66,9 @@ public final class StageHost {
         return ConfigFactory.parseString(s.toString());
     }
 
-    public static Behavior<Command> create() {
-        return Behaviors.setup(ctx -> new Host(ctx).idle());
+    /** A host whose stages send tensors for other nodes through {@code channel} (null: one JVM, no other nodes). */
+    public static Behavior<Command> create(TensorChannel channel) {
+        return Behaviors.setup(ctx -> new Host(ctx, channel).idle());
     }
 
     /** The host's devices and the requests to report when its stages have stopped. */
@@ -75,9 +77,11 @@ public final class StageHost {
         private final Map<Integer, CpuDevice> devices = new LinkedHashMap<>();
         private final Set<ActorRef<Void>> stopping = new HashSet<>();
         private ActorRef<DeviceMemory> stopped;
+        private final TensorChannel channel;
 
-        Host(ActorContext<Command> ctx) {
+        Host(ActorContext<Command> ctx, TensorChannel channel) {
             this.ctx = ctx;
+            this.channel = channel;
         }
 
         Behavior<Command> idle() {
@@ -112,7 +116,7 @@ public final class StageHost {
                 return Behaviors.same();
             }
             CpuDevice device = devices.computeIfAbsent(d, i -> new CpuDevice("cpu" + i, m.spec().config().threadsPerDevice()));
-            ActorRef<StageCommand> stage = ctx.spawn(StageActor.create(m.spec(), device, m.events()), m.spec().name(),
+            ActorRef<StageCommand> stage = ctx.spawn(StageActor.create(m.spec(), device, m.events(), channel), m.spec().name(),
                     DispatcherSelector.fromConfig(dispatcher(d)));
             ctx.watch(stage);
             return Behaviors.same();

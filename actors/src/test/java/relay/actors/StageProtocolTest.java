@@ -85,7 +85,7 @@ class StageProtocolTest {
         PipelineConfig pc = PipelineConfig.defaults(Method.LOMO, 0.1f);
         StageSpec spec = new StageSpec(stage, cfg, SEED, null, new Placement(n, devices), pc, 0);
         TestProbe<StageEvent> events = kit.createTestProbe();
-        ActorRef<StageCommand> ref = kit.spawn(StageActor.create(spec, device, events.getRef()), name);
+        ActorRef<StageCommand> ref = kit.spawn(StageActor.create(spec, device, events.getRef(), null), name);
         StageEvent.Ready ready = events.expectMessageClass(StageEvent.Ready.class);
         assertEquals(stage, ready.stage());
         List<TestProbe<StageCommand>> probes = new ArrayList<>();
@@ -95,7 +95,7 @@ class StageProtocolTest {
             probes.add(p);
             refs.add(s == stage ? ref : p.getRef());
         }
-        ref.tell(new StageCommand.Connect(refs));
+        ref.tell(new StageCommand.Connect(refs, java.util.Collections.nCopies(refs.size(), "")));
         events.expectMessageClass(StageEvent.Connected.class);
         return new Harness(ref, probes, events);
     }
@@ -310,7 +310,7 @@ class StageProtocolTest {
         PipelineConfig pc = PipelineConfig.defaults(Method.ADAMW, 0.01f);
         TestProbe<StageEvent> events = kit.createTestProbe();
         ActorRef<StageCommand> head = kit.spawn(StageActor.create(new StageSpec(n - 1, LLAMA, SEED, null, new Placement(n, devices), pc,
-                0), device, events.getRef()), "head-restore");
+                0), device, events.getRef(), null), "head-restore");
         events.expectMessageClass(StageEvent.Ready.class);
         int c = LLAMA.hidden();
         head.tell(new StageCommand.RestoreState(TensorPart.split(Map.of("model.norm.weight/m", new float[c], "model.norm.weight/v",
@@ -356,7 +356,7 @@ class StageProtocolTest {
             events = spawn.events();
             probes.add(kit.createTestProbe());
         }
-        for (int s = 0; s < stages; s++) events.tell(new StageEvent.Ready(s, probes.get(s).getRef(), List.of("p" + s)));
+        for (int s = 0; s < stages; s++) events.tell(new StageEvent.Ready(s, probes.get(s).getRef(), List.of("p" + s), ""));
         for (int s = 0; s < stages; s++) {
             assertEquals(stages, probes.get(s).expectMessageClass(StageCommand.Connect.class).stages().size());
             events.tell(new StageEvent.Connected(s));

@@ -85,7 +85,7 @@ class WireRoundTripTest {
         peaks.put(Category.GRADIENTS, 0L);
         StageEvent.Failed failed = new StageEvent.Failed(2, null, StageEvent.Failure.INPUT, "config.json does not fit");
         return List.of(
-                new StageCommand.Connect(List.of(stage.getRef(), stage.getRef())),
+                new StageCommand.Connect(List.of(stage.getRef(), stage.getRef()), List.of("", "10.0.0.2:41234")),
                 new StageCommand.LeftDevice(POS, true),
                 new StageCommand.Tokens(POS, new int[] {5, 6, 7}),
                 new StageCommand.Targets(POS, new int[] {}),
@@ -98,7 +98,7 @@ class WireRoundTripTest {
                 new StageCommand.CollectState(),
                 new StageCommand.RestoreState(TensorPart.split(state, 100).get(0), true),
                 new StageCommand.CollectTrace(),
-                new StageEvent.Ready(1, stage.getRef(), List.of("a", "b")),
+                new StageEvent.Ready(1, stage.getRef(), List.of("a", "b"), "10.0.0.3:40001"),
                 new StageEvent.Connected(4),
                 new StageEvent.Loss(5, POS, 2.5),
                 new StageEvent.PassDone(2, POS, 0.25, 3, 1000),

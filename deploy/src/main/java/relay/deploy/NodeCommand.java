@@ -18,6 +18,9 @@ import relay.actors.Nodes;
                 + "its devices for the stages placed on it, and ends when the run does. The launchers (relay cluster local, "
                 + "deploy/bin/relay-ssh, deploy/slurm/relay.sbatch) start these for you.")
 final class NodeCommand implements Callable<Integer> {
+    /** As long as the coordinator gives its last step and checkpoint after a stop signal, and a little more. */
+    private static final java.time.Duration STOP_GRACE = java.time.Duration.ofSeconds(330);
+
     @Option(names = "--join", required = true, description = "the coordinator's host:port")
     String join;
 
@@ -59,7 +62,16 @@ final class NodeCommand implements Callable<Integer> {
         }
         Nodes node = Nodes.worker(settings, index, ConfigFactory.empty());
         System.out.printf("node %d at %s joining the coordinator at %s%n", index, node.address(), join);
-        node.awaitEnd();
+        // SIGTERM or Ctrl-C reaches every node of a job at once: this one stays until the coordinator has
+        // finished its step and checkpoint with it and left, within the same grace as the coordinator's.
+        Thread stay = new Thread(() -> node.awaitEnd(STOP_GRACE), "relay-node-stop");
+        Runtime.getRuntime().addShutdownHook(stay);
+        node.awaitEnd(null);
+        try {
+            Runtime.getRuntime().removeShutdownHook(stay);
+        } catch (IllegalStateException shuttingDown) {
+            // The hook runs and returns at once: the node has ended.
+        }
         String why = node.endedBecause();
         if (why != null) {
             System.err.println("relay: node " + index + ": " + why);

@@ -1,6 +1,5 @@
 package relay.transport;
 
-import com.google.protobuf.CodedInputStream;
 import com.google.protobuf.CodedOutputStream;
 import com.google.protobuf.InvalidProtocolBufferException;
 import com.google.protobuf.MessageLite;
@@ -36,24 +35,22 @@ public final class Frames {
         }
     }
 
-    /** Reads a length-prefixed header; in's position moves past it. */
+    /**
+     * Reads a length-prefixed header; in's position moves past it. The length is read here and only the
+     * header's bytes are handed to Protobuf (which would otherwise copy all that follows out of a direct buffer).
+     */
     public static <M> M readHeader(Parser<M> parser, ByteBuffer in) throws InvalidProtocolBufferException {
-        CodedInputStream c = CodedInputStream.newInstance(in.duplicate());
-        int n;
-        try {
-            n = c.readUInt32();
-        } catch (InvalidProtocolBufferException e) {
-            throw e;
-        } catch (IOException e) {
-            throw new InvalidProtocolBufferException(e);
+        int n = 0;
+        for (int shift = 0; ; shift += 7) {
+            if (!in.hasRemaining() || shift > 28) throw new InvalidProtocolBufferException("a message without a whole header length");
+            byte b = in.get();
+            n |= (b & 0x7f) << shift;
+            if (b >= 0) break;
         }
         if (n < 0 || n > in.remaining()) throw new InvalidProtocolBufferException("a header of " + n + " bytes in " + in.remaining());
-        int start = c.getTotalBytesRead();
-        ByteBuffer h = in.duplicate();
-        h.position(in.position() + start).limit(in.position() + start + n);
-        M header = parser.parseFrom(h);
-        in.position(in.position() + start + n);
-        return header;
+        byte[] header = new byte[n];
+        in.get(header);
+        return parser.parseFrom(header);
     }
 
     /** The float view of a wire buffer at its position: little-endian, whatever the machine's order. */

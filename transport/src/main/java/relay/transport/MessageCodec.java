@@ -19,8 +19,26 @@ public interface MessageCodec<T extends WireMessage> {
     /** The bytes the message takes on the wire. */
     int size(T message);
 
+    /** The tensor whose values come last in the message, or null: a transport may write them from where they lie. */
+    default TensorPayload payload(T message) {
+        return null;
+    }
+
+    /** Writes everything of the message but the values of its {@link #payload}, at out's position. */
+    void writeHead(T message, ByteBuffer out);
+
     /** Writes the message at out's position, which advances; a tensor it carries leaves its device here. */
-    void write(T message, ByteBuffer out);
+    default void write(T message, ByteBuffer out) {
+        writeHead(message, out);
+        TensorPayload p = payload(message);
+        if (p != null) p.writeTo(out);
+    }
+
+    /** Frees the tensor a message carries that will not be sent after all. */
+    default void discard(T message) {
+        TensorPayload p = payload(message);
+        if (p != null) p.discard();
+    }
 
     /** Reads a message that {@link #write} wrote, from in's position; bytes that are not one are an error. */
     T read(ByteBuffer in) throws InvalidProtocolBufferException;

@@ -65,6 +65,30 @@ public final class RelaySerializer extends SerializerWithStringManifest implemen
         return codecOf(o).manifest();
     }
 
+    /** The bytes a message takes on the wire. */
+    @SuppressWarnings({"unchecked", "rawtypes"})
+    public int size(Object o) {
+        return ((MessageCodec) codecOf(o)).size((WireMessage) o);
+    }
+
+    /** The tensor whose values come last in the message, or null. */
+    @SuppressWarnings({"unchecked", "rawtypes"})
+    public TensorPayload payload(Object o) {
+        return ((MessageCodec) codecOf(o)).payload((WireMessage) o);
+    }
+
+    /** Writes everything of a message but its payload's values. */
+    @SuppressWarnings({"unchecked", "rawtypes"})
+    public void writeHead(Object o, ByteBuffer buf) {
+        ((MessageCodec) codecOf(o)).writeHead((WireMessage) o, buf);
+    }
+
+    /** Frees what a message that will not be sent carries. */
+    @SuppressWarnings({"unchecked", "rawtypes"})
+    public void discard(Object o) {
+        ((MessageCodec) codecOf(o)).discard((WireMessage) o);
+    }
+
     /** Artery's path: the message written straight into its frame buffer (tensors copied once, from device memory). */
     @Override
     @SuppressWarnings({"unchecked", "rawtypes"})

@@ -1,7 +1,6 @@
 package relay.transport;
 
 import java.nio.ByteBuffer;
-import java.nio.FloatBuffer;
 import java.util.Arrays;
 import relay.stages.memory.Category;
 import relay.stages.memory.MemoryLedger;
@@ -12,22 +11,34 @@ import relay.stages.tensor.Tensor;
  * A tensor inside a message. Within one JVM it is the sender's tensor itself, handed over: the receiver
  * owns it from then on (no copy when both sit on one device). On the wire — to another JVM, or under
  * Pekko's serialize-messages check — its values are copied straight from the sender's device memory into
- * the transport's buffer and the sender's tensor is freed at that moment; on arrival they are copied out of
- * the transport's buffer at once, and held, counted in this JVM's {@link #inFlight()} ledger as
- * communication, until the receiver takes them onto its device. Either way the receiver calls
- * {@link #materialize} (or {@link #copyInto}) exactly once, or {@link #discard}s the payload.
+ * the transport's buffer and the sender's tensor is freed at that moment. On arrival they stay where they
+ * landed, counted in this JVM's {@link #inFlight()} ledger as communication, until the receiver takes them
+ * onto its device: a CPU device takes a buffer the transport lends ({@link #lending}) as it is, anything
+ * else is copied. Either way the receiver calls {@link #materialize} (or {@link #copyInto}) exactly once, or
+ * {@link #discard}s the payload.
  */
 public final class TensorPayload {
     private static final MemoryLedger IN_FLIGHT = new MemoryLedger();
+    /** Set while a transport reads a buffer it lends: the payload read from it keeps its bytes there. */
+    private static final ThreadLocal<Loan> LENT = new ThreadLocal<>();
+
+    /**
+     * A transport's receive buffer lent to the payload read from it: {@code taken} runs once the values are
+     * taken off the wire's hands (onto a device, or dropped), {@code giveBack} once the buffer is free again —
+     * at the same moment when they were copied, when the tensor is freed when a device took the buffer as it is.
+     */
+    public record Loan(Runnable taken, Runnable giveBack) {}
 
     private Tensor local;
     private final int[] shape;
-    private FloatBuffer landed;
+    private ByteBuffer landed;
+    private Loan loan;
 
-    private TensorPayload(Tensor local, int[] shape, FloatBuffer landed) {
+    private TensorPayload(Tensor local, int[] shape, ByteBuffer landed, Loan loan) {
         this.local = local;
         this.shape = shape;
         this.landed = landed;
+        this.loan = loan;
     }
 
     /** Bytes received by this JVM and not yet taken by their receivers: the communication memory of its transport. */
@@ -38,7 +49,7 @@ public final class TensorPayload {
     /** Hands an owning tensor over to the message; the sender must not touch it afterwards. */
     public static TensorPayload of(Tensor owned) {
         if (!owned.isOwner()) throw new IllegalArgumentException("only an owning tensor can travel: " + owned.describe());
-        return new TensorPayload(owned, owned.shape(), null);
+        return new TensorPayload(owned, owned.shape(), null, null);
     }
 
     public int[] shape() {
@@ -52,6 +63,7 @@ public final class TensorPayload {
 
     /** The tensor on {@code device}: the sender's own when it is already there, else a copy counted as {@code category}. */
     public synchronized Tensor materialize(Device device, Category category) {
+        if (local == null && landed == null) throw new IllegalStateException("tensor payload already taken");
         if (local != null) {
             Tensor t = local;
             local = null;
@@ -62,9 +74,21 @@ public final class TensorPayload {
                 return copy;
             }
         }
-        FloatBuffer values = take();
+        ByteBuffer values = landed;
+        if (loan != null) {
+            // The device takes the values where they landed; the buffer goes back to the transport when the tensor is freed.
+            Tensor adopted = device.adopt(values, category, shape, loan.giveBack());
+            if (adopted != null) {
+                take(false);
+                return adopted;
+            }
+        }
         Tensor t = device.empty(category, shape);
-        device.write(values, t);
+        try {
+            device.write(Frames.floats(values), t);
+        } finally {
+            take();
+        }
         return t;
     }
 
@@ -77,16 +101,31 @@ public final class TensorPayload {
             }
             return;
         }
-        dst.device().write(take(), dst);
+        if (landed == null) throw new IllegalStateException("tensor payload already taken");
+        try {
+            dst.device().write(Frames.floats(landed), dst);
+        } finally {
+            take();
+        }
     }
 
-    /** The landed values, handed over once: they leave the in-flight ledger. */
-    private FloatBuffer take() {
+    private void take() {
+        take(true);
+    }
+
+    /**
+     * The landed values are taken (or dropped): they leave the in-flight ledger, the transport learns it, and
+     * its buffer goes back to it unless a device keeps it.
+     */
+    private void take(boolean giveBack) {
         if (landed == null) throw new IllegalStateException("tensor payload already taken");
-        FloatBuffer v = landed;
         landed = null;
         IN_FLIGHT.released(Category.COMMUNICATION, bytes());
-        return v;
+        if (loan != null) {
+            loan.taken().run();
+            if (giveBack) loan.giveBack().run();
+            loan = null;
+        }
     }
 
     /** Device to device when the target can read the source's memory, else through the host. */
@@ -117,12 +156,42 @@ public final class TensorPayload {
                 local = null;
                 t.device().read(t, Frames.floats(out));
             }
+            out.position(out.position() + Math.toIntExact(bytes()));
         } else if (landed != null) {
-            Frames.floats(out).put(landed.duplicate());
+            out.put(landed.duplicate());
         } else {
             throw new IllegalStateException("tensor payload already taken");
         }
-        out.position(out.position() + Math.toIntExact(bytes()));
+    }
+
+    /**
+     * The values as little-endian bytes to write as they are, without a copy where the device allows (a CPU
+     * device's memory), else copied once; valid until the payload is {@link #discard}ed after the write.
+     */
+    public synchronized ByteBuffer view() {
+        if (local != null) {
+            ByteBuffer v = local.device().view(local);
+            if (v != null) return v;
+            ByteBuffer copy = ByteBuffer.allocateDirect(Math.toIntExact(bytes()));
+            local.device().read(local, Frames.floats(copy));
+            return copy;
+        }
+        if (landed != null) return landed.duplicate();
+        throw new IllegalStateException("tensor payload already taken");
+    }
+
+    /**
+     * Runs {@code read} over a buffer the transport lends: a payload read from it keeps its bytes there, with
+     * no copy, under {@code loan}. Returns whether a payload took the loan (else the buffer is the transport's again).
+     */
+    public static boolean lending(Loan loan, Runnable read) {
+        LENT.set(loan);
+        try {
+            read.run();
+            return LENT.get() == null;
+        } finally {
+            LENT.remove();
+        }
     }
 
     /** A payload of this shape whose values follow at in's position (which advances past them); too few bytes is an error. */
@@ -137,10 +206,17 @@ public final class TensorPayload {
             throw new IllegalArgumentException("tensor of shape " + Arrays.toString(shape) + " needs " + n * Float.BYTES
                     + " bytes, message carries " + in.remaining(), e);
         }
-        FloatBuffer v = FloatBuffer.allocate(Math.toIntExact(n));
-        v.put(Frames.floats(in).limit(Math.toIntExact(n))).flip();
-        in.position(in.position() + Math.toIntExact(n) * Float.BYTES);
-        IN_FLIGHT.allocated(Category.COMMUNICATION, n * Float.BYTES);
-        return new TensorPayload(null, shape.clone(), v);
+        int bytes = Math.toIntExact(n * Float.BYTES);
+        Loan loan = LENT.get();
+        ByteBuffer landing;
+        if (loan != null) {
+            LENT.remove();
+            landing = in.slice(in.position(), bytes);
+        } else {
+            landing = ByteBuffer.allocate(bytes).put(in.duplicate().limit(in.position() + bytes)).flip();
+        }
+        in.position(in.position() + bytes);
+        IN_FLIGHT.allocated(Category.COMMUNICATION, bytes);
+        return new TensorPayload(null, shape.clone(), landing.order(java.nio.ByteOrder.LITTLE_ENDIAN), loan);
     }
 }

@@ -35,9 +35,13 @@ public final class EchoCodecs implements MessageCodecs {
             }
 
             @Override
-            public void write(Echo m, ByteBuffer out) {
+            public TensorPayload payload(Echo m) {
+                return m.tensor();
+            }
+
+            @Override
+            public void writeHead(Echo m, ByteBuffer out) {
                 Frames.writeHeader(header(m), out);
-                m.tensor().writeTo(out);
             }
 
             @Override

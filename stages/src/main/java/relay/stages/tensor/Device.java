@@ -33,6 +33,19 @@ public interface Device extends AutoCloseable {
 
     float[] download(Tensor src);
 
+    /**
+     * The tensor's values as little-endian bytes in host memory, read in place without a copy (a message
+     * being written straight from device memory); null when the device's memory cannot be seen so.
+     */
+    java.nio.ByteBuffer view(Tensor t);
+
+    /**
+     * A tensor whose memory is these little-endian bytes in host memory, taken over in place (a message's
+     * values where the transport received them); freeing it runs {@code giveBack}. Null when this device
+     * cannot use them so (its memory is elsewhere, or they are not aligned for it): the caller copies instead.
+     */
+    Tensor adopt(java.nio.ByteBuffer values, Category category, int[] shape, Runnable giveBack);
+
     /** Copies the tensor's values into {@code dst} at its position, which advances (a message being written). */
     void read(Tensor src, java.nio.FloatBuffer dst);
 

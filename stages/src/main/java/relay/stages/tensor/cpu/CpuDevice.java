@@ -22,6 +22,9 @@ public final class CpuDevice implements Device {
     private static final int NO_TRANS = openblas_nolapack.CblasNoTrans;
     private static final int TRANS = openblas_nolapack.CblasTrans;
 
+    /** The alignment of memory this device takes over from elsewhere, so BLAS reads whole vectors. */
+    private static final int ALIGN = 64;
+
     private final String name;
     private final int threads;
     private final MemoryLedger memory = new MemoryLedger();
@@ -121,6 +124,29 @@ public final class CpuDevice implements Device {
         float[] out = new float[Math.toIntExact(src.size())];
         buf(src).get(off(src), out);
         return out;
+    }
+
+    /** Native memory of this process: in place, where the machine stores floats little-endian (every x86 and ARM one in use). */
+    @Override
+    public java.nio.ByteBuffer view(Tensor t) {
+        if (java.nio.ByteOrder.nativeOrder() != java.nio.ByteOrder.LITTLE_ENDIAN) return null;
+        buf(t);
+        // A pointer's limit of 0 reads as "up to its capacity": an empty tensor's view is made here.
+        if (t.size() == 0) return java.nio.ByteBuffer.allocateDirect(0);
+        return ((CpuMemory) t.memory()).bytes(t.offset(), t.size()).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+    }
+
+    /** Received bytes become the tensor's memory where they sit, when aligned for BLAS and in the machine's byte order. */
+    @Override
+    public Tensor adopt(java.nio.ByteBuffer values, Category category, int[] shape, Runnable giveBack) {
+        long n = Tensor.sizeOf(shape);
+        if (!values.isDirect() || values.remaining() != n * Float.BYTES || java.nio.ByteOrder.nativeOrder() != java.nio.ByteOrder.LITTLE_ENDIAN
+                || new Pointer(values).address() % ALIGN != 0) {
+            return null;
+        }
+        CpuMemory m = CpuMemory.lent(values.slice(), giveBack);
+        memory.allocated(category, n * Float.BYTES);
+        return Tensor.owning(this, category, m, shape);
     }
 
     @Override

@@ -15,13 +15,27 @@ final class CpuMemory implements DeviceMemory {
     private final FloatBuffer buffer;
     private final long bytes;
     private final MemoryPool pool;
+    /** For memory lent by its owner (a transport's receive buffer): what gives it back; null for the device's own. */
+    private final Runnable giveBack;
     private boolean freed;
 
-    private CpuMemory(FloatPointer pointer, long floats, MemoryPool pool) {
+    private CpuMemory(FloatPointer pointer, long floats, MemoryPool pool, Runnable giveBack) {
         this.pointer = pointer;
         this.buffer = pointer.asBuffer();
         this.bytes = floats * Float.BYTES;
         this.pool = pool;
+        this.giveBack = giveBack;
+    }
+
+    /**
+     * The floats of a direct buffer (position 0, little-endian, 64-byte aligned) in place; freeing them runs
+     * {@code giveBack} instead of pooling them. The buffer must stay untouched until then.
+     */
+    static CpuMemory lent(java.nio.ByteBuffer bytes, Runnable giveBack) {
+        long floats = bytes.remaining() / Float.BYTES;
+        FloatPointer p = new FloatPointer(new BytePointer(bytes));
+        p.position(0).limit(floats).capacity(floats);
+        return new CpuMemory(p, floats, null, giveBack);
     }
 
     /** A block of {@code floats}, zeroed when {@code zero}; reused from the pool when one fits. */
@@ -41,11 +55,18 @@ final class CpuMemory implements DeviceMemory {
         }
         FloatPointer p = new FloatPointer(raw);
         p.capacity(floats);
-        return new CpuMemory(p, floats, pool);
+        return new CpuMemory(p, floats, pool, null);
     }
 
     FloatBuffer buffer() {
         return buffer;
+    }
+
+    /** The bytes of floats [offset, offset + floats), in place. */
+    java.nio.ByteBuffer bytes(long offset, long floats) {
+        BytePointer b = new BytePointer(pointer);
+        b.position(offset * Float.BYTES).limit((offset + floats) * Float.BYTES);
+        return b.asByteBuffer();
     }
 
     /** A pointer to element {@code offset}, for BLAS. */
@@ -72,7 +93,8 @@ final class CpuMemory implements DeviceMemory {
             if (freed) throw new IllegalStateException("double free of " + bytes + " bytes");
             freed = true;
         }
-        pool.give(this, bytes / Float.BYTES);
+        if (giveBack != null) giveBack.run();
+        else pool.give(this, bytes / Float.BYTES);
     }
 
     /** Gives the block back to the system; only the pool calls this, for blocks no tensor holds. */
