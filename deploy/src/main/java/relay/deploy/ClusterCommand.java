@@ -1,0 +1,136 @@
+package relay.deploy;
+
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.InputStreamReader;
+import java.io.PrintStream;
+import java.net.InetAddress;
+import java.net.ServerSocket;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Callable;
+import java.util.concurrent.TimeUnit;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+import picocli.CommandLine.Unmatched;
+import picocli.CommandLine.Model.CommandSpec;
+
+@Command(name = "cluster", mixinStandardHelpOptions = true, subcommands = ClusterCommand.Local.class,
+        description = "Runs training on a cluster of relay JVMs. For several machines see deploy/bin/relay-ssh and deploy/slurm/relay.sbatch.")
+final class ClusterCommand implements Runnable {
+    @Spec
+    CommandSpec spec;
+
+    @Override
+    public void run() {
+        spec.commandLine().usage(System.out);
+    }
+
+    @Command(name = "local", mixinStandardHelpOptions = true,
+            description = "Trains on N JVMs of this machine, on loopback: node 0 coordinates (relay train nodes=N), nodes 1..N-1 hold the "
+                    + "devices, split among them in order. Every other argument is relay train's (with none, the default run). Their "
+                    + "output is gathered here, each line marked with its node; all stop on Ctrl-C (after the step and its "
+                    + "checkpoint) or when the run ends, and the run's exit code is returned.")
+    static final class Local implements Callable<Integer> {
+        @Option(names = "--nodes", description = "JVMs, the coordinator's included (default ${DEFAULT-VALUE})")
+        int nodes = 3;
+
+        @Unmatched
+        List<String> train = new ArrayList<>();
+
+        @Override
+        public Integer call() throws Exception {
+            Inputs.require(nodes >= 2, "--nodes", "2 or more (a coordinator and at least one worker)", nodes);
+            for (String a : train) {
+                if (a.startsWith("nodes=")) throw new IllegalArgumentException("'" + a + "': relay cluster local sets nodes from --nodes");
+                if (a.startsWith("relay.cluster.join=")) throw new IllegalArgumentException("'" + a + "': the workers join node 0 of this machine");
+            }
+            String port = setting("relay.cluster.port");
+            if (port == null) port = String.valueOf(freePort());
+            List<String> coordinator = new ArrayList<>(List.of("train"));
+            coordinator.addAll(train);
+            coordinator.addAll(List.of("nodes=" + nodes, "relay.cluster.port=" + port));
+            List<Process> all = new ArrayList<>();
+            Runtime.getRuntime().addShutdownHook(new Thread(() -> stopAll(all), "relay-cluster-stop"));
+            synchronized (all) {
+                all.add(start(0, coordinator));
+                for (int i = 1; i < nodes; i++) {
+                    List<String> worker = new ArrayList<>(List.of("node", "--join", "127.0.0.1:" + port, "--index", String.valueOf(i)));
+                    // The cluster's settings (TLS, sizes, timeouts) are every node's; the port is the coordinator's alone.
+                    train.stream().filter(a -> a.startsWith("relay.cluster.") && !a.startsWith("relay.cluster.port=")).forEach(worker::add);
+                    all.add(start(i, worker));
+                }
+            }
+            int code = all.get(0).waitFor();
+            // The workers end when the coordinator leaves the cluster; one that does not is stopped.
+            for (int i = 1; i < all.size(); i++) {
+                Process p = all.get(i);
+                if (!p.waitFor(60, TimeUnit.SECONDS)) {
+                    System.err.printf("[node %d] did not end with the run: stopped%n", i);
+                    p.destroyForcibly();
+                }
+            }
+            return code;
+        }
+
+        /** The value of a key=value setting among the train arguments, or null. */
+        private String setting(String key) {
+            return train.stream().filter(a -> a.startsWith(key + "=")).map(a -> a.substring(key.length() + 1)).reduce((a, b) -> b)
+                    .orElse(null);
+        }
+
+        private static int freePort() throws IOException {
+            try (ServerSocket s = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
+                return s.getLocalPort();
+            }
+        }
+
+        private static Process start(int node, List<String> args) throws IOException {
+            Process p = new ProcessBuilder(RelayJvm.command(args)).redirectInput(ProcessBuilder.Redirect.PIPE).start();
+            p.getOutputStream().close();
+            pump(p.getInputStream(), System.out, node);
+            pump(p.getErrorStream(), System.err, node);
+            return p;
+        }
+
+        /** Copies a node's output here line by line, each marked with the node. */
+        private static void pump(InputStream from, PrintStream to, int node) {
+            Thread t = new Thread(() -> {
+                try (BufferedReader r = new BufferedReader(new InputStreamReader(from, StandardCharsets.UTF_8))) {
+                    for (String line; (line = r.readLine()) != null; ) {
+                        synchronized (System.out) {
+                            to.println("[node " + node + "] " + line);
+                        }
+                    }
+                } catch (IOException ended) {
+                    // The node is gone.
+                }
+            }, "relay-cluster-log-" + node);
+            t.setDaemon(true);
+            t.start();
+        }
+
+        /**
+         * On Ctrl-C or SIGTERM here: every node is asked to stop (SIGTERM); the coordinator finishes its step and
+         * writes a checkpoint, the workers wait until it has, then all are gone.
+         */
+        private static void stopAll(List<Process> all) {
+            List<Process> live;
+            synchronized (all) {
+                live = all.stream().filter(Process::isAlive).toList();
+            }
+            live.forEach(Process::destroy);
+            for (Process p : live) {
+                try {
+                    if (!p.waitFor(330, TimeUnit.SECONDS)) p.destroyForcibly();
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    p.destroyForcibly();
+                }
+            }
+        }
+    }
+}
