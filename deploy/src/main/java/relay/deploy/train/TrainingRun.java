@@ -36,13 +36,15 @@ public final class TrainingRun {
     private final PrintStream out;
     private final UnaryOperator<Engine> wrap;
     private final Nodes nodes;
+    private final StopRequest stop;
     private final List<Report.Point> points = new ArrayList<>();
     private final long start = System.nanoTime();
 
     private TrainingRun(TrainConfig c, Config resolved, RunInputs in, RunDirectory dir, PrintStream out, UnaryOperator<Engine> wrap,
-                        Nodes nodes) {
+                        Nodes nodes, StopRequest stop) {
         this.c = c;
         this.nodes = nodes;
+        this.stop = stop;
         this.resolved = resolved;
         this.in = in;
         this.dir = dir;
@@ -69,7 +71,8 @@ public final class TrainingRun {
             throws IOException {
         RunInputs in = RunInputs.prepare(c, resumeFrom, out);
         Path path = in.start().checkpoint() != null ? Checkpoint.run(in.start().checkpoint()) : runDir != null ? runDir : RunDirectory.fresh(c);
-        try (Nodes nodes = nodes(c, resolved, out); RunDirectory dir = RunDirectory.open(path)) {
+        // A stop signal waits until the nodes are closed too: a cluster's workers see their coordinator leave, not vanish.
+        try (StopRequest stop = new StopRequest(); Nodes nodes = nodes(c, resolved, out); RunDirectory dir = RunDirectory.open(path)) {
             try {
                 if (in.start().checkpoint() == null && Checkpoint.any(path)) {
                     throw new IllegalArgumentException(path + " gained a checkpoint while this run was starting (another relay train?); "
@@ -78,7 +81,7 @@ public final class TrainingRun {
                 int failedAt = -1;
                 for (int restart = 1; ; restart++) {
                     try {
-                        return new TrainingRun(c, resolved, in, dir, out, wrap, nodes).train();
+                        return new TrainingRun(c, resolved, in, dir, out, wrap, nodes, stop).train();
                     } catch (Failed f) {
                         if (!f.restartable() || restart > c.run().restarts() || f.step() == failedAt) throw f;
                         failedAt = f.step();
@@ -129,7 +132,7 @@ public final class TrainingRun {
 
     private Summary train() throws IOException {
         int first = in.start().step(), steps = c.run().steps();
-        try (StopRequest stop = new StopRequest(); Engine engine = wrap.apply(engine())) {
+        try (Engine engine = wrap.apply(engine())) {
             if (in.start().checkpoint() != null) restore(engine);
             dir.writeSettings(resolved);
             try (MetricsLog metrics = first == 0 ? MetricsLog.create(dir.resolve("metrics.jsonl"))
