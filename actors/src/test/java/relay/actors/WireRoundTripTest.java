@@ -183,4 +183,17 @@ class WireRoundTripTest {
         NotSerializableException empty = assertThrows(NotSerializableException.class, () -> s.fromBinary(new byte[] {0}, "e"));
         assertTrue(empty.getMessage().contains("a stage event without an event"), empty.getMessage());
     }
+
+    /** Java serializable, and nothing else: Pekko would fall back to Java serialization for it, which is off. */
+    record JavaOnly(String text) implements java.io.Serializable {}
+
+    @Test
+    void aMessageThatIsNotProtobufIsRefused() {
+        Serialization serialization = SerializationExtension.get(Adapter.toClassic(kit.system()));
+        var javaOnly = serialization.serialize(new JavaOnly("hello"));
+        assertTrue(javaOnly.isFailure(), "a Java-serializable message was serialized");
+        assertTrue(javaOnly.failed().get().getMessage().contains("Java serialization"), javaOnly.failed().get().getMessage());
+        var plain = serialization.serialize(new Object());
+        assertTrue(plain.isFailure(), "a message with no serializer was serialized");
+    }
 }

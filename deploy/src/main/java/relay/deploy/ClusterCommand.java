@@ -5,8 +5,6 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.io.InputStreamReader;
 import java.io.PrintStream;
-import java.net.InetAddress;
-import java.net.ServerSocket;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
@@ -48,8 +46,7 @@ final class ClusterCommand implements Runnable {
                 if (a.startsWith("nodes=")) throw new IllegalArgumentException("'" + a + "': relay cluster local sets nodes from --nodes");
                 if (a.startsWith("relay.cluster.join=")) throw new IllegalArgumentException("'" + a + "': the workers join node 0 of this machine");
             }
-            String port = setting("relay.cluster.port");
-            if (port == null) port = String.valueOf(freePort());
+            int port = port();
             List<String> coordinator = new ArrayList<>(List.of("train"));
             coordinator.addAll(train);
             coordinator.addAll(List.of("nodes=" + nodes, "relay.cluster.port=" + port));
@@ -57,12 +54,7 @@ final class ClusterCommand implements Runnable {
             Runtime.getRuntime().addShutdownHook(new Thread(() -> stopAll(all), "relay-cluster-stop"));
             synchronized (all) {
                 all.add(start(0, coordinator));
-                for (int i = 1; i < nodes; i++) {
-                    List<String> worker = new ArrayList<>(List.of("node", "--join", "127.0.0.1:" + port, "--index", String.valueOf(i)));
-                    // The cluster's settings (TLS, sizes, timeouts) are every node's; the port is the coordinator's alone.
-                    train.stream().filter(a -> a.startsWith("relay.cluster.") && !a.startsWith("relay.cluster.port=")).forEach(worker::add);
-                    all.add(start(i, worker));
-                }
+                for (int i = 1; i < nodes; i++) all.add(start(i, LoopbackCluster.worker(port, i, train)));
             }
             int code = all.get(0).waitFor();
             // The workers end when the coordinator leaves the cluster; one that does not is stopped.
@@ -76,16 +68,18 @@ final class ClusterCommand implements Runnable {
             return code;
         }
 
-        /** The value of a key=value setting among the train arguments, or null. */
-        private String setting(String key) {
-            return train.stream().filter(a -> a.startsWith(key + "=")).map(a -> a.substring(key.length() + 1)).reduce((a, b) -> b)
-                    .orElse(null);
-        }
-
-        private static int freePort() throws IOException {
-            try (ServerSocket s = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
-                return s.getLocalPort();
+        /** The coordinator's port: relay.cluster.port among the train arguments, else a free one. */
+        private int port() throws IOException {
+            String key = "relay.cluster.port=";
+            String given = train.stream().filter(a -> a.startsWith(key)).map(a -> a.substring(key.length())).reduce((a, b) -> b).orElse(null);
+            if (given == null) return LoopbackCluster.freePort();
+            try {
+                int port = Integer.parseInt(given.trim());
+                if (port >= 1 && port <= 65535) return port;
+            } catch (NumberFormatException notANumber) {
+                // Said below.
             }
+            throw new IllegalArgumentException("relay.cluster.port: expected a port from 1 to 65535, got '" + given + "'");
         }
 
         private static Process start(int node, List<String> args) throws IOException {

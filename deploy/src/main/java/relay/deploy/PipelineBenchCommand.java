@@ -1,13 +1,22 @@
 package relay.deploy;
 
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigFactory;
+import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.concurrent.Callable;
+import java.util.concurrent.TimeUnit;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
+import relay.actors.ClusterSettings;
+import relay.actors.Nodes;
 import relay.actors.PipelineSchedule;
 import relay.actors.UpdateMode;
 import relay.actors.bench.PipelineBench;
@@ -40,6 +49,10 @@ final class PipelineBenchCommand implements Callable<Integer> {
     @Option(names = "--trace", description = "write the pipeline's trace (Chrome/Perfetto JSON) to this file")
     Path trace;
 
+    @Option(names = "--nodes", description = "also run the pipeline on a cluster of this many JVMs on loopback, started here: "
+            + "this one coordinates, nodes − 1 workers hold the devices (default ${DEFAULT-VALUE}: this JVM only)")
+    int nodes = 1;
+
     @Mixin
     JsonOption json;
 
@@ -49,6 +62,7 @@ final class PipelineBenchCommand implements Callable<Integer> {
         Inputs.require(microbatches >= 1 && modelOptions.batch % microbatches == 0, "--microbatches", "≥ 1 and divide --batch "
                 + modelOptions.batch, microbatches);
         Inputs.require(steps >= 1, "--steps", "≥ 1", steps);
+        Inputs.require(nodes >= 1 && nodes - 1 <= devices, "--nodes", "≥ 1, with no more workers than --devices " + devices, nodes);
         Inputs.require(clipNorm >= 0 && Float.isFinite(clipNorm), "--clip-norm", "a finite number ≥ 0 (0: off)", clipNorm);
         Inputs.require(mode.equals("eager") || mode.equals("exact"), "--mode", "eager or exact", mode);
         Inputs.writableFile(trace, "--trace");
@@ -64,13 +78,21 @@ final class PipelineBenchCommand implements Callable<Integer> {
         Inputs.require(devices <= cfg.layers() + 2, "--devices", "at most the model's " + (cfg.layers() + 2) + " stages", devices);
         System.out.printf("%s, batch %d × seq %d in %d microbatches, %s, %s mode, %d devices: plain loop first, then the pipeline...%n",
                 modelOptions.model, modelOptions.batch, modelOptions.seq, microbatches, schedule, mode, devices);
-        PipelineBench.Result r = PipelineBench.run(cfg, modelOptions.batch, modelOptions.seq, devices,
-                microbatches, s, m, steps, trace, clipNorm);
-        new Table("metric", "value")
+        PipelineBench.Result r;
+        try (Workers cluster = new Workers(nodes)) {
+            r = PipelineBench.run(cfg, modelOptions.batch, modelOptions.seq, devices, microbatches, s, m, steps, trace, clipNorm,
+                    nodes > 1 ? cluster::start : null);
+        }
+        Table table = new Table("metric", "value")
                 .row("placement (device of each stage)", Arrays.toString(r.placement().deviceOfStage()))
                 .row("pipeline tokens/s", String.format("%.1f", r.tokensPerSecond()))
                 .row("plain loop tokens/s (same threads)", String.format("%.1f", r.referenceTokensPerSecond()))
-                .row("ratio", String.format("%.3f", r.tokensPerSecond() / r.referenceTokensPerSecond()))
+                .row("ratio", String.format("%.3f", r.tokensPerSecond() / r.referenceTokensPerSecond()));
+        if (nodes > 1) {
+            table.row("pipeline on " + nodes + " JVMs tokens/s", String.format("%.1f", r.clusterTokensPerSecond()))
+                    .row("cluster / one JVM", String.format("%.3f", r.clusterTokensPerSecond() / r.tokensPerSecond()));
+        }
+        table
                 .row("bubble measured", String.format("%.3f", r.bubbleMeasured()))
                 .row("bubble theory (p-1)/(m+p-1)", String.format("%.3f", r.bubbleTheory()))
                 .row("busy fraction per device", Arrays.toString(Arrays.stream(r.busyFractionPerDevice()).mapToObj(v -> String.format("%.3f", v)).toArray()))
@@ -88,6 +110,11 @@ final class PipelineBenchCommand implements Callable<Integer> {
         out.put("clip_norm", clipNorm);
         out.put("tokens_per_s", r.tokensPerSecond());
         out.put("reference_tokens_per_s", r.referenceTokensPerSecond());
+        out.put("nodes", nodes);
+        if (nodes > 1) {
+            out.put("cluster_tokens_per_s", r.clusterTokensPerSecond());
+            out.put("cluster_ratio", r.clusterTokensPerSecond() / r.tokensPerSecond());
+        }
         out.put("bubble_measured", r.bubbleMeasured());
         out.put("bubble_theory", r.bubbleTheory());
         out.put("staleness_max", r.stalenessMax());
@@ -97,5 +124,41 @@ final class PipelineBenchCommand implements Callable<Integer> {
         out.put("reference_step_seconds", r.referenceStepSeconds());
         json.write(out);
         return 0;
+    }
+
+    /** The cluster's nodes: this JVM as coordinator and worker JVMs of this machine, started when first needed, all ended on close. */
+    private static final class Workers implements AutoCloseable {
+        private final int nodes;
+        private final List<Process> workers = new ArrayList<>();
+        private Nodes coordinator;
+
+        Workers(int nodes) {
+            this.nodes = nodes;
+        }
+
+        Nodes start() {
+            try {
+                int port = LoopbackCluster.freePort();
+                for (int i = 1; i < nodes; i++) {
+                    workers.add(new ProcessBuilder(RelayJvm.command(LoopbackCluster.worker(port, i, List.of())))
+                            .redirectOutput(ProcessBuilder.Redirect.DISCARD).redirectError(ProcessBuilder.Redirect.INHERIT).start());
+                }
+                Config c = ConfigFactory.parseMap(Map.of("relay.cluster.port", port)).withFallback(ConfigFactory.load());
+                System.out.printf("the pipeline again on %d JVMs (coordinator here, %d workers on 127.0.0.1:%d)...%n", nodes, nodes - 1, port);
+                coordinator = Nodes.coordinator(ClusterSettings.from(c), nodes, ConfigFactory.empty());
+                return coordinator;
+            } catch (IOException e) {
+                throw new UncheckedIOException("could not start the cluster's workers: " + e.getMessage(), e);
+            }
+        }
+
+        @Override
+        public void close() throws InterruptedException {
+            if (coordinator != null) coordinator.close();
+            // The workers end once the coordinator has left; one that does not is stopped.
+            for (Process p : workers) {
+                if (!p.waitFor(60, TimeUnit.SECONDS)) p.destroyForcibly();
+            }
+        }
     }
 }

@@ -294,7 +294,19 @@ class BadInputSweepTest {
                 row("--json " + dir + " is a directory", "bench", "pipeline", "--model", "llama-tiny", "--json", dir.toString()),
                 row("no model named 'nosuch'", "bench", "pipeline", "--model", "nosuch"),
                 row("--batch must be ≥ 1, not 0", "bench", "pipeline", "--model", "llama-tiny", "--batch", "0"),
-                row("--seq must be ≥ 1, not 0", "bench", "pipeline", "--model", "llama-tiny", "--seq", "0"));
+                row("--seq must be ≥ 1, not 0", "bench", "pipeline", "--model", "llama-tiny", "--seq", "0"),
+                row("--nodes must be ≥ 1, with no more workers than --devices 2, not 4", "bench", "pipeline", "--model", "llama-tiny", "--nodes", "4"),
+                // relay bench transport
+                row("--sizes must be sizes like 4MiB, 512KiB, not lots", "bench", "transport", "--sizes", "lots"),
+                row("--sizes must be whole KiB from 1KiB to 1GiB, not 100", "bench", "transport", "--sizes", "100"),
+                row("--messages must be ≥ 1, not 0", "bench", "transport", "--messages", "0"),
+                row("--window must be ≥ 1, not 0", "bench", "transport", "--window", "0"),
+                row("--json " + dir + " is a directory", "bench", "transport", "--json", dir.toString()),
+                row("--sizes must be sizes like 4MiB, 512KiB, not x", "bench", "transport", "--serve", "--sizes", "x"),
+                // relay cluster local
+                row("--nodes must be 2 or more (a coordinator and at least one worker), not 1", "cluster", "local", "--nodes", "1"),
+                row("'nodes=3': relay cluster local sets nodes from --nodes", "cluster", "local", "nodes=3"),
+                row("relay.cluster.port: expected a port from 1 to 65535, got 'abc'", "cluster", "local", "relay.cluster.port=abc"));
     }
 
     /** Every file under the fixtures' directory and the working directory's runs/, with size and modification time. */

@@ -70,11 +70,15 @@ class ClusterTrainingTest {
 
     /** A tiny run of llama-tiny; returns the exit code, the error stream in err. */
     private int train(StringWriter err, String out, String... settings) throws IOException {
+        return Cli.run(err, trainArgs(out, settings));
+    }
+
+    private String[] trainArgs(String out, String... settings) throws IOException {
         List<String> args = new ArrayList<>(List.of("train", "--model", "llama-tiny", "--data", corpus().toString(), "--steps", "4",
                 "--out", dir.resolve(out).toString(), "batch=2", "seq=16", "eval-every=2", "checkpoint-every=4", "trace-steps=2",
                 "eval-sequences=4", "validation-fraction=0.1"));
         args.addAll(List.of(settings));
-        return Cli.run(err, args.toArray(String[]::new));
+        return args.toArray(String[]::new);
     }
 
     private Path runOf(String out) throws IOException {
@@ -146,6 +150,21 @@ class ClusterTrainingTest {
         assertTrue(trace.contains("device 0 (cpu0, node 1 (127.0.0.1:") && trace.contains("device 1 (cpu1, node 2 (127.0.0.1:"),
                 "a process per node and device in the trace");
         assertWorkersEndWithTheRun();
+    }
+
+    @Test
+    @Timeout(value = 4, unit = TimeUnit.MINUTES)
+    void relayClusterLocalRunsTheSameRunAndGathersEveryNodesOutput() throws Exception {
+        StringWriter err = new StringWriter();
+        assertEquals(0, train(err, "one", "microbatches=2"), err::toString);
+        List<String> args = new ArrayList<>(List.of("cluster", "local", "--nodes", "3"));
+        List<String> train = List.of(trainArgs("three", "microbatches=2"));
+        args.addAll(train.subList(1, train.size()));  // relay train's arguments, without "train"
+        RelayProcess.Result r = RelayProcess.run(dir, args.toArray(String[]::new));
+        assertEquals(0, r.code(), r.output());
+        assertTrue(r.output().contains("[node 0] done in"), r.output());
+        assertTrue(r.output().contains("[node 1] node 1: the run ended") && r.output().contains("[node 2] node 2: the run ended"), r.output());
+        assertSameRun(runOf("one"), runOf("three"));
     }
 
     @Test

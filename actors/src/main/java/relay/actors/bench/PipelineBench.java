@@ -6,7 +6,9 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.function.Supplier;
 import relay.actors.Coordinator;
+import relay.actors.Nodes;
 import relay.actors.Pipeline;
 import relay.actors.PipelineConfig;
 import relay.actors.PipelineSchedule;
@@ -30,13 +32,18 @@ import relay.stages.train.TrainingMethod;
 public final class PipelineBench {
     private PipelineBench() {}
 
-    public record Result(double tokensPerSecond, double referenceTokensPerSecond, double bubbleMeasured,
+    /** {@code clusterTokensPerSecond}: the same pipeline on the cluster's nodes; NaN without one. */
+    public record Result(double tokensPerSecond, double referenceTokensPerSecond, double clusterTokensPerSecond, double bubbleMeasured,
                          double bubbleTheory, long stalenessMax, Placement placement, double[] pipelineStepSeconds,
                          double[] referenceStepSeconds, double[] busyFractionPerDevice) {}
 
-    /** @param clipNorm LOMO's clipping by global norm (0: off), which adds a norm-only pass to every step */
+    /**
+     * @param clipNorm LOMO's clipping by global norm (0: off), which adds a norm-only pass to every step
+     * @param cluster  nodes of a cluster to run the same pipeline on after this JVM's, made when needed (null: none);
+     *                 the caller closes them
+     */
     public static Result run(ModelConfig cfg, int batch, int seq, int devices, int microbatches, PipelineSchedule schedule,
-                             UpdateMode mode, int steps, Path trace, float clipNorm) throws IOException {
+                             UpdateMode mode, int steps, Path trace, float clipNorm, Supplier<Nodes> cluster) throws IOException {
         if (batch % microbatches != 0) {
             throw new IllegalArgumentException("batch " + batch + " does not split into " + microbatches + " microbatches");
         }
@@ -69,26 +76,41 @@ public final class PipelineBench {
         Placement placement = Placement.balanced(StageCosts.measure(cfg, mbBatch, seq), devices);
         PipelineConfig pc = PipelineConfig.defaults(Method.LOMO, lr).with(mode, schedule).withTrace(trace != null)
                 .withSettings(settings, false);
-        double[] pipeSeconds = new double[steps];
-        double[] bubbles = new double[steps];
-        double[] busy = new double[devices];
-        long staleness = 0;
+        Timing local;
         try (Pipeline p = Pipeline.start(cfg, 1, placement, pc, ConfigFactory.empty())) {
-            check(p.step(stepsData.get(0)));
-            p.trace();
-            for (int s = 1; s <= steps; s++) {
-                long t0 = System.nanoTime();
-                Coordinator.StepResult r = check(p.step(stepsData.get(s)));
-                pipeSeconds[s - 1] = (System.nanoTime() - t0) / 1e9;
-                bubbles[s - 1] = r.bubble();
-                staleness = Math.max(staleness, r.staleness());
-                for (int d = 0; d < devices; d++) busy[d] += r.busyNanos()[d] / (double) r.wallNanos() / steps;
-            }
-            if (trace != null) p.writeTrace(trace);
+            local = time(p, stepsData, trace);
         }
-        double pipe = median(pipeSeconds), ref = median(refSeconds);
-        return new Result(tokensPerStep / pipe, tokensPerStep / ref, median(bubbles),
-                PipelineSchedule.theoreticalBubble(devices, microbatches), staleness, placement, pipeSeconds, refSeconds, busy);
+        double clusterTokensPerSecond = Double.NaN;
+        if (cluster != null) {
+            try (Pipeline p = Pipeline.start(cluster.get(), cfg, 1, null, placement, pc)) {
+                clusterTokensPerSecond = tokensPerStep / median(time(p, stepsData, null).seconds);
+            }
+        }
+        return new Result(tokensPerStep / median(local.seconds), tokensPerStep / median(refSeconds), clusterTokensPerSecond,
+                median(local.bubbles), PipelineSchedule.theoreticalBubble(devices, microbatches), local.staleness, placement,
+                local.seconds, refSeconds, local.busy);
+    }
+
+    /** Per timed step: seconds and bubble; over all: the largest staleness and each device's mean busy fraction. */
+    private record Timing(double[] seconds, double[] bubbles, long staleness, double[] busy) {}
+
+    /** Steps the pipeline over the data, the first step a warm-up. */
+    private static Timing time(Pipeline p, List<List<Batch>> stepsData, Path trace) throws IOException {
+        int steps = stepsData.size() - 1, devices = p.placement().devices();
+        double[] seconds = new double[steps], bubbles = new double[steps], busy = new double[devices];
+        long staleness = 0;
+        check(p.step(stepsData.get(0)));
+        p.trace();
+        for (int s = 1; s <= steps; s++) {
+            long t0 = System.nanoTime();
+            Coordinator.StepResult r = check(p.step(stepsData.get(s)));
+            seconds[s - 1] = (System.nanoTime() - t0) / 1e9;
+            bubbles[s - 1] = r.bubble();
+            staleness = Math.max(staleness, r.staleness());
+            for (int d = 0; d < devices; d++) busy[d] += r.busyNanos()[d] / (double) r.wallNanos() / steps;
+        }
+        if (trace != null) p.writeTrace(trace);
+        return new Timing(seconds, bubbles, staleness, busy);
     }
 
     private static Coordinator.StepResult check(Coordinator.StepResult r) {
