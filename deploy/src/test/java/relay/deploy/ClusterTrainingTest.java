@@ -169,6 +169,29 @@ class ClusterTrainingTest {
 
     @Test
     @Timeout(value = 4, unit = TimeUnit.MINUTES)
+    void threeJvmsOverTlsEndBitIdenticalToOne() throws Exception {
+        Path store = dir.resolve("cluster.p12");
+        Process keytool = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "keytool").toString(), "-genkeypair",
+                "-alias", "relay", "-keyalg", "EC", "-groupname", "secp256r1", "-dname", "CN=relay", "-validity", "2", "-storetype",
+                "PKCS12", "-keystore", store.toString(), "-storepass", "secret", "-keypass", "secret").redirectErrorStream(true).start();
+        String made = new String(keytool.getInputStream().readAllBytes());
+        assertEquals(0, keytool.waitFor(), made);
+        // Every node presents the cluster's key and trusts only it: Artery over TLS, and the tensor channel too.
+        String[] tls = {"relay.cluster.tls.enabled=on", "relay.cluster.tls.key-store=" + store, "relay.cluster.tls.key-store-password=secret",
+                "relay.cluster.tls.trust-store=" + store, "relay.cluster.tls.trust-store-password=secret"};
+        StringWriter err = new StringWriter();
+        assertEquals(0, train(err, "one", "microbatches=2"), err::toString);
+        int port = freePort();
+        startWorkers(port, 3, tls);
+        List<String> settings = new ArrayList<>(List.of("microbatches=2", "nodes=3", "relay.cluster.port=" + port));
+        settings.addAll(List.of(tls));
+        assertEquals(0, train(err, "tls", settings.toArray(String[]::new)), err::toString);
+        assertSameRun(runOf("one"), runOf("tls"));
+        assertWorkersEndWithTheRun();
+    }
+
+    @Test
+    @Timeout(value = 4, unit = TimeUnit.MINUTES)
     void threeJvmsInEagerModeWithOneMicrobatchEndBitIdenticalToOne() throws Exception {
         StringWriter err = new StringWriter();
         assertEquals(0, train(err, "one", "microbatches=1", "mode=eager"), err::toString);
