@@ -351,12 +351,12 @@ public final class TensorChannel implements AutoCloseable {
         }
     }
 
-    /** Direct buffers for received frames, kept for reuse once their values are taken. */
+    /** Direct buffers for received frames, kept for reuse once their values are taken; the last given is taken first, still in cache. */
     private static final class Frames {
-        private final java.util.concurrent.ConcurrentLinkedQueue<ByteBuffer> free = new java.util.concurrent.ConcurrentLinkedQueue<>();
+        private final java.util.concurrent.ConcurrentLinkedDeque<ByteBuffer> free = new java.util.concurrent.ConcurrentLinkedDeque<>();
 
         ByteBuffer take(int size) {
-            for (ByteBuffer b; (b = free.poll()) != null; ) {
+            for (ByteBuffer b; (b = free.pollFirst()) != null; ) {
                 if (b.capacity() >= size) return b.clear().limit(size);
             }
             // An aligned slice starts at the first boundary and ends at the last one: room for both.
@@ -365,7 +365,7 @@ public final class TensorChannel implements AutoCloseable {
         }
 
         void give(ByteBuffer b) {
-            if (free.size() < 2 * QUEUE) free.offer(b);
+            if (free.size() < 2 * QUEUE) free.offerFirst(b);
         }
     }
 

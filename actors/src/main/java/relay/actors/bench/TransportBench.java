@@ -150,6 +150,9 @@ public final class TransportBench {
                 Sender relay = new Sender(system, channel, peerChannel, peer, device);
                 // Both paths in turn, three times, each taken at its median: neither is favoured by warming up first or by a hiccup of the machine.
                 double[] relayRuns = new double[REPEATS], rawRuns = new double[REPEATS];
+                // An untimed pass of each path first: the JIT compiles both before either is timed.
+                relay.seconds(floats, Math.max(messages, WARM_UP), window);
+                raw(socket, Math.toIntExact(size), Math.max(messages, WARM_UP), window);
                 for (int r = 0; r < REPEATS; r++) {
                     relayRuns[r] = relay.seconds(floats, messages, window);
                     rawRuns[r] = raw(socket, Math.toIntExact(size), messages, window);
@@ -172,6 +175,7 @@ public final class TransportBench {
     }
 
     private static final int REPEATS = 3;
+    private static final int WARM_UP = 200;
 
     private static double latency(Timed t, int rounds) throws IOException, InterruptedException {
         double[] s = new double[rounds];
