@@ -193,9 +193,9 @@ public final class Codecs implements MessageCodecs {
         } else if (c instanceof StageCommand.SetTrainable m) {
             b.setSetTrainable(relay.transport.proto.SetTrainable.newBuilder().setStep(m.step()).setTrainable(m.trainable()));
         } else if (c instanceof StageCommand.TiedGradient m) {
-            b.setTiedGradient(TiedTensor.newBuilder().setStep(m.step()).setTensor(shape(m.gradient())));
+            b.setTiedGradient(TiedTensor.newBuilder().setStep(m.step()).setRow(m.row()).setTensor(shape(m.gradient())));
         } else if (c instanceof StageCommand.TiedWeights m) {
-            b.setTiedWeights(TiedTensor.newBuilder().setStep(m.step()).setTensor(shape(m.weights())));
+            b.setTiedWeights(TiedTensor.newBuilder().setStep(m.step()).setRow(m.row()).setTensor(shape(m.weights())));
         } else if (c instanceof StageCommand.CollectWeights) {
             b.setCollectWeights(Empty.getDefaultInstance());
         } else if (c instanceof StageCommand.CollectState) {
@@ -220,8 +220,10 @@ public final class Codecs implements MessageCodecs {
             case FORWARD -> new StageCommand.Forward(Wire.position(p.getForward().getPosition()), payload(p.getForward().getTensor(), in));
             case BACKWARD -> new StageCommand.Backward(Wire.position(p.getBackward().getPosition()), payload(p.getBackward().getTensor(), in));
             case SET_TRAINABLE -> new StageCommand.SetTrainable(p.getSetTrainable().getStep(), p.getSetTrainable().getTrainable());
-            case TIED_GRADIENT -> new StageCommand.TiedGradient(p.getTiedGradient().getStep(), payload(p.getTiedGradient().getTensor(), in));
-            case TIED_WEIGHTS -> new StageCommand.TiedWeights(p.getTiedWeights().getStep(), payload(p.getTiedWeights().getTensor(), in));
+            case TIED_GRADIENT -> new StageCommand.TiedGradient(p.getTiedGradient().getStep(), p.getTiedGradient().getRow(),
+                    payload(p.getTiedGradient().getTensor(), in));
+            case TIED_WEIGHTS -> new StageCommand.TiedWeights(p.getTiedWeights().getStep(), p.getTiedWeights().getRow(),
+                    payload(p.getTiedWeights().getTensor(), in));
             case COLLECT_WEIGHTS -> new StageCommand.CollectWeights();
             case COLLECT_STATE -> new StageCommand.CollectState();
             case RESTORE_STATE -> new StageCommand.RestoreState(readParts(p.getRestoreState().getPartsList(), in), p.getRestoreState().getLast());

@@ -1,5 +1,6 @@
 package relay.actors;
 
+import java.util.ArrayList;
 import java.util.List;
 import relay.stages.layers.Parameter;
 import relay.stages.memory.Category;
@@ -18,7 +19,10 @@ final class EmbeddingStage implements StageRole {
     private final Device device;
     private final StageOptimizer optimizer;
     private final boolean tied;
-    private StageCommand.TiedGradient headPart;
+    /** The head's parts of the tied gradient, kept until this stage's own part is summed too. */
+    private final List<StageCommand.TiedGradient> headParts = new ArrayList<>();
+    private final TiedRows headRows;
+    private boolean headComplete;
     private boolean awaitingTied;
     private double normSquared;
 
@@ -27,6 +31,7 @@ final class EmbeddingStage implements StageRole {
         this.device = device;
         this.optimizer = optimizer;
         this.tied = tied;
+        this.headRows = new TiedRows(embedding.tokenTable().value().rows());
     }
 
     @Override
@@ -77,27 +82,31 @@ final class EmbeddingStage implements StageRole {
         normSquared = optimizer.finishPass(pass);
         if (!tied) return true;
         awaitingTied = true;
-        return headPart != null && combineTied(pass, out);
+        return headComplete && combineTied(pass, out);
     }
 
     @Override
     public boolean tied(StageCommand m, Position pass, Outbox out) {
-        headPart = (StageCommand.TiedGradient) m;
-        return awaitingTied && combineTied(pass, out);
+        StageCommand.TiedGradient part = (StageCommand.TiedGradient) m;
+        headParts.add(part);
+        headComplete = headRows.arrived(part.gradient().shape()[0]);
+        return awaitingTied && headComplete && combineTied(pass, out);
     }
 
     /** The head's part and this stage's part of the tied gradient are both here: one update, and the new table to the head. */
     private boolean combineTied(Position pass, Outbox out) {
-        try (Tensor part = headPart.gradient().materialize(device, Category.COMMUNICATION)) {
-            headPart = null;
-            normSquared += optimizer.finishTied(part, pass);
+        for (StageCommand.TiedGradient p : headParts) {
+            try (Tensor part = p.gradient().materialize(device, Category.COMMUNICATION)) {
+                optimizer.addTiedPart(part, p.row());
+            }
         }
+        headParts.clear();
+        headComplete = false;
+        normSquared += optimizer.finishTied(pass);
         awaitingTied = false;
         if (pass.pass() == Pass.TRAIN) {
-            Tensor table = embedding.tokenTable().value();
-            Tensor copy = device.empty(Category.COMMUNICATION, table.shape());
-            device.copy(table, copy);
-            out.toHead(new StageCommand.TiedWeights(pass.step(), TensorPayload.of(copy)), pass);
+            TiedRows.split(embedding.tokenTable().value(),
+                    (row, part) -> out.toHead(new StageCommand.TiedWeights(pass.step(), row, TensorPayload.of(part)), pass));
         }
         return true;
     }
@@ -109,8 +118,10 @@ final class EmbeddingStage implements StageRole {
 
     @Override
     public void discardPending() {
-        if (headPart != null) headPart.gradient().discard();
-        headPart = null;
+        headParts.forEach(p -> p.gradient().discard());
+        headParts.clear();
+        headRows.reset();
+        headComplete = false;
     }
 
     @Override

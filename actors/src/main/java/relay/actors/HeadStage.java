@@ -20,12 +20,14 @@ final class HeadStage implements StageRole {
     private final StageOptimizer optimizer;
     private final boolean tied;
     private double normSquared;
+    private final TiedRows tableRows;
 
     HeadStage(LmHead head, Device device, StageOptimizer optimizer, boolean tied) {
         this.head = head;
         this.device = device;
         this.optimizer = optimizer;
         this.tied = tied;
+        this.tableRows = new TiedRows(head.weight().value().rows());
     }
 
     @Override
@@ -91,20 +93,29 @@ final class HeadStage implements StageRole {
         if (!pass.pass().backward()) return true;
         normSquared = optimizer.finishPass(pass);
         if (!tied) return true;
-        out.toEmbedding(new StageCommand.TiedGradient(pass.step(), TensorPayload.of(optimizer.takeTiedSum())), pass);
+        try (Tensor sum = optimizer.takeTiedSum()) {
+            TiedRows.split(sum, (row, part) -> out.toEmbedding(new StageCommand.TiedGradient(pass.step(), row, TensorPayload.of(part)), pass));
+        }
         return pass.pass() == Pass.NORM;
     }
 
-    /** The updated table replaces the replica. */
+    /** The updated table replaces the replica, part by part; the pass's share is complete with the last row. */
     @Override
     public boolean tied(StageCommand m, Position pass, Outbox out) {
-        ((StageCommand.TiedWeights) m).weights().copyInto(head.weight().value());
-        return true;
+        StageCommand.TiedWeights part = (StageCommand.TiedWeights) m;
+        int rows = part.weights().shape()[0];
+        part.weights().copyInto(head.weight().value().rowRange(part.row(), part.row() + rows));
+        return tableRows.arrived(rows);
     }
 
     @Override
     public double normSquared() {
         return normSquared;
+    }
+
+    @Override
+    public void discardPending() {
+        tableRows.reset();
     }
 
     @Override

@@ -46,11 +46,11 @@ public sealed interface StageCommand extends WireMessage {
     /** LISA, to a block: it trains from this step on, or is frozen (its optimizer state is freed). */
     record SetTrainable(long step, boolean trainable) implements StageCommand {}
 
-    /** The head's summed gradient of a tied matrix, to the embedding at the end of a pass. */
-    record TiedGradient(long step, TensorPayload gradient) implements StageCommand {}
+    /** A part of the head's summed gradient of a tied matrix, rows from {@code row} on, to the embedding at the end of a pass. */
+    record TiedGradient(long step, int row, TensorPayload gradient) implements StageCommand {}
 
-    /** The tied matrix after its update, from the embedding back to the head's replica. */
-    record TiedWeights(long step, TensorPayload weights) implements StageCommand {}
+    /** A part of the tied matrix after its update, rows from {@code row} on, from the embedding back to the head's replica. */
+    record TiedWeights(long step, int row, TensorPayload weights) implements StageCommand {}
 
     /** Report the stage's parameters' values (between steps). */
     record CollectWeights() implements StageCommand {}

@@ -129,13 +129,18 @@ final class StageOptimizer implements AutoCloseable {
         return tiedSum.take(tied);
     }
 
-    /**
-     * The embedding's end of a pass for the tied matrix: adds the head's part to its own, then returns
-     * the total's squared norm (norm pass) or applies it once (updating pass) and returns 0.
-     */
-    double finishTied(Tensor headPart, Position pos) {
+    /** The embedding adds a part of the head's tied gradient (rows from {@code row} on) to its own. */
+    void addTiedPart(Tensor headPart, int row) {
         Tensor total = tiedSum.sumFor(tied);
-        total.device().axpy(1f, headPart, total);
+        total.device().axpy(1f, headPart, total.rowRange(row, row + headPart.rows()));
+    }
+
+    /**
+     * The embedding's end of a pass for the tied matrix, every part of the head's added: returns the total's
+     * squared norm (norm pass) or applies it once (updating pass) and returns 0.
+     */
+    double finishTied(Position pos) {
+        Tensor total = tiedSum.sumFor(tied);
         double sq = 0;
         if (pos.pass() == Pass.NORM) {
             sq = total.device().sumOfSquares(total);

@@ -277,9 +277,14 @@ class StageProtocolTest {
         part.gradient().discard();
         h.events().expectNoMessage(Duration.ofMillis(100));
         float[] table = new float[GPT2.vocabSize() * GPT2.hidden()];
-        java.util.Arrays.fill(table, 0.25f);
-        h.stage().tell(new StageCommand.TiedWeights(0, TensorPayload.of(device.allocate(Category.COMMUNICATION, GPT2.vocabSize(),
-                GPT2.hidden()).copyFrom(table))));
+        for (int i = 0; i < table.length; i++) table[i] = i * 0.25f;
+        // The new table in parts of whole rows: the pass is done with the last of them, not before.
+        try (Tensor whole = device.allocate(Category.COMMUNICATION, GPT2.vocabSize(), GPT2.hidden()).copyFrom(table)) {
+            TiedRows.split(whole, 3 * GPT2.hidden() * 5, (row, rows) -> {
+                h.events().expectNoMessage(Duration.ofMillis(50));
+                h.stage().tell(new StageCommand.TiedWeights(0, row, TensorPayload.of(rows)));
+            });
+        }
         h.events().expectMessageClass(StageEvent.PassDone.class);
         assertArrayEquals(table, weights(h).get("transformer.wte.weight"), 0f);
         kit.stop(h.stage());
@@ -294,8 +299,13 @@ class StageProtocolTest {
         h.probe(1).expectMessageClass(StageCommand.Forward.class).activation().discard();
         h.stage().tell(new StageCommand.Backward(pos, TensorPayload.of(random(B * T, GPT2.hidden(), 3))));
         h.events().expectNoMessage(Duration.ofMillis(100));
-        h.stage().tell(new StageCommand.TiedGradient(0, TensorPayload.of(random(GPT2.vocabSize(), GPT2.hidden(), 4))));
-        float[] sent = taken(h.probe(GPT2.layers() + 1).expectMessageClass(StageCommand.TiedWeights.class).weights(), device);
+        // The head's part in parts of whole rows (15, 15 and 10 of the 40); the table goes back whole, as one part here.
+        try (Tensor headPart = random(GPT2.vocabSize(), GPT2.hidden(), 4)) {
+            TiedRows.split(headPart, 15 * GPT2.hidden(), (row, part) -> h.stage().tell(new StageCommand.TiedGradient(0, row, TensorPayload.of(part))));
+        }
+        StageCommand.TiedWeights back = h.probe(GPT2.layers() + 1).expectMessageClass(StageCommand.TiedWeights.class);
+        assertEquals(0, back.row());
+        float[] sent = taken(back.weights(), device);
         h.events().expectMessageClass(StageEvent.PassDone.class);
         assertArrayEquals(weights(h).get("transformer.wte.weight"), sent, 0f);
         kit.stop(h.stage());
