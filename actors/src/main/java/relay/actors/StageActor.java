@@ -12,6 +12,7 @@ import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.actor.typed.javadsl.Receive;
 import relay.stages.io.SafeTensors;
 import relay.stages.layers.Parameter;
+import relay.stages.memory.Category;
 import relay.stages.tensor.Device;
 import relay.transport.TensorChannel;
 
@@ -44,11 +45,13 @@ public final class StageActor extends AbstractBehavior<StageCommand> {
             }
             events.tell(new StageEvent.Ready(spec.stage(), ctx.getSelf(), role.parameters().stream().map(Parameter::name).toList(),
                     channel == null ? "" : channel.address()));
-            return new StageActor(ctx, spec, role, events, trace, channel);
+            return new StageActor(ctx, spec, device, role, events, trace, channel);
         });
     }
 
     private final StageSpec spec;
+    /** Where messages' tensors land as they arrive. */
+    private final Device device;
     private final StageRole role;
     private final ActorRef<StageEvent> events;
     private final TraceRecorder trace;
@@ -66,9 +69,10 @@ public final class StageActor extends AbstractBehavior<StageCommand> {
     private long blockedSince = -1;
     private boolean failed;
 
-    private StageActor(ActorContext<StageCommand> ctx, StageSpec spec, StageRole role, ActorRef<StageEvent> events, TraceRecorder trace,
-                       TensorChannel channel) {
+    private StageActor(ActorContext<StageCommand> ctx, StageSpec spec, Device device, StageRole role, ActorRef<StageEvent> events,
+                       TraceRecorder trace, TensorChannel channel) {
         super(ctx);
+        this.device = device;
         this.channel = channel;
         this.spec = spec;
         this.role = role;
@@ -82,12 +86,24 @@ public final class StageActor extends AbstractBehavior<StageCommand> {
                 .onMessage(StageCommand.Connect.class, this::onConnect)
                 .onMessage(StageCommand.Tokens.class, m -> data(m, m.pos()))
                 .onMessage(StageCommand.Targets.class, m -> data(m, m.pos()))
-                .onMessage(StageCommand.Forward.class, m -> data(m, m.pos()))
-                .onMessage(StageCommand.Backward.class, m -> data(m, m.pos()))
+                .onMessage(StageCommand.Forward.class, m -> {
+                    m.activation().land(device, Category.ACTIVATIONS);
+                    return data(m, m.pos());
+                })
+                .onMessage(StageCommand.Backward.class, m -> {
+                    m.gradient().land(device, Category.ACTIVATIONS);
+                    return data(m, m.pos());
+                })
                 .onMessage(StageCommand.LeftDevice.class, this::onLeftDevice)
                 .onMessage(StageCommand.SetTrainable.class, this::onSetTrainable)
-                .onMessage(StageCommand.TiedGradient.class, this::onTied)
-                .onMessage(StageCommand.TiedWeights.class, this::onTied)
+                .onMessage(StageCommand.TiedGradient.class, m -> {
+                    m.gradient().land(device, Category.COMMUNICATION);
+                    return onTied(m);
+                })
+                .onMessage(StageCommand.TiedWeights.class, m -> {
+                    m.weights().land(device, Category.COMMUNICATION);
+                    return onTied(m);
+                })
                 .onMessage(StageCommand.CollectWeights.class, m -> answerInParts(TensorPart.split(weights(), TensorPart.MESSAGE_FLOATS),
                         (parts, last) -> new StageEvent.Weights(spec.stage(), parts, last)))
                 .onMessage(StageCommand.CollectState.class, m -> answerInParts(TensorPart.split(role.optimizer().export(),

@@ -61,6 +61,16 @@ public final class TensorPayload {
         return Tensor.sizeOf(shape) * Float.BYTES;
     }
 
+    /**
+     * Values that came over the wire are taken onto {@code device} now (where they landed, when the device can
+     * keep the buffer), freeing the transport to read on; {@link #materialize} with the same device and category
+     * then hands this tensor over. A receiver that keeps messages for later lands them first: the transport holds
+     * back a sender while its frames are untaken, and a message waiting behind them would never come.
+     */
+    public synchronized void land(Device device, Category category) {
+        if (landed != null) local = materialize(device, category);
+    }
+
     /** The tensor on {@code device}: the sender's own when it is already there, else a copy counted as {@code category}. */
     public synchronized Tensor materialize(Device device, Category category) {
         if (local == null && landed == null) throw new IllegalStateException("tensor payload already taken");
