@@ -3,6 +3,7 @@ package relay.actors;
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
@@ -55,7 +56,7 @@ public final class Nodes implements AutoCloseable {
 
     private Nodes(ActorSystem<Local> system, List<ActorRef<StageHost.Command>> hosts, boolean clustered) {
         this.system = system;
-        this.hosts = hosts;
+        this.hosts = new java.util.concurrent.CopyOnWriteArrayList<>(hosts);
         this.clustered = clustered;
     }
 
@@ -248,7 +249,7 @@ public final class Nodes implements AutoCloseable {
     }
 
     /** The node (its index, and its address in a cluster) that holds device d, for errors and traces. */
-    String nodeOf(int d, int devices) {
+    public String nodeOf(int d, int devices) {
         ActorRef<StageHost.Command> h = hostOf(d, devices);
         return "node " + indexOf(h) + (clustered ? " (" + hostPort(h.path().address()) + ")" : "");
     }
@@ -262,6 +263,27 @@ public final class Nodes implements AutoCloseable {
             if (m.address().equals(a)) return m.status() == org.apache.pekko.cluster.MemberStatus.up();
         }
         return false;
+    }
+
+    /**
+     * Forgets the workers that are no longer members of the cluster (lost: downed, or their JVM ended) and
+     * returns their names; the devices they held go to the workers that remain, in order, when the next
+     * pipeline is placed. Nothing is lost on one machine.
+     */
+    public List<String> dropLost() {
+        List<String> lost = new ArrayList<>();
+        for (ActorRef<StageHost.Command> h : hosts) {
+            if (!alive(h)) {
+                lost.add("node " + indexOf(h) + " (" + hostPort(h.path().address()) + ")");
+                hosts.remove(h);
+            }
+        }
+        return lost;
+    }
+
+    /** How many nodes hold devices: this JVM, or the workers still in the cluster. */
+    public int deviceNodes() {
+        return hosts.size();
     }
 
     /** Every node's host (a worker sees only its own). */

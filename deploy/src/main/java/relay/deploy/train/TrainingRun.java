@@ -82,11 +82,17 @@ public final class TrainingRun {
                 for (int restart = 1; ; restart++) {
                     try {
                         return new TrainingRun(c, resolved, in, dir, out, wrap, nodes, stop).train();
-                    } catch (Failed f) {
-                        if (!f.restartable() || restart > c.run().restarts() || f.step() == failedAt) throw f;
-                        failedAt = f.step();
-                        out.printf("%s%nrestarting the run (%d of %d restarts)%n", f.getMessage(), restart, c.run().restarts());
-                        dir.history("restarting (" + restart + " of " + c.run().restarts() + ")");
+                    } catch (Failed | NodesUnavailable e) {
+                        // A node lost during a step, or while the stages gave their weights for a checkpoint.
+                        boolean lost = e instanceof NodesUnavailable || !((Failed) e).restartable();
+                        int step = e instanceof Failed f ? f.step() : -1;
+                        String replaced = lost ? replace(nodes, Math.min(c.pipeline().devices(), in.model().layers() + 2)) : null;
+                        if ((lost && replaced == null) || restart > c.run().restarts() || (step >= 0 && step == failedAt)) throw e;
+                        failedAt = step;
+                        out.printf("%s%nrestarting the run (%d of %d restarts)%s%n", e.getMessage(), restart, c.run().restarts(),
+                                replaced == null ? "" : ": " + replaced);
+                        dir.history((e instanceof Failed ? "" : e.getMessage() + "; ") + "restarting (" + restart + " of "
+                                + c.run().restarts() + ")" + (replaced == null ? "" : ": " + replaced));
                         in = in.restartFrom(Checkpoint.any(path) ? Checkpoint.locate(path) : null, c);
                     }
                 }
@@ -95,6 +101,19 @@ public final class TrainingRun {
                 throw e;
             }
         }
+    }
+
+    /**
+     * After a node was lost: the workers that remain take its devices (in order, when the pipeline is placed
+     * again); returns what happened, or null when no worker is left or none was lost.
+     */
+    private static String replace(Nodes nodes, int devices) {
+        if (nodes == null) return null;
+        List<String> lost = nodes.dropLost();
+        if (lost.isEmpty() || nodes.deviceNodes() == 0 || nodes.deviceNodes() > devices) return null;
+        List<String> placed = new ArrayList<>();
+        for (int d = 0; d < devices; d++) placed.add("device " + d + " on " + nodes.nodeOf(d, devices));
+        return String.join(", ", lost) + " lost; placed again: " + String.join(", ", placed);
     }
 
     /**
