@@ -187,8 +187,8 @@ public final class TrainingRun {
                     if (evaluating || last || stopping) report(engine);
                     if (stopping) {
                         progress.done();
-                        out.printf("stopped by a signal after step %d of %d; checkpoint %s; go on with: relay train --resume %s%n",
-                                done, steps, Checkpoint.directory(dir.path(), done), dir.path());
+                        out.printf("stopped by a signal after step %d of %d; checkpoint %s; go on with: %s%n",
+                                done, steps, Checkpoint.directory(dir.path(), done), goOn());
                         return new Summary(dir.path(), done, loss, val, seconds());
                     }
                 }
@@ -215,6 +215,14 @@ public final class TrainingRun {
         return new PipelineEngine(nodes, in.model(), c.run().seed(), in.weights(), placement, c.pipelineConfig(first));
     }
 
+    /** The command that goes on with this run: a cluster run's needs its workers again, or nodes=1 to go on in one JVM. */
+    private String goOn() {
+        String resume = "relay train --resume " + dir.path();
+        int nodes = c.pipeline().nodes();
+        return nodes == 1 ? resume : resume + " with its " + (nodes - 1) + " worker node(s) (relay cluster local --nodes " + nodes
+                + " --resume …, or the launcher that started it), or with nodes=1 in one JVM";
+    }
+
     /** Step {@code done} (counted from 1); a failure says which step of how many, and where the run can go on from. */
     private Engine.Step step(Engine engine, int done) {
         List<Batch> microbatches = new ArrayList<>();
@@ -226,7 +234,7 @@ public final class TrainingRun {
                     + c.optimizer().lr() + ") is likely too high (the model's weights were finite numbers when loaded)" : "");
             String from;
             try {
-                from = "; the newest checkpoint is " + Checkpoint.locate(dir.path()) + ": go on from it with relay train --resume " + dir.path();
+                from = "; the newest checkpoint is " + Checkpoint.locate(dir.path()) + ": go on from it with " + goOn();
             } catch (IllegalArgumentException none) {
                 from = "; the run has no checkpoint yet";
             }
