@@ -303,6 +303,11 @@ class BadInputSweepTest {
                 row("--window must be ≥ 1, not 0", "bench", "transport", "--window", "0"),
                 row("--json " + dir + " is a directory", "bench", "transport", "--json", dir.toString()),
                 row("--sizes must be sizes like 4MiB, 512KiB, not x", "bench", "transport", "--serve", "--sizes", "x"),
+                // relay bench chaos
+                row("--kills must be ≥ 1, not 0", "bench", "chaos", "--kills", "0"),
+                row("--steps must be ≥ 4 (a worker is killed after step 2 to steps − 1), not 3", "bench", "chaos", "--steps", "3"),
+                row("'--seed'", "bench", "chaos", "--seed", "x"),
+                row("--json " + dir + " is a directory", "bench", "chaos", "--json", dir.toString()),
                 // relay cluster local
                 row("--nodes must be 2 or more (a coordinator and at least one worker), not 1", "cluster", "local", "--nodes", "1"),
                 row("'nodes=3': relay cluster local sets nodes from --nodes", "cluster", "local", "nodes=3"),

@@ -1,0 +1,155 @@
+package relay.deploy;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
+import java.util.concurrent.Callable;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+@Command(name = "chaos", mixinStandardHelpOptions = true,
+        description = "Runs of three JVMs on loopback (a coordinator, two workers), each losing a randomly chosen worker "
+                + "(SIGKILL) at a random step: how many runs survived, and how many ended bit-identical (weights, optimizer "
+                + "state, every loss) to the run that lost nothing. llama-tiny in exact mode, checkpoints every 2 steps.")
+final class ChaosBenchCommand implements Callable<Integer> {
+    @Option(names = "--kills", description = "runs, each losing one worker (default ${DEFAULT-VALUE})")
+    int kills = 20;
+
+    @Option(names = "--steps", description = "steps of each run (default ${DEFAULT-VALUE})")
+    int steps = 8;
+
+    @Option(names = "--seed", description = "draws the victims and steps (default: from the clock; printed)")
+    Long seed;
+
+    @Mixin
+    JsonOption json;
+
+    /** A run that does not end by then is counted as not surviving. */
+    private static final long RUN_LIMIT_SECONDS = 300;
+
+    @Override
+    public Integer call() throws Exception {
+        Inputs.require(kills >= 1, "--kills", "≥ 1", kills);
+        Inputs.require(steps >= 4, "--steps", "≥ 4 (a worker is killed after step 2 to steps − 1)", steps);
+        json.check();
+        long s = seed != null ? seed : System.nanoTime();
+        SplittableRandom random = new SplittableRandom(s);
+        Path work = Files.createTempDirectory("relay-chaos");
+        Path corpus = work.resolve("corpus.txt");
+        StringBuilder text = new StringBuilder();
+        for (int i = 0; i < 80; i++) text.append("In the beginning was the word, and the word was ").append(i % 7).append(".\n");
+        Files.writeString(corpus, text.toString());
+        System.out.printf("%d runs of %d steps, seed %d, in %s%n", kills, steps, s, work);
+
+        Path reference = runDir(work.resolve("reference"), run(work, "reference", corpus, 1, 0, -1, -1));
+        Table table = new Table("run", "node killed", "after step", "survived", "identical", "seconds");
+        List<Map<String, Object>> runs = new ArrayList<>();
+        int survived = 0, identical = 0;
+        for (int k = 1; k <= kills; k++) {
+            int victim = 1 + random.nextInt(2), atStep = 2 + random.nextInt(steps - 2);
+            long t0 = System.nanoTime();
+            int code = run(work, "run-" + k, corpus, 3, LoopbackCluster.freePort(), victim, atStep);
+            double seconds = (System.nanoTime() - t0) / 1e9;
+            boolean ok = code == 0, same = ok && sameRun(reference, runDir(work.resolve("run-" + k), 0));
+            survived += ok ? 1 : 0;
+            identical += same ? 1 : 0;
+            table.row(k, victim, atStep, ok, same, String.format("%.0f", seconds));
+            Map<String, Object> r = new LinkedHashMap<>();
+            r.put("node_killed", victim);
+            r.put("after_step", atStep);
+            r.put("survived", ok);
+            r.put("identical", same);
+            r.put("seconds", seconds);
+            runs.add(r);
+            System.out.printf("run %d: node %d killed after step %d: %s%n", k, victim, atStep,
+                    !ok ? "did not survive (exit " + code + ", log " + work.resolve("run-" + k + ".log") + ")" : same ? "identical" : "survived, not identical");
+        }
+        table.print(System.out);
+        System.out.printf("runs %d, survived %d, identical %d%n", kills, survived, identical);
+        Map<String, Object> out = new LinkedHashMap<>();
+        out.put("runs", kills);
+        out.put("survived", survived);
+        out.put("identical", identical);
+        out.put("seed", s);
+        out.put("steps", steps);
+        out.put("each", runs);
+        json.write(out);
+        return 0;
+    }
+
+    /**
+     * One run of {@code nodes} JVMs (the coordinator and its workers as child processes); with {@code victim} ≥ 1
+     * that worker is killed once {@code atStep} steps are logged. Returns the coordinator's exit code.
+     */
+    private int run(Path work, String name, Path corpus, int nodes, int port, int victim, int atStep) throws IOException, InterruptedException {
+        List<String> train = new ArrayList<>(List.of("train", "--model", "llama-tiny", "--data", corpus.toString(), "--steps",
+                String.valueOf(steps), "--out", work.resolve(name).toString(), "batch=2", "seq=16", "microbatches=2", "eval-every=4",
+                "eval-sequences=4", "checkpoint-every=2", "trace-steps=0", "validation-fraction=0.1", "mode=exact"));
+        if (nodes > 1) train.addAll(List.of("nodes=" + nodes, "relay.cluster.port=" + port, "relay.cluster.down-after=2s"));
+        List<Process> workers = new ArrayList<>();
+        try {
+            for (int i = 1; i < nodes; i++) workers.add(start(LoopbackCluster.worker(port, i, List.of()), work.resolve(name + "-node-" + i + ".log")));
+            Process coordinator = start(train, work.resolve(name + ".log"));
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(RUN_LIMIT_SECONDS);
+            boolean killed = victim < 1;
+            while (coordinator.isAlive() && System.nanoTime() < deadline) {
+                if (!killed && stepsLogged(work.resolve(name)) >= atStep) {
+                    workers.get(victim - 1).destroyForcibly();
+                    killed = true;
+                }
+                Thread.sleep(20);
+            }
+            if (coordinator.isAlive()) {
+                coordinator.destroyForcibly().waitFor();
+                return -1;
+            }
+            return coordinator.exitValue();
+        } finally {
+            for (Process w : workers) {
+                if (!w.waitFor(30, TimeUnit.SECONDS)) w.destroyForcibly().waitFor();
+            }
+        }
+    }
+
+    private static Process start(List<String> args, Path log) throws IOException {
+        return new ProcessBuilder(RelayJvm.command(args)).redirectErrorStream(true).redirectOutput(log.toFile()).start();
+    }
+
+    private static int stepsLogged(Path out) throws IOException {
+        if (!Files.isDirectory(out)) return 0;
+        try (Stream<Path> runs = Files.list(out)) {
+            Path m = runs.map(r -> r.resolve("metrics.jsonl")).filter(Files::isRegularFile).findFirst().orElse(null);
+            return m == null ? 0 : Files.readAllLines(m).size();
+        }
+    }
+
+    /** The run directory under {@code out}; the reference run must have ended well. */
+    private static Path runDir(Path out, int code) throws IOException {
+        if (code != 0) throw new IllegalStateException("the reference run (one JVM) failed with exit code " + code + "; see " + out + ".log");
+        try (Stream<Path> runs = Files.list(out)) {
+            return runs.findFirst().orElseThrow();
+        }
+    }
+
+    /** The same final weights and optimizer state, byte for byte, and the same loss at every step. */
+    private boolean sameRun(Path a, Path b) throws IOException {
+        for (String f : List.of("model.safetensors", "optimizer.safetensors")) {
+            Path fa = a.resolve("checkpoints/step-" + steps).resolve(f), fb = b.resolve("checkpoints/step-" + steps).resolve(f);
+            if (!Files.isRegularFile(fb) || !Arrays.equals(Files.readAllBytes(fa), Files.readAllBytes(fb))) return false;
+        }
+        return losses(a).equals(losses(b));
+    }
+
+    private static List<String> losses(Path run) throws IOException {
+        return Files.readAllLines(run.resolve("metrics.jsonl")).stream().map(l -> l.replaceAll(",\"lr\".*", "")).toList();
+    }
+}
