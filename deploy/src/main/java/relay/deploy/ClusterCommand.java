@@ -119,7 +119,7 @@ final class ClusterCommand implements Runnable {
             live.forEach(Process::destroy);
             for (Process p : live) {
                 try {
-                    if (!p.waitFor(330, TimeUnit.SECONDS)) p.destroyForcibly();
+                    if (!p.waitFor(NodeCommand.STOP_GRACE.toSeconds(), TimeUnit.SECONDS)) p.destroyForcibly();
                 } catch (InterruptedException e) {
                     Thread.currentThread().interrupt();
                     p.destroyForcibly();

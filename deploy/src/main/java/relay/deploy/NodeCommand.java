@@ -19,7 +19,7 @@ import relay.actors.Nodes;
                 + "deploy/bin/relay-ssh, deploy/slurm/relay.sbatch) start these for you.")
 final class NodeCommand implements Callable<Integer> {
     /** As long as the coordinator gives its last step and checkpoint after a stop signal, and a little more. */
-    private static final java.time.Duration STOP_GRACE = java.time.Duration.ofSeconds(330);
+    static final java.time.Duration STOP_GRACE = java.time.Duration.ofSeconds(330);
 
     @Option(names = "--join", required = true, description = "the coordinator's host:port")
     String join;

@@ -14,6 +14,7 @@ import relay.actors.ClusterSettings;
 import relay.actors.Nodes;
 import relay.actors.NodesUnavailable;
 import relay.actors.Placement;
+import relay.stages.model.ModelConfig;
 import relay.actors.bench.StageCosts;
 import relay.optimizers.Method;
 import relay.stages.io.ModelFileException;
@@ -86,7 +87,7 @@ public final class TrainingRun {
                         // A node lost during a step, or while the stages gave their weights for a checkpoint.
                         boolean lost = e instanceof NodesUnavailable || !((Failed) e).restartable();
                         int step = e instanceof Failed f ? f.step() : -1;
-                        String replaced = lost ? replace(nodes, Math.min(c.pipeline().devices(), in.model().layers() + 2)) : null;
+                        String replaced = lost ? replace(nodes, devices(c, in.model())) : null;
                         if ((lost && replaced == null) || restart > c.run().restarts() || (step >= 0 && step == failedAt)) throw e;
                         failedAt = step;
                         out.printf("%s%nrestarting the run (%d of %d restarts)%s%n", e.getMessage(), restart, c.run().restarts(),
@@ -205,12 +206,17 @@ public final class TrainingRun {
         return (System.nanoTime() - start) / 1e9;
     }
 
+    /** The pipeline's devices: as many as asked, at most one per stage. */
+    private static int devices(TrainConfig c, ModelConfig model) {
+        return Math.min(c.pipeline().devices(), model.layers() + 2);
+    }
+
     /** The pipeline for the methods that run in it, placed by measured stage cost; the plain loop for the others. */
     private Engine engine() {
         Method method = c.optimizer().method();
         int first = in.start().step();
         if (!method.inPipeline()) return new LoopEngine(in.model(), c.run().seed(), method, c.optimizerSettings(), in.weights(), first);
-        int devices = Math.min(c.pipeline().devices(), in.model().layers() + 2);
+        int devices = devices(c, in.model());
         Placement placement = Placement.balanced(StageCosts.measure(in.model(), c.microbatchSize(), c.run().seq()), devices);
         return new PipelineEngine(nodes, in.model(), c.run().seed(), in.weights(), placement, c.pipelineConfig(first));
     }
