@@ -204,6 +204,8 @@ public final class Codecs implements MessageCodecs {
             b.setRestoreState(relay.transport.proto.RestoreState.newBuilder().addAllParts(partHeaders(m.parts())).setLast(m.last()));
         } else if (c instanceof StageCommand.CollectTrace) {
             b.setCollectTrace(Empty.getDefaultInstance());
+        } else if (c instanceof StageCommand.WriteShard m) {
+            b.setWriteShard(relay.transport.proto.WriteShard.newBuilder().setStep(m.step()).setDirectory(m.directory()));
         } else {
             throw unknown(c);
         }
@@ -228,6 +230,7 @@ public final class Codecs implements MessageCodecs {
             case COLLECT_STATE -> new StageCommand.CollectState();
             case RESTORE_STATE -> new StageCommand.RestoreState(readParts(p.getRestoreState().getPartsList(), in), p.getRestoreState().getLast());
             case COLLECT_TRACE -> new StageCommand.CollectTrace();
+            case WRITE_SHARD -> new StageCommand.WriteShard(p.getWriteShard().getStep(), p.getWriteShard().getDirectory());
             case COMMAND_NOT_SET -> throw new IllegalArgumentException("a stage command without a command");
         };
     }
@@ -273,6 +276,15 @@ public final class Codecs implements MessageCodecs {
                         .setStartMicros(s.startMicros()).setDurationMicros(s.durationMicros()).setStep(s.step()).setMicrobatch(s.microbatch()));
             }
             b.setTrace(t);
+        } else if (e instanceof StageEvent.ShardTaken m) {
+            b.setShardTaken(relay.transport.proto.StageEvent.ShardTaken.newBuilder().setStep(m.step()));
+        } else if (e instanceof StageEvent.ShardWritten m) {
+            var p = relay.transport.proto.StageEvent.ShardWritten.newBuilder().setStep(m.step()).setError(m.error() == null ? "" : m.error());
+            for (relay.stages.io.CheckpointShard.File f : m.files()) {
+                p.addFiles(relay.transport.proto.StageEvent.ShardFile.newBuilder().setName(f.name()).setSha256(f.sha256())
+                        .addAllTensors(f.tensors()));
+            }
+            b.setShardWritten(p);
         } else {
             throw unknown(e);
         }
@@ -304,6 +316,10 @@ public final class Codecs implements MessageCodecs {
                 }
                 yield new StageEvent.Trace(s, events);
             }
+            case SHARD_TAKEN -> new StageEvent.ShardTaken(s, p.getShardTaken().getStep());
+            case SHARD_WRITTEN -> new StageEvent.ShardWritten(s, p.getShardWritten().getStep(), p.getShardWritten().getFilesList().stream()
+                    .map(f -> new relay.stages.io.CheckpointShard.File(f.getName(), f.getSha256(), f.getTensorsList())).toList(),
+                    p.getShardWritten().getError().isEmpty() ? null : p.getShardWritten().getError());
             case EVENT_NOT_SET -> throw new IllegalArgumentException("a stage event without an event");
         };
     }
@@ -354,6 +370,10 @@ public final class Codecs implements MessageCodecs {
             b.setFromStage(stageEvent(m.event(), w));
         } else if (c instanceof Coordinator.Timeout m) {
             b.setTimeout(CoordinatorCommand.Timeout.newBuilder().setRequest(m.request()));
+        } else if (c instanceof Coordinator.WriteShards m) {
+            b.setWriteShards(CoordinatorCommand.Shards.newBuilder().setStep(m.step()).setDirectory(m.directory()).setReplyTo(w.ref(m.replyTo())));
+        } else if (c instanceof Coordinator.AwaitShards m) {
+            b.setAwaitShards(CoordinatorCommand.Shards.newBuilder().setStep(m.step()).setReplyTo(w.ref(m.replyTo())));
         } else {
             throw unknown(c);
         }
@@ -384,6 +404,9 @@ public final class Codecs implements MessageCodecs {
                     w.ref(p.getRestore().getReplyTo()));
             case FROM_STAGE -> new Coordinator.FromStage(stageEvent(p.getFromStage(), in, w));
             case TIMEOUT -> new Coordinator.Timeout(p.getTimeout().getRequest());
+            case WRITE_SHARDS -> new Coordinator.WriteShards(p.getWriteShards().getStep(), p.getWriteShards().getDirectory(),
+                    w.ref(p.getWriteShards().getReplyTo()));
+            case AWAIT_SHARDS -> new Coordinator.AwaitShards(p.getAwaitShards().getStep(), w.ref(p.getAwaitShards().getReplyTo()));
             case COMMAND_NOT_SET -> throw new IllegalArgumentException("a coordinator command without a command");
         };
     }

@@ -3,9 +3,11 @@ package relay.actors;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
 import java.util.Set;
 import java.util.TreeSet;
 import java.util.stream.Collectors;
@@ -55,6 +57,19 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
     /** Hand a checkpoint's optimizer state to the stages whose parameters it belongs to; state no stage takes is an error. */
     public record Restore(java.util.Map<String, float[]> values, ActorRef<Gathered> replyTo) implements Command {}
 
+    /**
+     * Checkpoint {@code step}: every stage takes a copy of its state and writes it as its shard of {@code directory}
+     * in the background; the reply comes once every stage has its copy (the next step may start).
+     */
+    public record WriteShards(long step, String directory, ActorRef<Gathered> replyTo) implements Command {}
+
+    /**
+     * The reply, once every stage has written its shard of checkpoint {@code step}: their
+     * {@link StageEvent.ShardWritten} events, or why the checkpoint is not whole (a write failed, a stage is gone).
+     * Answered outside the one-request-at-a-time order: steps go on while shards are written.
+     */
+    public record AwaitShards(long step, ActorRef<Gathered> replyTo) implements Command {}
+
     /** A stage's event (through the coordinator's adapter, so stages know only {@link StageEvent}). */
     public record FromStage(StageEvent event) implements Command {}
 
@@ -102,6 +117,11 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
     private long requests;
     private Request request;
     private String broken;
+    /** Shards reported written, by checkpoint step, and who waits for each checkpoint's. */
+    private final Map<Long, List<StageEvent>> shardsWritten = new HashMap<>();
+    private final Map<Long, ActorRef<Gathered>> awaitingShards = new HashMap<>();
+    /** The stages that are gone (their node lost, or stopped). */
+    private final Set<Integer> gone = new HashSet<>();
 
     private Coordinator(ActorContext<Command> ctx, TimerScheduler<Command> timers, PipelineConfig config, Placement placement) {
         super(ctx);
@@ -125,6 +145,8 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
                 .onMessage(Evaluate.class, m -> begin(new Evaluating(m)))
                 .onMessage(Collect.class, m -> begin(new Collecting(m)))
                 .onMessage(Restore.class, m -> begin(new Restoring(m)))
+                .onMessage(WriteShards.class, m -> begin(new TakingShards(m)))
+                .onMessage(AwaitShards.class, this::onAwaitShards)
                 .onMessage(FromStage.class, this::onEvent)
                 .onMessage(Timeout.class, this::onTimeout)
                 .onSignal(Terminated.class, this::onStageGone)
@@ -159,6 +181,11 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
 
     private Behavior<Command> onEvent(FromStage m) {
         StageEvent e = m.event();
+        if (e instanceof StageEvent.ShardWritten w) {
+            shardsWritten.computeIfAbsent(w.step(), k -> new ArrayList<>()).add(w);
+            answerShards(w.step());
+            return this;
+        }
         if (e instanceof StageEvent.Failed f && request == null) {
             getContext().getLog().warn("{} between requests: {}", names[f.stage()], f.reason());
             if (f.kind() != StageEvent.Failure.PROTOCOL) broken = f.reason();
@@ -187,9 +214,9 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
      * stopped: the request in progress fails naming the node and every stage it held, and the pipeline is broken.
      */
     private Behavior<Command> onStageGone(Terminated t) {
-        int gone = stages == null ? -1 : stages.indexOf(t.getRef());
+        int stage = stages == null ? -1 : stages.indexOf(t.getRef());
         org.apache.pekko.actor.Address node = t.getRef().path().address();
-        if (gone < 0) {
+        if (stage < 0) {
             // A host: its node is gone before its stages were built.
             String reason = "node " + Nodes.hostPort(node) + " was lost while its stages were being built";
             if (request != null) fail(reason, StageEvent.Failure.NODE_LOST);
@@ -197,14 +224,46 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
         }
         List<String> lost = new ArrayList<>();
         for (int s = 0; s < stages.size(); s++) if (stages.get(s).path().address().equals(node)) lost.add(names[s]);
+        if (node.hasGlobalScope()) {
+            for (int s = 0; s < stages.size(); s++) if (stages.get(s).path().address().equals(node)) gone.add(s);
+        } else {
+            gone.add(stage);
+        }
         String reason = node.hasGlobalScope() ? "node " + Nodes.hostPort(node) + " was lost, and with it " + String.join(", ", lost)
-                : names[gone] + " stopped";
+                : names[stage] + " stopped";
         if (request != null) {
             fail(reason, StageEvent.Failure.NODE_LOST);
         } else if (broken == null) {
             broken = reason;
         }
+        List.copyOf(awaitingShards.keySet()).forEach(this::answerShards);
         return this;
+    }
+
+    private Behavior<Command> onAwaitShards(AwaitShards m) {
+        awaitingShards.put(m.step(), m.replyTo());
+        answerShards(m.step());
+        return this;
+    }
+
+    /**
+     * Answers who waits for checkpoint {@code step}'s shards once all are written, or one could not be: its write
+     * failed, or its stage is gone (a lost node) before it was written. A copy taken before a later step failed
+     * is still written: the checkpoint is of the step boundary it was taken at.
+     */
+    private void answerShards(long step) {
+        ActorRef<Gathered> to = awaitingShards.get(step);
+        if (to == null) return;
+        List<StageEvent> written = shardsWritten.getOrDefault(step, List.of());
+        Set<Integer> reported = written.stream().map(StageEvent::stage).collect(Collectors.toSet());
+        String error = written.stream().map(e -> ((StageEvent.ShardWritten) e).error()).filter(Objects::nonNull).findFirst().orElse(null);
+        for (int s = 0; s < placement.stages() && error == null && stages != null; s++) {
+            if (!reported.contains(s) && gone.contains(s)) error = names[s] + " is gone (" + broken + ") before it wrote its shard";
+        }
+        if (error == null && written.size() < placement.stages()) return;
+        awaitingShards.remove(step);
+        shardsWritten.remove(step);
+        to.tell(error == null ? new Gathered(written, null, null) : new Gathered(List.of(), error, StageEvent.Failure.FAULT));
     }
 
     private Behavior<Command> onTimeout(Timeout t) {
@@ -538,6 +597,31 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
         @Override
         public String what() {
             return "collecting the stages' " + what.name().toLowerCase(java.util.Locale.ROOT).replace('_', ' ');
+        }
+    }
+
+    /** Each stage takes its copy for a checkpoint and reports so; its shard is written after the reply. */
+    private final class TakingShards extends Gathering {
+        private final WriteShards write;
+
+        TakingShards(WriteShards write) {
+            super(write.replyTo());
+            this.write = write;
+        }
+
+        @Override
+        public void begin() {
+            tellAll(new StageCommand.WriteShard(write.step(), write.directory()));
+        }
+
+        @Override
+        boolean answers(StageEvent e) {
+            return e instanceof StageEvent.ShardTaken t && t.step() == write.step();
+        }
+
+        @Override
+        public String what() {
+            return "taking the stages' copies for checkpoint " + write.step();
         }
     }
 

@@ -51,11 +51,14 @@ public final class Nodes implements AutoCloseable {
     private final ActorSystem<Local> system;
     private final List<ActorRef<StageHost.Command>> hosts;
     private final boolean clustered;
+    /** How long a coordinator waits for workers to join: at the start, and for a replacement when none is left. */
+    private final Duration joinTimeout;
     /** On a worker: whether it was ever up in the cluster, and whether the coordinator left it (rather than it being cut off). */
     private final AtomicBoolean joined = new AtomicBoolean(), coordinatorLeft = new AtomicBoolean();
 
-    private Nodes(ActorSystem<Local> system, List<ActorRef<StageHost.Command>> hosts, boolean clustered) {
+    private Nodes(ActorSystem<Local> system, List<ActorRef<StageHost.Command>> hosts, boolean clustered, Duration joinTimeout) {
         this.system = system;
+        this.joinTimeout = joinTimeout;
         this.hosts = new java.util.concurrent.CopyOnWriteArrayList<>(hosts);
         this.clustered = clustered;
     }
@@ -89,7 +92,7 @@ public final class Nodes implements AutoCloseable {
     public static Nodes local(Config extra) {
         ActorSystem<Local> system = ActorSystem.create(guardian(), "relay", base(extra));
         try {
-            return new Nodes(system, List.of(spawnIn(system, StageHost.create(null), "host-0")), false);
+            return new Nodes(system, List.of(spawnIn(system, StageHost.create(null), "host-0")), false, Duration.ZERO);
         } catch (RuntimeException e) {
             system.terminate();
             throw e;
@@ -105,7 +108,7 @@ public final class Nodes implements AutoCloseable {
         if (settings.port() == 0) throw new IllegalArgumentException("relay.cluster.port: the coordinator's port must be set (the workers join it)");
         ActorSystem<Local> system = ActorSystem.create(guardian(), "relay", base(extra.withFallback(settings.pekko("coordinator"))));
         try {
-            return new Nodes(system, awaitWorkers(system, nodes - 1, settings.joinTimeout()), true);
+            return new Nodes(system, awaitWorkers(system, nodes - 1, settings.joinTimeout()), true, settings.joinTimeout());
         } catch (RuntimeException e) {
             system.terminate();
             throw e;
@@ -127,7 +130,7 @@ public final class Nodes implements AutoCloseable {
             TensorChannel channel = TensorChannel.open(system, settings.host(), settings.maxMessage(), settings.sslContext());
             system.getWhenTerminated().thenRun(channel::close);
             ActorRef<StageHost.Command> host = spawnIn(system, StageHost.create(channel), "host-" + index);
-            Nodes node = new Nodes(system, List.of(host), true);
+            Nodes node = new Nodes(system, List.of(host), true, settings.joinTimeout());
             system.receptionist().tell(Receptionist.register(HOSTS, host));
             spawnIn(system, node.endWithCoordinator(), "watch");
             return node;
@@ -167,19 +170,9 @@ public final class Nodes implements AutoCloseable {
 
     private static List<ActorRef<StageHost.Command>> awaitWorkers(ActorSystem<?> system, int workers, Duration timeout) {
         long deadline = System.nanoTime() + timeout.toNanos();
-        Map<Integer, ActorRef<StageHost.Command>> found = new TreeMap<>();
         while (true) {
-            found.clear();
-            try {
-                Receptionist.Listing l = AskPattern.<Receptionist.Command, Receptionist.Listing>ask(system.receptionist(),
-                        to -> Receptionist.find(HOSTS, to), Duration.ofSeconds(5), system.scheduler()).toCompletableFuture().get();
-                for (ActorRef<StageHost.Command> h : l.getServiceInstances(HOSTS)) found.put(indexOf(h), h);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                throw new IllegalStateException("interrupted while waiting for the nodes to join", e);
-            } catch (ExecutionException e) {
-                throw new IllegalStateException("the receptionist did not answer: " + e.getCause(), e);
-            }
+            Map<Integer, ActorRef<StageHost.Command>> found = new TreeMap<>();
+            for (ActorRef<StageHost.Command> h : registered(system)) found.put(indexOf(h), h);
             List<Integer> missing = IntStream.rangeClosed(1, workers).filter(i -> !found.containsKey(i)).boxed().toList();
             if (missing.isEmpty()) return IntStream.rangeClosed(1, workers).mapToObj(found::get).toList();
             if (System.nanoTime() > deadline) {
@@ -189,12 +182,30 @@ public final class Nodes implements AutoCloseable {
                         + found.entrySet().stream().map(e -> ", node " + e.getKey() + " (" + hostPort(e.getValue().path().address()) + ")")
                         .collect(Collectors.joining()));
             }
-            try {
-                Thread.sleep(200);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                throw new IllegalStateException("interrupted while waiting for the nodes to join", e);
-            }
+            pause();
+        }
+    }
+
+    /** The stage hosts registered with the receptionist now. */
+    private static java.util.Set<ActorRef<StageHost.Command>> registered(ActorSystem<?> system) {
+        try {
+            Receptionist.Listing l = AskPattern.<Receptionist.Command, Receptionist.Listing>ask(system.receptionist(),
+                    to -> Receptionist.find(HOSTS, to), Duration.ofSeconds(5), system.scheduler()).toCompletableFuture().get();
+            return l.getServiceInstances(HOSTS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted while waiting for the nodes to join", e);
+        } catch (ExecutionException e) {
+            throw new IllegalStateException("the receptionist did not answer: " + e.getCause(), e);
+        }
+    }
+
+    private static void pause() {
+        try {
+            Thread.sleep(200);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted while waiting for the nodes to join", e);
         }
     }
 
@@ -279,6 +290,37 @@ public final class Nodes implements AutoCloseable {
             }
         }
         return lost;
+    }
+
+    /**
+     * After {@link #dropLost}: workers that joined the cluster since the run began — a replacement started with
+     * {@code relay node --join} — take their place among the others, in order of their node index (a
+     * replacement given the lost node's index holds its devices again). With no worker left this waits for one
+     * up to the join timeout. Returns the names of those admitted.
+     */
+    public List<String> admitJoined() {
+        if (!clustered) return List.of();
+        long deadline = System.nanoTime() + joinTimeout.toNanos();
+        List<String> admitted = new ArrayList<>();
+        while (true) {
+            for (ActorRef<StageHost.Command> h : registered(system)) {
+                if (!hosts.contains(h) && alive(h)) {
+                    hosts.add(h);
+                    admitted.add("node " + indexOf(h) + " (" + hostPort(h.path().address()) + ")");
+                }
+            }
+            if (!hosts.isEmpty() || System.nanoTime() > deadline) break;
+            pause();
+        }
+        List<ActorRef<StageHost.Command>> ordered = hosts.stream().sorted(java.util.Comparator.comparingInt(Nodes::indexOf)).toList();
+        hosts.clear();
+        hosts.addAll(ordered);
+        return admitted;
+    }
+
+    /** How long {@link #admitJoined} waits when no worker is left. */
+    public Duration joinTimeout() {
+        return joinTimeout;
     }
 
     /** How many nodes hold devices: this JVM, or the workers still in the cluster. */

@@ -10,12 +10,14 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.ExecutionException;
 import java.util.function.Function;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.RecipientRef;
 import org.apache.pekko.actor.typed.javadsl.AskPattern;
+import relay.stages.io.CheckpointShard;
 import relay.stages.io.SafeTensors;
 import relay.stages.memory.Category;
 import relay.stages.model.ModelConfig;
@@ -162,6 +164,22 @@ public final class Pipeline implements AutoCloseable {
      */
     public void restoreOptimizerState(Map<String, float[]> values) {
         gather(to -> new Coordinator.Restore(Map.copyOf(values), to));
+    }
+
+    /**
+     * Checkpoint {@code step} into {@code directory}: returns once every stage holds its copy (the next step may
+     * start), with what completes when every stage has written and synced its {@link CheckpointShard}: the files, or the
+     * failure (a write failed, a node was lost) that leaves the checkpoint incomplete.
+     */
+    public CompletableFuture<List<CheckpointShard.File>> writeShards(long step, Path directory) {
+        gather(to -> new Coordinator.WriteShards(step, directory.toAbsolutePath().toString(), to));
+        // The coordinator answers when the shards are written or cannot be: a lost node is what it waits out.
+        return AskPattern.<Coordinator.Command, Coordinator.Gathered>ask(coordinator, to -> new Coordinator.AwaitShards(step, to),
+                        askTimeout, nodes.system().scheduler()).toCompletableFuture()
+                .thenApply(g -> {
+                    if (!g.ok()) throw new IllegalStateException(g.error());
+                    return g.events().stream().flatMap(e -> ((StageEvent.ShardWritten) e).files().stream()).toList();
+                });
     }
 
     /** Every stage's trace events recorded so far (each stage's buffer starts empty again). */

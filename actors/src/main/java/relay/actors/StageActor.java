@@ -1,18 +1,24 @@
 package relay.actors;
 
+import java.io.IOException;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
+import java.util.concurrent.Executor;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.DispatcherSelector;
 import org.apache.pekko.actor.typed.PostStop;
 import org.apache.pekko.actor.typed.javadsl.AbstractBehavior;
 import org.apache.pekko.actor.typed.javadsl.ActorContext;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.actor.typed.javadsl.Receive;
+import relay.stages.io.CheckpointShard;
 import relay.stages.io.SafeTensors;
 import relay.stages.layers.Parameter;
 import relay.stages.memory.Category;
+import relay.stages.memory.MemoryLedger;
 import relay.stages.tensor.Device;
 import relay.transport.TensorChannel;
 
@@ -104,12 +110,13 @@ public final class StageActor extends AbstractBehavior<StageCommand> {
                     m.weights().land(device, Category.COMMUNICATION);
                     return onTied(m);
                 })
-                .onMessage(StageCommand.CollectWeights.class, m -> answerInParts(TensorPart.split(weights(), TensorPart.MESSAGE_FLOATS),
+                .onMessage(StageCommand.CollectWeights.class, m -> answerInParts(TensorPart.split(weights(role.parameters()), TensorPart.MESSAGE_FLOATS),
                         (parts, last) -> new StageEvent.Weights(spec.stage(), parts, last)))
                 .onMessage(StageCommand.CollectState.class, m -> answerInParts(TensorPart.split(role.optimizer().export(),
                         TensorPart.MESSAGE_FLOATS), (parts, last) -> new StageEvent.OptimizerState(spec.stage(), parts, last)))
                 .onMessage(StageCommand.RestoreState.class, this::onRestoreState)
                 .onMessage(StageCommand.CollectTrace.class, m -> report(new StageEvent.Trace(spec.stage(), trace.drain())))
+                .onMessage(StageCommand.WriteShard.class, this::onWriteShard)
                 .onSignal(PostStop.class, s -> {
                     inbox.discard();
                     role.close();
@@ -274,9 +281,40 @@ public final class StageActor extends AbstractBehavior<StageCommand> {
         }
     }
 
-    private List<SafeTensors.Tensor32> weights() {
+    /**
+     * A checkpoint: the stage's copy is taken here, between steps on the device's thread, and reported at once;
+     * the node's checkpoint writer then writes it while the stage trains on. The copy counts as workspace until
+     * it is written.
+     */
+    private Behavior<StageCommand> onWriteShard(StageCommand.WriteShard m) {
+        // A tied table's replica in the head is the embedding's to write.
+        CheckpointShard shard = new CheckpointShard(spec.name(), spec.model(), spec.config().method().key(),
+                weights(role.updated()), role.optimizer().export());
+        long bytes = shard.bytes();
+        MemoryLedger ledger = device.memory();
+        ledger.allocated(Category.WORKSPACE, bytes);
+        report(new StageEvent.ShardTaken(spec.stage(), m.step()));
+        ActorRef<StageEvent> to = events;
+        Executor writer = getContext().getSystem().dispatchers().lookup(DispatcherSelector.fromConfig(StageHost.CHECKPOINT_WRITER));
+        writer.execute(() -> {
+            StageEvent.ShardWritten written;
+            try {
+                written = new StageEvent.ShardWritten(spec.stage(), m.step(), shard.write(Path.of(m.directory())), null);
+            } catch (IOException | RuntimeException e) {
+                written = new StageEvent.ShardWritten(spec.stage(), m.step(), List.of(), spec + " could not write its shard of "
+                        + m.directory() + ": " + e);
+            } finally {
+                ledger.released(Category.WORKSPACE, bytes);
+            }
+            to.tell(written);
+        });
+        return this;
+    }
+
+    /** Copies of these parameters' values. */
+    private static List<SafeTensors.Tensor32> weights(List<Parameter> parameters) {
         List<SafeTensors.Tensor32> out = new ArrayList<>();
-        for (Parameter p : role.parameters()) out.add(new SafeTensors.Tensor32(p.name(), p.value().shape(), p.value().toArray()));
+        for (Parameter p : parameters) out.add(new SafeTensors.Tensor32(p.name(), p.value().shape(), p.value().toArray()));
         return out;
     }
 

@@ -66,4 +66,10 @@ public sealed interface StageCommand extends WireMessage {
 
     /** Report the trace recorded so far (the stage's buffer starts empty again). */
     record CollectTrace() implements StageCommand {}
+
+    /**
+     * At a step boundary: take a copy of the stage's weights and optimizer state (answered at once) and write it
+     * as the stage's shard of the checkpoint {@code directory} in the background (answered when written).
+     */
+    record WriteShard(long step, String directory) implements StageCommand {}
 }

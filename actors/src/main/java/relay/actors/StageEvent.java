@@ -3,6 +3,7 @@ package relay.actors;
 import java.util.List;
 import java.util.Set;
 import org.apache.pekko.actor.typed.ActorRef;
+import relay.stages.io.CheckpointShard;
 import relay.transport.WireMessage;
 
 /**
@@ -62,4 +63,14 @@ public sealed interface StageEvent extends WireMessage {
 
     /** The stage's trace spans since the last report. */
     record Trace(int stage, List<TraceEvent> events) implements StageEvent {}
+
+    /** The stage took its copy for checkpoint {@code step} ({@link StageCommand.WriteShard}) and trains on. */
+    record ShardTaken(int stage, long step) implements StageEvent {}
+
+    /** The stage's shard of checkpoint {@code step} is written and synced (files), or (error not null) why not. */
+    record ShardWritten(int stage, long step, List<CheckpointShard.File> files, String error) implements StageEvent {
+        public ShardWritten {
+            files = List.copyOf(files);
+        }
+    }
 }

@@ -56,9 +56,13 @@ public final class StageHost {
         return "relay-device-" + device;
     }
 
-    /** Configuration of the dispatchers of these devices, to layer into the actor system's config. */
+    /** The dispatcher that writes a node's checkpoint shards: one thread, so they go to disk one after another, off the devices' threads. */
+    static final String CHECKPOINT_WRITER = "relay-checkpoint-writer";
+
+    /** Configuration of the dispatchers of these devices and of the checkpoint writer, to layer into the actor system's config. */
     static Config dispatchers(List<Integer> devices) {
-        StringBuilder s = new StringBuilder();
+        StringBuilder s = new StringBuilder(CHECKPOINT_WRITER + " { type = Dispatcher, executor = \"thread-pool-executor\", "
+                + "thread-pool-executor { fixed-pool-size = 1 } }\n");
         for (int d : devices) {
             s.append(dispatcher(d)).append(" { type = Dispatcher, executor = \"thread-pool-executor\", ")
                     .append("thread-pool-executor { fixed-pool-size = 1 }, throughput = 100 }\n");

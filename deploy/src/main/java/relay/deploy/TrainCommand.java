@@ -69,7 +69,8 @@ final class TrainCommand implements Callable<Integer> {
         Config c = ConfigFactory.load();
         Config original = null;
         if (from != null) {
-            Path checkpoint = Checkpoint.locate(from), settings = Checkpoint.run(checkpoint).resolve("config.conf");
+            // Which checkpoint is refused and why is told once the run starts from the one it uses.
+            Path checkpoint = Checkpoint.locate(from, refused -> { }), settings = Checkpoint.run(checkpoint).resolve("config.conf");
             if (!Files.isRegularFile(settings)) {
                 throw new IllegalArgumentException(checkpoint + " is not in a run directory (no " + settings + "): a resumed run needs "
                         + "its settings; to start a new run from these weights, use --model " + checkpoint);

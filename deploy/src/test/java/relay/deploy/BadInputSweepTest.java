@@ -89,7 +89,7 @@ class BadInputSweepTest {
         }
         finished = trainRun("finished", "2", "checkpoint-every=2");
         corrupt = trainRun("corrupt", "2", "checkpoint-every=2");
-        Path w = corrupt.resolve("checkpoints/step-2/model.safetensors");
+        Path w = corrupt.resolve("checkpoints/step-2/model-head.safetensors");
         byte[] b = Files.readAllBytes(w);
         b[b.length - 1] ^= 1;
         Files.write(w, b);
@@ -212,7 +212,7 @@ class BadInputSweepTest {
                 // relay train: resuming
                 row("nosuchrun: no such run or checkpoint directory", "train", "--resume", p("nosuchrun")),
                 row("nothing: neither a run directory", "train", "--resume", p("nothing")),
-                row("step-2/model.safetensors: corrupt", "train", "--resume", corrupt.toString()),
+                row("step-2/model-head.safetensors: corrupt", "train", "--resume", corrupt.toString()),
                 row("is at step 2 and the run has 2 steps", "train", "--resume", finished.toString()),
                 row("a resumed run cannot change relay.train.model (llama-tiny → gpt2-tiny)", "train", "--resume", r, "--model", "gpt2-tiny"),
                 row("a resumed run cannot change relay.train.data", "train", "--resume", r, "data=" + p("latin1.txt")),
@@ -308,6 +308,17 @@ class BadInputSweepTest {
                 row("--steps must be ≥ 4 (a worker is killed after step 2 to steps − 1), not 3", "bench", "chaos", "--steps", "3"),
                 row("'--seed'", "bench", "chaos", "--seed", "x"),
                 row("--json " + dir + " is a directory", "bench", "chaos", "--json", dir.toString()),
+                // relay bench checkpoint
+                row("no model named 'nosuch'", "bench", "checkpoint", "--model", "nosuch"),
+                row("--batch must be ≥ 1, not 0", "bench", "checkpoint", "--model", "llama-tiny", "--batch", "0"),
+                row("--seq must be ≥ 1, not 0", "bench", "checkpoint", "--model", "llama-tiny", "--seq", "0"),
+                row("unknown optimizer 'adamx'", "bench", "checkpoint", "--model", "llama-tiny", "--optimizer", "adamx"),
+                row("--devices must be ≥ 1, not 0", "bench", "checkpoint", "--model", "llama-tiny", "--devices", "0"),
+                row("--microbatches must be ≥ 1 and divide --batch 4, not 3", "bench", "checkpoint", "--model", "llama-tiny", "--microbatches", "3"),
+                row("--steps must be ≥ 1, not 0", "bench", "checkpoint", "--model", "llama-tiny", "--steps", "0"),
+                row("--every must be ≥ 1, not 0", "bench", "checkpoint", "--model", "llama-tiny", "--every", "0"),
+                row("--dir must be a directory, not " + aFile, "bench", "checkpoint", "--model", "llama-tiny", "--dir", aFile.toString()),
+                row("--json " + dir + " is a directory", "bench", "checkpoint", "--model", "llama-tiny", "--json", dir.toString()),
                 // relay cluster local
                 row("--nodes must be 2 or more (a coordinator and at least one worker), not 1", "cluster", "local", "--nodes", "1"),
                 row("'nodes=3': relay cluster local sets nodes from --nodes", "cluster", "local", "nodes=3"),

@@ -2,6 +2,7 @@ package relay.deploy;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.gson.JsonObject;
@@ -15,6 +16,7 @@ import java.util.List;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import relay.deploy.train.Checkpoint;
 
 /**
  * relay train --resume: a run cut short after a checkpoint and resumed ends exactly where the run that was
@@ -55,12 +57,12 @@ class ResumeTest {
         String[] cmd = command("adalomo", "--run", job.toString());
         StringWriter err = new StringWriter();
         assertEquals(0, Cli.run(err, cmd), err::toString);
-        Path last = job.resolve("checkpoints/step-6");
-        byte[] whole = Files.readAllBytes(last.resolve("model.safetensors"));
+        Path last = job.resolve("checkpoints/step-6"), whole = dir.resolve("whole-step-6");
+        copy(last, whole);
         List<String> losses = losses(job), lines = Files.readAllLines(job.resolve("metrics.jsonl"));
         delete(last);
         assertEquals(0, Cli.run(err, cmd), err::toString);
-        assertArrayEquals(whole, Files.readAllBytes(last.resolve("model.safetensors")));
+        assertNull(Checkpoint.difference(whole, last));
         assertEquals(losses, losses(job));
         // Resumed, not started again: steps 1–3 are the first invocation's lines, timings and all.
         assertEquals(lines.subList(0, 3), Files.readAllLines(job.resolve("metrics.jsonl")).subList(0, 3));
@@ -106,10 +108,9 @@ class ResumeTest {
         Files.writeString(cut.resolve("metrics.jsonl"), "{\"step\":6,\"loss\":3.1", java.nio.file.StandardOpenOption.APPEND);
         StringWriter err = new StringWriter();
         assertEquals(0, Cli.run(err, "train", "--resume", cut.toString()), err::toString);
-        for (String f : List.of("model.safetensors", "optimizer.safetensors", "trainer_state.json")) {
-            assertArrayEquals(Files.readAllBytes(whole.resolve("checkpoints/step-6").resolve(f)),
-                    Files.readAllBytes(cut.resolve("checkpoints/step-6").resolve(f)), f);
-        }
+        assertNull(Checkpoint.difference(whole.resolve("checkpoints/step-6"), cut.resolve("checkpoints/step-6")));
+        assertArrayEquals(Files.readAllBytes(whole.resolve("checkpoints/step-6/trainer_state.json")),
+                Files.readAllBytes(cut.resolve("checkpoints/step-6/trainer_state.json")));
         assertEquals(losses(whole), losses(cut), "metrics.jsonl: steps 1–3 kept, 4–6 done again identically");
         String history = Files.readString(cut.resolve("history.log"));
         assertTrue(history.matches("(?s).*started: 6 steps.*finished.*resumed at step 3 of 6 from checkpoints/step-3.*finished.*"),
@@ -152,6 +153,42 @@ class ResumeTest {
         assertTrue(err.toString().contains("relay.train.step-timeout must be > 0"), err.toString());
     }
 
+    private static void flipLastByte(Path f) throws IOException {
+        byte[] b = Files.readAllBytes(f);
+        b[b.length - 1] ^= 1;
+        Files.write(f, b);
+    }
+
+    /**
+     * The stages' shards of a pipeline checkpoint: one corrupt, or one missing, and the checkpoint is refused,
+     * named, and the one before used — a run resumed from its directory then ends where the whole run ended.
+     */
+    @Test
+    void aCheckpointWithACorruptOrMissingShardIsRefusedAndTheOneBeforeUsed() throws Exception {
+        Path whole = train(dir.resolve("a"), "adalomo");
+        assertTrue(Files.isRegularFile(whole.resolve("checkpoints/step-6/model.safetensors.index.json")), "a sharded Hugging Face directory");
+        for (String damage : List.of("corrupt", "missing")) {
+            Path cut = dir.resolve(damage).resolve(whole.getFileName().toString());
+            copy(whole, cut);
+            Path shard = cut.resolve("checkpoints/step-6/optimizer-block-0.safetensors");
+            if (damage.equals("corrupt")) flipLastByte(shard); else Files.delete(shard);
+            java.io.ByteArrayOutputStream said = new java.io.ByteArrayOutputStream();
+            java.io.PrintStream stdout = System.out;
+            System.setOut(new java.io.PrintStream(said, true, java.nio.charset.StandardCharsets.UTF_8));
+            StringWriter err = new StringWriter();
+            try {
+                assertEquals(0, Cli.run(err, "train", "--resume", cut.toString(), "steps=6"), err::toString);
+            } finally {
+                System.setOut(stdout);
+            }
+            String printed = said.toString(java.nio.charset.StandardCharsets.UTF_8);
+            assertTrue(printed.contains("step-6 refused (") && printed.contains("optimizer-block-0.safetensors: " + damage)
+                    && printed.contains("using step-3, the one before") && printed.contains("resuming " + cut + " at step 3"), printed);
+            assertNull(Checkpoint.difference(whole.resolve("checkpoints/step-6"), cut.resolve("checkpoints/step-6")), damage);
+            assertEquals(losses(whole), losses(cut), damage);
+        }
+    }
+
     @Test
     void damagedOrForeignCheckpointsAreRefusedNamingTheFile() throws Exception {
         Path run = train(dir.resolve("a"), "adalomo");
@@ -160,12 +197,10 @@ class ResumeTest {
         assertEquals(2, Cli.run(err, "train", "--resume", step3.toString(), "--optimizer", "adamw"));
         assertTrue(err.toString().contains("a resumed run cannot change relay.train.optimizer (adalomo → adamw)"), err.toString());
 
-        byte[] model = Files.readAllBytes(step3.resolve("model.safetensors"));
-        model[model.length - 1] ^= 1;
-        Files.write(step3.resolve("model.safetensors"), model);
+        flipLastByte(step3.resolve("model-block-1.safetensors"));
         err = new StringWriter();
         assertEquals(2, Cli.run(err, "train", "--resume", step3.toString()));
-        assertTrue(err.toString().contains("step-3/model.safetensors: corrupt"), err.toString());
+        assertTrue(err.toString().contains("step-3/model-block-1.safetensors: corrupt"), err.toString());
 
         Files.delete(step3.resolve("manifest.json"));
         err = new StringWriter();

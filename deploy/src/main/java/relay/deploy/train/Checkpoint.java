@@ -5,36 +5,42 @@ import com.google.gson.JsonObject;
 import com.google.gson.JsonParseException;
 import com.google.gson.JsonParser;
 import java.io.IOException;
-import java.io.InputStream;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
-import java.util.ArrayList;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
 import java.util.Comparator;
-import java.util.HexFormat;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.TreeMap;
+import java.util.function.Consumer;
 import relay.stages.data.PackedDataset;
+import relay.stages.io.CheckpointShard;
 import relay.stages.io.HfModelDirectory;
 import relay.stages.io.ModelFileException;
 import relay.stages.io.SafeTensors;
+import relay.stages.io.Sha256;
 import relay.stages.model.ModelConfig;
 import relay.stages.text.Tokenizer;
 import relay.stages.text.TokenizerJson;
 
 /**
- * A checkpoint, {@code checkpoints/step-N} of a run directory: a Hugging Face model directory with the
- * tokenizer, {@code optimizer.safetensors} ("parameter/role" → values), {@code trainer_state.json} (step,
- * data position, optimizer, seed) and {@code manifest.json}, the SHA-256 of every other file, written last:
- * a checkpoint with a manifest is complete, and one whose files differ from it is corrupt.
+ * A checkpoint, {@code checkpoints/step-N} of a run directory: a Hugging Face model directory with the tokenizer,
+ * its weights and optimizer state ("parameter/role" → values) in the files its engine wrote — one
+ * {@code model.safetensors} and {@code optimizer.safetensors} for the plain loop, a shard of each per stage for the
+ * pipeline ({@link CheckpointShard}), listed by {@code model.safetensors.index.json} — {@code trainer_state.json}
+ * (step, data position, optimizer, seed) and {@code manifest.json}, the SHA-256 of every other file, written last
+ * (aside, synced, renamed into place): a checkpoint with a manifest is complete, and one whose files differ from it
+ * is corrupt, refused in favour of the one before.
  */
 public final class Checkpoint {
     static final String MANIFEST = "manifest.json";
     static final String TRAINER_STATE = "trainer_state.json";
-    static final String OPTIMIZER_STATE = "optimizer.safetensors";
+    private static final String INDEX = "model.safetensors.index.json";
 
     /** Where a run stood when the checkpoint was written. */
     record TrainerState(int step, PackedDataset.Position data, String optimizer, long seed) {}
@@ -45,34 +51,71 @@ public final class Checkpoint {
         return run.resolve("checkpoints").resolve("step-" + step);
     }
 
-    /** Writes checkpoint {@code step} of a run: the model's weights as a Hugging Face directory, its tokenizer, and what a resume needs. */
-    static void write(Path run, int step, ModelConfig cfg, List<SafeTensors.Tensor32> weights, Map<String, float[]> optimizerState,
-                      Tokenizer tokenizer, PackedDataset.Position data, TrainConfig c) throws IOException {
+    /**
+     * Begins checkpoint {@code step} of a run — what an earlier attempt at it left is removed — with the files
+     * the coordinator writes: config.json, the tokenizer and the trainer state. Returns its directory, where
+     * the engine then writes weights and optimizer state.
+     */
+    static Path begin(Path run, int step, ModelConfig cfg, Tokenizer tokenizer, PackedDataset.Position data, TrainConfig c)
+            throws IOException {
         Path dir = directory(run, step);
-        Files.deleteIfExists(dir.resolve(MANIFEST));
-        HfModelDirectory.save(cfg, weights, dir);
+        delete(dir);
+        HfModelDirectory.writeConfig(cfg, dir);
         TokenizerJson.write(tokenizer, dir.resolve("tokenizer.json"));
-        List<SafeTensors.Tensor32> values = new ArrayList<>();
-        optimizerState.forEach((name, v) -> values.add(new SafeTensors.Tensor32(name, new int[] {v.length}, v)));
-        String method = c.optimizer().method().key();
-        SafeTensors.write(dir.resolve(OPTIMIZER_STATE), values, Map.of("optimizer", method));
         Map<String, Object> state = new LinkedHashMap<>();
         state.put("step", step);
         state.put("data_epoch", data.epoch());
         state.put("data_index", data.index());
-        state.put("optimizer", method);
+        state.put("optimizer", c.optimizer().method().key());
         state.put("lisa_gamma", c.optimizer().lisaGamma());
         state.put("lisa_period", c.optimizer().lisaPeriod());
         state.put("seed", c.run().seed());
         Files.writeString(dir.resolve(TRAINER_STATE), new Gson().toJson(state), StandardCharsets.UTF_8);
-        Map<String, String> sums = new LinkedHashMap<>();
+        return dir;
+    }
+
+    /**
+     * Completes a checkpoint whose engine files are written ({@code written}, with their digests): the index of
+     * the model's shards where there are several, then the manifest, last.
+     */
+    static void seal(Path dir, int step, List<CheckpointShard.File> written) throws IOException {
+        Map<String, String> sums = new TreeMap<>();
+        Map<String, String> shardOfTensor = new LinkedHashMap<>();
+        for (CheckpointShard.File f : written) {
+            if (!Files.isRegularFile(dir.resolve(f.name()))) {
+                throw new IOException(dir.resolve(f.name()) + " was written by its stage but is not here: on several machines the run "
+                        + "directory must be on a file system they share (the same path on every node)");
+            }
+            sums.put(f.name(), f.sha256());
+            f.tensors().forEach(t -> shardOfTensor.put(t, f.name()));
+        }
+        if (!sums.containsKey("model.safetensors")) HfModelDirectory.writeIndex(dir, shardOfTensor);
         try (var files = Files.list(dir)) {
-            for (Path f : files.sorted().toList()) sums.put(f.getFileName().toString(), sha256(f));
+            for (Path f : files.toList()) {
+                String name = f.getFileName().toString();
+                if (!sums.containsKey(name) && !name.endsWith(".tmp")) sums.put(name, Sha256.of(f));
+            }
         }
         Map<String, Object> manifest = new LinkedHashMap<>();
         manifest.put("step", step);
         manifest.put("sha256", sums);
-        Files.writeString(dir.resolve(MANIFEST), new Gson().toJson(manifest), StandardCharsets.UTF_8);
+        Path aside = dir.resolve(MANIFEST + ".tmp");
+        try (FileChannel ch = FileChannel.open(aside, StandardOpenOption.CREATE, StandardOpenOption.TRUNCATE_EXISTING,
+                StandardOpenOption.WRITE)) {
+            ByteBuffer b = ByteBuffer.wrap(new Gson().toJson(manifest).getBytes(StandardCharsets.UTF_8));
+            while (b.hasRemaining()) ch.write(b);
+            ch.force(true);
+        }
+        Files.move(aside, dir.resolve(MANIFEST), StandardCopyOption.ATOMIC_MOVE);
+    }
+
+    /** Deletes a checkpoint directory, its manifest first: a deletion cut short leaves an incomplete checkpoint, never a corrupt one. */
+    private static void delete(Path dir) throws IOException {
+        if (!Files.isDirectory(dir)) return;
+        Files.deleteIfExists(dir.resolve(MANIFEST));
+        try (var files = Files.walk(dir)) {
+            for (Path f : files.sorted(Comparator.reverseOrder()).toList()) Files.deleteIfExists(f);
+        }
     }
 
     /**
@@ -99,13 +142,7 @@ public final class Checkpoint {
     static void prune(Path run, int keep) throws IOException {
         if (keep == 0) return;
         List<Path> complete = complete(run.resolve("checkpoints"));
-        for (Path old : complete.subList(0, Math.max(0, complete.size() - keep))) {
-            try (var files = Files.walk(old)) {
-                // The manifest goes first, so a deletion cut short leaves an incomplete checkpoint, never a corrupt one.
-                Files.delete(old.resolve(MANIFEST));
-                for (Path f : files.sorted(Comparator.reverseOrder()).toList()) Files.deleteIfExists(f);
-            }
-        }
+        for (Path old : complete.subList(0, Math.max(0, complete.size() - keep))) delete(old);
     }
 
     /** A run's complete checkpoints (those with a manifest), oldest first. */
@@ -120,9 +157,15 @@ public final class Checkpoint {
 
     /**
      * The checkpoint to resume from {@code path}: a checkpoint directory itself, or a run directory's newest
-     * complete checkpoint. A missing path, or a run without a complete checkpoint, is an error saying so.
+     * intact checkpoint ({@link #newestIntact}, refusals told on standard error). A missing path, or a run
+     * without a complete checkpoint, is an error saying so.
      */
     public static Path locate(Path path) {
+        return locate(path, System.err::println);
+    }
+
+    /** The same, each refused checkpoint told to {@code refused}. */
+    public static Path locate(Path path, Consumer<String> refused) {
         if (!Files.isDirectory(path)) throw new IllegalArgumentException(path + ": no such run or checkpoint directory");
         if (Files.isRegularFile(path.resolve(TRAINER_STATE))) return path;
         Path checkpoints = path.resolve("checkpoints");
@@ -132,9 +175,27 @@ public final class Checkpoint {
         try {
             List<Path> complete = complete(checkpoints);
             if (complete.isEmpty()) throw new IllegalArgumentException(checkpoints + ": no complete checkpoint (one with a " + MANIFEST + ")");
-            return complete.get(complete.size() - 1);
+            return newestIntact(complete, refused);
         } catch (IOException e) {
             throw new IllegalArgumentException(checkpoints + ": " + e.getMessage(), e);
+        }
+    }
+
+    /**
+     * The newest of these complete checkpoints whose files match its manifest. Each newer one that does not —
+     * a shard missing or changed — is refused, told to {@code refused} with the file and the reason, and passed
+     * over; when none is intact the oldest one's error stands.
+     */
+    private static Path newestIntact(List<Path> complete, Consumer<String> refused) {
+        for (int i = complete.size() - 1; ; i--) {
+            try {
+                verify(complete.get(i));
+                return complete.get(i);
+            } catch (ModelFileException e) {
+                if (i == 0) throw e;
+                refused.accept("checkpoint " + complete.get(i) + " refused (" + e.getMessage() + "); using "
+                        + complete.get(i - 1).getFileName() + ", the one before");
+            }
         }
     }
 
@@ -181,7 +242,7 @@ public final class Checkpoint {
             Path f = dir.resolve(name);
             if (!Files.isRegularFile(f)) throw new ModelFileException(f, "missing, though the checkpoint's manifest lists it");
             try {
-                if (!sha256(f).equals(sums.get(name).getAsString())) {
+                if (!Sha256.of(f).equals(sums.get(name).getAsString())) {
                     throw new ModelFileException(f, "corrupt: its SHA-256 differs from the one in " + MANIFEST);
                 }
             } catch (IOException e) {
@@ -202,25 +263,36 @@ public final class Checkpoint {
         }
     }
 
+    /** The optimizer state of every file that holds some: the plain loop's one, or each stage's. */
     static Map<String, float[]> optimizerState(Path dir) {
         Map<String, float[]> values = new LinkedHashMap<>();
-        try (SafeTensors st = SafeTensors.open(dir.resolve(OPTIMIZER_STATE))) {
-            for (String name : st.entries().keySet()) values.put(name, st.read(name));
+        try {
+            for (String name : stateFiles(dir)) {
+                if (!name.startsWith("optimizer")) continue;
+                try (SafeTensors st = SafeTensors.open(dir.resolve(name))) {
+                    for (String tensor : st.entries().keySet()) values.put(tensor, st.read(tensor));
+                }
+            }
+        } catch (IOException e) {
+            throw new ModelFileException(dir, "unreadable: " + e.getMessage(), e);
         }
         return values;
     }
 
-    private static String sha256(Path f) throws IOException {
-        try {
-            MessageDigest md = MessageDigest.getInstance("SHA-256");
-            try (InputStream in = Files.newInputStream(f)) {
-                byte[] buf = new byte[1 << 16];
-                int n;
-                while ((n = in.read(buf)) > 0) md.update(buf, 0, n);
-            }
-            return HexFormat.of().formatHex(md.digest());
-        } catch (NoSuchAlgorithmException e) {
-            throw new IllegalStateException(e);
+    /** The names of the files that hold a checkpoint's weights and optimizer state (model*.safetensors, optimizer*.safetensors), sorted. */
+    public static List<String> stateFiles(Path checkpoint) throws IOException {
+        try (var files = Files.list(checkpoint)) {
+            return files.map(f -> f.getFileName().toString()).filter(n -> n.matches("(model|optimizer)(-.+)?\\.safetensors")).sorted().toList();
         }
+    }
+
+    /** Null when two checkpoints hold the same weights and optimizer state in the same files, byte for byte; else what differs. */
+    public static String difference(Path a, Path b) throws IOException {
+        List<String> files = stateFiles(a);
+        if (!files.equals(stateFiles(b))) return "files " + files + " against " + stateFiles(b);
+        for (String f : files) {
+            if (Files.mismatch(a.resolve(f), b.resolve(f)) >= 0) return f + " differs";
+        }
+        return null;
     }
 }

@@ -1,8 +1,11 @@
 package relay.deploy.train;
 
+import java.io.IOException;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import relay.stages.io.CheckpointShard;
 import relay.stages.io.SafeTensors;
 import relay.stages.memory.Category;
 import relay.stages.train.Batch;
@@ -24,11 +27,17 @@ interface Engine extends AutoCloseable {
     /** The optimizer's state, "parameter/role" → values (between steps). */
     Map<String, float[]> optimizerState();
 
+    /**
+     * Writes the weights and optimizer state of checkpoint {@code step} into its directory: returns once the engine
+     * may step on, with the files (and their digests) once they are on disk, or the failure that kept them off it.
+     */
+    CompletableFuture<List<CheckpointShard.File>> writeCheckpoint(int step, Path directory) throws IOException;
+
     /** Sets the optimizer's state from {@link #optimizerState()}'s values of an earlier run (before the first step). */
     void restore(Map<String, float[]> state);
 
     /** Writes the trace recorded so far, if the engine records one; returns whether it wrote. */
-    boolean writeTrace(Path file) throws java.io.IOException;
+    boolean writeTrace(Path file) throws IOException;
 
     /** Per-device busy fractions of the last step, or an empty array. */
     double[] busy();

@@ -1,11 +1,14 @@
 package relay.deploy.train;
 
+import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.CompletableFuture;
 import relay.optimizers.Method;
 import relay.optimizers.OptimizerSettings;
+import relay.stages.io.CheckpointShard;
 import relay.stages.io.HfModelDirectory;
 import relay.stages.io.SafeTensors;
 import relay.stages.layers.Parameter;
@@ -70,6 +73,13 @@ final class LoopEngine implements Engine {
     @Override
     public Map<String, float[]> optimizerState() {
         return method.optimizerState();
+    }
+
+    /** The plain loop writes the whole model as one part, before it steps on. */
+    @Override
+    public CompletableFuture<List<CheckpointShard.File>> writeCheckpoint(int step, Path directory) throws IOException {
+        return CompletableFuture.completedFuture(new CheckpointShard("", model.config(), name.key(), weights(), optimizerState())
+                .write(directory));
     }
 
     @Override

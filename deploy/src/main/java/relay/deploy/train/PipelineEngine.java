@@ -5,6 +5,7 @@ import java.nio.file.Path;
 import java.util.EnumMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.CompletableFuture;
 import relay.actors.Coordinator;
 import relay.actors.Nodes;
 import relay.actors.NodesUnavailable;
@@ -12,6 +13,7 @@ import relay.actors.Pipeline;
 import relay.actors.PipelineConfig;
 import relay.actors.Placement;
 import relay.actors.StageEvent;
+import relay.stages.io.CheckpointShard;
 import relay.stages.io.SafeTensors;
 import relay.stages.memory.Category;
 import relay.stages.model.ModelConfig;
@@ -61,6 +63,12 @@ final class PipelineEngine implements Engine {
     @Override
     public Map<String, float[]> optimizerState() {
         return pipeline.optimizerState();
+    }
+
+    /** Each stage writes its own shard, in the background on its node, while the next steps run. */
+    @Override
+    public CompletableFuture<List<CheckpointShard.File>> writeCheckpoint(int step, Path directory) {
+        return pipeline.writeShards(step, directory);
     }
 
     @Override

@@ -34,7 +34,7 @@ record RunInputs(ModelConfig model, Path weights, Tokenizer tokenizer, PackedDat
 
     /** Checks and prepares everything a run with these settings needs; {@code resumeFrom} (null: a new run) is a checkpoint or a run. */
     static RunInputs prepare(TrainConfig c, Path resumeFrom, PrintStream out) {
-        Start start = resumeFrom == null ? Start.FRESH : Checkpoint.resumable(Checkpoint.locate(resumeFrom), c);
+        Start start = resumeFrom == null ? Start.FRESH : Checkpoint.resumable(Checkpoint.locate(resumeFrom, out::println), c);
         Source src = start.checkpoint() != null ? Source.checkpoint(start.checkpoint()) : Source.open(c.model().name());
         ModelConfig cfg = src.config();
         if (c.run().seq() > cfg.maxPositions()) {

@@ -9,6 +9,8 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
 import java.util.function.UnaryOperator;
 import relay.actors.ClusterSettings;
 import relay.actors.Nodes;
@@ -17,6 +19,7 @@ import relay.actors.Placement;
 import relay.stages.model.ModelConfig;
 import relay.actors.bench.StageCosts;
 import relay.optimizers.Method;
+import relay.stages.io.CheckpointShard;
 import relay.stages.io.ModelFileException;
 import relay.stages.train.Batch;
 
@@ -40,6 +43,10 @@ public final class TrainingRun {
     private final StopRequest stop;
     private final List<Report.Point> points = new ArrayList<>();
     private final long start = System.nanoTime();
+    /** The checkpoint whose weights and optimizer state are being written while the steps go on, or null. */
+    private Pending pending;
+
+    private record Pending(int step, Path directory, CompletableFuture<List<CheckpointShard.File>> written) {}
 
     private TrainingRun(TrainConfig c, Config resolved, RunInputs in, RunDirectory dir, PrintStream out, UnaryOperator<Engine> wrap,
                         Nodes nodes, StopRequest stop) {
@@ -84,17 +91,17 @@ public final class TrainingRun {
                     try {
                         return new TrainingRun(c, resolved, in, dir, out, wrap, nodes, stop).train();
                     } catch (Failed | NodesUnavailable e) {
-                        // A node lost during a step, or while the stages gave their weights for a checkpoint.
+                        // A node lost during a step, a checkpoint's copy or an evaluation.
                         boolean lost = e instanceof NodesUnavailable || !((Failed) e).restartable();
                         int step = e instanceof Failed f ? f.step() : -1;
-                        String replaced = lost ? replace(nodes, devices(c, in.model())) : null;
+                        String replaced = lost ? replace(nodes, devices(c, in.model()), out) : null;
                         if ((lost && replaced == null) || restart > c.run().restarts() || (step >= 0 && step == failedAt)) throw e;
                         failedAt = step;
                         out.printf("%s%nrestarting the run (%d of %d restarts)%s%n", e.getMessage(), restart, c.run().restarts(),
                                 replaced == null ? "" : ": " + replaced);
                         dir.history((e instanceof Failed ? "" : e.getMessage() + "; ") + "restarting (" + restart + " of "
                                 + c.run().restarts() + ")" + (replaced == null ? "" : ": " + replaced));
-                        in = in.restartFrom(Checkpoint.any(path) ? Checkpoint.locate(path) : null, c);
+                        in = in.restartFrom(Checkpoint.any(path) ? Checkpoint.locate(path, refused(out, dir)) : null, c);
                     }
                 }
             } catch (RuntimeException | IOException e) {
@@ -104,17 +111,37 @@ public final class TrainingRun {
         }
     }
 
+    /** A refused checkpoint, told on the console and in history.log. */
+    private static java.util.function.Consumer<String> refused(PrintStream out, RunDirectory dir) {
+        return why -> {
+            out.println(why);
+            try {
+                dir.history(why);
+            } catch (IOException e) {
+                out.println("history.log: " + e.getMessage());
+            }
+        };
+    }
+
     /**
-     * After a node was lost: the workers that remain take its devices (in order, when the pipeline is placed
-     * again); returns what happened, or null when no worker is left or none was lost.
+     * After a node was lost: workers that joined since (replacements) are admitted, waiting for one up to the
+     * join timeout when no worker is left; then the workers take the devices in order when the pipeline is
+     * placed again. Returns what happened, or null when no worker is left or none was lost.
      */
-    private static String replace(Nodes nodes, int devices) {
+    private static String replace(Nodes nodes, int devices, PrintStream out) {
         if (nodes == null) return null;
         List<String> lost = nodes.dropLost();
-        if (lost.isEmpty() || nodes.deviceNodes() == 0 || nodes.deviceNodes() > devices) return null;
+        if (lost.isEmpty()) return null;
+        if (nodes.deviceNodes() == 0) {
+            out.printf("%s lost, no worker left: waiting up to %d s (relay.cluster.join-timeout) for a node to replace it "
+                    + "(relay node --join %s --index 1)%n", String.join(", ", lost), nodes.joinTimeout().toSeconds(), nodes.address());
+        }
+        List<String> joined = nodes.admitJoined();
+        if (nodes.deviceNodes() == 0 || nodes.deviceNodes() > devices) return null;
         List<String> placed = new ArrayList<>();
         for (int d = 0; d < devices; d++) placed.add("device " + d + " on " + nodes.nodeOf(d, devices));
-        return String.join(", ", lost) + " lost; placed again: " + String.join(", ", placed);
+        return String.join(", ", lost) + " lost" + (joined.isEmpty() ? "" : ", " + String.join(", ", joined) + " joined")
+                + "; placed again: " + String.join(", ", placed);
     }
 
     /**
@@ -169,6 +196,7 @@ public final class TrainingRun {
                         .reduce((a, b) -> b).orElse(Double.NaN);
                 for (int done = first + 1; done <= steps; done++) {
                     Engine.Step st = step(engine, done);
+                    seal(false);
                     boolean last = done == steps, stopping = stop.requested() && !last;
                     boolean evaluating = done % c.run().evalEvery() == 0 || last;
                     double stepVal = evaluating ? validate(engine) : Double.NaN;
@@ -183,6 +211,7 @@ public final class TrainingRun {
                     progress.update(done, loss, val, tps);
                     if (done == c.pipeline().traceSteps()) engine.writeTrace(dir.resolve("trace.json"));
                     if (done % c.run().checkpointEvery() == 0 || last || stopping) checkpoint(engine, done);
+                    if (last || stopping) seal(true);
                     if (last) dir.history(String.format(Locale.ROOT, "finished: validation loss %.3f", val));
                     if (stopping) dir.history("stopped by a signal after step " + done + " of " + steps);
                     if (evaluating || last || stopping) report(engine);
@@ -211,14 +240,19 @@ public final class TrainingRun {
         return Math.min(c.pipeline().devices(), model.layers() + 2);
     }
 
-    /** The pipeline for the methods that run in it, placed by measured stage cost; the plain loop for the others. */
     private Engine engine() {
+        return engine(c, in.model(), in.weights(), in.start().step(), nodes);
+    }
+
+    /**
+     * The engine of a run from step {@code first}: the pipeline for the methods that run in it, on these nodes,
+     * placed by measured stage cost; the plain loop for the others.
+     */
+    static Engine engine(TrainConfig c, ModelConfig model, Path weights, int first, Nodes nodes) {
         Method method = c.optimizer().method();
-        int first = in.start().step();
-        if (!method.inPipeline()) return new LoopEngine(in.model(), c.run().seed(), method, c.optimizerSettings(), in.weights(), first);
-        int devices = devices(c, in.model());
-        Placement placement = Placement.balanced(StageCosts.measure(in.model(), c.microbatchSize(), c.run().seq()), devices);
-        return new PipelineEngine(nodes, in.model(), c.run().seed(), in.weights(), placement, c.pipelineConfig(first));
+        if (!method.inPipeline()) return new LoopEngine(model, c.run().seed(), method, c.optimizerSettings(), weights, first);
+        Placement placement = Placement.balanced(StageCosts.measure(model, c.microbatchSize(), c.run().seq()), devices(c, model));
+        return new PipelineEngine(nodes, model, c.run().seed(), weights, placement, c.pipelineConfig(first));
     }
 
     /** The command that goes on with this run: a cluster run's needs its workers again, or nodes=1 to go on in one JVM. */
@@ -236,21 +270,35 @@ public final class TrainingRun {
         try {
             return engine.step(microbatches);
         } catch (RuntimeException e) {
-            String why = e.getMessage() + (e instanceof ArithmeticException ? "; training diverged: the learning rate (lr = "
-                    + c.optimizer().lr() + ") is likely too high (the model's weights were finite numbers when loaded)" : "");
-            String from;
-            try {
-                from = "; the newest checkpoint is " + Checkpoint.locate(dir.path()) + ": go on from it with " + goOn();
-            } catch (IllegalArgumentException none) {
-                from = "; the run has no checkpoint yet";
-            }
-            try {
-                dir.history("step " + done + " of " + c.run().steps() + " failed: " + why);
-            } catch (IOException unwritable) {
-                e.addSuppressed(unwritable);
-            }
-            throw new Failed("step " + done + " of " + c.run().steps() + " failed: " + why + from, e, done);
+            String diverged = e instanceof ArithmeticException ? "; training diverged: the learning rate (lr = " + c.optimizer().lr()
+                    + ") is likely too high (the model's weights were finite numbers when loaded)" : "";
+            throw failed("step " + done + " of " + c.run().steps(), e, diverged, done);
         }
+    }
+
+    /**
+     * What failed at step {@code done} (a step, or a checkpoint's copy) as a {@link Failed} that says where the
+     * run can go on from — the checkpoint before it, sealed first if its files are written — and in history.log.
+     */
+    private Failed failed(String what, RuntimeException e, String hint, int done) {
+        try {
+            seal(true);
+        } catch (IOException | RuntimeException unsealed) {
+            e.addSuppressed(unsealed);
+        }
+        String why = what + " failed: " + e.getMessage() + hint;
+        String from;
+        try {
+            from = "; the newest checkpoint is " + Checkpoint.locate(dir.path(), refused(out, dir)) + ": go on from it with " + goOn();
+        } catch (IllegalArgumentException none) {
+            from = "; the run has no checkpoint yet";
+        }
+        try {
+            dir.history(why);
+        } catch (IOException unwritable) {
+            e.addSuppressed(unwritable);
+        }
+        return new Failed(why + from, e, done);
     }
 
     /** Evaluation: the mean loss over the validation sequences, in batches of the microbatch size. */
@@ -266,15 +314,46 @@ public final class TrainingRun {
         return memory;
     }
 
-    /** Checkpoint: weights and optimizer state asked of the engine, then written with the data position; old ones pruned. */
+    /**
+     * Checkpoint: the run's own files written here, the weights and optimizer state by the engine — in the
+     * background for the pipeline, whose stages write their shards while the next steps run. The one before is
+     * sealed first.
+     */
     private void checkpoint(Engine engine, int done) throws IOException {
-        Checkpoint.write(dir.path(), done, in.model(), engine.weights(), engine.optimizerState(), in.tokenizer(), in.data().position(), c);
+        seal(true);
+        Path cp = Checkpoint.begin(dir.path(), done, in.model(), in.tokenizer(), in.data().position(), c);
+        try {
+            pending = new Pending(done, cp, engine.writeCheckpoint(done, cp));
+        } catch (RuntimeException e) {
+            throw failed("the checkpoint of step " + done, e, "", done);
+        }
+    }
+
+    /**
+     * Seals the checkpoint being written once its files are (waiting for them if {@code wait}), then prunes old
+     * ones. One that could not be written is told and left incomplete; the run goes on, the previous one stands.
+     */
+    private void seal(boolean wait) throws IOException {
+        if (pending == null || (!wait && !pending.written().isDone())) return;
+        Pending p = pending;
+        pending = null;
+        List<CheckpointShard.File> files;
+        try {
+            files = p.written().join();
+        } catch (CompletionException e) {
+            String why = "checkpoint " + dir.path().relativize(p.directory()) + " left incomplete: " + e.getCause().getMessage()
+                    + "; the run goes on from the previous one";
+            out.println(why);
+            dir.history(why);
+            return;
+        }
+        Checkpoint.seal(p.directory(), p.step(), files);
         Checkpoint.prune(dir.path(), c.run().keepCheckpoints());
     }
 
     /** Sets the engine's optimizer state from the checkpoint; state that does not fit the run is an error naming the file. */
     private void restore(Engine engine) {
-        Path checkpoint = in.start().checkpoint(), f = checkpoint.resolve(Checkpoint.OPTIMIZER_STATE);
+        Path checkpoint = in.start().checkpoint(), f = checkpoint;
         Map<String, float[]> state = Checkpoint.optimizerState(checkpoint);
         try {
             engine.restore(state);

@@ -1,7 +1,7 @@
 package relay.deploy.train;
 
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -49,6 +49,12 @@ class RestartTest {
         @Override
         public Map<String, float[]> optimizerState() {
             return inner.optimizerState();
+        }
+
+        @Override
+        public java.util.concurrent.CompletableFuture<List<relay.stages.io.CheckpointShard.File>> writeCheckpoint(int step, Path directory)
+                throws java.io.IOException {
+            return inner.writeCheckpoint(step, directory);
         }
 
         @Override
@@ -104,10 +110,7 @@ class RestartTest {
                 && printed.contains("restarting the run (1 of 2 restarts)") && printed.contains("resuming"), printed);
         assertEquals(whole.trainLoss(), crashed.trainLoss());
         assertEquals(whole.validationLoss(), crashed.validationLoss());
-        for (String f : List.of("model.safetensors", "optimizer.safetensors")) {
-            assertArrayEquals(Files.readAllBytes(whole.directory().resolve("checkpoints/step-6").resolve(f)),
-                    Files.readAllBytes(crashed.directory().resolve("checkpoints/step-6").resolve(f)), f);
-        }
+        assertNull(Checkpoint.difference(whole.directory().resolve("checkpoints/step-6"), crashed.directory().resolve("checkpoints/step-6")));
         assertEquals(6, Files.readAllLines(crashed.directory().resolve("metrics.jsonl")).size());
         assertTrue(Files.readString(crashed.directory().resolve("history.log"))
                 .matches("(?s).*started.*step 5 of 6 failed: .*injected crash.*restarting \\(1 of 2\\).*resumed at step 4.*finished.*"));

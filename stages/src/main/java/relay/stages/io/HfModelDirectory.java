@@ -52,16 +52,40 @@ public final class HfModelDirectory {
 
     /** Writes a model of this config from its parameters' values (named as Relay names them, [out, in] linears) into dir. */
     public static void save(ModelConfig cfg, List<SafeTensors.Tensor32> parameters, Path dir) throws IOException {
+        writeConfig(cfg, dir);
+        writeShard(cfg, parameters, dir.resolve("model.safetensors"));
+    }
+
+    /** Writes dir/config.json, creating dir. */
+    public static void writeConfig(ModelConfig cfg, Path dir) throws IOException {
         Files.createDirectories(dir);
         Files.writeString(dir.resolve("config.json"), new GsonBuilder().setPrettyPrinting().create().toJson(configJson(cfg)) + "\n",
                 StandardCharsets.UTF_8);
+    }
+
+    /**
+     * Writes parameters of a model of this config to one safetensors file in transformers' layouts: the whole
+     * model's model.safetensors, or one shard of it that {@link #writeIndex} lists.
+     */
+    public static void writeShard(ModelConfig cfg, List<SafeTensors.Tensor32> parameters, Path file) throws IOException {
         List<SafeTensors.Tensor32> tensors = new ArrayList<>();
         for (SafeTensors.Tensor32 t : parameters) {
             int[] shape = t.shape();
             tensors.add(isConv1D(cfg, t.name()) ? new SafeTensors.Tensor32(t.name(), new int[] {shape[1], shape[0]},
                     transpose(t.values(), shape[0], shape[1])) : t);
         }
-        SafeTensors.write(dir.resolve("model.safetensors"), tensors, Map.of("format", "pt"));
+        SafeTensors.write(file, tensors, Map.of("format", "pt"));
+    }
+
+    /** Writes dir/model.safetensors.index.json: the shard file (a name in dir) that holds each tensor. */
+    public static void writeIndex(Path dir, Map<String, String> shardOfTensor) throws IOException {
+        JsonObject map = new JsonObject();
+        new java.util.TreeMap<>(shardOfTensor).forEach(map::addProperty);
+        JsonObject index = new JsonObject();
+        index.add("metadata", new JsonObject());
+        index.add("weight_map", map);
+        Files.writeString(dir.resolve("model.safetensors.index.json"), new GsonBuilder().setPrettyPrinting().create().toJson(index) + "\n",
+                StandardCharsets.UTF_8);
     }
 
     static JsonObject configJson(ModelConfig c) {

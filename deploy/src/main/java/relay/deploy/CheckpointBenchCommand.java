@@ -1,0 +1,105 @@
+package relay.deploy;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Comparator;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import java.util.stream.Stream;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+import relay.deploy.train.CheckpointBench;
+import relay.optimizers.Method;
+
+@Command(name = "checkpoint", mixinStandardHelpOptions = true,
+        description = "What checkpoints cost: step time with and without one being written, in one run, as a fraction of the "
+                + "training time between two checkpoints.")
+final class CheckpointBenchCommand implements Callable<Integer> {
+    @Mixin
+    ModelOptions modelOptions;
+
+    @Option(names = "--optimizer", description = "the run's optimizer (default ${DEFAULT-VALUE})")
+    String optimizer = "adalomo";
+
+    @Option(names = "--devices", description = "pipeline devices (default ${DEFAULT-VALUE})")
+    int devices = 2;
+
+    @Option(names = "--microbatches", description = "microbatches per step (default ${DEFAULT-VALUE})")
+    int microbatches = 4;
+
+    @Option(names = "--steps", description = "timed steps without a checkpoint, and at least as many while one is written (default ${DEFAULT-VALUE})")
+    int steps = 3;
+
+    @Option(names = "--every", description = "steps between two checkpoints (default ${DEFAULT-VALUE}, relay train's checkpoint-every)")
+    int every = 400;
+
+    @Option(names = "--dir", description = "where the checkpoint is written (default: a temporary directory, deleted after)")
+    Path dir;
+
+    @Mixin
+    JsonOption json;
+
+    @Override
+    public Integer call() throws Exception {
+        modelOptions.config();
+        Method.named(optimizer);
+        Inputs.require(devices >= 1, "--devices", "≥ 1", devices);
+        Inputs.require(microbatches >= 1 && modelOptions.batch % microbatches == 0, "--microbatches", "≥ 1 and divide --batch "
+                + modelOptions.batch, microbatches);
+        Inputs.require(steps >= 1, "--steps", "≥ 1", steps);
+        Inputs.require(every >= 1, "--every", "≥ 1", every);
+        Inputs.require(dir == null || !Files.exists(dir) || Files.isDirectory(dir), "--dir", "a directory", dir);
+        json.check();
+        Map<String, Object> settings = new LinkedHashMap<>();
+        settings.put("model", modelOptions.model);
+        settings.put("optimizer", optimizer);
+        settings.put("batch", modelOptions.batch);
+        settings.put("seq", modelOptions.seq);
+        settings.put("devices", devices);
+        settings.put("microbatches", microbatches);
+        settings.put("checkpoint-every", every);
+        settings.put("trace-steps", 0);
+        Path scratch = dir != null ? Files.createDirectories(dir) : Files.createTempDirectory("relay-checkpoint-bench");
+        CheckpointBench.Result r;
+        try {
+            System.out.printf("%s, %s, batch %d × seq %d in %d microbatches on %d devices, a checkpoint every %d steps, written to %s%n",
+                    modelOptions.model, optimizer, modelOptions.batch, modelOptions.seq, microbatches, devices, every, scratch);
+            r = CheckpointBench.run(settings, steps, scratch, System.out);
+        } finally {
+            if (dir == null) delete(scratch);
+        }
+        new Table("metric", "value")
+                .row("engine", r.engine())
+                .row("step without a checkpoint (s)", String.format("%.3f", r.plainStep()))
+                .row("step while one is written (s)", String.format("%.3f", r.writingStep()))
+                .row("steps while it was written", r.stepsWriting())
+                .row("copy at the step boundary (s)", String.format("%.3f", r.take()))
+                .row("copy to last file on disk (s)", String.format("%.3f", r.write()))
+                .row("sealing: index, digests, manifest (s)", String.format("%.3f", r.seal()))
+                .row("checkpoint size (MiB)", String.format("%.1f", r.bytes() / 1048576.0))
+                .row("overhead at every " + every + " steps", String.format("%.4f", r.overhead()))
+                .row("had training stopped to write it", String.format("%.4f", r.foreground()))
+                .print(System.out);
+        Map<String, Object> out = new LinkedHashMap<>(settings);
+        out.put("engine", r.engine());
+        out.put("plain_step_seconds", r.plainStep());
+        out.put("writing_step_seconds", r.writingStep());
+        out.put("steps_writing", r.stepsWriting());
+        out.put("take_seconds", r.take());
+        out.put("write_seconds", r.write());
+        out.put("seal_seconds", r.seal());
+        out.put("bytes", r.bytes());
+        out.put("overhead", r.overhead());
+        out.put("foreground_overhead", r.foreground());
+        json.write(out);
+        return 0;
+    }
+
+    private static void delete(Path dir) throws java.io.IOException {
+        try (Stream<Path> files = Files.walk(dir)) {
+            for (Path f : files.sorted(Comparator.reverseOrder()).toList()) Files.deleteIfExists(f);
+        }
+    }
+}
