@@ -18,7 +18,7 @@ import picocli.CommandLine.Option;
 @Command(name = "chaos", mixinStandardHelpOptions = true,
         description = "Runs of three JVMs on loopback (a coordinator, two workers), each losing a randomly chosen worker "
                 + "(SIGKILL) at a random step: how many runs survived, and how many ended bit-identical (weights, optimizer "
-                + "state, every loss) to the run that lost nothing. llama-tiny in exact mode, checkpoints every 2 steps.")
+                + "state, every loss) to the run that lost nothing. llama-tiny, checkpoints every 2 steps.")
 final class ChaosBenchCommand implements Callable<Integer> {
     @Option(names = "--kills", description = "runs, each losing one worker (default ${DEFAULT-VALUE})")
     int kills = 20;
@@ -28,6 +28,9 @@ final class ChaosBenchCommand implements Callable<Integer> {
 
     @Option(names = "--seed", description = "draws the victims and steps (default: from the clock; printed)")
     Long seed;
+
+    @Option(names = "--mode", description = "the pipeline's update mode, exact or eager (default ${DEFAULT-VALUE})")
+    String mode = "exact";
 
     @Mixin
     JsonOption json;
@@ -39,6 +42,7 @@ final class ChaosBenchCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         Inputs.require(kills >= 1, "--kills", "≥ 1", kills);
         Inputs.require(steps >= 4, "--steps", "≥ 4 (a worker is killed after step 2 to steps − 1)", steps);
+        Inputs.require(mode.equals("exact") || mode.equals("eager"), "--mode", "exact or eager", mode);
         json.check();
         long s = seed != null ? seed : System.nanoTime();
         SplittableRandom random = new SplittableRandom(s);
@@ -47,7 +51,7 @@ final class ChaosBenchCommand implements Callable<Integer> {
         StringBuilder text = new StringBuilder();
         for (int i = 0; i < 80; i++) text.append("In the beginning was the word, and the word was ").append(i % 7).append(".\n");
         Files.writeString(corpus, text.toString());
-        System.out.printf("%d runs of %d steps, seed %d, in %s%n", kills, steps, s, work);
+        System.out.printf("%d runs of %d steps in %s mode, seed %d, in %s%n", kills, steps, mode, s, work);
 
         Path reference = runDir(work.resolve("reference"), run(work, "reference", corpus, 1, 0, -1, -1));
         Table table = new Table("run", "node killed", "after step", "survived", "identical", "seconds");
@@ -80,6 +84,7 @@ final class ChaosBenchCommand implements Callable<Integer> {
         out.put("identical", identical);
         out.put("seed", s);
         out.put("steps", steps);
+        out.put("mode", mode);
         out.put("each", runs);
         json.write(out);
         return 0;
@@ -92,7 +97,7 @@ final class ChaosBenchCommand implements Callable<Integer> {
     private int run(Path work, String name, Path corpus, int nodes, int port, int victim, int atStep) throws IOException, InterruptedException {
         List<String> train = new ArrayList<>(List.of("train", "--model", "llama-tiny", "--data", corpus.toString(), "--steps",
                 String.valueOf(steps), "--out", work.resolve(name).toString(), "batch=2", "seq=16", "microbatches=2", "eval-every=4",
-                "eval-sequences=4", "checkpoint-every=2", "trace-steps=0", "validation-fraction=0.1", "mode=exact"));
+                "eval-sequences=4", "checkpoint-every=2", "trace-steps=0", "validation-fraction=0.1", "mode=" + mode));
         if (nodes > 1) train.addAll(List.of("nodes=" + nodes, "relay.cluster.port=" + port, "relay.cluster.down-after=2s"));
         List<Process> workers = new ArrayList<>();
         try {

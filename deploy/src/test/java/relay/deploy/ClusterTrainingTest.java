@@ -247,13 +247,8 @@ class ClusterTrainingTest {
         SplittableRandom random = new SplittableRandom(seed);
         int victim = random.nextInt(2), atStep = 2 + random.nextInt(4);
         String why = "node " + (victim + 1) + " killed after step " + atStep + " (relay.chaos.seed=" + seed + ")";
-        List<String> args = new ArrayList<>(List.of("train", "--model", "llama-tiny", "--data", corpus().toString(), "--steps", "8",
-                "batch=2", "seq=16", "microbatches=2", "eval-every=4", "eval-sequences=4", "checkpoint-every=2", "trace-steps=0",
-                "validation-fraction=0.1", "mode=exact"));
+        List<String> args = referenceRun(8);
         StringWriter err = new StringWriter();
-        List<String> one = new ArrayList<>(args);
-        one.addAll(List.of("--out", dir.resolve("one").toString()));
-        assertEquals(0, Cli.run(err, one.toArray(String[]::new)), err::toString);
         int port = freePort();
         startWorkers(port, 3);
         Path out = dir.resolve("three");
@@ -280,13 +275,8 @@ class ClusterTrainingTest {
     @Test
     @Timeout(value = 4, unit = TimeUnit.MINUTES)
     void aReplacementNodeTakesTheLostOnesPlaceAndTheRunEndsBitIdentical() throws Exception {
-        List<String> args = new ArrayList<>(List.of("train", "--model", "llama-tiny", "--data", corpus().toString(), "--steps", "6",
-                "batch=2", "seq=16", "microbatches=2", "eval-every=3", "eval-sequences=4", "checkpoint-every=2", "trace-steps=0",
-                "validation-fraction=0.1", "mode=exact"));
+        List<String> args = referenceRun(6);
         StringWriter err = new StringWriter();
-        List<String> one = new ArrayList<>(args);
-        one.addAll(List.of("--out", dir.resolve("one").toString()));
-        assertEquals(0, Cli.run(err, one.toArray(String[]::new)), err::toString);
         int port = freePort();
         startWorkers(port, 2);
         Path out = dir.resolve("replaced");
@@ -311,6 +301,21 @@ class ClusterTrainingTest {
                 + "device 0 on node 1 .*device 1 on node 1 .*resumed at step [23] of 6.*finished.*"), history);
         assertNull(Checkpoint.difference(runOf("one").resolve("checkpoints/step-6"), run.resolve("checkpoints/step-6")), "bit for bit");
         assertEquals(lossesOf(runOf("one")), lossesOf(run));
+    }
+
+    /**
+     * The arguments of a tiny exact-mode run of {@code steps} steps, checkpointed every 2, after running it in
+     * this JVM under "one": the run a cluster that loses a node must end identical to.
+     */
+    private List<String> referenceRun(int steps) throws IOException {
+        List<String> args = List.of("train", "--model", "llama-tiny", "--data", corpus().toString(), "--steps", String.valueOf(steps),
+                "batch=2", "seq=16", "microbatches=2", "eval-every=" + steps / 2, "eval-sequences=4", "checkpoint-every=2",
+                "trace-steps=0", "validation-fraction=0.1", "mode=exact");
+        List<String> one = new ArrayList<>(args);
+        one.addAll(List.of("--out", dir.resolve("one").toString()));
+        StringWriter err = new StringWriter();
+        assertEquals(0, Cli.run(err, one.toArray(String[]::new)), err::toString);
+        return args;
     }
 
     /**
