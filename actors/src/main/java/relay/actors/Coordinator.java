@@ -222,13 +222,14 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
             if (request != null) fail(reason, StageEvent.Failure.NODE_LOST);
             return this;
         }
+        // A node lost takes all its stages; in one JVM a stage that stopped is gone alone.
         List<String> lost = new ArrayList<>();
-        for (int s = 0; s < stages.size(); s++) if (stages.get(s).path().address().equals(node)) lost.add(names[s]);
-        if (node.hasGlobalScope()) {
-            for (int s = 0; s < stages.size(); s++) if (stages.get(s).path().address().equals(node)) gone.add(s);
-        } else {
-            gone.add(stage);
+        for (int s = 0; s < stages.size(); s++) {
+            if (!stages.get(s).path().address().equals(node)) continue;
+            lost.add(names[s]);
+            if (node.hasGlobalScope()) gone.add(s);
         }
+        gone.add(stage);
         String reason = node.hasGlobalScope() ? "node " + Nodes.hostPort(node) + " was lost, and with it " + String.join(", ", lost)
                 : names[stage] + " stopped";
         if (request != null) {

@@ -230,7 +230,7 @@ public final class StageActor extends AbstractBehavior<StageCommand> {
             }
             long end = System.nanoTime();
             busyNanos += end - start;
-            trace.span(a.forward() ? "forward" : "backward", start, end, pos);
+            trace.span(spanName(a.forward(), pos.pass()), start, end, pos);
             blockedSince = end;
             cursor.advance();
         }
@@ -241,6 +241,16 @@ public final class StageActor extends AbstractBehavior<StageCommand> {
             busyNanos += System.nanoTime() - t0;
             if (complete) passDone();
         }
+    }
+
+    /** A span's name: forward or backward, told apart from the updating pass's in a norm pass and an evaluation. */
+    private static String spanName(boolean forward, Pass pass) {
+        String what = forward ? "forward" : "backward";
+        return switch (pass) {
+            case TRAIN -> what;
+            case NORM -> what + " (norm pass)";
+            case EVAL -> what + " (evaluation)";
+        };
     }
 
     private void passDone() {

@@ -307,7 +307,11 @@ class BadInputSweepTest {
                 row("--kills must be ≥ 1, not 0", "bench", "chaos", "--kills", "0"),
                 row("--steps must be ≥ 4 (a worker is killed after step 2 to steps − 1), not 3", "bench", "chaos", "--steps", "3"),
                 row("'--seed'", "bench", "chaos", "--seed", "x"),
+                row("--mode must be exact or eager, not fast", "bench", "chaos", "--mode", "fast"),
                 row("--json " + dir + " is a directory", "bench", "chaos", "--json", dir.toString()),
+                // relay report
+                row(dir.resolve("nowhere") + ": no such run directory", "report", dir.resolve("nowhere").toString()),
+                row(dir + ": not a run directory (no config.conf)", "report", dir.toString()),
                 // relay bench checkpoint
                 row("no model named 'nosuch'", "bench", "checkpoint", "--model", "nosuch"),
                 row("--batch must be ≥ 1, not 0", "bench", "checkpoint", "--model", "llama-tiny", "--batch", "0"),

@@ -39,9 +39,6 @@ interface Engine extends AutoCloseable {
     /** Writes the trace recorded so far, if the engine records one; returns whether it wrote. */
     boolean writeTrace(Path file) throws IOException;
 
-    /** Per-device busy fractions of the last step, or an empty array. */
-    double[] busy();
-
     String describe();
 
     @Override

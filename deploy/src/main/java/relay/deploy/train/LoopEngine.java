@@ -93,11 +93,6 @@ final class LoopEngine implements Engine {
     }
 
     @Override
-    public double[] busy() {
-        return new double[0];
-    }
-
-    @Override
     public String describe() {
         return "plain loop (" + name.key() + ") on " + device;
     }

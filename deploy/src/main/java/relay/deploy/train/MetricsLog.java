@@ -16,19 +16,27 @@ import java.util.Map;
 import relay.stages.io.ModelFileException;
 
 /**
- * metrics.jsonl: a JSON line per step (with the validation loss on evaluation steps), flushed as the run
- * goes, so a run that stops leaves every step it finished on disk.
+ * The run's metrics: metrics.jsonl, a JSON line per step (with the validation loss on evaluation steps),
+ * flushed as the run goes, so a run that stops leaves every step it finished on disk; and the same scalars
+ * as TensorBoard events ({@link TensorBoardLog}) beside it.
  */
 final class MetricsLog implements AutoCloseable {
     private final BufferedWriter writer;
+    private final TensorBoardLog board;
     private final Gson gson = new Gson();
 
-    private MetricsLog(BufferedWriter writer) {
+    private MetricsLog(BufferedWriter writer, Path run) throws IOException {
         this.writer = writer;
+        try {
+            this.board = TensorBoardLog.create(run);
+        } catch (IOException e) {
+            writer.close();
+            throw e;
+        }
     }
 
     static MetricsLog create(Path file) throws IOException {
-        return new MetricsLog(Files.newBufferedWriter(file, StandardCharsets.UTF_8));
+        return new MetricsLog(Files.newBufferedWriter(file, StandardCharsets.UTF_8), file.getParent());
     }
 
     /**
@@ -37,23 +45,35 @@ final class MetricsLog implements AutoCloseable {
      * stop; a malformed line before it is an error.
      */
     static MetricsLog resume(Path file, int step, List<Report.Point> kept) throws IOException {
-        List<String> lines = Files.isRegularFile(file) ? Files.readAllLines(file, StandardCharsets.UTF_8) : List.of();
         List<String> keep = new ArrayList<>();
+        for (Map.Entry<String, Report.Point> line : parse(file)) {
+            if (line.getValue().step() > step) continue;
+            keep.add(line.getKey());
+            kept.add(line.getValue());
+        }
+        Files.write(file, keep, StandardCharsets.UTF_8);
+        return new MetricsLog(Files.newBufferedWriter(file, StandardCharsets.UTF_8, StandardOpenOption.APPEND), file.getParent());
+    }
+
+    /** The points of a run's metrics.jsonl as written so far. */
+    static List<Report.Point> read(Path file) throws IOException {
+        return parse(file).stream().map(Map.Entry::getValue).toList();
+    }
+
+    /** Each line with its point; a last line cut short by a stop is left out, and a malformed line before it is an error. */
+    private static List<Map.Entry<String, Report.Point>> parse(Path file) throws IOException {
+        List<String> lines = Files.isRegularFile(file) ? Files.readAllLines(file, StandardCharsets.UTF_8) : List.of();
+        List<Map.Entry<String, Report.Point>> out = new ArrayList<>();
         for (int i = 0; i < lines.size(); i++) {
             if (lines.get(i).isBlank()) continue;
-            Report.Point p;
             try {
-                p = point(JsonParser.parseString(lines.get(i)).getAsJsonObject());
+                out.add(Map.entry(lines.get(i), point(JsonParser.parseString(lines.get(i)).getAsJsonObject())));
             } catch (RuntimeException e) {
                 if (i == lines.size() - 1) break;
                 throw new ModelFileException(file, "line " + (i + 1) + " is not a metrics record: " + e.getMessage(), e);
             }
-            if (p.step() > step) continue;
-            keep.add(lines.get(i));
-            kept.add(p);
         }
-        Files.write(file, keep, StandardCharsets.UTF_8);
-        return new MetricsLog(Files.newBufferedWriter(file, StandardCharsets.UTF_8, StandardOpenOption.APPEND));
+        return out;
     }
 
     void append(Report.Point p, double seconds, double bubble) throws IOException {
@@ -69,6 +89,13 @@ final class MetricsLog implements AutoCloseable {
         writer.write(gson.toJson(line));
         writer.newLine();
         writer.flush();
+        Map<String, Double> scalars = new LinkedHashMap<>();
+        scalars.put("loss/train", p.loss());
+        scalars.put("loss/validation", p.val());
+        scalars.put("learning_rate", p.lr());
+        scalars.put("tokens_per_s", p.tokensPerSecond());
+        p.memory().forEach((category, bytes) -> scalars.put("memory_mib/" + category, bytes / 1048576.0));
+        board.scalars(p.step(), scalars);
     }
 
     private static Report.Point point(JsonObject o) {
@@ -81,6 +108,8 @@ final class MetricsLog implements AutoCloseable {
 
     @Override
     public void close() throws IOException {
-        writer.close();
+        try (board) {
+            writer.close();
+        }
     }
 }

@@ -22,7 +22,6 @@ import relay.stages.train.Batch;
 /** Training through the block-actor pipeline: every request is a message, answered by the stages. */
 final class PipelineEngine implements Engine {
     private final Pipeline pipeline;
-    private double[] busy = new double[0];
     private final boolean tracing;
 
     /** @param weights the model directory the stages read their weights from, or null for weights from the seed */
@@ -43,8 +42,6 @@ final class PipelineEngine implements Engine {
             };
         }
         double seconds = (System.nanoTime() - t0) / 1e9;
-        busy = new double[r.busyNanos().length];
-        for (int d = 0; d < busy.length; d++) busy[d] = r.busyNanos()[d] / (double) r.wallNanos();
         Map<Category, Long> mem = new EnumMap<>(Category.class);
         pipeline.memoryPeaks().values().forEach(peaks -> peaks.forEach((c, b) -> mem.merge(c, b, Long::sum)));
         return new Step(r.loss(), seconds, r.bubble(), mem);
@@ -81,11 +78,6 @@ final class PipelineEngine implements Engine {
         if (!tracing) return false;
         pipeline.writeTrace(file);
         return true;
-    }
-
-    @Override
-    public double[] busy() {
-        return busy.clone();
     }
 
     @Override

@@ -4,117 +4,174 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import relay.optimizers.Method;
 
 /**
- * report.html: one self-contained page (inline SVG and CSS, no script, no network) with the loss curves,
- * the learning rate, memory per category, throughput and a summary of the pipeline's timeline.
+ * report.html of a run directory, built from the run's own files — metrics.jsonl, history.log, trace.json —
+ * so the run rewrites it as it goes and {@code relay report} rebuilds it for any run: one self-contained page
+ * (inline SVG and CSS, no script, no network) with the loss (raw, smoothed, validation points, LISA's draws or
+ * RSO's redraws marked), the learning rate, memory per category stacked, throughput, the pipeline's timeline
+ * drawn from the trace, and the run's history. While the run goes on the page reloads itself.
  */
-final class Report {
+public final class Report {
+    static final String FILE = "report.html";
+    /** Seconds between a live report's reloads in the browser. */
+    static final int RELOAD_SECONDS = 30;
+
     private Report() {}
 
     /** One point per step; val is NaN where no evaluation ran. */
     record Point(int step, double loss, double val, double lr, double tokensPerSecond, Map<String, Long> memory) {}
 
-    /** @param history the run's events, a line each (started, resumed, failed, restarted, stopped, finished) */
-    static void write(Path file, String title, Map<String, String> facts, List<Point> points, double[] busy,
-                      List<String> history) throws IOException {
-        StringBuilder h = new StringBuilder();
-        h.append("<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>").append(esc(title)).append("</title><style>")
+    /** Steps to mark on the loss chart's axis, and what they are. */
+    record Marks(String name, List<Double> steps) {
+        static final Marks NONE = new Marks("", List.of());
+
+        /** LISA's draws, RSO's subspace redraws or GaLore's projector refreshes up to {@code done}, each period's first step. */
+        static Marks of(TrainConfig c, int done) {
+            TrainConfig.OptimizerPart o = c.optimizer();
+            String name = o.lisa() ? "LISA draw" : o.method() == Method.RSO ? "RSO redraw" : o.method() == Method.GALORE ? "GaLore refresh" : null;
+            if (name == null) return NONE;
+            int period = o.lisa() ? o.lisaPeriod() : o.method() == Method.RSO ? o.rsoPeriod() : o.galoreGap();
+            List<Double> steps = new ArrayList<>();
+            for (int s = 1; s <= done; s += period) steps.add((double) s);
+            return new Marks(name, steps);
+        }
+    }
+
+    /** What the page says about the run: model, data, optimizer, batch, steps (and the engine, where known). */
+    static Map<String, String> facts(TrainConfig c, String model, String engine, int done) {
+        TrainConfig.OptimizerPart o = c.optimizer();
+        Map<String, String> facts = new LinkedHashMap<>();
+        facts.put("model", model);
+        facts.put("data", c.run().data());
+        facts.put("optimizer", o.method().key() + (o.lisa() ? ", LISA γ=" + o.lisaGamma() + " every " + o.lisaPeriod() + " steps" : "")
+                + ", lr " + o.lr());
+        if (engine != null) facts.put("engine", engine);
+        facts.put("batch", c.run().batch() + " × " + c.run().seq() + " tokens in " + c.pipeline().microbatches() + " microbatches, "
+                + c.pipeline().mode().name().toLowerCase(Locale.ROOT) + " mode, " + c.pipeline().schedule().key());
+        facts.put("steps", done + " of " + c.run().steps());
+        return facts;
+    }
+
+    /**
+     * Rebuilds the report of a run directory, finished or going on (then the page reloads itself), from its
+     * files; returns the page. A directory that is not a run's is an error naming what is missing.
+     */
+    public static Path rebuild(Path run) throws IOException {
+        Path settings = run.resolve("config.conf");
+        if (!Files.isDirectory(run)) throw new IllegalArgumentException(run + ": no such run directory");
+        if (!Files.isRegularFile(settings)) throw new IllegalArgumentException(run + ": not a run directory (no config.conf)");
+        TrainConfig c;
+        try {
+            c = TrainConfig.from(com.typesafe.config.ConfigFactory.parseFile(settings.toFile()).atPath("relay.train")
+                    .withFallback(com.typesafe.config.ConfigFactory.defaultReference()).resolve());
+        } catch (RuntimeException e) {
+            throw new IllegalArgumentException(settings + ": " + e.getMessage(), e);
+        }
+        int done = MetricsLog.read(run.resolve("metrics.jsonl")).size();
+        write(run, "Relay training run " + run.toAbsolutePath().normalize().getFileName(), facts(c, c.model().name(), null, done),
+                Marks.of(c, done), RunDirectory.live(run));
+        return run.resolve(FILE);
+    }
+
+    /** Writes the run's report aside and moves it into place, so a browser never reads half a page. */
+    static void write(Path run, String title, Map<String, String> facts, Marks marks, boolean live) throws IOException {
+        List<Point> points = MetricsLog.read(run.resolve("metrics.jsonl"));
+        StringBuilder h = new StringBuilder("<!DOCTYPE html><html><head><meta charset=\"utf-8\">");
+        if (live) h.append("<meta http-equiv=\"refresh\" content=\"").append(RELOAD_SECONDS).append("\">");
+        h.append("<title>").append(esc(title)).append("</title><style>")
                 .append("body{font-family:sans-serif;margin:24px;color:#222;background:#fff}h1{font-size:20px}")
-                .append("h2{font-size:16px;margin-top:28px}table{border-collapse:collapse}td,th{padding:3px 10px;border-bottom:1px solid #ddd;text-align:left}")
-                .append(".grid{display:flex;flex-wrap:wrap;gap:24px}.card{border:1px solid #ddd;border-radius:6px;padding:10px}")
-                .append("</style></head><body><h1>").append(esc(title)).append("</h1><table>");
+                .append("h2{font-size:15px;margin:4px 0 8px}h3{font-size:15px;margin-top:28px}table{border-collapse:collapse}")
+                .append("td,th{padding:3px 10px;border-bottom:1px solid #ddd;text-align:left}.live{color:#0072B2}")
+                .append(".grid{display:flex;flex-wrap:wrap;gap:20px;margin-top:16px}.card{border:1px solid #ddd;border-radius:6px;padding:10px}")
+                .append("</style></head><body><h1>").append(esc(title)).append("</h1>");
+        if (live) h.append("<p class=\"live\">The run is going on: this page is rewritten at each evaluation and reloads every ")
+                .append(RELOAD_SECONDS).append(" s.</p>");
+        h.append("<table>");
         facts.forEach((k, v) -> h.append("<tr><th>").append(esc(k)).append("</th><td>").append(esc(v)).append("</td></tr>"));
         h.append("</table><div class=\"grid\">");
-        List<double[]> train = new ArrayList<>(), val = new ArrayList<>(), lr = new ArrayList<>(), tps = new ArrayList<>();
-        Map<String, List<double[]>> mem = new LinkedHashMap<>();
-        for (Point p : points) {
-            train.add(new double[] {p.step(), p.loss()});
-            if (!Double.isNaN(p.val())) val.add(new double[] {p.step(), p.val()});
-            lr.add(new double[] {p.step(), p.lr()});
-            tps.add(new double[] {p.step(), p.tokensPerSecond()});
-            p.memory().forEach((c, b) -> mem.computeIfAbsent(c, k -> new ArrayList<>()).add(new double[] {p.step(), b / 1048576.0}));
-        }
-        Map<String, List<double[]>> losses = new LinkedHashMap<>();
-        losses.put("train", train);
-        losses.put("validation", val);
-        card(h, "Loss", chart(losses, "step", "loss"));
-        card(h, "Learning rate", chart(Map.of("lr", lr), "step", "lr"));
-        card(h, "Memory per category (peak per step, MiB)", chart(mem, "step", "MiB"));
-        card(h, "Throughput (tokens/s)", chart(Map.of("tokens/s", tps), "step", "tokens/s"));
+        card(h, "loss", "Loss", Chart.draw(lossSeries(points), "step", "loss", marks.steps(), marks.name()));
+        card(h, "lr", "Learning rate", Chart.draw(List.of(series("lr", points, p -> p.lr(), Chart.Style.LINE)), "step", "lr", List.of(), ""));
+        card(h, "memory", "Memory per category (peak per step, stacked; the top is the total)",
+                Chart.draw(memorySeries(points), "step", "MiB", List.of(), ""));
+        Chart.Series tps = series("tokens/s", points, Point::tokensPerSecond, Chart.Style.FAINT);
+        card(h, "throughput", "Throughput", Chart.draw(List.of(tps, smoothed("tokens/s (smoothed)", tps)), "step", "tokens/s", List.of(), ""));
         h.append("</div>");
-        if (busy.length > 0) {
-            h.append("<h2>Pipeline timeline (last step)</h2><table><tr><th>device</th><th>busy</th><th>idle</th></tr>");
-            for (int d = 0; d < busy.length; d++) {
-                h.append(String.format(Locale.ROOT, "<tr><td>%d</td><td>%.1f%%</td><td>%.1f%%</td></tr>", d, 100 * busy[d], 100 * (1 - busy[d])));
-            }
-            h.append("</table>");
-        }
+        timeline(h, run.resolve("trace.json"));
+        List<String> history = RunHistory.read(run);
         if (!history.isEmpty()) {
-            h.append("<h2>Run history</h2><ul>");
+            h.append("<h3>Run history</h3><ul>");
             history.forEach(n -> h.append("<li>").append(esc(n)).append("</li>"));
             h.append("</ul>");
         }
         h.append("</body></html>\n");
-        Files.writeString(file, h, StandardCharsets.UTF_8);
+        Path aside = run.resolve(FILE + ".tmp");
+        Files.writeString(aside, h, StandardCharsets.UTF_8);
+        Files.move(aside, run.resolve(FILE), StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
     }
 
-    private static void card(StringBuilder h, String title, String svg) {
-        h.append("<div class=\"card\"><h2>").append(esc(title)).append("</h2>").append(svg).append("</div>");
-    }
-
-    private static final String[] COLORS = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"};
-
-    /** A line chart of named series of (x, y) points, with axes labelled at their ends. */
-    static String chart(Map<String, List<double[]>> series, String xLabel, String yLabel) {
-        int w = 460, hgt = 272, l = 60, r = 10, t = 10, b = 56;
-        double x0 = Double.MAX_VALUE, x1 = -Double.MAX_VALUE, y0 = Double.MAX_VALUE, y1 = -Double.MAX_VALUE;
-        for (List<double[]> s : series.values()) {
-            for (double[] p : s) {
-                if (!Double.isFinite(p[1])) continue;
-                x0 = Math.min(x0, p[0]);
-                x1 = Math.max(x1, p[0]);
-                y0 = Math.min(y0, p[1]);
-                y1 = Math.max(y1, p[1]);
-            }
+    /** The pipeline's traced step as a Gantt chart, with its bubble against the schedule's theory; or why there is none. */
+    private static void timeline(StringBuilder h, Path trace) throws IOException {
+        h.append("<h3>Pipeline timeline</h3>");
+        Gantt.Step step = Files.isRegularFile(trace) ? Gantt.lastStep(trace) : null;
+        if (step == null) {
+            h.append("<p>No traced pipeline step (the plain loop, or trace-steps = 0, or the trace is written after its steps).</p>");
+            return;
         }
-        StringBuilder s = new StringBuilder(String.format(Locale.ROOT,
-                "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" font-size=\"11\">", w, hgt));
-        if (x0 > x1) return s.append("<text x=\"10\" y=\"20\">no data</text></svg>").toString();
-        if (x1 == x0) x1 = x0 + 1;
-        if (y1 == y0) y1 = y0 + 1;
-        double fx0 = x0, fx1 = x1, fy0 = y0, fy1 = y1;
-        java.util.function.DoubleUnaryOperator px = x -> l + (x - fx0) / (fx1 - fx0) * (w - l - r);
-        java.util.function.DoubleUnaryOperator py = y -> t + (1 - (y - fy0) / (fy1 - fy0)) * (hgt - t - b);
-        s.append(String.format(Locale.ROOT, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" stroke=\"#999\"/>", l, t, w - l - r, hgt - t - b));
-        s.append(String.format(Locale.ROOT, "<text x=\"%d\" y=\"%d\">%s</text><text x=\"%d\" y=\"%d\" text-anchor=\"end\">%s</text>",
-                l, hgt - b + 14, num(x0), w - r, hgt - b + 14, num(x1)));
-        s.append(String.format(Locale.ROOT, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">%s</text><text x=\"%d\" y=\"%d\" text-anchor=\"end\">%s</text>",
-                l - 4, t + 10, num(y1), l - 4, hgt - b, num(y0)));
-        s.append(String.format(Locale.ROOT, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">%s</text>", (l + w) / 2, hgt - b + 14, esc(xLabel)));
-        int i = 0, legendX = l;
-        for (Map.Entry<String, List<double[]>> e : series.entrySet()) {
-            String color = COLORS[i++ % COLORS.length];
-            StringBuilder pts = new StringBuilder();
-            for (double[] p : e.getValue()) {
-                if (Double.isFinite(p[1])) pts.append(String.format(Locale.ROOT, "%.1f,%.1f ", px.applyAsDouble(p[0]), py.applyAsDouble(p[1])));
-            }
-            s.append("<polyline fill=\"none\" stroke-width=\"1.5\" stroke=\"").append(color).append("\" points=\"").append(pts).append("\"/>");
-            // The legend runs under the chart, where no line can cross it.
-            s.append(String.format(Locale.ROOT, "<text x=\"%d\" y=\"%d\" fill=\"%s\">%s</text>", legendX, hgt - 8, color, esc(e.getKey())));
-            legendX += 8 + 7 * e.getKey().length();
-        }
-        return s.append("</svg>").toString();
+        h.append(String.format(Locale.ROOT, "<p>Step %d of the trace: bubble %.3f measured from these spans, %.3f in theory "
+                + "((p − 1)/(m + p − 1) for p devices and m microbatches). Forwards light, backwards dark, one colour per stage; "
+                + "grey: updates. Open trace.json in ui.perfetto.dev for every span.</p>", step.step() + 1, step.bubble(), step.theory()));
+        h.append("<div class=\"card\" id=\"timeline\">").append(Gantt.draw(step)).append("</div>");
     }
 
-    private static String num(double v) {
-        return Math.abs(v) >= 1000 || (Math.abs(v) < 0.01 && v != 0) ? String.format(Locale.ROOT, "%.2e", v)
-                : String.format(Locale.ROOT, "%.3g", v);
+    private static void card(StringBuilder h, String id, String title, String svg) {
+        h.append("<div class=\"card\" id=\"").append(id).append("\"><h2>").append(esc(title)).append("</h2>").append(svg).append("</div>");
+    }
+
+    /** The training loss raw (faint) and smoothed, and validation losses as points. */
+    private static List<Chart.Series> lossSeries(List<Point> points) {
+        Chart.Series raw = series("train", points, Point::loss, Chart.Style.FAINT);
+        return List.of(raw, smoothed("train (smoothed)", raw), series("validation", points, Point::val, Chart.Style.POINTS));
+    }
+
+    private static Chart.Series series(String name, List<Point> points, java.util.function.ToDoubleFunction<Point> y, Chart.Style style) {
+        List<double[]> xy = new ArrayList<>();
+        for (Point p : points) {
+            double v = y.applyAsDouble(p);
+            if (!Double.isNaN(v)) xy.add(new double[] {p.step(), v});
+        }
+        return new Chart.Series(name, xy, style);
+    }
+
+    /** A trailing mean over a window of a twentieth of the points (1 to 100). */
+    static Chart.Series smoothed(String name, Chart.Series raw) {
+        List<double[]> in = raw.points(), out = new ArrayList<>();
+        int window = Math.max(1, Math.min(100, in.size() / 20));
+        double sum = 0;
+        for (int i = 0; i < in.size(); i++) {
+            sum += in.get(i)[1];
+            if (i >= window) sum -= in.get(i - window)[1];
+            out.add(new double[] {in.get(i)[0], sum / Math.min(i + 1, window)});
+        }
+        return new Chart.Series(name, out, Chart.Style.LINE);
+    }
+
+    /** Memory per category in MiB, as stacked areas in the ledger's order. */
+    private static List<Chart.Series> memorySeries(List<Point> points) {
+        Map<String, List<double[]>> byCategory = new LinkedHashMap<>();
+        for (Point p : points) {
+            p.memory().forEach((c, b) -> byCategory.computeIfAbsent(c, k -> new ArrayList<>()).add(new double[] {p.step(), b / 1048576.0}));
+        }
+        List<Chart.Series> out = new ArrayList<>();
+        byCategory.forEach((c, xy) -> out.add(new Chart.Series(c.replace('_', ' '), xy, Chart.Style.AREA)));
+        return out;
     }
 
     static String esc(String s) {

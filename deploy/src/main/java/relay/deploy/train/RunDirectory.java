@@ -49,6 +49,20 @@ final class RunDirectory implements AutoCloseable {
         return dir;
     }
 
+    /** Whether a process holds the directory now: a run is going on in it. Takes nothing: the lock is let go at once. */
+    static boolean live(Path dir) throws IOException {
+        Path file = dir.resolve(LOCK);
+        if (!Files.isRegularFile(file)) return false;
+        try (FileChannel channel = FileChannel.open(file, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
+            FileLock lock = channel.tryLock();
+            if (lock == null) return true;
+            lock.release();
+            return false;
+        } catch (OverlappingFileLockException heldHere) {
+            return true;
+        }
+    }
+
     /** Creates the directory if needed and takes its lock; a directory another process holds is refused, naming it. */
     static RunDirectory open(Path dir) throws IOException {
         boolean created = !Files.exists(dir);

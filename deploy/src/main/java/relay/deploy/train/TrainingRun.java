@@ -209,12 +209,15 @@ public final class TrainingRun {
                     points.add(point);
                     dir.markUsed();
                     progress.update(done, loss, val, tps);
-                    if (done == c.pipeline().traceSteps()) engine.writeTrace(dir.resolve("trace.json"));
+                    // A run shorter than its traced steps writes its trace at the end, before its last report.
+                    if (done == c.pipeline().traceSteps() || (last && first == 0 && c.pipeline().traceSteps() > steps)) {
+                        engine.writeTrace(dir.resolve("trace.json"));
+                    }
                     if (done % c.run().checkpointEvery() == 0 || last || stopping) checkpoint(engine, done);
                     if (last || stopping) seal(true);
                     if (last) dir.history(String.format(Locale.ROOT, "finished: validation loss %.3f", val));
                     if (stopping) dir.history("stopped by a signal after step " + done + " of " + steps);
-                    if (evaluating || last || stopping) report(engine);
+                    if (evaluating || last || stopping) report(engine, !(last || stopping));
                     if (stopping) {
                         progress.done();
                         out.printf("stopped by a signal after step %d of %d; checkpoint %s; go on with: %s%n",
@@ -223,7 +226,6 @@ public final class TrainingRun {
                     }
                 }
                 progress.done();
-                if (first == 0 && c.pipeline().traceSteps() > steps) engine.writeTrace(dir.resolve("trace.json"));
                 out.printf(Locale.ROOT, "done in %.0f s: train loss %.3f, validation loss %.3f (perplexity %.1f); run directory %s%n",
                         seconds(), loss, val, Math.exp(val), dir.path());
                 return new Summary(dir.path(), steps, loss, val, seconds());
@@ -368,21 +370,12 @@ public final class TrainingRun {
         }
     }
 
-    /** report.html, rewritten with what the run has done so far. */
-    private void report(Engine engine) throws IOException {
-        TrainConfig.OptimizerPart o = c.optimizer();
-        Map<String, String> facts = new LinkedHashMap<>();
-        facts.put("model", c.model().name() + " (" + in.model().family().modelType() + ", "
-                + String.format(Locale.ROOT, "%.1fM", in.model().parameters() / 1e6) + " parameters)");
-        facts.put("data", c.run().data());
-        facts.put("optimizer", o.method().key() + (o.lisa() ? ", LISA γ=" + o.lisaGamma() + " every " + o.lisaPeriod() + " steps" : "")
-                + ", lr " + o.lr());
-        facts.put("engine", engine.describe());
-        facts.put("batch", c.run().batch() + " × " + c.run().seq() + " tokens in " + c.pipeline().microbatches() + " microbatches, "
-                + c.pipeline().mode().name().toLowerCase(Locale.ROOT) + " mode, " + c.pipeline().schedule().key());
-        facts.put("steps", points.size() + " of " + c.run().steps());
+    /** report.html, rewritten with what the run has done so far; a live one reloads itself in the browser. */
+    private void report(Engine engine, boolean live) throws IOException {
+        String model = c.model().name() + " (" + in.model().family().modelType() + ", "
+                + String.format(Locale.ROOT, "%.1fM", in.model().parameters() / 1e6) + " parameters)";
+        Map<String, String> facts = Report.facts(c, model, engine.describe(), points.size());
         facts.put("elapsed", String.format(Locale.ROOT, "%.0f s", seconds()));
-        Report.write(dir.resolve("report.html"), "Relay training run " + dir.path().getFileName(), facts, points, engine.busy(),
-                RunHistory.read(dir.path()));
+        Report.write(dir.path(), "Relay training run " + dir.path().getFileName(), facts, Report.Marks.of(c, points.size()), live);
     }
 }

@@ -68,11 +68,6 @@ class RestartTest {
         }
 
         @Override
-        public double[] busy() {
-            return inner.busy();
-        }
-
-        @Override
         public String describe() {
             return inner.describe();
         }
