@@ -262,7 +262,12 @@ public final class Nodes implements AutoCloseable {
     /** The node (its index, and its address in a cluster) that holds device d, for errors and traces. */
     public String nodeOf(int d, int devices) {
         ActorRef<StageHost.Command> h = hostOf(d, devices);
-        return "node " + indexOf(h) + (clustered ? " (" + hostPort(h.path().address()) + ")" : "");
+        return clustered ? name(h) : "node " + indexOf(h);
+    }
+
+    /** A worker as errors and history name it: its index and address. */
+    private static String name(ActorRef<StageHost.Command> host) {
+        return "node " + indexOf(host) + " (" + hostPort(host.path().address()) + ")";
     }
 
     /** Whether the node of this host is still a member of the cluster (always, on one machine). */
@@ -285,7 +290,7 @@ public final class Nodes implements AutoCloseable {
         List<String> lost = new ArrayList<>();
         for (ActorRef<StageHost.Command> h : hosts) {
             if (!alive(h)) {
-                lost.add("node " + indexOf(h) + " (" + hostPort(h.path().address()) + ")");
+                lost.add(name(h));
                 hosts.remove(h);
             }
         }
@@ -306,7 +311,7 @@ public final class Nodes implements AutoCloseable {
             for (ActorRef<StageHost.Command> h : registered(system)) {
                 if (!hosts.contains(h) && alive(h)) {
                     hosts.add(h);
-                    admitted.add("node " + indexOf(h) + " (" + hostPort(h.path().address()) + ")");
+                    admitted.add(name(h));
                 }
             }
             if (!hosts.isEmpty() || System.nanoTime() > deadline) break;

@@ -61,13 +61,15 @@ public final class StageHost {
 
     /** Configuration of the dispatchers of these devices and of the checkpoint writer, to layer into the actor system's config. */
     static Config dispatchers(List<Integer> devices) {
-        StringBuilder s = new StringBuilder(CHECKPOINT_WRITER + " { type = Dispatcher, executor = \"thread-pool-executor\", "
-                + "thread-pool-executor { fixed-pool-size = 1 } }\n");
-        for (int d : devices) {
-            s.append(dispatcher(d)).append(" { type = Dispatcher, executor = \"thread-pool-executor\", ")
-                    .append("thread-pool-executor { fixed-pool-size = 1 }, throughput = 100 }\n");
-        }
+        StringBuilder s = new StringBuilder(oneThread(CHECKPOINT_WRITER));
+        for (int d : devices) s.append(oneThread(dispatcher(d)));
         return ConfigFactory.parseString(s.toString());
+    }
+
+    /** A dispatcher of one thread, which runs up to 100 messages of an actor before it lets another have the thread. */
+    private static String oneThread(String name) {
+        return name + " { type = Dispatcher, executor = \"thread-pool-executor\", thread-pool-executor { fixed-pool-size = 1 }, "
+                + "throughput = 100 }\n";
     }
 
     /** A host whose stages send tensors for other nodes through {@code channel} (null: one JVM, no other nodes). */

@@ -5,13 +5,9 @@ import com.google.gson.JsonObject;
 import com.google.gson.JsonParseException;
 import com.google.gson.JsonParser;
 import java.io.IOException;
-import java.nio.ByteBuffer;
-import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
-import java.nio.file.StandardOpenOption;
 import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -19,6 +15,7 @@ import java.util.Map;
 import java.util.TreeMap;
 import java.util.function.Consumer;
 import relay.stages.data.PackedDataset;
+import relay.stages.io.AtomicFile;
 import relay.stages.io.CheckpointShard;
 import relay.stages.io.HfModelDirectory;
 import relay.stages.io.ModelFileException;
@@ -40,7 +37,6 @@ import relay.stages.text.TokenizerJson;
 public final class Checkpoint {
     static final String MANIFEST = "manifest.json";
     static final String TRAINER_STATE = "trainer_state.json";
-    private static final String INDEX = "model.safetensors.index.json";
 
     /** Where a run stood when the checkpoint was written. */
     record TrainerState(int step, PackedDataset.Position data, String optimizer, long seed) {}
@@ -99,14 +95,7 @@ public final class Checkpoint {
         Map<String, Object> manifest = new LinkedHashMap<>();
         manifest.put("step", step);
         manifest.put("sha256", sums);
-        Path aside = dir.resolve(MANIFEST + ".tmp");
-        try (FileChannel ch = FileChannel.open(aside, StandardOpenOption.CREATE, StandardOpenOption.TRUNCATE_EXISTING,
-                StandardOpenOption.WRITE)) {
-            ByteBuffer b = ByteBuffer.wrap(new Gson().toJson(manifest).getBytes(StandardCharsets.UTF_8));
-            while (b.hasRemaining()) ch.write(b);
-            ch.force(true);
-        }
-        Files.move(aside, dir.resolve(MANIFEST), StandardCopyOption.ATOMIC_MOVE);
+        AtomicFile.writeString(dir.resolve(MANIFEST), new Gson().toJson(manifest));
     }
 
     /** Deletes a checkpoint directory, its manifest first: a deletion cut short leaves an incomplete checkpoint, never a corrupt one. */

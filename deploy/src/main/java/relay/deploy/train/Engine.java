@@ -6,7 +6,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import relay.stages.io.CheckpointShard;
-import relay.stages.io.SafeTensors;
 import relay.stages.memory.Category;
 import relay.stages.train.Batch;
 
@@ -20,9 +19,6 @@ interface Engine extends AutoCloseable {
 
     /** The mean loss of these batches with the current weights, forward only (between steps). */
     double validationLoss(List<Batch> batches);
-
-    /** Every parameter as the model computes with it (low-rank terms folded in), named as in a Hugging Face directory (between steps). */
-    List<SafeTensors.Tensor32> weights();
 
     /** The optimizer's state, "parameter/role" → values (between steps). */
     Map<String, float[]> optimizerState();

@@ -59,8 +59,8 @@ final class LoopEngine implements Engine {
         return sum / batches.size();
     }
 
-    @Override
-    public List<SafeTensors.Tensor32> weights() {
+    /** Every parameter as the model computes with it (low-rank terms folded in), named as in a Hugging Face directory. */
+    private List<SafeTensors.Tensor32> weights() {
         Map<String, float[]> values = model.values();
         List<SafeTensors.Tensor32> out = new ArrayList<>();
         for (Parameter p : model.parameters()) {

@@ -14,7 +14,6 @@ import relay.actors.PipelineConfig;
 import relay.actors.Placement;
 import relay.actors.StageEvent;
 import relay.stages.io.CheckpointShard;
-import relay.stages.io.SafeTensors;
 import relay.stages.memory.Category;
 import relay.stages.model.ModelConfig;
 import relay.stages.train.Batch;
@@ -50,11 +49,6 @@ final class PipelineEngine implements Engine {
     @Override
     public double validationLoss(List<Batch> batches) {
         return pipeline.evaluate(batches);
-    }
-
-    @Override
-    public List<SafeTensors.Tensor32> weights() {
-        return pipeline.tensors();
     }
 
     @Override

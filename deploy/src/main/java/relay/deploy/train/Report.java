@@ -1,16 +1,15 @@
 package relay.deploy.train;
 
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import relay.optimizers.Method;
+import relay.stages.io.AtomicFile;
 
 /**
  * report.html of a run directory, built from the run's own files — metrics.jsonl, history.log, trace.json —
@@ -112,9 +111,7 @@ public final class Report {
             h.append("</ul>");
         }
         h.append("</body></html>\n");
-        Path aside = run.resolve(FILE + ".tmp");
-        Files.writeString(aside, h, StandardCharsets.UTF_8);
-        Files.move(aside, run.resolve(FILE), StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+        AtomicFile.writeString(run.resolve(FILE), h);
     }
 
     /** The pipeline's traced step as a Gantt chart, with its bubble against the schedule's theory; or why there is none. */

@@ -11,12 +11,12 @@ import java.nio.channels.OverlappingFileLockException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.time.LocalDateTime;
 import java.time.format.DateTimeFormatter;
 import java.util.Comparator;
 import java.util.stream.Stream;
+import relay.stages.io.AtomicFile;
 
 /**
  * A run's directory, held by one process for the run's life: an OS lock on its {@code relay.lock} refuses a
@@ -115,10 +115,8 @@ final class RunDirectory implements AutoCloseable {
 
     /** config.conf, written aside and moved into place: a resumed run reads it, so a stop must not leave half of it. */
     void writeSettings(Config resolved) throws IOException {
-        Path written = dir.resolve("config.conf.tmp");
-        Files.writeString(written, resolved.getConfig("relay.train").root()
-                .render(ConfigRenderOptions.defaults().setOriginComments(false).setJson(false)), StandardCharsets.UTF_8);
-        Files.move(written, dir.resolve("config.conf"), StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+        AtomicFile.writeString(dir.resolve("config.conf"), resolved.getConfig("relay.train").root()
+                .render(ConfigRenderOptions.defaults().setOriginComments(false).setJson(false)));
     }
 
     void history(String event) throws IOException {

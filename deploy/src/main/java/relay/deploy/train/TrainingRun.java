@@ -355,17 +355,17 @@ public final class TrainingRun {
 
     /** Sets the engine's optimizer state from the checkpoint; state that does not fit the run is an error naming the file. */
     private void restore(Engine engine) {
-        Path checkpoint = in.start().checkpoint(), f = checkpoint;
+        Path checkpoint = in.start().checkpoint();
         Map<String, float[]> state = Checkpoint.optimizerState(checkpoint);
         try {
             engine.restore(state);
         } catch (IllegalArgumentException e) {
-            throw new ModelFileException(f, e.getMessage(), e);
+            throw new ModelFileException(checkpoint, e.getMessage(), e);
         }
         // Only the names are compared; the engine's state is copied out once for them.
         java.util.Set<String> held = engine.optimizerState().keySet();
         if (!held.equals(state.keySet())) {
-            throw new ModelFileException(f, "holds state for " + state.size() + " tensors, of which the run took "
+            throw new ModelFileException(checkpoint, "holds state for " + state.size() + " tensors, of which the run took "
                     + held.size() + ": it belongs to another model or optimizer");
         }
     }

@@ -42,11 +42,6 @@ class RestartTest {
         }
 
         @Override
-        public List<relay.stages.io.SafeTensors.Tensor32> weights() {
-            return inner.weights();
-        }
-
-        @Override
         public Map<String, float[]> optimizerState() {
             return inner.optimizerState();
         }

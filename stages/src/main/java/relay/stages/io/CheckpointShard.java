@@ -56,11 +56,11 @@ public final class CheckpointShard {
         Files.createDirectories(directory);
         String suffix = part.isEmpty() ? "" : "-" + part;
         Path model = directory.resolve("model" + suffix + ".safetensors"), optimizer = directory.resolve("optimizer" + suffix + ".safetensors");
-        HfModelDirectory.writeShard(this.model, weights, model);
+        String modelSum = HfModelDirectory.writeShard(this.model, weights, model);
         List<SafeTensors.Tensor32> values = new ArrayList<>();
         state.forEach((name, v) -> values.add(new SafeTensors.Tensor32(name, new int[] {v.length}, v)));
-        SafeTensors.write(optimizer, values, Map.of("optimizer", method));
-        return List.of(new File(model.getFileName().toString(), Sha256.of(model), weights.stream().map(SafeTensors.Tensor32::name).toList()),
-                new File(optimizer.getFileName().toString(), Sha256.of(optimizer), List.of()));
+        String optimizerSum = SafeTensors.write(optimizer, values, Map.of("optimizer", method));
+        return List.of(new File(model.getFileName().toString(), modelSum, weights.stream().map(SafeTensors.Tensor32::name).toList()),
+                new File(optimizer.getFileName().toString(), optimizerSum, List.of()));
     }
 }

@@ -65,16 +65,16 @@ public final class HfModelDirectory {
 
     /**
      * Writes parameters of a model of this config to one safetensors file in transformers' layouts: the whole
-     * model's model.safetensors, or one shard of it that {@link #writeIndex} lists.
+     * model's model.safetensors, or one shard of it that {@link #writeIndex} lists. Returns the file's SHA-256.
      */
-    public static void writeShard(ModelConfig cfg, List<SafeTensors.Tensor32> parameters, Path file) throws IOException {
+    public static String writeShard(ModelConfig cfg, List<SafeTensors.Tensor32> parameters, Path file) throws IOException {
         List<SafeTensors.Tensor32> tensors = new ArrayList<>();
         for (SafeTensors.Tensor32 t : parameters) {
             int[] shape = t.shape();
             tensors.add(isConv1D(cfg, t.name()) ? new SafeTensors.Tensor32(t.name(), new int[] {shape[1], shape[0]},
                     transpose(t.values(), shape[0], shape[1])) : t);
         }
-        SafeTensors.write(file, tensors, Map.of("format", "pt"));
+        return SafeTensors.write(file, tensors, Map.of("format", "pt"));
     }
 
     /** Writes dir/model.safetensors.index.json: the shard file (a name in dir) that holds each tensor. */

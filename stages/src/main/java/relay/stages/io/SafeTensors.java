@@ -13,6 +13,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.security.MessageDigest;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Comparator;
@@ -222,9 +223,9 @@ public final class SafeTensors implements AutoCloseable {
 
     /**
      * Writes float32 tensors in the given order with optional metadata, to a temporary file renamed into place
-     * at the end, so a crash never leaves a half-written file under the final name.
+     * at the end, so a crash never leaves a half-written file under the final name. Returns the file's SHA-256.
      */
-    public static void write(Path file, List<Tensor32> tensors, Map<String, String> metadata) throws IOException {
+    public static String write(Path file, List<Tensor32> tensors, Map<String, String> metadata) throws IOException {
         Map<String, Object> header = new LinkedHashMap<>();
         if (!metadata.isEmpty()) header.put("__metadata__", metadata);
         long offset = 0;
@@ -242,19 +243,21 @@ public final class SafeTensors implements AutoCloseable {
         int padded = (json.length + 7) / 8 * 8;
         byte[] head = Arrays.copyOf(json, padded);
         Arrays.fill(head, json.length, padded, (byte) ' ');
-        Path tmp = file.resolveSibling(file.getFileName() + ".tmp");
-        try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.CREATE, StandardOpenOption.TRUNCATE_EXISTING,
-                StandardOpenOption.WRITE)) {
+        // The digest is taken of the bytes as they go out: a checkpoint's manifest needs no second pass over the file.
+        MessageDigest md = Sha256.digest();
+        AtomicFile.write(file, ch -> {
             ByteBuffer len = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(padded).flip();
-            ch.write(len);
-            ch.write(ByteBuffer.wrap(head));
+            md.update(len.duplicate());
+            AtomicFile.writeFully(ch, len);
+            md.update(head);
+            AtomicFile.writeFully(ch, ByteBuffer.wrap(head));
             for (Tensor32 t : tensors) {
                 ByteBuffer b = ByteBuffer.allocate(t.values().length * 4).order(ByteOrder.LITTLE_ENDIAN);
                 b.asFloatBuffer().put(t.values());
-                while (b.hasRemaining()) ch.write(b);
+                md.update(b.duplicate());
+                AtomicFile.writeFully(ch, b);
             }
-            ch.force(true);
-        }
-        Files.move(tmp, file, java.nio.file.StandardCopyOption.REPLACE_EXISTING, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+        });
+        return Sha256.hex(md);
     }
 }

@@ -14,16 +14,24 @@ public final class Sha256 {
 
     /** The hex digest of the file's bytes. */
     public static String of(Path file) throws IOException {
-        MessageDigest md;
-        try {
-            md = MessageDigest.getInstance("SHA-256");
-        } catch (NoSuchAlgorithmException e) {
-            throw new IllegalStateException(e);
-        }
+        MessageDigest md = digest();
         try (InputStream in = Files.newInputStream(file)) {
             byte[] buf = new byte[1 << 16];
             for (int n; (n = in.read(buf)) > 0; ) md.update(buf, 0, n);
         }
+        return hex(md);
+    }
+
+    /** A fresh SHA-256 digest, for bytes hashed as they are written. */
+    static MessageDigest digest() {
+        try {
+            return MessageDigest.getInstance("SHA-256");
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    static String hex(MessageDigest md) {
         return HexFormat.of().formatHex(md.digest());
     }
 }
