@@ -19,6 +19,21 @@ public interface GradientSink {
         return null;
     }
 
+    /**
+     * Weight-gradient work reading {@code inputs} — output gradients the backward frees or changes after this
+     * call — besides what the forward saved. It runs at once here; {@link DeferredWeightGradients} keeps copies
+     * of the inputs and runs it later, the W of a zero-bubble schedule.
+     */
+    default void weightWork(java.util.List<Tensor> inputs, WeightWork work) {
+        work.run(inputs, this);
+    }
+
+    /** Computes weight gradients from output gradients and hands them to a sink. */
+    @FunctionalInterface
+    interface WeightWork {
+        void run(java.util.List<Tensor> inputs, GradientSink sink);
+    }
+
     /** Hands {@code gradient} to {@code sink} and frees it afterwards, whatever the sink does. */
     static void emit(GradientSink sink, Parameter parameter, Tensor gradient) {
         try {

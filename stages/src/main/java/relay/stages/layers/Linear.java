@@ -97,23 +97,28 @@ public final class Linear {
         int n = dy.rows();
         d.gemm(false, false, n, in(), out(), 1f, Mat.of(dy), Mat.of(weight.value()), accumulate ? 1f : 0f, Mat.of(dx));
         if (lowRank == null) {
-            if (sink != null) emitBase(saved.input(), dy, sink);
+            if (sink != null) sink.weightWork(java.util.List.of(dy), (in, to) -> emitBase(saved.input(), in.get(0), to));
             return;
         }
-        int r = lowRank.rank();
+        try (Tensor dxa = d.empty(Category.ACTIVATIONS, n, lowRank.rank())) {
+            d.gemm(false, false, n, lowRank.rank(), out(), 1f, Mat.of(dy), Mat.of(lowRank.b().value()), 0f, Mat.of(dxa));
+            d.gemm(false, false, n, in(), lowRank.rank(), lowRank.scale(), Mat.of(dxa), Mat.of(lowRank.a().value()), 1f, Mat.of(dx));
+            if (sink != null) sink.weightWork(java.util.List.of(dy, dxa), (in, to) -> emitLowRank(saved, in.get(0), in.get(1), to));
+        }
+    }
+
+    /** The low-rank factors' gradients from dy and dy·B (scaled). */
+    private void emitLowRank(Saved saved, Tensor dy, Tensor dxa, GradientSink sink) {
+        Device d = dy.device();
+        int n = dy.rows(), r = lowRank.rank();
         float s = lowRank.scale();
-        try (Tensor dxa = d.empty(Category.ACTIVATIONS, n, r)) {
-            d.gemm(false, false, n, r, out(), 1f, Mat.of(dy), Mat.of(lowRank.b().value()), 0f, Mat.of(dxa));
-            d.gemm(false, false, n, in(), r, s, Mat.of(dxa), Mat.of(lowRank.a().value()), 1f, Mat.of(dx));
-            if (sink == null) return;
-            GradientSink.Slot db = GradientSink.slot(sink, lowRank.b());
-            d.gemm(true, false, out(), r, n, s, Mat.of(dy), Mat.of(saved.projected()), 1f, Mat.of(db.tensor()));
-            db.done();
-            if (lowRank.aTrainable()) {
-                GradientSink.Slot da = GradientSink.slot(sink, lowRank.a());
-                d.gemm(true, false, r, in(), n, s, Mat.of(dxa), Mat.of(saved.input()), 1f, Mat.of(da.tensor()));
-                da.done();
-            }
+        GradientSink.Slot db = GradientSink.slot(sink, lowRank.b());
+        d.gemm(true, false, out(), r, n, s, Mat.of(dy), Mat.of(saved.projected()), 1f, Mat.of(db.tensor()));
+        db.done();
+        if (lowRank.aTrainable()) {
+            GradientSink.Slot da = GradientSink.slot(sink, lowRank.a());
+            d.gemm(true, false, r, in(), n, s, Mat.of(dxa), Mat.of(saved.input()), 1f, Mat.of(da.tensor()));
+            da.done();
         }
     }
 

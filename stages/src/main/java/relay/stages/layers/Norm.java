@@ -47,16 +47,22 @@ public final class Norm {
 
     /** dx += ∂L/∂x; then, unless the sink is null, the gain (and bias) gradients. */
     public void backward(Tensor dy, Tensor x, Stats stats, Tensor dx, GradientSink sink) {
-        Device d = x.device();
-        GradientSink.Slot dg = sink == null ? null : GradientSink.slot(sink, gain);
-        GradientSink.Slot db = sink == null || bias == null ? null : GradientSink.slot(sink, bias);
-        Tensor dgt = dg == null ? null : dg.tensor(), dbt = db == null ? null : db.tensor();
+        kernel(dy, x, stats, dx, null, null);
+        if (sink != null) sink.weightWork(java.util.List.of(dy), (in, to) -> {
+            GradientSink.Slot dg = GradientSink.slot(to, gain);
+            GradientSink.Slot db = bias == null ? null : GradientSink.slot(to, bias);
+            kernel(in.get(0), x, stats, null, dg.tensor(), db == null ? null : db.tensor());
+            dg.done();
+            if (db != null) db.done();
+        });
+    }
+
+    /** The device's backward for this norm: dx unless null, the weight gradients unless null. */
+    private void kernel(Tensor dy, Tensor x, Stats stats, Tensor dx, Tensor dGain, Tensor dBias) {
         if (bias == null) {
-            d.rmsNormBackward(dy, x, gain.value(), stats.rstd(), dx, dgt);
+            x.device().rmsNormBackward(dy, x, gain.value(), stats.rstd(), dx, dGain);
         } else {
-            d.layerNormBackward(dy, x, gain.value(), stats.mean(), stats.rstd(), dx, dgt, dbt);
+            x.device().layerNormBackward(dy, x, gain.value(), stats.mean(), stats.rstd(), dx, dGain, dBias);
         }
-        if (dg != null) dg.done();
-        if (db != null) db.done();
     }
 }

@@ -84,17 +84,43 @@ public abstract class TransformerBlock implements AutoCloseable {
      */
     public Tensor backward(Forward f, Tensor dOut, GradientSink sink) {
         if (sink != null && !trainable) throw new IllegalStateException("a frozen block was given a gradient sink");
-        Activations saved = f.saved();
-        if (!recompute) {
-            try (saved) {
-                return backward(saved, dOut, sink);
-            }
-        }
-        Forward again = compute(saved.input(), saved.batch(), saved.seq(), trainable);
-        again.output().close();
-        try (Activations a = again.saved()) {
+        try (Activations a = activations(f)) {
             return backward(a, dOut, sink);
         }
+    }
+
+    /** The input gradient now (the caller owns it) and the weight gradients later: a split backward's B and W. */
+    public record Split(Tensor dx, DeferredWeightGradients weights) {}
+
+    /**
+     * The B of a split backward (zero-bubble schedules): the same operations as {@link #backward} in the same
+     * order, except that the weight gradients wait in the returned W, which keeps the forward's activations
+     * until it is run or closed. A frozen block's W is empty and its activations are freed at once.
+     */
+    public Split backwardInput(Forward f, Tensor dOut) {
+        DeferredWeightGradients w = new DeferredWeightGradients();
+        Activations a = activations(f);
+        if (!trainable) {
+            try (a) {
+                return new Split(backward(a, dOut, null), w);
+            }
+        }
+        w.keepAlive(a);
+        try {
+            return new Split(backward(a, dOut, w), w);
+        } catch (RuntimeException | Error e) {
+            w.close();
+            throw e;
+        }
+    }
+
+    /** What backward reads: the forward's activations, or with recomputation those of the forward run again. */
+    private Activations activations(Forward f) {
+        Activations saved = f.saved();
+        if (!recompute) return saved;
+        Forward again = compute(saved.input(), saved.batch(), saved.seq(), trainable);
+        again.output().close();
+        return again.saved();
     }
 
     @Override

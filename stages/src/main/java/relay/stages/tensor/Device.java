@@ -117,13 +117,13 @@ public interface Device extends AutoCloseable {
     /** LayerNorm over the last dimension; saves each row's mean and 1/std for backward. */
     void layerNorm(Tensor x, Tensor gain, Tensor bias, float eps, Tensor y, Tensor mean, Tensor rstd);
 
-    /** dx += ∂; dGain and dBias += theirs, unless null (frozen: no weight gradient). */
+    /** dx += ∂ unless dx is null (a deferred weight gradient); dGain and dBias += theirs, unless null (frozen). */
     void layerNormBackward(Tensor dy, Tensor x, Tensor gain, Tensor mean, Tensor rstd,
                            Tensor dx, Tensor dGain, Tensor dBias);
 
     void rmsNorm(Tensor x, Tensor gain, float eps, Tensor y, Tensor rstd);
 
-    /** dx += ∂; dGain += its gradient unless null. */
+    /** dx += ∂ unless dx is null; dGain += its gradient unless null. */
     void rmsNormBackward(Tensor dy, Tensor x, Tensor gain, Tensor rstd, Tensor dx, Tensor dGain);
 
     // ---- activations ----

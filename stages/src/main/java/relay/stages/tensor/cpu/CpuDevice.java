@@ -319,9 +319,12 @@ public final class CpuDevice implements Device {
     public void layerNormBackward(Tensor dy, Tensor x, Tensor gain, Tensor mean, Tensor rstd,
                                   Tensor dx, Tensor dGain, Tensor dBias) {
         int c = x.cols();
-        FloatBuffer dyb = buf(dy), xb = buf(x), gb = buf(gain), mb = buf(mean), rb = buf(rstd), dxb = buf(dx);
-        parallel.forRows(x.rows(), 4L * c, (from, to) -> NormKernels.normBackwardInput(dyb, off(dy), xb,
-                off(x), gb, off(gain), mb, off(mean), rb, off(rstd), dxb, off(dx), c, from, to));
+        FloatBuffer dyb = buf(dy), xb = buf(x), gb = buf(gain), mb = buf(mean), rb = buf(rstd);
+        if (dx != null) {
+            FloatBuffer dxb = buf(dx);
+            parallel.forRows(x.rows(), 4L * c, (from, to) -> NormKernels.normBackwardInput(dyb, off(dy), xb,
+                    off(x), gb, off(gain), mb, off(mean), rb, off(rstd), dxb, off(dx), c, from, to));
+        }
         if (dGain != null) {
             NormKernels.normBackwardWeights(dyb, off(dy), xb, off(x), mb, off(mean), rb, off(rstd),
                     buf(dGain), off(dGain), dBias == null ? null : buf(dBias), dBias == null ? 0 : off(dBias), c, x.rows());
@@ -339,9 +342,12 @@ public final class CpuDevice implements Device {
     @Override
     public void rmsNormBackward(Tensor dy, Tensor x, Tensor gain, Tensor rstd, Tensor dx, Tensor dGain) {
         int c = x.cols();
-        FloatBuffer dyb = buf(dy), xb = buf(x), gb = buf(gain), rb = buf(rstd), dxb = buf(dx);
-        parallel.forRows(x.rows(), 3L * c, (from, to) -> NormKernels.normBackwardInput(dyb, off(dy), xb,
-                off(x), gb, off(gain), null, 0, rb, off(rstd), dxb, off(dx), c, from, to));
+        FloatBuffer dyb = buf(dy), xb = buf(x), gb = buf(gain), rb = buf(rstd);
+        if (dx != null) {
+            FloatBuffer dxb = buf(dx);
+            parallel.forRows(x.rows(), 3L * c, (from, to) -> NormKernels.normBackwardInput(dyb, off(dy), xb,
+                    off(x), gb, off(gain), null, 0, rb, off(rstd), dxb, off(dx), c, from, to));
+        }
         if (dGain != null) {
             NormKernels.normBackwardWeights(dyb, off(dy), xb, off(x), null, 0, rb, off(rstd),
                     buf(dGain), off(dGain), null, 0, c, x.rows());
