@@ -3,6 +3,7 @@ package relay.actors;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import relay.stages.layers.DeferredWeightGradients;
 import relay.stages.layers.GradientSink;
 import relay.stages.layers.Parameter;
 import relay.stages.layers.TransformerBlock;
@@ -14,13 +15,17 @@ import relay.transport.TensorPayload;
 /**
  * One transformer block: it keeps what a microbatch's backward needs from its forward, and in backward
  * hands each weight gradient to its optimizer (applied at once in eager mode) unless LISA froze it, in which
- * case it computes no weight gradient at all.
+ * case it computes no weight gradient at all. With a split schedule (zero bubble) backward computes only
+ * the input gradient and keeps the weight gradients' work for the plan's W of that microbatch.
  */
 final class BlockStage implements StageRole {
     private final TransformerBlock block;
     private final Device device;
     private final StageOptimizer optimizer;
+    private final boolean split;
     private final Map<Integer, Saved> saved = new HashMap<>();
+    /** Microbatches whose B ran and whose W has not: the deferred work, with the block input it reads. */
+    private final Map<Integer, Deferred> deferred = new HashMap<>();
     /** Backward messages whose gradients this block applied at once (eager mode); staleness counts these. */
     private long updatesApplied;
     private long staleness;
@@ -29,10 +34,21 @@ final class BlockStage implements StageRole {
     /** What a block keeps from a microbatch's forward to its backward, and how many updates it had seen. */
     private record Saved(Tensor input, TransformerBlock.Forward forward, long updatesAtForward) {}
 
-    BlockStage(TransformerBlock block, Device device, StageOptimizer optimizer) {
+    private record Deferred(Saved saved, DeferredWeightGradients weights) implements AutoCloseable {
+        @Override
+        public void close() {
+            try (Tensor input = saved.input()) {
+                weights.close();
+            }
+        }
+    }
+
+    /** @param split whether backward leaves the weight gradients to a W action (a zero-bubble schedule) */
+    BlockStage(TransformerBlock block, Device device, StageOptimizer optimizer, boolean split) {
         this.block = block;
         this.device = device;
         this.optimizer = optimizer;
+        this.split = split;
     }
 
     @Override
@@ -90,16 +106,43 @@ final class BlockStage implements StageRole {
         Tensor dx;
         try (Tensor dOut = in.backwards.remove(j).gradient().materialize(device, Category.ACTIVATIONS)) {
             Saved s = saved.remove(j);
-            staleness = Math.max(staleness, updatesApplied - s.updatesAtForward());
-            GradientSink sink = block.trainable() ? optimizer.sink(pos) : null;
-            try {
-                dx = block.backward(s.forward(), dOut, sink);
-            } finally {
-                s.input().close();
+            if (split && pos.pass().backward()) {
+                TransformerBlock.Split b;
+                try {
+                    b = block.backwardInput(s.forward(), dOut);
+                } catch (RuntimeException | Error e) {
+                    s.input().close();
+                    throw e;
+                }
+                deferred.put(j, new Deferred(s, b.weights()));
+                dx = b.dx();
+            } else {
+                try {
+                    dx = block.backward(s.forward(), dOut, sink(s, pos));
+                } finally {
+                    s.input().close();
+                }
             }
         }
-        if (block.trainable() && optimizer.updatesEachBackward(pos)) updatesApplied++;
         out.toPrevious(new StageCommand.Backward(pos, TensorPayload.of(dx)), pos);
+    }
+
+    @Override
+    public void weightGradients(Position pos) {
+        try (Deferred d = deferred.remove(pos.microbatch())) {
+            d.weights().run(sink(d.saved(), pos));
+        }
+    }
+
+    /**
+     * The optimizer's sink for a microbatch's weight gradients, null when frozen; counts the updates the
+     * block's weights took since that microbatch's forward, and the one applying them now (eager mode).
+     */
+    private GradientSink sink(Saved s, Position pos) {
+        staleness = Math.max(staleness, updatesApplied - s.updatesAtForward());
+        if (!block.trainable()) return null;
+        if (optimizer.updatesEachBackward(pos)) updatesApplied++;
+        return optimizer.sink(pos);
     }
 
     @Override
@@ -125,6 +168,8 @@ final class BlockStage implements StageRole {
             s.input().close();
         }
         saved.clear();
+        deferred.values().forEach(Deferred::close);
+        deferred.clear();
     }
 
     @Override

@@ -212,14 +212,19 @@ public final class StageActor extends AbstractBehavior<StageCommand> {
     private void drain() {
         for (PipelineSchedule.Action a = cursor.next(); a != null; a = cursor.next()) {
             int j = a.microbatch();
-            if (!cursor.deviceAllows() || !(a.forward() ? role.canForward(j, inbox) : role.canBackward(j, inbox))) return;
+            boolean ready = switch (a.kind()) {
+                case F -> role.canForward(j, inbox);
+                case B -> role.canBackward(j, inbox);
+                case W -> true; // its B ran before it on this stage
+            };
+            if (!cursor.deviceAllows() || !ready) return;
             Position pos = pass.withMicrobatch(j);
             long start = System.nanoTime();
             if (blockedSince >= 0) trace.span("wait", blockedSince, start, pos);
-            if (a.forward()) {
-                role.forward(pos, inbox, outbox);
-            } else {
-                role.backward(pos, inbox, outbox);
+            switch (a.kind()) {
+                case F -> role.forward(pos, inbox, outbox);
+                case B -> role.backward(pos, inbox, outbox);
+                case W -> role.weightGradients(pos);
             }
             for (int to : cursor.leftDeviceTo(a)) {
                 if (to == spec.stage()) {
@@ -230,7 +235,7 @@ public final class StageActor extends AbstractBehavior<StageCommand> {
             }
             long end = System.nanoTime();
             busyNanos += end - start;
-            trace.span(spanName(a.forward(), pos.pass()), start, end, pos);
+            trace.span(spanName(a.kind(), pos.pass()), start, end, pos);
             blockedSince = end;
             cursor.advance();
         }
@@ -243,9 +248,13 @@ public final class StageActor extends AbstractBehavior<StageCommand> {
         }
     }
 
-    /** A span's name: forward or backward, told apart from the updating pass's in a norm pass and an evaluation. */
-    private static String spanName(boolean forward, Pass pass) {
-        String what = forward ? "forward" : "backward";
+    /** A span's name: forward, backward or weights, told apart from the updating pass's in a norm pass and an evaluation. */
+    private static String spanName(PipelineSchedule.Kind kind, Pass pass) {
+        String what = switch (kind) {
+            case F -> "forward";
+            case B -> "backward";
+            case W -> "weights";
+        };
         return switch (pass) {
             case TRAIN -> what;
             case NORM -> what + " (norm pass)";

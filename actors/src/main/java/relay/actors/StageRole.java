@@ -33,7 +33,8 @@ sealed interface StageRole extends AutoCloseable permits EmbeddingStage, BlockSt
             LmHead h = LmHead.create(cfg, init, tied ? Embedding.tokenTable(cfg, init) : null);
             role = new HeadStage(h, device, optimizer(spec, tied ? h.weight() : null, trace), tied);
         } else {
-            role = new BlockStage(Model.block(cfg, spec.stage() - 1, init), device, optimizer(spec, null, trace));
+            role = new BlockStage(Model.block(cfg, spec.stage() - 1, init), device, optimizer(spec, null, trace),
+                    spec.config().schedule().splitsBackward());
         }
         if (spec.weights() == null) return role;
         try (HfModelDirectory.Weights w = HfModelDirectory.Weights.open(spec.weights())) {
@@ -80,7 +81,13 @@ sealed interface StageRole extends AutoCloseable permits EmbeddingStage, BlockSt
         return in.backwards.containsKey(j);
     }
 
+    /** The backward of microbatch pos, or with a split schedule only its input gradient (a block's B). */
     void backward(Position pos, Inbox in, Outbox out);
+
+    /** A split schedule's W: the weight gradients of a microbatch whose B ran, handed to the optimizer. Blocks only. */
+    default void weightGradients(Position pos) {
+        throw new IllegalStateException("only a block splits its backward");
+    }
 
     /** The stage's last action of the pass is done; returns whether its share is complete (false while a tied exchange is pending). */
     boolean finishPass(Position pass, Outbox out);

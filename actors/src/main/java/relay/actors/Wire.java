@@ -83,8 +83,11 @@ final class Wire {
     static relay.transport.proto.PipelineConfig config(PipelineConfig c) {
         return relay.transport.proto.PipelineConfig.newBuilder()
                 .setMode(c.mode() == UpdateMode.EAGER ? relay.transport.proto.PipelineConfig.Mode.EAGER : relay.transport.proto.PipelineConfig.Mode.EXACT)
-                .setSchedule(c.schedule() == PipelineSchedule.GPIPE ? relay.transport.proto.PipelineConfig.Schedule.GPIPE
-                        : relay.transport.proto.PipelineConfig.Schedule.ONE_F_ONE_B)
+                .setSchedule(switch (c.schedule()) {
+                    case GPIPE -> relay.transport.proto.PipelineConfig.Schedule.GPIPE;
+                    case ONE_F_ONE_B -> relay.transport.proto.PipelineConfig.Schedule.ONE_F_ONE_B;
+                    case ZB_H1 -> relay.transport.proto.PipelineConfig.Schedule.ZB_H1;
+                })
                 .setMethod(c.method().key()).setSettings(settings(c.settings())).setLisa(c.lisa()).setThreadsPerDevice(c.threadsPerDevice())
                 .setTraceSteps(c.traceSteps()).setStepTimeoutMillis(c.stepTimeout().toMillis()).setFirstStep(c.firstStep()).build();
     }
@@ -98,6 +101,7 @@ final class Wire {
         PipelineSchedule schedule = switch (c.getSchedule()) {
             case GPIPE -> PipelineSchedule.GPIPE;
             case ONE_F_ONE_B -> PipelineSchedule.ONE_F_ONE_B;
+            case ZB_H1 -> PipelineSchedule.ZB_H1;
             case UNRECOGNIZED -> throw new IllegalArgumentException("unknown schedule " + c.getScheduleValue());
         };
         return new PipelineConfig(mode, schedule, Method.named(c.getMethod()), settings(c.getSettings()), c.getLisa(),

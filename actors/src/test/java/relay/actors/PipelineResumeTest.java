@@ -78,12 +78,13 @@ class PipelineResumeTest {
         }
     }
 
-    @ParameterizedTest(name = "{0} on {1}, LISA {2}, {3} mode")
-    @CsvSource({"adamw, llama, true, EXACT", "adalomo, gpt2, true, EXACT", "adalomo, llama, false, EAGER", "lomo, gpt2, false, EAGER"})
-    void aResumedRunEndsExactlyWhereTheUninterruptedOneEnds(String optimizer, String family, boolean lisa, UpdateMode mode) {
+    @ParameterizedTest(name = "{0} on {1}, LISA {2}, {3} mode, {4}")
+    @CsvSource({"adamw, llama, true, EXACT, 1f1b", "adalomo, gpt2, true, EXACT, 1f1b", "adalomo, llama, false, EAGER, 1f1b",
+            "lomo, gpt2, false, EAGER, 1f1b", "adamw, llama, true, EXACT, zb-h1", "lomo, gpt2, false, EAGER, zb-h1"})
+    void aResumedRunEndsExactlyWhereTheUninterruptedOneEnds(String optimizer, String family, boolean lisa, UpdateMode mode, String schedule) {
         ModelConfig cfg = family.equals("llama") ? PipelineEquivalenceTest.LLAMA : PipelineEquivalenceTest.GPT2;
         OptimizerSettings s = OptimizerSettings.defaults(0.01f).withLisa(2, 2);
-        PipelineConfig pc = PipelineConfig.defaults(Method.named(optimizer), 0.01f).with(mode, PipelineSchedule.ONE_F_ONE_B)
+        PipelineConfig pc = PipelineConfig.defaults(Method.named(optimizer), 0.01f).with(mode, PipelineSchedule.parse(schedule))
                 .withSettings(s, lisa);
         List<List<Batch>> data = data(cfg);
         State whole = run(cfg, pc, data, 0, STEPS, null);

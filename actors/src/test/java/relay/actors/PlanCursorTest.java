@@ -18,10 +18,12 @@ import org.junit.jupiter.params.provider.MethodSource;
 
 /**
  * The plan cursor without actors: a whole pipeline of cursors driven by messages delivered in a random
- * order that keeps each sender's order to each receiver (all Pekko promises), over GPipe and 1F1B,
- * microbatches 1–8 and devices 1–4. Every stage finishes; on each device a microbatch passes through all the
- * device's stages before anything else runs there, in the order of the device's plan; and 1F1B keeps at
- * most (devices − d) microbatches in flight on device d.
+ * order that keeps each sender's order to each receiver (all Pekko promises), over GPipe, 1F1B and ZB-H1,
+ * microbatches 1–8 and devices 1–4. Every stage finishes; on each device a microbatch's forward or backward
+ * passes through all the device's stages before another forward or backward runs there, in the order of the
+ * device's plan; every block runs its W's in the plan's order, each after its backward left the device; 1F1B
+ * keeps at most (devices − d) microbatches in flight on device d, and ZB-H1 at most {@code devices} on any
+ * device (a microbatch is in flight at a block from its forward to its W).
  */
 class PlanCursorTest {
 
@@ -29,7 +31,11 @@ class PlanCursorTest {
     private record Message(int to, char kind, int microbatch) {}
 
     /** An action a stage ran. */
-    private record Ran(int stage, boolean forward, int microbatch) {}
+    private record Ran(int stage, PipelineSchedule.Kind kind, int microbatch) {
+        boolean forward() {
+            return kind == PipelineSchedule.Kind.F;
+        }
+    }
 
     static Stream<Arguments> cases() {
         List<Arguments> all = new ArrayList<>();
@@ -56,10 +62,12 @@ class PlanCursorTest {
         for (long seed = 1; seed <= 20; seed++) {
             Map<Integer, List<Ran>> log = simulate(schedule, placement, microbatches, Pass.TRAIN, seed);
             for (int d = 0; d < devices; d++) {
-                List<List<Ran>> runs = runs(log.get(d));
-                List<PipelineSchedule.Action> expected = schedule.plan(d, devices, microbatches);
+                List<Ran> fb = log.get(d).stream().filter(r -> r.kind() != PipelineSchedule.Kind.W).toList();
+                List<List<Ran>> runs = runs(fb);
+                List<PipelineSchedule.Action> expected = schedule.plan(d, devices, microbatches).stream()
+                        .filter(a -> a.kind() != PipelineSchedule.Kind.W).toList();
                 if (placement.lastBackwardOnDevice(d) < 0) expected = expected.stream().filter(PipelineSchedule.Action::forward).toList();
-                assertEquals(expected, runs.stream().map(r -> new PipelineSchedule.Action(r.get(0).forward(), r.get(0).microbatch())).toList(),
+                assertEquals(expected, runs.stream().map(r -> new PipelineSchedule.Action(r.get(0).kind(), r.get(0).microbatch())).toList(),
                         "device " + d + " (seed " + seed + ") ran " + log.get(d));
                 for (List<Ran> run : runs) assertEquals(stagesOf(placement, d, run.get(0).forward()), run.stream().map(Ran::stage).toList(),
                         "a microbatch goes through every stage of device " + d + " in turn: " + run);
@@ -67,7 +75,36 @@ class PlanCursorTest {
                     assertTrue(maxInFlight(log.get(d), placement.firstOnDevice(d), placement.firstOnDevice(d) == placement.stages() - 1) <= Math.min(microbatches, devices - d),
                             "1F1B keeps at most " + (devices - d) + " microbatches in flight on device " + d);
                 }
+                for (int s = Math.max(1, placement.firstOnDevice(d)); s <= placement.lastBackwardOnDevice(d); s++) {
+                    checkWeights(schedule, log.get(d), s, placement.firstOnDevice(d), devices, microbatches);
+                }
             }
+        }
+    }
+
+    /** A block's W's: one per microbatch in order after the backward left the device (split schedules), at most {@code devices} in flight. */
+    private static void checkWeights(PipelineSchedule schedule, List<Ran> ran, int block, int first, int devices, int microbatches) {
+        List<Integer> ws = new ArrayList<>();
+        Set<Integer> leftDevice = new HashSet<>();
+        int inFlight = 0, max = 0;
+        for (Ran r : ran) {
+            if (r.kind() == PipelineSchedule.Kind.B && r.stage() == first) leftDevice.add(r.microbatch());
+            if (r.stage() != block) continue;
+            if (r.kind() == PipelineSchedule.Kind.W) {
+                assertTrue(leftDevice.contains(r.microbatch()), "W" + r.microbatch() + " of stage " + block + " ran before its backward left the device");
+                ws.add(r.microbatch());
+            }
+            inFlight += switch (r.kind()) {
+                case F -> 1;
+                case B -> schedule.splitsBackward() ? 0 : -1;
+                case W -> -1;
+            };
+            max = Math.max(max, inFlight);
+        }
+        assertEquals(schedule.splitsBackward() ? java.util.stream.IntStream.range(0, microbatches).boxed().toList() : List.of(), ws,
+                "stage " + block + "'s W's");
+        if (schedule == PipelineSchedule.ZB_H1) {
+            assertTrue(max <= Math.min(devices, microbatches), "ZB-H1 kept " + max + " microbatches in flight at stage " + block);
         }
     }
 
@@ -160,12 +197,16 @@ class PlanCursorTest {
         for (PipelineSchedule.Action a = c.next(); a != null; a = c.next()) {
             int j = a.microbatch();
             Set<String> in = inputs.get(s);
-            boolean ready = a.forward() ? in.contains((s == 0 ? "T" : "F") + j) && (s != head || in.contains("Y" + j)) : in.contains("B" + j);
+            boolean ready = switch (a.kind()) {
+                case F -> in.contains((s == 0 ? "T" : "F") + j) && (s != head || in.contains("Y" + j));
+                case B -> in.contains("B" + j);
+                case W -> true;
+            };
             if (!c.deviceAllows() || !ready) return;
-            log.get(p.device(s)).add(new Ran(s, a.forward(), j));
+            log.get(p.device(s)).add(new Ran(s, a.kind(), j));
             if (a.forward() && s < head) send(channels, s, s + 1, 'F', j);
             if (a.forward() && s == head && pass.backward()) send(channels, s, s - 1, 'B', j);
-            if (!a.forward() && s > 0) send(channels, s, s - 1, 'B', j);
+            if (a.kind() == PipelineSchedule.Kind.B && s > 0) send(channels, s, s - 1, 'B', j);
             for (int to : c.leftDeviceTo(a)) {
                 if (to == s) {
                     c.leftDevice(j, a.forward());

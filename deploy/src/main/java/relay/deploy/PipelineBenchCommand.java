@@ -34,7 +34,7 @@ final class PipelineBenchCommand implements Callable<Integer> {
     @Option(names = "--microbatches", description = "microbatches per step (default ${DEFAULT-VALUE})")
     int microbatches = 4;
 
-    @Option(names = "--schedule", description = "gpipe or 1f1b (default ${DEFAULT-VALUE})")
+    @Option(names = "--schedule", description = "gpipe, 1f1b or zb-h1 (default ${DEFAULT-VALUE})")
     String schedule = "1f1b";
 
     @Option(names = "--mode", description = "eager or exact (default ${DEFAULT-VALUE})")

@@ -52,7 +52,7 @@ final class Gantt {
             String ph = e.get("ph").getAsString(), name = e.get("name").getAsString();
             if (ph.equals("M") && name.equals("process_name")) {
                 devices.put(e.get("pid").getAsInt(), e.getAsJsonObject("args").get("name").getAsString());
-            } else if (ph.equals("X") && (name.equals("forward") || name.equals("backward") || name.equals("update"))) {
+            } else if (ph.equals("X") && (name.equals("forward") || name.equals("backward") || name.equals("weights") || name.equals("update"))) {
                 JsonObject args = e.getAsJsonObject("args");
                 spans.add(new Span(name, e.get("cat").getAsString(), e.get("pid").getAsInt(), e.get("ts").getAsDouble() / 1000,
                         e.get("dur").getAsDouble() / 1000, args.get("step").getAsLong(), args.get("microbatch").getAsInt()));
@@ -112,11 +112,16 @@ final class Gantt {
             int lane = order.indexOf(sp.device()), stage = stages.indexOf(sp.actor());
             double x = px.applyAsDouble(sp.startMs()), w = Math.max(0.8, sp.durationMs() / span * plot);
             int y = TOP + LANE * lane + 5, h = LANE - 10;
-            String fill = sp.name().equals("update") ? "#888" : color(stage, stages.size(), sp.name().equals("forward"));
+            String fill = sp.name().equals("update") ? "#888" : color(stage, stages.size(), sp.name());
             s.append(String.format(Locale.ROOT, "<rect x=\"%.1f\" y=\"%d\" width=\"%.1f\" height=\"%d\" fill=\"%s\" stroke=\"#fff\" stroke-width=\"0.5\">"
                     + "<title>%s %s, microbatch %d: %.2f ms</title></rect>", x, y, w, h, fill, Report.esc(sp.actor()), sp.name(), sp.microbatch(),
                     sp.durationMs()));
-            String label = (sp.name().equals("forward") ? "F" : sp.name().equals("backward") ? "B" : "U") + sp.microbatch();
+            String label = switch (sp.name()) {
+                case "forward" -> "F";
+                case "backward" -> "B";
+                case "weights" -> "W";
+                default -> "U";
+            } + sp.microbatch();
             if (w >= 7 * label.length() + 2) {
                 s.append(String.format(Locale.ROOT, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\" fill=\"%s\" font-size=\"10\">%s</text>",
                         x + w / 2, y + h / 2 + 4, sp.name().equals("forward") ? "#222" : "#fff", label));
@@ -125,8 +130,13 @@ final class Gantt {
         return s.append("</svg>").toString();
     }
 
-    /** A stage's colour: hues spread over the stages; a forward light, a backward dark. */
-    private static String color(int stage, int stages, boolean forward) {
-        return String.format(Locale.ROOT, "hsl(%d,%d%%,%d%%)", Math.round(360.0 * stage / Math.max(1, stages)), 60, forward ? 72 : 38);
+    /** A stage's colour: hues spread over the stages; a forward light, a backward dark, a split backward's W between. */
+    private static String color(int stage, int stages, String span) {
+        int lightness = switch (span) {
+            case "forward" -> 72;
+            case "weights" -> 52;
+            default -> 38;
+        };
+        return String.format(Locale.ROOT, "hsl(%d,%d%%,%d%%)", Math.round(360.0 * stage / Math.max(1, stages)), 60, lightness);
     }
 }
