@@ -13,6 +13,7 @@ import relay.actors.Pipeline;
 import relay.actors.PipelineConfig;
 import relay.actors.PipelineSchedule;
 import relay.actors.Placement;
+import relay.actors.ScheduleSimulation;
 import relay.actors.UpdateMode;
 import relay.optimizers.OptimizerSettings;
 import relay.optimizers.Method;
@@ -32,10 +33,14 @@ import relay.stages.train.TrainingMethod;
 public final class PipelineBench {
     private PipelineBench() {}
 
-    /** {@code clusterTokensPerSecond}: the same pipeline on the cluster's nodes; NaN without one. */
+    /**
+     * {@code clusterTokensPerSecond}: the same pipeline on the cluster's nodes; NaN without one.
+     * {@code bubbleTheory}: the closed form for equal devices; {@code bubbleSimulated}: the schedule played out
+     * with the stage costs measured before the run ({@code costs}, seconds per microbatch).
+     */
     public record Result(double tokensPerSecond, double referenceTokensPerSecond, double clusterTokensPerSecond, double bubbleMeasured,
-                         double bubbleTheory, long stalenessMax, Placement placement, double[] pipelineStepSeconds,
-                         double[] referenceStepSeconds, double[] busyFractionPerDevice) {}
+                         double bubbleTheory, double bubbleSimulated, long stalenessMax, Placement placement, StageCosts costs,
+                         double[] pipelineStepSeconds, double[] referenceStepSeconds, double[] busyFractionPerDevice) {}
 
     /**
      * @param clipNorm LOMO's clipping by global norm (0: off), which adds a norm-only pass to every step
@@ -73,7 +78,10 @@ public final class PipelineBench {
             }
         }
 
-        Placement placement = Placement.balanced(StageCosts.measure(cfg, mbBatch, seq), devices);
+        StageCosts costs = StageCosts.measure(cfg, mbBatch, seq);
+        Placement placement = Placement.balanced(costs.total(), devices);
+        double simulated = ScheduleSimulation.run(schedule, ScheduleSimulation.deviceCosts(placement, costs.forward(), costs.backward(),
+                costs.weights(), schedule), microbatches).bubble();
         PipelineConfig pc = PipelineConfig.defaults(Method.LOMO, lr).with(mode, schedule).withTrace(trace != null)
                 .withSettings(settings, false);
         Timing local;
@@ -87,8 +95,8 @@ public final class PipelineBench {
             }
         }
         return new Result(tokensPerStep / median(local.seconds), tokensPerStep / median(refSeconds), clusterTokensPerSecond,
-                median(local.bubbles), PipelineSchedule.theoreticalBubble(devices, microbatches), local.staleness, placement,
-                local.seconds, refSeconds, local.busy);
+                median(local.bubbles), PipelineSchedule.theoreticalBubble(devices, microbatches), simulated, local.staleness, placement,
+                costs, local.seconds, refSeconds, local.busy);
     }
 
     /** Per timed step: seconds and bubble; over all: the largest staleness and each device's mean busy fraction. */

@@ -2,7 +2,6 @@ package relay.actors.bench;
 
 import java.util.Arrays;
 import relay.stages.layers.TransformerBlock;
-import relay.stages.memory.Category;
 import relay.stages.model.Embedding;
 import relay.stages.model.Initializer;
 import relay.stages.model.LmHead;
@@ -12,53 +11,65 @@ import relay.stages.tensor.Tensor;
 import relay.stages.tensor.cpu.CpuDevice;
 
 /**
- * Measured cost of each pipeline stage — embedding, a block, the head — as the median time of its forward
- * and backward on one microbatch, on a one-thread device like the pipeline's. A FLOP count misjudges the
- * head (large, efficient products plus a softmax over the vocabulary), so placement balances these instead.
+ * Measured cost of each pipeline stage — embedding, a block, the head — as the median time of its forward,
+ * its input gradient (B) and its weight gradients (W) on one microbatch, on a one-thread device like the
+ * pipeline's. A FLOP count misjudges the head (large, efficient products plus a softmax over the vocabulary),
+ * so placement balances these instead. The head's backward is fused into its forward; the embedding's backward
+ * has no input gradient, so it is all B.
  */
-public final class StageCosts {
-    private StageCosts() {}
+public record StageCosts(double[] forward, double[] backward, double[] weights) {
 
-    public static double[] measure(ModelConfig cfg, int batch, int seq) {
+    /** Each stage's whole cost, forward and backward. */
+    public double[] total() {
+        double[] t = new double[forward.length];
+        for (int s = 0; s < t.length; s++) t[s] = forward[s] + backward[s] + weights[s];
+        return t;
+    }
+
+    public static StageCosts measure(ModelConfig cfg, int batch, int seq) {
         int n = batch * seq, reps = 5;
         int[] ids = new int[n];
         for (int i = 0; i < n; i++) ids[i] = (i * 7919) % cfg.vocabSize();
-        double emb, block, head;
+        double[][] t = new double[6][reps + 1]; // embedding F, B; block F, B, W; head
         try (CpuDevice d = new CpuDevice("calibration", 1)) {
             Initializer init = new Initializer(d, 1);
             Embedding e = Embedding.create(cfg, init);
             TransformerBlock b = Model.block(cfg, 0, init);
             LmHead h = LmHead.create(cfg, init, cfg.tiedEmbeddings() ? e.tokenTable() : null);
-            double[] te = new double[reps + 1], tb = new double[reps + 1], th = new double[reps + 1];
             for (int r = 0; r <= reps; r++) {
                 long t0 = System.nanoTime();
                 Tensor x = e.forward(ids, seq);
-                e.backward(ids, seq, x, (p, g) -> { });
                 long t1 = System.nanoTime();
-                TransformerBlock.Forward f = b.forward(x, batch, seq);
-                b.backward(f, f.output(), (p, g) -> { }).close();
+                e.backward(ids, seq, x, (p, g) -> { });
                 long t2 = System.nanoTime();
+                TransformerBlock.Forward f = b.forward(x, batch, seq);
+                long t3 = System.nanoTime();
+                TransformerBlock.Split split = b.backwardInput(f, f.output());
+                split.dx().close();
+                long t4 = System.nanoTime();
+                split.weights().run((p, g) -> { });
+                long t5 = System.nanoTime();
                 LmHead.Result res = h.lossAndBackward(f.output(), ids, 1f, (p, g) -> { });
                 res.dx().close();
-                long t3 = System.nanoTime();
+                long t6 = System.nanoTime();
                 f.output().close();
                 x.close();
-                te[r] = t1 - t0;
-                tb[r] = t2 - t1;
-                th[r] = t3 - t2;
+                long[] marks = {t0, t1, t2, t3, t4, t5, t6};
+                for (int k = 0; k < 6; k++) t[k][r] = marks[k + 1] - marks[k];
             }
-            emb = median(te);
-            block = median(tb);
-            head = median(th);
             b.close();
             for (var p : h.parameters(!cfg.tiedEmbeddings())) p.close();
             for (var p : e.parameters()) p.close();
         }
-        double[] cost = new double[cfg.layers() + 2];
-        cost[0] = emb;
-        Arrays.fill(cost, 1, cfg.layers() + 1, block);
-        cost[cfg.layers() + 1] = head;
-        return cost;
+        int stages = cfg.layers() + 2;
+        double[] forward = new double[stages], backward = new double[stages], weights = new double[stages];
+        forward[0] = median(t[0]);
+        backward[0] = median(t[1]);
+        Arrays.fill(forward, 1, stages - 1, median(t[2]));
+        Arrays.fill(backward, 1, stages - 1, median(t[3]));
+        Arrays.fill(weights, 1, stages - 1, median(t[4]));
+        forward[stages - 1] = median(t[5]);
+        return new StageCosts(forward, backward, weights);
     }
 
     private static double median(double[] v) {

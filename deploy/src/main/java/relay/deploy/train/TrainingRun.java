@@ -253,7 +253,7 @@ public final class TrainingRun {
     static Engine engine(TrainConfig c, ModelConfig model, Path weights, int first, Nodes nodes) {
         Method method = c.optimizer().method();
         if (!method.inPipeline()) return new LoopEngine(model, c.run().seed(), method, c.optimizerSettings(), weights, first);
-        Placement placement = Placement.balanced(StageCosts.measure(model, c.microbatchSize(), c.run().seq()), devices(c, model));
+        Placement placement = Placement.balanced(StageCosts.measure(model, c.microbatchSize(), c.run().seq()).total(), devices(c, model));
         return new PipelineEngine(nodes, model, c.run().seed(), weights, placement, c.pipelineConfig(first));
     }
 

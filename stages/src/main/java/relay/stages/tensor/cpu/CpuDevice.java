@@ -7,6 +7,7 @@ import org.bytedeco.openblas.global.openblas_nolapack;
 import relay.stages.memory.Category;
 import relay.stages.memory.MemoryLedger;
 import relay.stages.tensor.Device;
+import relay.stages.tensor.KernelClock;
 import relay.stages.tensor.Mat;
 import relay.stages.tensor.Tensor;
 
@@ -32,6 +33,9 @@ public final class CpuDevice implements Device {
     private final MemoryPool pool;
 
     /** A device whose pool keeps up to 4 GiB of freed blocks for reuse. */
+    /** The device its tensors name: this one, or the kernel-timing view of it ({@link #timedBy}). */
+    private Device face = this;
+
     public CpuDevice(String name, int threads) {
         this(name, threads, 4L << 30);
     }
@@ -48,6 +52,16 @@ public final class CpuDevice implements Device {
     /** A CPU device using every core of the machine. */
     public static CpuDevice allCores() {
         return new CpuDevice("cpu0", Runtime.getRuntime().availableProcessors());
+    }
+
+    /**
+     * This device seen through a kernel clock: every kernel called on the returned device, or on a tensor made
+     * by it, adds its time to its family's. Call it before the device makes any tensor.
+     */
+    public Device timedBy(KernelClock clock) {
+        if (memory.currentTotal() != 0) throw new IllegalStateException("device " + name + " already holds tensors");
+        face = clock.view(this);
+        return face;
     }
 
     @Override
@@ -79,7 +93,7 @@ public final class CpuDevice implements Device {
         long n = Tensor.sizeOf(shape);
         CpuMemory m = CpuMemory.allocate(n, zero, pool, name);
         memory.allocated(category, n * Float.BYTES);
-        return Tensor.owning(this, category, m, shape);
+        return Tensor.owning(face, category, m, shape);
     }
 
     /** Bytes of freed blocks kept for reuse (not held by any tensor, so not in the ledger). */
@@ -95,7 +109,7 @@ public final class CpuDevice implements Device {
     }
 
     private FloatBuffer buf(Tensor t) {
-        if (t.device() != this) {
+        if (t.device() != face) {
             throw new IllegalArgumentException("tensor " + t.describe() + " is not on device " + name);
         }
         return ((CpuMemory) t.memory()).buffer();
@@ -146,7 +160,7 @@ public final class CpuDevice implements Device {
         }
         CpuMemory m = CpuMemory.lent(values.slice(), giveBack);
         memory.allocated(category, n * Float.BYTES);
-        return Tensor.owning(this, category, m, shape);
+        return Tensor.owning(face, category, m, shape);
     }
 
     @Override
@@ -170,7 +184,7 @@ public final class CpuDevice implements Device {
     @Override
     public void copy(Tensor src, Tensor dst) {
         sameSize(src, dst);
-        if (!(src.device() instanceof CpuDevice)) throw new IllegalArgumentException("cannot copy from " + src.describe());
+        if (!(src.memory() instanceof CpuMemory)) throw new IllegalArgumentException("cannot copy from " + src.describe());
         Pointer.memcpy(mem(dst).bytesAt(dst.offset()), ((CpuMemory) src.memory()).bytesAt(src.offset()), src.bytes());
     }
 

@@ -1,0 +1,83 @@
+package relay.deploy;
+
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+import relay.optimizers.Method;
+import relay.optimizers.OptimizerSettings;
+import relay.optimizers.bench.StepBench;
+import relay.stages.memory.Category;
+import relay.stages.model.ModelConfig;
+
+@Command(name = "step", mixinStandardHelpOptions = true,
+        description = "The whole model's training step on the plain loop: model GFLOP/s against the sgemm peak measured in the "
+                + "same process (mfu), tokens/s, the step's time by kernel family, and memory by the ledger beside the process's VmHWM.")
+final class StepBenchCommand implements Callable<Integer> {
+    @Mixin
+    DeviceOptions deviceOptions;
+
+    @Mixin
+    ModelOptions modelOptions;
+
+    @Option(names = "--optimizer", description = "the method (default ${DEFAULT-VALUE})")
+    String optimizer = "lomo";
+
+    @Option(names = "--recompute", description = "blocks keep only their input and recompute their activations in backward")
+    boolean recompute;
+
+    @Option(names = "--iterations", description = "timed steps after one warm-up step; the median is reported (default ${DEFAULT-VALUE})")
+    int iterations = 5;
+
+    @Mixin
+    JsonOption json;
+
+    @Override
+    public Integer call() {
+        Inputs.require(iterations >= 1, "--iterations", "≥ 1", iterations);
+        deviceOptions.check();
+        json.check();
+        ModelConfig cfg = modelOptions.config();
+        String method = Method.named(optimizer).key();
+        System.out.printf("%s, batch %d × seq %d, %s%s, %d threads: sgemm on the step's shapes, then %d timed steps...%n",
+                modelOptions.model, modelOptions.batch, modelOptions.seq, method, recompute ? " with recompute" : "",
+                deviceOptions.threads, iterations);
+        StepBench.Result r = StepBench.run(modelOptions.model, cfg, modelOptions.batch, modelOptions.seq, deviceOptions.threads, method,
+                OptimizerSettings.defaults(1e-4f), recompute, iterations);
+        Table t = new Table("metric", "value")
+                .row("sgemm peak (best window of the fastest shape, between steps)", String.format("%.1f GFLOP/s", r.sgemmPeakGflops()))
+                .row("model FLOPs per step (6N + 12·L·C·T per token)", String.format("%.3e", r.modelFlops()))
+                .row("step time (median)", String.format("%.1f ms", r.medianSeconds() * 1e3))
+                .row("achieved", String.format("%.1f GFLOP/s", r.achievedGflops()))
+                .row("mfu", String.format("%.3f", r.mfu()))
+                .row("tokens/s", String.format("%.1f", r.tokensPerSecond()));
+        r.shares().forEach((family, share) -> t.row("share of step: " + family, String.format("%.3f", share)));
+        for (Category c : Category.values()) t.row("ledger peak " + c.key(), String.format("%.1f MiB", r.peakBytes().get(c) / 1048576.0));
+        t.row("ledger peak total", String.format("%.1f MiB", r.ledgerPeakTotal() / 1048576.0))
+                .row("process peak resident (VmHWM)", r.peakResidentBytes() < 0 ? "unknown" : String.format("%.1f MiB", r.peakResidentBytes() / 1048576.0))
+                .print(System.out);
+        Map<String, Object> out = new LinkedHashMap<>();
+        out.put("model", modelOptions.model);
+        out.put("batch", modelOptions.batch);
+        out.put("seq", modelOptions.seq);
+        out.put("threads", deviceOptions.threads);
+        out.put("optimizer", method);
+        out.put("recompute", recompute);
+        out.put("model_flops_per_step", r.modelFlops());
+        out.put("sgemm_peak_gflops", r.sgemmPeakGflops());
+        out.put("achieved_gflops", r.achievedGflops());
+        out.put("mfu", r.mfu());
+        out.put("tokens_per_s", r.tokensPerSecond());
+        out.put("step_seconds", r.stepSeconds());
+        out.put("shares", r.shares());
+        Map<String, Long> peaks = new LinkedHashMap<>();
+        r.peakBytes().forEach((c, b) -> peaks.put(c.key(), b));
+        out.put("ledger_peak_bytes", peaks);
+        out.put("ledger_peak_total_bytes", r.ledgerPeakTotal());
+        out.put("vm_hwm_bytes", r.peakResidentBytes());
+        json.write(out);
+        return 0;
+    }
+}

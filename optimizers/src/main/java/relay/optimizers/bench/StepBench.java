@@ -1,0 +1,121 @@
+package relay.optimizers.bench;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Comparator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import relay.optimizers.Method;
+import relay.optimizers.OptimizerSettings;
+import relay.stages.bench.BlockBench;
+import relay.stages.bench.GemmShape;
+import relay.stages.bench.SgemmBench;
+import relay.stages.layers.Parameter;
+import relay.stages.layers.TransformerBlock;
+import relay.stages.memory.Category;
+import relay.stages.memory.ProcessMemory;
+import relay.stages.model.Model;
+import relay.stages.model.ModelConfig;
+import relay.stages.tensor.Device;
+import relay.stages.tensor.KernelClock;
+import relay.stages.tensor.cpu.CpuDevice;
+import relay.stages.train.ReferenceTrainer;
+import relay.stages.train.SyntheticData;
+import relay.stages.train.TrainingMethod;
+
+/**
+ * The whole model's training step on the plain loop — embedding, blocks, head with its loss, and the
+ * update — timed and set against the sgemm peak measured in the same process, with the step's time split
+ * by kernel family and the memory the ledger counted beside what the operating system saw.
+ *
+ * <p>Model FLOPs per token are 6N + 12·L·C·T (N the parameters that multiply activations: the blocks', the
+ * final norm's and the head's matrix — the tied token table once — but no lookup table; the second term
+ * attention's scores and mixing). The peak is that of BlockBench: the fastest of the step's own shapes,
+ * timed again after every step in a window as long as a step's products, the best window kept.
+ */
+public final class StepBench {
+    private StepBench() {}
+
+    /**
+     * @param shares     fraction of the step's time per kernel family, plus "other": the time outside every kernel
+     * @param peakBytes  the ledger's peak per category over the timed steps; {@code ledgerPeakTotal} their simultaneous peak
+     * @param peakResidentBytes the process's VmHWM at the end (−1 where the system does not say)
+     */
+    public record Result(String model, int batch, int seq, int threads, String optimizer, boolean recompute, double modelFlops,
+                         double sgemmPeakGflops, double[] stepSeconds, double medianSeconds, double achievedGflops, double mfu,
+                         double tokensPerSecond, Map<String, Double> shares, Map<Category, Long> peakBytes, long ledgerPeakTotal,
+                         long peakResidentBytes) {}
+
+    /** Parameters whose products run for every token (see the class comment). */
+    static long multiplyingParameters(Model m) {
+        long n = 0;
+        for (TransformerBlock b : m.blocks()) n += b.parameters().stream().mapToLong(Parameter::size).sum();
+        return n + m.head().parameters(true).stream().mapToLong(Parameter::size).sum();
+    }
+
+    /** The step's matrix shapes: every block's, and the head's three products over the vocabulary. */
+    static List<GemmShape> shapes(ModelConfig cfg, int tokens) {
+        List<GemmShape> s = new ArrayList<>(BlockBench.blockShapes(cfg, tokens));
+        int c = cfg.hidden(), v = cfg.vocabSize();
+        s.add(new GemmShape("head fwd", false, true, tokens, v, c));
+        s.add(new GemmShape("head dx", false, false, tokens, c, v));
+        s.add(new GemmShape("head dW", true, false, v, c, tokens));
+        return s;
+    }
+
+    public static Result run(String modelName, ModelConfig cfg, int batch, int seq, int threads, String optimizer,
+                             OptimizerSettings settings, boolean recompute, int iterations) {
+        int tokens = batch * seq;
+        KernelClock clock = new KernelClock();
+        // The peak is measured on a device of its own, so its matrices stay out of the step's ledger.
+        try (CpuDevice cpu = new CpuDevice("cpu0", threads); CpuDevice sgemm = new CpuDevice("sgemm", threads)) {
+            Device device = cpu.timedBy(clock);
+            List<SgemmBench.Measurement> measured = new SgemmBench(sgemm, 3).measure(shapes(cfg, tokens));
+            GemmShape fastest = measured.stream().max(Comparator.comparingDouble(SgemmBench.Measurement::gflops)).orElseThrow().shape();
+            SgemmBench probe = new SgemmBench(sgemm, 1);
+            double[] seconds = new double[iterations], peaks = new double[iterations];
+            double flops;
+            Map<Category, Long> peakBytes;
+            long peakTotal;
+            long[] familyNanos = new long[KernelClock.Family.values().length];
+            try (Model model = Model.initialize(cfg, device, 1)) {
+                model.blocks().forEach(b -> b.setRecompute(recompute));
+                flops = (6.0 * multiplyingParameters(model) + 12.0 * cfg.layers() * cfg.hidden() * seq) * tokens;
+                int probeCalls = (int) Math.max(3, Math.ceil(flops / fastest.flops()));
+                SyntheticData data = new SyntheticData(cfg.vocabSize(), batch, seq, 0.1, 7);
+                try (TrainingMethod method = Method.named(optimizer).create(model, settings)) {
+                    ReferenceTrainer trainer = new ReferenceTrainer(model, method);
+                    trainer.step(List.of(data.next())); // the first step allocates the optimizer's state
+                    cpu.memory().resetPeaks();
+                    clock.reset();
+                    for (int it = 0; it < iterations; it++) {
+                        var batchData = List.of(data.next());
+                        long t0 = System.nanoTime();
+                        trainer.step(batchData);
+                        seconds[it] = (System.nanoTime() - t0) / 1e9;
+                        Map<KernelClock.Family, Long> n = clock.nanos();
+                        n.forEach((f, v) -> familyNanos[f.ordinal()] += v);
+                        clock.reset();
+                        peaks[it] = probe.probe(fastest, probeCalls);
+                    }
+                    peakBytes = cpu.memory().peaks();
+                    peakTotal = cpu.memory().peakTotal();
+                }
+            }
+            double total = Arrays.stream(seconds).sum() * 1e9, kernels = 0;
+            Map<String, Double> shares = new LinkedHashMap<>();
+            for (KernelClock.Family f : KernelClock.Family.values()) {
+                shares.put(f.key(), familyNanos[f.ordinal()] / total);
+                kernels += familyNanos[f.ordinal()];
+            }
+            shares.put("other", 1 - kernels / total);
+            double[] sorted = seconds.clone();
+            Arrays.sort(sorted);
+            double median = sorted[sorted.length / 2];
+            double achieved = flops / median / 1e9, peak = Arrays.stream(peaks).max().orElse(SgemmBench.peak(measured));
+            return new Result(modelName, batch, seq, threads, optimizer, recompute, flops, peak, seconds, median, achieved,
+                    achieved / peak, tokens / median, shares, peakBytes, peakTotal, ProcessMemory.peakResidentBytes());
+        }
+    }
+}
