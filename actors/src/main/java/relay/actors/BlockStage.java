@@ -26,7 +26,7 @@ final class BlockStage implements StageRole {
     private final Map<Integer, Saved> saved = new HashMap<>();
     /** Microbatches whose B ran and whose W has not: the deferred work, with the block input it reads. */
     private final Map<Integer, Deferred> deferred = new HashMap<>();
-    /** Backward messages whose gradients this block applied at once (eager mode); staleness counts these. */
+    /** Updates this block applied in the pass (eager mode: one per backward, or per W when split); staleness counts these. */
     private long updatesApplied;
     private long staleness;
     private double normSquared;

@@ -73,9 +73,7 @@ final class BlockBenchCommand implements Callable<Integer> {
             out.put("sgemm_peak_up_front_gflops", r.upFrontPeakGflops());
             out.put("mfu_up_front", r.upFrontMfu());
             out.put("sgemm_peak_after_step_gflops", r.stepPeakGflops());
-            Map<String, Long> peaks = new LinkedHashMap<>();
-            r.peakBytes().forEach((c, b) -> peaks.put(c.key(), b));
-            out.put("peak_bytes", peaks);
+            out.put("peak_bytes", JsonOption.byCategory(r.peakBytes()));
             List<Map<String, Object>> shapeList = new ArrayList<>();
             for (SgemmBench.Measurement m : r.shapes()) shapeList.add(Map.of("shape", m.shape().toString(), "gflops", m.gflops()));
             out.put("block_shapes", shapeList);

@@ -29,4 +29,11 @@ final class JsonOption {
             throw new UncheckedIOException("cannot write " + file + ": " + e.getMessage(), e);
         }
     }
+
+    /** Bytes per memory category as JSON: keyed by the category's name, in the categories' order. */
+    static java.util.Map<String, Long> byCategory(java.util.Map<relay.stages.memory.Category, Long> bytes) {
+        java.util.Map<String, Long> out = new java.util.LinkedHashMap<>();
+        bytes.forEach((c, b) -> out.put(c.key(), b));
+        return out;
+    }
 }

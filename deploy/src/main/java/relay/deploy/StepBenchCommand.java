@@ -57,6 +57,8 @@ final class StepBenchCommand implements Callable<Integer> {
         for (Category c : Category.values()) t.row("ledger peak " + c.key(), String.format("%.1f MiB", r.peakBytes().get(c) / 1048576.0));
         t.row("ledger peak total", String.format("%.1f MiB", r.ledgerPeakTotal() / 1048576.0))
                 .row("process peak resident (VmHWM)", r.peakResidentBytes() < 0 ? "unknown" : String.format("%.1f MiB", r.peakResidentBytes() / 1048576.0))
+                .row("  of it outside the ledger: device pool (freed, kept for reuse)", String.format("%.1f MiB", r.poolCachedBytes() / 1048576.0))
+                .row("  of it outside the ledger: JVM heap committed", String.format("%.1f MiB", r.heapCommittedBytes() / 1048576.0))
                 .print(System.out);
         Map<String, Object> out = new LinkedHashMap<>();
         out.put("model", modelOptions.model);
@@ -72,11 +74,11 @@ final class StepBenchCommand implements Callable<Integer> {
         out.put("tokens_per_s", r.tokensPerSecond());
         out.put("step_seconds", r.stepSeconds());
         out.put("shares", r.shares());
-        Map<String, Long> peaks = new LinkedHashMap<>();
-        r.peakBytes().forEach((c, b) -> peaks.put(c.key(), b));
-        out.put("ledger_peak_bytes", peaks);
+        out.put("ledger_peak_bytes", JsonOption.byCategory(r.peakBytes()));
         out.put("ledger_peak_total_bytes", r.ledgerPeakTotal());
         out.put("vm_hwm_bytes", r.peakResidentBytes());
+        out.put("pool_cached_bytes", r.poolCachedBytes());
+        out.put("heap_committed_bytes", r.heapCommittedBytes());
         json.write(out);
         return 0;
     }

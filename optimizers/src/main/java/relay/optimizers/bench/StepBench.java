@@ -40,12 +40,15 @@ public final class StepBench {
     /**
      * @param shares     fraction of the step's time per kernel family, plus "other": the time outside every kernel
      * @param peakBytes  the ledger's peak per category over the timed steps; {@code ledgerPeakTotal} their simultaneous peak
-     * @param peakResidentBytes the process's VmHWM at the end (−1 where the system does not say)
+     * @param peakResidentBytes the process's VmHWM over the model's set-up and steps, the sgemm survey before them
+     *                          left out (−1 where the system cannot say); beside it, what the ledger does not count:
+     *                          {@code poolCachedBytes}, freed blocks the device keeps for reuse, and {@code heapCommittedBytes},
+     *                          the JVM's heap
      */
     public record Result(String model, int batch, int seq, int threads, String optimizer, boolean recompute, double modelFlops,
                          double sgemmPeakGflops, double[] stepSeconds, double medianSeconds, double achievedGflops, double mfu,
                          double tokensPerSecond, Map<String, Double> shares, Map<Category, Long> peakBytes, long ledgerPeakTotal,
-                         long peakResidentBytes) {}
+                         long peakResidentBytes, long poolCachedBytes, long heapCommittedBytes) {}
 
     /** Parameters whose products run for every token (see the class comment). */
     static long multiplyingParameters(Model m) {
@@ -68,16 +71,21 @@ public final class StepBench {
                              OptimizerSettings settings, boolean recompute, int iterations) {
         int tokens = batch * seq;
         KernelClock clock = new KernelClock();
-        // The peak is measured on a device of its own, so its matrices stay out of the step's ledger.
+        // The peak is measured on devices of their own, so their matrices stay out of the step's ledger; the
+        // shapes' survey (the head's products are large) is over and freed before the process's peak is reset.
+        List<SgemmBench.Measurement> measured;
+        try (CpuDevice survey = new CpuDevice("sgemm-survey", threads)) {
+            measured = new SgemmBench(survey, 3).measure(shapes(cfg, tokens));
+        }
+        GemmShape fastest = measured.stream().max(Comparator.comparingDouble(SgemmBench.Measurement::gflops)).orElseThrow().shape();
+        boolean peakReset = ProcessMemory.resetPeak();
         try (CpuDevice cpu = new CpuDevice("cpu0", threads); CpuDevice sgemm = new CpuDevice("sgemm", threads)) {
             Device device = cpu.timedBy(clock);
-            List<SgemmBench.Measurement> measured = new SgemmBench(sgemm, 3).measure(shapes(cfg, tokens));
-            GemmShape fastest = measured.stream().max(Comparator.comparingDouble(SgemmBench.Measurement::gflops)).orElseThrow().shape();
             SgemmBench probe = new SgemmBench(sgemm, 1);
             double[] seconds = new double[iterations], peaks = new double[iterations];
             double flops;
             Map<Category, Long> peakBytes;
-            long peakTotal;
+            long peakTotal, pooled;
             long[] familyNanos = new long[KernelClock.Family.values().length];
             try (Model model = Model.initialize(cfg, device, 1)) {
                 model.blocks().forEach(b -> b.setRecompute(recompute));
@@ -101,6 +109,7 @@ public final class StepBench {
                     }
                     peakBytes = cpu.memory().peaks();
                     peakTotal = cpu.memory().peakTotal();
+                    pooled = cpu.cachedBytes();
                 }
             }
             double total = Arrays.stream(seconds).sum() * 1e9, kernels = 0;
@@ -115,7 +124,8 @@ public final class StepBench {
             double median = sorted[sorted.length / 2];
             double achieved = flops / median / 1e9, peak = Arrays.stream(peaks).max().orElse(SgemmBench.peak(measured));
             return new Result(modelName, batch, seq, threads, optimizer, recompute, flops, peak, seconds, median, achieved,
-                    achieved / peak, tokens / median, shares, peakBytes, peakTotal, ProcessMemory.peakResidentBytes());
+                    achieved / peak, tokens / median, shares, peakBytes, peakTotal, peakReset ? ProcessMemory.peakResidentBytes() : -1,
+                    pooled, Runtime.getRuntime().totalMemory());
         }
     }
 }

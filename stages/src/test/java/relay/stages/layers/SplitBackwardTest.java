@@ -70,23 +70,15 @@ class SplitBackwardTest {
         try (CpuDevice device = new CpuDevice("cpu-split", 1)) {
             TransformerBlock whole = block(device, cfg, recompute, terms), split = block(device, cfg, recompute, terms);
             try (GradientAccumulator wholeSums = new GradientAccumulator(); GradientAccumulator splitSums = new GradientAccumulator()) {
-                List<TransformerBlock.Split> ws = new ArrayList<>();
+                List<DeferredWeightGradients> ws = new ArrayList<>();
                 List<Tensor> inputs = new ArrayList<>();
                 for (int j = 0; j < 2; j++) {
                     Tensor x = input(device, j, cfg.hidden()), dOut = input(device, 10 + j, cfg.hidden());
-                    TransformerBlock.Forward fw = whole.forward(x, B, T), fs = split.forward(x, B, T);
-                    fw.output().close();
-                    fs.output().close();
-                    try (Tensor dxWhole = whole.backward(fw, dOut, wholeSums)) {
-                        TransformerBlock.Split s = split.backwardInput(fs, dOut);
-                        assertArrayEquals(dxWhole.toArray(), s.dx().toArray(), "input gradient, microbatch " + j);
-                        s.dx().close();
-                        ws.add(s);
-                    }
+                    ws.add(backwardBoth(whole, split, x, dOut, wholeSums));
                     dOut.close();
                     inputs.add(x); // W reads the block's input (the first norm's weight gradient): it lives until W has run
                 }
-                for (TransformerBlock.Split s : ws) s.weights().run(splitSums);
+                for (DeferredWeightGradients w : ws) w.run(splitSums);
                 inputs.forEach(Tensor::close);
                 List<Parameter> ps = all(whole), qs = all(split);
                 assertEquals(wholeSums.parameters().size(), splitSums.parameters().size());
@@ -107,16 +99,7 @@ class SplitBackwardTest {
             TransformerBlock whole = block(device, cfg, recompute, terms), split = block(device, cfg, recompute, terms);
             GradientSink lomo = (p, g) -> device.axpy(-0.1f, g, p.value());
             Tensor x = input(device, 3, cfg.hidden()), dOut = input(device, 4, cfg.hidden());
-            TransformerBlock.Forward fw = whole.forward(x, B, T), fs = split.forward(x, B, T);
-            fw.output().close();
-            fs.output().close();
-            try (Tensor dxWhole = whole.backward(fw, dOut, lomo)) {
-                TransformerBlock.Split s = split.backwardInput(fs, dOut);
-                try (Tensor dx = s.dx()) {
-                    assertArrayEquals(dxWhole.toArray(), dx.toArray());
-                }
-                s.weights().run(lomo);
-            }
+            backwardBoth(whole, split, x, dOut, lomo).run(lomo);
             List<Parameter> ps = all(whole), qs = all(split);
             for (int i = 0; i < ps.size(); i++) assertArrayEquals(ps.get(i).value().toArray(), qs.get(i).value().toArray(), ps.get(i).name());
             x.close();
@@ -133,22 +116,31 @@ class SplitBackwardTest {
             whole.setTrainable(false);
             split.setTrainable(false);
             Tensor x = input(device, 5, cfg.hidden()), dOut = input(device, 6, cfg.hidden());
-            TransformerBlock.Forward fw = whole.forward(x, B, T), fs = split.forward(x, B, T);
-            fw.output().close();
-            fs.output().close();
-            try (Tensor dxWhole = whole.backward(fw, dOut, null)) {
-                TransformerBlock.Split s = split.backwardInput(fs, dOut);
-                assertTrue(s.weights().isEmpty(), "a frozen block has no W");
-                try (Tensor dx = s.dx()) {
-                    assertArrayEquals(dxWhole.toArray(), dx.toArray());
-                }
-                x.close();
-                dOut.close();
-                assertEquals(0, device.memory().current(Category.ACTIVATIONS) - 4L * B * T * cfg.hidden(),
-                        "only the whole block's dx is left: the split one kept no activations for an empty W");
-                s.weights().close();
-            }
+            DeferredWeightGradients w = backwardBoth(whole, split, x, dOut, null);
+            assertTrue(w.isEmpty(), "a frozen block has no W");
+            x.close();
+            dOut.close();
+            assertEquals(0, device.memory().current(Category.ACTIVATIONS), "an empty W keeps no activations");
+            w.close();
             close(whole, split);
+        }
+    }
+
+    /**
+     * x through both blocks, then the one-piece backward (into {@code wholeSink}) and the split block's B: the
+     * input gradients must be equal. Returns the split block's W.
+     */
+    private static DeferredWeightGradients backwardBoth(TransformerBlock whole, TransformerBlock split, Tensor x, Tensor dOut,
+                                                        GradientSink wholeSink) {
+        TransformerBlock.Forward fw = whole.forward(x, B, T), fs = split.forward(x, B, T);
+        fw.output().close();
+        fs.output().close();
+        try (Tensor dxWhole = whole.backward(fw, dOut, wholeSink)) {
+            TransformerBlock.Split s = split.backwardInput(fs, dOut);
+            try (Tensor dx = s.dx()) {
+                assertArrayEquals(dxWhole.toArray(), dx.toArray(), "input gradient");
+            }
+            return s.weights();
         }
     }
 
