@@ -123,8 +123,9 @@ public final class Report {
             return;
         }
         h.append(String.format(Locale.ROOT, "<p>Step %d of the trace: bubble %.3f measured from these spans, %.3f in theory "
-                + "((p − 1)/(m + p − 1) for p devices and m microbatches). Forwards light, backwards dark, one colour per stage; "
-                + "grey: updates. Open trace.json in ui.perfetto.dev for every span.</p>", step.step() + 1, step.bubble(), step.theory()));
+                + "((p − 1)/(m + p − 1) for p devices and m microbatches, the unsplit schedules' closed form). Forwards light, "
+                + "backwards dark, weight gradients of a split backward (W) between, one colour per stage; grey: updates. "
+                + "Open trace.json in ui.perfetto.dev for every span.</p>", step.step() + 1, step.bubble(), step.theory()));
         h.append("<div class=\"card\" id=\"timeline\">").append(Gantt.draw(step)).append("</div>");
     }
 
