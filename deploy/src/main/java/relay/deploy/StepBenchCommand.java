@@ -22,7 +22,7 @@ final class StepBenchCommand implements Callable<Integer> {
     @Mixin
     ModelOptions modelOptions;
 
-    @Option(names = "--optimizer", description = "the method (default ${DEFAULT-VALUE})")
+    @Option(names = "--optimizer", description = "the training method, any that `relay train` takes (default ${DEFAULT-VALUE})")
     String optimizer = "lomo";
 
     @Option(names = "--recompute", description = "blocks keep only their input and recompute their activations in backward")
@@ -57,8 +57,8 @@ final class StepBenchCommand implements Callable<Integer> {
         for (Category c : Category.values()) t.row("ledger peak " + c.key(), String.format("%.1f MiB", r.peakBytes().get(c) / 1048576.0));
         t.row("ledger peak total", String.format("%.1f MiB", r.ledgerPeakTotal() / 1048576.0))
                 .row("process peak resident (VmHWM)", r.peakResidentBytes() < 0 ? "unknown" : String.format("%.1f MiB", r.peakResidentBytes() / 1048576.0))
-                .row("  of it outside the ledger: device pool (freed, kept for reuse)", String.format("%.1f MiB", r.poolCachedBytes() / 1048576.0))
-                .row("  of it outside the ledger: JVM heap committed", String.format("%.1f MiB", r.heapCommittedBytes() / 1048576.0))
+                .row("  outside the ledger: device pool (freed, kept for reuse)", String.format("%.1f MiB", r.poolCachedBytes() / 1048576.0))
+                .row("  outside the ledger: JVM heap committed (resident at most)", String.format("%.1f MiB", r.heapCommittedBytes() / 1048576.0))
                 .print(System.out);
         Map<String, Object> out = new LinkedHashMap<>();
         out.put("model", modelOptions.model);
