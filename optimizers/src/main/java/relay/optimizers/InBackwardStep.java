@@ -52,27 +52,53 @@ public final class InBackwardStep implements RuleMethod {
     /**
      * Stage 0 is the embedding, 1..L the blocks, L+1 the head; frozen blocks get no sink. A tied matrix's
      * gradient comes in two parts (head first, embedding last): unless the rule is additive and this is the
-     * updating pass, the first is held until the second arrives, so the rule (or the norm) sees the whole
-     * gradient once, as in a classic step.
+     * updating pass, both parts are added into one held sum — the head's product lands in it, the embedding
+     * adds its rows to it — and {@link TiedSum#finish} hands it over once, so the rule (or the norm) sees the
+     * whole gradient once, as in a classic step, with one tied-matrix gradient in memory.
      */
-    private Model.Sinks sinks(GradientSink sink, boolean partsMayBeApart) {
+    private TiedSum sinks(GradientSink sink, boolean partsMayBeApart) {
         Parameter tied = !partsMayBeApart && model.head().weight() == model.embedding().tokenTable() ? model.head().weight() : null;
-        Tensor[] held = {null};
-        GradientSink combined = (p, g) -> {
-            if (p != tied) {
-                sink.accept(p, g);
-            } else if (held[0] == null) {
-                held[0] = g.device().empty(Category.GRADIENTS, g.shape());
-                g.device().copy(g, held[0]);
-            } else {
-                try (Tensor first = held[0]) {
-                    held[0] = null;
-                    g.device().axpy(1f, first, g);
+        return new TiedSum(sink, tied);
+    }
+
+    /** The sinks of one backward, holding a tied matrix's sum until both parts are in. */
+    private final class TiedSum implements Model.Sinks {
+        private final GradientSink sink;
+        private final Parameter tied;
+        private final GradientSink combined;
+        private Tensor held;
+
+        TiedSum(GradientSink sink, Parameter tied) {
+            this.sink = sink;
+            this.tied = tied;
+            this.combined = new GradientSink() {
+                @Override
+                public void accept(Parameter p, Tensor g) {
                     sink.accept(p, g);
                 }
+
+                @Override
+                public Tensor sumFor(Parameter p) {
+                    if (p != tied) return null;
+                    if (held == null) held = p.value().device().allocate(Category.GRADIENTS, p.value().shape());
+                    return held;
+                }
+            };
+        }
+
+        @Override
+        public GradientSink forStage(int stage) {
+            return trainsAnything(stage) ? combined : null;
+        }
+
+        /** The backward is over: the tied matrix's whole gradient goes to the sink, then is freed. */
+        void finish() {
+            if (held == null) return;
+            try (Tensor total = held) {
+                held = null;
+                sink.accept(tied, total);
             }
-        };
-        return stage -> trainsAnything(stage) ? combined : null;
+        }
     }
 
     /** Whether a stage has any parameter to update now; if not, its backward computes no weight gradient. */
@@ -102,18 +128,30 @@ public final class InBackwardStep implements RuleMethod {
         float factor = 1f;
         if (clipping.byNorm()) {
             double[] sq = {0};
-            m.forwardBackward(b.inputs(), b.targets(), b.batch(), b.seq(), gradScale, sinks((p, g) -> {
+            backward(m, b, gradScale, sinks((p, g) -> {
                 if (trained.test(p)) sq[0] += g.device().sumOfSquares(g);
             }, false));
             factor = clipping.factor(Math.sqrt(sq[0]));
         }
         float f = factor;
-        return m.forwardBackward(b.inputs(), b.targets(), b.batch(), b.seq(), gradScale, sinks((p, g) -> {
+        return backward(m, b, gradScale, sinks((p, g) -> {
             if (!trained.test(p)) return;
             if (f != 1f) g.device().scale(g, f);
             if (clipping.byValue()) g.device().clamp(g, clipping.value());
             rule.apply(p, g, lr);
         }, rule.additive() && !clipping.byValue()));
+    }
+
+    private static double backward(Model m, Batch b, float gradScale, TiedSum sinks) {
+        double loss;
+        try {
+            loss = m.forwardBackward(b.inputs(), b.targets(), b.batch(), b.seq(), gradScale, sinks);
+        } catch (RuntimeException | Error e) {
+            if (sinks.held != null) sinks.held.close();
+            throw e;
+        }
+        sinks.finish();
+        return loss;
     }
 
     @Override

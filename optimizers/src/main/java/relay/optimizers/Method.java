@@ -36,14 +36,11 @@ public enum Method {
     LOMO("lomo", "LOMO: SGD fused into backward", 0.3f, s -> new Sgd(s.weightDecay())),
     ADALOMO("adalomo", "AdaLomo: factored adaptive rate fused into backward", 0.02f, s -> AdaLomo.defaults(s.weightDecay())),
     ADAMW_FUSED("adamw-fused", "AdamW applied per parameter inside backward", 2e-3f, OptimizerSettings::adamW),
-    LISA("lisa", "LISA: embedding, head and γ sampled blocks train (AdamW in backward)", 2e-3f, OptimizerSettings::adamW) {
-        @Override
-        public TrainingMethod create(Model model, OptimizerSettings s) {
-            int blocks = model.blocks().size();
-            return new InBackwardStep(model, s.adamW(), s.schedule(), s.clipping(),
-                    new LisaPolicy(blocks, Math.min(s.lisaGamma(), blocks), s.lisaPeriod(), s.seed()), p -> true);
-        }
-    },
+    LISA("lisa", "LISA: embedding, head and γ sampled blocks train (AdamW in backward)", 2e-3f, OptimizerSettings::adamW),
+    LISA_ADALOMO("lisa-adalomo", "LISA with AdaLomo in backward on the embedding, head and γ sampled blocks: no AdamW state anywhere",
+            0.02f, s -> AdaLomo.defaults(s.weightDecay())),
+    LISA_LOMO("lisa-lomo", "LISA with LOMO (SGD in backward) on the embedding, head and γ sampled blocks: no optimizer state",
+            0.3f, s -> new Sgd(s.weightDecay())),
     RSO("rso", "RSO: block weights trained in random rank-r subspaces (Adam on B)", 2e-3f, null) {
         @Override
         public TrainingMethod create(Model model, OptimizerSettings s) {
@@ -102,7 +99,7 @@ public enum Method {
 
     /** Whether the method samples the blocks that train (LISA). */
     public boolean samplesBlocks() {
-        return this == LISA;
+        return this == LISA || this == LISA_ADALOMO || this == LISA_LOMO;
     }
 
     /** The rule the method applies to each parameter in the pipeline. */
@@ -113,9 +110,14 @@ public enum Method {
         return rule.apply(s);
     }
 
-    /** The method training a whole model on the plain loop; the in-backward methods apply their rule as each gradient completes. */
+    /**
+     * The method training a whole model on the plain loop; the in-backward methods apply their rule as each
+     * gradient completes, LISA's to the embedding, the head and the blocks drawn for the period.
+     */
     public TrainingMethod create(Model model, OptimizerSettings s) {
-        return new InBackwardStep(model, rule(s), s.schedule(), s.clipping(), null, p -> true);
+        int blocks = model.blocks().size();
+        LisaPolicy lisa = samplesBlocks() ? new LisaPolicy(blocks, Math.min(s.lisaGamma(), blocks), s.lisaPeriod(), s.seed()) : null;
+        return new InBackwardStep(model, rule(s), s.schedule(), s.clipping(), lisa, p -> true);
     }
 
     /** Every method's name, in this order. */

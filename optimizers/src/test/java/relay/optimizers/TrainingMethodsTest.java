@@ -90,24 +90,57 @@ class TrainingMethodsTest {
         assertSameWeights(train(GPT2, "adamw", s, 3), train(GPT2, "adamw-fused", s, 3), 2e-6f);
     }
 
-    /** Under LISA the optimizer state is exactly Adam's two moments for the embedding, head and γ blocks. */
-    @Test
-    void lisaHoldsStateForEmbeddingHeadAndSampledBlocksOnly() {
+    /**
+     * Under LISA the optimizer state is exactly the rule's for the embedding, head and γ drawn blocks: Adam's two
+     * moments (lisa), AdaLomo's row and column factors of a matrix and a full second moment of a vector
+     * (lisa-adalomo), nothing (lisa-lomo); and the drawn blocks are the ones that train.
+     */
+    @ParameterizedTest
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"lisa", "lisa-adalomo", "lisa-lomo"})
+    void lisaHoldsStateForEmbeddingHeadAndSampledBlocksOnly(String name) {
         OptimizerSettings s = OptimizerSettings.defaults(0.01f).withLisa(1, 2);
-        try (Model model = Model.initialize(LLAMA, device, 3); TrainingMethod m = Method.named("lisa").create(model, s)) {
+        java.util.function.ToLongFunction<List<Parameter>> state = switch (name) {
+            case "lisa" -> ps -> 2 * size(ps);
+            case "lisa-adalomo" -> ps -> ps.stream().mapToLong(p -> p.value().shape().length == 2
+                    ? p.value().rows() + p.value().cols() : p.size()).sum();
+            default -> ps -> 0;
+        };
+        try (Model model = Model.initialize(LLAMA, device, 3); TrainingMethod m = Method.named(name).create(model, s)) {
             ReferenceTrainer t = new ReferenceTrainer(model, m);
             LisaPolicy policy = new LisaPolicy(LLAMA.layers(), 1, 2, s.seed());
             long before = device.memory().current(Category.OPTIMIZER_STATE);
             for (Batch b : batches(LLAMA, 5, 9)) {
                 int step = t.stepsDone();
                 t.step(List.of(b));
-                long expected = size(model.embedding().parameters()) + size(model.head().parameters(true));
-                for (int blk : policy.activeBlocks(step)) expected += size(model.blocks().get(blk).parameters());
-                assertEquals(2 * 4 * expected, device.memory().current(Category.OPTIMIZER_STATE) - before, "step " + step);
+                long expected = state.applyAsLong(model.embedding().parameters()) + state.applyAsLong(model.head().parameters(true));
+                for (int blk : policy.activeBlocks(step)) expected += state.applyAsLong(model.blocks().get(blk).parameters());
+                assertEquals(4 * expected, device.memory().current(Category.OPTIMIZER_STATE) - before, "step " + step);
                 for (int i = 0; i < LLAMA.layers(); i++) {
                     assertEquals(policy.isActive(i, step), model.blocks().get(i).trainable(), "block " + i + " at step " + step);
                 }
             }
+        }
+    }
+
+    /**
+     * A rule with state sees GPT-2's tied matrix's gradient whole and once, and holds one copy of it: the head's
+     * product lands in the sum the embedding then adds its rows to. The gradient peak is that one matrix and at
+     * most the largest other gradient beside it (two copies before).
+     */
+    @Test
+    void aTiedMatrixHoldsOneGradient() {
+        OptimizerSettings s = OptimizerSettings.defaults(0.01f);
+        // A vocabulary large enough that the tied matrix is by far the largest parameter, as in GPT-2.
+        ModelConfig wide = new ModelConfig(Family.GPT2, 512, 32, 2, 4, 4, 8, 96, 32, 1e-5f, 0, true);
+        try (Model model = Model.initialize(wide, device, 3); TrainingMethod m = Method.named("adalomo").create(model, s)) {
+            Parameter tied = model.head().weight();
+            long tiedBytes = 4L * tied.size();
+            long largestOther = 4L * model.parameters().stream().filter(p -> p != tied).mapToLong(Parameter::size).max().orElseThrow();
+            device.memory().resetPeaks();
+            new ReferenceTrainer(model, m).step(List.of(batches(wide, 1, 5).get(0)));
+            long peak = device.memory().peak(Category.GRADIENTS);
+            assertTrue(peak >= tiedBytes && peak <= tiedBytes + largestOther, "gradient peak " + peak + " for a tied matrix of " + tiedBytes);
+            assertEquals(0, device.memory().current(Category.GRADIENTS));
         }
     }
 
@@ -167,7 +200,7 @@ class TrainingMethodsTest {
      * float32 rounding. LISA and RSO resume inside a period (2 steps), RSO with the projection redrawn at 2.
      */
     @ParameterizedTest
-    @org.junit.jupiter.params.provider.ValueSource(strings = {"adamw", "adalomo", "galore", "lisa", "sgd", "lomo", "lora", "rso"})
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"adamw", "adalomo", "galore", "lisa", "lisa-adalomo", "sgd", "lomo", "lora", "rso"})
     void aResumedRunEndsWhereTheUninterruptedOneEnds(String name) {
         OptimizerSettings d = OptimizerSettings.defaults(0.01f);
         OptimizerSettings s = new OptimizerSettings(d.lr(), d.weightDecay(), d.beta1(), d.beta2(), d.eps(), d.clipping(), d.warmup(),
@@ -215,8 +248,8 @@ class TrainingMethodsTest {
     @MethodSource("names")
     void everyMethodLowersTheLoss(String name) {
         float lr = switch (name) {
-            case "sgd", "lomo" -> 0.5f;
-            case "adalomo" -> 0.05f;
+            case "sgd", "lomo", "lisa-lomo" -> 0.5f;
+            case "adalomo", "lisa-adalomo" -> 0.05f;
             case "lora" -> 0.05f;
             default -> 0.01f;
         };
