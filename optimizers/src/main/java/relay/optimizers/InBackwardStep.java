@@ -53,7 +53,7 @@ public final class InBackwardStep implements RuleMethod {
      * Stage 0 is the embedding, 1..L the blocks, L+1 the head; frozen blocks get no sink. A tied matrix's
      * gradient comes in two parts (head first, embedding last): unless the rule is additive and this is the
      * updating pass, both parts are added into one held sum — the head's product lands in it, the embedding
-     * adds its rows to it — and {@link TiedSum#finish} hands it over once, so the rule (or the norm) sees the
+     * adds its rows to it — and {@link TiedSum#backward} hands it over once, so the rule (or the norm) sees the
      * whole gradient once, as in a classic step, with one tied-matrix gradient in memory.
      */
     private TiedSum sinks(GradientSink sink, boolean partsMayBeApart) {
@@ -91,13 +91,21 @@ public final class InBackwardStep implements RuleMethod {
             return trainsAnything(stage) ? combined : null;
         }
 
-        /** The backward is over: the tied matrix's whole gradient goes to the sink, then is freed. */
-        void finish() {
-            if (held == null) return;
+        /** Forward and backward of one batch; then the tied matrix's whole gradient goes to the sink and is freed. */
+        double backward(Model m, Batch b, float gradScale) {
+            double loss;
+            try {
+                loss = m.forwardBackward(b.inputs(), b.targets(), b.batch(), b.seq(), gradScale, this);
+            } catch (RuntimeException | Error e) {
+                if (held != null) held.close();
+                throw e;
+            }
+            if (held == null) return loss;
             try (Tensor total = held) {
                 held = null;
                 sink.accept(tied, total);
             }
+            return loss;
         }
     }
 
@@ -128,30 +136,18 @@ public final class InBackwardStep implements RuleMethod {
         float factor = 1f;
         if (clipping.byNorm()) {
             double[] sq = {0};
-            backward(m, b, gradScale, sinks((p, g) -> {
+            sinks((p, g) -> {
                 if (trained.test(p)) sq[0] += g.device().sumOfSquares(g);
-            }, false));
+            }, false).backward(m, b, gradScale);
             factor = clipping.factor(Math.sqrt(sq[0]));
         }
         float f = factor;
-        return backward(m, b, gradScale, sinks((p, g) -> {
+        return sinks((p, g) -> {
             if (!trained.test(p)) return;
             if (f != 1f) g.device().scale(g, f);
             if (clipping.byValue()) g.device().clamp(g, clipping.value());
             rule.apply(p, g, lr);
-        }, rule.additive() && !clipping.byValue()));
-    }
-
-    private static double backward(Model m, Batch b, float gradScale, TiedSum sinks) {
-        double loss;
-        try {
-            loss = m.forwardBackward(b.inputs(), b.targets(), b.batch(), b.seq(), gradScale, sinks);
-        } catch (RuntimeException | Error e) {
-            if (sinks.held != null) sinks.held.close();
-            throw e;
-        }
-        sinks.finish();
-        return loss;
+        }, rule.additive() && !clipping.byValue()).backward(m, b, gradScale);
     }
 
     @Override

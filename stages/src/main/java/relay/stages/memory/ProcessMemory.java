@@ -26,11 +26,6 @@ public final class ProcessMemory {
         }
     }
 
-    /** The resident set now (VmRSS), or −1. */
-    public static long residentBytes() {
-        return field("VmRSS:");
-    }
-
     private static long field(String name) {
         try {
             for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
