@@ -1,8 +1,11 @@
 package relay.actors;
 
+import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.TreeMap;
+import relay.optimizers.LowRankTerms;
 import relay.stages.layers.DeferredWeightGradients;
 import relay.stages.layers.GradientSink;
 import relay.stages.layers.Parameter;
@@ -16,10 +19,14 @@ import relay.transport.TensorPayload;
  * One transformer block: it keeps what a microbatch's backward needs from its forward, and in backward
  * hands each weight gradient to its optimizer (applied at once in eager mode) unless LISA froze it, in which
  * case it computes no weight gradient at all. With a split schedule (zero bubble) backward computes only
- * the input gradient and keeps the weight gradients' work for the plan's W of that microbatch.
+ * the input gradient and keeps the weight gradients' work for the plan's W of that microbatch. With RSO or
+ * LoRA its linears carry the method's low-rank terms, which live here too: RSO's subspaces are redrawn when
+ * the coordinator says so, and the weights leave the stage with the terms folded in.
  */
 final class BlockStage implements StageRole {
     private final TransformerBlock block;
+    /** RSO's or LoRA's terms on the block's linears, or null. */
+    private final LowRankTerms terms;
     private final Device device;
     private final StageOptimizer optimizer;
     private final boolean split;
@@ -43,9 +50,13 @@ final class BlockStage implements StageRole {
         }
     }
 
-    /** @param split whether backward leaves the weight gradients to a W action (a zero-bubble schedule) */
-    BlockStage(TransformerBlock block, Device device, StageOptimizer optimizer, boolean split) {
+    /**
+     * @param terms the method's low-rank terms on the block's linears, or null
+     * @param split whether backward leaves the weight gradients to a W action (a zero-bubble schedule)
+     */
+    BlockStage(TransformerBlock block, LowRankTerms terms, Device device, StageOptimizer optimizer, boolean split) {
         this.block = block;
+        this.terms = terms;
         this.device = device;
         this.optimizer = optimizer;
         this.split = split;
@@ -62,8 +73,50 @@ final class BlockStage implements StageRole {
     }
 
     @Override
+    public float[] values(Parameter p) {
+        float[] v = terms == null ? null : terms.effectiveValues(p);
+        return v != null ? v : p.value().toArray();
+    }
+
+    @Override
+    public List<String> stateOwners() {
+        return allParameters().stream().map(Parameter::name).toList();
+    }
+
+    private List<Parameter> allParameters() {
+        List<Parameter> all = new ArrayList<>(block.parameters());
+        if (terms != null) all.addAll(terms.parameters());
+        return all;
+    }
+
+    /** The rule's state and the terms' values a checkpoint needs (LoRA's adapters). */
+    @Override
+    public Map<String, float[]> state() {
+        Map<String, float[]> s = new TreeMap<>(optimizer.export());
+        if (terms != null) s.putAll(terms.values());
+        return s;
+    }
+
+    @Override
+    public void restore(Map<String, float[]> values) {
+        if (terms != null) terms.restoreValues(values);
+        optimizer.restore(allParameters(), values);
+    }
+
+    /**
+     * RSO: the subspaces of step {@code draw}'s seed replace the current ones (B merged first); B's optimizer
+     * state starts afresh when {@code fresh} (a period's first step, not a resumed run inside a period).
+     */
+    void redraw(long draw, boolean fresh) {
+        if (terms == null || !terms.redraws()) throw new IllegalStateException("this block has no subspaces to redraw");
+        List<Parameter> bs = terms.redraw(draw);
+        if (fresh) optimizer.release(bs);
+    }
+
+    @Override
     public boolean takes(StageCommand c) {
-        return c instanceof StageCommand.Forward || c instanceof StageCommand.Backward || c instanceof StageCommand.SetTrainable;
+        return c instanceof StageCommand.Forward || c instanceof StageCommand.Backward || c instanceof StageCommand.SetTrainable
+                || c instanceof StageCommand.Redraw;
     }
 
     @Override
@@ -176,6 +229,7 @@ final class BlockStage implements StageRole {
     public void close() {
         discardPending();
         optimizer.close();
+        if (terms != null) terms.close();
         block.close();
     }
 }

@@ -192,6 +192,8 @@ public final class Codecs implements MessageCodecs {
             b.setBackward(Activation.newBuilder().setPosition(Wire.position(m.pos())).setTensor(shape(m.gradient())));
         } else if (c instanceof StageCommand.SetTrainable m) {
             b.setSetTrainable(relay.transport.proto.SetTrainable.newBuilder().setStep(m.step()).setTrainable(m.trainable()));
+        } else if (c instanceof StageCommand.Redraw m) {
+            b.setRedraw(relay.transport.proto.Redraw.newBuilder().setStep(m.step()).setDraw(m.draw()).setFresh(m.fresh()));
         } else if (c instanceof StageCommand.TiedGradient m) {
             b.setTiedGradient(TiedTensor.newBuilder().setStep(m.step()).setRow(m.row()).setTensor(shape(m.gradient())));
         } else if (c instanceof StageCommand.TiedWeights m) {
@@ -222,6 +224,7 @@ public final class Codecs implements MessageCodecs {
             case FORWARD -> new StageCommand.Forward(Wire.position(p.getForward().getPosition()), payload(p.getForward().getTensor(), in));
             case BACKWARD -> new StageCommand.Backward(Wire.position(p.getBackward().getPosition()), payload(p.getBackward().getTensor(), in));
             case SET_TRAINABLE -> new StageCommand.SetTrainable(p.getSetTrainable().getStep(), p.getSetTrainable().getTrainable());
+            case REDRAW -> new StageCommand.Redraw(p.getRedraw().getStep(), p.getRedraw().getDraw(), p.getRedraw().getFresh());
             case TIED_GRADIENT -> new StageCommand.TiedGradient(p.getTiedGradient().getStep(), p.getTiedGradient().getRow(),
                     payload(p.getTiedGradient().getTensor(), in));
             case TIED_WEIGHTS -> new StageCommand.TiedWeights(p.getTiedWeights().getStep(), p.getTiedWeights().getRow(),
@@ -257,6 +260,8 @@ public final class Codecs implements MessageCodecs {
                     .setNormSquared(m.normSquared()).setStaleness(m.staleness()).setBusyNanos(m.busyNanos()));
         } else if (e instanceof StageEvent.TrainableSet m) {
             b.setTrainableSet(relay.transport.proto.StageEvent.TrainableSet.newBuilder().setStep(m.step()).setTrainable(m.trainable()));
+        } else if (e instanceof StageEvent.Redrawn m) {
+            b.setRedrawn(relay.transport.proto.StageEvent.Redrawn.newBuilder().setStep(m.step()));
         } else if (e instanceof StageEvent.Failed m) {
             var f = relay.transport.proto.StageEvent.Failed.newBuilder().setKind(failure(m.kind())).setReason(m.reason())
                     .setHasPosition(m.pos() != null);
@@ -301,6 +306,7 @@ public final class Codecs implements MessageCodecs {
             case PASS_DONE -> new StageEvent.PassDone(s, Wire.position(p.getPassDone().getPosition()), p.getPassDone().getNormSquared(),
                     p.getPassDone().getStaleness(), p.getPassDone().getBusyNanos());
             case TRAINABLE_SET -> new StageEvent.TrainableSet(s, p.getTrainableSet().getStep(), p.getTrainableSet().getTrainable());
+            case REDRAWN -> new StageEvent.Redrawn(s, p.getRedrawn().getStep());
             case FAILED -> new StageEvent.Failed(s, p.getFailed().getHasPosition() ? Wire.position(p.getFailed().getPosition()) : null,
                     failure(p.getFailed().getKind()), p.getFailed().getReason());
             case WEIGHTS -> new StageEvent.Weights(s, readParts(p.getWeights().getPartsList(), in), p.getWeights().getLast());

@@ -20,6 +20,7 @@ import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.actor.typed.javadsl.Receive;
 import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
 import relay.optimizers.LisaPolicy;
+import relay.optimizers.LowRankTerms;
 import relay.stages.train.Batch;
 import relay.transport.WireMessage;
 
@@ -113,6 +114,8 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
 
     private long step;
     private boolean lisaApplied;
+    /** The step whose seed drew the blocks' RSO subspaces (they are built with step 0's). */
+    private long drawnAt;
     private long passes;
     private long requests;
     private Request request;
@@ -440,19 +443,28 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
             this.run = run;
         }
 
+        /** LISA's draw and RSO's redraw go to the blocks first when this step makes one; the step starts once every block has taken it. */
         @Override
         public void begin() {
+            int blocks = placement.stages() - 2;
             if (lisa != null && (!lisaApplied || lisa.redrawsAt((int) step))) {
                 lisaApplied = true;
-                drawing = true;
                 int[] active = lisa.activeBlocks((int) step);
-                for (int b = 0; b < placement.stages() - 2; b++) {
+                for (int b = 0; b < blocks; b++) {
                     waiting.add(b + 1);
                     stages.get(b + 1).tell(new StageCommand.SetTrainable(step, Arrays.binarySearch(active, b) >= 0));
                 }
-            } else {
-                firstPass();
             }
+            long draw = LowRankTerms.drawFor(step, config.settings().rsoPeriod());
+            if (config.method().redrawsSubspaces() && draw != drawnAt) {
+                drawnAt = draw;
+                for (int b = 0; b < blocks; b++) {
+                    waiting.add(b + 1);
+                    stages.get(b + 1).tell(new StageCommand.Redraw(step, draw, step == draw));
+                }
+            }
+            drawing = !waiting.isEmpty();
+            if (!drawing) firstPass();
         }
 
         private void firstPass() {
@@ -462,7 +474,8 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
         @Override
         public void event(StageEvent e) {
             if (drawing) {
-                if (e instanceof StageEvent.TrainableSet t && t.step() == step && waiting.remove(t.stage()) && waiting.isEmpty()) {
+                boolean taken = e instanceof StageEvent.TrainableSet t ? t.step() == step : e instanceof StageEvent.Redrawn r && r.step() == step;
+                if (taken && waiting.remove(e.stage()) && waiting.isEmpty()) {
                     drawing = false;
                     firstPass();
                 }
@@ -485,7 +498,7 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
 
         @Override
         public String what() {
-            return "step " + step + (pass != null && pass.pass() == Pass.NORM ? " (norm pass)" : drawing ? " (LISA's draw)" : "");
+            return "step " + step + (pass != null && pass.pass() == Pass.NORM ? " (norm pass)" : drawing ? (lisa != null ? " (LISA's draw)" : " (RSO's redraw)") : "");
         }
 
         @Override

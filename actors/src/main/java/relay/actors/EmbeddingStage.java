@@ -80,7 +80,7 @@ final class EmbeddingStage implements StageRole {
     public boolean finishPass(Position pass, Outbox out) {
         if (!pass.pass().backward()) return true;
         normSquared = optimizer.finishPass(pass);
-        if (!tied) return true;
+        if (!optimizer.exchangesTied()) return true;
         awaitingTied = true;
         return headComplete && combineTied(pass, out);
     }

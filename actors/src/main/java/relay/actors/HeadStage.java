@@ -92,7 +92,7 @@ final class HeadStage implements StageRole {
     public boolean finishPass(Position pass, Outbox out) {
         if (!pass.pass().backward()) return true;
         normSquared = optimizer.finishPass(pass);
-        if (!tied) return true;
+        if (!optimizer.exchangesTied()) return true;
         try (Tensor sum = optimizer.takeTiedSum()) {
             TiedRows.split(sum, (row, part) -> out.toEmbedding(new StageCommand.TiedGradient(pass.step(), row, TensorPayload.of(part)), pass));
         }

@@ -15,6 +15,7 @@ public record PipelineConfig(UpdateMode mode, PipelineSchedule schedule, Method 
 
     public PipelineConfig {
         if (!method.inPipeline()) throw new IllegalArgumentException("optimizer '" + method.key() + "' runs on the plain loop only");
+        if (lisa && !method.takesLisa()) throw new IllegalArgumentException("LISA does not combine with " + method.key());
         if (threadsPerDevice < 1) throw new IllegalArgumentException("threads per device must be ≥ 1");
         if (firstStep < 0) throw new IllegalArgumentException("the first step must be ≥ 0");
         if (stepTimeout.isNegative() || stepTimeout.isZero()) throw new IllegalArgumentException("the step timeout must be > 0");

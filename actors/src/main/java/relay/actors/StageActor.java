@@ -49,7 +49,7 @@ public final class StageActor extends AbstractBehavior<StageCommand> {
                 events.tell(new StageEvent.Failed(spec.stage(), null, kind, spec + " could not be built: " + e.getMessage()));
                 return Behaviors.stopped();
             }
-            events.tell(new StageEvent.Ready(spec.stage(), ctx.getSelf(), role.parameters().stream().map(Parameter::name).toList(),
+            events.tell(new StageEvent.Ready(spec.stage(), ctx.getSelf(), role.stateOwners(),
                     channel == null ? "" : channel.address()));
             return new StageActor(ctx, spec, device, role, events, trace, channel);
         });
@@ -102,6 +102,7 @@ public final class StageActor extends AbstractBehavior<StageCommand> {
                 })
                 .onMessage(StageCommand.LeftDevice.class, this::onLeftDevice)
                 .onMessage(StageCommand.SetTrainable.class, this::onSetTrainable)
+                .onMessage(StageCommand.Redraw.class, this::onRedraw)
                 .onMessage(StageCommand.TiedGradient.class, m -> {
                     m.gradient().land(device, Category.COMMUNICATION);
                     return onTied(m);
@@ -112,7 +113,7 @@ public final class StageActor extends AbstractBehavior<StageCommand> {
                 })
                 .onMessage(StageCommand.CollectWeights.class, m -> answerInParts(TensorPart.split(weights(role.parameters()), TensorPart.MESSAGE_FLOATS),
                         (parts, last) -> new StageEvent.Weights(spec.stage(), parts, last)))
-                .onMessage(StageCommand.CollectState.class, m -> answerInParts(TensorPart.split(role.optimizer().export(),
+                .onMessage(StageCommand.CollectState.class, m -> answerInParts(TensorPart.split(role.state(),
                         TensorPart.MESSAGE_FLOATS), (parts, last) -> new StageEvent.OptimizerState(spec.stage(), parts, last)))
                 .onMessage(StageCommand.RestoreState.class, this::onRestoreState)
                 .onMessage(StageCommand.CollectTrace.class, m -> report(new StageEvent.Trace(spec.stage(), trace.drain())))
@@ -286,13 +287,19 @@ public final class StageActor extends AbstractBehavior<StageCommand> {
         return report(new StageEvent.TrainableSet(spec.stage(), m.step(), m.trainable()));
     }
 
+    private Behavior<StageCommand> onRedraw(StageCommand.Redraw m) {
+        if (!role.takes(m)) return refuse(m, null);
+        ((BlockStage) role).redraw(m.draw(), m.fresh());
+        return report(new StageEvent.Redrawn(spec.stage(), m.step()));
+    }
+
     /** Parts of a checkpoint's state gather until the last; then the stage takes what belongs to its parameters. */
     private Behavior<StageCommand> onRestoreState(StageCommand.RestoreState m) {
         restoring.addAll(m.parts());
         if (!m.last()) return this;
         try {
-            role.optimizer().restore(role.updated(), TensorPart.assembleValues(restoring));
-            return report(new StageEvent.Restored(spec.stage(), Set.copyOf(role.optimizer().export().keySet()), null));
+            role.restore(TensorPart.assembleValues(restoring));
+            return report(new StageEvent.Restored(spec.stage(), Set.copyOf(role.state().keySet()), null));
         } catch (IllegalArgumentException e) {
             return report(new StageEvent.Restored(spec.stage(), Set.of(), spec.name() + ": " + e.getMessage()));
         } finally {
@@ -308,7 +315,7 @@ public final class StageActor extends AbstractBehavior<StageCommand> {
     private Behavior<StageCommand> onWriteShard(StageCommand.WriteShard m) {
         // A tied table's replica in the head is the embedding's to write.
         CheckpointShard shard = new CheckpointShard(spec.name(), spec.model(), spec.config().method().key(),
-                weights(role.updated()), role.optimizer().export());
+                weights(role.updated()), role.state());
         long bytes = shard.bytes();
         MemoryLedger ledger = device.memory();
         ledger.allocated(Category.WORKSPACE, bytes);
@@ -330,10 +337,10 @@ public final class StageActor extends AbstractBehavior<StageCommand> {
         return this;
     }
 
-    /** Copies of these parameters' values. */
-    private static List<SafeTensors.Tensor32> weights(List<Parameter> parameters) {
+    /** Copies of these parameters' values as the model computes with them. */
+    private List<SafeTensors.Tensor32> weights(List<Parameter> parameters) {
         List<SafeTensors.Tensor32> out = new ArrayList<>();
-        for (Parameter p : parameters) out.add(new SafeTensors.Tensor32(p.name(), p.value().shape(), p.value().toArray()));
+        for (Parameter p : parameters) out.add(new SafeTensors.Tensor32(p.name(), p.value().shape(), role.values(p)));
         return out;
     }
 

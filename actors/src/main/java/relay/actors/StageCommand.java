@@ -46,6 +46,12 @@ public sealed interface StageCommand extends WireMessage {
     /** LISA, to a block: it trains from this step on, or is frozen (its optimizer state is freed). */
     record SetTrainable(long step, boolean trainable) implements StageCommand {}
 
+    /**
+     * RSO, to a block before step {@code step}: merge the subspaces' B into the weights and draw those of
+     * step {@code draw}'s seed; B's optimizer state starts afresh when {@code fresh} (a period's first step).
+     */
+    record Redraw(long step, long draw, boolean fresh) implements StageCommand {}
+
     /** A part of the head's summed gradient of a tied matrix, rows from {@code row} on, to the embedding at the end of a pass. */
     record TiedGradient(long step, int row, TensorPayload gradient) implements StageCommand {}
 

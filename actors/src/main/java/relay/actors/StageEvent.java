@@ -35,6 +35,9 @@ public sealed interface StageEvent extends WireMessage {
     /** A block took LISA's {@link StageCommand.SetTrainable}. */
     record TrainableSet(int stage, long step, boolean trainable) implements StageEvent {}
 
+    /** A block took RSO's {@link StageCommand.Redraw} for step {@code step}. */
+    record Redrawn(int stage, long step) implements StageEvent {}
+
     /** Why a stage failed. */
     enum Failure {
         /** An error of the stage's code or machine. */

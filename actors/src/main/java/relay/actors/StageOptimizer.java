@@ -2,8 +2,10 @@ package relay.actors;
 
 import java.util.List;
 import java.util.Map;
+import java.util.function.Predicate;
 import relay.optimizers.Clipping;
 import relay.optimizers.Schedule;
+import relay.optimizers.Training;
 import relay.optimizers.UpdateRule;
 import relay.stages.layers.GradientSink;
 import relay.stages.layers.Parameter;
@@ -16,10 +18,13 @@ import relay.stages.train.GradientAccumulator;
  * and reports their squared norm; in the updating pass it scales them by the clip factor, clips by value
  * and applies its rule — at once (eager) or summed over the step at the stage's last backward (exact).
  * A tied matrix's gradient is always summed over the step: it is updated once, by the embedding stage,
- * with the head's part added.
+ * with the head's part added. Gradients of parameters the method does not update (LoRA's base weights and
+ * norms, for example) are dropped; a stage with none to update gets no sink, so it computes none.
  */
 final class StageOptimizer implements AutoCloseable {
     private final UpdateRule rule;
+    private final Predicate<Parameter> updates;
+    private final boolean updatesAny;
     private final Schedule schedule;
     private final Clipping clipping;
     private final UpdateMode mode;
@@ -29,11 +34,16 @@ final class StageOptimizer implements AutoCloseable {
     private GradientAccumulator tiedSum = new GradientAccumulator();
 
     /**
-     * @param tied  this stage's replica of a tied matrix, or null
-     * @param trace where each update's span goes
+     * @param training   the method's rule for this stage and the parameters it updates
+     * @param parameters every parameter the stage's backward may hand out a gradient for
+     * @param tied       this stage's replica of a tied matrix, or null
+     * @param trace      where each update's span goes
      */
-    StageOptimizer(UpdateRule rule, Schedule schedule, Clipping clipping, UpdateMode mode, Parameter tied, TraceRecorder trace) {
-        this.rule = rule;
+    StageOptimizer(Training training, List<Parameter> parameters, Schedule schedule, Clipping clipping, UpdateMode mode, Parameter tied,
+                   TraceRecorder trace) {
+        this.rule = training.rule();
+        this.updates = training.updates();
+        this.updatesAny = parameters.stream().anyMatch(updates);
         this.schedule = schedule;
         this.clipping = clipping;
         this.mode = mode;
@@ -46,12 +56,17 @@ final class StageOptimizer implements AutoCloseable {
         return mode == UpdateMode.EAGER && pos.pass() == Pass.TRAIN;
     }
 
-    /** The sink for one microbatch's backward in the given pass; each weight gradient it takes is an "update" span. */
+    /**
+     * The sink for one microbatch's backward in the given pass, or null when the stage updates nothing (no
+     * weight gradient is computed then); each weight gradient it takes is an "update" span.
+     */
     GradientSink sink(Position pos) {
+        if (!updatesAny) return null;
         GradientSink inner = untraced(pos);
         return new GradientSink() {
             @Override
             public void accept(Parameter p, Tensor g) {
+                if (!updates.test(p)) return;
                 long t0 = System.nanoTime();
                 inner.accept(p, g);
                 trace.span("update", t0, System.nanoTime(), pos);
@@ -59,9 +74,14 @@ final class StageOptimizer implements AutoCloseable {
 
             @Override
             public Tensor sumFor(Parameter p) {
-                return inner.sumFor(p);
+                return updates.test(p) ? inner.sumFor(p) : null;
             }
         };
+    }
+
+    /** Whether a tied matrix's gradient parts are exchanged at the end of a pass: there is one, and the method updates it. */
+    boolean exchangesTied() {
+        return tied != null && updates.test(tied);
     }
 
     private GradientSink untraced(Position pos) {

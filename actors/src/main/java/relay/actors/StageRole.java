@@ -1,8 +1,13 @@
 package relay.actors;
 
+import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
+import relay.optimizers.Training;
 import relay.stages.io.HfModelDirectory;
+import relay.stages.layers.Linear;
 import relay.stages.layers.Parameter;
+import relay.stages.layers.TransformerBlock;
 import relay.stages.model.Embedding;
 import relay.stages.model.Initializer;
 import relay.stages.model.LmHead;
@@ -28,13 +33,16 @@ sealed interface StageRole extends AutoCloseable permits EmbeddingStage, BlockSt
         StageRole role;
         if (spec.isEmbedding()) {
             Embedding e = Embedding.create(cfg, init);
-            role = new EmbeddingStage(e, device, optimizer(spec, tied ? e.tokenTable() : null, trace), tied);
+            role = new EmbeddingStage(e, device, optimizer(spec, training(spec, List.of()), e.parameters(), tied ? e.tokenTable() : null, trace), tied);
         } else if (spec.isHead()) {
             LmHead h = LmHead.create(cfg, init, tied ? Embedding.tokenTable(cfg, init) : null);
-            role = new HeadStage(h, device, optimizer(spec, tied ? h.weight() : null, trace), tied);
+            role = new HeadStage(h, device, optimizer(spec, training(spec, List.of()), h.parameters(true), tied ? h.weight() : null, trace), tied);
         } else {
-            role = new BlockStage(Model.block(cfg, spec.stage() - 1, init), device, optimizer(spec, null, trace),
-                    spec.config().schedule().splitsBackward());
+            TransformerBlock b = Model.block(cfg, spec.stage() - 1, init);
+            Training t = training(spec, b.linears());
+            List<Parameter> all = new ArrayList<>(b.parameters());
+            if (t.terms() != null) all.addAll(t.terms().parameters());
+            role = new BlockStage(b, t.terms(), device, optimizer(spec, t, all, null, trace), spec.config().schedule().splitsBackward());
         }
         if (spec.weights() == null) return role;
         try (HfModelDirectory.Weights w = HfModelDirectory.Weights.open(spec.weights())) {
@@ -49,10 +57,13 @@ sealed interface StageRole extends AutoCloseable permits EmbeddingStage, BlockSt
         }
     }
 
-    private static StageOptimizer optimizer(StageSpec spec, Parameter tied, TraceRecorder trace) {
+    private static Training training(StageSpec spec, List<Linear> linears) {
+        return spec.config().method().training(linears, spec.config().settings());
+    }
+
+    private static StageOptimizer optimizer(StageSpec spec, Training training, List<Parameter> parameters, Parameter tied, TraceRecorder trace) {
         PipelineConfig pc = spec.config();
-        return new StageOptimizer(pc.method().rule(pc.settings()), pc.settings().schedule(), pc.settings().clipping(), pc.mode(),
-                tied, trace);
+        return new StageOptimizer(training, parameters, pc.settings().schedule(), pc.settings().clipping(), pc.mode(), tied, trace);
     }
 
     /** Every parameter the stage holds (the head's replica of a tied table included). */
@@ -64,6 +75,26 @@ sealed interface StageRole extends AutoCloseable permits EmbeddingStage, BlockSt
     }
 
     StageOptimizer optimizer();
+
+    /** The parameters' values as the model computes with them, by parameter (a block's low-rank terms folded into its weights). */
+    default float[] values(Parameter p) {
+        return p.value().toArray();
+    }
+
+    /** Names of everything whose state the stage keeps: its parameters and any low-rank terms' matrices. */
+    default List<String> stateOwners() {
+        return parameters().stream().map(Parameter::name).toList();
+    }
+
+    /** The state a checkpoint keeps of this stage beside its weights, "parameter/role" → values. */
+    default Map<String, float[]> state() {
+        return optimizer().export();
+    }
+
+    /** Sets that state from a checkpoint's values (a resumed run). */
+    default void restore(Map<String, float[]> values) {
+        optimizer().restore(updated(), values);
+    }
 
     /** Whether the role takes a command that carries data for it (tokens, targets, activations, gradients, LISA, tied tensors). */
     boolean takes(StageCommand c);

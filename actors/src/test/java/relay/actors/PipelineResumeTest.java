@@ -53,10 +53,15 @@ class PipelineResumeTest {
 
     /** Runs steps [from, to) in a fresh pipeline, its stages reading the weights {@code start} left in a model directory. */
     State run(ModelConfig cfg, PipelineConfig pc, List<List<Batch>> data, int from, int to, State start) {
+        return run(cfg, pc, data, from, to, start, false);
+    }
+
+    /** With {@code baseWeights}, the stages read no weights but start from the seed's (LoRA's base model) whatever start left. */
+    State run(ModelConfig cfg, PipelineConfig pc, List<List<Batch>> data, int from, int to, State start, boolean baseWeights) {
         int[] devices = new int[cfg.layers() + 2];
         for (int i = devices.length / 2; i < devices.length; i++) devices[i] = 1;
         Path weights = null;
-        if (start != null) {
+        if (start != null && !baseWeights) {
             weights = dir.resolve("step-" + from);
             try {
                 HfModelDirectory.save(cfg, start.tensors(), weights);
@@ -94,6 +99,34 @@ class PipelineResumeTest {
         whole.weights().forEach((n, w) -> assertArrayEquals(w, resumed.weights().get(n), n));
         assertEquals(whole.optimizerState().keySet(), resumed.optimizerState().keySet());
         whole.optimizerState().forEach((n, v) -> assertArrayEquals(v, resumed.optimizerState().get(n), n));
+    }
+
+    /**
+     * RSO, GaLore and LoRA resumed at step 3: GaLore from its weights and projectors, LoRA from the base model and
+     * its adapters' values in the state — bit for bit; RSO from weights with B·Pᵀ folded in, B = 0 and the period's
+     * subspaces drawn again (inside a period with period 2, at a redraw with period 3, where B's state starts
+     * afresh) — equal to float32 rounding, as the fold rounds W + B·Pᵀ once where the whole run keeps them apart.
+     */
+    @ParameterizedTest(name = "{0}, period {1}, {2} mode")
+    @CsvSource({"rso, 2, EXACT", "rso, 3, EAGER", "galore, 2, EXACT", "lora, 2, EXACT", "lora, 2, EAGER"})
+    void lowRankMethodsResume(String optimizer, int period, UpdateMode mode) {
+        ModelConfig cfg = PipelineEquivalenceTest.GPT2;
+        OptimizerSettings d = OptimizerSettings.defaults(0.02f);
+        OptimizerSettings s = new OptimizerSettings(d.lr(), d.weightDecay(), d.beta1(), d.beta2(), d.eps(), d.clipping(), d.warmup(),
+                d.totalSteps(), d.lisaGamma(), d.lisaPeriod(), 4, period, period, d.galoreScale(), d.loraAlpha(), d.seed());
+        Method method = Method.named(optimizer);
+        PipelineConfig pc = PipelineConfig.defaults(method, 0.02f).with(mode, PipelineSchedule.ONE_F_ONE_B).withSettings(s, false);
+        List<List<Batch>> data = data(cfg);
+        boolean lora = method == Method.LORA;
+        State whole = run(cfg, pc, data, 0, STEPS, null);
+        State resumed = run(cfg, pc, data, STOP, STEPS, run(cfg, pc, data, 0, STOP, null), lora);
+        float tol = method == Method.RSO ? 1e-5f : 0f;
+        for (int i = 0; i < STEPS; i++) assertEquals(whole.losses().get(i), resumed.losses().get(i), tol, "loss " + i);
+        assertEquals(whole.weights().keySet(), resumed.weights().keySet());
+        whole.weights().forEach((n, w) -> assertArrayEquals(w, resumed.weights().get(n), tol, n));
+        assertEquals(whole.optimizerState().keySet(), resumed.optimizerState().keySet());
+        whole.optimizerState().forEach((n, v) -> assertArrayEquals(v, resumed.optimizerState().get(n), tol, n));
+        if (lora) assertTrue(whole.optimizerState().keySet().stream().anyMatch(k -> k.endsWith("lora_B.weight/value")), "adapters in the state");
     }
 
     @Test

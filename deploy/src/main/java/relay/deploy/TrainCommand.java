@@ -18,8 +18,8 @@ import relay.deploy.train.TrainingRun;
 import relay.optimizers.Method;
 
 @Command(name = "train", mixinStandardHelpOptions = true,
-        description = "Trains or fine-tunes a model through the block-actor pipeline (or the plain loop for the methods that change the "
-                + "model's layers). With no arguments: a small LLaMA-style model on the shipped King James Bible, AdaLomo in backward "
+        description = "Trains or fine-tunes a model through the block-actor pipeline (classic SGD, which holds every gradient, on the "
+                + "plain loop). With no arguments: a small LLaMA-style model on the shipped King James Bible, AdaLomo in backward "
                 + "with LISA.")
 final class TrainCommand implements Callable<Integer> {
     @Option(names = "--config", description = "a HOCON file with relay.train settings, over the defaults")

@@ -28,8 +28,8 @@ class ResumeTest {
 
 
     /**
-     * A 6-step run checkpointed at 3 and 6: AdaLomo in the pipeline with LISA redrawing every 2 steps, or
-     * LoRA on the plain loop.
+     * A 6-step run checkpointed at 3 and 6: AdaLomo with LISA redrawing every 2 steps, or LoRA, both in the
+     * pipeline.
      */
     private Path train(Path out, String optimizer) throws IOException {
         StringWriter err = new StringWriter();

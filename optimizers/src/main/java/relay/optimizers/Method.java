@@ -1,5 +1,6 @@
 package relay.optimizers;
 
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
 import java.util.IdentityHashMap;
@@ -41,24 +42,27 @@ public enum Method {
             0.02f, s -> AdaLomo.defaults(s.weightDecay())),
     LISA_LOMO("lisa-lomo", "LISA with LOMO (SGD in backward) on the embedding, head and γ sampled blocks: no optimizer state",
             0.3f, s -> new Sgd(s.weightDecay())),
-    RSO("rso", "RSO: block weights trained in random rank-r subspaces (Adam on B)", 2e-3f, null) {
+    RSO("rso", "RSO: block weights trained in random rank-r subspaces (Adam on B)", 2e-3f, OptimizerSettings::adamW) {
         @Override
-        public TrainingMethod create(Model model, OptimizerSettings s) {
-            return new LowRankStep(model, false, s.adamW(), s);
+        public Training training(List<Linear> linears, OptimizerSettings s) {
+            LowRankTerms terms = LowRankTerms.subspaces(linears, s);
+            return new Training(s.adamW(), terms, terms::trains);
         }
     },
     GALORE("galore", "GaLore: block gradients projected to rank r, Adam in the projection", 2e-3f, null) {
         @Override
-        public TrainingMethod create(Model model, OptimizerSettings s) {
-            Set<Parameter> projected = blockWeights(model);
-            return new InBackwardStep(model, new GaLore(s.rank(), s.galoreGap(), s.galoreScale(), s.beta1(), s.beta2(), s.eps(),
-                    s.weightDecay(), s.seed(), projected::contains), s.schedule(), s.clipping(), null, p -> true);
+        public Training training(List<Linear> linears, OptimizerSettings s) {
+            Set<Parameter> projected = Collections.newSetFromMap(new IdentityHashMap<>());
+            for (Linear l : linears) projected.add(l.weight());
+            return new Training(new GaLore(s.rank(), s.galoreGap(), s.galoreScale(), s.beta1(), s.beta2(), s.eps(), s.weightDecay(),
+                    s.seed(), projected::contains), null, p -> true);
         }
     },
-    LORA("lora", "LoRA: rank-r adapters on block linears, everything else frozen", 1e-2f, null) {
+    LORA("lora", "LoRA: rank-r adapters on block linears, everything else frozen", 1e-2f, OptimizerSettings::adamW) {
         @Override
-        public TrainingMethod create(Model model, OptimizerSettings s) {
-            return new LowRankStep(model, true, s.adamW(), s);
+        public Training training(List<Linear> linears, OptimizerSettings s) {
+            LowRankTerms terms = LowRankTerms.adapters(linears, s);
+            return new Training(s.adamW(), terms, terms::trains);
         }
     };
 
@@ -89,12 +93,11 @@ public enum Method {
     }
 
     /**
-     * Whether the method runs in the actor pipeline: it applies one rule to each parameter, inside backward.
-     * The others change the model's layers (RSO, GaLore, LoRA) or hold every gradient (SGD) and run on the
-     * plain loop.
+     * Whether the method runs in the actor pipeline: it updates each parameter inside backward, from its
+     * stage's gradients alone. SGD's classic step holds every gradient and runs on the plain loop only.
      */
     public boolean inPipeline() {
-        return rule != null;
+        return this != SGD;
     }
 
     /** Whether the method samples the blocks that train (LISA). */
@@ -102,22 +105,40 @@ public enum Method {
         return this == LISA || this == LISA_ADALOMO || this == LISA_LOMO;
     }
 
-    /** The rule the method applies to each parameter in the pipeline. */
-    public UpdateRule rule(OptimizerSettings s) {
-        if (rule == null) {
-            throw new IllegalArgumentException("optimizer '" + key + "' runs on the plain loop only, not in the pipeline");
-        }
-        return rule.apply(s);
+    /**
+     * Whether LISA's block sampling combines with the method (γ &gt; 0 turns it on): the rules that update whole
+     * parameters do; RSO, GaLore and LoRA, which train blocks through subspaces or adapters of their own, do not.
+     */
+    public boolean takesLisa() {
+        return inPipeline() && this != RSO && this != GALORE && this != LORA;
+    }
+
+    /** Whether the method redraws its blocks' subspaces every period (RSO). */
+    public boolean redrawsSubspaces() {
+        return this == RSO;
     }
 
     /**
-     * The method training a whole model on the plain loop; the in-backward methods apply their rule as each
-     * gradient completes, LISA's to the embedding, the head and the blocks drawn for the period.
+     * How the method trains a part of a model whose block linears are {@code linears} (none for the embedding
+     * or the head): the part's rule, the terms it adds to those linears, the parameters it updates.
+     */
+    public Training training(List<Linear> linears, OptimizerSettings s) {
+        if (!inPipeline()) throw new IllegalArgumentException("optimizer '" + key + "' runs on the plain loop only, not in the pipeline");
+        return new Training(rule.apply(s), null, p -> true);
+    }
+
+    /**
+     * The method training a whole model on the plain loop, inside backward as in the pipeline; LISA's rule
+     * goes to the embedding, the head and the blocks drawn for the period.
      */
     public TrainingMethod create(Model model, OptimizerSettings s) {
         int blocks = model.blocks().size();
         LisaPolicy lisa = samplesBlocks() ? new LisaPolicy(blocks, Math.min(s.lisaGamma(), blocks), s.lisaPeriod(), s.seed()) : null;
-        return new InBackwardStep(model, rule(s), s.schedule(), s.clipping(), lisa, p -> true);
+        List<Linear> linears = new ArrayList<>();
+        for (TransformerBlock b : model.blocks()) linears.addAll(b.linears());
+        Training t = training(linears, s);
+        InBackwardStep step = new InBackwardStep(model, t.rule(), s.schedule(), s.clipping(), lisa, t.updates());
+        return t.terms() == null ? step : new LowRankStep(step, t, s.rsoPeriod());
     }
 
     /** Every method's name, in this order. */
@@ -129,11 +150,5 @@ public enum Method {
     public static Method named(String key) {
         for (Method m : values()) if (m.key.equals(key.toLowerCase(Locale.ROOT))) return m;
         throw new IllegalArgumentException("unknown optimizer '" + key + "'; known: " + String.join(", ", keys()));
-    }
-
-    private static Set<Parameter> blockWeights(Model model) {
-        Set<Parameter> ws = Collections.newSetFromMap(new IdentityHashMap<>());
-        for (TransformerBlock b : model.blocks()) for (Linear l : b.linears()) ws.add(l.weight());
-        return ws;
     }
 }

@@ -20,8 +20,7 @@ import relay.stages.train.ReferenceTrainer;
 import relay.stages.train.TrainingMethod;
 
 /**
- * Training on the plain loop, for methods that change the model's layers (RSO, GaLore, LoRA) or hold every
- * gradient (SGD). Validation runs on a one-thread copy of the model, as the pipeline's one-thread devices do.
+ * Training on the plain loop, for the method that holds every gradient (classic SGD). Validation runs on a one-thread copy of the model, as the pipeline's one-thread devices do.
  */
 final class LoopEngine implements Engine {
     private final CpuDevice device;

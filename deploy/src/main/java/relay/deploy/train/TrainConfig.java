@@ -28,13 +28,13 @@ public record TrainConfig(ModelPart model, OptimizerPart optimizer, PipelinePart
 
     /**
      * The method and its hyper-parameters; {@code lr} is already resolved from "auto" (see {@link #from}).
-     * LISA samples the blocks when the method is lisa, or γ &gt; 0 with a method that runs in the pipeline.
+     * LISA samples the blocks when the method is lisa, or γ &gt; 0 with a method it combines with.
      */
     public record OptimizerPart(Method method, float lr, int warmup, float weightDecay, float beta1, float beta2, float eps,
                                 float clipValue, float clipNorm, int lisaGamma, int lisaPeriod, int rank, int rsoPeriod,
                                 int galoreGap, float galoreScale, float loraAlpha) {
         public boolean lisa() {
-            return method.samplesBlocks() || (lisaGamma > 0 && method.inPipeline());
+            return method.samplesBlocks() || (lisaGamma > 0 && method.takesLisa());
         }
 
         /** The settings the update rules take, with a schedule over the run's steps. */
