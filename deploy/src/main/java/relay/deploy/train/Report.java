@@ -83,14 +83,7 @@ public final class Report {
     /** Writes the run's report aside and moves it into place, so a browser never reads half a page. */
     static void write(Path run, String title, Map<String, String> facts, Marks marks, boolean live) throws IOException {
         List<Point> points = MetricsLog.read(run.resolve("metrics.jsonl"));
-        StringBuilder h = new StringBuilder("<!DOCTYPE html><html><head><meta charset=\"utf-8\">");
-        if (live) h.append("<meta http-equiv=\"refresh\" content=\"").append(RELOAD_SECONDS).append("\">");
-        h.append("<title>").append(esc(title)).append("</title><style>")
-                .append("body{font-family:sans-serif;margin:24px;color:#222;background:#fff}h1{font-size:20px}")
-                .append("h2{font-size:15px;margin:4px 0 8px}h3{font-size:15px;margin-top:28px}table{border-collapse:collapse}")
-                .append("td,th{padding:3px 10px;border-bottom:1px solid #ddd;text-align:left}.live{color:#0072B2}")
-                .append(".grid{display:flex;flex-wrap:wrap;gap:20px;margin-top:16px}.card{border:1px solid #ddd;border-radius:6px;padding:10px}")
-                .append("</style></head><body><h1>").append(esc(title)).append("</h1>");
+        StringBuilder h = pageStart(title, live ? "<meta http-equiv=\"refresh\" content=\"" + RELOAD_SECONDS + "\">" : "");
         if (live) h.append("<p class=\"live\">The run is going on: this page is rewritten at each evaluation and reloads every ")
                 .append(RELOAD_SECONDS).append(" s.</p>");
         h.append("<table>");
@@ -129,7 +122,7 @@ public final class Report {
         h.append("<div class=\"card\" id=\"timeline\">").append(Gantt.draw(step)).append("</div>");
     }
 
-    private static void card(StringBuilder h, String id, String title, String svg) {
+    static void card(StringBuilder h, String id, String title, String svg) {
         h.append("<div class=\"card\" id=\"").append(id).append("\"><h2>").append(esc(title)).append("</h2>").append(svg).append("</div>");
     }
 
@@ -170,6 +163,17 @@ public final class Report {
         List<Chart.Series> out = new ArrayList<>();
         byCategory.forEach((c, xy) -> out.add(new Chart.Series(c.replace('_', ' '), xy, Chart.Style.AREA)));
         return out;
+    }
+
+    /** A self-contained page's head (its style inline, {@code head} added to it) and its title, up to the body's content. */
+    static StringBuilder pageStart(String title, String head) {
+        return new StringBuilder("<!DOCTYPE html><html><head><meta charset=\"utf-8\">").append(head)
+                .append("<title>").append(esc(title)).append("</title><style>")
+                .append("body{font-family:sans-serif;margin:24px;color:#222;background:#fff}h1{font-size:20px}")
+                .append("h2{font-size:15px;margin:4px 0 8px}h3{font-size:15px;margin-top:28px}table{border-collapse:collapse}")
+                .append("td,th{padding:3px 10px;border-bottom:1px solid #ddd;text-align:left}.live{color:#0072B2}")
+                .append(".grid{display:flex;flex-wrap:wrap;gap:20px;margin-top:16px}.card{border:1px solid #ddd;border-radius:6px;padding:10px}")
+                .append("</style></head><body><h1>").append(esc(title)).append("</h1>");
     }
 
     static String esc(String s) {

@@ -88,6 +88,11 @@ public final class PackedDataset {
         return tokens.length;
     }
 
+    /** Tokens per sequence. */
+    public int seq() {
+        return seq;
+    }
+
     public int trainSequences() {
         return train.length;
     }
