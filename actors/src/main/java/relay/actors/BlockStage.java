@@ -84,6 +84,11 @@ final class BlockStage implements StageRole {
     }
 
     private List<Parameter> allParameters() {
+        return parameters(block, terms);
+    }
+
+    /** The block's parameters and its terms' matrices: everything its backward may hand a gradient for. */
+    static List<Parameter> parameters(TransformerBlock block, LowRankTerms terms) {
         List<Parameter> all = new ArrayList<>(block.parameters());
         if (terms != null) all.addAll(terms.parameters());
         return all;

@@ -56,6 +56,13 @@ public record Placement(int devices, int[] deviceOfStage) {
         return deviceOfStage.clone();
     }
 
+    /** The most loaded device's total cost: what sets the pace of a pipeline's steady state. */
+    public double maxLoad(double[] cost) {
+        double[] load = new double[devices];
+        for (int s = 0; s < cost.length; s++) load[deviceOfStage[s]] += cost[s];
+        return Arrays.stream(load).max().orElse(0);
+    }
+
     /** Contiguous stages on devices so that the most loaded device carries as little as possible. */
     public static Placement balanced(double[] cost, int devices) {
         int n = cost.length;

@@ -1,6 +1,5 @@
 package relay.actors;
 
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import relay.optimizers.Training;
@@ -40,9 +39,8 @@ sealed interface StageRole extends AutoCloseable permits EmbeddingStage, BlockSt
         } else {
             TransformerBlock b = Model.block(cfg, spec.stage() - 1, init);
             Training t = training(spec, b.linears());
-            List<Parameter> all = new ArrayList<>(b.parameters());
-            if (t.terms() != null) all.addAll(t.terms().parameters());
-            role = new BlockStage(b, t.terms(), device, optimizer(spec, t, all, null, trace), spec.config().schedule().splitsBackward());
+            role = new BlockStage(b, t.terms(), device, optimizer(spec, t, BlockStage.parameters(b, t.terms()), null, trace),
+                    spec.config().schedule().splitsBackward());
         }
         if (spec.weights() == null) return role;
         try (HfModelDirectory.Weights w = HfModelDirectory.Weights.open(spec.weights())) {

@@ -182,6 +182,7 @@ class BadInputSweepTest {
                 train("relay.train.galore.scale", "galore.scale=0"),
                 train("relay.train.lora.alpha", "lora.alpha=0"),
                 train("relay.train.steps", "steps=0"),
+                train("relay.train.rebalance", "rebalance=maybe"),
                 train("steps", "steps=lots"),
                 train("relay.train.batch", "batch=0"),
                 train("relay.train.seq 100000 exceeds the 256 positions of llama-tiny", "seq=100000"),

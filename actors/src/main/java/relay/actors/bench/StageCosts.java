@@ -26,6 +26,16 @@ public record StageCosts(double[] forward, double[] backward, double[] weights) 
         return t;
     }
 
+    /**
+     * Each stage's whole cost under a LISA draw: a frozen block computes no weight gradient, so it costs its
+     * forward and input gradient only. {@code activeBlocks} are block indices, sorted.
+     */
+    public double[] underDraw(int[] activeBlocks) {
+        double[] t = total();
+        for (int b = 0; b < t.length - 2; b++) if (java.util.Arrays.binarySearch(activeBlocks, b) < 0) t[b + 1] -= weights[b + 1];
+        return t;
+    }
+
     public static StageCosts measure(ModelConfig cfg, int batch, int seq) {
         int n = batch * seq, reps = 5;
         int[] ids = new int[n];

@@ -46,10 +46,11 @@ public record TrainConfig(ModelPart model, OptimizerPart optimizer, PipelinePart
 
     /**
      * How the pipeline runs: the JVMs it spans (the coordinator's and nodes − 1 workers, the devices split among
-     * the workers), devices, microbatches per step, schedule, update mode, step timeout, steps traced.
+     * the workers), devices, microbatches per step, schedule, update mode, step timeout, steps traced, and whether
+     * LISA's draws re-balance the placement.
      */
     public record PipelinePart(int nodes, int devices, int microbatches, PipelineSchedule schedule, UpdateMode mode, Duration stepTimeout,
-                               int traceSteps) {}
+                               int traceSteps, boolean rebalance) {}
 
     /** The data and the run around the steps. */
     public record RunPart(String data, int steps, int batch, int seq, double validationFraction, int evalEvery, int evalSequences,
@@ -58,7 +59,7 @@ public record TrainConfig(ModelPart model, OptimizerPart optimizer, PipelinePart
     /** Settings a resumed run may change: how it goes on, not what it is (model, data, method, seed, shapes of state). */
     static final List<String> CHANGEABLE_ON_RESUME = List.of("steps", "lr", "warmup", "weight-decay", "beta1", "beta2", "eps",
             "clip-value", "clip-norm", "batch", "microbatches", "nodes", "devices", "schedule", "mode", "restarts", "step-timeout",
-            "eval-every", "eval-sequences", "checkpoint-every", "keep-checkpoints", "trace-steps");
+            "eval-every", "eval-sequences", "checkpoint-every", "keep-checkpoints", "trace-steps", "rebalance");
 
     /** Settings that name files; they are made absolute where the command line is typed (see {@link #absolutePaths}). */
     private static final List<String> PATHS = List.of("model", "tokenizer", "data", "out");
@@ -92,7 +93,7 @@ public record TrainConfig(ModelPart model, OptimizerPart optimizer, PipelinePart
                             c.getInt("lisa.period"), c.getInt("rank"), c.getInt("rso-period"), c.getInt("galore.gap"),
                             (float) c.getDouble("galore.scale"), (float) c.getDouble("lora.alpha")),
                     new PipelinePart(c.getInt("nodes"), c.getInt("devices"), c.getInt("microbatches"), schedule(c), mode(c), c.getDuration("step-timeout"),
-                            c.getInt("trace-steps")),
+                            c.getInt("trace-steps"), rebalance(c)),
                     new RunPart(c.getString("data"), c.getInt("steps"), c.getInt("batch"), c.getInt("seq"),
                             c.getDouble("validation-fraction"), c.getInt("eval-every"), c.getInt("eval-sequences"),
                             c.getInt("checkpoint-every"), c.getInt("keep-checkpoints"), c.getInt("restarts"), c.getLong("seed"),
@@ -162,6 +163,15 @@ public record TrainConfig(ModelPart model, OptimizerPart optimizer, PipelinePart
         } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException("configuration: relay.train.schedule: " + e.getMessage(), e);
         }
+    }
+
+    private static boolean rebalance(Config c) {
+        return switch (c.getString("rebalance")) {
+            case "true", "on", "yes" -> true;
+            case "false", "off", "no" -> false;
+            default -> throw new IllegalArgumentException("configuration: relay.train.rebalance must be true or false, not '"
+                    + c.getString("rebalance") + "'");
+        };
     }
 
     private static UpdateMode mode(Config c) {

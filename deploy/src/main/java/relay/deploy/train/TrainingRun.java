@@ -253,8 +253,11 @@ public final class TrainingRun {
     static Engine engine(TrainConfig c, ModelConfig model, Path weights, int first, Nodes nodes) {
         Method method = c.optimizer().method();
         if (!method.inPipeline()) return new LoopEngine(model, c.run().seed(), method, c.optimizerSettings(), weights, first);
-        Placement placement = Placement.balanced(StageCosts.measure(model, c.microbatchSize(), c.run().seq()).total(), devices(c, model));
-        return new PipelineEngine(nodes, model, c.run().seed(), weights, placement, c.pipelineConfig(first));
+        StageCosts costs = StageCosts.measure(model, c.microbatchSize(), c.run().seq());
+        Placement placement = Placement.balanced(costs.total(), devices(c, model));
+        // Stages move through a model directory only this JVM reads: re-balancing is for a pipeline in one JVM.
+        boolean rebalance = c.pipeline().rebalance() && c.pipeline().nodes() == 1;
+        return new PipelineEngine(nodes, model, c.run().seed(), weights, placement, c.pipelineConfig(first), rebalance ? costs : null);
     }
 
     /** The command that goes on with this run: a cluster run's needs its workers again, or nodes=1 to go on in one JVM. */
