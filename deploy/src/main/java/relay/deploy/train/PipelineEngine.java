@@ -157,7 +157,8 @@ final class PipelineEngine implements Engine {
     @Override
     public String describe() {
         return "actor pipeline on " + pipeline.placement().devices() + " device(s), placement "
-                + java.util.Arrays.toString(pipeline.placement().deviceOfStage());
+                + java.util.Arrays.toString(pipeline.placement().deviceOfStage())
+                + (moves == 0 ? "" : " (placed anew " + moves + " time(s) for LISA's draws)");
     }
 
     @Override
