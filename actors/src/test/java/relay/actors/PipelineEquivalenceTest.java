@@ -210,20 +210,25 @@ class PipelineEquivalenceTest {
     /**
      * RSO, GaLore and LoRA in the block actors — each block holding its own subspaces, projectors or adapters,
      * RSO's redraw sent by the coordinator — in exact mode with one microbatch per step: the plain loop's
-     * in-backward method, to float32 rounding only where GPT-2's tied gradient is summed in another order
-     * (head part first on its own device, then the embedding's; the loop adds the embedding's rows to the
-     * head's product in one buffer — the same two terms, so in fact bit for bit, which the tolerance allows).
+     * in-backward method, bit for bit on LLaMA; on GPT-2 to float32 rounding in the tied matrix, whose two
+     * gradient parts the pipeline adds in another order (the head's sum arrives by message and is added to the
+     * embedding's; the loop adds the embedding's rows into the head's product).
      */
     @ParameterizedTest(name = "{0} on {1}, {2}")
     @MethodSource("lowRankCases")
     void lowRankMethodsInExactModeEqualTheLoop(Method method, Family family, PipelineSchedule schedule) {
         ModelConfig cfg = family == Family.LLAMA ? LLAMA : GPT2;
-        OptimizerSettings s = lowRankSettings(0.02f);
         List<List<Batch>> data = data(cfg, 1);
-        Run want = reference(cfg, data, m -> method.create(m, s));
-        Run got = pipeline(cfg, data, lowRankPlacement(cfg), PipelineConfig.defaults(method, 0.02f).with(UpdateMode.EXACT, schedule)
-                .withSettings(s, false));
-        assertSame(want, got, 2e-6f);
+        assertLoopAndPipelineAlike(method, cfg, data, data, lowRankPlacement(cfg), UpdateMode.EXACT, schedule, cfg == LLAMA ? 0f : 2e-6f);
+    }
+
+    /** The plain loop's method over {@code loopData} against the pipeline over {@code pipelineData}, to {@code tol}. */
+    static void assertLoopAndPipelineAlike(Method method, ModelConfig cfg, List<List<Batch>> loopData, List<List<Batch>> pipelineData,
+                                           Placement placement, UpdateMode mode, PipelineSchedule schedule, float tol) {
+        OptimizerSettings s = lowRankSettings(0.02f);
+        Run want = reference(cfg, loopData, m -> method.create(m, s));
+        Run got = pipeline(cfg, pipelineData, placement, PipelineConfig.defaults(method, 0.02f).with(mode, schedule).withSettings(s, false));
+        assertSame(want, got, tol);
     }
 
     /**
@@ -234,13 +239,9 @@ class PipelineEquivalenceTest {
     @ParameterizedTest(name = "{0}")
     @MethodSource("lowRankMethods")
     void lowRankMethodsInExactModeEqualTheLoopsLargeBatch(Method method) {
-        OptimizerSettings s = lowRankSettings(0.02f);
         List<List<Batch>> data = data(LLAMA, 2);
         List<List<Batch>> joined = data.stream().map(mbs -> List.of(join(mbs))).toList();
-        Run want = reference(LLAMA, joined, m -> method.create(m, s));
-        Run got = pipeline(LLAMA, data, placement(2), PipelineConfig.defaults(method, 0.02f).with(UpdateMode.EXACT, PipelineSchedule.ONE_F_ONE_B)
-                .withSettings(s, false));
-        assertSame(want, got, 1e-4f);
+        assertLoopAndPipelineAlike(method, LLAMA, joined, data, placement(2), UpdateMode.EXACT, PipelineSchedule.ONE_F_ONE_B, 1e-4f);
     }
 
     /**
@@ -250,12 +251,8 @@ class PipelineEquivalenceTest {
     @ParameterizedTest(name = "{0}")
     @MethodSource("lowRankMethods")
     void lowRankMethodsInEagerModeOnOneDeviceEqualTheLoop(Method method) {
-        OptimizerSettings s = lowRankSettings(0.02f);
         List<List<Batch>> data = data(LLAMA, 2);
-        Run want = reference(LLAMA, data, m -> method.create(m, s));
-        Run got = pipeline(LLAMA, data, placement(1), PipelineConfig.defaults(method, 0.02f)
-                .with(UpdateMode.EAGER, PipelineSchedule.ONE_F_ONE_B).withSettings(s, false));
-        assertSame(want, got, 0f);
+        assertLoopAndPipelineAlike(method, LLAMA, data, data, placement(1), UpdateMode.EAGER, PipelineSchedule.ONE_F_ONE_B, 0f);
     }
 
     static Stream<Method> lowRankMethods() {
