@@ -16,9 +16,9 @@ import relay.stages.train.TrainingMethod;
 
 /**
  * Every training method Relay runs, in one place: its name, what it does, the learning rate a run starts
- * from when none is given, the rule it applies to each parameter in the actor pipeline (for the methods
- * that run there) and how it trains a whole model on the plain loop. Help texts, {@code lr = auto} and the
- * unknown-method error all read from here.
+ * from when none is given, how it trains a part of a model ({@link #training}: its rule, the low-rank terms it
+ * adds, what it updates — one stage in the actor pipeline, or every block on the plain loop) and the plain
+ * loop's method for a whole model. Help texts, {@code lr = auto} and the unknown-method error all read from here.
  */
 public enum Method {
     ADAMW("adamw", "classic AdamW: all gradients held, then one step (in the pipeline: AdamW per parameter in backward)",
