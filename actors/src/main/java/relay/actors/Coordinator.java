@@ -133,8 +133,7 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
         this.placement = placement;
         this.step = config.firstStep();
         int blocks = placement.stages() - 2;
-        this.lisa = config.lisa() ? new LisaPolicy(blocks, Math.min(config.settings().lisaGamma(), blocks),
-                config.settings().lisaPeriod(), config.settings().seed()) : null;
+        this.lisa = config.lisa() ? LisaPolicy.of(blocks, config.settings()) : null;
         this.events = ctx.messageAdapter(StageEvent.class, FromStage::new);
         this.names = new String[placement.stages()];
         for (int s = 0; s < names.length; s++) names[s] = StageSpec.name(s, blocks);

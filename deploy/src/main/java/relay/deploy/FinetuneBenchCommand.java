@@ -27,7 +27,6 @@ final class FinetuneBenchCommand implements Callable<Integer> {
     static final List<String> METHODS = List.of("adamw", "lomo", "adalomo", "lisa", "lisa-adalomo", "rso", "galore", "lora");
     /** Each method's learning rates tried: its fine-tuning rate (a tenth of its from-scratch one) times these. */
     static final float[] RATE_FACTORS = {1f / 3, 1f, 3f, 10f};
-    static final String RATE_FACTOR_NAMES = "⅓, 1, 3 and 10";
 
     @Mixin
     DeviceOptions deviceOptions;
@@ -125,7 +124,7 @@ final class FinetuneBenchCommand implements Callable<Integer> {
         String setting = String.format("%s pre-trained %d steps on the Old Testament (held-out loss %.4f before fine-tuning), then %d steps of "
                 + "%d × %d tokens of the New Testament per method; learning rate: the best of %s × each method's fine-tuning rate (a tenth of "
                 + "its from-scratch one) after %d steps, by loss on other held-out verses", model, pretrainSteps, baseLoss, steps, batch, seq,
-                RATE_FACTOR_NAMES, tuneSteps);
+                factorNames(), tuneSteps);
         System.out.printf("%n%s%n", setting);
         t.print(System.out);
         Map<String, Object> out = new LinkedHashMap<>();
@@ -160,6 +159,13 @@ final class FinetuneBenchCommand implements Callable<Integer> {
             System.out.println("curves: " + html);
         }
         return 0;
+    }
+
+    /** The rate factors as a reader writes them: 1/3, 1, 3, 10. */
+    private static String factorNames() {
+        List<String> names = new ArrayList<>();
+        for (float f : RATE_FACTORS) names.add(f < 1 ? "1/" + Math.round(1 / f) : String.valueOf(Math.round(f)));
+        return String.join(", ", names);
     }
 
     private static int warmup(int steps) {

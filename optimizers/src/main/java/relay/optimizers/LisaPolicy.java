@@ -16,6 +16,11 @@ public final class LisaPolicy {
     private final int period;
     private final long seed;
 
+    /** The policy a method's settings describe for a model of {@code blocks} blocks (γ at most every block). */
+    public static LisaPolicy of(int blocks, OptimizerSettings s) {
+        return new LisaPolicy(blocks, Math.min(s.lisaGamma(), blocks), s.lisaPeriod(), s.seed());
+    }
+
     public LisaPolicy(int blocks, int gamma, int period, long seed) {
         if (gamma < 1 || gamma > blocks) throw new IllegalArgumentException("LISA γ=" + gamma + " must be in [1, " + blocks + "]");
         if (period < 1) throw new IllegalArgumentException("LISA period must be ≥ 1, got " + period);

@@ -132,8 +132,7 @@ public enum Method {
      * goes to the embedding, the head and the blocks drawn for the period.
      */
     public TrainingMethod create(Model model, OptimizerSettings s) {
-        int blocks = model.blocks().size();
-        LisaPolicy lisa = samplesBlocks() ? new LisaPolicy(blocks, Math.min(s.lisaGamma(), blocks), s.lisaPeriod(), s.seed()) : null;
+        LisaPolicy lisa = samplesBlocks() ? LisaPolicy.of(model.blocks().size(), s) : null;
         List<Linear> linears = new ArrayList<>();
         for (TransformerBlock b : model.blocks()) linears.addAll(b.linears());
         Training t = training(linears, s);

@@ -14,9 +14,7 @@ public final class FinetunePage {
 
     public static void write(Path file, String title, Map<String, String> facts, List<FinetuneBench.Run> runs) throws IOException {
         StringBuilder h = Report.pageStart(title, "");
-        h.append("<table>");
-        facts.forEach((k, v) -> h.append("<tr><th>").append(Report.esc(k)).append("</th><td>").append(Report.esc(v)).append("</td></tr>"));
-        h.append("</table><div class=\"grid\">");
+        Report.factsAndGrid(h, facts);
         List<Chart.Series> heldOut = new ArrayList<>(), train = new ArrayList<>();
         for (FinetuneBench.Run r : runs) {
             heldOut.add(new Chart.Series(r.optimizer(), r.validation(), Chart.Style.LINE));

@@ -58,9 +58,7 @@ final class PipelineEngine implements Engine {
         this.pc = pc;
         this.step = pc.firstStep();
         this.tracing = pc.traceSteps() > 0;
-        int blocks = cfg.layers();
-        this.lisa = costs != null && pc.lisa() ? new LisaPolicy(blocks, Math.min(pc.settings().lisaGamma(), blocks),
-                pc.settings().lisaPeriod(), pc.settings().seed()) : null;
+        this.lisa = costs != null && pc.lisa() ? LisaPolicy.of(cfg.layers(), pc.settings()) : null;
         this.costs = costs;
         this.pipeline = Pipeline.start(nodes, cfg, seed, weights, placement, pc);
     }

@@ -86,9 +86,7 @@ public final class Report {
         StringBuilder h = pageStart(title, live ? "<meta http-equiv=\"refresh\" content=\"" + RELOAD_SECONDS + "\">" : "");
         if (live) h.append("<p class=\"live\">The run is going on: this page is rewritten at each evaluation and reloads every ")
                 .append(RELOAD_SECONDS).append(" s.</p>");
-        h.append("<table>");
-        facts.forEach((k, v) -> h.append("<tr><th>").append(esc(k)).append("</th><td>").append(esc(v)).append("</td></tr>"));
-        h.append("</table><div class=\"grid\">");
+        factsAndGrid(h, facts);
         card(h, "loss", "Loss", Chart.draw(lossSeries(points), "step", "loss", marks.steps(), marks.name()));
         card(h, "lr", "Learning rate", Chart.draw(List.of(series("lr", points, p -> p.lr(), Chart.Style.LINE)), "step", "lr", List.of(), ""));
         card(h, "memory", "Memory per category (peak per step, stacked; the top is the total)",
@@ -174,6 +172,13 @@ public final class Report {
                 .append("td,th{padding:3px 10px;border-bottom:1px solid #ddd;text-align:left}.live{color:#0072B2}")
                 .append(".grid{display:flex;flex-wrap:wrap;gap:20px;margin-top:16px}.card{border:1px solid #ddd;border-radius:6px;padding:10px}")
                 .append("</style></head><body><h1>").append(esc(title)).append("</h1>");
+    }
+
+    /** A table of facts, then the grid the cards go in (closed by the caller). */
+    static void factsAndGrid(StringBuilder h, Map<String, String> facts) {
+        h.append("<table>");
+        facts.forEach((k, v) -> h.append("<tr><th>").append(esc(k)).append("</th><td>").append(esc(v)).append("</td></tr>"));
+        h.append("</table><div class=\"grid\">");
     }
 
     static String esc(String s) {

@@ -14,7 +14,7 @@ import relay.stages.train.Batch;
  * trained on it alone, as a pre-trained model brings its own), the New Testament to fine-tune on, with every
  * tenth verse held out — verses 5, 15, … to choose learning rates by, verses 0, 10, … to report.
  */
-public record Testaments(Tokenizer tokenizer, PackedDataset oldTestament, PackedDataset newTestament, List<Batch> tuning,
+public record Testaments(PackedDataset oldTestament, PackedDataset newTestament, List<Batch> tuning,
                          List<Batch> test) {
 
     /** Matthew 1:1, the New Testament's first verse. */
@@ -48,7 +48,7 @@ public record Testaments(Tokenizer tokenizer, PackedDataset oldTestament, Packed
         int eot = tok.specialTokens().get(RunInputs.END_OF_TEXT);
         PackedDataset oldData = PackedDataset.of(s.old(), tok, eot, seq, 0.01, seed, p -> {});
         PackedDataset newData = PackedDataset.of(s.train(), tok, eot, seq, 0.01, seed, p -> {});
-        return new Testaments(tok, oldData, newData, heldOut(s.tuning(), tok, eot, seq, batch, seed), heldOut(s.test(), tok, eot, seq, batch, seed));
+        return new Testaments(oldData, newData, heldOut(s.tuning(), tok, eot, seq, batch, seed), heldOut(s.test(), tok, eot, seq, batch, seed));
     }
 
     /** Every sequence of the verses, packed, as evaluation batches (at most {@link #EVALUATION_SEQUENCES}). */

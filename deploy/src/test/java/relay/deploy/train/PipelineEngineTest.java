@@ -55,7 +55,7 @@ class PipelineEngineTest {
         Outcome moving = train(costs, pc, start);
         Outcome fixed = train(null, pc, start);
         // The draws of this seed leave the devices unequal at least once: the stages move, and stay put without costs.
-        LisaPolicy lisa = new LisaPolicy(CFG.layers(), 2, 2, s.seed());
+        LisaPolicy lisa = LisaPolicy.of(CFG.layers(), s);
         int unbalanced = 0;
         for (int step = 0; step < STEPS; step += 2) {
             double[] c = costs.underDraw(lisa.activeBlocks(step));
