@@ -25,6 +25,7 @@ public final class Initializer {
     /** Normal(0, std) weights, subject to weight decay. */
     public Parameter normal(String name, float std, int... shape) {
         Tensor t = device.allocate(Category.PARAMETERS, shape);
+        if (!device.holdsValues()) return new Parameter(name, t, true);
         SplitMix rng = new SplitMix(seed ^ (0x9E3779B97F4A7C15L * name.hashCode()));
         float[] v = new float[Math.toIntExact(t.size())];
         for (int i = 0; i < v.length; i++) v[i] = (float) (std * rng.nextGaussian());

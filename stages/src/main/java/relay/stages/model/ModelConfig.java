@@ -26,7 +26,8 @@ public record ModelConfig(Family family, int vocabSize, int hidden, int layers, 
                           boolean tiedEmbeddings) {
 
     /** Names of the configs shipped in the jar, usable wherever a model is named. */
-    public static final List<String> PRESETS = List.of("gpt2-124m", "gpt2-tiny", "llama-tiny", "llama-train", "llama-1b");
+    public static final List<String> PRESETS = List.of("gpt2-124m", "gpt2-tiny", "llama-tiny", "llama-train", "llama-1b", "llama-7b",
+            "llama-13b", "llama-65b", "llama-70b");
 
     public ModelConfig {
         require(vocabSize > 0 && hidden > 0 && layers > 0 && heads > 0 && kvHeads > 0 && headDim > 0

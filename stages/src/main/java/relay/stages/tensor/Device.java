@@ -20,6 +20,14 @@ public interface Device extends AutoCloseable {
     /** Threads this device computes with (BLAS and the elementwise kernels). */
     int threads();
 
+    /**
+     * False for a device whose tensors hold no values (a simulated one): what would only compute values for it,
+     * such as drawing initial weights, is skipped.
+     */
+    default boolean holdsValues() {
+        return true;
+    }
+
     /** A zero-filled tensor, counted against {@code category}. */
     Tensor allocate(Category category, int... shape);
 

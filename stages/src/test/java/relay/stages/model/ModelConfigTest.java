@@ -10,11 +10,18 @@ import relay.stages.tensor.cpu.CpuDevice;
 
 class ModelConfigTest {
 
-    /** Known sizes: GPT-2 small has 124,439,808 parameters, TinyLlama-1.1B (the llama-1b shape) 1,100,048,384. */
+    /**
+     * Known sizes: GPT-2 small has 124,439,808 parameters, TinyLlama-1.1B (the llama-1b shape) 1,100,048,384,
+     * LLaMA 7B / 13B / 65B 6,738,415,616 / 13,015,864,320 / 65,285,660,672 and Llama 2 70B 68,976,648,192.
+     */
     @Test
     void presetsHaveTheirPublishedParameterCounts() {
         assertEquals(124_439_808L, ModelConfig.named("gpt2-124m").parameters());
         assertEquals(1_100_048_384L, ModelConfig.named("llama-1b").parameters());
+        assertEquals(6_738_415_616L, ModelConfig.named("llama-7b").parameters());
+        assertEquals(13_015_864_320L, ModelConfig.named("llama-13b").parameters());
+        assertEquals(65_285_660_672L, ModelConfig.named("llama-65b").parameters());
+        assertEquals(68_976_648_192L, ModelConfig.named("llama-70b").parameters());
     }
 
     @Test
