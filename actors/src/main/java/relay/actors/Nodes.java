@@ -90,9 +90,14 @@ public final class Nodes implements AutoCloseable {
 
     /** This JVM alone: one node, whose host holds every device. {@code extra} is layered over the defaults. */
     public static Nodes local(Config extra) {
+        return local(extra, DeviceKind.CPU);
+    }
+
+    /** This JVM alone, its devices of this kind. */
+    public static Nodes local(Config extra, DeviceKind kind) {
         ActorSystem<Local> system = ActorSystem.create(guardian(), "relay", base(extra));
         try {
-            return new Nodes(system, List.of(spawnIn(system, StageHost.create(null), "host-0")), false, Duration.ZERO);
+            return new Nodes(system, List.of(spawnIn(system, StageHost.create(null, kind), "host-0")), false, Duration.ZERO);
         } catch (RuntimeException e) {
             system.terminate();
             throw e;

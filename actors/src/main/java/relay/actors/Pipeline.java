@@ -62,7 +62,16 @@ public final class Pipeline implements AutoCloseable {
      * Path, Placement, PipelineConfig)}.
      */
     public static Pipeline start(ModelConfig cfg, long seed, Path weights, Placement placement, PipelineConfig pc, Config extraConfig) {
-        Nodes nodes = Nodes.local(extraConfig);
+        return startOwning(Nodes.local(extraConfig), cfg, seed, weights, placement, pc);
+    }
+
+    /** A pipeline of a model initialized from the seed on devices of this kind in this JVM (simulated ones, for a plan). */
+    public static Pipeline start(DeviceKind kind, ModelConfig cfg, long seed, Placement placement, PipelineConfig pc) {
+        return startOwning(Nodes.local(com.typesafe.config.ConfigFactory.empty(), kind), cfg, seed, null, placement, pc);
+    }
+
+    /** Starts on nodes this pipeline owns: it closes them when it stops, or when it cannot start. */
+    private static Pipeline startOwning(Nodes nodes, ModelConfig cfg, long seed, Path weights, Placement placement, PipelineConfig pc) {
         try {
             return start(nodes, true, cfg, seed, weights, placement, pc);
         } catch (RuntimeException e) {

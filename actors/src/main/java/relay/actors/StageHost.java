@@ -16,7 +16,7 @@ import org.apache.pekko.actor.typed.Terminated;
 import org.apache.pekko.actor.typed.javadsl.ActorContext;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import relay.stages.memory.Category;
-import relay.stages.tensor.cpu.CpuDevice;
+import relay.stages.tensor.Device;
 import relay.transport.TensorChannel;
 import relay.transport.TensorPayload;
 import relay.transport.WireMessage;
@@ -72,22 +72,29 @@ public final class StageHost {
                 + "throughput = 100 }\n";
     }
 
-    /** A host whose stages send tensors for other nodes through {@code channel} (null: one JVM, no other nodes). */
+    /** A host of CPU devices whose stages send tensors for other nodes through {@code channel} (null: one JVM, no other nodes). */
     public static Behavior<Command> create(TensorChannel channel) {
-        return Behaviors.setup(ctx -> new Host(ctx, channel).idle());
+        return create(channel, DeviceKind.CPU);
+    }
+
+    /** A host whose devices are of this kind. */
+    public static Behavior<Command> create(TensorChannel channel, DeviceKind kind) {
+        return Behaviors.setup(ctx -> new Host(ctx, channel, kind).idle());
     }
 
     /** The host's devices and the requests to report when its stages have stopped. */
     private static final class Host {
         private final ActorContext<Command> ctx;
-        private final Map<Integer, CpuDevice> devices = new LinkedHashMap<>();
+        private final Map<Integer, Device> devices = new LinkedHashMap<>();
         private final Set<ActorRef<Void>> stopping = new HashSet<>();
         private ActorRef<DeviceMemory> stopped;
         private final TensorChannel channel;
+        private final DeviceKind kind;
 
-        Host(ActorContext<Command> ctx, TensorChannel channel) {
+        Host(ActorContext<Command> ctx, TensorChannel channel, DeviceKind kind) {
             this.ctx = ctx;
             this.channel = channel;
+            this.kind = kind;
         }
 
         Behavior<Command> idle() {
@@ -108,7 +115,7 @@ public final class StageHost {
                     })
                     // The stages, its children, have stopped and freed their tensors by now.
                     .onSignal(PostStop.class, s -> {
-                        devices.values().forEach(CpuDevice::close);
+                        devices.values().forEach(Device::close);
                         return Behaviors.same();
                     })
                     .build();
@@ -121,7 +128,7 @@ public final class StageHost {
                         m.spec() + " is placed on device " + d + "; a node holds devices 0.." + (MAX_DEVICES - 1)));
                 return Behaviors.same();
             }
-            CpuDevice device = devices.computeIfAbsent(d, i -> new CpuDevice("cpu" + i, m.spec().config().threadsPerDevice()));
+            Device device = devices.computeIfAbsent(d, i -> kind.open(i, m.spec().config().threadsPerDevice()));
             ActorRef<StageCommand> stage = ctx.spawn(StageActor.create(m.spec(), device, m.events(), channel), m.spec().name(),
                     DispatcherSelector.fromConfig(dispatcher(d)));
             ctx.watch(stage);

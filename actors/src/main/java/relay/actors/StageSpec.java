@@ -26,7 +26,7 @@ public record StageSpec(int stage, ModelConfig model, long seed, Path weights, P
         return name(stage, model.layers());
     }
 
-    static String name(int stage, int layers) {
+    public static String name(int stage, int layers) {
         return stage == 0 ? "embedding" : stage == layers + 1 ? "head" : "block-" + (stage - 1);
     }
 

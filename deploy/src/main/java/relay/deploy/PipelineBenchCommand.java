@@ -96,10 +96,10 @@ final class PipelineBenchCommand implements Callable<Integer> {
                 .row("bubble measured", String.format("%.3f", r.bubbleMeasured()))
                 .row("bubble theory (p-1)/(m+p-1)", String.format("%.3f", r.bubbleTheory()))
                 .row("bubble theory from measured F, B, W", String.format("%.3f", r.bubbleSimulated()))
-                .row("block F / B / W ms", String.format("%.1f / %.1f / %.1f", 1e-6 * r.costs().forward()[1], 1e-6 * r.costs().backward()[1],
-                        1e-6 * r.costs().weights()[1]))
-                .row("embedding F / B ms, head ms", String.format("%.1f / %.1f, %.1f", 1e-6 * r.costs().forward()[0],
-                        1e-6 * r.costs().backward()[0], 1e-6 * r.costs().forward()[r.costs().forward().length - 1]))
+                .row("block F / B / W ms", String.format("%.1f / %.1f / %.1f", 1e3 * r.costs().forward()[1], 1e3 * r.costs().backward()[1],
+                        1e3 * r.costs().weights()[1]))
+                .row("embedding F / B ms, head ms", String.format("%.1f / %.1f, %.1f", 1e3 * r.costs().forward()[0],
+                        1e3 * r.costs().backward()[0], 1e3 * r.costs().forward()[r.costs().forward().length - 1]))
                 .row("busy fraction per device", Arrays.toString(Arrays.stream(r.busyFractionPerDevice()).mapToObj(v -> String.format("%.3f", v)).toArray()))
                 .row("staleness max", r.stalenessMax())
                 .print(System.out);
@@ -123,9 +123,9 @@ final class PipelineBenchCommand implements Callable<Integer> {
         out.put("bubble_measured", r.bubbleMeasured());
         out.put("bubble_theory", r.bubbleTheory());
         out.put("bubble_theory_measured_costs", r.bubbleSimulated());
-        out.put("stage_forward_ms", Arrays.stream(r.costs().forward()).map(v -> v * 1e-6).toArray());
-        out.put("stage_backward_input_ms", Arrays.stream(r.costs().backward()).map(v -> v * 1e-6).toArray());
-        out.put("stage_backward_weights_ms", Arrays.stream(r.costs().weights()).map(v -> v * 1e-6).toArray());
+        out.put("stage_forward_ms", Arrays.stream(r.costs().forward()).map(v -> v * 1e3).toArray());
+        out.put("stage_backward_input_ms", Arrays.stream(r.costs().backward()).map(v -> v * 1e3).toArray());
+        out.put("stage_backward_weights_ms", Arrays.stream(r.costs().weights()).map(v -> v * 1e3).toArray());
         out.put("staleness_max", r.stalenessMax());
         out.put("placement", r.placement().deviceOfStage());
         out.put("busy_fraction_per_device", r.busyFractionPerDevice());

@@ -7,8 +7,12 @@ import relay.stages.model.Initializer;
 import relay.stages.model.LmHead;
 import relay.stages.model.Model;
 import relay.stages.model.ModelConfig;
+import java.util.function.LongSupplier;
+import relay.stages.tensor.Device;
 import relay.stages.tensor.Tensor;
 import relay.stages.tensor.cpu.CpuDevice;
+import relay.stages.tensor.sim.Roofline;
+import relay.stages.tensor.sim.SimDevice;
 
 /**
  * Measured cost of each pipeline stage — embedding, a block, the head — as the median time of its forward,
@@ -36,41 +40,53 @@ public record StageCosts(double[] forward, double[] backward, double[] weights) 
         return t;
     }
 
+    /** The stage costs on this machine: each part's median wall time over five runs on a one-thread CPU device. */
     public static StageCosts measure(ModelConfig cfg, int batch, int seq) {
-        int n = batch * seq, reps = 5;
+        try (CpuDevice d = new CpuDevice("calibration", 1)) {
+            return time(cfg, batch, seq, d, System::nanoTime, 5);
+        }
+    }
+
+    /** The stage costs a roofline gives: each part's kernels' modelled time on a simulated device, which holds no values. */
+    public static StageCosts modelled(ModelConfig cfg, int batch, int seq, Roofline roofline) {
+        SimDevice d = new SimDevice("modelled", roofline, 0);
+        return time(cfg, batch, seq, d, d::modelledNanos, 1);
+    }
+
+    /** Times each part {@code reps} times after a first, untimed run, by {@code clock} (nanoseconds), and takes the medians. */
+    private static StageCosts time(ModelConfig cfg, int batch, int seq, Device d, LongSupplier clock, int reps) {
+        int n = batch * seq;
         int[] ids = new int[n];
         for (int i = 0; i < n; i++) ids[i] = (i * 7919) % cfg.vocabSize();
         double[][] t = new double[6][reps + 1]; // embedding F, B; block F, B, W; head
-        try (CpuDevice d = new CpuDevice("calibration", 1)) {
-            Initializer init = new Initializer(d, 1);
-            Embedding e = Embedding.create(cfg, init);
-            TransformerBlock b = Model.block(cfg, 0, init);
-            LmHead h = LmHead.create(cfg, init, cfg.tiedEmbeddings() ? e.tokenTable() : null);
-            for (int r = 0; r <= reps; r++) {
-                long t0 = System.nanoTime();
-                Tensor x = e.forward(ids, seq);
-                long t1 = System.nanoTime();
-                e.backward(ids, seq, x, (p, g) -> { });
-                long t2 = System.nanoTime();
-                TransformerBlock.Forward f = b.forward(x, batch, seq);
-                long t3 = System.nanoTime();
-                TransformerBlock.Split split = b.backwardInput(f, f.output());
-                split.dx().close();
-                long t4 = System.nanoTime();
-                split.weights().run((p, g) -> { });
-                long t5 = System.nanoTime();
-                LmHead.Result res = h.lossAndBackward(f.output(), ids, 1f, (p, g) -> { });
-                res.dx().close();
-                long t6 = System.nanoTime();
-                f.output().close();
-                x.close();
-                long[] marks = {t0, t1, t2, t3, t4, t5, t6};
-                for (int k = 0; k < 6; k++) t[k][r] = marks[k + 1] - marks[k];
-            }
-            b.close();
-            for (var p : h.parameters(!cfg.tiedEmbeddings())) p.close();
-            for (var p : e.parameters()) p.close();
+        Initializer init = new Initializer(d, 1);
+        Embedding e = Embedding.create(cfg, init);
+        TransformerBlock b = Model.block(cfg, 0, init);
+        LmHead h = LmHead.create(cfg, init, cfg.tiedEmbeddings() ? e.tokenTable() : null);
+        for (int r = 0; r <= reps; r++) {
+            long t0 = clock.getAsLong();
+            Tensor x = e.forward(ids, seq);
+            long t1 = clock.getAsLong();
+            e.backward(ids, seq, x, (p, g) -> { });
+            long t2 = clock.getAsLong();
+            TransformerBlock.Forward f = b.forward(x, batch, seq);
+            long t3 = clock.getAsLong();
+            TransformerBlock.Split split = b.backwardInput(f, f.output());
+            split.dx().close();
+            long t4 = clock.getAsLong();
+            split.weights().run((p, g) -> { });
+            long t5 = clock.getAsLong();
+            LmHead.Result res = h.lossAndBackward(f.output(), ids, 1f, (p, g) -> { });
+            res.dx().close();
+            long t6 = clock.getAsLong();
+            f.output().close();
+            x.close();
+            long[] marks = {t0, t1, t2, t3, t4, t5, t6};
+            for (int k = 0; k < 6; k++) t[k][r] = (marks[k + 1] - marks[k]) / 1e9;
         }
+        b.close();
+        for (var p : h.parameters(!cfg.tiedEmbeddings())) p.close();
+        for (var p : e.parameters()) p.close();
         int stages = cfg.layers() + 2;
         double[] forward = new double[stages], backward = new double[stages], weights = new double[stages];
         forward[0] = median(t[0]);

@@ -1,0 +1,51 @@
+package relay.actors.plan;
+
+import java.util.List;
+import java.util.Map;
+import relay.actors.PipelineConfig;
+import relay.actors.Placement;
+import relay.actors.StageSpec;
+import relay.stages.memory.Category;
+import relay.stages.model.ModelConfig;
+
+/**
+ * A model's training step planned on devices: where its stages go, each device's peak memory by category (what
+ * the ledger counts when the step runs), and the step time, bubble and tokens per second the schedule gives for
+ * the stages' costs.
+ *
+ * @param memory each device's peak bytes per category over building the stages and one step
+ */
+public record Plan(ModelConfig model, DeviceSpec devices, PipelineConfig config, int batch, int seq, int microbatches,
+                   Placement placement, List<Map<Category, Long>> memory, double stepSeconds, double bubble) {
+
+    /** A device's need: the sum of its categories' peaks, which bounds the peak of their sum from above. */
+    public long need(int device) {
+        return memory.get(device).values().stream().mapToLong(Long::longValue).sum();
+    }
+
+    public boolean fits(int device) {
+        return need(device) <= devices.memoryBytes();
+    }
+
+    public boolean fits() {
+        for (int d = 0; d < memory.size(); d++) if (!fits(d)) return false;
+        return true;
+    }
+
+    /** The device that needs the most memory. */
+    public int fullest() {
+        int best = 0;
+        for (int d = 1; d < memory.size(); d++) if (need(d) > need(best)) best = d;
+        return best;
+    }
+
+    public double tokensPerSecond() {
+        return (double) batch * seq / stepSeconds;
+    }
+
+    /** The stages placed on a device by name: "embedding, block-0..block-9". */
+    public String stagesOn(int device) {
+        int first = placement.firstOnDevice(device), last = placement.lastOnDevice(device);
+        return StageSpec.name(first, model.layers()) + (first == last ? "" : ".." + StageSpec.name(last, model.layers()));
+    }
+}

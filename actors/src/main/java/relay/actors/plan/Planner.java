@@ -1,0 +1,178 @@
+package relay.actors.plan;
+
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.EnumMap;
+import java.util.List;
+import java.util.Map;
+import relay.actors.Coordinator;
+import relay.actors.DeviceKind;
+import relay.actors.Nodes;
+import relay.actors.Pipeline;
+import relay.actors.PipelineConfig;
+import relay.actors.Placement;
+import relay.actors.ScheduleSimulation;
+import relay.actors.StageHost;
+import relay.actors.bench.StageCosts;
+import relay.stages.memory.Category;
+import relay.stages.model.ModelConfig;
+import relay.stages.tensor.sim.Roofline;
+import relay.stages.train.Batch;
+
+/**
+ * Plans a model's training on devices without them. Memory is what the ledger counts: the real stages are built
+ * and stepped once on simulated devices, which allocate exactly what real ones would and hold no values. Time
+ * is the schedule played out ({@link ScheduleSimulation}) with each stage's cost — measured on this machine for
+ * CPU devices, a roofline's for others — plus each activation's and gradient's transfer between devices.
+ */
+public final class Planner implements AutoCloseable {
+    /** Simulated devices for the memory runs; their speed does not matter there. */
+    private static final DeviceKind MEMORY_ONLY = DeviceKind.simulated(new Roofline(1e12, 1e12, 0), 0);
+
+    private final Nodes nodes = Nodes.local(com.typesafe.config.ConfigFactory.empty(), MEMORY_ONLY);
+
+    /** Where the stages' costs come from: measured on this machine's CPU, or the devices' roofline. */
+    public static StageCosts costs(ModelConfig cfg, DeviceSpec spec, int microbatchSize, int seq) {
+        return spec.cpu() ? StageCosts.measure(cfg, microbatchSize, seq) : StageCosts.modelled(cfg, microbatchSize, seq, spec.roofline());
+    }
+
+    /**
+     * Each device's peak bytes per category over building the stages and one step of {@code microbatches}
+     * microbatches of {@code batch / microbatches} sequences: the real stages and coordinator on simulated devices.
+     */
+    public List<Map<Category, Long>> memory(ModelConfig cfg, Placement placement, PipelineConfig pc, int batch, int seq, int microbatches) {
+        try (Pipeline p = Pipeline.start(nodes, cfg, 1, null, placement, pc)) {
+            Coordinator.StepResult r = p.step(batches(cfg, batch / microbatches, seq, microbatches));
+            if (!r.ok()) throw new IllegalStateException("the planned step failed: " + r.error());
+            List<Map<Category, Long>> out = new ArrayList<>();
+            p.memoryPeaks().forEach((d, peaks) -> {
+                // The host keeps devices an earlier plan made; only this placement's count.
+                if (d != StageHost.IN_FLIGHT && d < placement.devices()) out.add(new EnumMap<>(peaks));
+            });
+            return out;
+        }
+    }
+
+    /** The step played out: the schedule with these stage costs, each device also sending its activations and gradients. */
+    public static ScheduleSimulation.Outcome time(ModelConfig cfg, DeviceSpec spec, StageCosts costs, Placement placement,
+                                                  PipelineConfig pc, int microbatchSize, int seq, int microbatches) {
+        ScheduleSimulation.DeviceCosts[] devices = ScheduleSimulation.deviceCosts(placement, costs.forward(), costs.backward(),
+                costs.weights(), pc.schedule());
+        double bytes = (double) microbatchSize * seq * cfg.hidden() * Float.BYTES;
+        for (int d = 0; d < devices.length; d++) {
+            double forwardSend = d + 1 < devices.length ? spec.sendSeconds(d, bytes) : 0;
+            double backwardSend = d > 0 ? spec.sendSeconds(d - 1, bytes) : 0;
+            ScheduleSimulation.DeviceCosts c = devices[d];
+            devices[d] = new ScheduleSimulation.DeviceCosts(c.forward() + forwardSend, c.backward() + backwardSend, c.weights());
+        }
+        return ScheduleSimulation.run(pc.schedule(), devices, microbatches);
+    }
+
+    /** The plan of one configuration; a null placement is balanced by the stages' costs. */
+    public Plan plan(ModelConfig cfg, DeviceSpec spec, PipelineConfig pc, int batch, int seq, int microbatches, Placement placement) {
+        StageCosts costs = costs(cfg, spec, batch / microbatches, seq);
+        Placement pl = placement != null ? placement : Placement.balanced(costs.total(), spec.devices());
+        ScheduleSimulation.Outcome t = time(cfg, spec, costs, pl, pc, batch / microbatches, seq, microbatches);
+        return new Plan(cfg, spec, pc, batch, seq, microbatches, pl, memory(cfg, pl, pc, batch, seq, microbatches), t.stepTime(), t.bubble());
+    }
+
+    /** What a search found: the fastest plan that fits, or the one needing the least memory and why none fits. */
+    public record Search(Plan best, boolean fits, int tried, String why) {}
+
+    /**
+     * The fastest plan that fits these devices, over microbatch counts (every divisor of the batch) and placements
+     * (balanced by time, by parameters, and by both). Candidates are timed first, then checked for memory
+     * fastest first, so only the memory of the slower ones that must be checked is.
+     */
+    public Search fit(ModelConfig cfg, DeviceSpec spec, PipelineConfig pc, int batch, int seq) {
+        record Candidate(int microbatches, Placement placement, double stepSeconds, double bubble) {}
+        List<Candidate> candidates = new ArrayList<>();
+        double[] params = stageParameters(cfg);
+        for (int m = 1; m <= batch; m++) {
+            if (batch % m != 0) continue;
+            StageCosts costs = costs(cfg, spec, batch / m, seq);
+            double[] time = costs.total();
+            List<Placement> placements = new ArrayList<>();
+            for (double[] weight : List.of(time, params, mix(time, params))) {
+                Placement pl = Placement.balanced(weight, spec.devices());
+                if (placements.stream().noneMatch(q -> java.util.Arrays.equals(q.deviceOfStage(), pl.deviceOfStage()))) placements.add(pl);
+            }
+            for (Placement pl : placements) {
+                ScheduleSimulation.Outcome t = time(cfg, spec, costs, pl, pc, batch / m, seq, m);
+                candidates.add(new Candidate(m, pl, t.stepTime(), t.bubble()));
+            }
+        }
+        candidates.sort(Comparator.comparingDouble(Candidate::stepSeconds));
+        Plan lightest = null;
+        int tried = 0;
+        for (Candidate c : candidates) {
+            tried++;
+            Plan p = new Plan(cfg, spec, pc, batch, seq, c.microbatches(), c.placement(),
+                    memory(cfg, c.placement(), pc, batch, seq, c.microbatches()), c.stepSeconds(), c.bubble());
+            if (p.fits()) return new Search(p, true, tried, "");
+            if (lightest == null || p.need(p.fullest()) < lightest.need(lightest.fullest())) lightest = p;
+        }
+        int d = lightest.fullest();
+        return new Search(lightest, false, tried, String.format(java.util.Locale.ROOT,
+                "no placement or microbatch count fits: at best device %d (%s) needs %.1f GiB of %.1f GiB, of which parameters %.1f GiB",
+                d, lightest.stagesOn(d), lightest.need(d) / GIB, spec.memoryBytes() / GIB,
+                lightest.memory().get(d).get(Category.PARAMETERS) / GIB));
+    }
+
+    /**
+     * The fewest of these devices, from {@code spec}'s count up to one per stage, on which some plan fits, with
+     * that plan; null when not even one stage per device fits. Counts below what the parameters alone need are skipped.
+     */
+    public Search fewestDevices(ModelConfig cfg, DeviceSpec spec, PipelineConfig pc, int batch, int seq) {
+        int stages = cfg.layers() + 2;
+        int from = Math.max(spec.devices() + 1, (int) Math.ceil(cfg.parameters() * (double) Float.BYTES / spec.memoryBytes()));
+        for (int n = from; n <= stages; n++) {
+            Search s = fit(cfg, spec.withDevices(n), pc, batch, seq);
+            if (s.fits()) return s;
+        }
+        return null;
+    }
+
+    static final double GIB = 1L << 30;
+
+    /** Each stage's parameters, from the model's shape: the embedding's and head's matrices, the rest shared by the blocks. */
+    static double[] stageParameters(ModelConfig cfg) {
+        int stages = cfg.layers() + 2;
+        double matrix = (double) cfg.vocabSize() * cfg.hidden();
+        double embedding = matrix, head = cfg.tiedEmbeddings() ? cfg.hidden() : matrix + cfg.hidden();
+        double block = (cfg.parameters() - embedding - (cfg.tiedEmbeddings() ? 0 : matrix)) / cfg.layers();
+        double[] p = new double[stages];
+        java.util.Arrays.fill(p, block);
+        p[0] = embedding;
+        p[stages - 1] = head;
+        return p;
+    }
+
+    /** Two costs, each as a share of its own total, added. */
+    private static double[] mix(double[] a, double[] b) {
+        double sa = java.util.Arrays.stream(a).sum(), sb = java.util.Arrays.stream(b).sum();
+        double[] out = new double[a.length];
+        for (int i = 0; i < a.length; i++) out[i] = a[i] / sa + b[i] / sb;
+        return out;
+    }
+
+    /** {@code microbatches} microbatches of token ids spread over the vocabulary, each next id its target. */
+    static List<Batch> batches(ModelConfig cfg, int microbatchSize, int seq, int microbatches) {
+        List<Batch> out = new ArrayList<>();
+        for (int j = 0; j < microbatches; j++) {
+            int n = microbatchSize * seq;
+            int[] in = new int[n], target = new int[n];
+            for (int i = 0; i < n; i++) {
+                in[i] = (int) (((long) (j * n + i) * 7919) % cfg.vocabSize());
+                target[i] = (int) (((long) (j * n + i + 1) * 7919) % cfg.vocabSize());
+            }
+            out.add(new Batch(in, target, microbatchSize, seq));
+        }
+        return out;
+    }
+
+    @Override
+    public void close() {
+        nodes.close();
+    }
+}
