@@ -1,6 +1,7 @@
 package relay.actors.bench;
 
 import java.util.Arrays;
+import java.util.List;
 import relay.stages.layers.TransformerBlock;
 import relay.stages.model.Embedding;
 import relay.stages.model.Initializer;
@@ -47,13 +48,36 @@ public record StageCosts(double[] forward, double[] backward, double[] weights) 
         }
     }
 
+    /**
+     * The stage costs a pipeline's own trace shows from step {@code fromStep} on: each stage's median forward,
+     * backward and weights span over those steps' microbatches (a stage's track is its index). With a schedule that does not split the
+     * backward, the backward span holds the weight gradients too, and weights are 0.
+     */
+    public static StageCosts fromTrace(List<relay.actors.TraceEvent> events, long fromStep, int stages) {
+        double[][] parts = new double[3][stages];
+        String[] names = {"forward", "backward", "weights"};
+        for (int k = 0; k < 3; k++) {
+            for (int s = 0; s < stages; s++) {
+                int stage = s;
+                String name = names[k];
+                double[] spans = events.stream().filter(e -> e.step() >= fromStep && e.track() == stage && e.name().equals(name))
+                        .mapToDouble(e -> e.durationMicros() / 1e6).sorted().toArray();
+                parts[k][s] = spans.length == 0 ? 0 : spans[spans.length / 2];
+            }
+        }
+        return new StageCosts(parts[0], parts[1], parts[2]);
+    }
+
     /** The stage costs a roofline gives: each part's kernels' modelled time on a simulated device, which holds no values. */
     public static StageCosts modelled(ModelConfig cfg, int batch, int seq, Roofline roofline) {
         SimDevice d = new SimDevice("modelled", roofline, 0);
         return time(cfg, batch, seq, d, d::modelledNanos, 1);
     }
 
-    /** Times each part {@code reps} times after a first, untimed run, by {@code clock} (nanoseconds), and takes the medians. */
+    /**
+     * Times each part {@code reps} times after a first, untimed run, by {@code clock} (nanoseconds), and takes the
+     * medians.
+     */
     private static StageCosts time(ModelConfig cfg, int batch, int seq, Device d, LongSupplier clock, int reps) {
         int n = batch * seq;
         int[] ids = new int[n];

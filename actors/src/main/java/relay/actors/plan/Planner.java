@@ -31,9 +31,28 @@ public final class Planner implements AutoCloseable {
 
     private final Nodes nodes = Nodes.local(com.typesafe.config.ConfigFactory.empty(), MEMORY_ONLY);
 
-    /** Where the stages' costs come from: measured on this machine's CPU, or the devices' roofline. */
+    /** The stages' costs to place them by: measured one at a time on this machine's CPU, or the devices' roofline's. */
     public static StageCosts costs(ModelConfig cfg, DeviceSpec spec, int microbatchSize, int seq) {
         return spec.cpu() ? StageCosts.measure(cfg, microbatchSize, seq) : StageCosts.modelled(cfg, microbatchSize, seq, spec.roofline());
+    }
+
+    /**
+     * The stages' costs to time a placement by: the roofline's, or on CPU devices what each stage's own spans took
+     * in steps 3–6 of a traced calibration run (the first two warm the JIT compiler; four steps even out the machine's own
+     * swings) of the real pipeline — the devices then share the machine's
+     * cores, caches and memory bandwidth as they will, which costs measured one at a time miss by 10–40% here.
+     */
+    public static StageCosts stepCosts(ModelConfig cfg, DeviceSpec spec, Placement placement, PipelineConfig pc, int batch, int seq,
+                                       int microbatches) {
+        if (!spec.cpu()) return StageCosts.modelled(cfg, batch / microbatches, seq, spec.roofline());
+        try (Pipeline p = Pipeline.start(cfg, 1, placement, pc.withTraceSteps(pc.firstStep() + 6), com.typesafe.config.ConfigFactory.empty())) {
+            List<Batch> data = batches(cfg, batch / microbatches, seq, microbatches);
+            for (int s = 0; s < 6; s++) {
+                Coordinator.StepResult r = p.step(data);
+                if (!r.ok()) throw new IllegalStateException("the calibration step failed: " + r.error());
+            }
+            return StageCosts.fromTrace(p.trace(), pc.firstStep() + 2, placement.stages());
+        }
     }
 
     /**
@@ -70,8 +89,8 @@ public final class Planner implements AutoCloseable {
 
     /** The plan of one configuration; a null placement is balanced by the stages' costs. */
     public Plan plan(ModelConfig cfg, DeviceSpec spec, PipelineConfig pc, int batch, int seq, int microbatches, Placement placement) {
-        StageCosts costs = costs(cfg, spec, batch / microbatches, seq);
-        Placement pl = placement != null ? placement : Placement.balanced(costs.total(), spec.devices());
+        Placement pl = placement != null ? placement : Placement.balanced(costs(cfg, spec, batch / microbatches, seq).total(), spec.devices());
+        StageCosts costs = stepCosts(cfg, spec, pl, pc, batch, seq, microbatches);
         ScheduleSimulation.Outcome t = time(cfg, spec, costs, pl, pc, batch / microbatches, seq, microbatches);
         return new Plan(cfg, spec, pc, batch, seq, microbatches, pl, memory(cfg, pl, pc, batch, seq, microbatches), t.stepTime(), t.bubble());
     }
@@ -90,15 +109,14 @@ public final class Planner implements AutoCloseable {
         double[] params = stageParameters(cfg);
         for (int m = 1; m <= batch; m++) {
             if (batch % m != 0) continue;
-            StageCosts costs = costs(cfg, spec, batch / m, seq);
-            double[] time = costs.total();
+            double[] time = costs(cfg, spec, batch / m, seq).total();
             List<Placement> placements = new ArrayList<>();
             for (double[] weight : List.of(time, params, mix(time, params))) {
                 Placement pl = Placement.balanced(weight, spec.devices());
                 if (placements.stream().noneMatch(q -> java.util.Arrays.equals(q.deviceOfStage(), pl.deviceOfStage()))) placements.add(pl);
             }
             for (Placement pl : placements) {
-                ScheduleSimulation.Outcome t = time(cfg, spec, costs, pl, pc, batch / m, seq, m);
+                ScheduleSimulation.Outcome t = time(cfg, spec, stepCosts(cfg, spec, pl, pc, batch, seq, m), pl, pc, batch / m, seq, m);
                 candidates.add(new Candidate(m, pl, t.stepTime(), t.bubble()));
             }
         }
