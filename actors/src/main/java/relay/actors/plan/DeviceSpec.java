@@ -43,10 +43,9 @@ public record DeviceSpec(int nodes, int perNode, long memoryBytes, Roofline roof
         return bytes / (nodeOf(d) == nodeOf(d + 1) ? busBytesPerSecond : linkBytesPerSecond);
     }
 
-    /** The same devices, {@code devices} of them, on as many nodes as that takes at this many a node. */
-    public DeviceSpec withDevices(int devices) {
-        int n = Math.min(devices, perNode);
-        return new DeviceSpec((devices + n - 1) / n, n, memoryBytes, roofline, busBytesPerSecond, linkBytesPerSecond, cpu);
+    /** The same nodes, {@code nodes} of them. */
+    public DeviceSpec withNodes(int nodes) {
+        return new DeviceSpec(nodes, perNode, memoryBytes, roofline, busBytesPerSecond, linkBytesPerSecond, cpu);
     }
 
     /**

@@ -138,14 +138,15 @@ public final class Planner implements AutoCloseable {
     }
 
     /**
-     * The fewest of these devices, from {@code spec}'s count up to one per stage, on which some plan fits, with
-     * that plan; null when not even one stage per device fits. Counts below what the parameters alone need are skipped.
+     * The fewest nodes like {@code spec}'s, more than it has, on which some plan fits, with that plan; null when
+     * none does before there are more devices than stages. Counts too small for the parameters alone are skipped.
      */
-    public Search fewestDevices(ModelConfig cfg, DeviceSpec spec, PipelineConfig pc, int batch, int seq) {
+    public Search fewestNodes(ModelConfig cfg, DeviceSpec spec, PipelineConfig pc, int batch, int seq) {
         int stages = cfg.layers() + 2;
-        int from = Math.max(spec.devices() + 1, (int) Math.ceil(cfg.parameters() * (double) Float.BYTES / spec.memoryBytes()));
-        for (int n = from; n <= stages; n++) {
-            Search s = fit(cfg, spec.withDevices(n), pc, batch, seq);
+        double nodeBytes = (double) spec.memoryBytes() * spec.perNode();
+        int from = Math.max(spec.nodes() + 1, (int) Math.ceil(cfg.parameters() * (double) Float.BYTES / nodeBytes));
+        for (int n = from; n * spec.perNode() <= stages; n++) {
+            Search s = fit(cfg, spec.withNodes(n), pc, batch, seq);
             if (s.fits()) return s;
         }
         return null;

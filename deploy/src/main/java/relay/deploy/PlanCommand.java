@@ -1,0 +1,165 @@
+package relay.deploy;
+
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+import relay.actors.PipelineConfig;
+import relay.actors.PipelineSchedule;
+import relay.actors.UpdateMode;
+import relay.actors.plan.DeviceSpec;
+import relay.actors.plan.Plan;
+import relay.actors.plan.Planner;
+import relay.optimizers.Method;
+import relay.stages.memory.Category;
+import relay.stages.model.ModelConfig;
+
+@Command(name = "plan", mixinStandardHelpOptions = true,
+        description = "Plan training a model on devices you may not have: each device's stages and memory by category "
+                + "(what the ledger would count), whether it fits, and the step time, bubble and tokens/s the schedule gives.")
+final class PlanCommand implements Callable<Integer> {
+    private static final double GIB = 1L << 30;
+
+    @Mixin
+    ModelOptions modelOptions;
+
+    @Option(names = "--devices", required = true, description = "COUNTxMEMORY[@FLOPS] (8x24GiB, 8x24GiB@71TFLOPS), "
+            + "NODESxCOUNT:MEMORY[@FLOPS] (2x4:80GiB@790TFLOPS), or COUNTxcpu for this machine's one-thread CPU devices; "
+            + "FLOPS defaults to an RTX 3090's float32 35.6 TFLOPS")
+    String devices;
+
+    @Option(names = "--optimizer", description = "a method that runs in the pipeline (default ${DEFAULT-VALUE})")
+    String optimizer = "lomo";
+
+    @Option(names = "--microbatches", description = "microbatches per step (default ${DEFAULT-VALUE}; searched with --fit)")
+    int microbatches = 1;
+
+    @Option(names = "--schedule", description = "gpipe, 1f1b or zb-h1 (default ${DEFAULT-VALUE})")
+    String schedule = "1f1b";
+
+    @Option(names = "--mode", description = "eager or exact (default ${DEFAULT-VALUE})")
+    String mode = "eager";
+
+    @Option(names = "--fit", description = "search placements and microbatch counts for the fastest plan that fits; if none "
+            + "does, say why and how many such nodes would do")
+    boolean fit;
+
+    @Option(names = "--memory-bandwidth", description = "each device's memory bandwidth, GB/s (default ${DEFAULT-VALUE}: an RTX 3090's)")
+    double memoryBandwidth = 936;
+
+    @Option(names = "--bus", description = "bandwidth between devices of a node, GB/s (default ${DEFAULT-VALUE}: PCIe 4.0 x16)")
+    double bus = 25;
+
+    @Option(names = "--link", description = "bandwidth between nodes, GB/s (default ${DEFAULT-VALUE}: 100 Gb/s Ethernet)")
+    double link = 12.5;
+
+    @Mixin
+    JsonOption json;
+
+    @Override
+    public Integer call() {
+        Inputs.require(fit || microbatches >= 1 && modelOptions.batch % microbatches == 0, "--microbatches",
+                "≥ 1 and divide --batch " + modelOptions.batch, microbatches);
+        Inputs.require(mode.equals("eager") || mode.equals("exact"), "--mode", "eager or exact", mode);
+        Inputs.require(memoryBandwidth > 0 && Double.isFinite(memoryBandwidth), "--memory-bandwidth", "> 0 GB/s", memoryBandwidth);
+        Inputs.require(bus > 0 && Double.isFinite(bus), "--bus", "> 0 GB/s", bus);
+        Inputs.require(link > 0 && Double.isFinite(link), "--link", "> 0 GB/s", link);
+        json.check();
+        ModelConfig cfg = modelOptions.config();
+        DeviceSpec spec = Inputs.parsed("--devices", () -> DeviceSpec.parse(devices, memoryBandwidth * 1e9, bus * 1e9, link * 1e9,
+                hostMemory()));
+        PipelineSchedule s = Inputs.parsed("--schedule", () -> PipelineSchedule.parse(schedule));
+        PipelineConfig pc = Inputs.parsed("--optimizer", () -> PipelineConfig.defaults(Method.named(optimizer), 1e-4f)
+                .with(mode.equals("eager") ? UpdateMode.EAGER : UpdateMode.EXACT, s));
+        Inputs.require(spec.devices() <= cfg.layers() + 2, "--devices", "at most the model's " + (cfg.layers() + 2) + " stages",
+                spec.devices());
+        System.out.printf("planning %s (%,d parameters), batch %d × seq %d, %s, %s, %s mode, on %s%n", modelOptions.model,
+                cfg.parameters(), modelOptions.batch, modelOptions.seq, optimizer, schedule, mode, spec);
+        Map<String, Object> out = new LinkedHashMap<>();
+        try (Planner planner = new Planner()) {
+            if (!fit) {
+                Plan p = planner.plan(cfg, spec, pc, modelOptions.batch, modelOptions.seq, microbatches, null);
+                print(p);
+                out.put("plan", json(p));
+            } else {
+                Planner.Search found = planner.fit(cfg, spec, pc, modelOptions.batch, modelOptions.seq);
+                print(found.best());
+                out.put("fits", found.fits());
+                out.put("plans_checked", found.tried());
+                out.put("plan", json(found.best()));
+                if (found.fits()) {
+                    System.out.printf("fastest plan that fits, of the %d checked for memory: %d microbatches%n", found.tried(),
+                            found.best().microbatches());
+                } else {
+                    System.out.println("does not fit: " + found.why());
+                    Planner.Search more = planner.fewestNodes(cfg, spec, pc, modelOptions.batch, modelOptions.seq);
+                    if (more == null) {
+                        System.out.println("no number of such nodes fits it, up to one stage per device");
+                    } else {
+                        DeviceSpec enough = more.best().devices();
+                        System.out.printf("%d such nodes (%d devices) would fit it; the fastest plan there:%n", enough.nodes(), enough.devices());
+                        print(more.best());
+                        out.put("fewest_nodes", enough.nodes());
+                        out.put("fewest_nodes_plan", json(more.best()));
+                    }
+                }
+            }
+        }
+        json.write(out);
+        return 0;
+    }
+
+    private static long hostMemory() {
+        return ((com.sun.management.OperatingSystemMXBean) java.lang.management.ManagementFactory.getOperatingSystemMXBean())
+                .getTotalMemorySize();
+    }
+
+    private static String gib(long bytes) {
+        return String.format(Locale.ROOT, "%.2f", bytes / GIB);
+    }
+
+    private static void print(Plan p) {
+        List<String> header = new ArrayList<>(List.of("device", "stages"));
+        for (Category c : Category.values()) header.add(c.key() + " GiB");
+        header.addAll(List.of("total GiB", "of GiB", "fits"));
+        Table t = new Table(header.toArray(String[]::new));
+        for (int d = 0; d < p.memory().size(); d++) {
+            List<Object> row = new ArrayList<>(List.of(d, p.stagesOn(d)));
+            for (Category c : Category.values()) row.add(gib(p.memory().get(d).get(c)));
+            row.addAll(List.of(gib(p.need(d)), gib(p.devices().memoryBytes()), p.fits(d) ? "yes" : "NO"));
+            t.row(row.toArray());
+        }
+        t.print(System.out);
+        System.out.printf(Locale.ROOT, "%d microbatches of %d: step %.3f s, bubble %.3f, %.1f tokens/s%n", p.microbatches(),
+                p.batch() / p.microbatches(), p.stepSeconds(), p.bubble(), p.tokensPerSecond());
+    }
+
+    private static Map<String, Object> json(Plan p) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("devices", p.devices().devices());
+        m.put("nodes", p.devices().nodes());
+        m.put("device_memory_bytes", p.devices().memoryBytes());
+        m.put("microbatches", p.microbatches());
+        m.put("placement", p.placement().deviceOfStage());
+        List<Map<String, Object>> per = new ArrayList<>();
+        for (int d = 0; d < p.memory().size(); d++) {
+            Map<String, Object> dev = new LinkedHashMap<>();
+            dev.put("stages", p.stagesOn(d));
+            dev.put("bytes", JsonOption.byCategory(p.memory().get(d)));
+            dev.put("total_bytes", p.need(d));
+            dev.put("fits", p.fits(d));
+            per.add(dev);
+        }
+        m.put("per_device", per);
+        m.put("fits", p.fits());
+        m.put("step_seconds", p.stepSeconds());
+        m.put("bubble", p.bubble());
+        m.put("tokens_per_s", p.tokensPerSecond());
+        return m;
+    }
+}
