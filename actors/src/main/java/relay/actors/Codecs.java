@@ -419,7 +419,8 @@ public final class Codecs implements MessageCodecs {
 
     static relay.transport.proto.StepResult stepResult(Coordinator.StepResult r) {
         var b = relay.transport.proto.StepResult.newBuilder().setStep(r.step()).setLoss(r.loss()).setWallNanos(r.wallNanos())
-                .setBubble(r.bubble()).setStaleness(r.staleness()).setGradNorm(r.gradNorm()).setError(r.error() == null ? "" : r.error());
+                .setBubble(r.bubble()).setStaleness(r.staleness()).setGradNorm(r.gradNorm()).setCoordinatorMessages(r.coordinatorMessages())
+                .setCoordinatorNanos(r.coordinatorNanos()).setError(r.error() == null ? "" : r.error());
         for (double l : r.losses()) b.addLosses(l);
         for (long n : r.busyNanos()) b.addBusyNanos(n);
         if (r.failure() != null) b.setFailure(failure(r.failure()));
@@ -430,7 +431,7 @@ public final class Codecs implements MessageCodecs {
         boolean ok = p.getError().isEmpty();
         return new Coordinator.StepResult(p.getStep(), p.getLoss(), p.getLossesList().stream().mapToDouble(Double::doubleValue).toArray(),
                 p.getWallNanos(), p.getBusyNanosList().stream().mapToLong(Long::longValue).toArray(), p.getBubble(), p.getStaleness(),
-                p.getGradNorm(), ok ? null : p.getError(), ok ? null : failure(p.getFailure()));
+                p.getGradNorm(), p.getCoordinatorMessages(), p.getCoordinatorNanos(), ok ? null : p.getError(), ok ? null : failure(p.getFailure()));
     }
 
     static relay.transport.proto.Gathered gathered(Coordinator.Gathered g, Wire w) {

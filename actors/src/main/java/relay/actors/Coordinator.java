@@ -81,11 +81,14 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
      * How a step (or an evaluation) went. On failure {@code error} says where, {@code failure} what kind, and
      * losses are partial.
      *
-     * @param busyNanos per device, compute time of its stages in the updating pass
-     * @param bubble    the idle fraction of the updating pass: 1 − Σ busy / (devices × wall time)
+     * @param busyNanos           per device, compute time of its stages in the updating pass
+     * @param bubble              the idle fraction of the updating pass: 1 − Σ busy / (devices × wall time)
+     * @param coordinatorMessages the messages the coordinator took and sent for the step (its load grows with these)
+     * @param coordinatorNanos    the time the coordinator spent handling them
      */
     public record StepResult(long step, double loss, double[] losses, long wallNanos, long[] busyNanos, double bubble,
-                             long staleness, double gradNorm, String error, StageEvent.Failure failure) implements WireMessage {
+                             long staleness, double gradNorm, long coordinatorMessages, long coordinatorNanos, String error,
+                             StageEvent.Failure failure) implements WireMessage {
         public boolean ok() {
             return error == null;
         }
@@ -156,7 +159,21 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
     }
 
     /** One request at a time, each with its own deadline; none after a fault, or before the stages are started. */
+    /** Messages the coordinator took and sent, and its time handling them, since the request in progress began. */
+    private long messages, handlingNanos;
+
     private Behavior<Command> begin(Request r) {
+        long t0 = System.nanoTime();
+        messages = 1;
+        handlingNanos = 0;
+        try {
+            return beginTimed(r);
+        } finally {
+            handlingNanos += System.nanoTime() - t0;
+        }
+    }
+
+    private Behavior<Command> beginTimed(Request r) {
         String refusal = request != null ? "the pipeline is busy with " + request.what()
                 : broken != null ? "the pipeline stopped after an earlier failure: " + broken
                 : stages == null && !(r instanceof Starting) ? "the pipeline's stages are not started"
@@ -182,7 +199,16 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
     }
 
     private Behavior<Command> onEvent(FromStage m) {
-        StageEvent e = m.event();
+        long t0 = System.nanoTime();
+        messages++;
+        try {
+            return handle(m.event());
+        } finally {
+            handlingNanos += System.nanoTime() - t0;
+        }
+    }
+
+    private Behavior<Command> handle(StageEvent e) {
         if (e instanceof StageEvent.ShardWritten w) {
             shardsWritten.computeIfAbsent(w.step(), k -> new ArrayList<>()).add(w);
             answerShards(w.step());
@@ -375,6 +401,7 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
             if (first == null) first = pos;
             stages.get(0).tell(new StageCommand.Tokens(pos, b.inputs()));
             stages.get(stages.size() - 1).tell(new StageCommand.Targets(pos, b.targets()));
+            messages += 2;
         }
         return first;
     }
@@ -452,6 +479,7 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
                 for (int b = 0; b < blocks; b++) {
                     waiting.add(b + 1);
                     stages.get(b + 1).tell(new StageCommand.SetTrainable(step, Arrays.binarySearch(active, b) >= 0));
+                    messages++;
                 }
             }
             long draw = LowRankTerms.drawFor(step, config.settings().rsoPeriod());
@@ -460,6 +488,7 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
                 for (int b = 0; b < blocks; b++) {
                     waiting.add(b + 1);
                     stages.get(b + 1).tell(new StageCommand.Redraw(step, draw, step == draw));
+                    messages++;
                 }
             }
             drawing = !waiting.isEmpty();
@@ -489,7 +518,7 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
             long wall = System.nanoTime() - start;
             double busySum = Arrays.stream(busy).sum();
             StepResult r = new StepResult(step, meanLoss(), losses, wall, busy, 1 - busySum / (placement.devices() * (double) wall),
-                    staleness, gradNorm, null, null);
+                    staleness, gradNorm, messages + 1, handlingNanos, null, null);
             end();
             step++;
             run.replyTo().tell(r);
@@ -503,7 +532,7 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
         @Override
         public void reply(String error, StageEvent.Failure kind) {
             run.replyTo().tell(new StepResult(step, Double.NaN, losses == null ? new double[0] : losses, 0, new long[0], Double.NaN,
-                    0, Double.NaN, error, kind));
+                    0, Double.NaN, messages + 1, handlingNanos, error, kind));
         }
     }
 
@@ -523,7 +552,8 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
         @Override
         public void event(StageEvent e) {
             if (!passEvent(e)) return;
-            StepResult r = new StepResult(step, meanLoss(), losses, System.nanoTime() - start, busy, Double.NaN, 0, Double.NaN, null, null);
+            StepResult r = new StepResult(step, meanLoss(), losses, System.nanoTime() - start, busy, Double.NaN, 0, Double.NaN,
+                    messages + 1, handlingNanos, null, null);
             end();
             evaluate.replyTo().tell(r);
         }
@@ -535,7 +565,8 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
 
         @Override
         public void reply(String error, StageEvent.Failure kind) {
-            evaluate.replyTo().tell(new StepResult(step, Double.NaN, new double[0], 0, new long[0], Double.NaN, 0, Double.NaN, error, kind));
+            evaluate.replyTo().tell(new StepResult(step, Double.NaN, new double[0], 0, new long[0], Double.NaN, 0, Double.NaN,
+                    messages + 1, handlingNanos, error, kind));
         }
     }
 

@@ -31,7 +31,7 @@ public final class StageHost {
     private StageHost() {}
 
     /** The most devices a node holds (a dispatcher each is configured, used only once a stage is placed there). */
-    static final int MAX_DEVICES = 64;
+    public static final int MAX_DEVICES = 64;
 
     /** Where the host reports the bytes its JVM received and no device has taken yet. */
     public static final int IN_FLIGHT = -1;

@@ -3,7 +3,7 @@ package relay.deploy;
 import picocli.CommandLine.Command;
 
 @Command(name = "bench", mixinStandardHelpOptions = true, description = "Benchmarks; each prints a table and, with --json, writes JSON.",
-        subcommands = {SgemmBenchCommand.class, BlockBenchCommand.class, MemoryBenchCommand.class, ConvergeBenchCommand.class, FinetuneBenchCommand.class, PipelineBenchCommand.class, TransportBenchCommand.class, ChaosBenchCommand.class, CheckpointBenchCommand.class, StepBenchCommand.class})
+        subcommands = {SgemmBenchCommand.class, BlockBenchCommand.class, MemoryBenchCommand.class, ConvergeBenchCommand.class, FinetuneBenchCommand.class, SimulateBenchCommand.class, PipelineBenchCommand.class, TransportBenchCommand.class, ChaosBenchCommand.class, CheckpointBenchCommand.class, StepBenchCommand.class})
 final class BenchCommand implements Runnable {
     @Override
     public void run() {
