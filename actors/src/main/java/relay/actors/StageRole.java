@@ -38,6 +38,7 @@ sealed interface StageRole extends AutoCloseable permits EmbeddingStage, BlockSt
             role = new HeadStage(h, device, optimizer(spec, training(spec, List.of()), h.parameters(true), tied ? h.weight() : null, trace), tied);
         } else {
             TransformerBlock b = Model.block(cfg, spec.stage() - 1, init);
+            b.setRecompute(spec.config().recompute());
             Training t = training(spec, b.linears());
             role = new BlockStage(b, t.terms(), device, optimizer(spec, t, BlockStage.parameters(b, t.terms()), null, trace),
                     spec.config().schedule().splitsBackward());

@@ -89,7 +89,7 @@ final class Wire {
                     case ZB_H1 -> relay.transport.proto.PipelineConfig.Schedule.ZB_H1;
                 })
                 .setMethod(c.method().key()).setSettings(settings(c.settings())).setLisa(c.lisa()).setThreadsPerDevice(c.threadsPerDevice())
-                .setTraceSteps(c.traceSteps()).setStepTimeoutMillis(c.stepTimeout().toMillis()).setFirstStep(c.firstStep()).build();
+                .setTraceSteps(c.traceSteps()).setStepTimeoutMillis(c.stepTimeout().toMillis()).setFirstStep(c.firstStep()).setRecompute(c.recompute()).build();
     }
 
     static PipelineConfig config(relay.transport.proto.PipelineConfig c) {
@@ -105,7 +105,8 @@ final class Wire {
             case UNRECOGNIZED -> throw new IllegalArgumentException("unknown schedule " + c.getScheduleValue());
         };
         return new PipelineConfig(mode, schedule, Method.named(c.getMethod()), settings(c.getSettings()), c.getLisa(),
-                c.getThreadsPerDevice(), c.getTraceSteps(), Duration.ofMillis(c.getStepTimeoutMillis()), c.getFirstStep());
+                c.getThreadsPerDevice(), c.getTraceSteps(), Duration.ofMillis(c.getStepTimeoutMillis()), c.getFirstStep(),
+                c.getRecompute());
     }
 
     static relay.transport.proto.StageSpec spec(StageSpec s) {

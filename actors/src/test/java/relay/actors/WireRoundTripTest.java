@@ -76,7 +76,7 @@ class WireRoundTripTest {
         Map<String, float[]> state = Map.of("model.norm.weight/m", new float[] {1, 2}, "model.norm.weight/steps", new float[] {3});
         Placement placement = new Placement(2, new int[] {0, 0, 0, 1, 1, 1});
         StageSpec spec = new StageSpec(3, PipelineEquivalenceTest.LLAMA, 5, Path.of("/models/m"), placement,
-                PipelineConfig.defaults(Method.ADALOMO, 0.02f).with(UpdateMode.EXACT, PipelineSchedule.GPIPE).withTraceSteps(9), 1234);
+                PipelineConfig.defaults(Method.ADALOMO, 0.02f).with(UpdateMode.EXACT, PipelineSchedule.GPIPE).withTraceSteps(9).withRecompute(true), 1234);
         List<TensorPart> weights = TensorPart.split(List.of(new SafeTensors.Tensor32("w", new int[] {2, 2}, new float[] {1, 2, 3, 4}),
                 new SafeTensors.Tensor32("e", new int[] {0}, new float[0])), 3).get(1);
         Batch batch = new Batch(new int[] {1, 2, 3}, new int[] {2, 3, 4}, 1, 3);

@@ -45,7 +45,10 @@ final class PlanCommand implements Callable<Integer> {
     @Option(names = "--mode", description = "eager or exact (default ${DEFAULT-VALUE})")
     String mode = "eager";
 
-    @Option(names = "--fit", description = "search placements and microbatch counts for the fastest plan that fits; if none "
+    @Option(names = "--recompute", description = "blocks keep only their input and recompute their activations in backward")
+    boolean recompute;
+
+    @Option(names = "--fit", description = "search placements, microbatch counts and recomputing for the fastest plan that fits; if none "
             + "does, say why and how many such nodes would do")
     boolean fit;
 
@@ -75,7 +78,7 @@ final class PlanCommand implements Callable<Integer> {
                 hostMemory()));
         PipelineSchedule s = Inputs.parsed("--schedule", () -> PipelineSchedule.parse(schedule));
         PipelineConfig pc = Inputs.parsed("--optimizer", () -> PipelineConfig.defaults(Method.named(optimizer), 1e-4f)
-                .with(mode.equals("eager") ? UpdateMode.EAGER : UpdateMode.EXACT, s));
+                .with(mode.equals("eager") ? UpdateMode.EAGER : UpdateMode.EXACT, s).withRecompute(recompute));
         Inputs.require(spec.devices() <= cfg.layers() + 2, "--devices", "at most the model's " + (cfg.layers() + 2) + " stages",
                 spec.devices());
         System.out.printf("planning %s (%,d parameters), batch %d × seq %d, %s, %s, %s mode, on %s%n", modelOptions.model,
@@ -135,8 +138,9 @@ final class PlanCommand implements Callable<Integer> {
             t.row(row.toArray());
         }
         t.print(System.out);
-        System.out.printf(Locale.ROOT, "%d microbatches of %d: step %.3f s, bubble %.3f, %.1f tokens/s%n", p.microbatches(),
-                p.batch() / p.microbatches(), p.stepSeconds(), p.bubble(), p.tokensPerSecond());
+        System.out.printf(Locale.ROOT, "%d microbatches of %d%s: step %.3f s, bubble %.3f, %.1f tokens/s%n", p.microbatches(),
+                p.batch() / p.microbatches(), p.config().recompute() ? ", recomputing activations" : "", p.stepSeconds(), p.bubble(),
+                p.tokensPerSecond());
     }
 
     private static Map<String, Object> json(Plan p) {
@@ -145,6 +149,7 @@ final class PlanCommand implements Callable<Integer> {
         m.put("nodes", p.devices().nodes());
         m.put("device_memory_bytes", p.devices().memoryBytes());
         m.put("microbatches", p.microbatches());
+        m.put("recompute", p.config().recompute());
         m.put("placement", p.placement().deviceOfStage());
         List<Map<String, Object>> per = new ArrayList<>();
         for (int d = 0; d < p.memory().size(); d++) {

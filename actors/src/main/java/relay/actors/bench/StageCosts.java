@@ -44,7 +44,7 @@ public record StageCosts(double[] forward, double[] backward, double[] weights) 
     /** The stage costs on this machine: each part's median wall time over five runs on a one-thread CPU device. */
     public static StageCosts measure(ModelConfig cfg, int batch, int seq) {
         try (CpuDevice d = new CpuDevice("calibration", 1)) {
-            return time(cfg, batch, seq, d, System::nanoTime, 5);
+            return time(cfg, batch, seq, false, d, System::nanoTime, 5);
         }
     }
 
@@ -70,15 +70,20 @@ public record StageCosts(double[] forward, double[] backward, double[] weights) 
 
     /** The stage costs a roofline gives: each part's kernels' modelled time on a simulated device, which holds no values. */
     public static StageCosts modelled(ModelConfig cfg, int batch, int seq, Roofline roofline) {
+        return modelled(cfg, batch, seq, roofline, false);
+    }
+
+    /** The same, with blocks that recompute their activations in backward when {@code recompute}. */
+    public static StageCosts modelled(ModelConfig cfg, int batch, int seq, Roofline roofline, boolean recompute) {
         SimDevice d = new SimDevice("modelled", roofline, 0);
-        return time(cfg, batch, seq, d, d::modelledNanos, 1);
+        return time(cfg, batch, seq, recompute, d, d::modelledNanos, 1);
     }
 
     /**
      * Times each part {@code reps} times after a first, untimed run, by {@code clock} (nanoseconds), and takes the
      * medians.
      */
-    private static StageCosts time(ModelConfig cfg, int batch, int seq, Device d, LongSupplier clock, int reps) {
+    private static StageCosts time(ModelConfig cfg, int batch, int seq, boolean recompute, Device d, LongSupplier clock, int reps) {
         int n = batch * seq;
         int[] ids = new int[n];
         for (int i = 0; i < n; i++) ids[i] = (i * 7919) % cfg.vocabSize();
@@ -86,6 +91,7 @@ public record StageCosts(double[] forward, double[] backward, double[] weights) 
         Initializer init = new Initializer(d, 1);
         Embedding e = Embedding.create(cfg, init);
         TransformerBlock b = Model.block(cfg, 0, init);
+        b.setRecompute(recompute);
         LmHead h = LmHead.create(cfg, init, cfg.tiedEmbeddings() ? e.tokenTable() : null);
         for (int r = 0; r <= reps; r++) {
             long t0 = clock.getAsLong();

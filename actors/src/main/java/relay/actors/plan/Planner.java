@@ -44,7 +44,7 @@ public final class Planner implements AutoCloseable {
      */
     public static StageCosts stepCosts(ModelConfig cfg, DeviceSpec spec, Placement placement, PipelineConfig pc, int batch, int seq,
                                        int microbatches) {
-        if (!spec.cpu()) return StageCosts.modelled(cfg, batch / microbatches, seq, spec.roofline());
+        if (!spec.cpu()) return StageCosts.modelled(cfg, batch / microbatches, seq, spec.roofline(), pc.recompute());
         try (Pipeline p = Pipeline.start(cfg, 1, placement, pc.withTraceSteps(pc.firstStep() + 6), com.typesafe.config.ConfigFactory.empty())) {
             List<Batch> data = batches(cfg, batch / microbatches, seq, microbatches);
             for (int s = 0; s < 6; s++) {
@@ -99,25 +99,28 @@ public final class Planner implements AutoCloseable {
     public record Search(Plan best, boolean fits, int tried, String why) {}
 
     /**
-     * The fastest plan that fits these devices, over microbatch counts (every divisor of the batch) and placements
-     * (balanced by time, by parameters, and by both). Candidates are timed first, then checked for memory
-     * fastest first, so only the memory of the slower ones that must be checked is.
+     * The fastest plan that fits these devices, over microbatch counts (every divisor of the batch), placements
+     * (balanced by time, by parameters, and by both) and recomputing or keeping the blocks' activations. Candidates
+     * are timed first, then checked for memory fastest first, so only the memory of the slower ones that must be
+     * checked is.
      */
     public Search fit(ModelConfig cfg, DeviceSpec spec, PipelineConfig pc, int batch, int seq) {
-        record Candidate(int microbatches, Placement placement, double stepSeconds, double bubble) {}
+        record Candidate(PipelineConfig pc, int microbatches, Placement placement, double stepSeconds, double bubble) {}
         List<Candidate> candidates = new ArrayList<>();
         double[] params = stageParameters(cfg);
-        for (int m = 1; m <= batch; m++) {
-            if (batch % m != 0) continue;
-            double[] time = costs(cfg, spec, batch / m, seq).total();
-            List<Placement> placements = new ArrayList<>();
-            for (double[] weight : List.of(time, params, mix(time, params))) {
-                Placement pl = Placement.balanced(weight, spec.devices());
-                if (placements.stream().noneMatch(q -> java.util.Arrays.equals(q.deviceOfStage(), pl.deviceOfStage()))) placements.add(pl);
-            }
-            for (Placement pl : placements) {
-                ScheduleSimulation.Outcome t = time(cfg, spec, stepCosts(cfg, spec, pl, pc, batch, seq, m), pl, pc, batch / m, seq, m);
-                candidates.add(new Candidate(m, pl, t.stepTime(), t.bubble()));
+        for (PipelineConfig c : List.of(pc.withRecompute(false), pc.withRecompute(true))) {
+            for (int m = 1; m <= batch; m++) {
+                if (batch % m != 0) continue;
+                double[] time = costs(cfg, spec, batch / m, seq).total();
+                List<Placement> placements = new ArrayList<>();
+                for (double[] weight : List.of(time, params, mix(time, params))) {
+                    Placement pl = Placement.balanced(weight, spec.devices());
+                    if (placements.stream().noneMatch(q -> java.util.Arrays.equals(q.deviceOfStage(), pl.deviceOfStage()))) placements.add(pl);
+                }
+                for (Placement pl : placements) {
+                    ScheduleSimulation.Outcome t = time(cfg, spec, stepCosts(cfg, spec, pl, c, batch, seq, m), pl, c, batch / m, seq, m);
+                    candidates.add(new Candidate(c, m, pl, t.stepTime(), t.bubble()));
+                }
             }
         }
         candidates.sort(Comparator.comparingDouble(Candidate::stepSeconds));
@@ -125,14 +128,14 @@ public final class Planner implements AutoCloseable {
         int tried = 0;
         for (Candidate c : candidates) {
             tried++;
-            Plan p = new Plan(cfg, spec, pc, batch, seq, c.microbatches(), c.placement(),
-                    memory(cfg, c.placement(), pc, batch, seq, c.microbatches()), c.stepSeconds(), c.bubble());
+            Plan p = new Plan(cfg, spec, c.pc(), batch, seq, c.microbatches(), c.placement(),
+                    memory(cfg, c.placement(), c.pc(), batch, seq, c.microbatches()), c.stepSeconds(), c.bubble());
             if (p.fits()) return new Search(p, true, tried, "");
             if (lightest == null || p.need(p.fullest()) < lightest.need(lightest.fullest())) lightest = p;
         }
         int d = lightest.fullest();
         return new Search(lightest, false, tried, String.format(java.util.Locale.ROOT,
-                "no placement or microbatch count fits: at best device %d (%s) needs %.1f GiB of %.1f GiB, of which parameters %.1f GiB",
+                "no placement, microbatch count or recomputing fits: at best device %d (%s) needs %.1f GiB of %.1f GiB, of which parameters %.1f GiB",
                 d, lightest.stagesOn(d), lightest.need(d) / GIB, spec.memoryBytes() / GIB,
                 lightest.memory().get(d).get(Category.PARAMETERS) / GIB));
     }

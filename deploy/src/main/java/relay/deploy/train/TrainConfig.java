@@ -76,7 +76,7 @@ public record TrainConfig(ModelPart model, OptimizerPart optimizer, PipelinePart
     /** The pipeline's configuration, starting at {@code firstStep} (0, or the next step of a resumed run). */
     public PipelineConfig pipelineConfig(long firstStep) {
         return new PipelineConfig(pipeline.mode(), pipeline.schedule(), optimizer.method(), optimizerSettings(), optimizer.lisa(), 1,
-                pipeline.traceSteps(), pipeline.stepTimeout(), firstStep);
+                pipeline.traceSteps(), pipeline.stepTimeout(), firstStep, false);
     }
 
     /** Binds and checks {@code relay.train}; an unknown key or a bad value is an error naming the setting. */
