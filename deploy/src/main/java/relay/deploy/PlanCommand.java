@@ -122,19 +122,20 @@ final class PlanCommand implements Callable<Integer> {
                 .getTotalMemorySize();
     }
 
-    private static String gib(long bytes) {
-        return String.format(Locale.ROOT, "%.2f", bytes / GIB);
-    }
-
     private static void print(Plan p) {
+        // GiB where a device needs a GiB or more, MiB for small models.
+        boolean large = p.need(p.fullest()) >= 1L << 30;
+        String unit = large ? "GiB" : "MiB";
+        double scale = large ? GIB : 1 << 20;
+        java.util.function.LongFunction<String> size = b -> String.format(Locale.ROOT, "%.2f", b / scale);
         List<String> header = new ArrayList<>(List.of("device", "stages"));
-        for (Category c : Category.values()) header.add(c.key() + " GiB");
-        header.addAll(List.of("total GiB", "of GiB", "fits"));
+        for (Category c : Category.values()) header.add(c.key() + " " + unit);
+        header.addAll(List.of("total " + unit, "of " + unit, "fits"));
         Table t = new Table(header.toArray(String[]::new));
         for (int d = 0; d < p.memory().size(); d++) {
             List<Object> row = new ArrayList<>(List.of(d, p.stagesOn(d)));
-            for (Category c : Category.values()) row.add(gib(p.memory().get(d).get(c)));
-            row.addAll(List.of(gib(p.need(d)), gib(p.devices().memoryBytes()), p.fits(d) ? "yes" : "NO"));
+            for (Category c : Category.values()) row.add(size.apply(p.memory().get(d).get(c)));
+            row.addAll(List.of(size.apply(p.need(d)), size.apply(p.devices().memoryBytes()), p.fits(d) ? "yes" : "NO"));
             t.row(row.toArray());
         }
         t.print(System.out);

@@ -34,6 +34,9 @@ final class SimulateBenchCommand implements Callable<Integer> {
     @Option(names = "--steps", description = "timed steps after one warm-up step (default ${DEFAULT-VALUE})")
     int steps = 2;
 
+    @Option(names = "--lisa-gamma", description = "LISA (with LOMO) training this many blocks, drawn anew every step (default ${DEFAULT-VALUE}: off)")
+    int lisaGamma = 0;
+
     @Mixin
     JsonOption json;
 
@@ -45,11 +48,12 @@ final class SimulateBenchCommand implements Callable<Integer> {
         Inputs.require(microbatches >= 1, "--microbatches", "≥ 1", microbatches);
         Inputs.require(blockMillis > 0 && blockMillis <= 1000, "--block-ms", "> 0 and ≤ 1000", blockMillis);
         Inputs.require(steps >= 1, "--steps", "≥ 1", steps);
+        Inputs.require(lisaGamma >= 0 && lisaGamma <= stages - 2, "--lisa-gamma", "between 0 and the " + (stages - 2) + " blocks", lisaGamma);
         PipelineSchedule s = Inputs.parsed("--schedule", () -> PipelineSchedule.parse(schedule));
         json.check();
-        System.out.printf("%d stages on %d simulated devices, %d microbatches, %s, a block's forward %.2f ms...%n", stages, devices,
-                microbatches, schedule, blockMillis);
-        SimulateBench.Result r = SimulateBench.run(stages, devices, microbatches, s, blockMillis, steps);
+        System.out.printf("%d stages on %d simulated devices, %d microbatches, %s, a block's forward %.2f ms%s...%n", stages, devices,
+                microbatches, schedule, blockMillis, lisaGamma > 0 ? ", LISA drawing " + lisaGamma + " blocks every step" : "");
+        SimulateBench.Result r = SimulateBench.run(stages, devices, microbatches, s, blockMillis, steps, lisaGamma);
         double step = Arrays.stream(r.stepSeconds()).sorted().toArray()[steps / 2];
         new Table("metric", "value")
                 .row("step s (median), predicted", String.format("%.3f, %.3f", step, r.predictedStepSeconds()))
@@ -63,6 +67,7 @@ final class SimulateBenchCommand implements Callable<Integer> {
         out.put("devices", devices);
         out.put("microbatches", microbatches);
         out.put("schedule", schedule);
+        out.put("lisa_gamma", lisaGamma);
         out.put("block_forward_ms", r.blockForwardMillis());
         out.put("step_seconds", r.stepSeconds());
         out.put("predicted_step_seconds", r.predictedStepSeconds());

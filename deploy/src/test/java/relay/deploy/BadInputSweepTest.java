@@ -295,6 +295,8 @@ class BadInputSweepTest {
                 row("--schedule: unknown schedule 'zigzag'", "bench", "simulate", "--schedule", "zigzag"),
                 row("--block-ms must be > 0 and ≤ 1000, not 0.0", "bench", "simulate", "--block-ms", "0"),
                 row("--steps must be ≥ 1, not 0", "bench", "simulate", "--steps", "0"),
+                row("--lisa-gamma must be between 0 and the 6 blocks, not 7", "bench", "simulate", "--stages", "8", "--devices", "2",
+                        "--lisa-gamma", "7"),
                 row("--json " + dir + " is a directory", "bench", "simulate", "--stages", "8", "--devices", "2", "--json", dir.toString()),
                 row("--memory-bandwidth must be > 0 GB/s, not 0.0", "plan", "--model", "llama-tiny", "--devices", "2x1GiB",
                         "--memory-bandwidth", "0"),

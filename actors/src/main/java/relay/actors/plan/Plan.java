@@ -43,6 +43,12 @@ public record Plan(ModelConfig model, DeviceSpec devices, PipelineConfig config,
         return (double) batch * seq / stepSeconds;
     }
 
+    /** Bytes for people: in GiB from 1 GiB up, else in MiB. */
+    public static String size(long bytes) {
+        return bytes >= 1L << 30 ? String.format(java.util.Locale.ROOT, "%.1f GiB", bytes / (double) (1L << 30))
+                : String.format(java.util.Locale.ROOT, "%.1f MiB", bytes / (double) (1L << 20));
+    }
+
     /** The stages placed on a device by name: "embedding, block-0..block-9". */
     public String stagesOn(int device) {
         int first = placement.firstOnDevice(device), last = placement.lastOnDevice(device);

@@ -38,9 +38,9 @@ public final class Planner implements AutoCloseable {
 
     /**
      * The stages' costs to time a placement by: the roofline's, or on CPU devices what each stage's own spans took
-     * in steps 3–6 of a traced calibration run (the first two warm the JIT compiler; four steps even out the machine's own
-     * swings) of the real pipeline — the devices then share the machine's
-     * cores, caches and memory bandwidth as they will, which costs measured one at a time miss by 10–40% here.
+     * in steps 3–6 of a traced calibration run of the real pipeline (two steps warm the JIT compiler, four even out
+     * the machine's own swings). There the devices share the machine's cores, caches and memory bandwidth as they
+     * will; costs measured one device at a time missed by 10–40% here.
      */
     public static StageCosts stepCosts(ModelConfig cfg, DeviceSpec spec, Placement placement, PipelineConfig pc, int batch, int seq,
                                        int microbatches) {
@@ -135,9 +135,9 @@ public final class Planner implements AutoCloseable {
         }
         int d = lightest.fullest();
         return new Search(lightest, false, tried, String.format(java.util.Locale.ROOT,
-                "no placement, microbatch count or recomputing fits: at best device %d (%s) needs %.1f GiB of %.1f GiB, of which parameters %.1f GiB",
-                d, lightest.stagesOn(d), lightest.need(d) / GIB, spec.memoryBytes() / GIB,
-                lightest.memory().get(d).get(Category.PARAMETERS) / GIB));
+                "no placement, microbatch count or recomputing fits: at best device %d (%s) needs %s of %s, of which parameters %s",
+                d, lightest.stagesOn(d), Plan.size(lightest.need(d)), Plan.size(spec.memoryBytes()),
+                Plan.size(lightest.memory().get(d).get(Category.PARAMETERS))));
     }
 
     /**
@@ -154,8 +154,6 @@ public final class Planner implements AutoCloseable {
         }
         return null;
     }
-
-    static final double GIB = 1L << 30;
 
     /** Each stage's parameters, from the model's shape: the embedding's and head's matrices, the rest shared by the blocks. */
     static double[] stageParameters(ModelConfig cfg) {

@@ -14,7 +14,7 @@ class SimulateBenchTest {
     @Test
     void theCoordinatorHandlesThreeMessagesAMicrobatchAndOneAStageAndTheBubbleIsTheSchedules() {
         int stages = 18, devices = 4, microbatches = 8;
-        SimulateBench.Result r = SimulateBench.run(stages, devices, microbatches, PipelineSchedule.ONE_F_ONE_B, 5.0, 2);
+        SimulateBench.Result r = SimulateBench.run(stages, devices, microbatches, PipelineSchedule.ONE_F_ONE_B, 5.0, 2, 0);
         System.out.printf("steps %s s, predicted %.3f s, bubble %.3f vs %.3f, coordinator %d messages, load %.4f, busiest %s %.3f%n",
                 java.util.Arrays.toString(r.stepSeconds()), r.predictedStepSeconds(), r.bubbleMeasured(), r.bubblePredicted(),
                 r.coordinatorMessages(), r.coordinatorLoad(), r.busiestActor(), r.busiestActorLoad());
@@ -23,5 +23,12 @@ class SimulateBenchTest {
         assertEquals(5.0, r.blockForwardMillis(), 1e-6);
         assertEquals(r.bubblePredicted(), r.bubbleMeasured(), 0.1);
         assertTrue(r.busiestActorLoad() > 0 && r.busiestActorLoad() < 1, "load " + r.busiestActorLoad());
+    }
+
+    @Test
+    void aLisaDrawEveryStepAddsAMessageToEachBlockAndItsAnswer() {
+        int stages = 10, microbatches = 4;
+        SimulateBench.Result r = SimulateBench.run(stages, 2, microbatches, PipelineSchedule.ONE_F_ONE_B, 1.0, 1, 2);
+        assertEquals(1 + 3L * microbatches + stages + 1 + 2L * (stages - 2), r.coordinatorMessages());
     }
 }
