@@ -9,6 +9,8 @@ import relay.stages.model.LmHead;
 import relay.stages.model.Model;
 import relay.stages.model.ModelConfig;
 import java.util.function.LongSupplier;
+import relay.optimizers.UpdateRule;
+import relay.stages.layers.GradientSink;
 import relay.stages.tensor.Device;
 import relay.stages.tensor.Tensor;
 import relay.stages.tensor.cpu.CpuDevice;
@@ -44,7 +46,7 @@ public record StageCosts(double[] forward, double[] backward, double[] weights) 
     /** The stage costs on this machine: each part's median wall time over five runs on a one-thread CPU device. */
     public static StageCosts measure(ModelConfig cfg, int batch, int seq) {
         try (CpuDevice d = new CpuDevice("calibration", 1)) {
-            return time(cfg, batch, seq, false, d, System::nanoTime, 5);
+            return time(cfg, batch, seq, false, (p, g) -> { }, d, System::nanoTime, 5);
         }
     }
 
@@ -70,20 +72,25 @@ public record StageCosts(double[] forward, double[] backward, double[] weights) 
 
     /** The stage costs a roofline gives: each part's kernels' modelled time on a simulated device, which holds no values. */
     public static StageCosts modelled(ModelConfig cfg, int batch, int seq, Roofline roofline) {
-        return modelled(cfg, batch, seq, roofline, false);
+        return modelled(cfg, batch, seq, roofline, false, null);
     }
 
-    /** The same, with blocks that recompute their activations in backward when {@code recompute}. */
-    public static StageCosts modelled(ModelConfig cfg, int batch, int seq, Roofline roofline, boolean recompute) {
+    /**
+     * The same, with blocks that recompute their activations in backward when {@code recompute}, and each weight
+     * gradient applied by {@code rule} the moment it exists (an update in backward, as in eager mode; null: none).
+     */
+    public static StageCosts modelled(ModelConfig cfg, int batch, int seq, Roofline roofline, boolean recompute, UpdateRule rule) {
         SimDevice d = new SimDevice("modelled", roofline, 0);
-        return time(cfg, batch, seq, recompute, d, d::modelledNanos, 1);
+        GradientSink sink = rule == null ? (p, g) -> { } : (p, g) -> rule.apply(p, g, 1e-4f);
+        return time(cfg, batch, seq, recompute, sink, d, d::modelledNanos, 1);
     }
 
     /**
      * Times each part {@code reps} times after a first, untimed run, by {@code clock} (nanoseconds), and takes the
      * medians.
      */
-    private static StageCosts time(ModelConfig cfg, int batch, int seq, boolean recompute, Device d, LongSupplier clock, int reps) {
+    private static StageCosts time(ModelConfig cfg, int batch, int seq, boolean recompute, GradientSink sink, Device d,
+                                   LongSupplier clock, int reps) {
         int n = batch * seq;
         int[] ids = new int[n];
         for (int i = 0; i < n; i++) ids[i] = (i * 7919) % cfg.vocabSize();
@@ -97,16 +104,16 @@ public record StageCosts(double[] forward, double[] backward, double[] weights) 
             long t0 = clock.getAsLong();
             Tensor x = e.forward(ids, seq);
             long t1 = clock.getAsLong();
-            e.backward(ids, seq, x, (p, g) -> { });
+            e.backward(ids, seq, x, sink);
             long t2 = clock.getAsLong();
             TransformerBlock.Forward f = b.forward(x, batch, seq);
             long t3 = clock.getAsLong();
             TransformerBlock.Split split = b.backwardInput(f, f.output());
             split.dx().close();
             long t4 = clock.getAsLong();
-            split.weights().run((p, g) -> { });
+            split.weights().run(sink);
             long t5 = clock.getAsLong();
-            LmHead.Result res = h.lossAndBackward(f.output(), ids, 1f, (p, g) -> { });
+            LmHead.Result res = h.lossAndBackward(f.output(), ids, 1f, sink);
             res.dx().close();
             long t6 = clock.getAsLong();
             f.output().close();

@@ -23,7 +23,8 @@ import relay.stages.train.Batch;
  * Plans a model's training on devices without them. Memory is what the ledger counts: the real stages are built
  * and stepped once on simulated devices, which allocate exactly what real ones would and hold no values. Time
  * is the schedule played out ({@link ScheduleSimulation}) with each stage's cost — measured on this machine for
- * CPU devices, a roofline's for others — plus each activation's and gradient's transfer between devices.
+ * CPU devices, a roofline's for others (with the update of each weight gradient in eager mode; an exact mode's
+ * update once a step is left out) — plus each activation's and gradient's transfer between devices.
  */
 public final class Planner implements AutoCloseable {
     /** Simulated devices for the memory runs; their speed does not matter there. */
@@ -44,7 +45,15 @@ public final class Planner implements AutoCloseable {
      */
     public static StageCosts stepCosts(ModelConfig cfg, DeviceSpec spec, Placement placement, PipelineConfig pc, int batch, int seq,
                                        int microbatches) {
-        if (!spec.cpu()) return StageCosts.modelled(cfg, batch / microbatches, seq, spec.roofline(), pc.recompute());
+        if (!spec.cpu()) {
+            // In eager mode each weight gradient is applied as it comes, so its update is part of the stage's work.
+            if (pc.mode() != relay.actors.UpdateMode.EAGER) {
+                return StageCosts.modelled(cfg, batch / microbatches, seq, spec.roofline(), pc.recompute(), null);
+            }
+            try (relay.optimizers.UpdateRule rule = pc.method().training(List.of(), pc.settings()).rule()) {
+                return StageCosts.modelled(cfg, batch / microbatches, seq, spec.roofline(), pc.recompute(), rule);
+            }
+        }
         try (Pipeline p = Pipeline.start(cfg, 1, placement, pc.withTraceSteps(pc.firstStep() + 6), com.typesafe.config.ConfigFactory.empty())) {
             List<Batch> data = batches(cfg, batch / microbatches, seq, microbatches);
             for (int s = 0; s < 6; s++) {
