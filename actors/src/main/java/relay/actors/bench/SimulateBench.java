@@ -90,18 +90,12 @@ public final class SimulateBench {
         }
         double total = Arrays.stream(seconds).sum();
         Map.Entry<String, Double> busiest = busy.entrySet().stream().max(Map.Entry.comparingByValue()).orElseThrow();
-        return new Result(stages, devices, microbatches, seconds, predicted.stepTime(), median(bubbles), predicted.bubble(), messages,
-                median(coordinatorLoad), busiest.getValue() / total, busiest.getKey(), costs.forward()[1] * 1e3);
+        return new Result(stages, devices, microbatches, seconds, predicted.stepTime(), PipelineBench.median(bubbles), predicted.bubble(), messages,
+                PipelineBench.median(coordinatorLoad), busiest.getValue() / total, busiest.getKey(), costs.forward()[1] * 1e3);
     }
 
     private static Coordinator.StepResult check(Coordinator.StepResult r) {
         if (!r.ok()) throw new IllegalStateException("simulated step failed: " + r.error());
         return r;
-    }
-
-    static double median(double[] v) {
-        double[] s = v.clone();
-        Arrays.sort(s);
-        return s[s.length / 2];
     }
 }
