@@ -31,11 +31,15 @@ final class LoopEngine implements Engine {
     private final CpuDevice evalDevice = new CpuDevice("eval", 1);
     private final Model evalModel;
 
-    /** @param weights the model directory to start from, or null for weights from the seed */
-    LoopEngine(ModelConfig cfg, long seed, Method name, OptimizerSettings settings, Path weights, int firstStep) {
+    /**
+     * @param weights   the model directory to start from, or null for weights from the seed
+     * @param recompute whether blocks keep only their input and recompute their activations in backward
+     */
+    LoopEngine(ModelConfig cfg, long seed, Method name, OptimizerSettings settings, Path weights, int firstStep, boolean recompute) {
         this.name = name;
         device = CpuDevice.allCores();
         model = weights == null ? Model.initialize(cfg, device, seed) : HfModelDirectory.load(weights, device);
+        model.blocks().forEach(b -> b.setRecompute(recompute));
         evalModel = Model.initialize(cfg, evalDevice, seed);
         method = name.create(model, settings);
         trainer = new ReferenceTrainer(model, method, firstStep);

@@ -46,11 +46,11 @@ public record TrainConfig(ModelPart model, OptimizerPart optimizer, PipelinePart
 
     /**
      * How the pipeline runs: the JVMs it spans (the coordinator's and nodes − 1 workers, the devices split among
-     * the workers), devices, microbatches per step, schedule, update mode, step timeout, steps traced, and whether
-     * LISA's draws re-balance the placement.
+     * the workers), devices, microbatches per step, schedule, update mode, step timeout, steps traced, whether
+     * LISA's draws re-balance the placement, and whether blocks recompute their activations in backward.
      */
     public record PipelinePart(int nodes, int devices, int microbatches, PipelineSchedule schedule, UpdateMode mode, Duration stepTimeout,
-                               int traceSteps, boolean rebalance) {}
+                               int traceSteps, boolean rebalance, boolean recompute) {}
 
     /** The data and the run around the steps. */
     public record RunPart(String data, int steps, int batch, int seq, double validationFraction, int evalEvery, int evalSequences,
@@ -59,7 +59,7 @@ public record TrainConfig(ModelPart model, OptimizerPart optimizer, PipelinePart
     /** Settings a resumed run may change: how it goes on, not what it is (model, data, method, seed, shapes of state). */
     static final List<String> CHANGEABLE_ON_RESUME = List.of("steps", "lr", "warmup", "weight-decay", "beta1", "beta2", "eps",
             "clip-value", "clip-norm", "batch", "microbatches", "nodes", "devices", "schedule", "mode", "restarts", "step-timeout",
-            "eval-every", "eval-sequences", "checkpoint-every", "keep-checkpoints", "trace-steps", "rebalance");
+            "eval-every", "eval-sequences", "checkpoint-every", "keep-checkpoints", "trace-steps", "rebalance", "recompute");
 
     /** Settings that name files; they are made absolute where the command line is typed (see {@link #absolutePaths}). */
     private static final List<String> PATHS = List.of("model", "tokenizer", "data", "out");
@@ -76,7 +76,7 @@ public record TrainConfig(ModelPart model, OptimizerPart optimizer, PipelinePart
     /** The pipeline's configuration, starting at {@code firstStep} (0, or the next step of a resumed run). */
     public PipelineConfig pipelineConfig(long firstStep) {
         return new PipelineConfig(pipeline.mode(), pipeline.schedule(), optimizer.method(), optimizerSettings(), optimizer.lisa(), 1,
-                pipeline.traceSteps(), pipeline.stepTimeout(), firstStep, false);
+                pipeline.traceSteps(), pipeline.stepTimeout(), firstStep, pipeline.recompute());
     }
 
     /** Binds and checks {@code relay.train}; an unknown key or a bad value is an error naming the setting. */
@@ -93,7 +93,7 @@ public record TrainConfig(ModelPart model, OptimizerPart optimizer, PipelinePart
                             c.getInt("lisa.period"), c.getInt("rank"), c.getInt("rso-period"), c.getInt("galore.gap"),
                             (float) c.getDouble("galore.scale"), (float) c.getDouble("lora.alpha")),
                     new PipelinePart(c.getInt("nodes"), c.getInt("devices"), c.getInt("microbatches"), schedule(c), mode(c), c.getDuration("step-timeout"),
-                            c.getInt("trace-steps"), rebalance(c)),
+                            c.getInt("trace-steps"), flag(c, "rebalance"), flag(c, "recompute")),
                     new RunPart(c.getString("data"), c.getInt("steps"), c.getInt("batch"), c.getInt("seq"),
                             c.getDouble("validation-fraction"), c.getInt("eval-every"), c.getInt("eval-sequences"),
                             c.getInt("checkpoint-every"), c.getInt("keep-checkpoints"), c.getInt("restarts"), c.getLong("seed"),
@@ -165,12 +165,12 @@ public record TrainConfig(ModelPart model, OptimizerPart optimizer, PipelinePart
         }
     }
 
-    private static boolean rebalance(Config c) {
-        return switch (c.getString("rebalance")) {
+    private static boolean flag(Config c, String key) {
+        return switch (c.getString(key)) {
             case "true", "on", "yes" -> true;
             case "false", "off", "no" -> false;
-            default -> throw new IllegalArgumentException("configuration: relay.train.rebalance must be true or false, not '"
-                    + c.getString("rebalance") + "'");
+            default -> throw new IllegalArgumentException("configuration: relay.train." + key + " must be true or false, not '"
+                    + c.getString(key) + "'");
         };
     }
 
