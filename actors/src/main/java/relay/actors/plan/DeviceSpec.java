@@ -50,7 +50,7 @@ public record DeviceSpec(int nodes, int perNode, long memoryBytes, Roofline roof
 
     /**
      * {@code 8x24GiB} (eight devices of 24 GiB), {@code 2x4:80GiB@790TFLOPS} (two nodes of four), or {@code 2xcpu}
-     * (this machine's one-thread devices, sharing its memory {@code hostBytes}); {@code bandwidth} is each device's
+     * (this machine's one-thread devices, each with its share of its memory {@code hostBytes}); {@code bandwidth} is each device's
      * memory bandwidth in bytes per second.
      */
     public static DeviceSpec parse(String spec, double bandwidth, double bus, double link, long hostBytes) {
@@ -58,7 +58,8 @@ public record DeviceSpec(int nodes, int perNode, long memoryBytes, Roofline roof
         Matcher c = CPU.matcher(s);
         if (c.matches()) {
             int n = Integer.parseInt(c.group(1));
-            return new DeviceSpec(1, n, hostBytes, new Roofline(DEFAULT_FLOPS, bandwidth, LAUNCH_SECONDS), Double.MAX_VALUE,
+            // The devices share the machine's memory: each is given its share.
+            return new DeviceSpec(1, n, hostBytes / Math.max(n, 1), new Roofline(DEFAULT_FLOPS, bandwidth, LAUNCH_SECONDS), Double.MAX_VALUE,
                     Double.MAX_VALUE, true);
         }
         Matcher m = GPU.matcher(spec.trim().replace('×', 'x'));

@@ -39,8 +39,8 @@ public final class Planner implements AutoCloseable {
 
     /**
      * The stages' costs to time a placement by: the roofline's, or on CPU devices what each stage's own spans took
-     * in steps 3–6 of a traced calibration run of the real pipeline (two steps warm the JIT compiler, four even out
-     * the machine's own swings). There the devices share the machine's cores, caches and memory bandwidth as they
+     * in steps 3–10 of a traced calibration run of the real pipeline (two steps warm the JIT compiler, eight even
+     * out the machine's own swings). There the devices share the machine's cores, caches and memory bandwidth as they
      * will; costs measured one device at a time missed by 10–40% here.
      */
     public static StageCosts stepCosts(ModelConfig cfg, DeviceSpec spec, Placement placement, PipelineConfig pc, int batch, int seq,
@@ -54,9 +54,9 @@ public final class Planner implements AutoCloseable {
                 return StageCosts.modelled(cfg, batch / microbatches, seq, spec.roofline(), pc.recompute(), rule);
             }
         }
-        try (Pipeline p = Pipeline.start(cfg, 1, placement, pc.withTraceSteps(pc.firstStep() + 6), com.typesafe.config.ConfigFactory.empty())) {
+        try (Pipeline p = Pipeline.start(cfg, 1, placement, pc.withTraceSteps(pc.firstStep() + 10), com.typesafe.config.ConfigFactory.empty())) {
             List<Batch> data = batches(cfg, batch / microbatches, seq, microbatches);
-            for (int s = 0; s < 6; s++) {
+            for (int s = 0; s < 10; s++) {
                 Coordinator.StepResult r = p.step(data);
                 if (!r.ok()) throw new IllegalStateException("the calibration step failed: " + r.error());
             }
