@@ -39,9 +39,8 @@ public final class Planner implements AutoCloseable {
 
     /**
      * The stages' costs to time a placement by: the roofline's, or on CPU devices what each stage's own spans took
-     * in steps 3–10 of a traced calibration run of the real pipeline (two steps warm the JIT compiler, eight even
-     * out the machine's own swings). There the devices share the machine's cores, caches and memory bandwidth as they
-     * will; costs measured one device at a time missed by 10–40% here.
+     * in a traced calibration run of the real pipeline ({@link #calibrate}). There the devices share the machine's
+     * cores, caches and memory bandwidth as they will; costs measured one device at a time missed by 10–40% here.
      */
     public static StageCosts stepCosts(ModelConfig cfg, DeviceSpec spec, Placement placement, PipelineConfig pc, int batch, int seq,
                                        int microbatches) {
@@ -54,14 +53,30 @@ public final class Planner implements AutoCloseable {
                 return StageCosts.modelled(cfg, batch / microbatches, seq, spec.roofline(), pc.recompute(), rule);
             }
         }
-        try (Pipeline p = Pipeline.start(cfg, 1, placement, pc.withTraceSteps(pc.firstStep() + 10), com.typesafe.config.ConfigFactory.empty())) {
-            List<Batch> data = batches(cfg, batch / microbatches, seq, microbatches);
-            for (int s = 0; s < 10; s++) {
-                Coordinator.StepResult r = p.step(data);
-                if (!r.ok()) throw new IllegalStateException("the calibration step failed: " + r.error());
-            }
-            return StageCosts.fromTrace(p.trace(), pc.firstStep() + 2, placement.stages());
+        try (Pipeline p = Pipeline.start(cfg, 1, placement, pc.withTraceSteps(pc.firstStep() + 2 + CALIBRATION_STEPS),
+                com.typesafe.config.ConfigFactory.empty())) {
+            return calibrate(p, batches(cfg, batch / microbatches, seq, microbatches), pc.firstStep(), placement.stages()).costs();
         }
+    }
+
+    /** Steps a calibration times, after two that warm the JIT compiler: enough to even out the machine's own swings. */
+    public static final int CALIBRATION_STEPS = 8;
+
+    /** What a calibration found: the stages' costs, and the timed steps they come from. */
+    public record Calibration(StageCosts costs, List<Coordinator.StepResult> steps) {}
+
+    /**
+     * Steps a pipeline traced from {@code firstStep} over the same microbatches: two warm-up steps, then
+     * {@link #CALIBRATION_STEPS} whose spans give each stage's median forward, backward and weights.
+     */
+    public static Calibration calibrate(Pipeline p, List<Batch> data, long firstStep, int stages) {
+        List<Coordinator.StepResult> timed = new ArrayList<>();
+        for (int s = 0; s < 2 + CALIBRATION_STEPS; s++) {
+            Coordinator.StepResult r = p.step(data);
+            if (!r.ok()) throw new IllegalStateException("the calibration step failed: " + r.error());
+            if (s >= 2) timed.add(r);
+        }
+        return new Calibration(StageCosts.fromTrace(p.trace(), firstStep + 2, stages), timed);
     }
 
     /**
