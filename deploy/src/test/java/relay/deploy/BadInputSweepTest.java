@@ -289,6 +289,7 @@ class BadInputSweepTest {
                 row("--mode must be eager or exact, not fast", "plan", "--model", "llama-tiny", "--devices", "2x1GiB", "--mode", "fast"),
                 row("'--fit'", "plan", "--devices", "2x1GiB", "--fit=maybe"),
                 row("'--recompute'", "plan", "--devices", "2x1GiB", "--recompute=maybe"),
+                row("its parameters alone (257.0 GiB) exceed this machine's memory", "plan", "--model", "llama-70b", "--devices", "2xcpu"),
                 row("--stages must be ≥ 3 (embedding, a block, head), not 2", "bench", "simulate", "--stages", "2"),
                 row("--devices must be between 1 and 64, not 65", "bench", "simulate", "--devices", "65"),
                 row("--devices must be between 1 and 8, not 9", "bench", "simulate", "--stages", "8", "--devices", "9"),

@@ -34,6 +34,7 @@ public final class Planner implements AutoCloseable {
 
     /** The stages' costs to place them by: measured one at a time on this machine's CPU, or the devices' roofline's. */
     public static StageCosts costs(ModelConfig cfg, DeviceSpec spec, int microbatchSize, int seq) {
+        if (spec.cpu()) requireRoomHere(cfg, spec);
         return spec.cpu() ? StageCosts.measure(cfg, microbatchSize, seq) : StageCosts.modelled(cfg, microbatchSize, seq, spec.roofline());
     }
 
@@ -53,9 +54,19 @@ public final class Planner implements AutoCloseable {
                 return StageCosts.modelled(cfg, batch / microbatches, seq, spec.roofline(), pc.recompute(), rule);
             }
         }
+        requireRoomHere(cfg, spec);
         try (Pipeline p = Pipeline.start(cfg, 1, placement, pc.withTraceSteps(pc.firstStep() + 2 + CALIBRATION_STEPS),
                 com.typesafe.config.ConfigFactory.empty())) {
             return calibrate(p, batches(cfg, batch / microbatches, seq, microbatches), pc.firstStep(), placement.stages()).costs();
+        }
+    }
+
+    /** A plan on CPU devices runs the model here to time it: refused at once when its parameters alone cannot fit. */
+    private static void requireRoomHere(ModelConfig cfg, DeviceSpec spec) {
+        long parameters = cfg.parameters() * Float.BYTES, machine = spec.memoryBytes() * spec.devices();
+        if (parameters > machine) {
+            throw new IllegalArgumentException("a plan on CPU devices runs the model here to time it, and its parameters alone ("
+                    + Plan.size(parameters) + ") exceed this machine's memory (" + Plan.size(machine) + "): plan it for other devices");
         }
     }
 
