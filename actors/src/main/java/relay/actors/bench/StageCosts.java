@@ -51,7 +51,7 @@ public record StageCosts(double[] forward, double[] backward, double[] weights) 
     }
 
     /**
-     * The stage costs a pipeline's own trace shows from step {@code fromStep} on: each stage's median forward,
+     * The stage costs a pipeline's own trace shows from step {@code fromStep} on: each stage's mean forward,
      * backward and weights span over those steps' microbatches (a stage's track is its index). With a schedule that does not split the
      * backward, the backward span holds the weight gradients too, and weights are 0.
      */
@@ -62,9 +62,9 @@ public record StageCosts(double[] forward, double[] backward, double[] weights) 
             for (int s = 0; s < stages; s++) {
                 int stage = s;
                 String name = names[k];
-                double[] spans = events.stream().filter(e -> e.step() >= fromStep && e.track() == stage && e.name().equals(name))
-                        .mapToDouble(e -> e.durationMicros() / 1e6).sorted().toArray();
-                parts[k][s] = spans.length == 0 ? 0 : spans[spans.length / 2];
+                // The mean, not the median: a step takes the sum of its spans, the rare slow one (a collection, a preemption) included.
+                parts[k][s] = events.stream().filter(e -> e.step() >= fromStep && e.track() == stage && e.name().equals(name))
+                        .mapToDouble(e -> e.durationMicros() / 1e6).average().orElse(0);
             }
         }
         return new StageCosts(parts[0], parts[1], parts[2]);

@@ -78,7 +78,7 @@ public final class Planner implements AutoCloseable {
 
     /**
      * Steps a pipeline traced from {@code firstStep} over the same microbatches: two warm-up steps, then
-     * {@link #CALIBRATION_STEPS} whose spans give each stage's median forward, backward and weights.
+     * {@link #CALIBRATION_STEPS} whose spans give each stage's mean forward, backward and weights.
      */
     public static Calibration calibrate(Pipeline p, List<Batch> data, long firstStep, int stages) {
         List<Coordinator.StepResult> timed = new ArrayList<>();
