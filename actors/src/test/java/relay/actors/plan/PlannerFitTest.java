@@ -52,9 +52,11 @@ class PlannerFitTest {
         try (Planner planner = new Planner()) {
             PipelineConfig lomo = PipelineConfig.defaults(Method.LOMO, 1e-3f);
             DeviceSpec none = new DeviceSpec(1, 2, 1, devices(2, 1).roofline(), 25e9, 12.5e9, false);
-            // Devices just large enough for the lightest plan on three nodes of two, one stage a device.
+            // Devices 10% larger than the lightest plan on three nodes of two needs (one stage a device): with several
+            // microbatches a step, activations in flight make a plan's peak vary by a message or so between runs.
             Plan lightestOnSix = planner.fit(CFG, none.withNodes(3), lomo, BATCH, SEQ).best();
-            DeviceSpec spec = new DeviceSpec(1, 2, lightestOnSix.need(lightestOnSix.fullest()), none.roofline(), 25e9, 12.5e9, false);
+            DeviceSpec spec = new DeviceSpec(1, 2, lightestOnSix.need(lightestOnSix.fullest()) * 11 / 10, none.roofline(), 25e9, 12.5e9,
+                    false);
             Planner.Search s = planner.fit(CFG, spec, lomo, BATCH, SEQ);
             assertFalse(s.fits());
             assertTrue(s.why().contains("needs") && s.why().contains("parameters"), s.why());
