@@ -158,10 +158,10 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
                 .build();
     }
 
-    /** One request at a time, each with its own deadline; none after a fault, or before the stages are started. */
     /** Messages the coordinator took and sent, and its time handling them, since the request in progress began. */
     private long messages, handlingNanos;
 
+    /** One request at a time, each with its own deadline; none after a fault, or before the stages are started. */
     private Behavior<Command> begin(Request r) {
         long t0 = System.nanoTime();
         messages = 1;

@@ -1,6 +1,5 @@
 package relay.actors.bench;
 
-import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
@@ -14,6 +13,7 @@ import relay.actors.Placement;
 import relay.actors.ScheduleSimulation;
 import relay.actors.TraceEvent;
 import relay.actors.UpdateMode;
+import relay.actors.plan.Planner;
 import relay.optimizers.Method;
 import relay.stages.model.Family;
 import relay.stages.model.ModelConfig;
@@ -63,12 +63,7 @@ public final class SimulateBench {
         PipelineConfig pc = PipelineConfig.defaults(lisaGamma > 0 ? Method.LISA_LOMO : Method.LOMO, 1e-3f).with(UpdateMode.EAGER, schedule)
                 .withTraceSteps(steps + 1);
         if (lisaGamma > 0) pc = pc.withSettings(pc.settings().withLisa(lisaGamma, 1), true);
-        List<Batch> data = new ArrayList<>();
-        for (int j = 0; j < microbatches; j++) {
-            int[] ids = new int[seq];
-            for (int i = 0; i < seq; i++) ids[i] = (j * seq + i) % cfg.vocabSize();
-            data.add(new Batch(ids, ids, 1, seq));
-        }
+        List<Batch> data = Planner.batches(cfg, 1, seq, microbatches);
         double[] seconds = new double[steps], bubbles = new double[steps], coordinatorLoad = new double[steps];
         long messages = 0;
         List<TraceEvent> trace;

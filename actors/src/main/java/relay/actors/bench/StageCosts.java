@@ -2,15 +2,16 @@ package relay.actors.bench;
 
 import java.util.Arrays;
 import java.util.List;
+import java.util.function.LongSupplier;
+import relay.actors.TraceEvent;
+import relay.optimizers.UpdateRule;
+import relay.stages.layers.GradientSink;
 import relay.stages.layers.TransformerBlock;
 import relay.stages.model.Embedding;
 import relay.stages.model.Initializer;
 import relay.stages.model.LmHead;
 import relay.stages.model.Model;
 import relay.stages.model.ModelConfig;
-import java.util.function.LongSupplier;
-import relay.optimizers.UpdateRule;
-import relay.stages.layers.GradientSink;
 import relay.stages.tensor.Device;
 import relay.stages.tensor.Tensor;
 import relay.stages.tensor.cpu.CpuDevice;
@@ -18,9 +19,9 @@ import relay.stages.tensor.sim.Roofline;
 import relay.stages.tensor.sim.SimDevice;
 
 /**
- * Measured cost of each pipeline stage — embedding, a block, the head — as the median time of its forward,
- * its input gradient (B) and its weight gradients (W) on one microbatch, on a one-thread device like the
- * pipeline's. A FLOP count misjudges the head (large, efficient products plus a softmax over the vocabulary),
+ * The cost of each pipeline stage — embedding, a block, the head — in seconds: its forward, its input gradient
+ * (B) and its weight gradients (W) on one microbatch, measured on a one-thread CPU device like the pipeline's,
+ * read from a pipeline's trace, or modelled by a roofline on a simulated device. A FLOP count misjudges the head (large, efficient products plus a softmax over the vocabulary),
  * so placement balances these instead. The head's backward is fused into its forward; the embedding's backward
  * has no input gradient, so it is all B.
  */
@@ -39,7 +40,7 @@ public record StageCosts(double[] forward, double[] backward, double[] weights) 
      */
     public double[] underDraw(int[] activeBlocks) {
         double[] t = total();
-        for (int b = 0; b < t.length - 2; b++) if (java.util.Arrays.binarySearch(activeBlocks, b) < 0) t[b + 1] -= weights[b + 1];
+        for (int b = 0; b < t.length - 2; b++) if (Arrays.binarySearch(activeBlocks, b) < 0) t[b + 1] -= weights[b + 1];
         return t;
     }
 
@@ -52,10 +53,10 @@ public record StageCosts(double[] forward, double[] backward, double[] weights) 
 
     /**
      * The stage costs a pipeline's own trace shows from step {@code fromStep} on: each stage's mean forward,
-     * backward and weights span over those steps' microbatches (a stage's track is its index). With a schedule that does not split the
-     * backward, the backward span holds the weight gradients too, and weights are 0.
+     * backward and weights span over those steps' microbatches (a stage's track is its index). With a schedule
+     * that does not split the backward, the backward span holds the weight gradients too, and weights are 0.
      */
-    public static StageCosts fromTrace(List<relay.actors.TraceEvent> events, long fromStep, int stages) {
+    public static StageCosts fromTrace(List<TraceEvent> events, long fromStep, int stages) {
         double[][] parts = new double[3][stages];
         String[] names = {"forward", "backward", "weights"};
         for (int k = 0; k < 3; k++) {

@@ -143,17 +143,20 @@ public final class Planner implements AutoCloseable {
         record Candidate(PipelineConfig pc, int microbatches, Placement placement, double stepSeconds, double bubble) {}
         List<Candidate> candidates = new ArrayList<>();
         double[] params = stageParameters(cfg);
-        for (PipelineConfig c : List.of(pc.withRecompute(false), pc.withRecompute(true))) {
-            for (int m = 1; m <= batch; m++) {
-                if (batch % m != 0) continue;
-                double[] time = costs(cfg, spec, batch / m, seq).total();
-                List<Placement> placements = new ArrayList<>();
-                for (double[] weight : List.of(time, params, mix(time, params))) {
-                    Placement pl = Placement.balanced(weight, spec.devices());
-                    if (placements.stream().noneMatch(q -> java.util.Arrays.equals(q.deviceOfStage(), pl.deviceOfStage()))) placements.add(pl);
-                }
+        for (int m = 1; m <= batch; m++) {
+            if (batch % m != 0) continue;
+            double[] time = costs(cfg, spec, batch / m, seq).total();
+            List<Placement> placements = new ArrayList<>();
+            for (double[] weight : List.of(time, params, mix(time, params))) {
+                Placement pl = Placement.balanced(weight, spec.devices());
+                if (placements.stream().noneMatch(q -> java.util.Arrays.equals(q.deviceOfStage(), pl.deviceOfStage()))) placements.add(pl);
+            }
+            for (PipelineConfig c : List.of(pc.withRecompute(false), pc.withRecompute(true))) {
+                // A roofline's costs do not depend on the placement; a CPU calibration runs each placement.
+                StageCosts modelled = spec.cpu() ? null : stepCosts(cfg, spec, placements.get(0), c, batch, seq, m);
                 for (Placement pl : placements) {
-                    ScheduleSimulation.Outcome t = time(cfg, spec, stepCosts(cfg, spec, pl, c, batch, seq, m), pl, c, batch / m, seq, m);
+                    StageCosts costs = spec.cpu() ? stepCosts(cfg, spec, pl, c, batch, seq, m) : modelled;
+                    ScheduleSimulation.Outcome t = time(cfg, spec, costs, pl, c, batch / m, seq, m);
                     candidates.add(new Candidate(c, m, pl, t.stepTime(), t.bubble()));
                 }
             }
@@ -212,7 +215,7 @@ public final class Planner implements AutoCloseable {
     }
 
     /** {@code microbatches} microbatches of token ids spread over the vocabulary, each next id its target. */
-    static List<Batch> batches(ModelConfig cfg, int microbatchSize, int seq, int microbatches) {
+    public static List<Batch> batches(ModelConfig cfg, int microbatchSize, int seq, int microbatches) {
         List<Batch> out = new ArrayList<>();
         for (int j = 0; j < microbatches; j++) {
             int n = microbatchSize * seq;
