@@ -203,10 +203,13 @@ public final class Reference64 {
         return y;
     }
 
-    /** Mean over n rows of −log softmax(logits)[target], via log-sum-exp with max subtraction. */
+    /** Mean over the counted rows (non-negative targets) of −log softmax(logits)[target], via log-sum-exp with max subtraction. */
     public static double crossEntropy(double[] logits, int n, int vocab, int[] targets) {
         double total = 0.0;
+        int counted = 0;
         for (int r = 0; r < n; r++) {
+            if (targets[r] < 0) continue; // not counted (a prompt token or padding)
+            counted++;
             int base = r * vocab;
             double max = Double.NEGATIVE_INFINITY;
             for (int i = 0; i < vocab; i++) {
@@ -219,7 +222,7 @@ public final class Reference64 {
             // −log p = log Σ e^(z_i − max) − (z_target − max); both terms stay small.
             total += Math.log(sum) - (logits[base + targets[r]] - max);
         }
-        return total / n;
+        return counted == 0 ? 0.0 : total / counted;
     }
 
     /**

@@ -28,6 +28,7 @@ import relay.stages.model.ModelConfig;
 import relay.stages.tensor.Device;
 import relay.stages.tensor.Mat;
 import relay.stages.tensor.Tensor;
+import relay.stages.train.Batch;
 
 /**
  * The float64 checks of every layer and both blocks on one device, on small odd shapes (sequence
@@ -47,7 +48,7 @@ public final class SelfTest {
                 "attention", "attention-gqa", "token-embedding", "position-embedding",
                 "lm-head-cross-entropy", "lm-head-cross-entropy-rmsnorm", "gpt2-block", "gpt2-block-recompute",
                 "gpt2-block-frozen", "llama-block", "llama-block-recompute", "llama-block-rso", "gpt2-model-tied",
-                "llama-model");
+                "llama-model", "llama-model-prompt-masked");
     }
 
     public Result run(String name) {
@@ -75,8 +76,9 @@ public final class SelfTest {
             case "llama-block-rso" -> subspaceBlock(name, rng, llama());
             case "llama-block" -> block(name, rng, llama(), false);
             case "llama-block-recompute" -> block(name, rng, llama(), true);
-            case "gpt2-model-tied" -> model(name, rng, gpt2());
-            case "llama-model" -> model(name, rng, llama());
+            case "gpt2-model-tied" -> model(name, rng, gpt2(), false);
+            case "llama-model" -> model(name, rng, llama(), false);
+            case "llama-model-prompt-masked" -> model(name, rng, llama(), true);
             default -> throw new IllegalArgumentException("no self-test named " + name + "; known: " + names());
         };
     }
@@ -522,9 +524,11 @@ public final class SelfTest {
         return Reference64.crossEntropy(Reference64.linear(y, n, c, w, cfg.vocabSize(), null), n, cfg.vocabSize(), targets);
     }
 
-    private Result model(String name, SplittableRandom rng, ModelConfig cfg) {
+    /** The whole model against the float64 loss; {@code masked}: each row's first half is a prompt the loss skips. */
+    private Result model(String name, SplittableRandom rng, ModelConfig cfg, boolean masked) {
         int seq = 6, n = B * seq;
         int[] ids = tokens(rng, n, cfg.vocabSize()), targets = tokens(rng, n, cfg.vocabSize());
+        if (masked) for (int i = 0; i < n; i++) if (i % seq < seq / 2) targets[i] = Batch.IGNORED;
         try (Model model = Model.initialize(cfg, device, seed)) {
             Map<String, double[]> vars = parameterVariables(model.parameters());
             spread(vars, rng);

@@ -54,15 +54,24 @@ public final class LmHead {
 
     public record Result(double loss, Tensor dx) {}
 
+    /** Targets the loss counts: the non-negative ones. */
+    public static int counted(int[] targets) {
+        int n = 0;
+        for (int t : targets) if (t >= 0) n++;
+        return n;
+    }
+
     /**
      * Mean cross-entropy of x's rows against targets and dx, the gradient of gradScale·loss (the caller owns
-     * dx). Weight gradients go to the sink unless it is null.
+     * dx). Weight gradients go to the sink unless it is null. The mean is over the counted targets (a negative
+     * one is skipped, as Hugging Face's −100); with none counted the loss and every gradient are 0.
      */
     public Result lossAndBackward(Tensor x, int[] targets, float gradScale, GradientSink sink) {
         Device d = x.device();
         int n = x.rows(), c = x.cols(), vocab = weight.value().rows();
         if (targets.length != n) throw new IllegalArgumentException(targets.length + " targets for " + n + " rows");
         int chunk = (int) Math.max(1, Math.min(n, CHUNK_FLOATS / vocab));
+        int counted = Math.max(1, counted(targets));
         double lossSum = 0;
         Tensor dx = d.allocate(Category.ACTIVATIONS, n, c);
         Norm.Out y = norm.forward(x);
@@ -74,7 +83,7 @@ public final class LmHead {
                     Tensor z = logits.rowRange(0, rows);
                     Tensor yc = yn.rowRange(r0, r0 + rows);
                     d.gemm(false, true, rows, vocab, c, 1f, Mat.of(yc), Mat.of(weight.value()), 0f, Mat.of(z));
-                    lossSum += d.crossEntropy(z, targets, r0, gradScale / n);
+                    lossSum += d.crossEntropy(z, targets, r0, gradScale / counted);
                     d.gemm(false, false, rows, c, vocab, 1f, Mat.of(z), Mat.of(weight.value()), 0f,
                             Mat.of(dy.rowRange(r0, r0 + rows)));
                     if (dw != null) d.gemm(true, false, vocab, c, rows, 1f, Mat.of(z), Mat.of(yc), 1f, Mat.of(dw.tensor()));
@@ -83,10 +92,10 @@ public final class LmHead {
             if (dw != null) dw.done();
             norm.backward(dy, x, stats, dx, sink);
         }
-        return new Result(lossSum / n, dx);
+        return new Result(lossSum / counted, dx);
     }
 
-    /** Mean cross-entropy of x's rows against targets, forward only (evaluation), chunked like training. */
+    /** Mean cross-entropy of x's rows against the counted targets, forward only (evaluation), chunked like training. */
     public double loss(Tensor x, int[] targets) {
         Device d = x.device();
         int n = x.rows(), c = x.cols(), vocab = weight.value().rows();
@@ -101,7 +110,7 @@ public final class LmHead {
                 lossSum += d.crossEntropy(z, targets, r0, 0f);
             }
         }
-        return lossSum / n;
+        return lossSum / Math.max(1, counted(targets));
     }
 
     /** Logits of the given rows of x, for evaluation and generation (the caller owns them). */

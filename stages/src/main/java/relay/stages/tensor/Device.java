@@ -184,7 +184,8 @@ public interface Device extends AutoCloseable {
     /**
      * Cross-entropy of each row of logits against targets[targetOffset + row]; returns the sum of the
      * rows' losses. When gradScale ≠ 0 the logits are replaced in place by gradScale · (softmax − onehot),
-     * the gradient of gradScale · (sum of losses).
+     * the gradient of gradScale · (sum of losses). A negative target marks a row that is not
+     * counted (a prompt's token, padding): loss 0, gradient 0.
      */
     double crossEntropy(Tensor logits, int[] targets, int targetOffset, float gradScale);
 

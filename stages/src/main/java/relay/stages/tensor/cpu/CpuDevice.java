@@ -498,7 +498,7 @@ public final class CpuDevice implements Device {
         int rows = logits.rows(), vocab = logits.cols();
         for (int r = 0; r < rows; r++) {
             int t = targets[targetOffset + r];
-            if (t < 0 || t >= vocab) {
+            if (t >= vocab) {
                 throw new IllegalArgumentException("target " + t + " at position " + (targetOffset + r)
                         + " is outside the vocabulary of " + vocab);
             }

@@ -2,7 +2,10 @@ package relay.stages.tensor.cpu;
 
 import java.nio.FloatBuffer;
 
-/** Cross-entropy over rows of logits, stable through max subtraction, with its gradient written in place. */
+/**
+ * Cross-entropy over rows of logits, stable through max subtraction, with its gradient written in place. A row
+ * whose target is negative is not counted: its loss is 0 and its gradient row 0.
+ */
 final class LossKernels {
     private LossKernels() {}
 
@@ -14,6 +17,14 @@ final class LossKernels {
         for (int r = from; r < to; r++) {
             int base = zo + r * vocab;
             int target = targets[targetOffset + r];
+            if (target < 0) {
+                rowLoss[r] = 0;
+                if (withGrad) {
+                    java.util.Arrays.fill(a, 0f);
+                    z.put(base, a, 0, vocab);
+                }
+                continue;
+            }
             z.get(base, a, 0, vocab);
             float zt = a[target];
             float max = Float.NEGATIVE_INFINITY;
