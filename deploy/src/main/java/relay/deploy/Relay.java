@@ -11,7 +11,7 @@ import relay.deploy.train.TrainingRun;
 /** The relay command line. */
 @Command(name = "relay", mixinStandardHelpOptions = true, version = "relay 0.1.0",
         description = "Full-parameter training of decoder-only language models with in-backward optimizers.",
-        subcommands = {TrainCommand.class, PlanCommand.class, ClusterCommand.class, NodeCommand.class, GenerateCommand.class, EvalCommand.class, ReportCommand.class, TokenizerCommand.class, SelfTestCommand.class,
+        subcommands = {TrainCommand.class, PlanCommand.class, ClusterCommand.class, NodeCommand.class, GenerateCommand.class, EvalCommand.class, ExportCommand.class, ReportCommand.class, TokenizerCommand.class, SelfTestCommand.class,
                 BenchCommand.class})
 public final class Relay implements Runnable {
 

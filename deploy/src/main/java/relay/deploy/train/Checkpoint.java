@@ -200,12 +200,16 @@ public final class Checkpoint {
     /**
      * The model directory {@code path} names: itself when it holds a config.json, else — a run directory —
      * its newest complete checkpoint, so {@code relay generate --model runs/<run>} reads the latest weights.
-     * A path that is neither is an error saying what it is.
+     * A path that is neither is an error saying what it is. A directory with a manifest (a checkpoint) is
+     * checked against it wherever it is read: a changed shard is refused, not trained or evaluated on.
      */
     public static Path modelDirectory(Path path) {
         if (!Files.exists(path)) throw new ModelFileException(path, "no such model directory");
         if (!Files.isDirectory(path)) throw new ModelFileException(path, "a file, not a model directory");
-        if (Files.isRegularFile(path.resolve("config.json"))) return path;
+        if (Files.isRegularFile(path.resolve("config.json"))) {
+            if (Files.isRegularFile(path.resolve(MANIFEST))) verify(path);
+            return path;
+        }
         if (Files.isDirectory(path.resolve("checkpoints"))) return locate(path);
         throw new ModelFileException(path, "neither a model directory (no config.json) nor a run directory (no checkpoints/)");
     }

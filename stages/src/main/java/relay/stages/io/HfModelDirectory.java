@@ -68,21 +68,39 @@ public final class HfModelDirectory {
      * model's model.safetensors, or one shard of it that {@link #writeIndex} lists. Returns the file's SHA-256.
      */
     public static String writeShard(ModelConfig cfg, List<SafeTensors.Tensor32> parameters, Path file) throws IOException {
+        return writeShard(cfg, parameters, file, "F32");
+    }
+
+    /** The same, stored as {@code dtype} (F32 or BF16). */
+    public static String writeShard(ModelConfig cfg, List<SafeTensors.Tensor32> parameters, Path file, String dtype) throws IOException {
         List<SafeTensors.Tensor32> tensors = new ArrayList<>();
         for (SafeTensors.Tensor32 t : parameters) {
             int[] shape = t.shape();
             tensors.add(isConv1D(cfg, t.name()) ? new SafeTensors.Tensor32(t.name(), new int[] {shape[1], shape[0]},
                     transpose(t.values(), shape[0], shape[1])) : t);
         }
-        return SafeTensors.write(file, tensors, Map.of("format", "pt"));
+        return SafeTensors.write(file, tensors, Map.of("format", "pt"), dtype);
     }
 
-    /** Writes dir/model.safetensors.index.json: the shard file (a name in dir) that holds each tensor. */
+    /**
+     * Writes dir/model.safetensors.index.json: the shard file (a name in dir) that holds each tensor, and as
+     * transformers writes it, {@code metadata.total_size}, the bytes of all the tensors (read from the shards' headers).
+     */
     public static void writeIndex(Path dir, Map<String, String> shardOfTensor) throws IOException {
         JsonObject map = new JsonObject();
         new java.util.TreeMap<>(shardOfTensor).forEach(map::addProperty);
+        long total = 0;
+        for (String shard : new java.util.TreeSet<>(shardOfTensor.values())) {
+            try (SafeTensors st = SafeTensors.open(dir.resolve(shard))) {
+                for (SafeTensors.Entry e : st.entries().values()) {
+                    if (shardOfTensor.containsKey(e.name())) total += e.end() - e.begin();
+                }
+            }
+        }
+        JsonObject metadata = new JsonObject();
+        metadata.addProperty("total_size", total);
         JsonObject index = new JsonObject();
-        index.add("metadata", new JsonObject());
+        index.add("metadata", metadata);
         index.add("weight_map", map);
         Files.writeString(dir.resolve("model.safetensors.index.json"), new GsonBuilder().setPrettyPrinting().create().toJson(index) + "\n",
                 StandardCharsets.UTF_8);

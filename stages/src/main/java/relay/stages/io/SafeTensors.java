@@ -191,6 +191,13 @@ public final class SafeTensors implements AutoCloseable {
         return out;
     }
 
+    /** float32 to bfloat16, rounding to nearest with ties to even; a NaN stays a (quiet) NaN. */
+    static short toBfloat16(float v) {
+        int bits = Float.floatToRawIntBits(v);
+        if (Float.isNaN(v)) return (short) ((bits >>> 16) | 0x40);
+        return (short) ((bits + 0x7FFF + ((bits >>> 16) & 1)) >>> 16);
+    }
+
     /** IEEE 754 binary16 to float32, subnormals and infinities included. */
     static float halfToFloat(short h) {
         int sign = (h >>> 15) & 1, exp = (h >>> 10) & 0x1F, mant = h & 0x3FF;
@@ -226,14 +233,24 @@ public final class SafeTensors implements AutoCloseable {
      * at the end, so a crash never leaves a half-written file under the final name. Returns the file's SHA-256.
      */
     public static String write(Path file, List<Tensor32> tensors, Map<String, String> metadata) throws IOException {
+        return write(file, tensors, metadata, "F32");
+    }
+
+    /**
+     * The same, stored as {@code dtype}: F32, or BF16 (each value rounded to the nearest bfloat16, ties to even,
+     * as PyTorch's {@code .to(torch.bfloat16)} rounds).
+     */
+    public static String write(Path file, List<Tensor32> tensors, Map<String, String> metadata, String dtype) throws IOException {
+        if (!dtype.equals("F32") && !dtype.equals("BF16")) throw new IllegalArgumentException("safetensors are written as F32 or BF16, not " + dtype);
+        int width = dtypeSize(dtype);
         Map<String, Object> header = new LinkedHashMap<>();
         if (!metadata.isEmpty()) header.put("__metadata__", metadata);
         long offset = 0;
         for (Tensor32 t : tensors) {
-            long bytes = (long) t.values().length * 4;
+            long bytes = (long) t.values().length * width;
             // An ordered entry: the same tensors give the same bytes in every JVM (Map.of's order changes from run to run).
             Map<String, Object> entry = new LinkedHashMap<>();
-            entry.put("dtype", "F32");
+            entry.put("dtype", dtype);
             entry.put("shape", t.shape());
             entry.put("data_offsets", new long[] {offset, offset + bytes});
             header.put(t.name(), entry);
@@ -252,8 +269,13 @@ public final class SafeTensors implements AutoCloseable {
             md.update(head);
             AtomicFile.writeFully(ch, ByteBuffer.wrap(head));
             for (Tensor32 t : tensors) {
-                ByteBuffer b = ByteBuffer.allocate(t.values().length * 4).order(ByteOrder.LITTLE_ENDIAN);
-                b.asFloatBuffer().put(t.values());
+                ByteBuffer b = ByteBuffer.allocate(t.values().length * width).order(ByteOrder.LITTLE_ENDIAN);
+                if (width == 4) {
+                    b.asFloatBuffer().put(t.values());
+                } else {
+                    for (float v : t.values()) b.putShort(toBfloat16(v));
+                    b.flip();
+                }
                 md.update(b.duplicate());
                 AtomicFile.writeFully(ch, b);
             }

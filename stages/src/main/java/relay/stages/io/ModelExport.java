@@ -1,0 +1,162 @@
+package relay.stages.io;
+
+import com.google.gson.GsonBuilder;
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParseException;
+import com.google.gson.JsonParser;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import relay.stages.layers.Parameter;
+import relay.stages.model.Model;
+import relay.stages.tensor.Device;
+
+/**
+ * A clean Hugging Face model directory made from a model directory (typically a checkpoint): the weights in the
+ * chosen precision, sharded as transformers shards them (one {@code model.safetensors}, or
+ * {@code model-0000i-of-0000n.safetensors} with an index giving {@code metadata.total_size}), config.json with its
+ * {@code torch_dtype}, and the tokenizer's files as the source had them — none of what a run keeps beside them
+ * (optimizer state, trainer state, manifest).
+ */
+public final class ModelExport {
+    /** transformers' default {@code max_shard_size} ("5GB"). */
+    public static final long SHARD_BYTES = 5_000_000_000L;
+
+    /** The files of a model directory that describe its tokenizer and generation, copied byte for byte. */
+    public static final List<String> TOKENIZER_FILES = List.of("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+            "generation_config.json", "chat_template.jinja");
+
+    /** What was written: the directory, its files, and the bytes of its tensors. */
+    public record Result(Path dir, List<String> files, long tensorBytes) {}
+
+    public enum Dtype {
+        F32("F32", "float32", 4), BF16("BF16", "bfloat16", 2);
+
+        final String safetensors;
+        final String torch;
+        final int bytes;
+
+        Dtype(String safetensors, String torch, int bytes) {
+            this.safetensors = safetensors;
+            this.torch = torch;
+            this.bytes = bytes;
+        }
+
+        /** f32 or bf16, as users type it. */
+        public static Dtype parse(String s) {
+            return switch (s.toLowerCase(java.util.Locale.ROOT)) {
+                case "f32", "float32" -> F32;
+                case "bf16", "bfloat16" -> BF16;
+                default -> throw new IllegalArgumentException("dtype '" + s + "' is not one of f32, bf16");
+            };
+        }
+    }
+
+    private ModelExport() {}
+
+    /**
+     * Loads {@code source} (every tensor checked: present, of its shape, finite) and writes it to {@code target}, which
+     * must not exist or be empty. The directory is assembled aside and moved into place last, so a failure leaves
+     * nothing under its name.
+     */
+    public static Result export(Path source, Path target, Dtype dtype, long shardBytes, Device device) throws IOException {
+        if (Files.isDirectory(target)) {
+            try (var entries = Files.list(target)) {
+                if (entries.findAny().isPresent()) {
+                    throw new IllegalArgumentException(target + ": not empty; export writes a new directory (remove it or choose another)");
+                }
+            }
+            Files.delete(target);
+        } else if (Files.exists(target)) {
+            throw new IllegalArgumentException(target + ": a file, not a directory to export into");
+        }
+        Path aside = target.resolveSibling(target.getFileName() + ".export-tmp");
+        deleteTree(aside);
+        Files.createDirectories(aside);
+        try {
+            long bytes;
+            try (Model model = HfModelDirectory.load(source, device)) {
+                bytes = writeWeights(model, aside, dtype, shardBytes);
+            }
+            writeConfig(source.resolve("config.json"), aside.resolve("config.json"), dtype);
+            for (String f : TOKENIZER_FILES) {
+                if (Files.isRegularFile(source.resolve(f))) Files.copy(source.resolve(f), aside.resolve(f));
+            }
+            Files.move(aside, target, StandardCopyOption.ATOMIC_MOVE);
+        } catch (IOException | RuntimeException e) {
+            deleteTree(aside);
+            throw e;
+        }
+        try (var files = Files.list(target)) {
+            return new Result(target, files.map(f -> f.getFileName().toString()).sorted().toList(), tensorBytes(target));
+        }
+    }
+
+    /** The model's parameters in shards of at most {@code shardBytes} (one tensor may exceed it alone); returns the tensor bytes. */
+    private static long writeWeights(Model model, Path dir, Dtype dtype, long shardBytes) throws IOException {
+        List<List<SafeTensors.Tensor32>> shards = new ArrayList<>();
+        List<SafeTensors.Tensor32> current = new ArrayList<>();
+        long inShard = 0, total = 0;
+        for (Parameter p : model.parameters()) {
+            long bytes = p.size() * dtype.bytes;
+            if (!current.isEmpty() && inShard + bytes > shardBytes) {
+                shards.add(current);
+                current = new ArrayList<>();
+                inShard = 0;
+            }
+            current.add(new SafeTensors.Tensor32(p.name(), p.value().shape(), p.value().toArray()));
+            inShard += bytes;
+            total += bytes;
+        }
+        shards.add(current);
+        if (shards.size() == 1) {
+            HfModelDirectory.writeShard(model.config(), current, dir.resolve("model.safetensors"), dtype.safetensors);
+            return total;
+        }
+        Map<String, String> shardOf = new LinkedHashMap<>();
+        for (int i = 0; i < shards.size(); i++) {
+            String name = String.format("model-%05d-of-%05d.safetensors", i + 1, shards.size());
+            HfModelDirectory.writeShard(model.config(), shards.get(i), dir.resolve(name), dtype.safetensors);
+            for (SafeTensors.Tensor32 t : shards.get(i)) shardOf.put(t.name(), name);
+        }
+        HfModelDirectory.writeIndex(dir, shardOf);
+        return total;
+    }
+
+    /** The source's config.json, every key kept, with the precision the weights are now stored in (under transformers 5's "dtype" where the source used it). */
+    private static void writeConfig(Path from, Path to, Dtype dtype) throws IOException {
+        JsonObject o;
+        try {
+            o = JsonParser.parseString(Files.readString(from, StandardCharsets.UTF_8)).getAsJsonObject();
+        } catch (JsonParseException | IllegalStateException e) {
+            throw new ModelFileException(from, "malformed config.json: " + e.getMessage(), e);
+        }
+        o.addProperty(o.has("dtype") ? "dtype" : "torch_dtype", dtype.torch);
+        Files.writeString(to, new GsonBuilder().setPrettyPrinting().disableHtmlEscaping().create().toJson(o) + "\n", StandardCharsets.UTF_8);
+    }
+
+    /** The bytes of every tensor in a model directory's weight files. */
+    public static long tensorBytes(Path dir) {
+        long total = 0;
+        for (Path f : HfModelDirectory.weightFiles(dir)) {
+            try (SafeTensors st = SafeTensors.open(f)) {
+                for (SafeTensors.Entry e : st.entries().values()) total += e.end() - e.begin();
+            }
+        }
+        return total;
+    }
+
+    private static void deleteTree(Path dir) throws IOException {
+        if (!Files.exists(dir)) return;
+        try (var files = Files.walk(dir)) {
+            for (Path f : files.sorted(Comparator.reverseOrder()).toList()) Files.deleteIfExists(f);
+        }
+    }
+}
