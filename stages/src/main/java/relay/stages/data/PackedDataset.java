@@ -14,6 +14,10 @@ import relay.stages.train.Batch;
  */
 public final class PackedDataset {
     private final int[] tokens;
+    /** The target of each token's predecessor, where it differs from the token itself (instruction data); else null. */
+    private final int[] labels;
+    /** Where sequence i starts: i·seq when packed (a sequence's last target is the next one's first input), i·(seq + 1) when padded. */
+    private final int stride;
     private final int seq;
     private final int[] train;
     private final int[] validation;
@@ -25,11 +29,30 @@ public final class PackedDataset {
     public record Position(int epoch, int index) {}
 
     public PackedDataset(int[] tokens, int seq, double validationFraction, long seed) {
-        int sequences = (tokens.length - 1) / seq;
+        this(tokens, null, seq, seq, (tokens.length - 1) / seq, validationFraction, seed);
+    }
+
+    /**
+     * Examples one to a sequence: row i of {@code tokens} and {@code labels} holds seq + 1 tokens and the targets
+     * the loss counts for them ({@link relay.stages.train.Batch#IGNORED} for a prompt's tokens and padding).
+     */
+    public static PackedDataset padded(int[][] tokens, int[][] labels, int seq, double validationFraction, long seed) {
+        int[] t = new int[tokens.length * (seq + 1)], l = new int[t.length];
+        for (int i = 0; i < tokens.length; i++) {
+            System.arraycopy(tokens[i], 0, t, i * (seq + 1), seq + 1);
+            System.arraycopy(labels[i], 0, l, i * (seq + 1), seq + 1);
+        }
+        return new PackedDataset(t, l, seq + 1, seq, tokens.length, validationFraction, seed);
+    }
+
+    private PackedDataset(int[] tokens, int[] labels, int stride, int seq, int sequences, double validationFraction, long seed) {
         if (sequences < 2) {
-            throw new IllegalArgumentException("the corpus gives " + tokens.length + " tokens: too few for two sequences of " + seq);
+            throw new IllegalArgumentException(labels == null ? "the corpus gives " + tokens.length + " tokens: too few for two sequences of " + seq
+                    : sequences + " example(s): too few for a training and a validation one");
         }
         this.tokens = tokens;
+        this.labels = labels;
+        this.stride = stride;
         this.seq = seq;
         this.seed = seed;
         int[] all = permutation(sequences, new SplittableRandom(seed));
@@ -138,8 +161,8 @@ public final class PackedDataset {
     }
 
     private void copy(int sequence, int row, int[] in, int[] out) {
-        int from = sequence * seq;
+        int from = sequence * stride;
         System.arraycopy(tokens, from, in, row * seq, seq);
-        System.arraycopy(tokens, from + 1, out, row * seq, seq);
+        System.arraycopy(labels != null ? labels : tokens, from + 1, out, row * seq, seq);
     }
 }
