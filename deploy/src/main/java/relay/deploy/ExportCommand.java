@@ -9,6 +9,7 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 import relay.deploy.train.Checkpoint;
 import relay.stages.io.ModelExport;
+import relay.stages.io.PeftAdapter;
 import relay.stages.tensor.cpu.CpuDevice;
 
 @Command(name = "export", mixinStandardHelpOptions = true,
@@ -28,15 +29,20 @@ final class ExportCommand implements Callable<Integer> {
             + "(default ${DEFAULT-VALUE}, transformers' 5GB)")
     long maxShardSize = ModelExport.SHARD_BYTES;
 
+    @Option(names = "--adapter", description = "also write a LoRA run's adapters as a PEFT adapter (adapter_config.json, adapter_model.safetensors) "
+            + "beside the merged weights")
+    boolean adapter;
+
     @Override
     public Integer call() throws IOException {
         ModelExport.Dtype d = Inputs.parsed("--dtype", () -> ModelExport.Dtype.parse(dtype));
         Inputs.require(maxShardSize >= 1, "--max-shard-size", "≥ 1", maxShardSize);
         Inputs.writableDirectory(to, "--to");
         Path model = Checkpoint.modelDirectory(source);
+        PeftAdapter lora = adapter ? Checkpoint.loraAdapter(model) : null;
         ModelExport.Result r;
         try (CpuDevice device = new CpuDevice("export", 1)) {
-            r = ModelExport.export(model, to, d, maxShardSize, device);
+            r = ModelExport.export(model, to, d, maxShardSize, lora, device);
         }
         System.out.printf(Locale.ROOT, "exported %s to %s: %s, %.1f MiB of %s weights%n", model, r.dir(), String.join(", ", r.files()),
                 r.tensorBytes() / 1048576.0, d.name().toLowerCase(Locale.ROOT));

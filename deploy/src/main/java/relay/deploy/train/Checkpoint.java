@@ -66,6 +66,12 @@ public final class Checkpoint {
         state.put("lisa_gamma", c.optimizer().lisaGamma());
         state.put("lisa_period", c.optimizer().lisaPeriod());
         state.put("seed", c.run().seed());
+        if (c.optimizer().method() == relay.optimizers.Method.LORA) {
+            // What an adapter export needs beside the adapters themselves (which travel in the optimizer state).
+            state.put("lora_rank", c.optimizer().rank());
+            state.put("lora_alpha", c.optimizer().loraAlpha());
+            state.put("base_model", c.model().name());
+        }
         Files.writeString(dir.resolve(TRAINER_STATE), new Gson().toJson(state), StandardCharsets.UTF_8);
         return dir;
     }
@@ -254,6 +260,36 @@ public final class Checkpoint {
         } catch (IOException | RuntimeException e) {
             throw new ModelFileException(f, "not a trainer state (step, data_epoch, data_index, optimizer, seed): " + e.getMessage(), e);
         }
+    }
+
+    /**
+     * A LoRA run's adapters in a checkpoint (its optimizer state's "…lora_A.weight/value" and "…lora_B.weight/value",
+     * flat) with their rank, alpha and base model; a checkpoint of another method is refused naming its method.
+     */
+    public static relay.stages.io.PeftAdapter loraAdapter(Path checkpoint) {
+        Path f = checkpoint.resolve(TRAINER_STATE);
+        if (!Files.isRegularFile(f)) throw new ModelFileException(f, "missing: an adapter is exported from a LoRA run's checkpoint");
+        JsonObject o;
+        try {
+            o = JsonParser.parseString(Files.readString(f)).getAsJsonObject();
+        } catch (IOException | RuntimeException e) {
+            throw new ModelFileException(f, "not a trainer state: " + e.getMessage(), e);
+        }
+        String method = o.has("optimizer") ? o.get("optimizer").getAsString() : "?";
+        if (!method.equals(relay.optimizers.Method.LORA.key())) {
+            throw new IllegalArgumentException(checkpoint + " is of a " + method + " run: only a LoRA run has an adapter to export");
+        }
+        if (!o.has("lora_rank") || !o.has("lora_alpha")) {
+            throw new ModelFileException(f, "has no lora_rank and lora_alpha (written by an older Relay): export the merged weights only");
+        }
+        Map<String, float[]> adapters = new TreeMap<>();
+        optimizerState(checkpoint).forEach((name, v) -> {
+            if (name.endsWith(".lora_A.weight/value") || name.endsWith(".lora_B.weight/value")) {
+                adapters.put(name.substring(0, name.length() - "/value".length()), v);
+            }
+        });
+        return new relay.stages.io.PeftAdapter(o.get("lora_rank").getAsInt(), o.get("lora_alpha").getAsFloat(),
+                o.has("base_model") ? o.get("base_model").getAsString() : null, adapters);
     }
 
     /** The optimizer state of every file that holds some: the plain loop's one, or each stage's. */

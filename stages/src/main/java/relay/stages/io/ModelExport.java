@@ -67,6 +67,12 @@ public final class ModelExport {
      * nothing under its name.
      */
     public static Result export(Path source, Path target, Dtype dtype, long shardBytes, Device device) throws IOException {
+        return export(source, target, dtype, shardBytes, null, device);
+    }
+
+    /** The same, with a LoRA run's adapters written beside the merged weights as a PEFT adapter (none: null). */
+    public static Result export(Path source, Path target, Dtype dtype, long shardBytes, PeftAdapter adapter, Device device)
+            throws IOException {
         if (Files.isDirectory(target)) {
             try (var entries = Files.list(target)) {
                 if (entries.findAny().isPresent()) {
@@ -81,9 +87,9 @@ public final class ModelExport {
         deleteTree(aside);
         Files.createDirectories(aside);
         try {
-            long bytes;
             try (Model model = HfModelDirectory.load(source, device)) {
-                bytes = writeWeights(model, aside, dtype, shardBytes);
+                writeWeights(model, aside, dtype, shardBytes);
+                if (adapter != null) adapter.write(model.config(), aside, dtype);
             }
             writeConfig(source.resolve("config.json"), aside.resolve("config.json"), dtype);
             for (String f : TOKENIZER_FILES) {
@@ -99,11 +105,11 @@ public final class ModelExport {
         }
     }
 
-    /** The model's parameters in shards of at most {@code shardBytes} (one tensor may exceed it alone); returns the tensor bytes. */
-    private static long writeWeights(Model model, Path dir, Dtype dtype, long shardBytes) throws IOException {
+    /** The model's parameters in shards of at most {@code shardBytes} (one tensor may exceed it alone). */
+    private static void writeWeights(Model model, Path dir, Dtype dtype, long shardBytes) throws IOException {
         List<List<SafeTensors.Tensor32>> shards = new ArrayList<>();
         List<SafeTensors.Tensor32> current = new ArrayList<>();
-        long inShard = 0, total = 0;
+        long inShard = 0;
         for (Parameter p : model.parameters()) {
             long bytes = p.size() * dtype.bytes;
             if (!current.isEmpty() && inShard + bytes > shardBytes) {
@@ -113,12 +119,11 @@ public final class ModelExport {
             }
             current.add(new SafeTensors.Tensor32(p.name(), p.value().shape(), p.value().toArray()));
             inShard += bytes;
-            total += bytes;
         }
         shards.add(current);
         if (shards.size() == 1) {
             HfModelDirectory.writeShard(model.config(), current, dir.resolve("model.safetensors"), dtype.safetensors);
-            return total;
+            return;
         }
         Map<String, String> shardOf = new LinkedHashMap<>();
         for (int i = 0; i < shards.size(); i++) {
@@ -127,7 +132,6 @@ public final class ModelExport {
             for (SafeTensors.Tensor32 t : shards.get(i)) shardOf.put(t.name(), name);
         }
         HfModelDirectory.writeIndex(dir, shardOf);
-        return total;
     }
 
     /** The source's config.json, every key kept, with the precision the weights are now stored in (under transformers 5's "dtype" where the source used it). */
