@@ -289,7 +289,6 @@ public record ModelConfig(Family family, int vocabSize, int hidden, int layers, 
             boolean use = f.optBoolean("use_sliding_window", false);
             int fromLayer = f.optWhole("max_window_layers", 0);
             int window = use ? f.optSize("sliding_window", 0) : 0;
-            if (use) f.optSize("sliding_window", 0);
             options = options.withWindow(window, fromLayer);
             if (o.has("layer_types") && !o.get("layer_types").isJsonNull()) f.layerTypes(layers, window, fromLayer);
         }
