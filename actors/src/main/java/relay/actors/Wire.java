@@ -13,6 +13,7 @@ import relay.stages.model.Family;
 import relay.stages.model.ModelConfig;
 import relay.stages.train.Batch;
 import relay.transport.proto.ModelShape;
+import relay.transport.proto.RotaryScaling;
 
 /**
  * The Protobuf form of the values inside the actors' messages — positions, model shapes, settings, specs,
@@ -53,7 +54,39 @@ final class Wire {
         return ModelShape.newBuilder().setFamily(c.family() == Family.GPT2 ? ModelShape.Family.GPT2 : ModelShape.Family.LLAMA)
                 .setVocabSize(c.vocabSize()).setHidden(c.hidden()).setLayers(c.layers()).setHeads(c.heads()).setKvHeads(c.kvHeads())
                 .setHeadDim(c.headDim()).setIntermediate(c.intermediate()).setMaxPositions(c.maxPositions()).setNormEps(c.normEps())
-                .setRopeTheta(c.ropeTheta()).setTiedEmbeddings(c.tiedEmbeddings()).build();
+                .setRopeTheta(c.ropeTheta()).setTiedEmbeddings(c.tiedEmbeddings()).setModelType(c.modelType())
+                .setRope(rope(c.options().rope(), c.options().ropeSpelling())).setAttentionBias(c.options().attentionBias())
+                .setMlpBias(c.options().mlpBias()).setSlidingWindow(c.options().slidingWindow())
+                .setWindowFromLayer(c.options().windowFromLayer()).build();
+    }
+
+    static RotaryScaling rope(ModelConfig.Rope r, ModelConfig.RopeSpelling spelling) {
+        RotaryScaling.Spelling s = switch (spelling) {
+            case NONE -> RotaryScaling.Spelling.NONE;
+            case ROPE_SCALING_TYPE -> RotaryScaling.Spelling.ROPE_SCALING_TYPE;
+            case ROPE_SCALING_ROPE_TYPE -> RotaryScaling.Spelling.ROPE_SCALING_ROPE_TYPE;
+            case ROPE_PARAMETERS -> RotaryScaling.Spelling.ROPE_PARAMETERS;
+        };
+        return RotaryScaling.newBuilder().setType(r.type()).setSpelling(s).setFactor(r.factor()).setLowFreqFactor(r.lowFreqFactor())
+                .setHighFreqFactor(r.highFreqFactor()).setOriginalMaxPositions(r.originalMaxPositions())
+                .setAttentionFactor(r.attentionFactor()).setBetaFast(r.betaFast()).setBetaSlow(r.betaSlow()).setMscale(r.mscale())
+                .setMscaleAllDim(r.mscaleAllDim()).setNoTruncate(!r.truncate()).build();
+    }
+
+    static ModelConfig.RopeSpelling spelling(RotaryScaling r) {
+        return switch (r.getSpelling()) {
+            case NONE -> ModelConfig.RopeSpelling.NONE;
+            case ROPE_SCALING_TYPE -> ModelConfig.RopeSpelling.ROPE_SCALING_TYPE;
+            case ROPE_SCALING_ROPE_TYPE -> ModelConfig.RopeSpelling.ROPE_SCALING_ROPE_TYPE;
+            case ROPE_PARAMETERS -> ModelConfig.RopeSpelling.ROPE_PARAMETERS;
+            case UNRECOGNIZED -> throw new IllegalArgumentException("unknown rotary spelling " + r.getSpellingValue());
+        };
+    }
+
+    static ModelConfig.Rope rope(RotaryScaling r) {
+        return new ModelConfig.Rope(r.getType().isEmpty() ? "default" : r.getType(), r.getFactor(), r.getLowFreqFactor(),
+                r.getHighFreqFactor(), r.getOriginalMaxPositions(), r.getAttentionFactor(), r.getBetaFast(), r.getBetaSlow(),
+                r.getMscale(), r.getMscaleAllDim(), !r.getNoTruncate());
     }
 
     static ModelConfig model(ModelShape m) {
@@ -62,8 +95,10 @@ final class Wire {
             case LLAMA -> Family.LLAMA;
             case UNRECOGNIZED -> throw new IllegalArgumentException("unknown model family " + m.getFamilyValue());
         };
+        ModelConfig.Options options = new ModelConfig.Options(m.getModelType().isEmpty() ? family.modelType() : m.getModelType(),
+                rope(m.getRope()), spelling(m.getRope()), m.getAttentionBias(), m.getMlpBias(), m.getSlidingWindow(), m.getWindowFromLayer());
         return new ModelConfig(family, m.getVocabSize(), m.getHidden(), m.getLayers(), m.getHeads(), m.getKvHeads(), m.getHeadDim(),
-                m.getIntermediate(), m.getMaxPositions(), m.getNormEps(), m.getRopeTheta(), m.getTiedEmbeddings());
+                m.getIntermediate(), m.getMaxPositions(), m.getNormEps(), m.getRopeTheta(), m.getTiedEmbeddings(), options);
     }
 
     static relay.transport.proto.OptimizerSettings settings(OptimizerSettings s) {

@@ -26,6 +26,8 @@ import org.junit.jupiter.api.Test;
 import relay.optimizers.Method;
 import relay.stages.io.SafeTensors;
 import relay.stages.memory.Category;
+import relay.stages.model.Family;
+import relay.stages.model.ModelConfig;
 import relay.stages.tensor.cpu.CpuDevice;
 import relay.stages.train.Batch;
 import relay.transport.RelaySerializer;
@@ -133,6 +135,14 @@ class WireRoundTripTest {
                         new StageEvent.Weights(2, weights, true)), null, null),
                 new Coordinator.Gathered(List.of(), "no", StageEvent.Failure.INPUT),
                 new StageHost.Spawn(spec, events.getRef()),
+                // Every LLaMA-family option crosses too: Qwen2's window from layer 2, yarn with each of its numbers, Llama's biases.
+                new StageHost.Spawn(withModel(spec, new ModelConfig(Family.LLAMA, 40, 16, 4, 4, 2, 4, 32, 16, 1e-5f, 1e6, true,
+                        ModelConfig.Options.plain(Family.LLAMA).withModelType("qwen2").withWindow(8, 2).withRope(
+                                new ModelConfig.Rope("yarn", 4, 0, 0, 8, 1.1, 16, 2, 0.7, 1, false), ModelConfig.RopeSpelling.ROPE_SCALING_TYPE))),
+                        events.getRef()),
+                new StageHost.Spawn(withModel(spec, new ModelConfig(Family.LLAMA, 40, 16, 4, 4, 2, 4, 32, 16, 1e-5f, 5e5, false,
+                        ModelConfig.Options.plain(Family.LLAMA).withBiases(true, true).withRope(ModelConfig.Rope.llama3(8, 1, 4, 8),
+                                ModelConfig.RopeSpelling.ROPE_PARAMETERS))), events.getRef()),
                 new StageHost.ReportMemory(memory.getRef()),
                 new StageHost.StopStages(memory.getRef()),
                 new StageHost.DeviceMemory(Map.of(0, peaks)));
@@ -205,5 +215,23 @@ class WireRoundTripTest {
         assertTrue(javaOnly.failed().get().getMessage().contains("Java serialization"), javaOnly.failed().get().getMessage());
         var plain = serialization.serialize(new Object());
         assertTrue(plain.isFailure(), "a message with no serializer was serialized");
+    }
+
+    /** A model's shape comes back equal, every LLaMA-family option with it (byte equality alone would not see a dropped field). */
+    @Test
+    void modelShapesComeBackEqual() {
+        ModelConfig.Options plain = ModelConfig.Options.plain(Family.LLAMA);
+        List<ModelConfig> shapes = List.of(PipelineEquivalenceTest.LLAMA, PipelineEquivalenceTest.GPT2,
+                new ModelConfig(Family.LLAMA, 40, 16, 4, 4, 2, 4, 32, 16, 1e-5f, 1e6, true, plain.withModelType("qwen2").withWindow(8, 2)
+                        .withRope(new ModelConfig.Rope("yarn", 4, 0, 0, 8, 1.1, 16, 2, 0.7, 1, false), ModelConfig.RopeSpelling.ROPE_SCALING_TYPE)),
+                new ModelConfig(Family.LLAMA, 40, 16, 4, 4, 2, 4, 32, 16, 1e-5f, 5e5, false, plain.withBiases(true, true)
+                        .withRope(ModelConfig.Rope.llama3(8, 1, 4, 8), ModelConfig.RopeSpelling.ROPE_PARAMETERS)),
+                new ModelConfig(Family.LLAMA, 40, 16, 4, 4, 2, 4, 32, 16, 1e-5f, 1e4, false, plain.withModelType("mistral").withWindow(3, 0)
+                        .withRope(ModelConfig.Rope.dynamic(2), ModelConfig.RopeSpelling.ROPE_SCALING_ROPE_TYPE)));
+        for (ModelConfig c : shapes) assertEquals(c, Wire.model(Wire.model(c)));
+    }
+
+    static StageSpec withModel(StageSpec s, ModelConfig model) {
+        return new StageSpec(s.stage(), model, s.seed(), s.weights(), s.placement(), s.config(), s.traceEpochMicros());
     }
 }

@@ -2,6 +2,7 @@ package relay.stages.check;
 
 import java.util.Map;
 import java.util.function.ToDoubleFunction;
+import relay.stages.model.ModelConfig;
 
 /**
  * Plain float64 reference for transformer forward math, used as the oracle for the float32 layers.
@@ -107,6 +108,87 @@ public final class Reference64 {
      * position is the token index t within its own sequence.
      */
     public static double[] rope(double[] x, int batch, int seq, int heads, int headDim, double theta) {
+        return rope(x, batch, seq, heads, headDim, ropeFrequencies(ModelConfig.Rope.NONE, headDim, theta, seq, seq), 1.0);
+    }
+
+    /**
+     * The rotary frequencies θ_i (i &lt; headDim/2) of Hugging Face transformers' rope types for a sequence of
+     * {@code length} positions, from the formulas (modeling_rope_utils):
+     * <ul>
+     * <li>default: θ_i = base^(−2i/d);
+     * <li>linear: θ_i / factor;
+     * <li>dynamic (NTK): for length L &gt; maxPositions the base becomes base·(factor·L/maxPositions − (factor − 1))^(d/(d−2));
+     * <li>llama3: with r = original / wavelength (wavelength 2π/θ_i), θ_i/factor where r &lt; low_freq_factor, θ_i where
+     *     r &gt; high_freq_factor, and between them (1 − s)·θ_i/factor + s·θ_i with s = (r − low)/(high − low);
+     * <li>yarn: the dimension index where a frequency turns b times over the original length is
+     *     d·ln(original / (2πb)) / (2 ln base); between those of beta_fast (rounded down) and beta_slow (rounded up)
+     *     a ramp over i goes from θ_i (kept) to θ_i/factor (interpolated).
+     * </ul>
+     */
+    public static double[] ropeFrequencies(ModelConfig.Rope rope, int headDim, double theta, int maxPositions, int length) {
+        int half = headDim / 2;
+        double base = theta;
+        if (rope.type().equals("dynamic") && length > maxPositions) {
+            double grow = rope.factor() * length / maxPositions - (rope.factor() - 1);
+            base = theta * Math.exp(Math.log(grow) * headDim / (headDim - 2));
+        }
+        double[] f = new double[half];
+        for (int i = 0; i < half; i++) {
+            double plain = Math.exp(-2.0 * i / headDim * Math.log(base));
+            double scaled = plain / rope.factor();
+            switch (rope.type()) {
+                case "linear" -> f[i] = scaled;
+                case "llama3" -> {
+                    double r = rope.originalMaxPositions() / (2 * Math.PI / plain);
+                    double lo = rope.lowFreqFactor(), hi = rope.highFreqFactor();
+                    if (r < lo) {
+                        f[i] = scaled;
+                    } else if (r > hi) {
+                        f[i] = plain;
+                    } else {
+                        double s = (r - lo) / (hi - lo);
+                        f[i] = (1 - s) * scaled + s * plain;
+                    }
+                }
+                case "yarn" -> {
+                    double original = rope.originalMaxPositions() > 0 ? rope.originalMaxPositions() : maxPositions;
+                    double bFast = rope.betaFast() == 0 ? 32 : rope.betaFast(), bSlow = rope.betaSlow() == 0 ? 1 : rope.betaSlow();
+                    double from = headDim * Math.log(original / (2 * Math.PI * bFast)) / (2 * Math.log(theta));
+                    double to = headDim * Math.log(original / (2 * Math.PI * bSlow)) / (2 * Math.log(theta));
+                    if (rope.truncate()) {
+                        from = Math.floor(from);
+                        to = Math.ceil(to);
+                    }
+                    from = Math.max(from, 0);
+                    to = Math.min(to, headDim - 1);
+                    if (to == from) to += 0.001;
+                    double t = (i - from) / (to - from);
+                    double interpolated = t <= 0 ? 0 : t >= 1 ? 1 : t;
+                    f[i] = interpolated * scaled + (1 - interpolated) * plain;
+                }
+                default -> f[i] = plain;
+            }
+        }
+        return f;
+    }
+
+    /**
+     * What cos and sin are multiplied by: for yarn attention_factor, or mscale(factor, mscale) / mscale(factor,
+     * mscale_all_dim) when both are given, or mscale(factor, 1), with mscale(s, m) = 0.1·m·ln s + 1 (1 for s ≤ 1).
+     */
+    public static double ropeScale(ModelConfig.Rope rope) {
+        if (!rope.type().equals("yarn")) return 1.0;
+        if (rope.attentionFactor() > 0) return rope.attentionFactor();
+        double s = rope.factor();
+        if (s <= 1) return 1.0;
+        if (rope.mscale() != 0 && rope.mscaleAllDim() != 0) {
+            return (0.1 * rope.mscale() * Math.log(s) + 1) / (0.1 * rope.mscaleAllDim() * Math.log(s) + 1);
+        }
+        return 0.1 * Math.log(s) + 1;
+    }
+
+    /** Rotary embedding as above with the given frequencies, cos and sin multiplied by {@code scale}. */
+    public static double[] rope(double[] x, int batch, int seq, int heads, int headDim, double[] freq, double scale) {
         int half = headDim / 2;
         int width = heads * headDim;
         double[] y = new double[x.length];
@@ -116,10 +198,9 @@ public final class Reference64 {
                 for (int h = 0; h < heads; h++) {
                     int base = row + h * headDim;
                     for (int i = 0; i < half; i++) {
-                        double freq = Math.pow(theta, -2.0 * i / headDim);
-                        double angle = t * freq;
-                        double cos = Math.cos(angle);
-                        double sin = Math.sin(angle);
+                        double angle = t * freq[i];
+                        double cos = scale * Math.cos(angle);
+                        double sin = scale * Math.sin(angle);
                         double x1 = x[base + i];
                         double x2 = x[base + i + half];
                         y[base + i] = x1 * cos - x2 * sin;
@@ -138,6 +219,12 @@ public final class Reference64 {
      */
     public static double[] causalAttention(double[] q, double[] k, double[] v, int batch, int seq,
                                            int heads, int kvHeads, int headDim) {
+        return causalAttention(q, k, v, batch, seq, heads, kvHeads, headDim, 0);
+    }
+
+    /** The same with a sliding window: token t attends to tokens s with t − window &lt; s ≤ t (all s ≤ t for 0). */
+    public static double[] causalAttention(double[] q, double[] k, double[] v, int batch, int seq,
+                                           int heads, int kvHeads, int headDim, int window) {
         int qWidth = heads * headDim;
         int kvWidth = kvHeads * headDim;
         int group = heads / kvHeads;
@@ -150,7 +237,8 @@ public final class Reference64 {
                 for (int t = 0; t < seq; t++) {
                     int qBase = (b * seq + t) * qWidth + h * headDim;
                     double max = Double.NEGATIVE_INFINITY;
-                    for (int s = 0; s <= t; s++) {
+                    int first = window > 0 ? Math.max(0, t - window + 1) : 0;
+                    for (int s = first; s <= t; s++) {
                         int kBase = (b * seq + s) * kvWidth + kvh * headDim;
                         double dotQk = 0.0;
                         for (int d = 0; d < headDim; d++) {
@@ -161,11 +249,11 @@ public final class Reference64 {
                     }
                     // Subtracting the max leaves softmax unchanged and keeps exp() from overflowing.
                     double sum = 0.0;
-                    for (int s = 0; s <= t; s++) {
+                    for (int s = first; s <= t; s++) {
                         scores[s] = Math.exp(scores[s] - max);
                         sum += scores[s];
                     }
-                    for (int s = 0; s <= t; s++) {
+                    for (int s = first; s <= t; s++) {
                         double weight = scores[s] / sum;
                         int vBase = (b * seq + s) * kvWidth + kvh * headDim;
                         for (int d = 0; d < headDim; d++) {
@@ -261,31 +349,42 @@ public final class Reference64 {
 
     /**
      * Hugging Face LLaMA decoder layer: h = x + o_proj(attn(rope(q), rope(k), v)) on rmsNorm(x);
-     * out = h + down_proj(silu(gate_proj(n2))·up_proj(n2)) with n2 = rmsNorm(h). No biases.
+     * out = h + down_proj(silu(gate_proj(n2))·up_proj(n2)) with n2 = rmsNorm(h). No biases, plain rotary.
      */
     public static double[] llamaBlock(double[] x, int batch, int seq, int dim, int heads, int kvHeads,
                                       int headDim, double eps, double ropeTheta, Map<String, double[]> p) {
+        return llamaBlock(x, batch, seq, dim, heads, kvHeads, headDim, eps,
+                ropeFrequencies(ModelConfig.Rope.NONE, headDim, ropeTheta, seq, seq), 1.0, 0, p);
+    }
+
+    /**
+     * The LLaMA-family layer with rotary frequencies {@code freq} and cos/sin multiplier {@code ropeScale}, a
+     * sliding {@code window} (0 for none), and a bias on each projection whose "….bias" is in p (Llama's
+     * attention_bias and mlp_bias, Qwen2's q, k and v).
+     */
+    public static double[] llamaBlock(double[] x, int batch, int seq, int dim, int heads, int kvHeads, int headDim, double eps,
+                                      double[] freq, double ropeScale, int window, Map<String, double[]> p) {
         int n = batch * seq;
         int qWidth = heads * headDim;
         int kvWidth = kvHeads * headDim;
 
         double[] n1 = rmsNorm(x, n, dim, p.get("input_layernorm.weight"), eps);
-        double[] q = linear(n1, n, dim, p.get("self_attn.q_proj.weight"), qWidth, null);
-        double[] k = linear(n1, n, dim, p.get("self_attn.k_proj.weight"), kvWidth, null);
-        double[] v = linear(n1, n, dim, p.get("self_attn.v_proj.weight"), kvWidth, null);
-        q = rope(q, batch, seq, heads, headDim, ropeTheta);
-        k = rope(k, batch, seq, kvHeads, headDim, ropeTheta);
-        double[] attn = causalAttention(q, k, v, batch, seq, heads, kvHeads, headDim);
-        double[] o = linear(attn, n, qWidth, p.get("self_attn.o_proj.weight"), dim, null);
+        double[] q = linear(n1, n, dim, p.get("self_attn.q_proj.weight"), qWidth, p.get("self_attn.q_proj.bias"));
+        double[] k = linear(n1, n, dim, p.get("self_attn.k_proj.weight"), kvWidth, p.get("self_attn.k_proj.bias"));
+        double[] v = linear(n1, n, dim, p.get("self_attn.v_proj.weight"), kvWidth, p.get("self_attn.v_proj.bias"));
+        q = rope(q, batch, seq, heads, headDim, freq, ropeScale);
+        k = rope(k, batch, seq, kvHeads, headDim, freq, ropeScale);
+        double[] attn = causalAttention(q, k, v, batch, seq, heads, kvHeads, headDim, window);
+        double[] o = linear(attn, n, qWidth, p.get("self_attn.o_proj.weight"), dim, p.get("self_attn.o_proj.bias"));
         double[] h = add(x, o);
 
         double[] n2 = rmsNorm(h, n, dim, p.get("post_attention_layernorm.weight"), eps);
         double[] gateW = p.get("mlp.gate_proj.weight");
         int hidden = gateW.length / dim;
-        double[] gate = linear(n2, n, dim, gateW, hidden, null);
-        double[] up = linear(n2, n, dim, p.get("mlp.up_proj.weight"), hidden, null);
+        double[] gate = linear(n2, n, dim, gateW, hidden, p.get("mlp.gate_proj.bias"));
+        double[] up = linear(n2, n, dim, p.get("mlp.up_proj.weight"), hidden, p.get("mlp.up_proj.bias"));
         double[] act = swiglu(gate, up);
-        double[] down = linear(act, n, hidden, p.get("mlp.down_proj.weight"), dim, null);
+        double[] down = linear(act, n, hidden, p.get("mlp.down_proj.weight"), dim, p.get("mlp.down_proj.bias"));
         return add(h, down);
     }
 

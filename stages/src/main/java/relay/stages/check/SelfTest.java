@@ -45,10 +45,11 @@ public final class SelfTest {
 
     public static List<String> names() {
         return List.of("linear", "linear-no-bias", "linear-lora", "linear-rso", "layernorm", "rmsnorm", "gelu", "swiglu", "rope",
-                "attention", "attention-gqa", "token-embedding", "position-embedding",
+                "rope-yarn", "attention", "attention-gqa", "attention-window", "token-embedding", "position-embedding",
                 "lm-head-cross-entropy", "lm-head-cross-entropy-rmsnorm", "gpt2-block", "gpt2-block-recompute",
-                "gpt2-block-frozen", "llama-block", "llama-block-recompute", "llama-block-rso", "gpt2-model-tied",
-                "llama-model", "llama-model-prompt-masked");
+                "gpt2-block-frozen", "llama-block", "llama-block-recompute", "llama-block-rso", "qwen2-block-window",
+                "gpt2-model-tied", "llama-model", "llama-model-prompt-masked", "llama-model-linear", "llama-model-dynamic",
+                "llama-model-llama3", "llama-model-yarn", "llama-model-bias", "qwen2-model", "mistral-model-window");
     }
 
     public Result run(String name) {
@@ -63,9 +64,11 @@ public final class SelfTest {
             case "rmsnorm" -> norm(name, rng, false);
             case "gelu" -> gelu(name, rng);
             case "swiglu" -> swiglu(name, rng);
-            case "rope" -> rope(name, rng);
-            case "attention" -> attention(name, rng, 2, 2);
-            case "attention-gqa" -> attention(name, rng, 4, 2);
+            case "rope" -> rope(name, rng, ModelConfig.Rope.NONE);
+            case "rope-yarn" -> rope(name, rng, ModelConfig.Rope.yarn(4, 2048));
+            case "attention" -> attention(name, rng, 2, 2, 0);
+            case "attention-gqa" -> attention(name, rng, 4, 2, 0);
+            case "attention-window" -> attention(name, rng, 4, 2, 3);
             case "token-embedding" -> embedding(name, rng, false);
             case "position-embedding" -> embedding(name, rng, true);
             case "lm-head-cross-entropy" -> head(name, rng, Family.GPT2);
@@ -76,9 +79,18 @@ public final class SelfTest {
             case "llama-block-rso" -> subspaceBlock(name, rng, llama());
             case "llama-block" -> block(name, rng, llama(), false);
             case "llama-block-recompute" -> block(name, rng, llama(), true);
+            case "qwen2-block-window" -> block(name, rng, llama(9, LLAMA.withModelType("qwen2").withWindow(3, 0)), false);
             case "gpt2-model-tied" -> model(name, rng, gpt2(), false);
             case "llama-model" -> model(name, rng, llama(), false);
             case "llama-model-prompt-masked" -> model(name, rng, llama(), true);
+            // The model checks run sequences of 6: dynamic scaling acts past max_position_embeddings 4, windows of 3 cut them.
+            case "llama-model-linear" -> model(name, rng, llama(9, LLAMA.withRope(ModelConfig.Rope.linear(2.5), SCALING)), false);
+            case "llama-model-dynamic" -> model(name, rng, llama(4, LLAMA.withRope(ModelConfig.Rope.dynamic(2), SCALING)), false);
+            case "llama-model-llama3" -> model(name, rng, llama(9, LLAMA.withRope(ModelConfig.Rope.llama3(8, 1, 4, 64), SCALING)), false);
+            case "llama-model-yarn" -> model(name, rng, llama(9, LLAMA.withRope(ModelConfig.Rope.yarn(4, 2048), SCALING)), false);
+            case "llama-model-bias" -> model(name, rng, llama(9, LLAMA.withBiases(true, true)), false);
+            case "qwen2-model" -> model(name, rng, llama(9, LLAMA.withModelType("qwen2").withWindow(3, 1)), false);
+            case "mistral-model-window" -> model(name, rng, llama(9, LLAMA.withModelType("mistral").withWindow(3, 0)), false);
             default -> throw new IllegalArgumentException("no self-test named " + name + "; known: " + names());
         };
     }
@@ -94,6 +106,23 @@ public final class SelfTest {
     /** Head size 8 with 4 query heads over 2 kv heads: q is 32 wide on a 16-wide residual stream. */
     static ModelConfig llama() {
         return new ModelConfig(Family.LLAMA, 11, 16, 2, 4, 2, 8, 24, 9, 1e-5f, 10000.0, false);
+    }
+
+    private static final ModelConfig.Options LLAMA = ModelConfig.Options.plain(Family.LLAMA);
+    private static final ModelConfig.RopeSpelling SCALING = ModelConfig.RopeSpelling.ROPE_SCALING_ROPE_TYPE;
+
+    /** The same shape with LLaMA-family options (rotary scaling, biases, a sliding window). */
+    static ModelConfig llama(int maxPositions, ModelConfig.Options options) {
+        return new ModelConfig(Family.LLAMA, 11, 16, 2, 4, 2, 8, 24, maxPositions, 1e-5f, 10000.0, false, options);
+    }
+
+    /** Layer {@code layer} of a LLaMA-family config in float64, its rotary frequencies for sequences of {@code seq}. */
+    private static double[] referenceLlama(ModelConfig cfg, int layer, double[] x, int seq, Map<String, double[]> p) {
+        ModelConfig.Options o = cfg.options();
+        double[] freq = Reference64.ropeFrequencies(o.rope(), cfg.headDim(), cfg.ropeTheta(), cfg.maxPositions(), seq);
+        int window = layer >= o.windowFromLayer() ? o.slidingWindow() : 0;
+        return Reference64.llamaBlock(x, B, seq, cfg.hidden(), cfg.heads(), cfg.kvHeads(), cfg.headDim(), cfg.normEps(), freq,
+                Reference64.ropeScale(o.rope()), window, p);
     }
 
     // ---- helpers between double[] and device tensors ----
@@ -274,31 +303,34 @@ public final class SelfTest {
                 }), seed);
     }
 
-    private Result rope(String name, SplittableRandom rng) {
+    /** The rope kernel with the given scaling: its backward (scale·Rᵀ) against finite differences. */
+    private Result rope(String name, SplittableRandom rng, ModelConfig.Rope scaling) {
         int seq = 5, heads = 3, hd = 8, n = B * seq, w = heads * hd;
         double theta = 10000.0;
+        double[] freq = Reference64.ropeFrequencies(scaling, hd, theta, seq, seq);
+        double scale = Reference64.ropeScale(scaling);
         Map<String, double[]> vars = new LinkedHashMap<>();
         vars.put("x", GradientCheck.random(rng, n * w, 1));
-        return GradientCheck.check(name, vars, v -> Reference64.rope(v.get("x"), B, seq, heads, hd, theta),
+        return GradientCheck.check(name, vars, v -> Reference64.rope(v.get("x"), B, seq, heads, hd, freq, scale),
                 (v, dOut) -> scoped(owned -> {
                     Tensor x = own(owned, tensor(v.get("x"), n, w));
-                    device.rope(x, seq, heads, hd, theta, false, 0);
+                    device.rope(x, seq, heads, freq, scale, false, 0);
                     Tensor dx = own(owned, tensor(dOut, n, w));
-                    device.rope(dx, seq, heads, hd, theta, true, 0);
+                    device.rope(dx, seq, heads, freq, scale, true, 0);
                     return new Outcome(get(x), Map.of("x", get(dx)));
                 }), seed);
     }
 
-    private Result attention(String name, SplittableRandom rng, int heads, int kvHeads) {
+    private Result attention(String name, SplittableRandom rng, int heads, int kvHeads, int window) {
         int seq = 7, hd = 8, n = B * seq, qw = heads * hd, kvw = kvHeads * hd;
         Map<String, double[]> vars = new LinkedHashMap<>();
         vars.put("q", GradientCheck.random(rng, n * qw, 1));
         vars.put("k", GradientCheck.random(rng, n * kvw, 1));
         vars.put("v", GradientCheck.random(rng, n * kvw, 1));
         return GradientCheck.check(name, vars,
-                v -> Reference64.causalAttention(v.get("q"), v.get("k"), v.get("v"), B, seq, heads, kvHeads, hd),
+                v -> Reference64.causalAttention(v.get("q"), v.get("k"), v.get("v"), B, seq, heads, kvHeads, hd, window),
                 (v, dOut) -> scoped(owned -> {
-                    CausalAttention att = new CausalAttention(heads, kvHeads, hd);
+                    CausalAttention att = new CausalAttention(heads, kvHeads, hd, window);
                     Tensor q = own(owned, tensor(v.get("q"), n, qw));
                     Tensor k = own(owned, tensor(v.get("k"), n, kvw));
                     Tensor val = own(owned, tensor(v.get("v"), n, kvw));
@@ -398,8 +430,7 @@ public final class SelfTest {
                 v.forEach((k, a) -> p.put(k.startsWith(prefix) ? k.substring(prefix.length()) : k, a));
                 return cfg.family() == Family.GPT2
                         ? Reference64.gpt2Block(v.get("x"), B, seq, c, cfg.heads(), cfg.normEps(), p)
-                        : Reference64.llamaBlock(v.get("x"), B, seq, c, cfg.heads(), cfg.kvHeads(), cfg.headDim(),
-                                cfg.normEps(), cfg.ropeTheta(), p);
+                        : referenceLlama(cfg, 0, v.get("x"), seq, p);
             };
             return GradientCheck.check(name, vars, ref, (v, dOut) -> scoped(owned -> {
                 load(block.parameters(), v);
@@ -423,8 +454,7 @@ public final class SelfTest {
         int c = cfg.hidden();
         return cfg.family() == Family.GPT2
                 ? Reference64.gpt2Block(x, B, seq, c, cfg.heads(), cfg.normEps(), p)
-                : Reference64.llamaBlock(x, B, seq, c, cfg.heads(), cfg.kvHeads(), cfg.headDim(), cfg.normEps(),
-                        cfg.ropeTheta(), p);
+                : referenceLlama(cfg, 0, x, seq, p);
     }
 
     /** A frozen block: only the input gradient, from fewer saved activations, with no sink at all. */
@@ -515,8 +545,7 @@ public final class SelfTest {
                 if (k.startsWith(prefix)) bp.put(k.substring(prefix.length()), a);
             });
             x = gpt2 ? Reference64.gpt2Block(x, B, seq, c, cfg.heads(), cfg.normEps(), bp)
-                    : Reference64.llamaBlock(x, B, seq, c, cfg.heads(), cfg.kvHeads(), cfg.headDim(), cfg.normEps(),
-                            cfg.ropeTheta(), bp);
+                    : referenceLlama(cfg, l, x, seq, bp);
         }
         double[] y = gpt2 ? Reference64.layerNorm(x, n, c, p.get("transformer.ln_f.weight"), p.get("transformer.ln_f.bias"), cfg.normEps())
                 : Reference64.rmsNorm(x, n, c, p.get("model.norm.weight"), cfg.normEps());

@@ -1,8 +1,11 @@
 package relay.stages.io;
 
 import com.google.gson.GsonBuilder;
+import com.google.gson.JsonElement;
+import com.google.gson.JsonNull;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
+import com.google.gson.JsonPrimitive;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -59,7 +62,7 @@ public final class HfModelDirectory {
     /** Writes dir/config.json, creating dir. */
     public static void writeConfig(ModelConfig cfg, Path dir) throws IOException {
         Files.createDirectories(dir);
-        Files.writeString(dir.resolve("config.json"), new GsonBuilder().setPrettyPrinting().create().toJson(configJson(cfg)) + "\n",
+        Files.writeString(dir.resolve("config.json"), new GsonBuilder().setPrettyPrinting().serializeNulls().create().toJson(configJson(cfg)) + "\n",
                 StandardCharsets.UTF_8);
     }
 
@@ -122,8 +125,14 @@ public final class HfModelDirectory {
             o.addProperty("activation_function", "gelu_new");
             o.addProperty("tie_word_embeddings", true);
         } else {
-            o.addProperty("model_type", "llama");
-            o.add("architectures", JsonParser.parseString("[\"LlamaForCausalLM\"]"));
+            String type = c.modelType();
+            o.addProperty("model_type", type);
+            String arch = switch (type) {
+                case "mistral" -> "MistralForCausalLM";
+                case "qwen2" -> "Qwen2ForCausalLM";
+                default -> "LlamaForCausalLM";
+            };
+            o.add("architectures", JsonParser.parseString("[\"" + arch + "\"]"));
             o.addProperty("vocab_size", c.vocabSize());
             o.addProperty("hidden_size", c.hidden());
             o.addProperty("intermediate_size", c.intermediate());
@@ -133,13 +142,57 @@ public final class HfModelDirectory {
             o.addProperty("head_dim", c.headDim());
             o.addProperty("max_position_embeddings", c.maxPositions());
             o.addProperty("rms_norm_eps", c.normEps());
-            o.addProperty("rope_theta", c.ropeTheta());
+            ModelConfig.Options opt = c.options();
+            if (opt.ropeSpelling() == ModelConfig.RopeSpelling.ROPE_PARAMETERS) {
+                JsonObject r = rope(opt.rope(), "rope_type");
+                r.addProperty("rope_theta", c.ropeTheta());
+                o.add("rope_parameters", r);
+            } else {
+                o.addProperty("rope_theta", c.ropeTheta());
+                if (opt.ropeSpelling() != ModelConfig.RopeSpelling.NONE) {
+                    o.add("rope_scaling", rope(opt.rope(), opt.ropeSpelling() == ModelConfig.RopeSpelling.ROPE_SCALING_TYPE ? "type" : "rope_type"));
+                }
+            }
             o.addProperty("hidden_act", "silu");
-            o.addProperty("attention_bias", false);
-            o.addProperty("mlp_bias", false);
+            switch (type) {
+                case "mistral" -> o.add("sliding_window", window(opt.slidingWindow()));
+                case "qwen2" -> {
+                    o.addProperty("use_sliding_window", opt.slidingWindow() > 0);
+                    o.add("sliding_window", window(opt.slidingWindow()));
+                    o.addProperty("max_window_layers", opt.windowFromLayer());
+                }
+                default -> {
+                    o.addProperty("attention_bias", opt.attentionBias());
+                    o.addProperty("mlp_bias", opt.mlpBias());
+                }
+            }
             o.addProperty("tie_word_embeddings", c.tiedEmbeddings());
         }
         o.addProperty("torch_dtype", "float32");
+        return o;
+    }
+
+    private static JsonElement window(int w) {
+        return w > 0 ? new JsonPrimitive(w) : JsonNull.INSTANCE;
+    }
+
+    /** The rotary scaling as transformers reads it, with only the keys the config gave (0 is "not given"). */
+    private static JsonObject rope(ModelConfig.Rope r, String typeKey) {
+        JsonObject o = new JsonObject();
+        o.addProperty(typeKey, r.type());
+        if (r.type().equals("default")) return o;
+        o.addProperty("factor", r.factor());
+        if (r.type().equals("llama3")) {
+            o.addProperty("low_freq_factor", r.lowFreqFactor());
+            o.addProperty("high_freq_factor", r.highFreqFactor());
+        }
+        if (r.originalMaxPositions() > 0) o.addProperty("original_max_position_embeddings", r.originalMaxPositions());
+        if (r.attentionFactor() > 0) o.addProperty("attention_factor", r.attentionFactor());
+        if (r.betaFast() != 0) o.addProperty("beta_fast", r.betaFast());
+        if (r.betaSlow() != 0) o.addProperty("beta_slow", r.betaSlow());
+        if (r.mscale() != 0) o.addProperty("mscale", r.mscale());
+        if (r.mscaleAllDim() != 0) o.addProperty("mscale_all_dim", r.mscaleAllDim());
+        if (!r.truncate()) o.addProperty("truncate", false);
         return o;
     }
 

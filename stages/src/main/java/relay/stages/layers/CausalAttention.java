@@ -8,15 +8,22 @@ import relay.stages.tensor.Tensor;
 /**
  * Causal scaled-dot-product attention with grouped-query heads (query head h reads key/value head
  * h / (heads / kvHeads)). q, k and v are column blocks of token-major matrices — one head is a strided
- * view, so heads are never copied out. Forward keeps the probabilities for backward.
+ * view, so heads are never copied out. Forward keeps the probabilities for backward. With a sliding window
+ * (Mistral, Qwen2) query i sees only keys j with i − window &lt; j ≤ i.
  */
 public final class CausalAttention {
     private final int heads;
     private final int kvHeads;
     private final int headDim;
     private final float scale;
+    private final int window;
 
     public CausalAttention(int heads, int kvHeads, int headDim) {
+        this(heads, kvHeads, headDim, 0);
+    }
+
+    /** {@code window} 0 attends to every earlier key. */
+    public CausalAttention(int heads, int kvHeads, int headDim, int window) {
         if (heads % kvHeads != 0) {
             throw new IllegalArgumentException(heads + " attention heads do not split into " + kvHeads + " kv heads");
         }
@@ -24,6 +31,8 @@ public final class CausalAttention {
         this.kvHeads = kvHeads;
         this.headDim = headDim;
         this.scale = (float) (1.0 / Math.sqrt(headDim));
+        if (window < 0) throw new IllegalArgumentException("a sliding window of " + window);
+        this.window = window;
     }
 
     private int kvHead(int h) {
@@ -49,7 +58,7 @@ public final class CausalAttention {
                         head(k, b, seq, kvHead(h), headDim), 0f, square(probs, b * heads + h, seq));
             }
         }
-        d.causalSoftmax(probs, seq, seq);
+        d.causalSoftmax(probs, seq, seq, window);
         for (int b = 0; b < batch; b++) {
             for (int h = 0; h < heads; h++) {
                 d.gemm(false, false, seq, headDim, seq, 1f, square(probs, b * heads + h, seq),
@@ -71,7 +80,7 @@ public final class CausalAttention {
                 d.gemm(false, true, n, total, headDim, scale, head(q, 0, n, h, headDim), head(k, 0, total, kvHead(h), headDim),
                         0f, new Mat(scores, (long) h * n * total, total));
             }
-            d.causalSoftmax(scores, n, total);
+            d.causalSoftmax(scores, n, total, window);
             for (int h = 0; h < heads; h++) {
                 d.gemm(false, false, n, headDim, total, 1f, new Mat(scores, (long) h * n * total, total),
                         head(v, 0, total, kvHead(h), headDim), 0f, head(o, 0, n, h, headDim));
@@ -98,7 +107,7 @@ public final class CausalAttention {
                             head(dv, b, seq, g, headDim));
                 }
                 Tensor pb = probs.view(batch * heads * seq, seq).rowRange(b * heads * seq, (b + 1) * heads * seq);
-                d.softmaxBackward(pb, dScores.view(heads * seq, seq), seq, seq);
+                d.softmaxBackward(pb, dScores.view(heads * seq, seq), seq, seq, window);
                 for (int h = 0; h < heads; h++) {
                     int g = kvHead(h);
                     Mat dS = square(dScores, h, seq);

@@ -24,7 +24,8 @@ public final class KvCache implements AutoCloseable {
     private int length;
 
     public KvCache(Model model, int capacity) {
-        if (capacity > model.config().maxPositions()) {
+        // Dynamic rotary scaling is what lets a LLaMA-family model run past max_position_embeddings.
+        if (capacity > model.config().maxPositions() && !RotaryEmbedding.of(model.config()).dependsOnLength()) {
             throw new IllegalArgumentException("a cache of " + capacity + " exceeds the model's " + model.config().maxPositions() + " positions");
         }
         this.capacity = capacity;

@@ -14,15 +14,16 @@ import relay.stages.tensor.Mat;
 import relay.stages.tensor.Tensor;
 
 /**
- * A LLaMA decoder layer: RMSNorm, grouped-query attention with rotary positions, RMSNorm, SwiGLU MLP,
- * no biases. Names follow Hugging Face's LlamaDecoderLayer.
+ * A LLaMA-family decoder layer: RMSNorm, grouped-query attention with rotary positions, RMSNorm, SwiGLU MLP.
+ * Names follow Hugging Face's LlamaDecoderLayer; the config's options add biases (Llama's attention_bias and
+ * mlp_bias, Qwen2's q, k and v biases), rotary scaling and a sliding window (Mistral, Qwen2).
  */
 public final class LlamaBlock extends TransformerBlock {
     private final int dim;
     private final int heads;
     private final int kvHeads;
     private final int headDim;
-    private final double ropeTheta;
+    private final RotaryEmbedding rotary;
     private final Norm inputNorm;
     private final Norm postNorm;
     private final Linear q;
@@ -34,29 +35,33 @@ public final class LlamaBlock extends TransformerBlock {
     private final Linear down;
     private final CausalAttention attention;
 
-    public LlamaBlock(ModelConfig cfg, String prefix, Initializer init) {
+    /** Layer {@code layer} of the model (Qwen2's sliding window depends on it), its parameters named {@code prefix}…. */
+    public LlamaBlock(ModelConfig cfg, int layer, String prefix, Initializer init) {
         int c = cfg.hidden(), i = cfg.intermediate();
         dim = c;
         heads = cfg.heads();
         kvHeads = cfg.kvHeads();
         headDim = cfg.headDim();
-        ropeTheta = cfg.ropeTheta();
+        rotary = RotaryEmbedding.of(cfg);
         int qw = heads * headDim, kvw = kvHeads * headDim;
         float std = 0.02f, residualStd = (float) (0.02 / Math.sqrt(2.0 * cfg.layers()));
         inputNorm = new Norm(register(init.constant(prefix + "input_layernorm.weight", 1f, c)), null, cfg.normEps());
-        q = linear(init.normal(prefix + "self_attn.q_proj.weight", std, qw, c));
-        k = linear(init.normal(prefix + "self_attn.k_proj.weight", std, kvw, c));
-        v = linear(init.normal(prefix + "self_attn.v_proj.weight", std, kvw, c));
-        o = linear(init.normal(prefix + "self_attn.o_proj.weight", residualStd, c, qw));
+        boolean qkvBias = cfg.qkvBias(), oBias = cfg.options().attentionBias(), mlpBias = cfg.options().mlpBias();
+        q = linear(init, prefix + "self_attn.q_proj", std, qw, c, qkvBias);
+        k = linear(init, prefix + "self_attn.k_proj", std, kvw, c, qkvBias);
+        v = linear(init, prefix + "self_attn.v_proj", std, kvw, c, qkvBias);
+        o = linear(init, prefix + "self_attn.o_proj", residualStd, c, qw, oBias);
         postNorm = new Norm(register(init.constant(prefix + "post_attention_layernorm.weight", 1f, c)), null, cfg.normEps());
-        gate = linear(init.normal(prefix + "mlp.gate_proj.weight", std, i, c));
-        up = linear(init.normal(prefix + "mlp.up_proj.weight", std, i, c));
-        down = linear(init.normal(prefix + "mlp.down_proj.weight", residualStd, c, i));
-        attention = new CausalAttention(heads, kvHeads, headDim);
+        gate = linear(init, prefix + "mlp.gate_proj", std, i, c, mlpBias);
+        up = linear(init, prefix + "mlp.up_proj", std, i, c, mlpBias);
+        down = linear(init, prefix + "mlp.down_proj", residualStd, c, i, mlpBias);
+        attention = new CausalAttention(heads, kvHeads, headDim, cfg.window(layer));
     }
 
-    private Linear linear(Parameter weight) {
-        return new Linear(register(weight), null);
+    /** A [out, in] projection named name.weight, with name.bias (zeros, as transformers initializes them) when asked. */
+    private Linear linear(Initializer init, String name, float std, int out, int in, boolean bias) {
+        Parameter w = register(init.normal(name + ".weight", std, out, in));
+        return new Linear(w, bias ? register(init.constant(name + ".bias", 0f, out)) : null);
     }
 
     @Override
@@ -101,8 +106,9 @@ public final class LlamaBlock extends TransformerBlock {
         s.kIn = s.keep(k.forward(n1.y(), s.k, trainable));
         s.vIn = s.keep(v.forward(n1.y(), s.v, trainable));
         s.keepIfUsed(n1.y(), s.qIn, s.kIn, s.vIn);
-        d.rope(s.q, seq, heads, headDim, ropeTheta, false, 0);
-        d.rope(s.k, seq, kvHeads, headDim, ropeTheta, false, 0);
+        double[] freq = rotary.inverseFrequencies(seq);
+        d.rope(s.q, seq, heads, freq, rotary.scale(), false, 0);
+        d.rope(s.k, seq, kvHeads, freq, rotary.scale(), false, 0);
         Tensor att = d.empty(Category.ACTIVATIONS, n, qw);
         s.probs = s.keep(attention.forward(Mat.of(s.q), Mat.of(s.k), Mat.of(s.v), batch, seq, att));
         s.h = s.keep(d.empty(Category.ACTIVATIONS, n, dim));
@@ -141,8 +147,11 @@ public final class LlamaBlock extends TransformerBlock {
         try (Tensor y1 = n1.y(); Norm.Stats st1 = n1.stats(); Tensor qt = q.forward(y1, Category.ACTIVATIONS);
              Tensor kt = k.forward(y1, Category.ACTIVATIONS); Tensor vt = v.forward(y1, Category.ACTIVATIONS);
              Tensor att = d.empty(Category.ACTIVATIONS, n, heads * headDim)) {
-            d.rope(qt, n, heads, headDim, ropeTheta, false, first);
-            d.rope(kt, n, kvHeads, headDim, ropeTheta, false, first);
+            // The frequencies of the length reached (dynamic scaling changes them past max_position_embeddings); cached
+            // keys keep the turn they were stored with, as in transformers' generate.
+            double[] freq = rotary.inverseFrequencies(total);
+            d.rope(qt, n, heads, freq, rotary.scale(), false, first);
+            d.rope(kt, n, kvHeads, freq, rotary.scale(), false, first);
             d.copy(kt, cache.keys().rowRange(first, total));
             d.copy(vt, cache.values().rowRange(first, total));
             attention.attendCached(Mat.of(qt), Mat.of(cache.keys()), Mat.of(cache.values()), n, total, att);
@@ -189,8 +198,9 @@ public final class LlamaBlock extends TransformerBlock {
                     attention.backward(dAtt, s.probs, Mat.of(s.q), Mat.of(s.k), Mat.of(s.v), s.batch(), s.seq(),
                             Mat.of(dq), Mat.of(dk), Mat.of(dv));
                 }
-                d.rope(dq, s.seq(), heads, headDim, ropeTheta, true, 0);
-                d.rope(dk, s.seq(), kvHeads, headDim, ropeTheta, true, 0);
+                double[] freq = rotary.inverseFrequencies(s.seq());
+                d.rope(dq, s.seq(), heads, freq, rotary.scale(), true, 0);
+                d.rope(dk, s.seq(), kvHeads, freq, rotary.scale(), true, 0);
                 q.backward(s.qIn, dq, dN1, false, sink);
                 k.backward(s.kIn, dk, dN1, true, sink);
                 v.backward(s.vIn, dv, dN1, true, sink);

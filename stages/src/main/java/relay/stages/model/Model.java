@@ -39,7 +39,7 @@ public final class Model implements AutoCloseable {
     public static TransformerBlock block(ModelConfig cfg, int i, Initializer init) {
         return switch (cfg.family()) {
             case GPT2 -> new Gpt2Block(cfg, "transformer.h." + i + ".", init);
-            case LLAMA -> new LlamaBlock(cfg, "model.layers." + i + ".", init);
+            case LLAMA -> new LlamaBlock(cfg, i, "model.layers." + i + ".", init);
         };
     }
 

@@ -150,23 +150,27 @@ public interface Device extends AutoCloseable {
 
     /**
      * Rotary embedding in place on a [tokens, heads·headDim] matrix of sequences of length seq
-     * (position = first + row mod seq), Hugging Face rotate-half layout; inverse rotates back (the backward).
+     * (position p = first + row mod seq), Hugging Face rotate-half layout, headDim = 2·inverseFrequencies.length:
+     * element i of a head pairs with element i + headDim/2 and turns by p·inverseFrequencies[i], cos and sin
+     * multiplied by {@code scale}. Inverse applies the transpose (the backward: scale·Rᵀ, not the inverse rotation
+     * divided by scale).
      */
-    void rope(Tensor x, int seq, int heads, int headDim, double theta, boolean inverse, int first);
+    void rope(Tensor x, int seq, int heads, double[] inverseFrequencies, double scale, boolean inverse, int first);
 
     /**
      * Row-wise causal softmax in place on [groups, queries, keys] scores, the queries being the last of
-     * the keys' positions: query i sees keys 0..keys − queries + i, the rest become 0. Training has
-     * queries = keys; decoding with a cache has fewer queries than keys.
+     * the keys' positions: query i (position p = keys − queries + i) sees keys j with p − window &lt; j ≤ p,
+     * every j ≤ p when window is 0; the rest become 0. Training has queries = keys; decoding with a cache has
+     * fewer queries than keys.
      */
-    void causalSoftmax(Tensor scores, int queries, int keys);
+    void causalSoftmax(Tensor scores, int queries, int keys, int window);
 
     /**
      * In place on [groups, queries, keys] as for {@link #causalSoftmax}: dP becomes dS = P ⊙ (dP − rowsum(P ⊙ dP)),
      * the gradient through softmax, over each row's visible keys; the rest of dS becomes 0 (dP there is
      * not read, so it need not have been computed).
      */
-    void softmaxBackward(Tensor probs, Tensor dProbs, int queries, int keys);
+    void softmaxBackward(Tensor probs, Tensor dProbs, int queries, int keys, int window);
 
     // ---- embeddings and loss ----
 

@@ -15,9 +15,17 @@ import relay.stages.tensor.cpu.CpuDevice;
 class KvCacheTest {
 
     @ParameterizedTest
-    @ValueSource(strings = {"llama-tiny", "gpt2-tiny"})
+    @ValueSource(strings = {"llama-tiny", "gpt2-tiny", "mistral-window", "llama-dynamic"})
     void cachedDecodingEqualsFullRecompute(String name) {
-        ModelConfig cfg = ModelConfig.named(name);
+        ModelConfig tiny = ModelConfig.named("llama-tiny");
+        ModelConfig.Options plain = ModelConfig.Options.plain(Family.LLAMA);
+        ModelConfig cfg = switch (name) {
+            // A window of 3 over 8 tokens: the cache holds keys the window no longer reaches.
+            case "mistral-window" -> withOptions(tiny, tiny.maxPositions(), plain.withModelType("mistral").withWindow(3, 0));
+            // Up to max_position_embeddings dynamic scaling is the plain rotary embedding, step by step too.
+            case "llama-dynamic" -> withOptions(tiny, 8, plain.withRope(ModelConfig.Rope.dynamic(2), ModelConfig.RopeSpelling.ROPE_SCALING_TYPE));
+            default -> ModelConfig.named(name);
+        };
         try (CpuDevice d = new CpuDevice("cpu-kv", 1); Model m = Model.initialize(cfg, d, 3)) {
             // Larger weights than the initialization's, so attention is far from uniform.
             SplittableRandom r = new SplittableRandom(1);
@@ -38,6 +46,46 @@ class KvCacheTest {
             }
             assertEquals(0, d.memory().current(Category.WORKSPACE) + d.memory().current(Category.ACTIVATIONS), "nothing left behind");
         }
+    }
+
+    /**
+     * Past max_position_embeddings (4 here) dynamic scaling turns by the frequencies of the length reached: a prompt
+     * of L tokens through the cache gives the full forward's logits at every L, and they are the plain model's
+     * only up to 4 tokens. (A cached step past 4 keeps earlier keys and values as they were computed, as transformers'
+     * generate does, so it cannot equal a full recompute, whose earlier tokens see the new frequencies too.)
+     */
+    @org.junit.jupiter.api.Test
+    void dynamicScalingFollowsTheLengthSeen() {
+        ModelConfig tiny = ModelConfig.named("llama-tiny");
+        ModelConfig plain = withOptions(tiny, 4, ModelConfig.Options.plain(Family.LLAMA));
+        ModelConfig dynamic = withOptions(tiny, 4, plain.options().withRope(ModelConfig.Rope.dynamic(2), ModelConfig.RopeSpelling.ROPE_PARAMETERS));
+        int[] ids = {5, 17, 42, 8, 99, 3, 250, 61};
+        try (CpuDevice d = new CpuDevice("cpu-kv", 1); Model a = Model.initialize(plain, d, 3); Model b = Model.initialize(dynamic, d, 3)) {
+            for (Model m : new Model[] {a, b}) {
+                for (Parameter p : m.parameters()) {
+                    float[] v = p.value().toArray();
+                    for (int i = 0; i < v.length; i++) v[i] = p.decay() ? v[i] * 10 : 1f;
+                    p.value().copyFrom(v);
+                }
+            }
+            for (int len = 2; len <= ids.length; len++) {
+                int[] prompt = Arrays.copyOf(ids, len);
+                float[] full = b.lastLogits(prompt);
+                try (KvCache cache = new KvCache(b, 16)) {
+                    assertClose(full, b.nextLogits(prompt, cache), "prompt of " + len);
+                }
+                float[] unscaled = a.lastLogits(prompt);
+                double diff = 0;
+                for (int i = 0; i < full.length; i++) diff = Math.max(diff, Math.abs(full[i] - unscaled[i]));
+                if (len <= 4) assertEquals(0, diff, 1e-4, "unscaled up to max_position_embeddings, at " + len);
+                else assertTrue(diff > 1e-2, "scaled past max_position_embeddings, at " + len + ": " + diff);
+            }
+        }
+    }
+
+    static ModelConfig withOptions(ModelConfig c, int maxPositions, ModelConfig.Options options) {
+        return new ModelConfig(c.family(), c.vocabSize(), c.hidden(), c.layers(), c.heads(), c.kvHeads(), c.headDim(), c.intermediate(),
+                maxPositions, c.normEps(), c.ropeTheta(), c.tiedEmbeddings(), options);
     }
 
     static void assertClose(float[] want, float[] got, String what) {

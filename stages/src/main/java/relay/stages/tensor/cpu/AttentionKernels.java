@@ -9,15 +9,15 @@ import java.nio.FloatBuffer;
 final class AttentionKernels {
     private AttentionKernels() {}
 
-    /** cos and sin of position·θ^(−2i/d) for every position and frequency, [seq][d/2] each. */
-    static float[][] ropeTable(int seq, int headDim, double theta) {
-        int half = headDim / 2;
+    /** scale·cos and scale·sin of position·inv_freq[i] for every position and frequency, [seq][d/2] each. */
+    static float[][] ropeTable(int seq, double[] inverseFrequencies, double scale) {
+        int half = inverseFrequencies.length;
         float[] cos = new float[seq * half], sin = new float[seq * half];
         for (int i = 0; i < half; i++) {
-            double freq = Math.pow(theta, -2.0 * i / headDim);
+            double freq = inverseFrequencies[i];
             for (int p = 0; p < seq; p++) {
-                cos[p * half + i] = (float) Math.cos(p * freq);
-                sin[p * half + i] = (float) Math.sin(p * freq);
+                cos[p * half + i] = (float) (scale * Math.cos(p * freq));
+                sin[p * half + i] = (float) (scale * Math.sin(p * freq));
             }
         }
         return new float[][] {cos, sin};
@@ -44,33 +44,41 @@ final class AttentionKernels {
         }
     }
 
-    /** Rows are (group, query i) pairs of [groups, queries, keys]; row i keeps keys 0..keys − queries + i. */
-    static void causalSoftmax(FloatBuffer p, int po, int queries, int keys, int from, int to) {
-        float[] a = new float[keys];
+    /**
+     * Rows are (group, query i) pairs of [groups, queries, keys]; row i keeps keys start..end − 1 with
+     * end = keys − queries + i + 1 and start = end − window (0 without a window): a row's visible keys are
+     * copied to the front of the work arrays, so the loops below are the plain softmax.
+     */
+    static void causalSoftmax(FloatBuffer p, int po, int queries, int keys, int window, int from, int to) {
+        float[] a = new float[keys], zeros = new float[keys];
         for (int r = from; r < to; r++) {
-            int n = keys - queries + r % queries + 1, base = po + r * keys;
-            p.get(base, a, 0, n);
+            int end = keys - queries + r % queries + 1, start = window > 0 ? Math.max(0, end - window) : 0, n = end - start;
+            int base = po + r * keys;
+            p.get(base + start, a, 0, n);
             float max = Float.NEGATIVE_INFINITY;
             for (int j = 0; j < n; j++) max = Math.max(max, a[j]);
             for (int j = 0; j < n; j++) a[j] = FastExp.exp(a[j] - max);
             float inv = (float) (1.0 / Sums.sum(a, n));
             for (int j = 0; j < n; j++) a[j] *= inv;
-            for (int j = n; j < keys; j++) a[j] = 0f;
-            p.put(base, a, 0, keys);
+            p.put(base, zeros, 0, start);
+            p.put(base + start, a, 0, n);
+            p.put(base + end, zeros, 0, keys - end);
         }
     }
 
     /** Rows as for {@link #causalSoftmax}; only a row's visible keys are read, the rest of dS is written 0. */
-    static void softmaxBackward(FloatBuffer p, int po, FloatBuffer dp, int dpo, int queries, int keys, int from, int to) {
-        float[] a = new float[keys], d = new float[keys];
+    static void softmaxBackward(FloatBuffer p, int po, FloatBuffer dp, int dpo, int queries, int keys, int window, int from, int to) {
+        float[] a = new float[keys], d = new float[keys], zeros = new float[keys];
         for (int r = from; r < to; r++) {
-            int n = keys - queries + r % queries + 1, base = r * keys;
-            p.get(po + base, a, 0, n);
-            dp.get(dpo + base, d, 0, n);
+            int end = keys - queries + r % queries + 1, start = window > 0 ? Math.max(0, end - window) : 0, n = end - start;
+            int base = r * keys;
+            p.get(po + base + start, a, 0, n);
+            dp.get(dpo + base + start, d, 0, n);
             float fd = (float) Sums.dot(a, d, n);
             for (int j = 0; j < n; j++) d[j] = a[j] * (d[j] - fd);
-            for (int j = n; j < keys; j++) d[j] = 0f;
-            dp.put(dpo + base, d, 0, keys);
+            dp.put(dpo + base, zeros, 0, start);
+            dp.put(dpo + base + start, d, 0, n);
+            dp.put(dpo + base + end, zeros, 0, keys - end);
         }
     }
 }

@@ -402,29 +402,30 @@ public final class CpuDevice implements Device {
     }
 
     @Override
-    public void rope(Tensor x, int seq, int heads, int headDim, double theta, boolean inverse, int first) {
-        if (x.cols() != heads * headDim || headDim % 2 != 0) {
+    public void rope(Tensor x, int seq, int heads, double[] inverseFrequencies, double scale, boolean inverse, int first) {
+        int headDim = 2 * inverseFrequencies.length;
+        if (x.cols() != heads * headDim) {
             throw new IllegalArgumentException("rope over " + heads + " heads of " + headDim + " on " + x.describe());
         }
-        float[][] table = AttentionKernels.ropeTable(first + seq, headDim, theta);
+        float[][] table = AttentionKernels.ropeTable(first + seq, inverseFrequencies, scale);
         FloatBuffer xb = buf(x);
         parallel.forRows(x.rows(), x.cols(), (from, to) ->
                 AttentionKernels.rope(xb, off(x), table[0], table[1], seq, first, heads, headDim, inverse, from, to));
     }
 
     @Override
-    public void causalSoftmax(Tensor scores, int queries, int keys) {
+    public void causalSoftmax(Tensor scores, int queries, int keys, int window) {
         FloatBuffer b = buf(scores);
         parallel.forRows((int) (scores.size() / keys), keys, (from, to) ->
-                AttentionKernels.causalSoftmax(b, off(scores), queries, keys, from, to));
+                AttentionKernels.causalSoftmax(b, off(scores), queries, keys, window, from, to));
     }
 
     @Override
-    public void softmaxBackward(Tensor probs, Tensor dProbs, int queries, int keys) {
+    public void softmaxBackward(Tensor probs, Tensor dProbs, int queries, int keys, int window) {
         sameSize(probs, dProbs);
         FloatBuffer pb = buf(probs), db = buf(dProbs);
         parallel.forRows((int) (probs.size() / keys), keys, (from, to) ->
-                AttentionKernels.softmaxBackward(pb, off(probs), db, off(dProbs), queries, keys, from, to));
+                AttentionKernels.softmaxBackward(pb, off(probs), db, off(dProbs), queries, keys, window, from, to));
     }
 
     private static void checkTokens(int[] tokens, Tensor table) {

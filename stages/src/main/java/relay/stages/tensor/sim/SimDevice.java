@@ -263,17 +263,17 @@ public final class SimDevice implements Device {
     }
 
     @Override
-    public void rope(Tensor x, int seq, int heads, int headDim, double theta, boolean inverse, int first) {
+    public void rope(Tensor x, int seq, int heads, double[] inverseFrequencies, double scale, boolean inverse, int first) {
         pointwise(x, 2);
     }
 
     @Override
-    public void causalSoftmax(Tensor scores, int queries, int keys) {
+    public void causalSoftmax(Tensor scores, int queries, int keys, int window) {
         pointwise(scores, 2);
     }
 
     @Override
-    public void softmaxBackward(Tensor probs, Tensor dProbs, int queries, int keys) {
+    public void softmaxBackward(Tensor probs, Tensor dProbs, int queries, int keys, int window) {
         pointwise(probs, 3);
     }
 
