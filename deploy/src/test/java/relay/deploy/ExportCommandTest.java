@@ -36,7 +36,7 @@ class ExportCommandTest {
     private Path train(Path data, String... more) throws Exception {
         Path out = dir.resolve("runs-" + more[more.length - 1]);
         java.util.List<String> args = new java.util.ArrayList<>(java.util.List.of("train", "--data", data.toString(), "--steps", "2",
-                "--out", out.toString(), "batch=2", "seq=16", "eval-every=2", "checkpoint-every=2", "trace-steps=0", "eval-sequences=4",
+                "--out", out.toString(), "batch=2", "seq=16", "microbatches=2", "eval-every=2", "checkpoint-every=2", "trace-steps=0", "eval-sequences=4",
                 "validation-fraction=0.1"));
         args.addAll(java.util.List.of(more).subList(0, more.length - 1));
         StringWriter err = new StringWriter();
