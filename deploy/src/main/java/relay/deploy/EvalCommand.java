@@ -8,11 +8,11 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import relay.deploy.train.Checkpoint;
 import relay.stages.data.Corpus;
+import relay.stages.data.PackedDataset;
 import relay.stages.io.HfModelDirectory;
 import relay.stages.model.Model;
 import relay.stages.tensor.cpu.CpuDevice;
 import relay.stages.text.Tokenizer;
-import relay.stages.text.TokenizerJson;
 
 @Command(name = "eval", mixinStandardHelpOptions = true,
         description = "Mean loss and perplexity of a model directory (with its tokenizer.json) on a corpus.")
@@ -36,25 +36,9 @@ final class EvalCommand implements Callable<Integer> {
         Path model = Checkpoint.modelDirectory(this.model);
         int positions = relay.stages.model.ModelConfig.read(model.resolve("config.json")).maxPositions();
         Inputs.require(seq <= positions, "--seq", "at most the model's " + positions + " positions", seq);
-        Tokenizer tokenizer = TokenizerJson.ofModel(model);
-        List<String> docs = Corpus.read(data);
-        Integer eot = tokenizer.specialTokens().get("<|endoftext|>");
-        // Documents are encoded only until the sequences evaluated are covered: a large corpus is not encoded whole.
-        long needed = (long) maxSequences * seq + 1;
-        java.util.List<int[]> parts = new java.util.ArrayList<>();
-        long have = 0;
-        for (int i = 0; i < docs.size() && have < needed; i++) {
-            int[] p = tokenizer.encode(eot != null ? docs.get(i) + "<|endoftext|>" : docs.get(i) + "\n");
-            parts.add(p);
-            have += p.length;
-        }
-        int[] tokens = new int[(int) Math.min(have, needed)];
-        int at = 0;
-        for (int[] p : parts) {
-            int n = Math.min(p.length, tokens.length - at);
-            System.arraycopy(p, 0, tokens, at, n);
-            at += n;
-        }
+        Tokenizer tokenizer = Tokenizer.ofModel(model);
+        tokenizer.endOfDocument();
+        int[] tokens = tokens(tokenizer, Corpus.read(data), (long) maxSequences * seq + 1);
         int sequences = Math.min(maxSequences, (tokens.length - 1) / seq);
         if (sequences < 1) throw new IllegalArgumentException(data + ": " + tokens.length + " tokens, too few for one sequence of --seq " + seq);
         try (CpuDevice d = CpuDevice.allCores(); Model m = HfModelDirectory.load(model, d)) {
@@ -70,5 +54,27 @@ final class EvalCommand implements Callable<Integer> {
                     loss, Math.exp(loss));
         }
         return 0;
+    }
+
+    /**
+     * The first {@code needed} tokens of the corpus joined as training joins it ({@link PackedDataset#document}); documents
+     * are encoded only until they are covered, so a large corpus is not encoded whole.
+     */
+    static int[] tokens(Tokenizer tokenizer, List<String> docs, long needed) {
+        List<int[]> parts = new java.util.ArrayList<>();
+        long have = 0;
+        for (int i = 0; i < docs.size() && have < needed; i++) {
+            int[] p = PackedDataset.document(tokenizer, docs.get(i));
+            parts.add(p);
+            have += p.length;
+        }
+        int[] tokens = new int[(int) Math.min(have, needed)];
+        int at = 0;
+        for (int[] p : parts) {
+            int n = Math.min(p.length, tokens.length - at);
+            System.arraycopy(p, 0, tokens, at, n);
+            at += n;
+        }
+        return tokens;
     }
 }

@@ -12,7 +12,6 @@ import relay.stages.model.KvCache;
 import relay.stages.model.Model;
 import relay.stages.tensor.cpu.CpuDevice;
 import relay.stages.text.Tokenizer;
-import relay.stages.text.TokenizerJson;
 
 @Command(name = "generate", mixinStandardHelpOptions = true,
         description = "Continues a prompt with a model directory (with its tokenizer.json), one token at a time with a key/value "
@@ -47,31 +46,36 @@ final class GenerateCommand implements Callable<Integer> {
         Inputs.require(topP > 0 && topP <= 1, "--top-p", "in (0, 1]", topP);
         Inputs.require(!prompt.isEmpty(), "--prompt", "some text", "empty");
         Path model = Checkpoint.modelDirectory(this.model);
-        Tokenizer tokenizer = TokenizerJson.ofModel(model);
-        Integer eot = tokenizer.specialTokens().get("<|endoftext|>");
+        Tokenizer tokenizer = Tokenizer.ofModel(model);
         SplittableRandom rng = new SplittableRandom(seed);
         try (CpuDevice d = CpuDevice.allCores(); Model m = HfModelDirectory.load(model, d);
              KvCache cache = new KvCache(m, m.config().maxPositions())) {
-            int[] ids = tokenizer.encode(prompt);
+            int[] ids = promptIds(tokenizer, prompt);
             if (ids.length == 0) throw new IllegalArgumentException("the prompt encodes to no tokens");
             if (ids.length >= cache.capacity()) {
                 throw new IllegalArgumentException("the prompt has " + ids.length + " tokens; the model sees at most " + cache.capacity());
             }
             System.out.print(prompt);
-            String shown = prompt;
+            // What follows the prompt is printed as it grows: the whole decoded (without special tokens, so spaces between
+            // words come out as the decoder makes them) less the prompt's own decoding.
+            String base = tokenizer.decode(ids, true), shown = "";
             // The prompt goes through once; after it every token costs one token's forward, reading the cache.
             float[] logits = m.nextLogits(ids, cache);
             int t = 0;
             for (; t < maxTokens && cache.length() < cache.capacity(); t++) {
                 // A model may have more rows than its tokenizer has tokens: only real tokens are candidates.
                 int next = pick(Arrays.copyOf(logits, Math.min(logits.length, tokenizer.size())), rng);
-                if (eot != null && next == eot) break;
+                if (tokenizer.special().endsSequence(next)) break;
                 ids = Arrays.copyOf(ids, ids.length + 1);
                 ids[ids.length - 1] = next;
-                String all = tokenizer.decode(ids);
-                System.out.print(all.substring(Math.min(shown.length(), all.length())));
-                System.out.flush();
-                shown = all;
+                String all = tokenizer.decode(ids, true);
+                String text = all.startsWith(base) ? all.substring(base.length()) : all;
+                // A character whose bytes have not all come yet decodes as U+FFFD: it waits to be printed whole.
+                if (!text.endsWith("\uFFFD")) {
+                    System.out.print(text.substring(Math.min(shown.length(), text.length())));
+                    System.out.flush();
+                    shown = text;
+                }
                 if (cache.length() < cache.capacity()) logits = m.nextLogits(new int[] {next}, cache);
             }
             System.out.println();
@@ -81,6 +85,16 @@ final class GenerateCommand implements Callable<Integer> {
             }
         }
         return 0;
+    }
+
+    /**
+     * The prompt as the model saw each text begin in training (Hugging Face's {@code tokenizer(prompt)}, with its BOS),
+     * less an end-of-sequence token the model's template would close it with: the model is to continue it.
+     */
+    static int[] promptIds(Tokenizer tokenizer, String prompt) {
+        int[] ids = tokenizer.encodeDocument(prompt);
+        boolean closed = ids.length > tokenizer.encode(prompt).length && tokenizer.special().endsSequence(ids[ids.length - 1]);
+        return closed ? Arrays.copyOf(ids, ids.length - 1) : ids;
     }
 
     int pick(float[] logits, SplittableRandom rng) {

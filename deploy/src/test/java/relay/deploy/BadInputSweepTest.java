@@ -31,7 +31,7 @@ import relay.stages.model.Model;
 import relay.stages.model.ModelConfig;
 import relay.stages.tensor.cpu.CpuDevice;
 import relay.stages.text.BpeTrainer;
-import relay.stages.text.Tokenizer;
+import relay.stages.text.ByteLevelBpe;
 import relay.stages.text.TokenizerJson;
 
 /**
@@ -56,12 +56,12 @@ class BadInputSweepTest {
         write("bad.jsonl", "{\"text\": \"ok\"}\nnot json\n");
         write("malformed.conf", "relay.train { steps = \n");
         aFile = write("afile.txt", "a file, not a directory");
-        Tokenizer tok = BpeTrainer.train(List.of(Files.readString(corpus)), 300, List.of("<|endoftext|>"), n -> { });
+        ByteLevelBpe tok = BpeTrainer.train(List.of(Files.readString(corpus)), 300, List.of(TokenizerJson.END_OF_TEXT), n -> { });
         model = dir.resolve("model");
         try (CpuDevice d = new CpuDevice("sweep", 1); Model m = Model.initialize(ModelConfig.named("llama-tiny"), d, 1)) {
             HfModelDirectory.save(m, model);
         }
-        TokenizerJson.write(tok, model.resolve("tokenizer.json"));
+        TokenizerJson.write(tok, model);
         String config = Files.readString(model.resolve("config.json"));
         damaged("heads0", config.replaceFirst("\"num_attention_heads\": 4", "\"num_attention_heads\": 0"));
         damaged("fractional", config.replaceFirst("\"num_hidden_layers\": 4", "\"num_hidden_layers\": 4.5"));
@@ -80,6 +80,7 @@ class BadInputSweepTest {
         Files.writeString(damaged("badtokenizer", config).resolve("tokenizer.json"),
                 Files.readString(model.resolve("tokenizer.json")).replaceFirst("\": 0,", "\": -1,"));
         Files.delete(damaged("notokenizer", config).resolve("tokenizer.json"));
+        Files.delete(damaged("noeos", config).resolve("tokenizer_config.json"));
         Files.createDirectories(dir.resolve("nothing"));
         // A run with a checkpoint to resume (4 steps of 6), one that is finished, and one with a corrupt checkpoint.
         run = trainRun("resumable", "6", "checkpoint-every=4");
@@ -102,7 +103,7 @@ class BadInputSweepTest {
     /** A copy of the model directory with its own config.json. */
     private static Path damaged(String name, String config) throws IOException {
         Path d = Files.createDirectories(dir.resolve(name));
-        for (String f : List.of("model.safetensors", "tokenizer.json")) Files.copy(model.resolve(f), d.resolve(f));
+        for (String f : List.of("model.safetensors", "tokenizer.json", "tokenizer_config.json")) Files.copy(model.resolve(f), d.resolve(f));
         Files.writeString(d.resolve("config.json"), config);
         return d;
     }
@@ -152,7 +153,8 @@ class BadInputSweepTest {
                 train("oddhidden/config.json: hidden_size 130 is not divisible by num_attention_heads 4", "--model", p("oddhidden")),
                 train("truncated/model.safetensors", "--model", p("truncated")),
                 train("nanweights/model.safetensors: tensor 'model.norm.weight' holds NaN at index 3", "--model", p("nanweights")),
-                train("badtokenizer/tokenizer.json: vocab entry", "--model", p("badtokenizer")),
+                train("badtokenizer/tokenizer.json: the tokenizers library refuses it: invalid value: integer `-1`", "--model", p("badtokenizer")),
+                train("noeos/tokenizer.json: no end-of-sequence token to end documents with: name one as \"eos_token\"", "--model", p("noeos")),
                 train("unknown optimizer 'adamx'", "--optimizer", "adamx"),
                 train("missing.conf: no such config file", "--config", p("missing.conf")),
                 train("malformed.conf", "--config", p("malformed.conf")),
@@ -249,6 +251,7 @@ class BadInputSweepTest {
                         "--max-sequences", "-3"),
                 row("missing.txt: no such corpus file", "eval", "--model", model.toString(), "--data", p("missing.txt")),
                 row("weights.bin: binary data", "eval", "--model", model.toString(), "--data", p("weights.bin")),
+                row("noeos/tokenizer.json: no end-of-sequence token", "eval", "--model", p("noeos"), "--data", corpus.toString()),
                 row("tiny.txt:", "eval", "--model", model.toString(), "--data", p("tiny.txt")),
                 row("absent: no such model directory", "eval", "--model", p("absent"), "--data", corpus.toString()),
                 // relay tokenizer train

@@ -23,7 +23,6 @@ import relay.stages.io.SafeTensors;
 import relay.stages.io.Sha256;
 import relay.stages.model.ModelConfig;
 import relay.stages.text.Tokenizer;
-import relay.stages.text.TokenizerJson;
 
 /**
  * A checkpoint, {@code checkpoints/step-N} of a run directory: a Hugging Face model directory with the tokenizer,
@@ -57,7 +56,7 @@ public final class Checkpoint {
         Path dir = directory(run, step);
         delete(dir);
         HfModelDirectory.writeConfig(cfg, dir);
-        TokenizerJson.write(tokenizer, dir.resolve("tokenizer.json"));
+        tokenizer.writeTo(dir);
         Map<String, Object> state = new LinkedHashMap<>();
         state.put("step", step);
         state.put("data_epoch", data.epoch());

@@ -16,6 +16,7 @@ import relay.stages.io.CheckpointShard;
 import relay.stages.model.ModelConfig;
 import relay.stages.text.BpeTrainer;
 import relay.stages.text.Tokenizer;
+import relay.stages.text.TokenizerJson;
 import relay.stages.train.Batch;
 
 /**
@@ -46,7 +47,7 @@ public final class CheckpointBench {
         Config conf = ConfigFactory.parseMap(Map.of("relay.train", settings)).withFallback(ConfigFactory.load()).resolve();
         TrainConfig c = TrainConfig.from(conf);
         ModelConfig model = ModelConfig.named(c.model().name());
-        Tokenizer tokenizer = BpeTrainer.train(List.of("a checkpoint's tokenizer.json"), 260, List.of(), n -> { });
+        Tokenizer tokenizer = TokenizerJson.load(BpeTrainer.train(List.of("a checkpoint's tokenizer.json"), 260, List.of(), n -> { }));
         List<Batch> microbatches = microbatches(c, model);
         try (Nodes nodes = c.optimizer().method().inPipeline() ? Nodes.local(ConfigFactory.empty()) : null;
              Engine engine = TrainingRun.engine(c, model, null, 0, nodes)) {

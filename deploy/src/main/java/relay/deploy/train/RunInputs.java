@@ -25,8 +25,6 @@ import relay.stages.text.TokenizerJson;
  * @param weights the model directory the engine reads its weights from, or null for weights from the seed
  */
 record RunInputs(ModelConfig model, Path weights, Tokenizer tokenizer, PackedDataset data, Start start) {
-    static final String END_OF_TEXT = "<|endoftext|>";
-
     /** Where a run begins: at step 0, or at a checkpoint's step and data position. */
     record Start(Path checkpoint, int step, PackedDataset.Position data) {
         static final Start FRESH = new Start(null, 0, new PackedDataset.Position(0, 0));
@@ -42,12 +40,12 @@ record RunInputs(ModelConfig model, Path weights, Tokenizer tokenizer, PackedDat
                     + " positions of " + c.model().name());
         }
         Tokenizer tokenizer = start.checkpoint() != null || c.model().tokenizer().isEmpty() ? src.tokenizer()
-                : TokenizerJson.read(Path.of(c.model().tokenizer()));
+                : Tokenizer.read(Path.of(c.model().tokenizer()));
         List<String> docs = corpus(c.run().data());
         if (tokenizer == null) tokenizer = trainTokenizer(c, cfg, docs, out);
         if (tokenizer.size() > cfg.vocabSize()) {
-            throw new IllegalArgumentException("the tokenizer has " + tokenizer.size() + " entries, " + c.model().name() + " only "
-                    + cfg.vocabSize());
+            throw new ModelFileException(tokenizer.source(), "the tokenizer has " + tokenizer.size() + " entries, " + c.model().name()
+                    + " only " + cfg.vocabSize() + ": a tokenizer for a larger vocabulary than the model's");
         }
         PackedDataset data = dataset(c, tokenizer, docs, out);
         data.seek(start.data());
@@ -85,12 +83,12 @@ record RunInputs(ModelConfig model, Path weights, Tokenizer tokenizer, PackedDat
                 cfg = m.config();
             }
             Path tok = dir.resolve("tokenizer.json");
-            return new Source(cfg, dir, Files.isRegularFile(tok) ? TokenizerJson.read(tok) : null);
+            return new Source(cfg, dir, Files.isRegularFile(tok) ? Tokenizer.read(tok) : null);
         }
 
         /** A checkpoint of a run: its manifest has vouched for its files. */
         static Source checkpoint(Path checkpoint) {
-            return new Source(ModelConfig.read(checkpoint.resolve("config.json")), checkpoint, TokenizerJson.ofModel(checkpoint));
+            return new Source(ModelConfig.read(checkpoint.resolve("config.json")), checkpoint, Tokenizer.ofModel(checkpoint));
         }
     }
 
@@ -113,22 +111,24 @@ record RunInputs(ModelConfig model, Path weights, Tokenizer tokenizer, PackedDat
         out.printf("training a byte-level BPE tokenizer of %d entries on %d documents...%n", cfg.vocabSize(), docs.size());
         long training = System.nanoTime();
         int every = Math.max(100, cfg.vocabSize() / 10 / 100 * 100);
-        return BpeTrainer.train(docs, cfg.vocabSize(), List.of(END_OF_TEXT), merges -> {
+        return TokenizerJson.load(BpeTrainer.train(docs, cfg.vocabSize(), List.of(TokenizerJson.END_OF_TEXT), merges -> {
             // Progress only for a tokenizer that takes a while (a large vocabulary).
             if (merges % every == 0 && System.nanoTime() - training > 5_000_000_000L) out.printf("  %d merges%n", merges);
-        });
+        }));
     }
 
-    /** The corpus encoded and packed into sequences, with its validation split. */
+    /**
+     * The corpus encoded and packed into sequences, with its validation split: each document as the model's tokenizer
+     * encodes a text (with the BOS or EOS its files add), then its end-of-sequence token.
+     */
     private static PackedDataset dataset(TrainConfig c, Tokenizer tokenizer, List<String> docs, PrintStream out) {
-        Integer eot = tokenizer.specialTokens().get(END_OF_TEXT);
-        int endOfText = eot != null ? eot : tokenizer.size() - 1;
+        tokenizer.endOfDocument();
         long encoding = System.nanoTime();
         String data = c.run().data();
         PackedDataset d;
         try {
             // Progress only once encoding has taken a while: a large corpus, not the shipped one.
-            d = PackedDataset.of(docs, tokenizer, endOfText, c.run().seq(), c.run().validationFraction(), c.run().seed(), percent -> {
+            d = PackedDataset.of(docs, tokenizer, c.run().seq(), c.run().validationFraction(), c.run().seed(), percent -> {
                 if (System.nanoTime() - encoding > 5_000_000_000L) out.printf("tokenizing %s: %d%%%n", data, percent);
             });
         } catch (IllegalArgumentException e) {

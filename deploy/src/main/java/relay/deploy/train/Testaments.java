@@ -7,6 +7,7 @@ import relay.stages.data.PackedDataset;
 import relay.stages.model.ModelConfig;
 import relay.stages.text.BpeTrainer;
 import relay.stages.text.Tokenizer;
+import relay.stages.text.TokenizerJson;
 import relay.stages.train.Batch;
 
 /**
@@ -44,16 +45,15 @@ public record Testaments(PackedDataset oldTestament, PackedDataset newTestament,
         out.printf("Old Testament %d verses (pre-training), New Testament %d (fine-tuning %d, held out %d + %d)%n", s.old().size(),
                 s.train().size() + s.tuning().size() + s.test().size(), s.train().size(), s.tuning().size(), s.test().size());
         out.printf("training a byte-level BPE tokenizer of %d entries on the Old Testament...%n", cfg.vocabSize());
-        Tokenizer tok = BpeTrainer.train(s.old(), cfg.vocabSize(), List.of(RunInputs.END_OF_TEXT), merges -> {});
-        int eot = tok.specialTokens().get(RunInputs.END_OF_TEXT);
-        PackedDataset oldData = PackedDataset.of(s.old(), tok, eot, seq, 0.01, seed, p -> {});
-        PackedDataset newData = PackedDataset.of(s.train(), tok, eot, seq, 0.01, seed, p -> {});
-        return new Testaments(oldData, newData, heldOut(s.tuning(), tok, eot, seq, batch, seed), heldOut(s.test(), tok, eot, seq, batch, seed));
+        Tokenizer tok = TokenizerJson.load(BpeTrainer.train(s.old(), cfg.vocabSize(), List.of(TokenizerJson.END_OF_TEXT), merges -> {}));
+        PackedDataset oldData = PackedDataset.of(s.old(), tok, seq, 0.01, seed, p -> {});
+        PackedDataset newData = PackedDataset.of(s.train(), tok, seq, 0.01, seed, p -> {});
+        return new Testaments(oldData, newData, heldOut(s.tuning(), tok, seq, batch, seed), heldOut(s.test(), tok, seq, batch, seed));
     }
 
     /** Every sequence of the verses, packed, as evaluation batches (at most {@link #EVALUATION_SEQUENCES}). */
-    private static List<Batch> heldOut(List<String> verses, Tokenizer tok, int eot, int seq, int batch, long seed) {
-        List<Batch> b = PackedDataset.of(verses, tok, eot, seq, 1.0, seed, p -> {}).validation(batch, EVALUATION_SEQUENCES);
+    private static List<Batch> heldOut(List<String> verses, Tokenizer tok, int seq, int batch, long seed) {
+        List<Batch> b = PackedDataset.of(verses, tok, seq, 1.0, seed, p -> {}).validation(batch, EVALUATION_SEQUENCES);
         if (b.isEmpty()) throw new IllegalArgumentException("the held-out verses give fewer than " + batch + " sequences of " + seq + " tokens");
         return b;
     }

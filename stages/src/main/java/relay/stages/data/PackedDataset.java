@@ -7,7 +7,7 @@ import relay.stages.text.Tokenizer;
 import relay.stages.train.Batch;
 
 /**
- * Documents tokenized into one stream (an end-of-text token between them) and cut into sequences of
+ * Documents tokenized into one stream (each ended by an end-of-sequence token) and cut into sequences of
  * {@code seq + 1} tokens (inputs and next-token targets). A seeded shuffle sets a fraction of the sequences
  * aside for validation; the rest are served in a fresh seeded order every epoch. The position — epoch and
  * index — is all a resumed run needs to continue with the very next batch.
@@ -63,20 +63,21 @@ public final class PackedDataset {
     }
 
     /**
-     * Encodes the documents — in parallel on every core, in order in the result — each followed by
-     * endOfText, and packs them. {@code progress} hears the percentage of documents encoded, every 10%.
+     * Encodes the documents as {@link #document} does — in parallel on every core, in order in the result — and
+     * packs them. {@code progress} hears the percentage of documents encoded, every 10%.
      */
-    public static PackedDataset of(List<String> documents, Tokenizer tokenizer, int endOfText, int seq, double validationFraction,
-                                   long seed, java.util.function.IntConsumer progress) {
+    public static PackedDataset of(List<String> documents, Tokenizer tokenizer, int seq, double validationFraction, long seed,
+                                   java.util.function.IntConsumer progress) {
+        tokenizer.endOfDocument();
         int[][] parts = new int[documents.size()][];
         java.util.concurrent.atomic.AtomicInteger done = new java.util.concurrent.atomic.AtomicInteger();
         java.util.stream.IntStream.range(0, parts.length).parallel().forEach(i -> {
-            parts[i] = tokenizer.encode(documents.get(i));
+            parts[i] = document(tokenizer, documents.get(i));
             int d = done.incrementAndGet();
             if (d * 10L / parts.length != (d - 1) * 10L / parts.length) progress.accept((int) (d * 100L / parts.length));
         });
         long total = 0;
-        for (int[] p : parts) total += p.length + 1;
+        for (int[] p : parts) total += p.length;
         if (total > Integer.MAX_VALUE - 8) {
             throw new IllegalArgumentException("the corpus encodes to " + total + " tokens, more than one dataset holds (2^31); split it");
         }
@@ -85,9 +86,22 @@ public final class PackedDataset {
         for (int[] p : parts) {
             System.arraycopy(p, 0, stream, at, p.length);
             at += p.length;
-            stream[at++] = endOfText;
         }
         return new PackedDataset(stream, seq, validationFraction, seed);
+    }
+
+    /**
+     * A document as a model is trained on it, one after another: encoded the model's way (Hugging Face's
+     * {@code tokenizer(text)}, with the BOS or EOS its post-processor adds), then ended by the tokenizer's first
+     * end-of-sequence id, unless the post-processor has already ended it so.
+     */
+    public static int[] document(Tokenizer tokenizer, String text) {
+        int[] ids = tokenizer.encodeDocument(text);
+        int end = tokenizer.endOfDocument();
+        if (ids.length > 0 && ids[ids.length - 1] == end) return ids;
+        int[] out = Arrays.copyOf(ids, ids.length + 1);
+        out[ids.length] = end;
+        return out;
     }
 
     private static int[] permutation(int n, SplittableRandom rng) {

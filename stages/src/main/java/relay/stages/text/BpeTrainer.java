@@ -8,6 +8,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.function.IntConsumer;
 import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 
 /**
  * Trains a byte-level BPE tokenizer: the 256 byte symbols, then, until the vocabulary is full, the most
@@ -16,6 +17,14 @@ import java.util.regex.Matcher;
  */
 public final class BpeTrainer {
     private BpeTrainer() {}
+
+    /**
+     * GPT-2's pre-tokenization, which the written tokenizer.json's ByteLevel pre-tokenizer applies when encoding:
+     * contractions, letter runs, digit runs, other symbols, and whitespace. Unicode whitespace, as the library's
+     * regex engine has it, so training counts the very words encoding will see.
+     */
+    private static final Pattern GPT2_SPLIT = Pattern.compile(
+            "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+", Pattern.UNICODE_CHARACTER_CLASS);
 
     private static final class Word {
         final List<String> symbols;
@@ -28,13 +37,13 @@ public final class BpeTrainer {
     }
 
     /** @param progress told the number of merges learned so far, now and then */
-    public static Tokenizer train(Iterable<String> texts, int vocabSize, List<String> specialTokens, IntConsumer progress) {
+    public static ByteLevelBpe train(Iterable<String> texts, int vocabSize, List<String> specialTokens, IntConsumer progress) {
         if (vocabSize < 256 + specialTokens.size()) {
             throw new IllegalArgumentException("a byte-level vocabulary needs at least " + (256 + specialTokens.size()) + " entries");
         }
         Map<String, Long> counts = new HashMap<>();
         for (String text : texts) {
-            Matcher m = Tokenizer.GPT2_SPLIT.matcher(text);
+            Matcher m = GPT2_SPLIT.matcher(text);
             while (m.find()) counts.merge(ByteLevel.encode(m.group().getBytes(StandardCharsets.UTF_8)), 1L, Long::sum);
         }
         List<Word> words = new ArrayList<>();
@@ -79,6 +88,6 @@ public final class BpeTrainer {
         }
         Map<String, Integer> special = new LinkedHashMap<>();
         for (String s : specialTokens) special.put(s, vocab.size() + special.size());
-        return new Tokenizer(Tokenizer.Kind.BYTE_LEVEL, vocab, merges, special);
+        return new ByteLevelBpe(vocab, merges, special);
     }
 }

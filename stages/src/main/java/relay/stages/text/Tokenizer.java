@@ -1,202 +1,363 @@
 package relay.stages.text;
 
-import java.io.ByteArrayOutputStream;
+import ai.djl.huggingface.tokenizers.HuggingFaceTokenizer;
+import com.google.gson.JsonArray;
+import com.google.gson.JsonElement;
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParser;
+import java.io.ByteArrayInputStream;
+import java.io.IOException;
 import java.nio.charset.StandardCharsets;
-import java.util.ArrayList;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
+import java.util.Optional;
+import java.util.Set;
+import relay.stages.io.ModelFileException;
 
 /**
- * A BPE tokenizer in one of the two forms Hugging Face's tokenizer.json describes for decoder models:
+ * A model's tokenizer: its tokenizer.json run by Hugging Face's tokenizers library itself (through DJL's Java
+ * binding), so every normalizer, pre-tokenizer, model, post-processor and decoder the file names works exactly as in
+ * Hugging Face, and the roles the model's other files give tokens.
+ *
+ * <p>What is read beside tokenizer.json, when present, and how (transformers 4.x's reading of them):
  * <ul>
- *   <li>byte-level (GPT-2, LLaMA-3 style): text is split by GPT-2's pattern, each piece's UTF-8 bytes are
- *   written as printable characters ({@link ByteLevel}) and merged;</li>
- *   <li>metaspace with byte fallback (LLaMA-2 style): spaces become "▁" (one is prepended to the text),
- *   every ▁ starts a word, words are merged from characters, and a character missing from the vocabulary
- *   becomes its UTF-8 bytes as {@code <0xNN>} tokens.</li>
+ *   <li>tokenizer_config.json: {@code bos_token}, {@code eos_token}, {@code pad_token} (a string or an AddedToken
+ *   object's "content"; special_tokens_map.json supplies those it leaves out), {@code chat_template} (a string, or a
+ *   list of {name, template} of which "default" is taken) and {@code tokenizer_class}. For {@code LlamaTokenizer} and
+ *   {@code LlamaTokenizerFast}, as {@code LlamaTokenizerFast.update_post_processor} does, the post-processor is rebuilt
+ *   from {@code add_bos_token} (default true) and {@code add_eos_token} (default false) as a template around the
+ *   text, and an absent bos_token / eos_token is "&lt;s&gt;" / "&lt;/s&gt;"; every other class keeps tokenizer.json's
+ *   post_processor and ignores the two flags. (transformers 5 reads the flags differently: it drops them when a
+ *   tokenizer.json is present.)</li>
+ *   <li>generation_config.json: {@code eos_token_id} (an id or a list), every one of which also ends a sequence.</li>
+ *   <li>chat_template.jinja: the chat template, before tokenizer_config.json's, as transformers prefers it.</li>
  * </ul>
- * Special tokens (added tokens) are matched first, as whole strings, and never split.
+ * Nothing is truncated or padded. Encoding is safe from many threads at once: the library's tokenizer is immutable
+ * once built.
  */
 public final class Tokenizer {
-    public enum Kind { BYTE_LEVEL, METASPACE }
+    static {
+        // DJL may reach for the network (telemetry, downloads) unless told it is offline; its native library comes in its jar.
+        System.setProperty("offline", "true");
+    }
 
-    /** GPT-2's pre-tokenization: contractions, letter runs, digit runs, other symbols, and whitespace. */
-    static final Pattern GPT2_SPLIT = Pattern.compile(
-            "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+");
-    static final String SPACE = "\u2581";
+    private static final List<String> FILES = List.of("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+            "generation_config.json", "chat_template.jinja");
+    private static final Set<String> LLAMA_CLASSES = Set.of("LlamaTokenizer", "LlamaTokenizerFast");
+    private static final Map<String, String> OPTIONS = Map.of("addSpecialTokens", "false", "truncation", "false", "padding", "false");
 
-    private final Kind kind;
-    private final Map<String, Integer> vocab;
-    private final String[] byId;
-    private final Map<String, Integer> mergeRank;
-    private final Map<String, Integer> special;
-    private final Pattern specialPattern;
-    /** Words already encoded (at most 100,000); concurrent, so documents can be encoded in parallel. */
-    private final Map<String, int[]> cache = new java.util.concurrent.ConcurrentHashMap<>();
+    private final Path file;
+    private final Map<String, byte[]> files;
+    private final HuggingFaceTokenizer library;
+    private final int size;
+    private final SpecialTokens special;
+    private final String chatTemplate;
+
+    private Tokenizer(Path file, Map<String, byte[]> files, HuggingFaceTokenizer library, int size, SpecialTokens special,
+                      String chatTemplate) {
+        this.file = file;
+        this.files = files;
+        this.library = library;
+        this.size = size;
+        this.special = special;
+        this.chatTemplate = chatTemplate;
+    }
+
+    /** The tokenizer of a model directory: its tokenizer.json (required) and the files beside it. */
+    public static Tokenizer ofModel(Path modelDir) {
+        Path file = modelDir.resolve("tokenizer.json");
+        if (!Files.isRegularFile(file)) throw new ModelFileException(file, "the model directory has no tokenizer.json");
+        return read(file);
+    }
+
+    /** The tokenizer of a tokenizer.json, with the files beside it in its directory. */
+    public static Tokenizer read(Path tokenizerJson) {
+        if (!Files.isRegularFile(tokenizerJson)) throw new ModelFileException(tokenizerJson, "no such tokenizer file");
+        Map<String, byte[]> files = new LinkedHashMap<>();
+        for (String name : FILES) {
+            Path f = name.equals("tokenizer.json") ? tokenizerJson : tokenizerJson.resolveSibling(name);
+            if (!Files.isRegularFile(f)) continue;
+            try {
+                files.put(name, Files.readAllBytes(f));
+            } catch (IOException e) {
+                throw new ModelFileException(f, "cannot read: " + e.getMessage(), e);
+            }
+        }
+        return of(tokenizerJson, files);
+    }
+
+    /** @param files the contents of tokenizer.json and those of the other files there are, by name; {@code file} names tokenizer.json in messages */
+    static Tokenizer of(Path file, Map<String, byte[]> files) {
+        String text = new String(files.get("tokenizer.json"), StandardCharsets.UTF_8);
+        HuggingFaceTokenizer library = load(file, text);
+        JsonObject json = object(file, text);
+        Map<String, Integer> ids = tokenIds(file, json);
+        int size = ids.values().stream().mapToInt(Integer::intValue).max().orElse(-1) + 1;
+
+        Path configFile = file.resolveSibling("tokenizer_config.json"), mapFile = file.resolveSibling("special_tokens_map.json");
+        Path generationFile = file.resolveSibling("generation_config.json");
+        JsonObject config = optional(files, "tokenizer_config.json", configFile), map = optional(files, "special_tokens_map.json", mapFile);
+        JsonObject generation = optional(files, "generation_config.json", generationFile);
+        JsonElement cls = config.get("tokenizer_class");
+        boolean llama = cls != null && cls.isJsonPrimitive() && LLAMA_CLASSES.contains(cls.getAsString());
+
+        String bosToken = named("bos_token", config, configFile, map, mapFile, llama ? "<s>" : null, ids);
+        String eosNamed = named("eos_token", config, configFile, map, mapFile, llama ? "</s>" : null, ids);
+        String padToken = named("pad_token", config, configFile, map, mapFile, null, ids);
+        int bos = bosToken == null ? -1 : ids.get(bosToken);
+        LinkedHashSet<Integer> eos = new LinkedHashSet<>();
+        if (eosNamed != null) eos.add(ids.get(eosNamed));
+        JsonElement generationEos = generation.get("eos_token_id");
+        if (generationEos != null && !generationEos.isJsonNull()) {
+            for (JsonElement e : generationEos.isJsonArray() ? generationEos.getAsJsonArray() : List.of(generationEos)) {
+                eos.add(id(e, "eos_token_id", size, generationFile));
+            }
+        }
+        String eosToken = eosNamed != null || eos.isEmpty() ? eosNamed : tokenOf(ids, eos.iterator().next());
+        // Relay never pads, so a pad token the tokenizer lacks is simply none.
+        int pad = padToken == null ? -1 : ids.getOrDefault(padToken, -1);
+        SpecialTokens special = new SpecialTokens(bos, bosToken, eos.stream().mapToInt(Integer::intValue).toArray(), eosToken, pad);
+
+        if (llama) {
+            boolean addBos = flag(config, "add_bos_token", true, configFile), addEos = flag(config, "add_eos_token", false, configFile);
+            if (addBos && bosToken == null) throw new ModelFileException(configFile, "add_bos_token is on but there is no bos_token");
+            if (addEos && eosNamed == null) throw new ModelFileException(configFile, "add_eos_token is on but there is no eos_token");
+            json.add("post_processor", template(addBos ? bosToken : null, bos, addEos ? eosNamed : null, addEos ? ids.get(eosNamed) : -1));
+            library.close();
+            library = load(file, json.toString());
+        }
+        return new Tokenizer(file, Map.copyOf(files), library, size, special, chatTemplate(files, config, configFile));
+    }
+
+    private static HuggingFaceTokenizer load(Path file, String json) {
+        try {
+            return HuggingFaceTokenizer.newInstance(new ByteArrayInputStream(json.getBytes(StandardCharsets.UTF_8)), OPTIONS);
+        } catch (IOException | RuntimeException e) {
+            throw new ModelFileException(file, "the tokenizers library refuses it: " + oneLine(e.getMessage()), e);
+        }
+    }
+
+    private static String oneLine(String s) {
+        return s == null ? "(no reason given)" : s.strip().replaceAll("\\s*\\R\\s*", " ");
+    }
+
+    private static JsonObject object(Path file, String text) {
+        try {
+            JsonElement e = JsonParser.parseString(text);
+            if (!e.isJsonObject()) throw new ModelFileException(file, "not a JSON object");
+            return e.getAsJsonObject();
+        } catch (RuntimeException e) {
+            if (e instanceof ModelFileException m) throw m;
+            throw new ModelFileException(file, "malformed JSON: " + oneLine(e.getMessage()), e);
+        }
+    }
+
+    private static JsonObject optional(Map<String, byte[]> files, String name, Path file) {
+        byte[] b = files.get(name);
+        return b == null ? new JsonObject() : object(file, new String(b, StandardCharsets.UTF_8));
+    }
 
     /**
-     * @param merges   pairs "left right" in priority order
-     * @param special  added tokens matched verbatim (their ids must be in the vocabulary or beyond it)
+     * Every token's id: the model's vocabulary (an object, or Unigram's list of [token, score]) and the added tokens,
+     * numbered as the library numbers them whatever ids the file writes: a token of the vocabulary keeps its id,
+     * another takes the next id after the vocabulary's entries and the added tokens before it.
      */
-    public Tokenizer(Kind kind, Map<String, Integer> vocab, List<String> merges, Map<String, Integer> special) {
-        this.kind = kind;
-        this.vocab = Map.copyOf(vocab);
-        this.special = new LinkedHashMap<>(special);
-        int size = 0;
-        for (int id : vocab.values()) size = Math.max(size, id + 1);
-        for (int id : special.values()) size = Math.max(size, id + 1);
-        this.byId = new String[size];
-        vocab.forEach((t, id) -> byId[id] = t);
-        special.forEach((t, id) -> byId[id] = t);
-        this.mergeRank = new HashMap<>();
-        for (int i = 0; i < merges.size(); i++) mergeRank.putIfAbsent(merges.get(i), i);
-        this.specialPattern = special.isEmpty() ? null
-                : Pattern.compile(String.join("|", special.keySet().stream().sorted((a, b) -> b.length() - a.length())
-                        .map(Pattern::quote).toList()));
-    }
-
-    public Kind kind() {
-        return kind;
-    }
-
-    /** Ids run from 0 to size − 1. */
-    public int size() {
-        return byId.length;
-    }
-
-    public Map<String, Integer> vocab() {
-        return vocab;
-    }
-
-    public Map<String, Integer> specialTokens() {
-        return special;
-    }
-
-    /** The merges in priority order. */
-    public List<String> merges() {
-        String[] m = new String[mergeRank.size()];
-        mergeRank.forEach((pair, r) -> m[r] = pair);
-        return List.of(m);
-    }
-
-    public int[] encode(String text) {
-        List<Integer> ids = new ArrayList<>();
-        int from = 0;
-        if (specialPattern != null) {
-            Matcher m = specialPattern.matcher(text);
-            while (m.find()) {
-                encodeOrdinary(text.substring(from, m.start()), ids, from == 0);
-                ids.add(special.get(m.group()));
-                from = m.end();
+    private static Map<String, Integer> tokenIds(Path file, JsonObject json) {
+        Map<String, Integer> ids = new HashMap<>();
+        try {
+            JsonElement vocab = json.getAsJsonObject("model").get("vocab");
+            if (vocab != null && vocab.isJsonObject()) {
+                for (Map.Entry<String, JsonElement> e : vocab.getAsJsonObject().entrySet()) ids.put(e.getKey(), e.getValue().getAsInt());
+            } else if (vocab != null && vocab.isJsonArray()) {
+                JsonArray pieces = vocab.getAsJsonArray();
+                for (int i = 0; i < pieces.size(); i++) ids.put(pieces.get(i).getAsJsonArray().get(0).getAsString(), i);
             }
+            int entries = ids.size();
+            Integer last = null;
+            JsonElement added = json.get("added_tokens");
+            for (JsonElement a : added != null && added.isJsonArray() ? added.getAsJsonArray() : new JsonArray()) {
+                String content = a.getAsJsonObject().get("content").getAsString();
+                if (content.isEmpty()) continue;
+                Integer id = ids.get(content);
+                if (id == null) id = last == null ? entries : last >= entries || entries == 0 ? last + 1 : entries;
+                ids.put(content, id);
+                last = last == null ? id : Math.max(last, id);
+            }
+        } catch (RuntimeException e) {
+            throw new ModelFileException(file, "cannot read its vocabulary: " + oneLine(e.getMessage()), e);
         }
-        encodeOrdinary(text.substring(from), ids, from == 0);
-        return ids.stream().mapToInt(Integer::intValue).toArray();
+        return ids;
     }
 
-    private void encodeOrdinary(String text, List<Integer> out, boolean atStart) {
-        if (text.isEmpty()) return;
-        if (kind == Kind.BYTE_LEVEL) {
-            Matcher m = GPT2_SPLIT.matcher(text);
-            while (m.find()) {
-                for (int id : word(ByteLevel.encode(m.group().getBytes(StandardCharsets.UTF_8)))) out.add(id);
-            }
-            return;
+    /**
+     * The token a config names for a role: tokenizer_config.json's entry, else special_tokens_map.json's, else the
+     * default; an entry may be a string, an AddedToken object (its "content") or null (none). A named token missing
+     * from tokenizer.json is refused; a missing default is none.
+     */
+    private static String named(String key, JsonObject config, Path configFile, JsonObject map, Path mapFile, String dflt,
+                                Map<String, Integer> ids) {
+        boolean inConfig = config.has(key);
+        JsonElement e = inConfig ? config.get(key) : map.get(key);
+        Path where = inConfig ? configFile : mapFile;
+        if (e == null) return dflt != null && ids.containsKey(dflt) ? dflt : null;
+        if (e.isJsonNull()) return null;
+        String token;
+        if (e.isJsonPrimitive() && e.getAsJsonPrimitive().isString()) {
+            token = e.getAsString();
+        } else if (e.isJsonObject() && e.getAsJsonObject().has("content") && e.getAsJsonObject().get("content").isJsonPrimitive()) {
+            token = e.getAsJsonObject().get("content").getAsString();
+        } else {
+            throw new ModelFileException(where, key + " is " + e + ": neither a token nor an object with its \"content\"");
         }
-        String normalized = (atStart ? SPACE : "") + text.replace(" ", SPACE);
-        // Every ▁ starts a word (Hugging Face's Metaspace pre-tokenizer with split on).
-        int start = 0;
-        for (int i = 1; i <= normalized.length(); i++) {
-            if (i == normalized.length() || normalized.startsWith(SPACE, i)) {
-                for (int id : word(normalized.substring(start, i))) out.add(id);
-                start = i;
-            }
+        if (!ids.containsKey(token) && !key.equals("pad_token")) {
+            throw new ModelFileException(where, key + " '" + token + "' is not a token of tokenizer.json");
         }
+        return token;
     }
 
-    /** BPE on one word: merge the adjacent pair of lowest rank until none is left. */
-    private int[] word(String w) {
-        int[] hit = cache.get(w);
-        if (hit != null) return hit;
-        List<String> parts = new ArrayList<>();
-        w.codePoints().forEach(cp -> parts.add(new String(Character.toChars(cp))));
-        while (parts.size() > 1) {
-            int best = -1, bestRank = Integer.MAX_VALUE;
-            for (int i = 0; i + 1 < parts.size(); i++) {
-                Integer r = mergeRank.get(parts.get(i) + " " + parts.get(i + 1));
-                if (r != null && r < bestRank) {
-                    bestRank = r;
-                    best = i;
-                }
-            }
-            if (best < 0) break;
-            String left = parts.get(best), right = parts.get(best + 1), merged = left + right;
-            List<String> next = new ArrayList<>(parts.size());
-            for (int i = 0; i < parts.size(); i++) {
-                if (i + 1 < parts.size() && parts.get(i).equals(left) && parts.get(i + 1).equals(right)) {
-                    next.add(merged);
-                    i++;
-                } else {
-                    next.add(parts.get(i));
-                }
-            }
-            parts.clear();
-            parts.addAll(next);
+    private static int id(JsonElement e, String what, int size, Path file) {
+        int id;
+        try {
+            id = e.getAsJsonPrimitive().getAsBigDecimal().intValueExact();
+        } catch (RuntimeException notWhole) {
+            throw new ModelFileException(file, what + " has " + e + ", not a token id");
         }
-        List<Integer> ids = new ArrayList<>();
-        for (String p : parts) {
-            Integer id = vocab.get(p);
-            if (id != null) {
-                ids.add(id);
-            } else if (kind == Kind.METASPACE) {
-                for (byte b : p.getBytes(StandardCharsets.UTF_8)) ids.add(byteToken(b));
-            } else {
-                throw new IllegalArgumentException("byte-level token '" + p + "' is not in the vocabulary");
-            }
-        }
-        int[] result = ids.stream().mapToInt(Integer::intValue).toArray();
-        if (cache.size() < 100_000) cache.put(w, result);
-        return result;
-    }
-
-    private int byteToken(byte b) {
-        String t = String.format("<0x%02X>", b & 0xFF);
-        Integer id = vocab.get(t);
-        if (id == null) throw new IllegalArgumentException("byte fallback token " + t + " is not in the vocabulary");
+        if (id < 0 || id >= size) throw new ModelFileException(file, what + " has " + id + ", outside the tokenizer's ids 0.." + (size - 1));
         return id;
     }
 
-    public String decode(int[] ids) {
-        ByteArrayOutputStream bytes = new ByteArrayOutputStream();
-        StringBuilder sb = new StringBuilder();
-        for (int id : ids) {
-            if (id < 0 || id >= byId.length || byId[id] == null) throw new IllegalArgumentException("token id " + id + " is not in the vocabulary");
-            String t = byId[id];
-            if (kind == Kind.METASPACE && t.length() == 6 && t.startsWith("<0x") && t.endsWith(">")) {
-                bytes.write(Integer.parseInt(t.substring(3, 5), 16));
-            } else if (special.containsKey(t)) {
-                flush(bytes, sb);
-                sb.append(t);
-            } else if (kind == Kind.BYTE_LEVEL) {
-                byte[] b = ByteLevel.decode(t);
-                bytes.writeBytes(b != null ? b : t.getBytes(StandardCharsets.UTF_8));
-            } else {
-                flush(bytes, sb);
-                sb.append(t.replace(SPACE, " "));
-            }
-        }
-        flush(bytes, sb);
-        String s = sb.toString();
-        return kind == Kind.METASPACE && s.startsWith(" ") ? s.substring(1) : s;
+    private static String tokenOf(Map<String, Integer> ids, int id) {
+        return ids.entrySet().stream().filter(e -> e.getValue() == id).map(Map.Entry::getKey).findFirst().orElse(null);
     }
 
-    private static void flush(ByteArrayOutputStream bytes, StringBuilder sb) {
-        if (bytes.size() == 0) return;
-        sb.append(bytes.toString(StandardCharsets.UTF_8));
-        bytes.reset();
+    private static boolean flag(JsonObject config, String key, boolean dflt, Path file) {
+        JsonElement e = config.get(key);
+        if (e == null) return dflt;
+        if (e.isJsonNull()) return false;
+        if (!e.isJsonPrimitive() || !e.getAsJsonPrimitive().isBoolean()) throw new ModelFileException(file, key + " is " + e + ", not true or false");
+        return e.getAsBoolean();
+    }
+
+    /** tokenizer.json's TemplateProcessing: [bos] $A [eos] for one text, and the same again for the second of a pair. */
+    private static JsonObject template(String bos, int bosId, String eos, int eosId) {
+        JsonArray single = new JsonArray();
+        around(single, bos, "A", eos, 0);
+        JsonArray pair = single.deepCopy();
+        around(pair, bos, "B", eos, 1);
+        JsonObject specials = new JsonObject();
+        if (bos != null) specials.add(bos, special(bos, bosId));
+        if (eos != null) specials.add(eos, special(eos, eosId));
+        JsonObject p = new JsonObject();
+        p.addProperty("type", "TemplateProcessing");
+        p.add("single", single);
+        p.add("pair", pair);
+        p.add("special_tokens", specials);
+        return p;
+    }
+
+    private static void around(JsonArray template, String bos, String sequence, String eos, int typeId) {
+        if (bos != null) template.add(piece("SpecialToken", bos, typeId));
+        template.add(piece("Sequence", sequence, typeId));
+        if (eos != null) template.add(piece("SpecialToken", eos, typeId));
+    }
+
+    private static JsonObject piece(String kind, String id, int typeId) {
+        JsonObject inner = new JsonObject();
+        inner.addProperty("id", id);
+        inner.addProperty("type_id", typeId);
+        JsonObject o = new JsonObject();
+        o.add(kind, inner);
+        return o;
+    }
+
+    private static JsonObject special(String token, int id) {
+        JsonObject s = new JsonObject();
+        s.addProperty("id", token);
+        JsonArray ids = new JsonArray();
+        ids.add(id);
+        s.add("ids", ids);
+        JsonArray tokens = new JsonArray();
+        tokens.add(token);
+        s.add("tokens", tokens);
+        return s;
+    }
+
+    private static String chatTemplate(Map<String, byte[]> files, JsonObject config, Path configFile) {
+        if (files.containsKey("chat_template.jinja")) return new String(files.get("chat_template.jinja"), StandardCharsets.UTF_8);
+        JsonElement t = config.get("chat_template");
+        if (t == null || t.isJsonNull()) return null;
+        if (t.isJsonPrimitive()) return t.getAsString();
+        if (t.isJsonArray()) {
+            for (JsonElement e : t.getAsJsonArray()) {
+                if (e.isJsonObject() && e.getAsJsonObject().has("name") && e.getAsJsonObject().get("name").getAsString().equals("default")) {
+                    return e.getAsJsonObject().get("template").getAsString();
+                }
+            }
+            return null;
+        }
+        throw new ModelFileException(configFile, "chat_template is neither a template nor a list of named templates");
+    }
+
+    /** Like Hugging Face's {@code tokenizer(text, add_special_tokens=False)}: added tokens in the text are recognized, nothing is added. */
+    public int[] encode(String text) {
+        return ints(library.encode(text, false, false).getIds());
+    }
+
+    /** Like Hugging Face's {@code tokenizer(text)}: the post-processor adds what the model puts around a text (BOS, EOS). */
+    public int[] encodeDocument(String text) {
+        return ints(library.encode(text, true, false).getIds());
+    }
+
+    private static int[] ints(long[] ids) {
+        int[] out = new int[ids.length];
+        for (int i = 0; i < ids.length; i++) out[i] = (int) ids[i];
+        return out;
+    }
+
+    public String decode(int[] ids, boolean skipSpecialTokens) {
+        long[] l = new long[ids.length];
+        for (int i = 0; i < ids.length; i++) {
+            if (ids[i] < 0 || ids[i] >= size) throw new IllegalArgumentException("token id " + ids[i] + " is outside the tokenizer's 0.." + (size - 1));
+            l[i] = ids[i];
+        }
+        return library.decode(l, skipSpecialTokens);
+    }
+
+    /** Ids run from 0 to size − 1: one past the largest id of tokenizer.json's vocabulary and added tokens. */
+    public int size() {
+        return size;
+    }
+
+    public SpecialTokens special() {
+        return special;
+    }
+
+    /** The id that ends each document of a corpus: the first end-of-sequence id; refused, saying how to name one, if there is none. */
+    public int endOfDocument() {
+        if (special.eos().length == 0) {
+            throw new ModelFileException(file, "no end-of-sequence token to end documents with: name one as \"eos_token\" in the "
+                    + "tokenizer_config.json beside it (or \"eos_token_id\" in generation_config.json)");
+        }
+        return special.eos()[0];
+    }
+
+    public Optional<String> chatTemplate() {
+        return Optional.ofNullable(chatTemplate);
+    }
+
+    /** The tokenizer.json this tokenizer was read from, for messages. */
+    public Path source() {
+        return file;
+    }
+
+    /** Writes the tokenizer's files into a model directory, each as it was read. */
+    public void writeTo(Path modelDir) throws IOException {
+        Files.createDirectories(modelDir);
+        for (Map.Entry<String, byte[]> f : files.entrySet()) Files.write(modelDir.resolve(f.getKey()), f.getValue());
     }
 }

@@ -2,129 +2,49 @@ package relay.stages.text;
 
 import com.google.gson.GsonBuilder;
 import com.google.gson.JsonArray;
-import com.google.gson.JsonElement;
 import com.google.gson.JsonNull;
 import com.google.gson.JsonObject;
-import com.google.gson.JsonParseException;
-import com.google.gson.JsonParser;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.LinkedHashMap;
-import java.util.List;
 import java.util.Map;
-import relay.stages.io.ModelFileException;
 
-/** Hugging Face's tokenizer.json for BPE models: read (byte-level or metaspace with byte fallback) and write (byte-level). */
+/** A byte-level BPE that {@link BpeTrainer} learned, as the Hugging Face files of a model's tokenizer. */
 public final class TokenizerJson {
+    /** The special token a trained tokenizer ends documents with (and names its beginning-of-sequence token, as GPT-2 does). */
+    public static final String END_OF_TEXT = "<|endoftext|>";
+
     private TokenizerJson() {}
 
-    public static Tokenizer read(Path file) {
-        String text;
-        try {
-            text = Files.readString(file, StandardCharsets.UTF_8);
-        } catch (IOException e) {
-            throw new ModelFileException(file, "cannot read: " + e.getMessage(), e);
-        }
-        try {
-            JsonElement root = JsonParser.parseString(text);
-            if (!root.isJsonObject()) throw new ModelFileException(file, "not a JSON object");
-            JsonObject o = root.getAsJsonObject();
-            JsonObject model = object(o, "model", file);
-            String type = model.has("type") ? model.get("type").getAsString() : "BPE";
-            if (!type.equals("BPE")) throw new ModelFileException(file, "model type " + type + " is not supported (BPE only)");
-            JsonObject vocabJson = object(model, "vocab", file);
-            JsonArray addedJson = o.has("added_tokens") && o.get("added_tokens").isJsonArray() ? o.getAsJsonArray("added_tokens")
-                    : new JsonArray();
-            // Ids are dense in a real tokenizer: one past every entry is the most a valid file can use.
-            int limit = vocabJson.size() + addedJson.size();
-            Map<String, Integer> vocab = new LinkedHashMap<>();
-            Map<Integer, String> owner = new java.util.HashMap<>();
-            for (Map.Entry<String, JsonElement> e : vocabJson.entrySet()) {
-                int id = id(e.getValue(), "vocab entry '" + e.getKey() + "'", limit, file);
-                String before = owner.put(id, e.getKey());
-                if (before != null) throw new ModelFileException(file, "vocab entries '" + before + "' and '" + e.getKey() + "' share id " + id);
-                vocab.put(e.getKey(), id);
-            }
-            if (!model.has("merges") || !model.get("merges").isJsonArray()) throw new ModelFileException(file, "model has no 'merges' list");
-            List<String> merges = new ArrayList<>();
-            for (JsonElement m : model.getAsJsonArray("merges")) {
-                if (m.isJsonArray()) {
-                    merges.add(m.getAsJsonArray().get(0).getAsString() + " " + m.getAsJsonArray().get(1).getAsString());
-                } else {
-                    String s = m.getAsString();
-                    if (s.indexOf(' ') <= 0) throw new ModelFileException(file, "merge '" + s + "' is not two tokens");
-                    merges.add(s);
-                }
-            }
-            Map<String, Integer> special = new LinkedHashMap<>();
-            for (JsonElement a : addedJson) {
-                String content = a.getAsJsonObject().get("content").getAsString();
-                special.put(content, id(a.getAsJsonObject().get("id"), "added token '" + content + "'", limit, file));
-            }
-            boolean byteLevel = mentions(o.get("pre_tokenizer"), "ByteLevel");
-            boolean metaspace = mentions(o.get("pre_tokenizer"), "Metaspace") || mentions(o.get("normalizer"), "\u2581");
-            if (!byteLevel && !metaspace) {
-                throw new ModelFileException(file, "neither a ByteLevel nor a Metaspace pre-tokenizer: unsupported BPE flavour");
-            }
-            for (String m : merges) {
-                String[] p = m.split(" ", 2);
-                if (!vocab.containsKey(p[0]) || !vocab.containsKey(p[1]) || !vocab.containsKey(p[0] + p[1])) {
-                    throw new ModelFileException(file, "merge '" + m + "' uses or makes a token missing from the vocabulary");
-                }
-            }
-            return new Tokenizer(byteLevel ? Tokenizer.Kind.BYTE_LEVEL : Tokenizer.Kind.METASPACE, vocab, merges, special);
-        } catch (ModelFileException e) {
-            throw e;
-        } catch (JsonParseException | IllegalStateException | UnsupportedOperationException | NullPointerException e) {
-            throw new ModelFileException(file, "malformed tokenizer.json: " + e.getMessage(), e);
-        }
+    /** Writes tokenizer.json and tokenizer_config.json into a directory. */
+    public static void write(ByteLevelBpe bpe, Path dir) throws IOException {
+        load(bpe).writeTo(dir);
     }
 
-    /** A token id: a whole number from 0 to limit − 1. */
-    private static int id(JsonElement e, String what, int limit, Path file) {
-        int id;
-        try {
-            id = e.getAsJsonPrimitive().getAsBigDecimal().intValueExact();
-        } catch (RuntimeException notWhole) {
-            throw new ModelFileException(file, what + " has id " + e + ", not a whole number");
-        }
-        if (id < 0 || id >= limit) {
-            throw new ModelFileException(file, what + " has id " + id + ", outside 0.." + (limit - 1) + " (the file's " + limit + " entries)");
-        }
-        return id;
+    /** The tokenizer of these files, run by the tokenizers library like any model's. */
+    public static Tokenizer load(ByteLevelBpe bpe) {
+        Map<String, byte[]> files = new LinkedHashMap<>();
+        files.put("tokenizer.json", json(tokenizerJson(bpe)));
+        files.put("tokenizer_config.json", json(tokenizerConfig(bpe)));
+        return Tokenizer.of(Path.of("tokenizer.json"), files);
     }
 
-    /** The tokenizer.json of a model directory; its absence is an error naming the directory. */
-    public static Tokenizer ofModel(Path modelDir) {
-        Path file = modelDir.resolve("tokenizer.json");
-        if (!Files.isRegularFile(file)) throw new ModelFileException(file, "the model directory has no tokenizer.json");
-        return read(file);
+    private static byte[] json(JsonObject o) {
+        return (new GsonBuilder().disableHtmlEscaping().setPrettyPrinting().create().toJson(o) + "\n").getBytes(StandardCharsets.UTF_8);
     }
 
-    private static JsonObject object(JsonObject o, String key, Path file) {
-        if (!o.has(key) || !o.get(key).isJsonObject()) throw new ModelFileException(file, "missing '" + key + "' object");
-        return o.getAsJsonObject(key);
-    }
-
-    private static boolean mentions(JsonElement e, String word) {
-        return e != null && !e.isJsonNull() && e.toString().contains(word);
-    }
-
-    /** Writes a byte-level BPE tokenizer as tokenizer.json that Hugging Face's tokenizers reads as it is. */
-    public static void write(Tokenizer t, Path file) throws IOException {
-        if (t.kind() != Tokenizer.Kind.BYTE_LEVEL) throw new IllegalArgumentException("only byte-level tokenizers are written");
+    /** GPT-2's layout: ByteLevel pre-tokenizer (GPT-2's regex), post-processor and decoder, no normalizer, the special tokens added. */
+    private static JsonObject tokenizerJson(ByteLevelBpe bpe) {
         JsonObject o = new JsonObject();
         o.addProperty("version", "1.0");
         o.add("truncation", JsonNull.INSTANCE);
         o.add("padding", JsonNull.INSTANCE);
         JsonArray added = new JsonArray();
-        t.specialTokens().forEach((content, id) -> {
+        bpe.special().entrySet().stream().sorted(Map.Entry.comparingByValue()).forEach(e -> {
             JsonObject a = new JsonObject();
-            a.addProperty("id", id);
-            a.addProperty("content", content);
+            a.addProperty("id", e.getValue());
+            a.addProperty("content", e.getKey());
             a.addProperty("single_word", false);
             a.addProperty("lstrip", false);
             a.addProperty("rstrip", false);
@@ -146,15 +66,13 @@ public final class TokenizerJson {
         model.addProperty("fuse_unk", false);
         model.addProperty("byte_fallback", false);
         JsonObject vocab = new JsonObject();
-        t.vocab().entrySet().stream().sorted(Map.Entry.comparingByValue()).forEach(e -> vocab.addProperty(e.getKey(), e.getValue()));
+        bpe.vocab().entrySet().stream().sorted(Map.Entry.comparingByValue()).forEach(e -> vocab.addProperty(e.getKey(), e.getValue()));
         model.add("vocab", vocab);
         JsonArray merges = new JsonArray();
-        t.merges().forEach(merges::add);
+        bpe.merges().forEach(merges::add);
         model.add("merges", merges);
         o.add("model", model);
-        Path parent = file.toAbsolutePath().getParent();
-        if (parent != null) Files.createDirectories(parent);
-        Files.writeString(file, new GsonBuilder().disableHtmlEscaping().setPrettyPrinting().create().toJson(o) + "\n", StandardCharsets.UTF_8);
+        return o;
     }
 
     private static JsonObject byteLevel(boolean prefixSpace) {
@@ -164,5 +82,20 @@ public final class TokenizerJson {
         p.addProperty("trim_offsets", true);
         p.addProperty("use_regex", true);
         return p;
+    }
+
+    /**
+     * A generic fast tokenizer class, so transformers keeps tokenizer.json's post-processor (nothing added around a
+     * document), with {@link #END_OF_TEXT} as both ends when the tokenizer has it.
+     */
+    private static JsonObject tokenizerConfig(ByteLevelBpe bpe) {
+        JsonObject c = new JsonObject();
+        c.addProperty("tokenizer_class", "PreTrainedTokenizerFast");
+        c.addProperty("clean_up_tokenization_spaces", false);
+        if (bpe.special().containsKey(END_OF_TEXT)) {
+            c.addProperty("bos_token", END_OF_TEXT);
+            c.addProperty("eos_token", END_OF_TEXT);
+        }
+        return c;
     }
 }

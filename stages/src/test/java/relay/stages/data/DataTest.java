@@ -16,6 +16,10 @@ import java.util.zip.GZIPOutputStream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import relay.stages.io.ModelFileException;
+import relay.stages.text.BpeTrainer;
+import relay.stages.text.Tokenizer;
+import relay.stages.text.TokenizerFiles;
+import relay.stages.text.TokenizerJson;
 import relay.stages.train.Batch;
 
 class DataTest {
@@ -46,21 +50,20 @@ class DataTest {
         assertTrue(seen.isEmpty(), "no validation sequence is trained on");
     }
 
-    /** Documents encoded in parallel land in order, each followed by end-of-text, as one after another would. */
+    /** Documents encoded in parallel (the library's tokenizer shared by every thread) land in order, as one after another would. */
     @Test
     void documentsAreEncodedInOrderWhateverTheThreads() {
         List<String> docs = new java.util.ArrayList<>();
         for (int i = 0; i < 3000; i++) docs.add("verse " + i + ": and it was so" + " amen".repeat(i % 4));
-        relay.stages.text.Tokenizer t = relay.stages.text.BpeTrainer.train(docs, 300, List.of("<|endoftext|>"), n -> { });
-        int eot = t.specialTokens().get("<|endoftext|>");
+        Tokenizer t = TokenizerJson.load(BpeTrainer.train(docs, 300, List.of(TokenizerJson.END_OF_TEXT), n -> { }));
         java.util.List<Integer> want = new java.util.ArrayList<>();
         for (String d : docs) {
             for (int id : t.encode(d)) want.add(id);
-            want.add(eot);
+            want.add(299);
         }
         List<Integer> percents = new java.util.concurrent.CopyOnWriteArrayList<>();
         int seq = (want.size() - 1) / 2;
-        PackedDataset packed = PackedDataset.of(docs, t, eot, seq, 0.4, 1, percents::add);
+        PackedDataset packed = PackedDataset.of(docs, t, seq, 0.4, 1, percents::add);
         assertEquals(want.size(), packed.tokens());
         // Two sequences, one held out: together they are the stream's first 2·seq tokens.
         int[] expected = want.stream().mapToInt(Integer::intValue).toArray();
@@ -70,6 +73,34 @@ class DataTest {
                 || java.util.Arrays.equals(held, second) && java.util.Arrays.equals(trained, first), "the stream in order");
         assertEquals(10, percents.size(), "progress every 10%: " + percents);
         assertTrue(percents.contains(100));
+    }
+
+    /**
+     * Documents are joined the model's way: each as {@code tokenizer(text)} gives it (here a Llama template's &lt;s&gt;
+     * first), then the first end-of-sequence id.
+     */
+    @Test
+    void documentsAreJoinedWithTheModelsOwnBosAndEos() throws Exception {
+        // llama2(): "hi" → ▁hi (9), "hi hé" → ▁hi ▁h <0xC3> <0xA9> (9 8 3 4); <s> 1 before each, </s> 2 after.
+        Tokenizer t = Tokenizer.read(TokenizerFiles.write(dir, "tokenizer.json", TokenizerFiles.llama2(), "tokenizer_config.json",
+                "{\"tokenizer_class\": \"LlamaTokenizerFast\", \"bos_token\": \"<s>\", \"eos_token\": \"</s>\"}"));
+        assertArrayEquals(new int[] {1, 9, 2}, PackedDataset.document(t, "hi"));
+        // The stream 1 9 2 1 9 8 3 4 2 (9 tokens) holds two sequences of 4 (and their next tokens): 1 9 2 1 and 9 8 3 4.
+        PackedDataset d = PackedDataset.of(List.of("hi", "hi hé"), t, 4, 0.5, 3, p -> { });
+        assertEquals(9, d.tokens());
+        java.util.Set<List<Integer>> seen = new java.util.HashSet<>();
+        for (int[] s : List.of(d.validation(1, 1).get(0).inputs(), d.next(1).inputs())) {
+            seen.add(java.util.Arrays.stream(s).boxed().toList());
+        }
+        assertEquals(java.util.Set.of(List.of(1, 9, 2, 1), List.of(9, 8, 3, 4)), seen);
+        // With add_eos_token the template has ended each document already: no second </s>.
+        Tokenizer eosAdded = Tokenizer.read(TokenizerFiles.write(dir.resolve("eos"), "tokenizer.json", TokenizerFiles.llama2(),
+                "tokenizer_config.json", "{\"tokenizer_class\": \"LlamaTokenizer\", \"add_eos_token\": true}"));
+        assertArrayEquals(new int[] {1, 9, 2}, PackedDataset.document(eosAdded, "hi"));
+        // No end-of-sequence token known: refused before anything is encoded, naming where to give one.
+        Tokenizer none = Tokenizer.read(TokenizerFiles.write(dir.resolve("none"), "tokenizer.json", TokenizerFiles.llama2()));
+        assertTrue(assertThrows(ModelFileException.class, () -> PackedDataset.of(List.of("hi"), none, 4, 0.5, 3, p -> { }))
+                .getMessage().contains("eos_token"));
     }
 
     @Test
