@@ -8,6 +8,9 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import relay.deploy.train.Checkpoint;
 import relay.stages.data.Corpus;
+import relay.stages.data.InstructionDataset;
+import relay.stages.data.Instructions;
+import relay.stages.model.LmHead;
 import relay.stages.data.PackedDataset;
 import relay.stages.io.HfModelDirectory;
 import relay.stages.model.Model;
@@ -37,6 +40,7 @@ final class EvalCommand implements Callable<Integer> {
         int positions = relay.stages.model.ModelConfig.read(model.resolve("config.json")).maxPositions();
         Inputs.require(seq <= positions, "--seq", "at most the model's " + positions + " positions", seq);
         Tokenizer tokenizer = Tokenizer.ofModel(model);
+        if (Instructions.holds(data)) return instructions(model, tokenizer);
         tokenizer.endOfDocument();
         int[] tokens = tokens(tokenizer, Corpus.read(data), (long) maxSequences * seq + 1);
         int sequences = Math.min(maxSequences, (tokens.length - 1) / seq);
@@ -53,6 +57,31 @@ final class EvalCommand implements Callable<Integer> {
                     sequences, seq, sequences < maxSequences ? " (all the corpus holds; --max-sequences asked for " + maxSequences + ")" : "",
                     loss, Math.exp(loss));
         }
+        return 0;
+    }
+
+    /**
+     * Instruction data as training reads it, one example to a sequence: the mean loss over every token the loss counts
+     * (the answers), in the file's order up to --max-sequences examples.
+     */
+    private int instructions(Path model, Tokenizer tokenizer) {
+        InstructionDataset.Rows rows = InstructionDataset.rows(data, Instructions.read(data), tokenizer, seq);
+        int n = Math.min(maxSequences, rows.tokens().length);
+        double sum = 0;
+        long counted = 0;
+        try (CpuDevice d = CpuDevice.allCores(); Model m = HfModelDirectory.load(model, d)) {
+            for (int i = 0; i < n; i++) {
+                int[] in = java.util.Arrays.copyOf(rows.tokens()[i], seq), tgt = java.util.Arrays.copyOfRange(rows.labels()[i], 1, seq + 1);
+                int c = LmHead.counted(tgt);
+                if (c == 0) continue;
+                sum += m.loss(in, tgt, 1, seq) * c;
+                counted += c;
+            }
+        }
+        if (counted == 0) throw new IllegalArgumentException(data + ": no answer token within --seq " + seq + " in the examples evaluated");
+        double loss = sum / counted;
+        System.out.printf(Locale.ROOT, "%s on %s: %d examples, %d answer tokens counted (prompts masked), loss %.4f, perplexity %.2f%n",
+                model, data, n, counted, loss, Math.exp(loss));
         return 0;
     }
 

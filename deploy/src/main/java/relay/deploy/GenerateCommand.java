@@ -2,6 +2,7 @@ package relay.deploy;
 
 import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.List;
 import java.util.SplittableRandom;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
@@ -11,6 +12,7 @@ import relay.stages.io.HfModelDirectory;
 import relay.stages.model.KvCache;
 import relay.stages.model.Model;
 import relay.stages.tensor.cpu.CpuDevice;
+import relay.stages.text.ChatTemplate;
 import relay.stages.text.Tokenizer;
 
 @Command(name = "generate", mixinStandardHelpOptions = true,
@@ -38,6 +40,9 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--seed", description = "sampling seed (default ${DEFAULT-VALUE})")
     long seed = 1;
 
+    @Option(names = "--chat", description = "the prompt is a user's message: rendered with the model's chat template, the answer printed")
+    boolean chat;
+
     @Override
     public Integer call() {
         Inputs.require(maxTokens >= 1, "--max-tokens", "≥ 1", maxTokens);
@@ -50,12 +55,13 @@ final class GenerateCommand implements Callable<Integer> {
         SplittableRandom rng = new SplittableRandom(seed);
         try (CpuDevice d = CpuDevice.allCores(); Model m = HfModelDirectory.load(model, d);
              KvCache cache = new KvCache(m, m.config().maxPositions())) {
-            int[] ids = promptIds(tokenizer, prompt);
+            int[] ids = chat ? tokenizer.encode(ChatTemplate.of(tokenizer).render(List.of(new ChatTemplate.Message("user", prompt)), true))
+                    : promptIds(tokenizer, prompt);
             if (ids.length == 0) throw new IllegalArgumentException("the prompt encodes to no tokens");
             if (ids.length >= cache.capacity()) {
                 throw new IllegalArgumentException("the prompt has " + ids.length + " tokens; the model sees at most " + cache.capacity());
             }
-            System.out.print(prompt);
+            if (!chat) System.out.print(prompt);
             // What follows the prompt is printed as it grows: the whole decoded (without special tokens, so spaces between
             // words come out as the decoder makes them) less the prompt's own decoding.
             String base = tokenizer.decode(ids, true), shown = "";

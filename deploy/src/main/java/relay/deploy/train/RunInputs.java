@@ -7,6 +7,8 @@ import java.nio.file.Path;
 import java.util.List;
 import relay.optimizers.Method;
 import relay.stages.data.Corpus;
+import relay.stages.data.InstructionDataset;
+import relay.stages.data.Instructions;
 import relay.stages.data.PackedDataset;
 import relay.stages.io.HfModelDirectory;
 import relay.stages.io.ModelFileException;
@@ -41,13 +43,19 @@ record RunInputs(ModelConfig model, Path weights, Tokenizer tokenizer, PackedDat
         }
         Tokenizer tokenizer = start.checkpoint() != null || c.model().tokenizer().isEmpty() ? src.tokenizer()
                 : Tokenizer.read(Path.of(c.model().tokenizer()));
-        List<String> docs = corpus(c.run().data());
+        Path instructions = Path.of(c.run().data());
+        boolean instructed = Instructions.holds(instructions);
+        List<String> docs = instructed ? null : corpus(c.run().data());
+        if (tokenizer == null && instructed) {
+            throw new ModelFileException(instructions, "instruction data needs a model with its own tokenizer.json (and a chat template for "
+                    + "conversations); " + c.model().name() + " has none");
+        }
         if (tokenizer == null) tokenizer = trainTokenizer(c, cfg, docs, out);
         if (tokenizer.size() > cfg.vocabSize()) {
             throw new ModelFileException(tokenizer.source(), "the tokenizer has " + tokenizer.size() + " entries, " + c.model().name()
                     + " only " + cfg.vocabSize() + ": a tokenizer for a larger vocabulary than the model's");
         }
-        PackedDataset data = dataset(c, tokenizer, docs, out);
+        PackedDataset data = instructed ? instructionDataset(c, tokenizer, instructions, out) : dataset(c, tokenizer, docs, out);
         data.seek(start.data());
         // LoRA's base never changes: a resumed LoRA run starts from the model it began with (its adapters come back with the
         // optimizer state).
@@ -115,6 +123,17 @@ record RunInputs(ModelConfig model, Path weights, Tokenizer tokenizer, PackedDat
             // Progress only for a tokenizer that takes a while (a large vocabulary).
             if (merges % every == 0 && System.nanoTime() - training > 5_000_000_000L) out.printf("  %d merges%n", merges);
         }));
+    }
+
+    /** Instruction examples, one to a sequence, the loss counting the answers only; what was counted, masked and cut is said. */
+    private static PackedDataset instructionDataset(TrainConfig c, Tokenizer tokenizer, Path file, PrintStream out) {
+        InstructionDataset d = InstructionDataset.of(file, Instructions.read(file), tokenizer, c.run().seq(), c.run().validationFraction(),
+                c.run().seed());
+        InstructionDataset.Stats s = d.stats();
+        out.printf("%s: %d examples, one to a sequence of %d (%d training, %d validation); %d tokens counted by the loss, %d prompt "
+                + "tokens masked%s%n", file, s.examples(), c.run().seq(), d.data().trainSequences(), d.data().validationSequences(),
+                s.counted(), s.masked(), s.truncated() == 0 ? "" : "; " + s.truncated() + " examples cut at seq + 1 tokens");
+        return d.data();
     }
 
     /**

@@ -45,7 +45,21 @@ public final class InstructionDataset {
 
     public static InstructionDataset of(Path file, List<Instructions.Example> examples, Tokenizer tokenizer, int seq,
                                         double validationFraction, long seed) {
-        ChatTemplate template = examples.get(0) instanceof Instructions.Chat ? template(file, tokenizer) : null;
+        Rows rows = rows(file, examples, tokenizer, seq);
+        PackedDataset data;
+        try {
+            data = PackedDataset.padded(rows.tokens(), rows.labels(), seq, validationFraction, seed);
+        } catch (IllegalArgumentException e) {
+            throw new ModelFileException(file, e.getMessage(), e);
+        }
+        return new InstructionDataset(data, rows.stats());
+    }
+
+    /** Every example as one row of seq + 1 tokens and the targets its loss counts (IGNORED elsewhere), in the file's order. */
+    public record Rows(int[][] tokens, int[][] labels, Stats stats) {}
+
+    public static Rows rows(Path file, List<Instructions.Example> examples, Tokenizer tokenizer, int seq) {
+        ChatTemplate template = examples.get(0) instanceof Instructions.Chat ? ChatTemplate.of(tokenizer) : null;
         int pad = tokenizer.special().pad() >= 0 ? tokenizer.special().pad() : tokenizer.endOfDocument();
         int[][] tokens = new int[examples.size()][], labels = new int[examples.size()][];
         long counted = 0, masked = 0;
@@ -69,23 +83,7 @@ public final class InstructionDataset {
                 }
             }
         }
-        PackedDataset data;
-        try {
-            data = PackedDataset.padded(tokens, labels, seq, validationFraction, seed);
-        } catch (IllegalArgumentException e) {
-            throw new ModelFileException(file, e.getMessage(), e);
-        }
-        return new InstructionDataset(data, new Stats(examples.size(), counted, masked, truncated));
-    }
-
-    private static ChatTemplate template(Path file, Tokenizer tokenizer) {
-        String t = tokenizer.chatTemplate().orElseThrow(() -> new ModelFileException(file,
-                "holds conversations but the model has no chat template (tokenizer_config.json's chat_template or chat_template.jinja in "
-                        + tokenizer.source() + ")"));
-        java.util.Map<String, String> tokens = new java.util.HashMap<>();
-        if (tokenizer.special().bosToken() != null) tokens.put("bos_token", tokenizer.special().bosToken());
-        if (tokenizer.special().eosToken() != null) tokens.put("eos_token", tokenizer.special().eosToken());
-        return new ChatTemplate(t, tokenizer.source().toString(), tokens);
+        return new Rows(tokens, labels, new Stats(examples.size(), counted, masked, truncated));
     }
 
     static Encoded encode(Instructions.Example example, Tokenizer tokenizer, ChatTemplate template, Path file) {

@@ -6,6 +6,7 @@ import com.hubspot.jinjava.interpret.FatalTemplateErrorsException;
 import com.hubspot.jinjava.interpret.RenderResult;
 import com.hubspot.jinjava.interpret.TemplateError;
 import com.hubspot.jinjava.lib.fn.ELFunctionDefinition;
+import java.nio.file.Path;
 import java.time.ZonedDateTime;
 import java.time.format.DateTimeFormatter;
 import java.util.ArrayList;
@@ -13,6 +14,7 @@ import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import relay.stages.io.ModelFileException;
 
 /**
  * A model's chat template (tokenizer_config.json's {@code chat_template}), rendered by a Jinja engine the way
@@ -41,6 +43,17 @@ public final class ChatTemplate {
         this.jinja = new Jinjava(JinjavaConfig.newBuilder().withTrimBlocks(true).withLstripBlocks(true).build());
         jinja.getGlobalContext().registerFunction(new ELFunctionDefinition("", "raise_exception", ChatTemplate.class, "raise", String.class));
         jinja.getGlobalContext().registerFunction(new ELFunctionDefinition("", "strftime_now", ChatTemplate.class, "now", String.class));
+    }
+
+    /** The chat template of a model's tokenizer files, with its special tokens; a model without one is refused naming its files. */
+    public static ChatTemplate of(Tokenizer tokenizer) {
+        Path dir = tokenizer.source().toAbsolutePath().getParent();
+        String t = tokenizer.chatTemplate().orElseThrow(() -> new ModelFileException(dir, "the model has no chat template "
+                + "(tokenizer_config.json's chat_template, or chat_template.jinja)"));
+        Map<String, String> tokens = new HashMap<>();
+        if (tokenizer.special().bosToken() != null) tokens.put("bos_token", tokenizer.special().bosToken());
+        if (tokenizer.special().eosToken() != null) tokens.put("eos_token", tokenizer.special().eosToken());
+        return new ChatTemplate(t, dir.resolve("tokenizer_config.json").toString(), tokens);
     }
 
     /** What a template's {@code raise_exception(message)} does: the message becomes the refusal. */
