@@ -94,8 +94,9 @@ public final class Tokenizer {
     /** @param files the contents of tokenizer.json and those of the other files there are, by name; {@code file} names tokenizer.json in messages */
     static Tokenizer of(Path file, Map<String, byte[]> files) {
         String text = new String(files.get("tokenizer.json"), StandardCharsets.UTF_8);
-        HuggingFaceTokenizer library = load(file, text);
         JsonObject json = object(file, text);
+        checkComponents(file, json);
+        HuggingFaceTokenizer library = load(file, text);
         Map<String, Integer> ids = tokenIds(file, json);
         int size = ids.values().stream().mapToInt(Integer::intValue).max().orElse(-1) + 1;
 
@@ -132,6 +133,44 @@ public final class Tokenizer {
             library = load(file, json.toString());
         }
         return new Tokenizer(file, Map.copyOf(files), library, size, special, chatTemplate(files, config, configFile));
+    }
+
+    /**
+     * The component types of tokenizer.json by section, as the tokenizers library (0.21) names them. The library reads
+     * a component of an unknown type whose fields fit a known one as that one; Relay refuses it by name instead.
+     */
+    private static final Map<String, Set<String>> COMPONENTS = Map.of(
+            "normalizer", Set.of("BertNormalizer", "Strip", "StripAccents", "NFC", "NFD", "NFKC", "NFKD", "Sequence", "Lowercase", "Nmt",
+                    "Precompiled", "Replace", "Prepend", "ByteLevel"),
+            "pre_tokenizer", Set.of("BertPreTokenizer", "ByteLevel", "CharDelimiterSplit", "Metaspace", "Whitespace", "Sequence", "Split",
+                    "Punctuation", "WhitespaceSplit", "Digits", "UnicodeScripts", "FixedLength"),
+            "model", Set.of("BPE", "WordPiece", "WordLevel", "Unigram"),
+            "post_processor", Set.of("RobertaProcessing", "BertProcessing", "ByteLevel", "TemplateProcessing", "Sequence"),
+            "decoder", Set.of("BPEDecoder", "ByteLevel", "WordPiece", "Metaspace", "CTC", "Sequence", "Replace", "Fuse", "Strip", "ByteFallback"));
+
+    /** Every component's "type", nested ones (a Sequence's members) included, must be one the library knows for its section. */
+    private static void checkComponents(Path file, JsonObject json) {
+        COMPONENTS.forEach((section, known) -> checkTypes(file, section, json.get(section), known));
+    }
+
+    private static void checkTypes(Path file, String section, JsonElement e, Set<String> known) {
+        if (e == null || e.isJsonNull()) return;
+        if (e.isJsonArray()) {
+            e.getAsJsonArray().forEach(m -> checkTypes(file, section, m, known));
+            return;
+        }
+        if (!e.isJsonObject()) return;
+        JsonElement type = e.getAsJsonObject().get("type");
+        if (type != null && type.isJsonPrimitive() && !known.contains(type.getAsString())) {
+            throw new ModelFileException(file, section + " type '" + type.getAsString() + "' is not one the tokenizers library knows "
+                    + new java.util.TreeSet<>(known));
+        }
+        // A Sequence holds its members under a key of its own (normalizers, pretokenizers, processors, decoders).
+        for (Map.Entry<String, JsonElement> m : e.getAsJsonObject().entrySet()) {
+            if (m.getValue().isJsonArray() && !m.getKey().equals("vocab") && !m.getKey().equals("merges")) {
+                checkTypes(file, section, m.getValue(), known);
+            }
+        }
     }
 
     private static HuggingFaceTokenizer load(Path file, String json) {
