@@ -55,6 +55,10 @@ class BadInputSweepTest {
         write("empty.txt", "\n \n");
         write("bad.jsonl", "{\"text\": \"ok\"}\nnot json\n");
         write("malformed.conf", "relay.train { steps = \n");
+        String ask = "{\"messages\": [{\"role\": \"user\", \"content\": \"Who?\"}, {\"role\": \"assistant\", \"content\": \"Me.\"}]}\n";
+        write("chat.jsonl", ask.repeat(3));
+        write("noanswer.jsonl", ask + "{\"messages\": [{\"role\": \"user\", \"content\": \"Who?\"}]}\n");
+        write("mixed.jsonl", ask + "{\"prompt\": \"Who?\", \"completion\": \"Me.\"}\n");
         aFile = write("afile.txt", "a file, not a directory");
         ByteLevelBpe tok = BpeTrainer.train(List.of(Files.readString(corpus)), 300, List.of(TokenizerJson.END_OF_TEXT), n -> { });
         model = dir.resolve("model");
@@ -243,6 +247,19 @@ class BadInputSweepTest {
                         "In"),
                 row("nanweights/model.safetensors: tensor 'model.norm.weight' holds NaN", "generate", "--model", p("nanweights"), "--prompt", "In"),
                 row("heads0/config.json: field 'num_attention_heads'", "generate", "--model", p("heads0"), "--prompt", "In"),
+                // instruction data and chat
+                row("noanswer.jsonl: line 2 has no assistant message to learn from", "train", "--model", model.toString(), "--data",
+                        p("noanswer.jsonl"), "--steps", "1", "--out", p("runs")),
+                row("mixed.jsonl: line 2 mixes kinds", "eval", "--model", model.toString(), "--data", p("mixed.jsonl")),
+                row("model: the model has no chat template", "eval", "--model", model.toString(), "--data", p("chat.jsonl")),
+                row("model: the model has no chat template", "generate", "--model", model.toString(), "--prompt", "Hi", "--chat"),
+                // relay export
+                row("model: not empty; export writes a new directory", "export", r, "--to", model.toString()),
+                row("--to " + aFile + " is a file, not a directory", "export", r, "--to", aFile.toString()),
+                row("--dtype: dtype 'f8' is not one of f32, bf16", "export", r, "--to", p("export-f8"), "--dtype", "f8"),
+                row("--max-shard-size must be ≥ 1, not 0", "export", r, "--to", p("export-0"), "--max-shard-size", "0"),
+                row("is of a adalomo run: only a LoRA run has an adapter to export", "export", r, "--to", p("export-adapter"), "--adapter"),
+                row("corrupt: its SHA-256 differs", "export", corrupt.toString(), "--to", p("export-corrupt")),
                 // relay eval
                 row("--seq must be ≥ 1, not 0", "eval", "--model", model.toString(), "--data", corpus.toString(), "--seq", "0"),
                 row("--seq must be at most the model's 256 positions, not 100000", "eval", "--model", model.toString(), "--data",

@@ -4,17 +4,11 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
-import java.io.StringWriter;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -113,29 +107,12 @@ class ChatFineTuneTest {
         }
     }
 
-    private static String run(int expect, String... args) {
-        PrintStream stdout = System.out;
-        ByteArrayOutputStream captured = new ByteArrayOutputStream();
-        System.setOut(new PrintStream(captured, true, StandardCharsets.UTF_8));
-        StringWriter err = new StringWriter();
-        try {
-            assertEquals(expect, Cli.run(err, args), err::toString);
-        } finally {
-            System.setOut(stdout);
-        }
-        return captured.toString(StandardCharsets.UTF_8) + err;
-    }
 
-    private static double loss(String evalOutput) {
-        Matcher m = Pattern.compile("loss (\\d+\\.\\d+)").matcher(evalOutput);
-        assertTrue(m.find(), evalOutput);
-        return Double.parseDouble(m.group(1));
-    }
 
     @Test
     void trainExportEvalAndChat() throws Exception {
         Path out = dir.resolve("runs");
-        String trained = run(0, "train", "--model", model.toString(), "--data", chats.toString(), "--steps", "3", "--out", out.toString(),
+        String trained = Cli.output(0, "train", "--model", model.toString(), "--data", chats.toString(), "--steps", "3", "--out", out.toString(),
                 "batch=2", "seq=48", "microbatches=2", "eval-every=3", "checkpoint-every=3", "trace-steps=0", "eval-sequences=2",
                 "validation-fraction=0.1");
         assertTrue(trained.contains("tokens counted by the loss") && trained.contains("prompt tokens masked"), trained);
@@ -144,25 +121,25 @@ class ChatFineTuneTest {
             runDir = s.findFirst().orElseThrow();
         }
         Path exported = dir.resolve("exported");
-        run(0, "export", runDir.toString(), "--to", exported.toString());
+        Cli.output(0, "export", runDir.toString(), "--to", exported.toString());
         assertEquals(Files.readString(model.resolve("tokenizer_config.json")), Files.readString(exported.resolve("tokenizer_config.json")),
                 "the tokenizer's files as the model had them");
-        String before = run(0, "eval", "--model", runDir.toString(), "--data", chats.toString(), "--seq", "48");
-        String after = run(0, "eval", "--model", exported.toString(), "--data", chats.toString(), "--seq", "48");
+        String before = Cli.output(0, "eval", "--model", runDir.toString(), "--data", chats.toString(), "--seq", "48");
+        String after = Cli.output(0, "eval", "--model", exported.toString(), "--data", chats.toString(), "--seq", "48");
         assertTrue(before.contains("answer tokens counted"), before);
-        assertEquals(loss(before), loss(after), 0.0, after);
-        String original = run(0, "eval", "--model", model.toString(), "--data", chats.toString(), "--seq", "48");
-        assertTrue(loss(before) < loss(original), "three steps of training lowered the loss on the answers: " + original + before);
-        run(0, "generate", "--model", exported.toString(), "--chat", "--prompt", "What is 2 plus 2?", "--max-tokens", "4", "--temperature", "0");
+        assertEquals(Cli.loss(before), Cli.loss(after), 0.0, after);
+        String original = Cli.output(0, "eval", "--model", model.toString(), "--data", chats.toString(), "--seq", "48");
+        assertTrue(Cli.loss(before) < Cli.loss(original), "three steps of training lowered the loss on the answers: " + original + before);
+        Cli.output(0, "generate", "--model", exported.toString(), "--chat", "--prompt", "What is 2 plus 2?", "--max-tokens", "4", "--temperature", "0");
     }
 
     @Test
     void conversationsNeedAChatTemplateAndAModelTokenizer() throws Exception {
         Files.writeString(model.resolve("tokenizer_config.json"), "{\"eos_token\": \"<|im_end|>\"}");
-        String e = run(2, "train", "--model", model.toString(), "--data", chats.toString(), "--steps", "1", "--out", dir.resolve("r").toString(),
+        String e = Cli.output(2, "train", "--model", model.toString(), "--data", chats.toString(), "--steps", "1", "--out", dir.resolve("r").toString(),
                 "batch=2", "seq=48", "microbatches=2");
         assertTrue(e.contains("has no chat template"), e);
-        e = run(2, "train", "--model", "llama-tiny", "--data", chats.toString(), "--steps", "1", "--out", dir.resolve("r").toString(),
+        e = Cli.output(2, "train", "--model", "llama-tiny", "--data", chats.toString(), "--steps", "1", "--out", dir.resolve("r").toString(),
                 "batch=2", "seq=48", "microbatches=2");
         assertTrue(e.contains("chats.jsonl: instruction data needs a model with its own tokenizer.json"), e);
     }

@@ -5,14 +5,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
 import java.io.StringWriter;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -46,40 +41,23 @@ class ExportCommandTest {
         }
     }
 
-    private static String quietly(String... args) {
-        PrintStream stdout = System.out;
-        ByteArrayOutputStream captured = new ByteArrayOutputStream();
-        System.setOut(new PrintStream(captured, true, StandardCharsets.UTF_8));
-        try {
-            StringWriter err = new StringWriter();
-            assertEquals(0, Cli.run(err, args), err::toString);
-        } finally {
-            System.setOut(stdout);
-        }
-        return captured.toString(StandardCharsets.UTF_8);
-    }
 
-    private static double loss(String evalOutput) {
-        Matcher m = Pattern.compile("loss (\\d+\\.\\d+)").matcher(evalOutput);
-        assertTrue(m.find(), evalOutput);
-        return Double.parseDouble(m.group(1));
-    }
 
     @Test
     void anExportedRunEvaluatesToItsCheckpointsLoss() throws Exception {
         Path data = corpus(), run = train(data, "--model", "llama-tiny", "full");
         Path f32 = dir.resolve("export-f32"), bf16 = dir.resolve("export-bf16");
-        quietly("export", run.toString(), "--to", f32.toString());
-        quietly("export", run.toString(), "--to", bf16.toString(), "--dtype", "bf16");
+        Cli.output(0, "export", run.toString(), "--to", f32.toString());
+        Cli.output(0, "export", run.toString(), "--to", bf16.toString(), "--dtype", "bf16");
         try (Stream<Path> s = Files.list(f32)) {
             assertTrue(s.map(p -> p.getFileName().toString()).noneMatch(n -> n.startsWith("optimizer") || n.equals("trainer_state.json")
                     || n.equals("manifest.json")), "no run state in an export");
         }
         assertTrue(Files.isRegularFile(f32.resolve("tokenizer.json")));
-        double checkpoint = loss(quietly("eval", "--model", run.toString(), "--data", data.toString(), "--seq", "16"));
-        assertEquals(checkpoint, loss(quietly("eval", "--model", f32.toString(), "--data", data.toString(), "--seq", "16")), 0.0,
+        double checkpoint = Cli.loss(Cli.output(0, "eval", "--model", run.toString(), "--data", data.toString(), "--seq", "16"));
+        assertEquals(checkpoint, Cli.loss(Cli.output(0, "eval", "--model", f32.toString(), "--data", data.toString(), "--seq", "16")), 0.0,
                 "float32 export: the same weights, the same loss to the printed digit");
-        assertEquals(checkpoint, loss(quietly("eval", "--model", bf16.toString(), "--data", data.toString(), "--seq", "16")), 0.01 * checkpoint,
+        assertEquals(checkpoint, Cli.loss(Cli.output(0, "eval", "--model", bf16.toString(), "--data", data.toString(), "--seq", "16")), 0.01 * checkpoint,
                 "bfloat16 export: the loss within bfloat16's rounding");
     }
 
@@ -92,7 +70,7 @@ class ExportCommandTest {
         }
         Path data = corpus(), run = train(data, "--model", base.toString(), "--optimizer", "lora", "rank=4", "lora.alpha=8", "lora");
         Path out = dir.resolve("export-lora");
-        quietly("export", run.toString(), "--to", out.toString(), "--adapter");
+        Cli.output(0, "export", run.toString(), "--to", out.toString(), "--adapter");
         JsonObject config = JsonParser.parseString(Files.readString(out.resolve("adapter_config.json"))).getAsJsonObject();
         assertEquals(4, config.get("r").getAsInt());
         assertEquals(8.0, config.get("lora_alpha").getAsDouble());

@@ -17,12 +17,15 @@ import java.util.Map;
 import relay.stages.layers.Parameter;
 import relay.stages.model.Model;
 import relay.stages.tensor.Device;
+import relay.stages.text.SpecialTokens;
+import relay.stages.text.Tokenizer;
 
 /**
  * A clean Hugging Face model directory made from a model directory (typically a checkpoint): the weights in the
  * chosen precision, sharded as transformers shards them (one {@code model.safetensors}, or
  * {@code model-0000i-of-0000n.safetensors} with an index giving {@code metadata.total_size}), config.json with its
- * {@code torch_dtype}, and the tokenizer's files as the source had them — none of what a run keeps beside them
+ * {@code torch_dtype}, the tokenizer's files as the source had them (and a generation_config.json naming its
+ * end-of-sequence ids where the source had none) — none of what a run keeps beside them
  * (optimizer state, trainer state, manifest).
  */
 public final class ModelExport {
@@ -30,6 +33,8 @@ public final class ModelExport {
     public static final long SHARD_BYTES = 5_000_000_000L;
 
     /** The files of a model directory that describe its tokenizer and generation, copied byte for byte. */
+    static final String GENERATION_CONFIG = "generation_config.json";
+
     public static final List<String> TOKENIZER_FILES = List.of("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
             "generation_config.json", "chat_template.jinja");
 
@@ -95,6 +100,9 @@ public final class ModelExport {
             for (String f : TOKENIZER_FILES) {
                 if (Files.isRegularFile(source.resolve(f))) Files.copy(source.resolve(f), aside.resolve(f));
             }
+            if (!Files.exists(aside.resolve(GENERATION_CONFIG)) && Files.isRegularFile(source.resolve("tokenizer.json"))) {
+                writeGenerationConfig(Tokenizer.ofModel(source).special(), aside.resolve(GENERATION_CONFIG));
+            }
             Files.move(aside, target, StandardCopyOption.ATOMIC_MOVE);
         } catch (IOException | RuntimeException e) {
             deleteTree(aside);
@@ -132,6 +140,26 @@ public final class ModelExport {
             for (SafeTensors.Tensor32 t : shards.get(i)) shardOf.put(t.name(), name);
         }
         HfModelDirectory.writeIndex(dir, shardOf);
+    }
+
+    /**
+     * generation_config.json for a model that came without one, as transformers' save_pretrained derives it: the
+     * tokenizer's BOS and end-of-sequence ids (a list when there are several), so generation stops where the model's
+     * turns end.
+     */
+    private static void writeGenerationConfig(SpecialTokens special, Path file) throws IOException {
+        JsonObject o = new JsonObject();
+        if (special.bos() >= 0) o.addProperty("bos_token_id", special.bos());
+        int[] eos = special.eos();
+        if (eos.length == 1) {
+            o.addProperty("eos_token_id", eos[0]);
+        } else if (eos.length > 1) {
+            com.google.gson.JsonArray a = new com.google.gson.JsonArray();
+            for (int id : eos) a.add(id);
+            o.add("eos_token_id", a);
+        }
+        if (special.pad() >= 0) o.addProperty("pad_token_id", special.pad());
+        Files.writeString(file, new GsonBuilder().setPrettyPrinting().create().toJson(o) + "\n", StandardCharsets.UTF_8);
     }
 
     /** The source's config.json, every key kept, with the precision the weights are now stored in (under transformers 5's "dtype" where the source used it). */

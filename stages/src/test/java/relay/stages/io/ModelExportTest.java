@@ -21,6 +21,8 @@ import relay.stages.layers.Parameter;
 import relay.stages.model.Model;
 import relay.stages.model.ModelConfig;
 import relay.stages.tensor.cpu.CpuDevice;
+import relay.stages.text.BpeTrainer;
+import relay.stages.text.TokenizerJson;
 
 /** Export makes a clean Hugging Face directory: the same weights (exactly, or bfloat16-rounded), shards with an index, no run state. */
 class ModelExportTest {
@@ -45,7 +47,7 @@ class ModelExportTest {
         try (Model m = Model.initialize(ModelConfig.named(preset), device, 5)) {
             HfModelDirectory.save(m, src);
         }
-        Files.writeString(src.resolve("tokenizer.json"), "{\"model\":{}}");
+        TokenizerJson.write(BpeTrainer.train(List.of("a checkpoint's own tokenizer"), 270, List.of("<|endoftext|>", "</s>"), n -> { }), src);
         Files.writeString(src.resolve("tokenizer_config.json"), "{\"eos_token\":\"</s>\"}");
         Files.writeString(src.resolve("trainer_state.json"), "{\"step\":3}");
         Files.writeString(src.resolve("manifest.json"), "{}");
@@ -64,9 +66,15 @@ class ModelExportTest {
     void float32ExportHoldsTheSameWeightsAndNoRunState() throws IOException {
         Path src = source("llama-tiny"), out = dir.resolve("out");
         ModelExport.Result r = ModelExport.export(src, out, ModelExport.Dtype.F32, ModelExport.SHARD_BYTES, device);
-        assertEquals(List.of("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"), files(out));
+        assertEquals(List.of("config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"), files(out));
         assertEquals(r.files(), files(out));
         assertEquals(Files.readString(src.resolve("tokenizer_config.json")), Files.readString(out.resolve("tokenizer_config.json")));
+        // The source had no generation_config.json: one is made naming the end-of-sequence token, </s>, by its id in tokenizer.json.
+        int eos = JsonParser.parseString(Files.readString(src.resolve("tokenizer.json"))).getAsJsonObject().getAsJsonArray("added_tokens")
+                .asList().stream().map(t -> t.getAsJsonObject()).filter(t -> t.get("content").getAsString().equals("</s>"))
+                .findFirst().orElseThrow().get("id").getAsInt();
+        assertEquals(eos, JsonParser.parseString(Files.readString(out.resolve("generation_config.json"))).getAsJsonObject()
+                .get("eos_token_id").getAsInt());
         assertEquals("float32", config(out).get("torch_dtype").getAsString());
         try (Model a = HfModelDirectory.load(src, device); Model b = HfModelDirectory.load(out, device)) {
             assertEquals(ModelConfig.named("llama-tiny").parameters() * 4, r.tensorBytes());
