@@ -144,18 +144,20 @@ final class BlockStage implements StageRole {
     @Override
     public void forward(Position pos, Inbox in, Outbox out) {
         int j = pos.microbatch();
-        Tensor x = in.forwards.remove(j).activation().materialize(device, Category.ACTIVATIONS);
+        StageCommand.Forward m = in.forwards.remove(j);
+        Tensor x = m.activation().materialize(device, Category.ACTIVATIONS);
+        // The block's saved activations keep the position ids for its backward (a recomputed forward too).
         TransformerBlock.Forward f;
         if (pos.pass().backward()) {
-            f = block.forward(x, pos.batch(), pos.seq());
+            f = block.forward(x, pos.batch(), pos.seq(), m.positions());
             saved.put(j, new Saved(x, f, updatesApplied));
         } else {
             try (x) {
-                f = block.forward(x, pos.batch(), pos.seq());
+                f = block.forward(x, pos.batch(), pos.seq(), m.positions());
             }
             f.saved().close();
         }
-        out.toNext(new StageCommand.Forward(pos, TensorPayload.of(f.output())), pos);
+        out.toNext(new StageCommand.Forward(pos, TensorPayload.of(f.output()), m.positions()), pos);
     }
 
     @Override

@@ -183,11 +183,12 @@ public final class Codecs implements MessageCodecs {
         } else if (c instanceof StageCommand.LeftDevice m) {
             b.setLeftDevice(relay.transport.proto.LeftDevice.newBuilder().setPosition(Wire.position(m.pos())).setForward(m.forward()));
         } else if (c instanceof StageCommand.Tokens m) {
-            b.setTokens(tokens(m.pos(), m.ids()));
+            b.setTokens(tokens(m.pos(), m.ids()).addAllPositions(Wire.list(m.positions())));
         } else if (c instanceof StageCommand.Targets m) {
             b.setTargets(tokens(m.pos(), m.ids()));
         } else if (c instanceof StageCommand.Forward m) {
-            b.setForward(Activation.newBuilder().setPosition(Wire.position(m.pos())).setTensor(shape(m.activation())));
+            b.setForward(Activation.newBuilder().setPosition(Wire.position(m.pos())).setTensor(shape(m.activation()))
+                    .addAllPositions(Wire.list(m.positions())));
         } else if (c instanceof StageCommand.Backward m) {
             b.setBackward(Activation.newBuilder().setPosition(Wire.position(m.pos())).setTensor(shape(m.gradient())));
         } else if (c instanceof StageCommand.SetTrainable m) {
@@ -219,9 +220,11 @@ public final class Codecs implements MessageCodecs {
             case CONNECT -> new StageCommand.Connect(p.getConnect().getStagesList().stream().<ActorRef<StageCommand>>map(w::ref).toList(),
                     p.getConnect().getChannelsList());
             case LEFT_DEVICE -> new StageCommand.LeftDevice(Wire.position(p.getLeftDevice().getPosition()), p.getLeftDevice().getForward());
-            case TOKENS -> new StageCommand.Tokens(Wire.position(p.getTokens().getPosition()), Wire.ints(p.getTokens().getTokensList()));
+            case TOKENS -> new StageCommand.Tokens(Wire.position(p.getTokens().getPosition()), Wire.ints(p.getTokens().getTokensList()),
+                    Wire.positions(p.getTokens().getPositionsList()));
             case TARGETS -> new StageCommand.Targets(Wire.position(p.getTargets().getPosition()), Wire.ints(p.getTargets().getTokensList()));
-            case FORWARD -> new StageCommand.Forward(Wire.position(p.getForward().getPosition()), payload(p.getForward().getTensor(), in));
+            case FORWARD -> new StageCommand.Forward(Wire.position(p.getForward().getPosition()), payload(p.getForward().getTensor(), in),
+                    Wire.positions(p.getForward().getPositionsList()));
             case BACKWARD -> new StageCommand.Backward(Wire.position(p.getBackward().getPosition()), payload(p.getBackward().getTensor(), in));
             case SET_TRAINABLE -> new StageCommand.SetTrainable(p.getSetTrainable().getStep(), p.getSetTrainable().getTrainable());
             case REDRAW -> new StageCommand.Redraw(p.getRedraw().getStep(), p.getRedraw().getDraw(), p.getRedraw().getFresh());
@@ -238,10 +241,10 @@ public final class Codecs implements MessageCodecs {
         };
     }
 
-    private static TokenBatch tokens(Position pos, int[] ids) {
+    private static TokenBatch.Builder tokens(Position pos, int[] ids) {
         TokenBatch.Builder b = TokenBatch.newBuilder().setPosition(Wire.position(pos));
         for (int id : ids) b.addTokens(id);
-        return b.build();
+        return b;
     }
 
     // Stage events.

@@ -399,7 +399,7 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
             Batch b = mbs.get(j);
             Position pos = new Position(step, pass, id, j, mbs.size(), b.batch(), b.seq(), clip);
             if (first == null) first = pos;
-            stages.get(0).tell(new StageCommand.Tokens(pos, b.inputs()));
+            stages.get(0).tell(new StageCommand.Tokens(pos, b.inputs(), b.positions()));
             stages.get(stages.size() - 1).tell(new StageCommand.Targets(pos, b.targets()));
             messages += 2;
         }

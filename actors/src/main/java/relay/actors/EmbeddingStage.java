@@ -64,15 +64,17 @@ final class EmbeddingStage implements StageRole {
     public void forward(Position pos, Inbox in, Outbox out) {
         int j = pos.microbatch();
         // The ids stay for the backward; an evaluation has none.
-        int[] ids = pos.pass().backward() ? in.tokens.get(j).ids() : in.tokens.remove(j).ids();
-        out.toNext(new StageCommand.Forward(pos, TensorPayload.of(embedding.forward(ids, pos.seq()))), pos);
+        StageCommand.Tokens t = pos.pass().backward() ? in.tokens.get(j) : in.tokens.remove(j);
+        Tensor x = embedding.forward(t.ids(), pos.seq(), 0, t.positions());
+        out.toNext(new StageCommand.Forward(pos, TensorPayload.of(x), t.positions()), pos);
     }
 
     @Override
     public void backward(Position pos, Inbox in, Outbox out) {
         int j = pos.microbatch();
         try (Tensor dOut = in.backwards.remove(j).gradient().materialize(device, Category.ACTIVATIONS)) {
-            embedding.backward(in.tokens.remove(j).ids(), pos.seq(), dOut, optimizer.sink(pos));
+            StageCommand.Tokens t = in.tokens.remove(j);
+            embedding.backward(t.ids(), pos.seq(), t.positions(), dOut, optimizer.sink(pos));
         }
     }
 

@@ -31,14 +31,28 @@ public sealed interface StageCommand extends WireMessage {
      */
     record LeftDevice(Position pos, boolean forward) implements StageCommand {}
 
-    /** A microbatch's token ids, to the embedding. */
-    record Tokens(Position pos, int[] ids) implements StageCommand {}
+    /**
+     * A microbatch's token ids, to the embedding, with the position ids of packed examples (null: one example to a
+     * sequence), which the embedding hands on with its activations.
+     */
+    record Tokens(Position pos, int[] ids, int[] positions) implements StageCommand {
+        public Tokens(Position pos, int[] ids) {
+            this(pos, ids, null);
+        }
+    }
 
     /** A microbatch's next-token targets, to the head. */
     record Targets(Position pos, int[] ids) implements StageCommand {}
 
-    /** Activations flowing forward. */
-    record Forward(Position pos, TensorPayload activation) implements StageCommand {}
+    /**
+     * Activations flowing forward, with the microbatch's position ids (null: one example to a sequence): every block
+     * attends within examples by them, and keeps them for its backward.
+     */
+    record Forward(Position pos, TensorPayload activation, int[] positions) implements StageCommand {
+        public Forward(Position pos, TensorPayload activation) {
+            this(pos, activation, null);
+        }
+    }
 
     /** Activation gradients flowing backward. */
     record Backward(Position pos, TensorPayload gradient) implements StageCommand {}

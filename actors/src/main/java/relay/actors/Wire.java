@@ -162,14 +162,23 @@ final class Wire {
         relay.transport.proto.Batch.Builder p = relay.transport.proto.Batch.newBuilder().setBatch(b.batch()).setSeq(b.seq());
         for (int t : b.inputs()) p.addInputs(t);
         for (int t : b.targets()) p.addTargets(t);
-        return p.build();
+        return p.addAllPositions(list(b.positions())).build();
     }
 
     static Batch batch(relay.transport.proto.Batch b) {
-        return new Batch(ints(b.getInputsList()), ints(b.getTargetsList()), b.getBatch(), b.getSeq());
+        return new Batch(ints(b.getInputsList()), ints(b.getTargetsList()), b.getBatch(), b.getSeq(), positions(b.getPositionsList()));
     }
 
     static int[] ints(List<Integer> list) {
         return list.stream().mapToInt(Integer::intValue).toArray();
+    }
+
+    /** Position ids as they travel: none for null (a microbatch that has them has at least one). */
+    static List<Integer> list(int[] positions) {
+        return positions == null ? List.of() : java.util.Arrays.stream(positions).boxed().toList();
+    }
+
+    static int[] positions(List<Integer> list) {
+        return list.isEmpty() ? null : ints(list);
     }
 }

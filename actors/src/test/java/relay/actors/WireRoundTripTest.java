@@ -82,6 +82,7 @@ class WireRoundTripTest {
         List<TensorPart> weights = TensorPart.split(List.of(new SafeTensors.Tensor32("w", new int[] {2, 2}, new float[] {1, 2, 3, 4}),
                 new SafeTensors.Tensor32("e", new int[] {0}, new float[0])), 3).get(1);
         Batch batch = new Batch(new int[] {1, 2, 3}, new int[] {2, 3, 4}, 1, 3);
+        Batch packed = new Batch(new int[] {1, 2, 3, 4}, new int[] {2, Batch.IGNORED, 4, Batch.IGNORED}, 1, 4, new int[] {0, 1, 0, 1});
         Map<Category, Long> peaks = new EnumMap<>(Category.class);
         peaks.put(Category.ACTIVATIONS, 100L);
         peaks.put(Category.GRADIENTS, 0L);
@@ -90,8 +91,10 @@ class WireRoundTripTest {
                 new StageCommand.Connect(List.of(stage.getRef(), stage.getRef()), List.of("", "10.0.0.2:41234")),
                 new StageCommand.LeftDevice(POS, true),
                 new StageCommand.Tokens(POS, new int[] {5, 6, 7}),
+                new StageCommand.Tokens(POS, new int[] {5, 6, 7, 8}, new int[] {0, 1, 0, 1}),
                 new StageCommand.Targets(POS, new int[] {}),
                 new StageCommand.Forward(POS, tensor(512, 1024)),
+                new StageCommand.Forward(POS, tensor(4, 8), new int[] {0, 1, 2, 0}),
                 new StageCommand.Backward(POS, empty()),
                 new StageCommand.SetTrainable(3, true),
                 new StageCommand.Redraw(8, 6, true),
@@ -120,7 +123,7 @@ class WireRoundTripTest {
                         "cd02", List.of())), null),
                 new StageEvent.ShardWritten(3, 400, List.of(), "disk full"),
                 new Coordinator.Start(List.of(spec), List.of(host.getRef()), gathered.getRef()),
-                new Coordinator.RunStep(List.of(batch, batch), results.getRef()),
+                new Coordinator.RunStep(List.of(batch, batch, packed), results.getRef()),
                 new Coordinator.Evaluate(List.of(batch), results.getRef()),
                 new Coordinator.Collect(Coordinator.What.OPTIMIZER_STATE, gathered.getRef()),
                 new Coordinator.Restore(state, gathered.getRef()),
@@ -202,6 +205,26 @@ class WireRoundTripTest {
         assertEquals("unknown message manifest 'q'", unknown.getMessage());
         NotSerializableException empty = assertThrows(NotSerializableException.class, () -> s.fromBinary(new byte[] {0}, "e"));
         assertTrue(empty.getMessage().contains("a stage event without an event"), empty.getMessage());
+    }
+
+    /** Position ids of packed examples arrive as sent, and none stay none (byte equality alone would not see them dropped). */
+    @Test
+    void positionIdsArriveAsSent() throws Exception {
+        int[] ids = {0, 1, 2, 0, 1, 0};
+        List<StageCommand> sent = List.of(new StageCommand.Tokens(POS, new int[] {4, 5, 6, 7, 8, 9}, ids),
+                new StageCommand.Forward(POS, tensor(6, 2), ids), new StageCommand.Tokens(POS, new int[] {4}),
+                new StageCommand.Forward(POS, tensor(1, 2)));
+        for (StageCommand m : sent) {
+            SerializerWithStringManifest s = serializerOf(m);
+            Object back = s.fromBinary(s.toBinary(m), s.manifest(m));
+            int[] want = m instanceof StageCommand.Tokens t ? t.positions() : ((StageCommand.Forward) m).positions();
+            int[] got = back instanceof StageCommand.Tokens t ? t.positions() : ((StageCommand.Forward) back).positions();
+            assertArrayEquals(want, got);
+            if (back instanceof StageCommand.Forward f) f.activation().discard();
+        }
+        Batch b = new Batch(new int[] {1, 2, 3}, new int[] {2, 3, 4}, 1, 3, new int[] {0, 0, 1});
+        assertArrayEquals(b.positions(), Wire.batch(Wire.batch(b)).positions());
+        assertEquals(null, Wire.batch(Wire.batch(new Batch(new int[] {1}, new int[] {2}, 1, 1))).positions());
     }
 
     /** Java serializable, and nothing else: Pekko would fall back to Java serialization for it, which is off. */

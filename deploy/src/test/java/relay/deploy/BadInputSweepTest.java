@@ -190,6 +190,7 @@ class BadInputSweepTest {
                 train("relay.train.steps", "steps=0"),
                 train("relay.train.rebalance", "rebalance=maybe"),
                 train("relay.train.recompute must be true or false, not 'maybe'", "recompute=maybe"),
+                train("relay.train.packing must be true or false, not 'sometimes'", "packing=sometimes"),
                 train("steps", "steps=lots"),
                 train("relay.train.batch", "batch=0"),
                 train("relay.train.seq 100000 exceeds the 256 positions of llama-tiny", "seq=100000"),

@@ -133,6 +133,47 @@ class ChatFineTuneTest {
         Cli.output(0, "generate", "--model", exported.toString(), "--chat", "--prompt", "What is 2 plus 2?", "--max-tokens", "4", "--temperature", "0");
     }
 
+    /** relay train packing=true: the chats packed several to a sequence, the run saying into how many. */
+    @Test
+    void trainOnPackedChats() {
+        String trained = run(0, "train", "--model", model.toString(), "--data", chats.toString(), "--steps", "2", "--out",
+                dir.resolve("packed").toString(), "batch=2", "seq=96", "microbatches=2", "eval-every=2", "checkpoint-every=2",
+                "trace-steps=0", "eval-sequences=2", "validation-fraction=0.1", "packing=true");
+        Matcher m = Pattern.compile("24 examples, packed into (\\d+) sequences of 96 \\((\\d+) training, (\\d+) validation\\)").matcher(trained);
+        assertTrue(m.find(), trained);
+        int rows = Integer.parseInt(m.group(1));
+        assertTrue(rows < 24, "several examples to a sequence: " + rows);
+        assertEquals(rows, Integer.parseInt(m.group(2)) + Integer.parseInt(m.group(3)));
+    }
+
+    /**
+     * The answers' loss over the whole file is the same whether the examples are padded one to a sequence or packed
+     * with their position ids (what relay eval computes, padded, is what a packed run sees).
+     */
+    @Test
+    void packedAndPaddedExamplesHaveTheSameLoss() {
+        Tokenizer t = Tokenizer.ofModel(model);
+        int seq = 96;
+        List<Instructions.Example> examples = Instructions.read(chats);
+        InstructionDataset.Rows padded = InstructionDataset.rows(chats, examples, t, seq), packed = InstructionDataset.packed(chats, examples, t, seq);
+        assertTrue(packed.tokens().length < padded.tokens().length);
+        assertEquals(padded.stats().counted(), packed.stats().counted());
+        try (CpuDevice d = new CpuDevice("packed", 1); Model m = HfModelDirectory.load(model, d)) {
+            assertEquals(summedLoss(m, padded, seq), summedLoss(m, packed, seq), 1e-4 * summedLoss(m, padded, seq));
+        }
+    }
+
+    /** Σ over the rows of mean loss × counted targets: the summed loss of every counted target. */
+    private static double summedLoss(Model m, InstructionDataset.Rows rows, int seq) {
+        double sum = 0;
+        for (int r = 0; r < rows.tokens().length; r++) {
+            int[] in = Arrays.copyOf(rows.tokens()[r], seq), tgt = Arrays.copyOfRange(rows.labels()[r], 1, seq + 1);
+            int[] pos = rows.positions() == null ? null : Arrays.copyOf(rows.positions()[r], seq);
+            sum += m.loss(in, tgt, pos, 1, seq) * Arrays.stream(tgt).filter(x -> x != Batch.IGNORED).count();
+        }
+        return sum;
+    }
+
     @Test
     void conversationsNeedAChatTemplateAndAModelTokenizer() throws Exception {
         Files.writeString(model.resolve("tokenizer_config.json"), "{\"eos_token\": \"<|im_end|>\"}");

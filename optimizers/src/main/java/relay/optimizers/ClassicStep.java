@@ -41,7 +41,7 @@ public final class ClassicStep implements RuleMethod {
     @Override
     public double microbatch(Model m, Batch b, float gradScale) {
         int layers = m.blocks().size();
-        return m.forwardBackward(b.inputs(), b.targets(), b.batch(), b.seq(), gradScale,
+        return m.forwardBackward(b.inputs(), b.targets(), b.positions(), b.batch(), b.seq(), gradScale,
                 stage -> stage >= 1 && stage <= layers && !m.blocks().get(stage - 1).trainable() ? null : grads);
     }
 

@@ -95,7 +95,7 @@ public final class InBackwardStep implements RuleMethod {
         double backward(Model m, Batch b, float gradScale) {
             double loss;
             try {
-                loss = m.forwardBackward(b.inputs(), b.targets(), b.batch(), b.seq(), gradScale, this);
+                loss = m.forwardBackward(b.inputs(), b.targets(), b.positions(), b.batch(), b.seq(), gradScale, this);
             } catch (RuntimeException | Error e) {
                 if (held != null) held.close();
                 throw e;

@@ -58,7 +58,7 @@ final class LoopEngine implements Engine {
     public double validationLoss(List<Batch> batches) {
         evalModel.load(model.values());
         double sum = 0;
-        for (Batch b : batches) sum += evalModel.loss(b.inputs(), b.targets(), b.batch(), b.seq());
+        for (Batch b : batches) sum += evalModel.loss(b.inputs(), b.targets(), b.positions(), b.batch(), b.seq());
         return sum / batches.size();
     }
 

@@ -125,13 +125,17 @@ record RunInputs(ModelConfig model, Path weights, Tokenizer tokenizer, PackedDat
         }));
     }
 
-    /** Instruction examples, one to a sequence, the loss counting the answers only; what was counted, masked and cut is said. */
+    /**
+     * Instruction examples, one to a sequence or packed (relay.train.packing), the loss counting the answers only; what
+     * was counted, masked and cut, and how many sequences the examples fill, is said.
+     */
     private static PackedDataset instructionDataset(TrainConfig c, Tokenizer tokenizer, Path file, PrintStream out) {
-        InstructionDataset d = InstructionDataset.of(file, Instructions.read(file), tokenizer, c.run().seq(), c.run().validationFraction(),
-                c.run().seed());
+        InstructionDataset d = InstructionDataset.of(file, Instructions.read(file), tokenizer, c.run().seq(), c.run().packing(),
+                c.run().validationFraction(), c.run().seed());
         InstructionDataset.Stats s = d.stats();
-        out.printf("%s: %d examples, one to a sequence of %d (%d training, %d validation); %d tokens counted by the loss, %d prompt "
-                + "tokens masked%s%n", file, s.examples(), c.run().seq(), d.data().trainSequences(), d.data().validationSequences(),
+        String layout = c.run().packing() ? "packed into " + s.rows() + " sequences" : "one to a sequence";
+        out.printf("%s: %d examples, %s of %d (%d training, %d validation); %d tokens counted by the loss, %d prompt "
+                + "tokens masked%s%n", file, s.examples(), layout, c.run().seq(), d.data().trainSequences(), d.data().validationSequences(),
                 s.counted(), s.masked(), s.truncated() == 0 ? "" : "; " + s.truncated() + " examples cut at seq + 1 tokens");
         return d.data();
     }

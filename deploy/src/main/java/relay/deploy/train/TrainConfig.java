@@ -52,9 +52,12 @@ public record TrainConfig(ModelPart model, OptimizerPart optimizer, PipelinePart
     public record PipelinePart(int nodes, int devices, int microbatches, PipelineSchedule schedule, UpdateMode mode, Duration stepTimeout,
                                int traceSteps, boolean rebalance, boolean recompute) {}
 
-    /** The data and the run around the steps. */
+    /**
+     * The data and the run around the steps; {@code packing}: instruction examples are packed several to a sequence
+     * (each attending only to itself) instead of one to a sequence, padded.
+     */
     public record RunPart(String data, int steps, int batch, int seq, double validationFraction, int evalEvery, int evalSequences,
-                          int checkpointEvery, int keepCheckpoints, int restarts, long seed, String out) {}
+                          int checkpointEvery, int keepCheckpoints, int restarts, long seed, String out, boolean packing) {}
 
     /** Settings a resumed run may change: how it goes on, not what it is (model, data, method, seed, shapes of state). */
     static final List<String> CHANGEABLE_ON_RESUME = List.of("steps", "lr", "warmup", "weight-decay", "beta1", "beta2", "eps",
@@ -97,7 +100,7 @@ public record TrainConfig(ModelPart model, OptimizerPart optimizer, PipelinePart
                     new RunPart(c.getString("data"), c.getInt("steps"), c.getInt("batch"), c.getInt("seq"),
                             c.getDouble("validation-fraction"), c.getInt("eval-every"), c.getInt("eval-sequences"),
                             c.getInt("checkpoint-every"), c.getInt("keep-checkpoints"), c.getInt("restarts"), c.getLong("seed"),
-                            c.getString("out")));
+                            c.getString("out"), flag(c, "packing")));
             t.validate();
             return t;
         } catch (ConfigException e) {

@@ -189,6 +189,11 @@ public final class Reference64 {
 
     /** Rotary embedding as above with the given frequencies, cos and sin multiplied by {@code scale}. */
     public static double[] rope(double[] x, int batch, int seq, int heads, int headDim, double[] freq, double scale) {
+        return rope(x, batch, seq, heads, headDim, freq, scale, null);
+    }
+
+    /** The same with position ids: token t of sequence b turns by positions[b·seq + t] instead of t (null: by t). */
+    public static double[] rope(double[] x, int batch, int seq, int heads, int headDim, double[] freq, double scale, int[] positions) {
         int half = headDim / 2;
         int width = heads * headDim;
         double[] y = new double[x.length];
@@ -197,8 +202,9 @@ public final class Reference64 {
                 int row = (b * seq + t) * width;
                 for (int h = 0; h < heads; h++) {
                     int base = row + h * headDim;
+                    int position = positions == null ? t : positions[b * seq + t];
                     for (int i = 0; i < half; i++) {
-                        double angle = t * freq[i];
+                        double angle = position * freq[i];
                         double cos = scale * Math.cos(angle);
                         double sin = scale * Math.sin(angle);
                         double x1 = x[base + i];
@@ -225,6 +231,27 @@ public final class Reference64 {
     /** The same with a sliding window: token t attends to tokens s with t − window &lt; s ≤ t (all s ≤ t for 0). */
     public static double[] causalAttention(double[] q, double[] k, double[] v, int batch, int seq,
                                            int heads, int kvHeads, int headDim, int window) {
+        return causalAttention(q, k, v, batch, seq, heads, kvHeads, headDim, window, null);
+    }
+
+    /**
+     * Which example each token belongs to, by its position ids: a new one begins wherever the id is 0 (null:
+     * one example per sequence).
+     */
+    static int[] examples(int[] positions, int batch, int seq) {
+        int[] example = new int[batch * seq];
+        int count = 0;
+        for (int i = 0; i < example.length; i++) {
+            if (positions == null ? i % seq == 0 : positions[i] == 0) count++;
+            example[i] = count;
+        }
+        return example;
+    }
+
+    /** The same with packed examples: token t attends only to tokens s of its own example (as position ids tell). */
+    public static double[] causalAttention(double[] q, double[] k, double[] v, int batch, int seq,
+                                           int heads, int kvHeads, int headDim, int window, int[] positions) {
+        int[] example = examples(positions, batch, seq);
         int qWidth = heads * headDim;
         int kvWidth = kvHeads * headDim;
         int group = heads / kvHeads;
@@ -238,6 +265,7 @@ public final class Reference64 {
                     int qBase = (b * seq + t) * qWidth + h * headDim;
                     double max = Double.NEGATIVE_INFINITY;
                     int first = window > 0 ? Math.max(0, t - window + 1) : 0;
+                    while (example[b * seq + first] != example[b * seq + t]) first++;
                     for (int s = first; s <= t; s++) {
                         int kBase = (b * seq + s) * kvWidth + kvh * headDim;
                         double dotQk = 0.0;
@@ -279,12 +307,17 @@ public final class Reference64 {
 
     /** GPT-2 learned positions: adds wpe row t to token t of every sequence. */
     public static double[] addPositions(double[] x, int batch, int seq, double[] wpe, int dim) {
+        return addPositions(x, batch, seq, wpe, dim, null);
+    }
+
+    /** The same with position ids: wpe row positions[b·seq + t] (null: row t). */
+    public static double[] addPositions(double[] x, int batch, int seq, double[] wpe, int dim, int[] positions) {
         double[] y = new double[x.length];
         for (int b = 0; b < batch; b++) {
             for (int t = 0; t < seq; t++) {
-                int row = (b * seq + t) * dim;
+                int row = (b * seq + t) * dim, position = positions == null ? t : positions[b * seq + t];
                 for (int i = 0; i < dim; i++) {
-                    y[row + i] = x[row + i] + wpe[t * dim + i];
+                    y[row + i] = x[row + i] + wpe[position * dim + i];
                 }
             }
         }
@@ -319,6 +352,12 @@ public final class Reference64 {
      */
     public static double[] gpt2Block(double[] x, int batch, int seq, int dim, int heads, double eps,
                                      Map<String, double[]> p) {
+        return gpt2Block(x, batch, seq, dim, heads, eps, null, p);
+    }
+
+    /** The same over packed examples with their position ids (null: none). */
+    public static double[] gpt2Block(double[] x, int batch, int seq, int dim, int heads, double eps, int[] positions,
+                                     Map<String, double[]> p) {
         int n = batch * seq;
         int headDim = dim / heads;
 
@@ -334,7 +373,7 @@ public final class Reference64 {
                 v[r * dim + i] = qkv[r * 3 * dim + 2 * dim + i];
             }
         }
-        double[] attn = causalAttention(q, k, v, batch, seq, heads, heads, headDim);
+        double[] attn = causalAttention(q, k, v, batch, seq, heads, heads, headDim, 0, positions);
         double[] proj = linear(attn, n, dim, p.get("attn.c_proj.weight"), dim, p.get("attn.c_proj.bias"));
         double[] h = add(x, proj);
 
@@ -354,16 +393,16 @@ public final class Reference64 {
     public static double[] llamaBlock(double[] x, int batch, int seq, int dim, int heads, int kvHeads,
                                       int headDim, double eps, double ropeTheta, Map<String, double[]> p) {
         return llamaBlock(x, batch, seq, dim, heads, kvHeads, headDim, eps,
-                ropeFrequencies(ModelConfig.Rope.NONE, headDim, ropeTheta, seq, seq), 1.0, 0, p);
+                ropeFrequencies(ModelConfig.Rope.NONE, headDim, ropeTheta, seq, seq), 1.0, 0, null, p);
     }
 
     /**
      * The LLaMA-family layer with rotary frequencies {@code freq} and cos/sin multiplier {@code ropeScale}, a
      * sliding {@code window} (0 for none), and a bias on each projection whose "….bias" is in p (Llama's
-     * attention_bias and mlp_bias, Qwen2's q, k and v).
+     * attention_bias and mlp_bias, Qwen2's q, k and v); {@code positions} the position ids of packed examples (null: none).
      */
     public static double[] llamaBlock(double[] x, int batch, int seq, int dim, int heads, int kvHeads, int headDim, double eps,
-                                      double[] freq, double ropeScale, int window, Map<String, double[]> p) {
+                                      double[] freq, double ropeScale, int window, int[] positions, Map<String, double[]> p) {
         int n = batch * seq;
         int qWidth = heads * headDim;
         int kvWidth = kvHeads * headDim;
@@ -372,9 +411,9 @@ public final class Reference64 {
         double[] q = linear(n1, n, dim, p.get("self_attn.q_proj.weight"), qWidth, p.get("self_attn.q_proj.bias"));
         double[] k = linear(n1, n, dim, p.get("self_attn.k_proj.weight"), kvWidth, p.get("self_attn.k_proj.bias"));
         double[] v = linear(n1, n, dim, p.get("self_attn.v_proj.weight"), kvWidth, p.get("self_attn.v_proj.bias"));
-        q = rope(q, batch, seq, heads, headDim, freq, ropeScale);
-        k = rope(k, batch, seq, kvHeads, headDim, freq, ropeScale);
-        double[] attn = causalAttention(q, k, v, batch, seq, heads, kvHeads, headDim, window);
+        q = rope(q, batch, seq, heads, headDim, freq, ropeScale, positions);
+        k = rope(k, batch, seq, kvHeads, headDim, freq, ropeScale, positions);
+        double[] attn = causalAttention(q, k, v, batch, seq, heads, kvHeads, headDim, window, positions);
         double[] o = linear(attn, n, qWidth, p.get("self_attn.o_proj.weight"), dim, p.get("self_attn.o_proj.bias"));
         double[] h = add(x, o);
 

@@ -45,11 +45,13 @@ public final class SelfTest {
 
     public static List<String> names() {
         return List.of("linear", "linear-no-bias", "linear-lora", "linear-rso", "layernorm", "rmsnorm", "gelu", "swiglu", "rope",
-                "rope-yarn", "attention", "attention-gqa", "attention-window", "token-embedding", "position-embedding",
+                "rope-yarn", "rope-packed", "attention", "attention-gqa", "attention-window", "attention-packed",
+                "attention-packed-window", "token-embedding", "position-embedding", "position-embedding-packed",
                 "lm-head-cross-entropy", "lm-head-cross-entropy-rmsnorm", "gpt2-block", "gpt2-block-recompute",
-                "gpt2-block-frozen", "llama-block", "llama-block-recompute", "llama-block-rso", "qwen2-block-window",
-                "gpt2-model-tied", "llama-model", "llama-model-prompt-masked", "llama-model-linear", "llama-model-dynamic",
-                "llama-model-llama3", "llama-model-yarn", "llama-model-bias", "qwen2-model", "mistral-model-window");
+                "gpt2-block-frozen", "llama-block", "llama-block-recompute", "llama-block-packed-recompute", "llama-block-rso",
+                "qwen2-block-window", "gpt2-model-tied", "gpt2-model-packed", "llama-model", "llama-model-prompt-masked",
+                "llama-model-packed", "llama-model-linear", "llama-model-dynamic", "llama-model-llama3", "llama-model-yarn",
+                "llama-model-bias", "qwen2-model", "mistral-model-window", "mistral-model-packed-window");
     }
 
     public Result run(String name) {
@@ -64,25 +66,32 @@ public final class SelfTest {
             case "rmsnorm" -> norm(name, rng, false);
             case "gelu" -> gelu(name, rng);
             case "swiglu" -> swiglu(name, rng);
-            case "rope" -> rope(name, rng, ModelConfig.Rope.NONE);
-            case "rope-yarn" -> rope(name, rng, ModelConfig.Rope.yarn(4, 2048));
-            case "attention" -> attention(name, rng, 2, 2, 0);
-            case "attention-gqa" -> attention(name, rng, 4, 2, 0);
-            case "attention-window" -> attention(name, rng, 4, 2, 3);
-            case "token-embedding" -> embedding(name, rng, false);
-            case "position-embedding" -> embedding(name, rng, true);
+            case "rope" -> rope(name, rng, ModelConfig.Rope.NONE, false);
+            case "rope-yarn" -> rope(name, rng, ModelConfig.Rope.yarn(4, 2048), false);
+            case "rope-packed" -> rope(name, rng, ModelConfig.Rope.NONE, true);
+            case "attention" -> attention(name, rng, 2, 2, 0, false);
+            case "attention-gqa" -> attention(name, rng, 4, 2, 0, false);
+            case "attention-window" -> attention(name, rng, 4, 2, 3, false);
+            case "attention-packed" -> attention(name, rng, 4, 2, 0, true);
+            case "attention-packed-window" -> attention(name, rng, 4, 2, 3, true);
+            case "token-embedding" -> embedding(name, rng, false, false);
+            case "position-embedding" -> embedding(name, rng, true, false);
+            case "position-embedding-packed" -> embedding(name, rng, true, true);
             case "lm-head-cross-entropy" -> head(name, rng, Family.GPT2);
             case "lm-head-cross-entropy-rmsnorm" -> head(name, rng, Family.LLAMA);
-            case "gpt2-block" -> block(name, rng, gpt2(), false);
-            case "gpt2-block-recompute" -> block(name, rng, gpt2(), true);
+            case "gpt2-block" -> block(name, rng, gpt2(), false, false);
+            case "gpt2-block-recompute" -> block(name, rng, gpt2(), true, false);
             case "gpt2-block-frozen" -> frozenBlock(name, rng, gpt2());
             case "llama-block-rso" -> subspaceBlock(name, rng, llama());
-            case "llama-block" -> block(name, rng, llama(), false);
-            case "llama-block-recompute" -> block(name, rng, llama(), true);
-            case "qwen2-block-window" -> block(name, rng, llama(9, LLAMA.withModelType("qwen2").withWindow(3, 0)), false);
+            case "llama-block" -> block(name, rng, llama(), false, false);
+            case "llama-block-recompute" -> block(name, rng, llama(), true, false);
+            case "llama-block-packed-recompute" -> block(name, rng, llama(), true, true);
+            case "qwen2-block-window" -> block(name, rng, llama(9, LLAMA.withModelType("qwen2").withWindow(3, 0)), false, false);
             case "gpt2-model-tied" -> model(name, rng, gpt2(), false);
+            case "gpt2-model-packed" -> model(name, rng, gpt2(), false, true);
             case "llama-model" -> model(name, rng, llama(), false);
             case "llama-model-prompt-masked" -> model(name, rng, llama(), true);
+            case "llama-model-packed" -> model(name, rng, llama(), true, true);
             // The model checks run sequences of 6: dynamic scaling acts past max_position_embeddings 4, windows of 3 cut them.
             case "llama-model-linear" -> model(name, rng, llama(9, LLAMA.withRope(ModelConfig.Rope.linear(2.5), SCALING)), false);
             case "llama-model-dynamic" -> model(name, rng, llama(4, LLAMA.withRope(ModelConfig.Rope.dynamic(2), SCALING)), false);
@@ -91,6 +100,7 @@ public final class SelfTest {
             case "llama-model-bias" -> model(name, rng, llama(9, LLAMA.withBiases(true, true)), false);
             case "qwen2-model" -> model(name, rng, llama(9, LLAMA.withModelType("qwen2").withWindow(3, 1)), false);
             case "mistral-model-window" -> model(name, rng, llama(9, LLAMA.withModelType("mistral").withWindow(3, 0)), false);
+            case "mistral-model-packed-window" -> model(name, rng, llama(9, LLAMA.withModelType("mistral").withWindow(3, 0)), false, true);
             default -> throw new IllegalArgumentException("no self-test named " + name + "; known: " + names());
         };
     }
@@ -116,13 +126,29 @@ public final class SelfTest {
         return new ModelConfig(Family.LLAMA, 11, 16, 2, 4, 2, 8, 24, maxPositions, 1e-5f, 10000.0, false, options);
     }
 
+    /**
+     * Position ids of two examples packed in each of the B sequences of {@code seq}: sequence b holds one of
+     * 2 + b tokens, then one of the rest (0, 1, 0, 1, 2, … and 0, 1, 2, 0, 1, …).
+     */
+    static int[] packed(int seq) {
+        int[] p = new int[B * seq];
+        for (int b = 0; b < B; b++) {
+            for (int t = 0; t < seq; t++) p[b * seq + t] = t < 2 + b ? t : t - (2 + b);
+        }
+        return p;
+    }
+
     /** Layer {@code layer} of a LLaMA-family config in float64, its rotary frequencies for sequences of {@code seq}. */
     private static double[] referenceLlama(ModelConfig cfg, int layer, double[] x, int seq, Map<String, double[]> p) {
+        return referenceLlama(cfg, layer, x, seq, null, p);
+    }
+
+    private static double[] referenceLlama(ModelConfig cfg, int layer, double[] x, int seq, int[] positions, Map<String, double[]> p) {
         ModelConfig.Options o = cfg.options();
         double[] freq = Reference64.ropeFrequencies(o.rope(), cfg.headDim(), cfg.ropeTheta(), cfg.maxPositions(), seq);
         int window = layer >= o.windowFromLayer() ? o.slidingWindow() : 0;
         return Reference64.llamaBlock(x, B, seq, cfg.hidden(), cfg.heads(), cfg.kvHeads(), cfg.headDim(), cfg.normEps(), freq,
-                Reference64.ropeScale(o.rope()), window, p);
+                Reference64.ropeScale(o.rope()), window, positions, p);
     }
 
     // ---- helpers between double[] and device tensors ----
@@ -303,44 +329,47 @@ public final class SelfTest {
                 }), seed);
     }
 
-    /** The rope kernel with the given scaling: its backward (scale·Rᵀ) against finite differences. */
-    private Result rope(String name, SplittableRandom rng, ModelConfig.Rope scaling) {
+    /** The rope kernel with the given scaling (and position ids, when packed): its backward (scale·Rᵀ) against finite differences. */
+    private Result rope(String name, SplittableRandom rng, ModelConfig.Rope scaling, boolean packed) {
+        int[] positions = packed ? packed(5) : null;
         int seq = 5, heads = 3, hd = 8, n = B * seq, w = heads * hd;
         double theta = 10000.0;
         double[] freq = Reference64.ropeFrequencies(scaling, hd, theta, seq, seq);
         double scale = Reference64.ropeScale(scaling);
         Map<String, double[]> vars = new LinkedHashMap<>();
         vars.put("x", GradientCheck.random(rng, n * w, 1));
-        return GradientCheck.check(name, vars, v -> Reference64.rope(v.get("x"), B, seq, heads, hd, freq, scale),
+        return GradientCheck.check(name, vars, v -> Reference64.rope(v.get("x"), B, seq, heads, hd, freq, scale, positions),
                 (v, dOut) -> scoped(owned -> {
                     Tensor x = own(owned, tensor(v.get("x"), n, w));
-                    device.rope(x, seq, heads, freq, scale, false, 0);
+                    device.rope(x, seq, heads, freq, scale, false, 0, positions);
                     Tensor dx = own(owned, tensor(dOut, n, w));
-                    device.rope(dx, seq, heads, freq, scale, true, 0);
+                    device.rope(dx, seq, heads, freq, scale, true, 0, positions);
                     return new Outcome(get(x), Map.of("x", get(dx)));
                 }), seed);
     }
 
-    private Result attention(String name, SplittableRandom rng, int heads, int kvHeads, int window) {
+    /** Attention, with two examples packed in each sequence when {@code packed}. */
+    private Result attention(String name, SplittableRandom rng, int heads, int kvHeads, int window, boolean packed) {
         int seq = 7, hd = 8, n = B * seq, qw = heads * hd, kvw = kvHeads * hd;
+        int[] positions = packed ? packed(seq) : null;
         Map<String, double[]> vars = new LinkedHashMap<>();
         vars.put("q", GradientCheck.random(rng, n * qw, 1));
         vars.put("k", GradientCheck.random(rng, n * kvw, 1));
         vars.put("v", GradientCheck.random(rng, n * kvw, 1));
         return GradientCheck.check(name, vars,
-                v -> Reference64.causalAttention(v.get("q"), v.get("k"), v.get("v"), B, seq, heads, kvHeads, hd, window),
+                v -> Reference64.causalAttention(v.get("q"), v.get("k"), v.get("v"), B, seq, heads, kvHeads, hd, window, positions),
                 (v, dOut) -> scoped(owned -> {
                     CausalAttention att = new CausalAttention(heads, kvHeads, hd, window);
                     Tensor q = own(owned, tensor(v.get("q"), n, qw));
                     Tensor k = own(owned, tensor(v.get("k"), n, kvw));
                     Tensor val = own(owned, tensor(v.get("v"), n, kvw));
                     Tensor out = own(owned, device.allocate(Category.ACTIVATIONS, n, qw));
-                    Tensor probs = own(owned, att.forward(Mat.of(q), Mat.of(k), Mat.of(val), B, seq, out));
+                    Tensor probs = own(owned, att.forward(Mat.of(q), Mat.of(k), Mat.of(val), B, seq, positions, out));
                     Tensor dy = own(owned, tensor(dOut, n, qw));
                     Tensor dq = own(owned, device.allocate(Category.ACTIVATIONS, n, qw));
                     Tensor dk = own(owned, device.allocate(Category.ACTIVATIONS, n, kvw));
                     Tensor dv = own(owned, device.allocate(Category.ACTIVATIONS, n, kvw));
-                    att.backward(dy, probs, Mat.of(q), Mat.of(k), Mat.of(val), B, seq, Mat.of(dq), Mat.of(dk), Mat.of(dv));
+                    att.backward(dy, probs, Mat.of(q), Mat.of(k), Mat.of(val), B, seq, positions, Mat.of(dq), Mat.of(dk), Mat.of(dv));
                     return new Outcome(get(out), Map.of("q", get(dq), "k", get(dk), "v", get(dv)));
                 }), seed);
     }
@@ -351,22 +380,23 @@ public final class SelfTest {
         return t;
     }
 
-    private Result embedding(String name, SplittableRandom rng, boolean positions) {
+    private Result embedding(String name, SplittableRandom rng, boolean positions, boolean packed) {
         int seq = 5, vocab = 11, c = 6, n = B * seq;
+        int[] ids2 = packed ? packed(seq) : null;
         int[] ids = tokens(rng, n, vocab);
         Map<String, double[]> vars = new LinkedHashMap<>();
         vars.put("wte", GradientCheck.random(rng, vocab * c, 1));
         if (positions) vars.put("wpe", GradientCheck.random(rng, 7 * c, 1));
         return GradientCheck.check(name, vars, v -> {
             double[] x = Reference64.embedding(ids, v.get("wte"), c);
-            return positions ? Reference64.addPositions(x, B, seq, v.get("wpe"), c) : x;
+            return positions ? Reference64.addPositions(x, B, seq, v.get("wpe"), c, ids2) : x;
         }, (v, dOut) -> scoped(owned -> {
             Embedding emb = new Embedding(own(owned, parameter("wte", v.get("wte"), vocab, c)),
                     positions ? own(owned, parameter("wpe", v.get("wpe"), 7, c)) : null);
-            Tensor x = own(owned, emb.forward(ids, seq));
+            Tensor x = own(owned, emb.forward(ids, seq, 0, ids2));
             Tensor dx = own(owned, tensor(dOut, n, c));
             Map<String, double[]> grads = new HashMap<>();
-            emb.backward(ids, seq, dx, collect(grads));
+            emb.backward(ids, seq, ids2, dx, collect(grads));
             return new Outcome(get(x), grads);
         }), seed);
     }
@@ -417,8 +447,9 @@ public final class SelfTest {
         vars.replaceAll((k, v) -> GradientCheck.random(rng, v.length, 0.3));
     }
 
-    private Result block(String name, SplittableRandom rng, ModelConfig cfg, boolean recompute) {
+    private Result block(String name, SplittableRandom rng, ModelConfig cfg, boolean recompute, boolean packed) {
         int seq = cfg.family() == Family.GPT2 ? 7 : 5, n = B * seq, c = cfg.hidden();
+        int[] positions = packed ? packed(seq) : null;
         try (TransformerBlock block = Model.block(cfg, 0, new Initializer(device, seed))) {
             block.setRecompute(recompute);
             String prefix = cfg.family() == Family.GPT2 ? "transformer.h.0." : "model.layers.0.";
@@ -429,13 +460,13 @@ public final class SelfTest {
                 Map<String, double[]> p = new HashMap<>();
                 v.forEach((k, a) -> p.put(k.startsWith(prefix) ? k.substring(prefix.length()) : k, a));
                 return cfg.family() == Family.GPT2
-                        ? Reference64.gpt2Block(v.get("x"), B, seq, c, cfg.heads(), cfg.normEps(), p)
-                        : referenceLlama(cfg, 0, v.get("x"), seq, p);
+                        ? Reference64.gpt2Block(v.get("x"), B, seq, c, cfg.heads(), cfg.normEps(), positions, p)
+                        : referenceLlama(cfg, 0, v.get("x"), seq, positions, p);
             };
             return GradientCheck.check(name, vars, ref, (v, dOut) -> scoped(owned -> {
                 load(block.parameters(), v);
                 Tensor x = own(owned, tensor(v.get("x"), n, c));
-                TransformerBlock.Forward f = block.forward(x, B, seq);
+                TransformerBlock.Forward f = block.forward(x, B, seq, positions);
                 Tensor out = own(owned, f.output());
                 Tensor dy = own(owned, tensor(dOut, n, c));
                 Map<String, double[]> grads = new HashMap<>();
@@ -532,20 +563,20 @@ public final class SelfTest {
     }
 
     /** The whole model's mean loss in float64, composed from the reference pieces. */
-    private static double referenceLoss(ModelConfig cfg, Map<String, double[]> p, int[] ids, int[] targets, int seq) {
+    private static double referenceLoss(ModelConfig cfg, Map<String, double[]> p, int[] ids, int[] targets, int[] positions, int seq) {
         int c = cfg.hidden(), n = ids.length;
         boolean gpt2 = cfg.family() == Family.GPT2;
         double[] wte = p.get(gpt2 ? "transformer.wte.weight" : "model.embed_tokens.weight");
         double[] x = Reference64.embedding(ids, wte, c);
-        if (gpt2) x = Reference64.addPositions(x, B, seq, p.get("transformer.wpe.weight"), c);
+        if (gpt2) x = Reference64.addPositions(x, B, seq, p.get("transformer.wpe.weight"), c, positions);
         for (int l = 0; l < cfg.layers(); l++) {
             String prefix = gpt2 ? "transformer.h." + l + "." : "model.layers." + l + ".";
             Map<String, double[]> bp = new HashMap<>();
             p.forEach((k, a) -> {
                 if (k.startsWith(prefix)) bp.put(k.substring(prefix.length()), a);
             });
-            x = gpt2 ? Reference64.gpt2Block(x, B, seq, c, cfg.heads(), cfg.normEps(), bp)
-                    : referenceLlama(cfg, l, x, seq, bp);
+            x = gpt2 ? Reference64.gpt2Block(x, B, seq, c, cfg.heads(), cfg.normEps(), positions, bp)
+                    : referenceLlama(cfg, l, x, seq, positions, bp);
         }
         double[] y = gpt2 ? Reference64.layerNorm(x, n, c, p.get("transformer.ln_f.weight"), p.get("transformer.ln_f.bias"), cfg.normEps())
                 : Reference64.rmsNorm(x, n, c, p.get("model.norm.weight"), cfg.normEps());
@@ -553,19 +584,28 @@ public final class SelfTest {
         return Reference64.crossEntropy(Reference64.linear(y, n, c, w, cfg.vocabSize(), null), n, cfg.vocabSize(), targets);
     }
 
-    /** The whole model against the float64 loss; {@code masked}: each row's first half is a prompt the loss skips. */
     private Result model(String name, SplittableRandom rng, ModelConfig cfg, boolean masked) {
+        return model(name, rng, cfg, masked, false);
+    }
+
+    /**
+     * The whole model against the float64 loss; {@code masked}: each row's first half is a prompt the loss skips;
+     * {@code packed}: two examples to a row, with their position ids.
+     */
+    private Result model(String name, SplittableRandom rng, ModelConfig cfg, boolean masked, boolean packed) {
         int seq = 6, n = B * seq;
+        int[] positions = packed ? packed(seq) : null;
         int[] ids = tokens(rng, n, cfg.vocabSize()), targets = tokens(rng, n, cfg.vocabSize());
         if (masked) for (int i = 0; i < n; i++) if (i % seq < seq / 2) targets[i] = Batch.IGNORED;
         try (Model model = Model.initialize(cfg, device, seed)) {
             Map<String, double[]> vars = parameterVariables(model.parameters());
             spread(vars, rng);
-            return GradientCheck.check(name, vars, v -> new double[] {referenceLoss(cfg, v, ids, targets, seq)},
+            return GradientCheck.check(name, vars, v -> new double[] {referenceLoss(cfg, v, ids, targets, positions, seq)},
                     (v, dOut) -> {
                         load(model.parameters(), v);
                         Map<String, double[]> grads = new HashMap<>();
-                        double loss = model.forwardBackward(ids, targets, B, seq, (float) dOut[0], collect(grads));
+                        double loss = model.forwardBackward(ids, targets, positions, B, seq, (float) dOut[0],
+                                Model.Sinks.all(collect(grads)));
                         return new Outcome(new double[] {loss}, grads);
                     }, seed);
         }

@@ -1,16 +1,19 @@
 package relay.stages.data;
 
 import java.nio.file.Path;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
 import relay.stages.io.ModelFileException;
 import relay.stages.text.ChatTemplate;
 import relay.stages.text.Tokenizer;
 import relay.stages.train.Batch;
 
 /**
- * Instruction examples tokenized as the model reads them, one to a sequence, padded, with the loss counting only
- * what the model is to answer:
+ * Instruction examples tokenized as the model reads them, with the loss counting only what the model is to answer:
  * <ul>
  *   <li>a conversation is rendered whole by the model's chat template and tokenized as one text (as
  *   {@code apply_chat_template} tokenizes it); the assistant's turns are the characters each adds to the rendering
@@ -19,10 +22,17 @@ import relay.stages.train.Batch;
  *   token; the completion and that token are counted.</li>
  * </ul>
  * A token that straddles a boundary belongs to the side its tokens share with the shorter text's tokenization.
+ *
+ * <p>Examples go one to a sequence, padded, or packed: whole examples filling sequences by best-fit decreasing
+ * (as TRL's "bfd" packing does), each sequence carrying its tokens' position ids so that every example attends
+ * only to itself.
  */
 public final class InstructionDataset {
-    /** What the encoding kept: examples, tokens counted by the loss and not, and examples cut to the sequence length. */
-    public record Stats(int examples, long counted, long masked, int truncated) {}
+    /**
+     * What the encoding kept: examples, tokens counted by the loss and not, examples cut to the sequence length, and
+     * the rows (sequences of seq + 1 tokens) they fill.
+     */
+    public record Stats(int examples, long counted, long masked, int truncated, int rows) {}
 
     private final PackedDataset data;
     private final Stats stats;
@@ -43,22 +53,113 @@ public final class InstructionDataset {
     /** One example as ids and, for each id, whether the loss counts it as a target. */
     record Encoded(int[] ids, boolean[] counted) {}
 
+    /** The examples one to a row, padded, or ({@code packing}) packed into rows with their position ids. */
     public static InstructionDataset of(Path file, List<Instructions.Example> examples, Tokenizer tokenizer, int seq,
-                                        double validationFraction, long seed) {
-        Rows rows = rows(file, examples, tokenizer, seq);
+                                        boolean packing, double validationFraction, long seed) {
+        Rows rows = packing ? packed(file, examples, tokenizer, seq) : rows(file, examples, tokenizer, seq);
         PackedDataset data;
         try {
-            data = PackedDataset.padded(rows.tokens(), rows.labels(), seq, validationFraction, seed);
+            data = PackedDataset.padded(rows.tokens(), rows.labels(), rows.positions(), seq, validationFraction, seed);
         } catch (IllegalArgumentException e) {
             throw new ModelFileException(file, e.getMessage(), e);
         }
         return new InstructionDataset(data, rows.stats());
     }
 
-    /** Every example as one row of seq + 1 tokens and the targets its loss counts (IGNORED elsewhere), in the file's order. */
-    public record Rows(int[][] tokens, int[][] labels, Stats stats) {}
+    /**
+     * Rows of seq + 1 tokens, the targets the loss counts (IGNORED elsewhere) and, for packed rows, each token's
+     * offset within its own example (null when every row is one example).
+     */
+    public record Rows(int[][] tokens, int[][] labels, int[][] positions, Stats stats) {}
 
+    /** Every example as one row of seq + 1 tokens, padded, in the file's order. */
     public static Rows rows(Path file, List<Instructions.Example> examples, Tokenizer tokenizer, int seq) {
+        Cut cut = cut(file, examples, tokenizer, seq);
+        int n = examples.size();
+        int[][] tokens = new int[n][], labels = new int[n][];
+        for (int i = 0; i < n; i++) {
+            tokens[i] = row(seq, cut.pad());
+            labels[i] = row(seq, Batch.IGNORED);
+            System.arraycopy(cut.tokens()[i], 0, tokens[i], 0, cut.tokens()[i].length);
+            System.arraycopy(cut.labels()[i], 0, labels[i], 0, cut.labels()[i].length);
+        }
+        return new Rows(tokens, labels, null, cut.stats(n));
+    }
+
+    /**
+     * The examples packed whole into rows of seq + 1 tokens by best-fit decreasing: longest first, each into the row
+     * it leaves the least room in, a new row when none has room; the rest of a row is padding. A token's position id
+     * is its offset in its own example; the padding counts from 0 as an example of its own, so that padding never
+     * reads a real example and "an id of 0 starts an example" holds for every token of a row.
+     */
+    public static Rows packed(Path file, List<Instructions.Example> examples, Tokenizer tokenizer, int seq) {
+        Cut cut = cut(file, examples, tokenizer, seq);
+        Rows r = pack(cut.tokens(), cut.labels(), cut.pad(), seq);
+        return new Rows(r.tokens(), r.labels(), r.positions(), cut.stats(r.tokens().length));
+    }
+
+    /** Examples of at most seq + 1 tokens and their labels packed as {@link #packed} says (no stats). */
+    static Rows pack(int[][] exampleTokens, int[][] exampleLabels, int pad, int seq) {
+        Integer[] order = new Integer[exampleTokens.length];
+        for (int i = 0; i < order.length; i++) order[i] = i;
+        // Longest first; equal lengths keep the file's order.
+        Arrays.sort(order, (a, b) -> Integer.compare(exampleTokens[b].length, exampleTokens[a].length));
+        List<List<Integer>> bins = new ArrayList<>();
+        List<Integer> used = new ArrayList<>();
+        // Rows by the room they have left, so that the best fit (the least room that still holds an example) is one look-up.
+        TreeMap<Integer, ArrayDeque<Integer>> byRoom = new TreeMap<>();
+        for (int e : order) {
+            int length = exampleTokens[e].length;
+            Map.Entry<Integer, ArrayDeque<Integer>> fit = byRoom.ceilingEntry(length);
+            int bin;
+            if (fit == null) {
+                bin = bins.size();
+                bins.add(new ArrayList<>());
+                used.add(0);
+            } else {
+                bin = fit.getValue().pollFirst();
+                if (fit.getValue().isEmpty()) byRoom.remove(fit.getKey());
+            }
+            bins.get(bin).add(e);
+            used.set(bin, used.get(bin) + length);
+            int room = seq + 1 - used.get(bin);
+            if (room > 0) byRoom.computeIfAbsent(room, r -> new ArrayDeque<>()).addLast(bin);
+        }
+        int[][] tokens = new int[bins.size()][], labels = new int[bins.size()][], positions = new int[bins.size()][];
+        for (int r = 0; r < bins.size(); r++) {
+            tokens[r] = row(seq, pad);
+            labels[r] = row(seq, Batch.IGNORED);
+            positions[r] = new int[seq + 1];
+            int at = 0;
+            for (int e : bins.get(r)) {
+                int[] t = exampleTokens[e];
+                System.arraycopy(t, 0, tokens[r], at, t.length);
+                System.arraycopy(exampleLabels[e], 0, labels[r], at, t.length);
+                for (int k = 0; k < t.length; k++) positions[r][at + k] = k;
+                at += t.length;
+            }
+            for (int k = at; k <= seq; k++) positions[r][k] = k - at;
+        }
+        return new Rows(tokens, labels, positions, null);
+    }
+
+    private static int[] row(int seq, int fill) {
+        int[] r = new int[seq + 1];
+        Arrays.fill(r, fill);
+        return r;
+    }
+
+    /**
+     * Every example encoded and cut to at most seq + 1 tokens, with its labels: the token where the loss counts it,
+     * IGNORED where not and at the example's first token, which nothing of its own precedes.
+     */
+    private record Cut(int[][] tokens, int[][] labels, int pad, int examples, long counted, long masked, int truncated) {
+        Stats stats(int rows) {
+            return new Stats(examples, counted, masked, truncated, rows);
+        }
+    }
+
+    private static Cut cut(Path file, List<Instructions.Example> examples, Tokenizer tokenizer, int seq) {
         ChatTemplate template = examples.get(0) instanceof Instructions.Chat ? ChatTemplate.of(tokenizer) : null;
         int pad = tokenizer.special().pad() >= 0 ? tokenizer.special().pad() : tokenizer.endOfDocument();
         int[][] tokens = new int[examples.size()][], labels = new int[examples.size()][];
@@ -67,23 +168,20 @@ public final class InstructionDataset {
         for (int i = 0; i < examples.size(); i++) {
             Encoded e = encode(examples.get(i), tokenizer, template, file);
             if (e.ids().length > seq + 1) truncated++;
-            tokens[i] = new int[seq + 1];
-            labels[i] = new int[seq + 1];
-            Arrays.fill(tokens[i], pad);
-            Arrays.fill(labels[i], Batch.IGNORED);
             int n = Math.min(e.ids().length, seq + 1);
-            for (int t = 0; t < n; t++) {
-                tokens[i][t] = e.ids()[t];
-                // Position 0 is never a target: nothing precedes it.
-                if (t > 0 && e.counted()[t]) {
+            tokens[i] = Arrays.copyOf(e.ids(), n);
+            labels[i] = new int[n];
+            Arrays.fill(labels[i], Batch.IGNORED);
+            for (int t = 1; t < n; t++) {
+                if (e.counted()[t]) {
                     labels[i][t] = e.ids()[t];
                     counted++;
-                } else if (t > 0) {
+                } else {
                     masked++;
                 }
             }
         }
-        return new Rows(tokens, labels, new Stats(examples.size(), counted, masked, truncated));
+        return new Cut(tokens, labels, pad, examples.size(), counted, masked, truncated);
     }
 
     static Encoded encode(Instructions.Example example, Tokenizer tokenizer, ChatTemplate template, Path file) {

@@ -16,6 +16,8 @@ public final class PackedDataset {
     private final int[] tokens;
     /** The target of each token's predecessor, where it differs from the token itself (instruction data); else null. */
     private final int[] labels;
+    /** Each token's offset within its own example where sequences hold packed examples; else null. */
+    private final int[] positions;
     /** Where sequence i starts: i·seq when packed (a sequence's last target is the next one's first input), i·(seq + 1) when padded. */
     private final int stride;
     private final int seq;
@@ -29,29 +31,33 @@ public final class PackedDataset {
     public record Position(int epoch, int index) {}
 
     public PackedDataset(int[] tokens, int seq, double validationFraction, long seed) {
-        this(tokens, null, seq, seq, (tokens.length - 1) / seq, validationFraction, seed);
+        this(tokens, null, null, seq, seq, (tokens.length - 1) / seq, validationFraction, seed);
     }
 
     /**
-     * Examples one to a sequence: row i of {@code tokens} and {@code labels} holds seq + 1 tokens and the targets
-     * the loss counts for them ({@link relay.stages.train.Batch#IGNORED} for a prompt's tokens and padding).
+     * Instruction examples in rows of their own: row i of {@code tokens} and {@code labels} holds seq + 1 tokens and
+     * the targets the loss counts for them ({@link relay.stages.train.Batch#IGNORED} for a prompt's tokens and
+     * padding), and of {@code positions} (null: one example to a row) each token's offset within its own example.
      */
-    public static PackedDataset padded(int[][] tokens, int[][] labels, int seq, double validationFraction, long seed) {
-        int[] t = new int[tokens.length * (seq + 1)], l = new int[t.length];
+    public static PackedDataset padded(int[][] tokens, int[][] labels, int[][] positions, int seq, double validationFraction, long seed) {
+        int[] t = new int[tokens.length * (seq + 1)], l = new int[t.length], p = positions == null ? null : new int[t.length];
         for (int i = 0; i < tokens.length; i++) {
             System.arraycopy(tokens[i], 0, t, i * (seq + 1), seq + 1);
             System.arraycopy(labels[i], 0, l, i * (seq + 1), seq + 1);
+            if (p != null) System.arraycopy(positions[i], 0, p, i * (seq + 1), seq + 1);
         }
-        return new PackedDataset(t, l, seq + 1, seq, tokens.length, validationFraction, seed);
+        return new PackedDataset(t, l, p, seq + 1, seq, tokens.length, validationFraction, seed);
     }
 
-    private PackedDataset(int[] tokens, int[] labels, int stride, int seq, int sequences, double validationFraction, long seed) {
+    private PackedDataset(int[] tokens, int[] labels, int[] positions, int stride, int seq, int sequences, double validationFraction,
+                          long seed) {
         if (sequences < 2) {
             throw new IllegalArgumentException(labels == null ? "the corpus gives " + tokens.length + " tokens: too few for two sequences of " + seq
-                    : sequences + " example(s): too few for a training and a validation one");
+                    : sequences + " sequence(s) of examples: too few for a training and a validation one");
         }
         this.tokens = tokens;
         this.labels = labels;
+        this.positions = positions;
         this.stride = stride;
         this.seq = seq;
         this.seed = seed;
@@ -150,16 +156,16 @@ public final class PackedDataset {
 
     /** The next training batch of {@code batch} sequences, moving to a new epoch when one runs out. */
     public Batch next(int batch) {
-        int[] in = new int[batch * seq], out = new int[batch * seq];
+        int[] in = new int[batch * seq], out = new int[batch * seq], pos = positions == null ? null : new int[batch * seq];
         for (int b = 0; b < batch; b++) {
             if (index == order.length) {
                 epoch++;
                 index = 0;
                 order = epochOrder(epoch);
             }
-            copy(order[index++], b, in, out);
+            copy(order[index++], b, in, out, pos);
         }
-        return new Batch(in, out, batch, seq);
+        return new Batch(in, out, batch, seq, pos);
     }
 
     /** Validation batches, in a fixed order, covering up to {@code maxSequences}. */
@@ -167,16 +173,17 @@ public final class PackedDataset {
         int n = Math.min(maxSequences, validation.length) / batch * batch;
         java.util.ArrayList<Batch> out = new java.util.ArrayList<>();
         for (int start = 0; start < n; start += batch) {
-            int[] in = new int[batch * seq], tgt = new int[batch * seq];
-            for (int b = 0; b < batch; b++) copy(validation[start + b], b, in, tgt);
-            out.add(new Batch(in, tgt, batch, seq));
+            int[] in = new int[batch * seq], tgt = new int[batch * seq], pos = positions == null ? null : new int[batch * seq];
+            for (int b = 0; b < batch; b++) copy(validation[start + b], b, in, tgt, pos);
+            out.add(new Batch(in, tgt, batch, seq, pos));
         }
         return out;
     }
 
-    private void copy(int sequence, int row, int[] in, int[] out) {
+    private void copy(int sequence, int row, int[] in, int[] out, int[] pos) {
         int from = sequence * stride;
         System.arraycopy(tokens, from, in, row * seq, seq);
         System.arraycopy(labels != null ? labels : tokens, from + 1, out, row * seq, seq);
+        if (pos != null) System.arraycopy(positions, from, pos, row * seq, seq);
     }
 }

@@ -6,18 +6,21 @@ import relay.stages.tensor.Tensor;
 
 /**
  * What one forward pass of a block keeps for its backward: the input (by reference — the caller keeps
- * it alive until backward) and the tensors the block allocated, which closing frees.
+ * it alive until backward), the position ids of packed examples (null: none), and the tensors the block
+ * allocated, which closing frees.
  */
 public class Activations implements AutoCloseable {
     private final Tensor input;
     private final int batch;
     private final int seq;
+    private final int[] positions;
     private final List<AutoCloseable> owned = new ArrayList<>();
 
-    public Activations(Tensor input, int batch, int seq) {
+    public Activations(Tensor input, int batch, int seq, int[] positions) {
         this.input = input;
         this.batch = batch;
         this.seq = seq;
+        this.positions = positions;
     }
 
     public Tensor input() {
@@ -30,6 +33,11 @@ public class Activations implements AutoCloseable {
 
     public int seq() {
         return seq;
+    }
+
+    /** Each token's offset within its own example (batch·seq of them), or null when each sequence is one example. */
+    public int[] positions() {
+        return positions;
     }
 
     /** Registers something this forward allocated, to be freed with the activations. */

@@ -9,7 +9,9 @@ import relay.stages.tensor.Tensor;
  * Causal scaled-dot-product attention with grouped-query heads (query head h reads key/value head
  * h / (heads / kvHeads)). q, k and v are column blocks of token-major matrices — one head is a strided
  * view, so heads are never copied out. Forward keeps the probabilities for backward. With a sliding window
- * (Mistral, Qwen2) query i sees only keys j with i − window &lt; j ≤ i.
+ * (Mistral, Qwen2) query i sees only keys j with i − window &lt; j ≤ i. With position ids (packed examples, one
+ * id per token: its offset in its own example) query i also sees no key before i − positions[i], so each example
+ * attends only to itself.
  */
 public final class CausalAttention {
     private final int heads;
@@ -47,8 +49,11 @@ public final class CausalAttention {
         return new Mat(t, (long) group * seq * seq, seq);
     }
 
-    /** Writes the attention output into {@code out} ([tokens, heads·headDim]); returns the probabilities. */
-    public Tensor forward(Mat q, Mat k, Mat v, int batch, int seq, Tensor out) {
+    /**
+     * Writes the attention output into {@code out} ([tokens, heads·headDim]); returns the probabilities.
+     * {@code positions}: batch·seq position ids, or null (each sequence one example).
+     */
+    public Tensor forward(Mat q, Mat k, Mat v, int batch, int seq, int[] positions, Tensor out) {
         Device d = out.device();
         Tensor probs = d.empty(Category.ACTIVATIONS, batch * heads, seq, seq);
         Mat o = Mat.of(out);
@@ -58,7 +63,7 @@ public final class CausalAttention {
                         head(k, b, seq, kvHead(h), headDim), 0f, square(probs, b * heads + h, seq));
             }
         }
-        d.causalSoftmax(probs, seq, seq, window);
+        d.causalSoftmax(probs, seq, seq, window, positions);
         for (int b = 0; b < batch; b++) {
             for (int h = 0; h < heads; h++) {
                 d.gemm(false, false, seq, headDim, seq, 1f, square(probs, b * heads + h, seq),
@@ -80,7 +85,7 @@ public final class CausalAttention {
                 d.gemm(false, true, n, total, headDim, scale, head(q, 0, n, h, headDim), head(k, 0, total, kvHead(h), headDim),
                         0f, new Mat(scores, (long) h * n * total, total));
             }
-            d.causalSoftmax(scores, n, total, window);
+            d.causalSoftmax(scores, n, total, window, null);
             for (int h = 0; h < heads; h++) {
                 d.gemm(false, false, n, headDim, total, 1f, new Mat(scores, (long) h * n * total, total),
                         head(v, 0, total, kvHead(h), headDim), 0f, head(o, 0, n, h, headDim));
@@ -92,7 +97,7 @@ public final class CausalAttention {
      * From dOut, writes dq and accumulates dk and dv (which must start at zero: query heads of one group
      * add into the same key/value head).
      */
-    public void backward(Tensor dOut, Tensor probs, Mat q, Mat k, Mat v, int batch, int seq,
+    public void backward(Tensor dOut, Tensor probs, Mat q, Mat k, Mat v, int batch, int seq, int[] positions,
                          Mat dq, Mat dk, Mat dv) {
         Device d = dOut.device();
         Mat dO = Mat.of(dOut);
@@ -107,7 +112,9 @@ public final class CausalAttention {
                             head(dv, b, seq, g, headDim));
                 }
                 Tensor pb = probs.view(batch * heads * seq, seq).rowRange(b * heads * seq, (b + 1) * heads * seq);
-                d.softmaxBackward(pb, dScores.view(heads * seq, seq), seq, seq, window);
+                // Sequence b's heads alone here: its own position ids.
+                int[] own = positions == null ? null : java.util.Arrays.copyOfRange(positions, b * seq, (b + 1) * seq);
+                d.softmaxBackward(pb, dScores.view(heads * seq, seq), seq, seq, window, own);
                 for (int h = 0; h < heads; h++) {
                     int g = kvHead(h);
                     Mat dS = square(dScores, h, seq);

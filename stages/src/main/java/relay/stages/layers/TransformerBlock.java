@@ -36,7 +36,7 @@ public abstract class TransformerBlock implements AutoCloseable {
      * The forward keeping what backward needs: everything for the input gradient, and when
      * {@code trainable} also the inputs of the layers whose weights will get gradients.
      */
-    protected abstract Forward compute(Tensor x, int batch, int seq, boolean trainable);
+    protected abstract Forward compute(Tensor x, int batch, int seq, int[] positions, boolean trainable);
 
     /** A cache for {@link #decode} holding up to {@code capacity} positions. */
     public abstract relay.stages.model.KvCache.Layer newCache(int capacity);
@@ -72,10 +72,18 @@ public abstract class TransformerBlock implements AutoCloseable {
 
     /** x is [batch·seq, hidden]; the caller keeps x alive until backward. */
     public Forward forward(Tensor x, int batch, int seq) {
-        Forward f = compute(x, batch, seq, trainable);
+        return forward(x, batch, seq, null);
+    }
+
+    /**
+     * The same for sequences of packed examples: {@code positions} gives each token's offset within its own
+     * example (null: each sequence is one example), which attention and rotary positions follow.
+     */
+    public Forward forward(Tensor x, int batch, int seq, int[] positions) {
+        Forward f = compute(x, batch, seq, positions, trainable);
         if (!recompute) return f;
         f.saved().close();
-        return new Forward(f.output(), new Activations(x, batch, seq));
+        return new Forward(f.output(), new Activations(x, batch, seq, positions));
     }
 
     /**
@@ -118,7 +126,7 @@ public abstract class TransformerBlock implements AutoCloseable {
     private Activations activations(Forward f) {
         Activations saved = f.saved();
         if (!recompute) return saved;
-        Forward again = compute(saved.input(), saved.batch(), saved.seq(), trainable);
+        Forward again = compute(saved.input(), saved.batch(), saved.seq(), saved.positions(), trainable);
         again.output().close();
         return again.saved();
     }

@@ -46,11 +46,14 @@ public final class Embedding {
 
     /** [tokens.length, hidden] activations for sequences of length seq. */
     public Tensor forward(int[] ids, int seq) {
-        return forward(ids, seq, 0);
+        return forward(ids, seq, 0, null);
     }
 
-    /** The same for sequences that start at position {@code first} (decoding with a cache). */
-    public Tensor forward(int[] ids, int seq, int first) {
+    /**
+     * The same for sequences that start at position {@code first} (decoding with a cache), or whose tokens sit at
+     * the given position ids (packed examples, each counting from 0; null: none).
+     */
+    public Tensor forward(int[] ids, int seq, int first, int[] positionIds) {
         Tensor table = tokens.value();
         Device d = table.device();
         Tensor x = d.empty(Category.ACTIVATIONS, ids.length, table.cols());
@@ -60,13 +63,18 @@ public final class Embedding {
                 throw new IllegalArgumentException("position " + (first + seq) + " exceeds the model's "
                         + positions.value().rows() + " positions");
             }
-            d.addPositions(x, positions.value(), seq, first);
+            d.addPositions(x, positions.value(), seq, first, positionIds);
         }
         return x;
     }
 
     /** Hands the table gradients to the sink; nothing flows further back. */
     public void backward(int[] ids, int seq, Tensor dx, GradientSink sink) {
+        backward(ids, seq, null, dx, sink);
+    }
+
+    /** The same for tokens at the given position ids (null: none), as forward had them. */
+    public void backward(int[] ids, int seq, int[] positionIds, Tensor dx, GradientSink sink) {
         if (sink == null) return;
         Device d = dx.device();
         GradientSink.Slot dTokens = GradientSink.slot(sink, tokens);
@@ -74,7 +82,7 @@ public final class Embedding {
         dTokens.done();
         if (positions != null) {
             GradientSink.Slot dPositions = GradientSink.slot(sink, positions);
-            d.positionsBackward(dx, dPositions.tensor(), seq);
+            d.positionsBackward(dx, dPositions.tensor(), seq, positionIds);
             dPositions.done();
         }
     }

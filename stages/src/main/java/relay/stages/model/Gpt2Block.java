@@ -53,16 +53,16 @@ public final class Gpt2Block extends TransformerBlock {
         Tensor fc;
         Linear.Saved mlpIn;
 
-        Saved(Tensor x, int batch, int seq) {
-            super(x, batch, seq);
+        Saved(Tensor x, int batch, int seq, int[] positions) {
+            super(x, batch, seq, positions);
         }
     }
 
     @Override
-    protected Forward compute(Tensor x, int batch, int seq, boolean trainable) {
+    protected Forward compute(Tensor x, int batch, int seq, int[] positions, boolean trainable) {
         Device d = x.device();
         int n = x.rows();
-        Saved s = new Saved(x, batch, seq);
+        Saved s = new Saved(x, batch, seq, positions);
         Norm.Out n1 = ln1.forward(x);
         s.n1 = s.keep(n1.stats());
         s.qkv = s.keep(d.empty(Category.ACTIVATIONS, n, 3 * dim));
@@ -70,7 +70,7 @@ public final class Gpt2Block extends TransformerBlock {
         s.keepIfUsed(n1.y(), s.qkvIn);
         Tensor att = d.empty(Category.ACTIVATIONS, n, dim);
         s.probs = s.keep(attention.forward(Mat.columns(s.qkv, 0, 0), Mat.columns(s.qkv, 0, dim),
-                Mat.columns(s.qkv, 0, 2 * dim), batch, seq, att));
+                Mat.columns(s.qkv, 0, 2 * dim), batch, seq, positions, att));
         s.h = s.keep(d.empty(Category.ACTIVATIONS, n, dim));
         s.projIn = s.keep(attnProj.forward(att, s.h, trainable));
         s.keepIfUsed(att, s.projIn);
@@ -141,7 +141,7 @@ public final class Gpt2Block extends TransformerBlock {
                 try (Tensor dAtt = d.empty(Category.ACTIVATIONS, n, dim)) {
                     attnProj.backward(s.projIn, dH, dAtt, false, sink);
                     attention.backward(dAtt, s.probs, Mat.columns(s.qkv, 0, 0), Mat.columns(s.qkv, 0, dim),
-                            Mat.columns(s.qkv, 0, 2 * dim), s.batch(), s.seq(), Mat.columns(dQkv, 0, 0),
+                            Mat.columns(s.qkv, 0, 2 * dim), s.batch(), s.seq(), s.positions(), Mat.columns(dQkv, 0, 0),
                             Mat.columns(dQkv, 0, dim), Mat.columns(dQkv, 0, 2 * dim));
                 }
                 qkv.backward(s.qkvIn, dQkv, dN1, false, sink);

@@ -87,16 +87,16 @@ public final class LlamaBlock extends TransformerBlock {
         Tensor up;
         Linear.Saved downIn;
 
-        Saved(Tensor x, int batch, int seq) {
-            super(x, batch, seq);
+        Saved(Tensor x, int batch, int seq, int[] positions) {
+            super(x, batch, seq, positions);
         }
     }
 
     @Override
-    protected Forward compute(Tensor x, int batch, int seq, boolean trainable) {
+    protected Forward compute(Tensor x, int batch, int seq, int[] positions, boolean trainable) {
         Device d = x.device();
         int n = x.rows(), qw = heads * headDim, kvw = kvHeads * headDim;
-        Saved s = new Saved(x, batch, seq);
+        Saved s = new Saved(x, batch, seq, positions);
         Norm.Out n1 = inputNorm.forward(x);
         s.n1 = s.keep(n1.stats());
         s.q = s.keep(d.empty(Category.ACTIVATIONS, n, qw));
@@ -107,10 +107,10 @@ public final class LlamaBlock extends TransformerBlock {
         s.vIn = s.keep(v.forward(n1.y(), s.v, trainable));
         s.keepIfUsed(n1.y(), s.qIn, s.kIn, s.vIn);
         double[] freq = rotary.inverseFrequencies(seq);
-        d.rope(s.q, seq, heads, freq, rotary.scale(), false, 0);
-        d.rope(s.k, seq, kvHeads, freq, rotary.scale(), false, 0);
+        d.rope(s.q, seq, heads, freq, rotary.scale(), false, 0, positions);
+        d.rope(s.k, seq, kvHeads, freq, rotary.scale(), false, 0, positions);
         Tensor att = d.empty(Category.ACTIVATIONS, n, qw);
-        s.probs = s.keep(attention.forward(Mat.of(s.q), Mat.of(s.k), Mat.of(s.v), batch, seq, att));
+        s.probs = s.keep(attention.forward(Mat.of(s.q), Mat.of(s.k), Mat.of(s.v), batch, seq, positions, att));
         s.h = s.keep(d.empty(Category.ACTIVATIONS, n, dim));
         s.oIn = s.keep(o.forward(att, s.h, trainable));
         s.keepIfUsed(att, s.oIn);
@@ -150,8 +150,8 @@ public final class LlamaBlock extends TransformerBlock {
             // The frequencies of the length reached (dynamic scaling changes them past max_position_embeddings); cached
             // keys keep the turn they were stored with, as in transformers' generate.
             double[] freq = rotary.inverseFrequencies(total);
-            d.rope(qt, n, heads, freq, rotary.scale(), false, first);
-            d.rope(kt, n, kvHeads, freq, rotary.scale(), false, first);
+            d.rope(qt, n, heads, freq, rotary.scale(), false, first, null);
+            d.rope(kt, n, kvHeads, freq, rotary.scale(), false, first, null);
             d.copy(kt, cache.keys().rowRange(first, total));
             d.copy(vt, cache.values().rowRange(first, total));
             attention.attendCached(Mat.of(qt), Mat.of(cache.keys()), Mat.of(cache.values()), n, total, att);
@@ -195,12 +195,12 @@ public final class LlamaBlock extends TransformerBlock {
                  Tensor dv = d.allocate(Category.ACTIVATIONS, n, kvHeads * headDim)) {
                 try (Tensor dAtt = d.empty(Category.ACTIVATIONS, n, heads * headDim)) {
                     o.backward(s.oIn, dH, dAtt, false, sink);
-                    attention.backward(dAtt, s.probs, Mat.of(s.q), Mat.of(s.k), Mat.of(s.v), s.batch(), s.seq(),
+                    attention.backward(dAtt, s.probs, Mat.of(s.q), Mat.of(s.k), Mat.of(s.v), s.batch(), s.seq(), s.positions(),
                             Mat.of(dq), Mat.of(dk), Mat.of(dv));
                 }
                 double[] freq = rotary.inverseFrequencies(s.seq());
-                d.rope(dq, s.seq(), heads, freq, rotary.scale(), true, 0);
-                d.rope(dk, s.seq(), kvHeads, freq, rotary.scale(), true, 0);
+                d.rope(dq, s.seq(), heads, freq, rotary.scale(), true, 0, s.positions());
+                d.rope(dk, s.seq(), kvHeads, freq, rotary.scale(), true, 0, s.positions());
                 q.backward(s.qIn, dq, dN1, false, sink);
                 k.backward(s.kIn, dk, dN1, true, sink);
                 v.backward(s.vIn, dv, dN1, true, sink);

@@ -90,14 +90,19 @@ public final class Model implements AutoCloseable {
      * gradScale·loss) handed to each stage's sink as each is complete. Returns the mean loss.
      */
     public double forwardBackward(int[] inputs, int[] targets, int batch, int seq, float gradScale, Sinks sinks) {
-        Tensor x0 = embedding.forward(inputs, seq);
+        return forwardBackward(inputs, targets, null, batch, seq, gradScale, sinks);
+    }
+
+    /** The same for sequences of packed examples: {@code positions} (null: none) as {@link relay.stages.train.Batch} has them. */
+    public double forwardBackward(int[] inputs, int[] targets, int[] positions, int batch, int seq, float gradScale, Sinks sinks) {
+        Tensor x0 = embedding.forward(inputs, seq, 0, positions);
         List<Tensor> inputsOf = new ArrayList<>();
         List<TransformerBlock.Forward> forwards = new ArrayList<>();
         Tensor x = x0;
         try {
             for (TransformerBlock b : blocks) {
                 inputsOf.add(x);
-                TransformerBlock.Forward f = b.forward(x, batch, seq);
+                TransformerBlock.Forward f = b.forward(x, batch, seq, positions);
                 forwards.add(f);
                 x = f.output();
             }
@@ -111,7 +116,7 @@ public final class Model implements AutoCloseable {
                 if (i > 0) in.close();
                 grad = next;
             }
-            embedding.backward(inputs, seq, grad, sinks.forStage(0));
+            embedding.backward(inputs, seq, positions, grad, sinks.forStage(0));
             grad.close();
             return r.loss();
         } finally {
@@ -120,12 +125,12 @@ public final class Model implements AutoCloseable {
     }
 
     /** The last block's output for a batch, forward only: no activation outlives the block that made it. */
-    private Tensor hidden(int[] inputs, int batch, int seq) {
-        Tensor x = embedding.forward(inputs, seq);
+    private Tensor hidden(int[] inputs, int[] positions, int batch, int seq) {
+        Tensor x = embedding.forward(inputs, seq, 0, positions);
         for (TransformerBlock b : blocks) {
             TransformerBlock.Forward f;
             try {
-                f = b.forward(x, batch, seq);
+                f = b.forward(x, batch, seq, positions);
             } finally {
                 x.close();
             }
@@ -137,7 +142,7 @@ public final class Model implements AutoCloseable {
 
     /** The logits after the last of the tokens, by one forward over all of them (no cache). */
     public float[] lastLogits(int[] ids) {
-        try (Tensor x = hidden(ids, 1, ids.length); Tensor z = head.logits(x.rowRange(ids.length - 1, ids.length))) {
+        try (Tensor x = hidden(ids, null, 1, ids.length); Tensor z = head.logits(x.rowRange(ids.length - 1, ids.length))) {
             return z.toArray();
         }
     }
@@ -146,7 +151,7 @@ public final class Model implements AutoCloseable {
     public float[] nextLogits(int[] newIds, KvCache cache) {
         int first = cache.length(), n = newIds.length;
         if (first + n > cache.capacity()) throw new IllegalArgumentException("the cache holds " + cache.capacity() + " positions");
-        Tensor x = embedding.forward(newIds, n, first);
+        Tensor x = embedding.forward(newIds, n, first, null);
         try {
             for (int i = 0; i < blocks.size(); i++) {
                 Tensor y = blocks.get(i).decode(x, cache.layer(i), first);
@@ -164,7 +169,12 @@ public final class Model implements AutoCloseable {
 
     /** Mean loss of one batch, forward only: no activation is kept beyond the block that needs it. */
     public double loss(int[] inputs, int[] targets, int batch, int seq) {
-        try (Tensor x = hidden(inputs, batch, seq)) {
+        return loss(inputs, targets, null, batch, seq);
+    }
+
+    /** The same for sequences of packed examples ({@code positions} null: none). */
+    public double loss(int[] inputs, int[] targets, int[] positions, int batch, int seq) {
+        try (Tensor x = hidden(inputs, positions, batch, seq)) {
             return head.loss(x, targets);
         }
     }

@@ -150,27 +150,33 @@ public interface Device extends AutoCloseable {
 
     /**
      * Rotary embedding in place on a [tokens, heads·headDim] matrix of sequences of length seq
-     * (position p = first + row mod seq), Hugging Face rotate-half layout, headDim = 2·inverseFrequencies.length:
+     * (position p = first + row mod seq, or first + positions[row] when position ids are given: packed examples
+     * each count from 0), Hugging Face rotate-half layout, headDim = 2·inverseFrequencies.length:
      * element i of a head pairs with element i + headDim/2 and turns by p·inverseFrequencies[i], cos and sin
      * multiplied by {@code scale}. Inverse applies the transpose (the backward: scale·Rᵀ, not the inverse rotation
-     * divided by scale).
+     * divided by scale). Position ids lie in [0, seq).
      */
-    void rope(Tensor x, int seq, int heads, double[] inverseFrequencies, double scale, boolean inverse, int first);
+    void rope(Tensor x, int seq, int heads, double[] inverseFrequencies, double scale, boolean inverse, int first, int[] positions);
 
     /**
      * Row-wise causal softmax in place on [groups, queries, keys] scores, the queries being the last of
      * the keys' positions: query i (position p = keys − queries + i) sees keys j with p − window &lt; j ≤ p,
      * every j ≤ p when window is 0; the rest become 0. Training has queries = keys; decoding with a cache has
      * fewer queries than keys.
+     *
+     * <p>Position ids (null: none) isolate packed examples: {@code positions} holds queries ids for each of n
+     * sequences, the groups split evenly among them in order (a sequence's heads adjacent), and query i of a
+     * sequence also sees no key before p − positions[i], the first token of its own example. Only for
+     * queries = keys.
      */
-    void causalSoftmax(Tensor scores, int queries, int keys, int window);
+    void causalSoftmax(Tensor scores, int queries, int keys, int window, int[] positions);
 
     /**
-     * In place on [groups, queries, keys] as for {@link #causalSoftmax}: dP becomes dS = P ⊙ (dP − rowsum(P ⊙ dP)),
-     * the gradient through softmax, over each row's visible keys; the rest of dS becomes 0 (dP there is
-     * not read, so it need not have been computed).
+     * In place on [groups, queries, keys] as for {@link #causalSoftmax}, with the same visible keys: dP becomes
+     * dS = P ⊙ (dP − rowsum(P ⊙ dP)), the gradient through softmax, over each row's visible keys; the rest of dS
+     * becomes 0 (dP there is not read, so it need not have been computed).
      */
-    void softmaxBackward(Tensor probs, Tensor dProbs, int queries, int keys, int window);
+    void softmaxBackward(Tensor probs, Tensor dProbs, int queries, int keys, int window, int[] positions);
 
     // ---- embeddings and loss ----
 
@@ -179,11 +185,11 @@ public interface Device extends AutoCloseable {
     /** dTable[tokens[i]] += dOut[i] (scatter-add). */
     void embeddingBackward(int[] tokens, Tensor dOut, Tensor dTable);
 
-    /** x[r, :] += table[first + r mod seq, :] (learned positions). */
-    void addPositions(Tensor x, Tensor table, int seq, int first);
+    /** x[r, :] += table[first + r mod seq, :] (learned positions), or table[first + positions[r], :] with position ids. */
+    void addPositions(Tensor x, Tensor table, int seq, int first, int[] positions);
 
-    /** dTable[t, :] += Σ over rows r with r mod seq = t of dx[r, :]. */
-    void positionsBackward(Tensor dx, Tensor dTable, int seq);
+    /** dTable[t, :] += Σ over rows r with r mod seq = t (or positions[r] = t with position ids) of dx[r, :], in row order. */
+    void positionsBackward(Tensor dx, Tensor dTable, int seq, int[] positions);
 
     /**
      * Cross-entropy of each row of logits against targets[targetOffset + row]; returns the sum of the

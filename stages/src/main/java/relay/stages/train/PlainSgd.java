@@ -14,7 +14,7 @@ public final class PlainSgd implements TrainingMethod {
 
     @Override
     public double microbatch(Model model, Batch b, float gradScale) {
-        return model.forwardBackward(b.inputs(), b.targets(), b.batch(), b.seq(), gradScale, grads);
+        return model.forwardBackward(b.inputs(), b.targets(), b.positions(), b.batch(), b.seq(), gradScale, Model.Sinks.all(grads));
     }
 
     @Override

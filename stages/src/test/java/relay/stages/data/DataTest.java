@@ -103,6 +103,60 @@ class DataTest {
                 .getMessage().contains("eos_token"));
     }
 
+    /** An example of n tokens first·10, first·10 + 1, …: its first token no target, the rest counted but for {@code masked}. */
+    private static int[][] example(int first, int n, int masked) {
+        int[] t = new int[n], l = new int[n];
+        for (int i = 0; i < n; i++) {
+            t[i] = first * 10 + i;
+            l[i] = i == 0 || i == masked ? Batch.IGNORED : t[i];
+        }
+        return new int[][] {t, l};
+    }
+
+    /**
+     * Best-fit decreasing by hand, rows of seq + 1 = 10 tokens, examples of 4, 7, 3, 6, 2, 5 and 10 tokens:
+     * 10 fills a row; 7 opens one (room 3); 6 fits nowhere (room 4); 5 neither (room 5); 4 fits the room of 4 best,
+     * filling it; 3 the room of 3; 2 the room of 5, leaving 3 of padding.
+     */
+    @Test
+    void bestFitPacksWholeExamplesWithTheirPositions() {
+        int[] lengths = {4, 7, 3, 6, 2, 5, 10};
+        int[][] tokens = new int[lengths.length][], labels = new int[lengths.length][];
+        for (int e = 0; e < lengths.length; e++) {
+            int[][] x = example(e + 1, lengths[e], e == 1 ? 2 : -1);
+            tokens[e] = x[0];
+            labels[e] = x[1];
+        }
+        InstructionDataset.Rows rows = InstructionDataset.pack(tokens, labels, 0, 9);
+        int I = Batch.IGNORED;
+        assertArrayEquals(new int[][] {
+                {70, 71, 72, 73, 74, 75, 76, 77, 78, 79},
+                {20, 21, 22, 23, 24, 25, 26, 30, 31, 32},
+                {40, 41, 42, 43, 44, 45, 10, 11, 12, 13},
+                {60, 61, 62, 63, 64, 50, 51, 0, 0, 0}}, rows.tokens());
+        assertArrayEquals(new int[][] {
+                {I, 71, 72, 73, 74, 75, 76, 77, 78, 79},
+                {I, 21, I, 23, 24, 25, 26, I, 31, 32},
+                {I, 41, 42, 43, 44, 45, I, 11, 12, 13},
+                {I, 61, 62, 63, 64, I, 51, I, I, I}}, rows.labels());
+        assertArrayEquals(new int[][] {
+                {0, 1, 2, 3, 4, 5, 6, 7, 8, 9},
+                {0, 1, 2, 3, 4, 5, 6, 0, 1, 2},
+                {0, 1, 2, 3, 4, 5, 0, 1, 2, 3},
+                {0, 1, 2, 3, 4, 0, 1, 0, 1, 2}}, rows.positions());
+        // Served as batches: the first seq tokens and their ids, the next tokens' labels as targets.
+        PackedDataset d = PackedDataset.padded(rows.tokens(), rows.labels(), rows.positions(), 9, 0.25, 3);
+        assertEquals(3, d.trainSequences());
+        List<Batch> served = new java.util.ArrayList<>(d.validation(1, 1));
+        for (int i = 0; i < 3; i++) served.add(d.next(1));
+        assertEquals(Set.of("[0, 1, 2, 3, 4, 5, 6, 7, 8]", "[0, 1, 2, 3, 4, 5, 6, 0, 1]", "[0, 1, 2, 3, 4, 5, 0, 1, 2]",
+                "[0, 1, 2, 3, 4, 0, 1, 0, 1]"), served.stream().map(b -> java.util.Arrays.toString(b.positions()))
+                .collect(java.util.stream.Collectors.toSet()));
+        Batch last = served.stream().filter(b -> b.inputs()[0] == 60).findFirst().orElseThrow();
+        assertArrayEquals(new int[] {60, 61, 62, 63, 64, 50, 51, 0, 0}, last.inputs());
+        assertArrayEquals(new int[] {61, 62, 63, 64, I, 51, I, I, I}, last.targets(), "the next example's first token is no target");
+    }
+
     @Test
     void aResumedPositionContinuesWithTheSameBatches() {
         PackedDataset a = new PackedDataset(stream(2001), 8, 0.05, 7), b = new PackedDataset(stream(2001), 8, 0.05, 7);

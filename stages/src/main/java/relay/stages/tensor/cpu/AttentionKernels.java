@@ -23,13 +23,14 @@ final class AttentionKernels {
         return new float[][] {cos, sin};
     }
 
-    static void rope(FloatBuffer x, int xo, float[] cos, float[] sin, int seq, int first, int heads, int headDim,
+    /** Row r turns by position first + r mod seq, or first + positions[r] with position ids (packed examples). */
+    static void rope(FloatBuffer x, int xo, float[] cos, float[] sin, int seq, int first, int[] positions, int heads, int headDim,
                      boolean inverse, int from, int to) {
         int half = headDim / 2, width = heads * headDim;
         float sign = inverse ? -1f : 1f;
         float[] a = new float[width];
         for (int r = from; r < to; r++) {
-            int t = (first + r % seq) * half;
+            int t = (first + (positions == null ? r % seq : positions[r])) * half;
             x.get(xo + r * width, a, 0, width);
             for (int h = 0; h < heads; h++) {
                 int base = h * headDim;
@@ -45,14 +46,25 @@ final class AttentionKernels {
     }
 
     /**
+     * The first key row r of [groups, queries, keys] sees: end − window (0 without a window) with
+     * end = keys − queries + i + 1 for query i, and with position ids no earlier than its example's first token,
+     * end − 1 − positions[i] of the row's sequence ({@code perSequence} groups to a sequence).
+     */
+    private static int start(int r, int queries, int keys, int window, int[] positions, int perSequence) {
+        int i = r % queries, end = keys - queries + i + 1, start = window > 0 ? Math.max(0, end - window) : 0;
+        return positions == null ? start : Math.max(start, end - 1 - positions[r / queries / perSequence * queries + i]);
+    }
+
+    /**
      * Rows are (group, query i) pairs of [groups, queries, keys]; row i keeps keys start..end − 1 with
-     * end = keys − queries + i + 1 and start = end − window (0 without a window): a row's visible keys are
+     * end = keys − queries + i + 1 and start as {@link #start} says: a row's visible keys are
      * copied to the front of the work arrays, so the loops below are the plain softmax.
      */
-    static void causalSoftmax(FloatBuffer p, int po, int queries, int keys, int window, int from, int to) {
+    static void causalSoftmax(FloatBuffer p, int po, int queries, int keys, int window, int[] positions, int perSequence,
+                              int from, int to) {
         float[] a = new float[keys], zeros = new float[keys];
         for (int r = from; r < to; r++) {
-            int end = keys - queries + r % queries + 1, start = window > 0 ? Math.max(0, end - window) : 0, n = end - start;
+            int end = keys - queries + r % queries + 1, start = start(r, queries, keys, window, positions, perSequence), n = end - start;
             int base = po + r * keys;
             p.get(base + start, a, 0, n);
             float max = Float.NEGATIVE_INFINITY;
@@ -67,10 +79,11 @@ final class AttentionKernels {
     }
 
     /** Rows as for {@link #causalSoftmax}; only a row's visible keys are read, the rest of dS is written 0. */
-    static void softmaxBackward(FloatBuffer p, int po, FloatBuffer dp, int dpo, int queries, int keys, int window, int from, int to) {
+    static void softmaxBackward(FloatBuffer p, int po, FloatBuffer dp, int dpo, int queries, int keys, int window, int[] positions,
+                                int perSequence, int from, int to) {
         float[] a = new float[keys], d = new float[keys], zeros = new float[keys];
         for (int r = from; r < to; r++) {
-            int end = keys - queries + r % queries + 1, start = window > 0 ? Math.max(0, end - window) : 0, n = end - start;
+            int end = keys - queries + r % queries + 1, start = start(r, queries, keys, window, positions, perSequence), n = end - start;
             int base = r * keys;
             p.get(po + base + start, a, 0, n);
             dp.get(dpo + base + start, d, 0, n);

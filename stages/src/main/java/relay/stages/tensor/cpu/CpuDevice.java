@@ -402,30 +402,52 @@ public final class CpuDevice implements Device {
     }
 
     @Override
-    public void rope(Tensor x, int seq, int heads, double[] inverseFrequencies, double scale, boolean inverse, int first) {
+    public void rope(Tensor x, int seq, int heads, double[] inverseFrequencies, double scale, boolean inverse, int first, int[] positions) {
         int headDim = 2 * inverseFrequencies.length;
         if (x.cols() != heads * headDim) {
             throw new IllegalArgumentException("rope over " + heads + " heads of " + headDim + " on " + x.describe());
         }
+        checkPositions(positions, x.rows(), seq);
         float[][] table = AttentionKernels.ropeTable(first + seq, inverseFrequencies, scale);
         FloatBuffer xb = buf(x);
         parallel.forRows(x.rows(), x.cols(), (from, to) ->
-                AttentionKernels.rope(xb, off(x), table[0], table[1], seq, first, heads, headDim, inverse, from, to));
+                AttentionKernels.rope(xb, off(x), table[0], table[1], seq, first, positions, heads, headDim, inverse, from, to));
+    }
+
+    /** Position ids, where given, are one per row and within a sequence's positions (the tables are that long). */
+    private static void checkPositions(int[] positions, int rows, int seq) {
+        if (positions == null) return;
+        if (positions.length != rows) throw new IllegalArgumentException(positions.length + " position ids for " + rows + " rows");
+        for (int p : positions) {
+            if (p < 0 || p >= seq) throw new IllegalArgumentException("position id " + p + " outside sequences of " + seq);
+        }
+    }
+
+    /** Groups of scores to one sequence of position ids (see {@link Device#causalSoftmax}); 0 without them. */
+    private static int groupsPerSequence(Tensor scores, int queries, int keys, int[] positions) {
+        if (positions == null) return 0;
+        long groups = scores.size() / ((long) queries * keys), sequences = positions.length / queries;
+        if (queries != keys || positions.length % queries != 0 || sequences == 0 || groups % sequences != 0) {
+            throw new IllegalArgumentException(positions.length + " position ids for " + groups + " groups of " + queries + "×" + keys);
+        }
+        return (int) (groups / sequences);
     }
 
     @Override
-    public void causalSoftmax(Tensor scores, int queries, int keys, int window) {
+    public void causalSoftmax(Tensor scores, int queries, int keys, int window, int[] positions) {
         FloatBuffer b = buf(scores);
+        int perSequence = groupsPerSequence(scores, queries, keys, positions);
         parallel.forRows((int) (scores.size() / keys), keys, (from, to) ->
-                AttentionKernels.causalSoftmax(b, off(scores), queries, keys, window, from, to));
+                AttentionKernels.causalSoftmax(b, off(scores), queries, keys, window, positions, perSequence, from, to));
     }
 
     @Override
-    public void softmaxBackward(Tensor probs, Tensor dProbs, int queries, int keys, int window) {
+    public void softmaxBackward(Tensor probs, Tensor dProbs, int queries, int keys, int window, int[] positions) {
         sameSize(probs, dProbs);
         FloatBuffer pb = buf(probs), db = buf(dProbs);
+        int perSequence = groupsPerSequence(probs, queries, keys, positions);
         parallel.forRows((int) (probs.size() / keys), keys, (from, to) ->
-                AttentionKernels.softmaxBackward(pb, off(probs), db, off(dProbs), queries, keys, window, from, to));
+                AttentionKernels.softmaxBackward(pb, off(probs), db, off(dProbs), queries, keys, window, positions, perSequence, from, to));
     }
 
     private static void checkTokens(int[] tokens, Tensor table) {
@@ -468,28 +490,30 @@ public final class CpuDevice implements Device {
     }
 
     @Override
-    public void addPositions(Tensor x, Tensor table, int seq, int first) {
+    public void addPositions(Tensor x, Tensor table, int seq, int first, int[] positions) {
         int c = x.cols();
         if (table.cols() != c || table.rows() < first + seq) {
             throw new IllegalArgumentException("positions " + table.describe() + " for sequences of " + seq);
         }
+        checkPositions(positions, x.rows(), seq);
         FloatBuffer xb = buf(x), tb = buf(table);
         int xo = off(x), to0 = off(table);
         parallel.forRows(x.rows(), c, (from, to) -> {
             for (int r = from; r < to; r++) {
-                int dst = xo + r * c, src = to0 + (first + r % seq) * c;
+                int dst = xo + r * c, src = to0 + (first + (positions == null ? r % seq : positions[r])) * c;
                 for (int j = 0; j < c; j++) xb.put(dst + j, xb.get(dst + j) + tb.get(src + j));
             }
         });
     }
 
     @Override
-    public void positionsBackward(Tensor dx, Tensor dTable, int seq) {
+    public void positionsBackward(Tensor dx, Tensor dTable, int seq, int[] positions) {
         int c = dx.cols();
+        checkPositions(positions, dx.rows(), seq);
         FloatBuffer db = buf(dx), tb = buf(dTable);
         int dOff = off(dx), tOff = off(dTable);
         for (int r = 0; r < dx.rows(); r++) {
-            int src = dOff + r * c, dst = tOff + (r % seq) * c;
+            int src = dOff + r * c, dst = tOff + (positions == null ? r % seq : positions[r]) * c;
             for (int j = 0; j < c; j++) tb.put(dst + j, tb.get(dst + j) + db.get(src + j));
         }
     }

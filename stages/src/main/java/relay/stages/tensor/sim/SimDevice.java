@@ -263,17 +263,17 @@ public final class SimDevice implements Device {
     }
 
     @Override
-    public void rope(Tensor x, int seq, int heads, double[] inverseFrequencies, double scale, boolean inverse, int first) {
+    public void rope(Tensor x, int seq, int heads, double[] inverseFrequencies, double scale, boolean inverse, int first, int[] positions) {
         pointwise(x, 2);
     }
 
     @Override
-    public void causalSoftmax(Tensor scores, int queries, int keys, int window) {
+    public void causalSoftmax(Tensor scores, int queries, int keys, int window, int[] positions) {
         pointwise(scores, 2);
     }
 
     @Override
-    public void softmaxBackward(Tensor probs, Tensor dProbs, int queries, int keys, int window) {
+    public void softmaxBackward(Tensor probs, Tensor dProbs, int queries, int keys, int window, int[] positions) {
         pointwise(probs, 3);
     }
 
@@ -288,12 +288,12 @@ public final class SimDevice implements Device {
     }
 
     @Override
-    public void addPositions(Tensor x, Tensor table, int seq, int first) {
+    public void addPositions(Tensor x, Tensor table, int seq, int first, int[] positions) {
         pointwise(x, 3);
     }
 
     @Override
-    public void positionsBackward(Tensor dx, Tensor dTable, int seq) {
+    public void positionsBackward(Tensor dx, Tensor dTable, int seq, int[] positions) {
         pointwise(dx, 3);
     }
 
