@@ -136,10 +136,10 @@ class ChatFineTuneTest {
     /** relay train packing=true: the chats packed several to a sequence, the run saying into how many. */
     @Test
     void trainOnPackedChats() {
-        String trained = run(0, "train", "--model", model.toString(), "--data", chats.toString(), "--steps", "2", "--out",
+        String trained = Cli.output(0, "train", "--model", model.toString(), "--data", chats.toString(), "--steps", "2", "--out",
                 dir.resolve("packed").toString(), "batch=2", "seq=96", "microbatches=2", "eval-every=2", "checkpoint-every=2",
                 "trace-steps=0", "eval-sequences=2", "validation-fraction=0.1", "packing=true");
-        Matcher m = Pattern.compile("24 examples, packed into (\\d+) sequences of 96 \\((\\d+) training, (\\d+) validation\\)").matcher(trained);
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("24 examples, packed into (\\d+) sequences of 96 \\((\\d+) training, (\\d+) validation\\)").matcher(trained);
         assertTrue(m.find(), trained);
         int rows = Integer.parseInt(m.group(1));
         assertTrue(rows < 24, "several examples to a sequence: " + rows);
