@@ -7,6 +7,7 @@ import com.typesafe.config.ConfigFactory;
 import java.util.Arrays;
 import java.util.List;
 import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
@@ -29,9 +30,11 @@ import relay.stages.train.Batch;
  * the same steps, within 10% for tokens per second and 0.05 for the bubble. What is checked is what the plan adds
  * to the stages' costs: the schedule, the messages, the coordinator. (Timed in another run, the steps also carry
  * the machine's drift between runs, up to 10% here.) Only as many devices as the machine has cores: devices sharing
- * a core run at another speed than their costs were measured at.
+ * a core run at another speed than their costs were measured at. Tagged "wallclock": it times the machine itself,
+ * so it runs with {@code mvn -B test -Pwallclock} on an idle machine, not in every {@code mvn -B test}.
  */
 @Timeout(600)
+@Tag("wallclock")
 class PlanTimeTest {
 
     @ParameterizedTest(name = "{0} devices, {1}, {2} microbatches")
