@@ -9,6 +9,7 @@ import java.nio.channels.FileChannel;
 import java.nio.channels.FileLock;
 import java.nio.channels.OverlappingFileLockException;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
@@ -40,13 +41,30 @@ final class RunDirectory implements AutoCloseable {
         this.created = created;
     }
 
-    /** A new run's directory under out: time, model and method, with a suffix if that name is taken. */
-    static Path fresh(TrainConfig c) {
+    /**
+     * A new run's directory under out, created and held: time, model and method, with a suffix if that name is taken.
+     * Creating it is what claims the name, so runs started in the same second, in other processes too, never share one.
+     */
+    static RunDirectory fresh(TrainConfig c) throws IOException {
         String name = Path.of(c.model().name()).getFileName().toString().replaceAll("[^A-Za-z0-9._-]", "_");
         String stamp = LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss"));
-        Path base = Path.of(c.run().out()).resolve(stamp + "-" + name + "-" + c.optimizer().method().key()), dir = base;
-        for (int i = 2; Files.exists(dir); i++) dir = base.resolveSibling(base.getFileName() + "-" + i);
-        return dir;
+        Path base = Path.of(c.run().out()).resolve(stamp + "-" + name + "-" + c.optimizer().method().key());
+        try {
+            Files.createDirectories(base.getParent());
+        } catch (IOException e) {
+            throw new IllegalArgumentException("cannot create the run directory " + base + ": " + e, e);
+        }
+        for (int i = 1; ; i++) {
+            Path dir = i == 1 ? base : base.resolveSibling(base.getFileName() + "-" + i);
+            try {
+                Files.createDirectory(dir);
+            } catch (FileAlreadyExistsException taken) {
+                continue;
+            } catch (IOException e) {
+                throw new IllegalArgumentException("cannot create the run directory " + dir + ": " + e, e);
+            }
+            return open(dir, true);
+        }
     }
 
     /** Whether a process holds the directory now: a run is going on in it. Takes nothing: the lock is let go at once. */
@@ -65,7 +83,10 @@ final class RunDirectory implements AutoCloseable {
 
     /** Creates the directory if needed and takes its lock; a directory another process holds is refused, naming it. */
     static RunDirectory open(Path dir) throws IOException {
-        boolean created = !Files.exists(dir);
+        return open(dir, !Files.exists(dir));
+    }
+
+    private static RunDirectory open(Path dir, boolean created) throws IOException {
         try {
             Files.createDirectories(dir.resolve("checkpoints"));
         } catch (IOException e) {

@@ -78,9 +78,11 @@ public final class TrainingRun {
     static Summary run(TrainConfig c, Config resolved, PrintStream out, Path resumeFrom, Path runDir, UnaryOperator<Engine> wrap)
             throws IOException {
         RunInputs in = RunInputs.prepare(c, resumeFrom, out);
-        Path path = in.start().checkpoint() != null ? Checkpoint.run(in.start().checkpoint()) : runDir != null ? runDir : RunDirectory.fresh(c);
+        Path given = in.start().checkpoint() != null ? Checkpoint.run(in.start().checkpoint()) : runDir;
         // A stop signal waits until the nodes are closed too: a cluster's workers see their coordinator leave, not vanish.
-        try (StopRequest stop = new StopRequest(); Nodes nodes = nodes(c, resolved, out); RunDirectory dir = RunDirectory.open(path)) {
+        try (StopRequest stop = new StopRequest(); Nodes nodes = nodes(c, resolved, out);
+             RunDirectory dir = given != null ? RunDirectory.open(given) : RunDirectory.fresh(c)) {
+            Path path = dir.path();
             try {
                 if (in.start().checkpoint() == null && Checkpoint.any(path)) {
                     throw new IllegalArgumentException(path + " gained a checkpoint while this run was starting (another relay train?); "
