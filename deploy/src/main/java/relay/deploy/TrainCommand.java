@@ -22,7 +22,8 @@ import relay.optimizers.Method;
                 + "plain loop). With no arguments: a small LLaMA-style model on the shipped King James Bible, AdaLomo in backward "
                 + "with LISA.")
 final class TrainCommand implements Callable<Integer> {
-    @Option(names = "--config", description = "a HOCON file with relay.train settings, over the defaults")
+    @Option(names = "--config", description = "a HOCON file of settings over the defaults: full paths (relay.train { … }, relay.cluster "
+            + "{ … }) or bare relay.train keys, as a run's own config.conf has them")
     Path config;
 
     @Option(names = "--resume", description = "a run directory (its newest complete checkpoint) or one of its checkpoints: "
@@ -79,27 +80,46 @@ final class TrainCommand implements Callable<Integer> {
             original = TrainConfig.absolutePaths(c.resolve());
         }
         if (config != null) c = layer(config, null, c);
+        Config given = ConfigFactory.empty();
         for (String o : overrides) {
             int eq = o.indexOf('=');
             if (eq <= 0) throw new IllegalArgumentException("'" + o + "' is not key=value");
             try {
                 String key = o.substring(0, eq).trim();
-                c = ConfigFactory.parseString((key.startsWith("relay.") ? key : "relay.train." + key) + " = " + o.substring(eq + 1))
-                        .withFallback(c);
+                Config one = ConfigFactory.parseString((key.startsWith("relay.") ? key : "relay.train." + key) + " = " + o.substring(eq + 1));
+                KnownSettings.check(one, "'" + o + "'");
+                given = one.withFallback(given);
             } catch (ConfigException e) {
                 throw new IllegalArgumentException("'" + o + "': " + e.getMessage(), e);
             }
         }
-        if (model != null) c = c.withValue("relay.train.model", ConfigValueFactory.fromAnyRef(model));
-        if (data != null) c = c.withValue("relay.train.data", ConfigValueFactory.fromAnyRef(data));
-        if (optimizer != null) c = c.withValue("relay.train.optimizer", ConfigValueFactory.fromAnyRef(optimizer));
-        if (steps != null) c = c.withValue("relay.train.steps", ConfigValueFactory.fromAnyRef(steps));
-        if (out != null) c = c.withValue("relay.train.out", ConfigValueFactory.fromAnyRef(out.toString()));
+        c = given.withFallback(c);
+        c = option(c, given, "--model", "model", model);
+        c = option(c, given, "--data", "data", data);
+        c = option(c, given, "--optimizer", "optimizer", optimizer);
+        c = option(c, given, "--steps", "steps", steps);
+        c = option(c, given, "--out", "out", out == null ? null : out.toString());
         try {
             return new Resolved(original, TrainConfig.absolutePaths(c.resolve()));
         } catch (ConfigException e) {
             throw new IllegalArgumentException("configuration: " + e.getMessage(), e);
         }
+    }
+
+    /**
+     * An option over the settings; the same setting given as key=value too must say the same (paths compared as the
+     * files they name), or neither would be sure to win.
+     */
+    private static Config option(Config c, Config given, String option, String key, Object value) {
+        if (value == null) return c;
+        String path = "relay.train." + key;
+        if (given.hasPath(path)) {
+            String other = given.getValue(path).unwrapped().toString();
+            boolean same = value instanceof Integer ? other.equals(value.toString())
+                    : key.equals("optimizer") ? other.equals(value) : Inputs.path(other).equals(Inputs.path(value.toString()));
+            if (!same) throw new IllegalArgumentException(option + " " + value + " and " + key + "=" + other + " disagree: give one");
+        }
+        return c.withValue(path, ConfigValueFactory.fromAnyRef(value));
     }
 
     /** What to resume: --resume, or a --run directory that already holds a checkpoint; null for a new run. */
@@ -112,14 +132,22 @@ final class TrainCommand implements Callable<Integer> {
         return resume;
     }
 
+    /**
+     * A settings file over the settings below it: under {@code under}, or for a --config file (under null) where it
+     * says — full paths (relay.train { … }), or bare relay.train keys as a run's own config.conf has them.
+     */
     private static Config layer(Path file, String under, Config below) {
         if (!Files.isRegularFile(file)) throw new IllegalArgumentException(file + ": no such config file");
+        Config c;
         try {
-            Config c = ConfigFactory.parseFile(file.toFile());
-            return (under == null ? c : c.atPath(under)).withFallback(below);
+            c = ConfigFactory.parseFile(file.toFile());
         } catch (ConfigException e) {
             throw new IllegalArgumentException(file + ": " + e.getMessage(), e);
         }
+        if (under == null && !c.isEmpty() && !c.hasPath("relay")) under = "relay.train";
+        Config placed = under == null ? c : c.atPath(under);
+        KnownSettings.check(placed, file.toString());
+        return placed.withFallback(below);
     }
 
     @Override

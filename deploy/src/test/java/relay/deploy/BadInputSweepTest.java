@@ -132,10 +132,13 @@ class BadInputSweepTest {
         return Arguments.of(String.join(" ", args), names, args);
     }
 
-    /** relay train with a small, valid shape, and one bad thing. */
+    /** relay train with a small, valid shape, and one bad thing (an option replaces the key=value of the same setting: the two must agree). */
     private static Arguments train(String names, String... bad) {
         List<String> args = new ArrayList<>(List.of("train", "model=llama-tiny", "data=" + corpus, "steps=2", "out=" + p("runs"), "batch=2",
                 "seq=16", "microbatches=2", "eval-sequences=2", "validation-fraction=0.1"));
+        for (String option : List.of("model", "data", "steps", "out")) {
+            if (Arrays.asList(bad).contains("--" + option)) args.removeIf(a -> a.startsWith(option + "="));
+        }
         args.addAll(Arrays.asList(bad));
         return Arguments.of("train " + String.join(" ", bad), names, args.toArray(String[]::new));
     }

@@ -79,6 +79,28 @@ class TrainCommandTest {
         assertTrue(printed.contains("perplexity"), printed);
     }
 
+    /** The settings file a run writes (bare relay.train keys) is one --config takes: the same run again, elsewhere. */
+    @Test
+    void aRunsOwnConfigIsAConfigFile() throws Exception {
+        Path data = corpus(), first = dir.resolve("first"), second = dir.resolve("second");
+        assertEquals(0, Cli.run(new StringWriter(), "train", "--model", "llama-tiny", "--data", data.toString(), "--steps", "1",
+                "--out", first.toString(), "batch=2", "seq=16", "microbatches=2", "trace-steps=0", "eval-sequences=2", "lr=0.003"));
+        Path conf;
+        try (Stream<Path> s = Files.list(first)) {
+            conf = s.findFirst().orElseThrow().resolve("config.conf");
+        }
+        StringWriter err = new StringWriter();
+        assertEquals(0, Cli.run(err, "train", "--config", conf.toString(), "--out", second.toString()), err::toString);
+        Path again;
+        try (Stream<Path> s = Files.list(second)) {
+            again = s.findFirst().orElseThrow().resolve("config.conf");
+        }
+        com.typesafe.config.Config a = com.typesafe.config.ConfigFactory.parseFile(conf.toFile()),
+                b = com.typesafe.config.ConfigFactory.parseFile(again.toFile());
+        assertEquals(a.withoutPath("out"), b.withoutPath("out"), "every setting but where runs go, as the first run had it");
+        assertEquals(0.003, b.getDouble("lr"), 1e-12);
+    }
+
     @Test
     void tokenizerTrainWritesAHuggingFaceTokenizer() throws Exception {
         Path out = dir.resolve("tok");
@@ -103,8 +125,24 @@ class TrainCommandTest {
         assertTrue(err.toString().contains("configuration:") && err.toString().contains("steps"), err.toString());
         err = new StringWriter();
         assertEquals(2, Cli.run(err, "train", "learning-rate=0.1", "--out", dir.toString()));
-        assertTrue(err.toString().contains("unknown setting relay.train.learning-rate; known: ") && err.toString().contains("lr"),
+        assertTrue(err.toString().contains("'learning-rate=0.1': unknown setting relay.train.learning-rate; known: relay.train.")
+                && err.toString().contains("relay.train.lr,"), err.toString());
+        // A misspelling with its full path is refused too, the nearest setting suggested; so is one in a --config file.
+        err = new StringWriter();
+        assertEquals(2, Cli.run(err, "train", "relay.trian.lr=0.1", "--out", dir.toString()));
+        assertTrue(err.toString().contains("unknown setting relay.trian.lr (did you mean relay.train.lr?)"), err.toString());
+        err = new StringWriter();
+        assertEquals(2, Cli.run(err, "train", "relay.cluster.prot=1234", "--out", dir.toString()));
+        assertTrue(err.toString().contains("unknown setting relay.cluster.prot (did you mean relay.cluster.port?)"), err.toString());
+        Path conf = Files.writeString(dir.resolve("typo.conf"), "relay.train { lisa.gamam = 2 }\n");
+        err = new StringWriter();
+        assertEquals(2, Cli.run(err, "train", "--config", conf.toString(), "--out", dir.toString()));
+        assertTrue(err.toString().contains(conf + ": unknown setting relay.train.lisa.gamam (did you mean relay.train.lisa.gamma?)"),
                 err.toString());
+        // An option and a key=value that set the same thing must agree.
+        err = new StringWriter();
+        assertEquals(2, Cli.run(err, "train", "--steps", "4", "steps=6", "--out", dir.toString()));
+        assertTrue(err.toString().contains("--steps 4 and steps=6 disagree: give one"), err.toString());
         err = new StringWriter();
         assertEquals(2, Cli.run(err, "train", "--optimizer", "adamx", "--out", dir.toString()));
         assertTrue(err.toString().contains("unknown optimizer 'adamx'"), err.toString());
