@@ -40,7 +40,8 @@ final class NodeCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         Inputs.require(index >= 1, "--index", "1 or more (0 is the coordinator's)", index);
-        Inputs.require(join.matches("[^:\\s]+:\\d{1,5}"), "--join", "host:port", join);
+        Inputs.require(join.matches("[^:\\s]+:\\d{1,5}") && Integer.parseInt(join.substring(join.lastIndexOf(':') + 1)) <= 65535, "--join",
+                "host:port with a port in 0..65535", join);
         Config c = ConfigFactory.load();
         for (String o : overrides) {
             int eq = o.indexOf('=');

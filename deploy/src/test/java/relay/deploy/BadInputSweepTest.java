@@ -215,7 +215,10 @@ class BadInputSweepTest {
                 train("relay.train.nodes", "nodes=0"),
                 train("relay.train.nodes is 4: its 3 worker nodes need at least as many devices", "nodes=4"),
                 // relay node
-                row("--join must be host:port, not nowhere", "node", "--join", "nowhere", "--index", "1"),
+                row("--join must be host:port with a port in 0..65535, not nowhere", "node", "--join", "nowhere", "--index", "1"),
+                row("--join must be host:port with a port in 0..65535, not 127.0.0.1:99999", "node", "--join", "127.0.0.1:99999", "--index", "1"),
+                row("'relay.cluster.prot=1234': unknown setting relay.cluster.prot (did you mean relay.cluster.port?)", "node", "--join",
+                        "127.0.0.1:1", "--index", "1", "relay.cluster.prot=1234"),
                 row("--index must be 1 or more (0 is the coordinator's), not 0", "node", "--join", "127.0.0.1:1", "--index", "0"),
                 row("relay.cluster.port must be in 0..65535, not 70000", "node", "--join", "127.0.0.1:1", "--index", "1", "--port", "70000"),
                 row("relay.cluster.host must be this node's address (a host name or IP), not empty", "node", "--join", "127.0.0.1:1", "--index",
@@ -257,6 +260,10 @@ class BadInputSweepTest {
                 row("mixed.jsonl: line 2 mixes kinds", "eval", "--model", model.toString(), "--data", p("mixed.jsonl")),
                 row("model: the model has no chat template", "eval", "--model", model.toString(), "--data", p("chat.jsonl")),
                 row("model: the model has no chat template", "generate", "--model", model.toString(), "--prompt", "Hi", "--chat"),
+                // a rank wider than the model's matrices (llama-tiny: 128 wide, kv heads 2 × 32)
+                train("relay.train.rank 65 exceeds 64, the smaller side of llama-tiny's narrowest block matrix", "--optimizer", "lora",
+                        "rank=65"),
+                train("relay.train.rank 100000 exceeds 64", "--optimizer", "rso", "rank=100000"),
                 // relay export
                 row("model: not empty; export writes a new directory", "export", r, "--to", model.toString()),
                 row("--to " + aFile + " is a file, not a directory", "export", r, "--to", aFile.toString()),

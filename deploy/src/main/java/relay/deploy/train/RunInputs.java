@@ -37,6 +37,7 @@ record RunInputs(ModelConfig model, Path weights, Tokenizer tokenizer, PackedDat
         Start start = resumeFrom == null ? Start.FRESH : Checkpoint.resumable(Checkpoint.locate(resumeFrom, out::println), c);
         Source src = start.checkpoint() != null ? Source.checkpoint(start.checkpoint()) : Source.open(c.model().name());
         ModelConfig cfg = src.config();
+        checkAgainstModel(c, cfg);
         if (c.run().seq() > cfg.maxPositions()) {
             throw new IllegalArgumentException("configuration: relay.train.seq " + c.run().seq() + " exceeds the " + cfg.maxPositions()
                     + " positions of " + c.model().name());
@@ -62,6 +63,22 @@ record RunInputs(ModelConfig model, Path weights, Tokenizer tokenizer, PackedDat
         Path weights = start.checkpoint() != null && c.optimizer().method() == Method.LORA ? Source.open(c.model().name()).weights()
                 : src.weights();
         return new RunInputs(cfg, weights, tokenizer, data, start);
+    }
+
+    /**
+     * A rank that only makes sense for some models, checked before anything is built: no larger than the narrowest
+     * block matrix's smaller side (a wider "low-rank" term holds more than the matrix, and a huge one only exhausts the
+     * memory). (LISA's γ needs no such check: it is at most every block by definition.)
+     */
+    static void checkAgainstModel(TrainConfig c, ModelConfig cfg) {
+        Method m = c.optimizer().method();
+        if (m == Method.LORA || m == Method.RSO || m == Method.GALORE) {
+            int narrowest = Math.min(Math.min(cfg.hidden(), cfg.intermediate()), Math.min(cfg.heads(), cfg.kvHeads()) * cfg.headDim());
+            if (c.optimizer().rank() > narrowest) {
+                throw new IllegalArgumentException("configuration: relay.train.rank " + c.optimizer().rank() + " exceeds " + narrowest
+                        + ", the smaller side of " + c.model().name() + "'s narrowest block matrix; a rank-r term needs r ≤ " + narrowest);
+            }
+        }
     }
 
     /**
