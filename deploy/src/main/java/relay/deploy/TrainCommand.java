@@ -155,6 +155,11 @@ final class TrainCommand implements Callable<Integer> {
         Path from = resumeFrom();
         Resolved r = resolve(from);
         TrainConfig c = TrainConfig.from(r.settings());
+        if (run != null && from != null && Checkpoint.finished(from, c.run().steps())) {
+            // A requeued job whose run had already finished: done, not an error (exit 2 would fail the job).
+            System.out.println(run + " has finished its " + c.run().steps() + " steps; nothing to do (raise steps=… to train on)");
+            return 0;
+        }
         if (r.original() != null) TrainConfig.checkResume(r.original(), r.settings());
         TrainingRun.run(c, r.settings(), System.out, from, run);
         return 0;

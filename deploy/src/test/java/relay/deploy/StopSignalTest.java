@@ -50,6 +50,33 @@ class StopSignalTest {
         }
     }
 
+    /**
+     * A signal that arrives as a run ends — after its last step, while it closes — leaves it finished: exit 0, so that
+     * a batch system does not requeue a job that is done.
+     */
+    @Test
+    @Timeout(value = 3, unit = TimeUnit.MINUTES)
+    void aSignalAfterTheLastStepLeavesTheRunFinished() throws Exception {
+        Path corpus = dir.resolve("corpus.txt"), log = dir.resolve("log.txt");
+        Files.writeString(corpus, "Let there be light: and there was light.\n".repeat(60));
+        Process p = RelayProcess.start(dir, log, "train", "--model", "llama-tiny", "--data", corpus.toString(), "--steps", "3",
+                "--out", dir.resolve("runs").toString(), "batch=2", "seq=16", "microbatches=2", "trace-steps=0", "eval-sequences=2",
+                "validation-fraction=0.1");
+        try {
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(90);
+            while (p.isAlive() && System.nanoTime() < deadline && !Files.readString(log, StandardCharsets.UTF_8).contains("done in ")) {
+                Thread.sleep(20);
+            }
+            p.destroy();
+            assertTrue(p.waitFor(120, TimeUnit.SECONDS), "exits");
+            String printed = Files.readString(log, StandardCharsets.UTF_8);
+            assertTrue(printed.contains("done in "), printed);
+            assertEquals(0, p.exitValue(), printed);
+        } finally {
+            p.destroyForcibly();
+        }
+    }
+
     /** metrics.jsonl of the run once it has a few steps in it. */
     private static Path awaitMetrics(Path out, Process p) throws Exception {
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(90);

@@ -101,6 +101,22 @@ class TrainCommandTest {
         assertEquals(0.003, b.getDouble("lr"), 1e-12);
     }
 
+    /** A requeued job of a run that has finished (relay train --run again) says so and succeeds; raising steps trains on. */
+    @Test
+    void aFinishedRunRunAgainIsDone() throws Exception {
+        Path data = corpus(), job = dir.resolve("job");
+        String[] command = {"train", "--run", job.toString(), "--model", "llama-tiny", "--data", data.toString(), "--steps", "2",
+                "batch=2", "seq=16", "microbatches=2", "trace-steps=0", "eval-sequences=2", "checkpoint-every=2"};
+        assertEquals(0, Cli.run(new StringWriter(), command));
+        String again = Cli.output(0, command);
+        assertTrue(again.contains(job + " has finished its 2 steps; nothing to do"), again);
+        assertEquals(2, Files.readAllLines(job.resolve("metrics.jsonl")).size(), "nothing was trained again");
+        java.util.List<String> more = new java.util.ArrayList<>(java.util.List.of(command));
+        more.set(more.indexOf("--steps") + 1, "3");
+        Cli.output(0, more.toArray(String[]::new));
+        assertEquals(3, Files.readAllLines(job.resolve("metrics.jsonl")).size());
+    }
+
     @Test
     void tokenizerTrainWritesAHuggingFaceTokenizer() throws Exception {
         Path out = dir.resolve("tok");

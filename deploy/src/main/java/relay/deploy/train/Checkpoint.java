@@ -193,6 +193,11 @@ public final class Checkpoint {
         }
     }
 
+    /** Whether a run's newest intact checkpoint is at or past {@code steps}: the run has nothing left to do. */
+    public static boolean finished(Path run, int steps) {
+        return trainerState(locate(run, refused -> { })).step() >= steps;
+    }
+
     /** Whether a run directory holds a complete checkpoint to resume from. */
     public static boolean any(Path run) {
         try {

@@ -15,6 +15,7 @@ final class StopRequest implements AutoCloseable {
     private final CountDownLatch finished = new CountDownLatch(1);
     private final Thread hook = new Thread(this::awaitRun, "relay-stop");
     private volatile boolean requested;
+    private volatile boolean complete;
 
     StopRequest() {
         Runtime.getRuntime().addShutdownHook(hook);
@@ -25,12 +26,23 @@ final class StopRequest implements AutoCloseable {
         return requested;
     }
 
+    /** The run did all its steps: a signal from now on stops nothing, and the process ends as a finished run does. */
+    void complete() {
+        complete = true;
+    }
+
     private void awaitRun() {
         requested = true;
         try {
             finished.await(GRACE_SECONDS, TimeUnit.SECONDS);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
+        }
+        // A signal after the last step (a scheduler's, arriving as the run ends) must not make a finished run look
+        // stopped: exit 143 would have a batch system requeue it.
+        if (complete) {
+            System.out.flush();
+            Runtime.getRuntime().halt(0);
         }
     }
 

@@ -228,6 +228,7 @@ public final class TrainingRun {
                     }
                 }
                 progress.done();
+                stop.complete();
                 out.printf(Locale.ROOT, "done in %.0f s: train loss %.3f, validation loss %.3f (perplexity %.1f); run directory %s%n",
                         seconds(), loss, val, Math.exp(val), dir.path());
                 return new Summary(dir.path(), steps, loss, val, seconds());
