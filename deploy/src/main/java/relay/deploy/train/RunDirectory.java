@@ -134,6 +134,10 @@ final class RunDirectory implements AutoCloseable {
         used = true;
     }
 
+    boolean used() {
+        return used;
+    }
+
     /** config.conf, written aside and moved into place: a resumed run reads it, so a stop must not leave half of it. */
     void writeSettings(Config resolved) throws IOException {
         AtomicFile.writeString(dir.resolve("config.conf"), resolved.getConfig("relay.train").root()

@@ -108,6 +108,12 @@ public final class TrainingRun {
                 }
             } catch (RuntimeException | IOException e) {
                 dir.discardIfUnused();
+                // Refused input is found before the first step (exit 2); the same exception type once steps are recorded is
+                // a failure of the run (exit 1), however the code that threw it classed it.
+                if (e instanceof IllegalArgumentException && dir.used()) {
+                    throw new Failed("the run failed after its first step: " + e.getMessage() + "; go on with: relay train --resume "
+                            + dir.path(), e, -1);
+                }
                 throw e;
             }
         }

@@ -28,8 +28,15 @@ class RestartTest {
     @TempDir
     Path dir;
 
-    /** An engine whose step throws when {@code fails} says so for the step() call's number, counted over every engine. */
-    record Faulty(Engine inner, AtomicInteger calls, IntPredicate fails) implements Engine {
+    /**
+     * An engine whose step throws when {@code fails} says so for the step() call's number, counted over every engine,
+     * and whose validation refuses its batches (an IllegalArgumentException, as for bad input) when {@code refusesValidation}.
+     */
+    record Faulty(Engine inner, AtomicInteger calls, IntPredicate fails, boolean refusesValidation) implements Engine {
+        Faulty(Engine inner, AtomicInteger calls, IntPredicate fails) {
+            this(inner, calls, fails, false);
+        }
+
         @Override
         public Step step(List<Batch> microbatches) {
             if (fails.test(calls.incrementAndGet())) throw new IllegalStateException("block-1 (stage 2): injected crash");
@@ -38,6 +45,7 @@ class RestartTest {
 
         @Override
         public double validationLoss(List<Batch> batches) {
+            if (refusesValidation) throw new IllegalArgumentException("injected refusal");
             return inner.validationLoss(batches);
         }
 
@@ -104,6 +112,17 @@ class RestartTest {
         assertEquals(6, Files.readAllLines(crashed.directory().resolve("metrics.jsonl")).size());
         assertTrue(Files.readString(crashed.directory().resolve("history.log"))
                 .matches("(?s).*started.*step 5 of 6 failed: .*injected crash.*restarting \\(1 of 2\\).*resumed at step 4.*finished.*"));
+    }
+
+    /** What goes wrong once steps are recorded is a failure of the run (exit 1), even as an IllegalArgumentException (exit 2's type). */
+    @Test
+    void anInputTypedErrorMidRunIsAFailureOfTheRun() throws Exception {
+        Config c = config();
+        PrintStream quiet = new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8);
+        TrainingRun.Failed f = assertThrows(TrainingRun.Failed.class, () -> TrainingRun.run(TrainConfig.from(c), c, quiet, null,
+                dir.resolve("refusing"), e -> new Faulty(e, new AtomicInteger(), n -> false, true)));
+        assertTrue(f.getMessage().contains("the run failed after its first step: injected refusal; go on with: relay train --resume"),
+                f.getMessage());
     }
 
     @Test
