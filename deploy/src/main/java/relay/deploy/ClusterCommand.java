@@ -31,7 +31,7 @@ final class ClusterCommand implements Runnable {
             description = "Trains on N JVMs of this machine, on loopback: node 0 coordinates (relay train nodes=N), nodes 1..N-1 hold the "
                     + "devices, split among them in order. Every other argument is relay train's (with none, the default run). Their "
                     + "output is gathered here, each line marked with its node; all stop on Ctrl-C (after the step and its "
-                    + "checkpoint) or when the run ends, and the run's exit code is returned.")
+                    + "checkpoint), when the run ends, or when this launcher is killed, and the run's exit code is returned.")
     static final class Local implements Callable<Integer> {
         @Option(names = "--nodes", description = "JVMs, the coordinator's included (default ${DEFAULT-VALUE})")
         int nodes = 3;
@@ -51,10 +51,11 @@ final class ClusterCommand implements Runnable {
             coordinator.addAll(train);
             coordinator.addAll(List.of("nodes=" + nodes, "relay.cluster.port=" + port));
             List<Process> all = new ArrayList<>();
-            Runtime.getRuntime().addShutdownHook(new Thread(() -> stopAll(all), "relay-cluster-stop"));
+            List<Thread> pumps = new ArrayList<>();
+            Runtime.getRuntime().addShutdownHook(new Thread(() -> stopAll(all, pumps), "relay-cluster-stop"));
             synchronized (all) {
-                all.add(start(0, coordinator));
-                for (int i = 1; i < nodes; i++) all.add(start(i, LoopbackCluster.worker(port, i, train)));
+                all.add(start(0, coordinator, pumps));
+                for (int i = 1; i < nodes; i++) all.add(start(i, LoopbackCluster.worker(port, i, train), pumps));
             }
             int code = all.get(0).waitFor();
             // The workers end when the coordinator leaves the cluster; one that does not is stopped.
@@ -65,6 +66,7 @@ final class ClusterCommand implements Runnable {
                     p.destroyForcibly();
                 }
             }
+            drain(pumps);
             return code;
         }
 
@@ -82,16 +84,33 @@ final class ClusterCommand implements Runnable {
             throw new IllegalArgumentException("relay.cluster.port: expected a port from 1 to 65535, got '" + given + "'");
         }
 
-        private static Process start(int node, List<String> args) throws IOException {
-            Process p = new ProcessBuilder(RelayJvm.command(args)).redirectInput(ProcessBuilder.Redirect.PIPE).start();
-            p.getOutputStream().close();
-            pump(p.getInputStream(), System.out, node);
-            pump(p.getErrorStream(), System.err, node);
+        /**
+         * A node's JVM, its standard input a pipe from here that stays open while this launcher lives: when the launcher
+         * ends, however it ends, the node sees the pipe close and stops too ({@link Relay#PARENT_PIPE}).
+         */
+        private static Process start(int node, List<String> args, List<Thread> pumps) throws IOException {
+            ProcessBuilder b = new ProcessBuilder(RelayJvm.command(args)).redirectInput(ProcessBuilder.Redirect.PIPE);
+            b.environment().put(Relay.PARENT_PIPE, "1");
+            Process p = b.start();
+            pumps.add(pump(p.getInputStream(), System.out, node));
+            pumps.add(pump(p.getErrorStream(), System.err, node));
             return p;
         }
 
+        /** Waits until every node's last line has been copied here (its output ends when it does). */
+        private static void drain(List<Thread> pumps) {
+            for (Thread t : pumps) {
+                try {
+                    t.join(TimeUnit.SECONDS.toMillis(10));
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    return;
+                }
+            }
+        }
+
         /** Copies a node's output here line by line, each marked with the node. */
-        private static void pump(InputStream from, PrintStream to, int node) {
+        private static Thread pump(InputStream from, PrintStream to, int node) {
             Thread t = new Thread(() -> {
                 try (BufferedReader r = new BufferedReader(new InputStreamReader(from, StandardCharsets.UTF_8))) {
                     for (String line; (line = r.readLine()) != null; ) {
@@ -105,18 +124,22 @@ final class ClusterCommand implements Runnable {
             }, "relay-cluster-log-" + node);
             t.setDaemon(true);
             t.start();
+            return t;
         }
 
         /**
          * On Ctrl-C or SIGTERM here: every node is asked to stop (SIGTERM); the coordinator finishes its step and
-         * writes a checkpoint, the workers wait until it has, then all are gone.
+         * writes a checkpoint, the workers wait until it has, then all are gone — and what they said last (the command
+         * to go on with) is printed here before this JVM ends.
          */
-        private static void stopAll(List<Process> all) {
+        private static void stopAll(List<Process> all, List<Thread> pumps) {
             List<Process> live;
             synchronized (all) {
                 live = all.stream().filter(Process::isAlive).toList();
             }
-            live.forEach(Process::destroy);
+            // SIGTERM through the process handle: Process.destroy would also close the pipes this launcher reads the
+            // nodes' output from, and their last words (the checkpoint, the command to go on) would be lost.
+            live.forEach(p -> p.toHandle().destroy());
             for (Process p : live) {
                 try {
                     if (!p.waitFor(NodeCommand.STOP_GRACE.toSeconds(), TimeUnit.SECONDS)) p.destroyForcibly();
@@ -125,6 +148,11 @@ final class ClusterCommand implements Runnable {
                     p.destroyForcibly();
                 }
             }
+            List<Thread> output;
+            synchronized (all) {
+                output = List.copyOf(pumps);
+            }
+            drain(output);
         }
     }
 }

@@ -23,10 +23,35 @@ public final class Relay implements Runnable {
         spec.commandLine().usage(System.out);
     }
 
+    /** Set by a launcher that starts relay JVMs as its children (relay cluster local): their standard input is its pipe. */
+    static final String PARENT_PIPE = "RELAY_PARENT_PIPE";
+
     public static void main(String[] args) {
         // Logging starts before the actor system does, so nothing is replayed with a warning.
         org.slf4j.LoggerFactory.getILoggerFactory();
+        if (System.getenv(PARENT_PIPE) != null) stopWhenTheParentIsGone();
         System.exit(commandLine().execute(args));
+    }
+
+    /**
+     * A launcher's child ends with it, however it ends (kill -9 included): the operating system closes the launcher's
+     * end of the pipe on the child's standard input, and the child stops as on SIGTERM — after the step in progress,
+     * with its checkpoint — instead of training on unsupervised.
+     */
+    private static void stopWhenTheParentIsGone() {
+        Thread watch = new Thread(() -> {
+            try {
+                while (System.in.read() >= 0) {
+                    // The launcher writes nothing; end of input is what is waited for.
+                }
+            } catch (IOException e) {
+                // A broken pipe is a gone parent too.
+            }
+            System.err.println("relay: the launcher is gone; stopping");
+            System.exit(143);
+        }, "relay-parent-watch");
+        watch.setDaemon(true);
+        watch.start();
     }
 
     /**
