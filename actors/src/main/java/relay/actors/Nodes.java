@@ -164,6 +164,11 @@ public final class Nodes implements AutoCloseable {
         });
     }
 
+    /** On a worker: whether it has joined the cluster (a stop before that need not wait for any run). */
+    public boolean joined() {
+        return joined.get();
+    }
+
     /**
      * On a worker, once it has ended: why, in a line — the run it served ended, it never joined (the
      * coordinator was not there within the join timeout), or it was cut off and downed. Null when the run ended.

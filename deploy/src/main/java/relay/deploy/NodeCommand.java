@@ -67,7 +67,15 @@ final class NodeCommand implements Callable<Integer> {
         System.out.printf("node %d at %s joining the coordinator at %s%n", index, node.address(), join);
         // SIGTERM or Ctrl-C reaches every node of a job at once: this one stays until the coordinator has
         // finished its step and checkpoint with it and left, within the same grace as the coordinator's.
-        Thread stay = new Thread(() -> node.awaitEnd(STOP_GRACE), "relay-node-stop");
+        // A node still joining has no step to finish: it leaves at once.
+        Thread stay = new Thread(() -> {
+            if (node.joined()) {
+                node.awaitEnd(STOP_GRACE);
+            } else {
+                System.err.println("relay: node " + index + ": stopped before it joined the coordinator at " + join);
+                node.close();
+            }
+        }, "relay-node-stop");
         Runtime.getRuntime().addShutdownHook(stay);
         node.awaitEnd(null);
         try {

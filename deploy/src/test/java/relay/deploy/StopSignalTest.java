@@ -77,6 +77,28 @@ class StopSignalTest {
         }
     }
 
+    /** A worker still waiting to join its coordinator stops at once on SIGTERM, not at the end of its join timeout. */
+    @Test
+    @Timeout(value = 2, unit = TimeUnit.MINUTES)
+    void aJoiningNodeStopsAtOnce() throws Exception {
+        Path log = dir.resolve("node.txt");
+        // Nothing listens at the coordinator's address: the node waits to join (its timeout is a minute or more).
+        Process p = RelayProcess.start(dir, log, "node", "--join", "127.0.0.1:" + LoopbackCluster.freePort(), "--index", "1");
+        try {
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+            while (p.isAlive() && System.nanoTime() < deadline && !Files.readString(log, StandardCharsets.UTF_8).contains("joining")) {
+                Thread.sleep(50);
+            }
+            long signalled = System.nanoTime();
+            p.destroy();
+            assertTrue(p.waitFor(30, TimeUnit.SECONDS), "ends within seconds of SIGTERM: " + Files.readString(log, StandardCharsets.UTF_8));
+            assertTrue(System.nanoTime() - signalled < TimeUnit.SECONDS.toNanos(30));
+            assertTrue(Files.readString(log, StandardCharsets.UTF_8).contains("stopped before it joined the coordinator"));
+        } finally {
+            p.destroyForcibly();
+        }
+    }
+
     /** metrics.jsonl of the run once it has a few steps in it. */
     private static Path awaitMetrics(Path out, Process p) throws Exception {
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(90);
