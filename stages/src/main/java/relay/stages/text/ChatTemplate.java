@@ -87,6 +87,9 @@ public final class ChatTemplate {
         Map<String, Object> context = new HashMap<>(tokens);
         context.put("messages", ms);
         context.put("add_generation_prompt", addGenerationPrompt);
+        // As apply_chat_template passes them when a conversation has none: templates test "tools is not none".
+        context.put("tools", null);
+        context.put("documents", null);
         RenderResult r;
         try {
             r = jinja.renderForResult(template, context);

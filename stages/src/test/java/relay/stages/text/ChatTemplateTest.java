@@ -62,6 +62,14 @@ class ChatTemplateTest {
         assertEquals("  <|im_start|>user\n Hi there <|im_end|>\n\n  <|im_start|>assistant\n\n", t.render(CHAT.subList(0, 1), true));
     }
 
+    /** Templates of tool-using models (Llama 3.1, Qwen2.5) test tools and documents, which apply_chat_template passes as None. */
+    @Test
+    void toolsAndDocumentsAreNone() {
+        ChatTemplate t = new ChatTemplate("{% if tools is not none %}TOOLS{% endif %}{% if documents is none %}[no documents]{% endif %}"
+                + "{% for m in messages %}{{ m['content'] }}{% endfor %}", "tokenizer_config.json", Map.of());
+        assertEquals("[no documents] Hi there Hello!", t.render(CHAT, false));
+    }
+
     @Test
     void aBrokenTemplateIsOneLineNamingItsFile() {
         ChatTemplate t = new ChatTemplate("{% for m in messages %}{{ m.content }", "dir/tokenizer_config.json", Map.of());
