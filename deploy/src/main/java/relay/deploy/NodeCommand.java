@@ -12,6 +12,7 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 import relay.actors.ClusterSettings;
 import relay.actors.Nodes;
+import relay.deploy.train.KnownSettings;
 
 @Command(name = "node", mixinStandardHelpOptions = true,
         description = "A worker node of a run that spans several JVMs: it joins the coordinator (a relay train with nodes > 1), offers "

@@ -13,6 +13,7 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 import relay.deploy.train.Checkpoint;
+import relay.deploy.train.KnownSettings;
 import relay.deploy.train.TrainConfig;
 import relay.deploy.train.TrainingRun;
 import relay.optimizers.Method;

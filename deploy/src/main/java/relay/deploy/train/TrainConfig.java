@@ -85,7 +85,8 @@ public record TrainConfig(ModelPart model, OptimizerPart optimizer, PipelinePart
     /** Binds and checks {@code relay.train}; an unknown key or a bad value is an error naming the setting. */
     public static TrainConfig from(Config root) {
         Config c = root.getConfig("relay.train");
-        rejectUnknown(c);
+        // A misspelt setting would otherwise be ignored without a word (a run's config.conf from elsewhere, a test's settings).
+        KnownSettings.check(c.atPath("relay.train"), "configuration");
         try {
             Method method = Method.named(c.getString("optimizer"));
             TrainConfig t = new TrainConfig(
@@ -139,17 +140,6 @@ public record TrainConfig(ModelPart model, OptimizerPart optimizer, PipelinePart
                     .map(k -> "relay.train." + k + " (" + (was.hasPath(k) ? was.getValue(k).unwrapped() : "unset") + " → "
                             + now.getValue(k).unwrapped() + ")").collect(Collectors.joining(", "))
                     + ": it is part of what the run is; a resume may change " + String.join(", ", CHANGEABLE_ON_RESUME));
-        }
-    }
-
-    /** A misspelt setting would otherwise be ignored without a word: every key must be one the defaults have. */
-    private static void rejectUnknown(Config c) {
-        Config known = ConfigFactory.defaultReference().getConfig("relay.train");
-        List<String> unknown = c.entrySet().stream().map(Map.Entry::getKey).filter(k -> !known.hasPathOrNull(k)).sorted().toList();
-        if (!unknown.isEmpty()) {
-            throw new IllegalArgumentException("configuration: unknown setting" + (unknown.size() > 1 ? "s " : " ")
-                    + unknown.stream().map(k -> "relay.train." + k).collect(Collectors.joining(", "))
-                    + "; known: " + known.entrySet().stream().map(Map.Entry::getKey).sorted().collect(Collectors.joining(", ")));
         }
     }
 

@@ -1,4 +1,4 @@
-package relay.deploy;
+package relay.deploy.train;
 
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
@@ -11,11 +11,11 @@ import java.util.stream.Collectors;
  * key, with its full path as much as without, would otherwise be ignored without a word. The refusal suggests the
  * known setting nearest the one given.
  */
-final class KnownSettings {
+public final class KnownSettings {
     private KnownSettings() {}
 
     /** Refuses, naming {@code where} (a file or an argument), the first setting under relay. that the defaults do not have. */
-    static void check(Config given, String where) {
+    public static void check(Config given, String where) {
         if (!given.hasPath("relay")) return;
         Config known = ConfigFactory.defaultReference();
         List<String> unknown = given.getConfig("relay").entrySet().stream().map(e -> "relay." + e.getKey())
