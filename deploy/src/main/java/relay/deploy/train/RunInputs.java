@@ -70,7 +70,7 @@ record RunInputs(ModelConfig model, Path weights, Tokenizer tokenizer, PackedDat
      * block matrix's smaller side (a wider "low-rank" term holds more than the matrix, and a huge one only exhausts the
      * memory). (LISA's γ needs no such check: it is at most every block by definition.)
      */
-    static void checkAgainstModel(TrainConfig c, ModelConfig cfg) {
+    private static void checkAgainstModel(TrainConfig c, ModelConfig cfg) {
         Method m = c.optimizer().method();
         if (m == Method.LORA || m == Method.RSO || m == Method.GALORE) {
             int narrowest = Math.min(Math.min(cfg.hidden(), cfg.intermediate()), Math.min(cfg.heads(), cfg.kvHeads()) * cfg.headDim());

@@ -196,12 +196,14 @@ public final class InstructionDataset {
         boolean[] counted = new boolean[ids.length];
         for (int k = 0; k < m.size(); k++) {
             if (!m.get(k).role().equals("assistant")) continue;
-            String before = template.render(m.subList(0, k), true), through = template.render(m.subList(0, k + 1), false);
+            // The conversation through its last message is the whole, already rendered and encoded.
+            boolean last = k == m.size() - 1;
+            String before = template.render(m.subList(0, k), true), through = last ? whole : template.render(m.subList(0, k + 1), false);
             if (!through.startsWith(before) || !whole.startsWith(through)) {
                 throw new ModelFileException(file, "line " + c.line() + ": the chat template does not render a conversation's turns as "
                         + "prefixes of it, so the assistant's tokens cannot be told apart");
             }
-            int from = sharedPrefix(ids, tokenizer.encode(before)), to = sharedPrefix(ids, tokenizer.encode(through));
+            int from = sharedPrefix(ids, tokenizer.encode(before)), to = last ? ids.length : sharedPrefix(ids, tokenizer.encode(through));
             for (int t = from; t < to; t++) counted[t] = true;
         }
         return new Encoded(ids, counted);

@@ -40,9 +40,4 @@ public record Batch(int[] inputs, int[] targets, int batch, int seq, int[] posit
     public int tokens() {
         return batch * seq;
     }
-
-    /** Targets the loss counts. */
-    public int counted() {
-        return relay.stages.model.LmHead.counted(targets);
-    }
 }
