@@ -2,15 +2,13 @@ package relay.actors;
 
 import com.google.gson.Gson;
 import java.io.IOException;
-import java.io.Writer;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
+import relay.stages.io.FileWrites;
 
 /**
  * Writes trace events as Chrome/Perfetto JSON ({@code {"traceEvents": [...]}}): one process per device,
@@ -46,11 +44,7 @@ public final class ChromeTrace {
             o.put("args", Map.of("step", e.step(), "microbatch", e.microbatch()));
             out.add(o);
         }
-        Path parent = file.toAbsolutePath().getParent();
-        if (parent != null) Files.createDirectories(parent);
-        try (Writer w = Files.newBufferedWriter(file, StandardCharsets.UTF_8)) {
-            new Gson().toJson(Map.of("traceEvents", out, "displayTimeUnit", "ms"), w);
-        }
+        FileWrites.writeString(file, new Gson().toJson(Map.of("traceEvents", out, "displayTimeUnit", "ms")));
     }
 
     private static Map<String, Object> meta(String kind, int pid, int tid, String name) {

@@ -276,23 +276,30 @@ public final class Coordinator extends AbstractBehavior<Coordinator.Command> {
     }
 
     /**
-     * Answers who waits for checkpoint {@code step}'s shards once all are written, or one could not be: its write
-     * failed, or its stage is gone (a lost node) before it was written. A copy taken before a later step failed
-     * is still written: the checkpoint is of the step boundary it was taken at.
+     * Answers who waits for checkpoint {@code step}'s shards once every stage is done with its own: all written, or
+     * one could not be — its write failed, or its stage is gone (a lost node) before it was written. Waiting for
+     * the others' ends too lets the caller clear an incomplete checkpoint without a stage still writing into it. A
+     * copy taken before a later step failed is still written: the checkpoint is of the step boundary it was taken at.
      */
     private void answerShards(long step) {
         ActorRef<Gathered> to = awaitingShards.get(step);
         if (to == null) return;
         List<StageEvent> written = shardsWritten.getOrDefault(step, List.of());
         Set<Integer> reported = written.stream().map(StageEvent::stage).collect(Collectors.toSet());
-        String error = written.stream().map(e -> ((StageEvent.ShardWritten) e).error()).filter(Objects::nonNull).findFirst().orElse(null);
-        for (int s = 0; s < placement.stages() && error == null && stages != null; s++) {
-            if (!reported.contains(s) && gone.contains(s)) error = names[s] + " is gone (" + broken + ") before it wrote its shard";
+        String error = null;
+        StageEvent.Failure failure = StageEvent.Failure.NODE_LOST;
+        for (int s = 0; s < placement.stages(); s++) {
+            if (reported.contains(s)) continue;
+            if (stages == null || !gone.contains(s)) return;
+            if (error == null) error = names[s] + " is gone (" + broken + ") before it wrote its shard";
         }
-        if (error == null && written.size() < placement.stages()) return;
+        if (error == null) {
+            error = written.stream().map(e -> ((StageEvent.ShardWritten) e).error()).filter(Objects::nonNull).findFirst().orElse(null);
+            failure = StageEvent.Failure.FAULT;
+        }
         awaitingShards.remove(step);
         shardsWritten.remove(step);
-        to.tell(error == null ? new Gathered(written, null, null) : new Gathered(List.of(), error, StageEvent.Failure.FAULT));
+        to.tell(error == null ? new Gathered(written, null, null) : new Gathered(List.of(), error, failure));
     }
 
     private Behavior<Command> onTimeout(Timeout t) {

@@ -19,6 +19,7 @@ import org.apache.pekko.actor.typed.RecipientRef;
 import org.apache.pekko.actor.typed.javadsl.AskPattern;
 import relay.stages.io.CheckpointShard;
 import relay.stages.io.SafeTensors;
+import relay.stages.io.UnwritableFile;
 import relay.stages.memory.Category;
 import relay.stages.model.ModelConfig;
 import relay.stages.train.Batch;
@@ -178,7 +179,8 @@ public final class Pipeline implements AutoCloseable {
     /**
      * Checkpoint {@code step} into {@code directory}: returns once every stage holds its copy (the next step may
      * start), with what completes when every stage has written and synced its {@link CheckpointShard}: the files, or the
-     * failure (a write failed, a node was lost) that leaves the checkpoint incomplete.
+     * failure that leaves the checkpoint incomplete: a node lost ({@link NodesUnavailable}), or a stage's file that could not be
+     * written (an {@link UnwritableFile}, as a stage told it).
      */
     public CompletableFuture<List<CheckpointShard.File>> writeShards(long step, Path directory) {
         gather(to -> new Coordinator.WriteShards(step, directory.toAbsolutePath().toString(), to));
@@ -186,7 +188,8 @@ public final class Pipeline implements AutoCloseable {
         return AskPattern.<Coordinator.Command, Coordinator.Gathered>ask(coordinator, to -> new Coordinator.AwaitShards(step, to),
                         askTimeout, nodes.system().scheduler()).toCompletableFuture()
                 .thenApply(g -> {
-                    if (!g.ok()) throw new IllegalStateException(g.error());
+                    if (g.failure() == StageEvent.Failure.NODE_LOST) throw new NodesUnavailable(g.error());
+                    if (!g.ok()) throw new java.io.UncheckedIOException(new UnwritableFile(g.error()));
                     return g.events().stream().flatMap(e -> ((StageEvent.ShardWritten) e).files().stream()).toList();
                 });
     }

@@ -326,7 +326,9 @@ public final class StageActor extends AbstractBehavior<StageCommand> {
             StageEvent.ShardWritten written;
             try {
                 written = new StageEvent.ShardWritten(spec.stage(), m.step(), shard.write(Path.of(m.directory())), null);
-            } catch (IOException | RuntimeException e) {
+            } catch (IOException e) {
+                written = new StageEvent.ShardWritten(spec.stage(), m.step(), List.of(), spec + ": " + e.getMessage());
+            } catch (RuntimeException e) {
                 written = new StageEvent.ShardWritten(spec.stage(), m.step(), List.of(), spec + " could not write its shard of "
                         + m.directory() + ": " + e);
             } finally {

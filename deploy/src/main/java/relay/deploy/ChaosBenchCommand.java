@@ -50,7 +50,7 @@ final class ChaosBenchCommand implements Callable<Integer> {
         Path corpus = work.resolve("corpus.txt");
         StringBuilder text = new StringBuilder();
         for (int i = 0; i < 80; i++) text.append("In the beginning was the word, and the word was ").append(i % 7).append(".\n");
-        Files.writeString(corpus, text.toString());
+        relay.stages.io.FileWrites.writeString(corpus, text);
         System.out.printf("%d runs of %d steps in %s mode, seed %d, in %s%n", kills, steps, mode, s, work);
 
         Path reference = runDir(work.resolve("reference"), run(work, "reference", corpus, 1, 0, -1, -1));

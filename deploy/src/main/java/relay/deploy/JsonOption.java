@@ -3,10 +3,9 @@ package relay.deploy;
 import com.google.gson.GsonBuilder;
 import java.io.IOException;
 import java.io.UncheckedIOException;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import picocli.CommandLine.Option;
+import relay.stages.io.FileWrites;
 
 /** {@code --json FILE}: a command's results as pretty JSON, the file checked before the command starts its work. */
 final class JsonOption {
@@ -22,11 +21,10 @@ final class JsonOption {
     void write(Object value) {
         if (file == null) return;
         try {
-            Files.createDirectories(file.getParent());
-            Files.writeString(file, new GsonBuilder().setPrettyPrinting().serializeSpecialFloatingPointValues()
-                    .create().toJson(value) + "\n", StandardCharsets.UTF_8);
+            FileWrites.writeString(file, new GsonBuilder().setPrettyPrinting().serializeSpecialFloatingPointValues()
+                    .create().toJson(value) + "\n");
         } catch (IOException e) {
-            throw new UncheckedIOException("cannot write " + file + ": " + e.getMessage(), e);
+            throw new UncheckedIOException(e.getMessage(), e);
         }
     }
 

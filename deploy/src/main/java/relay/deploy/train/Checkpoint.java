@@ -5,7 +5,6 @@ import com.google.gson.JsonObject;
 import com.google.gson.JsonParseException;
 import com.google.gson.JsonParser;
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Comparator;
@@ -15,12 +14,13 @@ import java.util.Map;
 import java.util.TreeMap;
 import java.util.function.Consumer;
 import relay.stages.data.PackedDataset;
-import relay.stages.io.AtomicFile;
+import relay.stages.io.FileWrites;
 import relay.stages.io.CheckpointShard;
 import relay.stages.io.HfModelDirectory;
 import relay.stages.io.ModelFileException;
 import relay.stages.io.SafeTensors;
 import relay.stages.io.Sha256;
+import relay.stages.io.UnwritableFile;
 import relay.stages.model.ModelConfig;
 import relay.stages.text.Tokenizer;
 
@@ -71,7 +71,7 @@ public final class Checkpoint {
             state.put("lora_alpha", c.optimizer().loraAlpha());
             state.put("base_model", c.model().name());
         }
-        Files.writeString(dir.resolve(TRAINER_STATE), new Gson().toJson(state), StandardCharsets.UTF_8);
+        FileWrites.writeString(dir.resolve(TRAINER_STATE), new Gson().toJson(state));
         return dir;
     }
 
@@ -100,7 +100,30 @@ public final class Checkpoint {
         Map<String, Object> manifest = new LinkedHashMap<>();
         manifest.put("step", step);
         manifest.put("sha256", sums);
-        AtomicFile.writeString(dir.resolve(MANIFEST), new Gson().toJson(manifest));
+        FileWrites.writeString(dir.resolve(MANIFEST), new Gson().toJson(manifest));
+    }
+
+    /**
+     * Refuses to begin checkpoint {@code step} where the disk has less room than its weights and optimizer state
+     * ({@code bytes}) and a mebibyte for the rest: told before a write fails half-way.
+     */
+    static void checkRoom(Path run, int step, long bytes) throws IOException {
+        long need = bytes + (1 << 20), free = FileWrites.free(run);
+        if (free < need) {
+            throw new UnwritableFile(String.format(java.util.Locale.ROOT, "cannot write checkpoint %s: it needs %.1f MiB and the disk "
+                    + "has %.1f MiB free", directory(run, step), need / 1048576.0, free / 1048576.0));
+        }
+    }
+
+    /** Deletes the checkpoints a failure left incomplete (no manifest): their files would only hold the disk. */
+    static void discardIncomplete(Path run) throws IOException {
+        Path checkpoints = run.resolve("checkpoints");
+        if (!Files.isDirectory(checkpoints)) return;
+        try (var dirs = Files.list(checkpoints)) {
+            for (Path d : dirs.toList()) {
+                if (d.getFileName().toString().matches("step-\\d+") && !Files.isRegularFile(d.resolve(MANIFEST))) delete(d);
+            }
+        }
     }
 
     /** Deletes a checkpoint directory, its manifest first: a deletion cut short leaves an incomplete checkpoint, never a corrupt one. */

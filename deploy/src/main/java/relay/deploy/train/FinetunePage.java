@@ -6,7 +6,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import relay.optimizers.bench.FinetuneBench;
-import relay.stages.io.AtomicFile;
+import relay.stages.io.FileWrites;
 
 /** The fine-tuning comparison as one self-contained page: its facts, held-out and training loss curves of every method. */
 public final class FinetunePage {
@@ -25,6 +25,6 @@ public final class FinetunePage {
         Report.card(h, "held-out", "Held-out New Testament loss", Chart.draw(heldOut, "step", "loss", List.of(), ""));
         Report.card(h, "train", "Training loss (smoothed)", Chart.draw(train, "step", "loss", List.of(), ""));
         h.append("</div></body></html>\n");
-        AtomicFile.writeString(file, h);
+        FileWrites.writeString(file, h);
     }
 }

@@ -3,16 +3,15 @@ package relay.deploy.train;
 import com.google.gson.Gson;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
-import java.io.BufferedWriter;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import relay.stages.io.FileWrites;
 import relay.stages.io.ModelFileException;
 
 /**
@@ -20,23 +19,19 @@ import relay.stages.io.ModelFileException;
  * flushed as the run goes, so a run that stops leaves every step it finished on disk; and the same scalars
  * as TensorBoard events ({@link TensorBoardLog}) beside it.
  */
-final class MetricsLog implements AutoCloseable {
-    private final BufferedWriter writer;
+final class MetricsLog {
+    private final Path file;
     private final TensorBoardLog board;
     private final Gson gson = new Gson();
 
-    private MetricsLog(BufferedWriter writer, Path run) throws IOException {
-        this.writer = writer;
-        try {
-            this.board = TensorBoardLog.create(run);
-        } catch (IOException e) {
-            writer.close();
-            throw e;
-        }
+    private MetricsLog(Path file) throws IOException {
+        this.file = file;
+        this.board = TensorBoardLog.create(file.getParent());
     }
 
     static MetricsLog create(Path file) throws IOException {
-        return new MetricsLog(Files.newBufferedWriter(file, StandardCharsets.UTF_8), file.getParent());
+        FileWrites.writeString(file, "");
+        return new MetricsLog(file);
     }
 
     /**
@@ -51,8 +46,8 @@ final class MetricsLog implements AutoCloseable {
             keep.add(line.getKey());
             kept.add(line.getValue());
         }
-        Files.write(file, keep, StandardCharsets.UTF_8);
-        return new MetricsLog(Files.newBufferedWriter(file, StandardCharsets.UTF_8, StandardOpenOption.APPEND), file.getParent());
+        FileWrites.writeString(file, keep.stream().map(l -> l + "\n").collect(java.util.stream.Collectors.joining()));
+        return new MetricsLog(file);
     }
 
     /** The points of a run's metrics.jsonl as written so far. */
@@ -86,9 +81,7 @@ final class MetricsLog implements AutoCloseable {
         line.put("seconds", seconds);
         line.put("bubble", bubble);
         line.put("peak_bytes", p.memory());
-        writer.write(gson.toJson(line));
-        writer.newLine();
-        writer.flush();
+        FileWrites.appendString(file, gson.toJson(line) + "\n");
         Map<String, Double> scalars = new LinkedHashMap<>();
         scalars.put("loss/train", p.loss());
         scalars.put("loss/validation", p.val());
@@ -104,12 +97,5 @@ final class MetricsLog implements AutoCloseable {
         return new Report.Point(o.get("step").getAsInt(), o.get("loss").getAsDouble(),
                 o.has("val_loss") ? o.get("val_loss").getAsDouble() : Double.NaN, o.get("lr").getAsDouble(),
                 o.get("tokens_per_s").getAsDouble(), memory);
-    }
-
-    @Override
-    public void close() throws IOException {
-        try (board) {
-            writer.close();
-        }
     }
 }

@@ -9,7 +9,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import relay.optimizers.Method;
-import relay.stages.io.AtomicFile;
+import relay.stages.io.FileWrites;
 
 /**
  * report.html of a run directory, built from the run's own files — metrics.jsonl, history.log, trace.json —
@@ -102,7 +102,7 @@ public final class Report {
             h.append("</ul>");
         }
         h.append("</body></html>\n");
-        AtomicFile.writeString(run.resolve(FILE), h);
+        FileWrites.writeString(run.resolve(FILE), h);
     }
 
     /** The pipeline's traced step as a Gantt chart, with its bubble against the schedule's theory; or why there is none. */

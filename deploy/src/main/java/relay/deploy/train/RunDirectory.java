@@ -17,7 +17,8 @@ import java.time.LocalDateTime;
 import java.time.format.DateTimeFormatter;
 import java.util.Comparator;
 import java.util.stream.Stream;
-import relay.stages.io.AtomicFile;
+import relay.stages.io.FileWrites;
+import relay.stages.io.UnwritableFile;
 
 /**
  * A run's directory, held by one process for the run's life: an OS lock on its {@code relay.lock} refuses a
@@ -52,7 +53,7 @@ final class RunDirectory implements AutoCloseable {
         try {
             Files.createDirectories(base.getParent());
         } catch (IOException e) {
-            throw new IllegalArgumentException("cannot create the run directory " + base + ": " + e, e);
+            throw new IllegalArgumentException("cannot create the run directory " + base + ": " + UnwritableFile.why(e), e);
         }
         for (int i = 1; ; i++) {
             Path dir = i == 1 ? base : base.resolveSibling(base.getFileName() + "-" + i);
@@ -61,7 +62,7 @@ final class RunDirectory implements AutoCloseable {
             } catch (FileAlreadyExistsException taken) {
                 continue;
             } catch (IOException e) {
-                throw new IllegalArgumentException("cannot create the run directory " + dir + ": " + e, e);
+                throw new IllegalArgumentException("cannot create the run directory " + dir + ": " + UnwritableFile.why(e), e);
             }
             return open(dir, true);
         }
@@ -90,10 +91,15 @@ final class RunDirectory implements AutoCloseable {
         try {
             Files.createDirectories(dir.resolve("checkpoints"));
         } catch (IOException e) {
-            throw new IllegalArgumentException("cannot create the run directory " + dir + ": " + e, e);
+            throw new IllegalArgumentException("cannot create the run directory " + dir + ": " + UnwritableFile.why(e), e);
         }
         Path file = dir.resolve(LOCK);
-        FileChannel channel = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.READ, StandardOpenOption.WRITE);
+        FileChannel channel;
+        try {
+            channel = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.READ, StandardOpenOption.WRITE);
+        } catch (IOException e) {
+            throw new IllegalArgumentException(UnwritableFile.of(file, e).getMessage() + "; a run needs a directory it can write", e);
+        }
         FileLock lock;
         try {
             lock = channel.tryLock();
@@ -140,7 +146,7 @@ final class RunDirectory implements AutoCloseable {
 
     /** config.conf, written aside and moved into place: a resumed run reads it, so a stop must not leave half of it. */
     void writeSettings(Config resolved) throws IOException {
-        AtomicFile.writeString(dir.resolve("config.conf"), resolved.getConfig("relay.train").root()
+        FileWrites.writeString(dir.resolve("config.conf"), resolved.getConfig("relay.train").root()
                 .render(ConfigRenderOptions.defaults().setOriginComments(false).setJson(false)));
     }
 

@@ -4,7 +4,7 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
+import relay.stages.io.FileWrites;
 import java.time.LocalDateTime;
 import java.time.format.DateTimeFormatter;
 import java.util.List;
@@ -21,8 +21,7 @@ final class RunHistory {
     private RunHistory() {}
 
     static void add(Path run, String event) throws IOException {
-        Files.writeString(run.resolve(FILE), LocalDateTime.now().format(TIME) + "  " + event + "\n", StandardCharsets.UTF_8,
-                StandardOpenOption.CREATE, StandardOpenOption.APPEND);
+        FileWrites.appendString(run.resolve(FILE), LocalDateTime.now().format(TIME) + "  " + event + "\n");
     }
 
     static List<String> read(Path run) throws IOException {

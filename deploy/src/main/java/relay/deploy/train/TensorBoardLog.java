@@ -4,7 +4,6 @@ import com.google.protobuf.ByteString;
 import com.google.protobuf.CodedOutputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
-import java.io.OutputStream;
 import java.net.InetAddress;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -12,6 +11,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Map;
 import java.util.zip.CRC32C;
+import relay.stages.io.FileWrites;
 
 /**
  * The run's metrics as a TensorBoard event file ({@code events.out.tfevents.<seconds>.<host>} in the run
@@ -21,11 +21,11 @@ import java.util.zip.CRC32C;
  * field as TensorBoard's event.proto and summary.proto number them. Each start or resume of a run writes a
  * file of its own, as TensorBoard expects of a restarted writer.
  */
-final class TensorBoardLog implements AutoCloseable {
-    private final OutputStream out;
+final class TensorBoardLog {
+    private final Path file;
 
-    private TensorBoardLog(OutputStream out) {
-        this.out = out;
+    private TensorBoardLog(Path file) {
+        this.file = file;
     }
 
     /** A new event file in the run directory, opened with the file-version event TensorBoard reads first. */
@@ -39,7 +39,7 @@ final class TensorBoardLog implements AutoCloseable {
         }
         Path file = run.resolve("events.out.tfevents." + now / 1000 + "." + host);
         for (int i = 1; Files.exists(file); i++) file = run.resolve("events.out.tfevents." + now / 1000 + "." + host + "." + i);
-        TensorBoardLog log = new TensorBoardLog(Files.newOutputStream(file));
+        TensorBoardLog log = new TensorBoardLog(file);
         ByteArrayOutputStream event = new ByteArrayOutputStream();
         CodedOutputStream e = CodedOutputStream.newInstance(event);
         e.writeDouble(1, now / 1000.0);
@@ -70,15 +70,14 @@ final class TensorBoardLog implements AutoCloseable {
         e.writeBytes(5, ByteString.copyFrom(summary.toByteArray()));
         e.flush();
         record(event.toByteArray());
-        out.flush();
     }
 
+    /** One TFRecord, appended whole or not at all. */
     private void record(byte[] data) throws IOException {
         byte[] length = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(data.length).array();
-        out.write(length);
-        out.write(le(maskedCrc(length)));
-        out.write(data);
-        out.write(le(maskedCrc(data)));
+        ByteBuffer r = ByteBuffer.allocate(length.length + data.length + 8);
+        r.put(length).put(le(maskedCrc(length))).put(data).put(le(maskedCrc(data)));
+        FileWrites.append(file, r.array());
     }
 
     /** TFRecord's CRC: CRC-32C, rotated right by 15 bits, plus a constant. */
@@ -91,10 +90,5 @@ final class TensorBoardLog implements AutoCloseable {
 
     private static byte[] le(int v) {
         return ByteBuffer.allocate(4).order(ByteOrder.LITTLE_ENDIAN).putInt(v).array();
-    }
-
-    @Override
-    public void close() throws IOException {
-        out.close();
     }
 }

@@ -21,6 +21,8 @@ import relay.actors.bench.StageCosts;
 import relay.optimizers.Method;
 import relay.stages.io.CheckpointShard;
 import relay.stages.io.ModelFileException;
+import relay.stages.io.UnwritableFile;
+import relay.stages.memory.Category;
 import relay.stages.train.Batch;
 
 /**
@@ -77,45 +79,56 @@ public final class TrainingRun {
      */
     static Summary run(TrainConfig c, Config resolved, PrintStream out, Path resumeFrom, Path runDir, UnaryOperator<Engine> wrap)
             throws IOException {
-        RunInputs in = RunInputs.prepare(c, resumeFrom, out);
-        Path given = in.start().checkpoint() != null ? Checkpoint.run(in.start().checkpoint()) : runDir;
         // A stop signal waits until the nodes are closed too: a cluster's workers see their coordinator leave, not vanish.
-        try (StopRequest stop = new StopRequest(); Nodes nodes = nodes(c, resolved, out);
-             RunDirectory dir = given != null ? RunDirectory.open(given) : RunDirectory.fresh(c)) {
-            Path path = dir.path();
-            try {
-                if (in.start().checkpoint() == null && Checkpoint.any(path)) {
-                    throw new IllegalArgumentException(path + " gained a checkpoint while this run was starting (another relay train?); "
-                            + "run the command again to go on from it");
-                }
-                int failedAt = -1;
-                for (int restart = 1; ; restart++) {
-                    try {
-                        return new TrainingRun(c, resolved, in, dir, out, wrap, nodes, stop).train();
-                    } catch (Failed | NodesUnavailable e) {
-                        // A node lost during a step, a checkpoint's copy or an evaluation.
-                        boolean lost = e instanceof NodesUnavailable || !((Failed) e).restartable();
-                        int step = e instanceof Failed f ? f.step() : -1;
-                        String replaced = lost ? replace(nodes, devices(c, in.model()), out) : null;
-                        if ((lost && replaced == null) || restart > c.run().restarts() || (step >= 0 && step == failedAt)) throw e;
-                        failedAt = step;
-                        out.printf("%s%nrestarting the run (%d of %d restarts)%s%n", e.getMessage(), restart, c.run().restarts(),
-                                replaced == null ? "" : ": " + replaced);
-                        dir.history((e instanceof Failed ? "" : e.getMessage() + "; ") + "restarting (" + restart + " of "
-                                + c.run().restarts() + ")" + (replaced == null ? "" : ": " + replaced));
-                        in = in.restartFrom(Checkpoint.any(path) ? Checkpoint.locate(path, refused(out, dir)) : null, c);
-                    }
-                }
-            } catch (RuntimeException | IOException e) {
-                dir.discardIfUnused();
-                // Refused input is found before the first step (exit 2); the same exception type once steps are recorded is
-                // a failure of the run (exit 1), however the code that threw it classed it.
-                if (e instanceof IllegalArgumentException && dir.used()) {
-                    throw new Failed("the run failed after its first step: " + e.getMessage() + "; go on with: relay train --resume "
-                            + dir.path(), e, -1);
-                }
-                throw e;
+        try (StopRequest stop = new StopRequest()) {
+            RunInputs prepared = RunInputs.prepare(c, resumeFrom, out);
+            stop.begin();
+            Path given = prepared.start().checkpoint() != null ? Checkpoint.run(prepared.start().checkpoint()) : runDir;
+            try (Nodes nodes = nodes(c, resolved, out); RunDirectory dir = given != null ? RunDirectory.open(given) : RunDirectory.fresh(c)) {
+                return run(c, resolved, out, wrap, prepared, nodes, dir, stop);
             }
+        }
+    }
+
+    /** The run in its directory, on its nodes, restarted as it needs. */
+    private static Summary run(TrainConfig c, Config resolved, PrintStream out, UnaryOperator<Engine> wrap, RunInputs in, Nodes nodes,
+                               RunDirectory dir, StopRequest stop) throws IOException {
+        Path path = dir.path();
+        try {
+            if (in.start().checkpoint() == null && Checkpoint.any(path)) {
+                throw new IllegalArgumentException(path + " gained a checkpoint while this run was starting (another relay train?); "
+                        + "run the command again to go on from it");
+            }
+            // What a killed run left half-written goes before anything is written again.
+            Checkpoint.discardIncomplete(path);
+            int failedAt = -1;
+            for (int restart = 1; ; restart++) {
+                try {
+                    return new TrainingRun(c, resolved, in, dir, out, wrap, nodes, stop).train();
+                } catch (Failed | NodesUnavailable e) {
+                    if (e instanceof Failed f && f.ends()) throw e;
+                    // A node lost during a step, a checkpoint's copy or an evaluation.
+                    boolean lost = e instanceof NodesUnavailable || e.getCause() instanceof NodesUnavailable;
+                    int step = e instanceof Failed f ? f.step() : -1;
+                    String replaced = lost ? replace(nodes, devices(c, in.model()), out) : null;
+                    if ((lost && replaced == null) || restart > c.run().restarts() || (step >= 0 && step == failedAt)) throw e;
+                    failedAt = step;
+                    out.printf("%s%nrestarting the run (%d of %d restarts)%s%n", e.getMessage(), restart, c.run().restarts(),
+                            replaced == null ? "" : ": " + replaced);
+                    dir.history((e instanceof Failed ? "" : e.getMessage() + "; ") + "restarting (" + restart + " of "
+                            + c.run().restarts() + ")" + (replaced == null ? "" : ": " + replaced));
+                    in = in.restartFrom(Checkpoint.any(path) ? Checkpoint.locate(path, refused(out, dir)) : null, c);
+                }
+            }
+        } catch (RuntimeException | IOException e) {
+            dir.discardIfUnused();
+            // Refused input is found before the first step (exit 2); the same exception type once steps are recorded is
+            // a failure of the run (exit 1), however the code that threw it classed it.
+            if (e instanceof IllegalArgumentException && dir.used()) {
+                throw new Failed("the run failed after its first step: " + e.getMessage() + "; go on with: relay train --resume "
+                        + dir.path(), e, -1);
+            }
+            throw e;
         }
     }
 
@@ -174,9 +187,9 @@ public final class TrainingRun {
             this.step = step;
         }
 
-        /** Whether restarting on the same nodes could cure it: not when a node the run needs is gone. */
-        boolean restartable() {
-            return !(getCause() instanceof NodesUnavailable);
+        /** Whether it ends the run, no restart tried: a file of the run could not be written (a restart would write it again). */
+        boolean ends() {
+            return getCause() instanceof UnwritableFile;
         }
 
         /** The step that failed, counted from 1. */
@@ -189,9 +202,11 @@ public final class TrainingRun {
         int first = in.start().step(), steps = c.run().steps();
         try (Engine engine = wrap.apply(engine())) {
             if (in.start().checkpoint() != null) restore(engine);
-            dir.writeSettings(resolved);
-            try (MetricsLog metrics = first == 0 ? MetricsLog.create(dir.resolve("metrics.jsonl"))
-                    : MetricsLog.resume(dir.resolve("metrics.jsonl"), first, points)) {
+            int done = first;
+            try {
+                dir.writeSettings(resolved);
+                MetricsLog metrics = first == 0 ? MetricsLog.create(dir.resolve("metrics.jsonl"))
+                        : MetricsLog.resume(dir.resolve("metrics.jsonl"), first, points);
                 if (first == 0) {
                     dir.history("started: " + steps + " steps of " + c.optimizer().method().key() + " on " + c.model().name());
                 } else {
@@ -202,7 +217,7 @@ public final class TrainingRun {
                 Progress progress = new Progress(first, steps, out);
                 double loss = Double.NaN, val = points.stream().mapToDouble(Report.Point::val).filter(v -> !Double.isNaN(v))
                         .reduce((a, b) -> b).orElse(Double.NaN);
-                for (int done = first + 1; done <= steps; done++) {
+                for (done = first + 1; done <= steps; done++) {
                     Engine.Step st = step(engine, done);
                     seal(false);
                     boolean last = done == steps, stopping = stop.requested() && !last;
@@ -221,7 +236,7 @@ public final class TrainingRun {
                     if (done == c.pipeline().traceSteps() || (last && first == 0 && c.pipeline().traceSteps() > steps)) {
                         engine.writeTrace(dir.resolve("trace.json"));
                     }
-                    if (done % c.run().checkpointEvery() == 0 || last || stopping) checkpoint(engine, done);
+                    if (done % c.run().checkpointEvery() == 0 || last || stopping) checkpoint(engine, done, st);
                     if (last || stopping) seal(true);
                     if (last) dir.history(String.format(Locale.ROOT, "finished: validation loss %.3f", val));
                     if (stopping) dir.history("stopped by a signal after step " + done + " of " + steps);
@@ -238,10 +253,31 @@ public final class TrainingRun {
                 out.printf(Locale.ROOT, "done in %.0f s: train loss %.3f, validation loss %.3f (perplexity %.1f); run directory %s%n",
                         seconds(), loss, val, Math.exp(val), dir.path());
                 return new Summary(dir.path(), steps, loss, val, seconds());
+            } catch (UnwritableFile e) {
+                throw unwritable(e, done);
             }
         }
     }
 
+    /**
+     * A file of the run that could not be written (a full disk, a directory made read-only) ends it: the checkpoint
+     * being written goes, the newest complete one stands, and history.log and the console say where to go on from.
+     */
+    private Failed unwritable(UnwritableFile e, int step) {
+        try {
+            // A checkpoint whose stages are still writing it is sealed once they are done, or goes if they could not.
+            seal(true);
+        } catch (IOException | RuntimeException also) {
+            e.addSuppressed(also);
+        }
+        try {
+            Checkpoint.discardIncomplete(dir.path());
+            dir.history("ended: " + e.getMessage());
+        } catch (IOException also) {
+            e.addSuppressed(also);
+        }
+        return new Failed(e.getMessage() + goOnFrom("once there is room"), e, step);
+    }
     private double seconds() {
         return (System.nanoTime() - start) / 1e9;
     }
@@ -302,18 +338,22 @@ public final class TrainingRun {
             e.addSuppressed(unsealed);
         }
         String why = what + " failed: " + e.getMessage() + hint;
-        String from;
-        try {
-            from = "; the newest checkpoint is " + Checkpoint.locate(dir.path(), refused(out, dir)) + ": go on from it with " + goOn();
-        } catch (IllegalArgumentException none) {
-            from = "; the run has no checkpoint yet";
-        }
         try {
             dir.history(why);
         } catch (IOException unwritable) {
             e.addSuppressed(unwritable);
         }
-        return new Failed(why + from, e, done);
+        return new Failed(why + goOnFrom(""), e, done);
+    }
+
+    /** Where the run can go on from (its newest complete checkpoint) and with which command, {@code when} (if it says). */
+    private String goOnFrom(String when) {
+        try {
+            return "; the newest checkpoint is " + Checkpoint.locate(dir.path(), refused(out, dir)) + ": go on from it with " + goOn()
+                    + (when.isEmpty() ? "" : " " + when);
+        } catch (IllegalArgumentException none) {
+            return "; the run has no checkpoint yet" + (when.isEmpty() ? "" : ": start it again " + when);
+        }
     }
 
     /** Evaluation: the mean loss over the validation sequences, in batches of the microbatch size. */
@@ -334,8 +374,10 @@ public final class TrainingRun {
      * background for the pipeline, whose stages write their shards while the next steps run. The one before is
      * sealed first.
      */
-    private void checkpoint(Engine engine, int done) throws IOException {
+    private void checkpoint(Engine engine, int done, Engine.Step st) throws IOException {
         seal(true);
+        Checkpoint.checkRoom(dir.path(), done, st.memory().getOrDefault(Category.PARAMETERS, 0L)
+                + st.memory().getOrDefault(Category.OPTIMIZER_STATE, 0L));
         Path cp = Checkpoint.begin(dir.path(), done, in.model(), in.tokenizer(), in.data().position(), c);
         try {
             pending = new Pending(done, cp, engine.writeCheckpoint(done, cp));
@@ -356,10 +398,12 @@ public final class TrainingRun {
         try {
             files = p.written().join();
         } catch (CompletionException e) {
+            if (e.getCause() instanceof java.io.UncheckedIOException u && u.getCause() instanceof UnwritableFile w) throw w;
             String why = "checkpoint " + dir.path().relativize(p.directory()) + " left incomplete: " + e.getCause().getMessage()
                     + "; the run goes on from the previous one";
             out.println(why);
             dir.history(why);
+            Checkpoint.discardIncomplete(dir.path());
             return;
         }
         Checkpoint.seal(p.directory(), p.step(), files);

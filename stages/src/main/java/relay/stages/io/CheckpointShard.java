@@ -1,7 +1,6 @@
 package relay.stages.io;
 
 import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -53,7 +52,6 @@ public final class CheckpointShard {
 
     /** Writes both files into the checkpoint directory (creating it) and returns them with their digests. */
     public List<File> write(Path directory) throws IOException {
-        Files.createDirectories(directory);
         String suffix = part.isEmpty() ? "" : "-" + part;
         Path model = directory.resolve("model" + suffix + ".safetensors"), optimizer = directory.resolve("optimizer" + suffix + ".safetensors");
         String modelSum = HfModelDirectory.writeShard(this.model, weights, model);

@@ -7,7 +7,6 @@ import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
 import com.google.gson.JsonPrimitive;
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -62,8 +61,7 @@ public final class HfModelDirectory {
     /** Writes dir/config.json, creating dir. */
     public static void writeConfig(ModelConfig cfg, Path dir) throws IOException {
         Files.createDirectories(dir);
-        Files.writeString(dir.resolve("config.json"), new GsonBuilder().setPrettyPrinting().serializeNulls().create().toJson(configJson(cfg)) + "\n",
-                StandardCharsets.UTF_8);
+        FileWrites.writeString(dir.resolve("config.json"), new GsonBuilder().setPrettyPrinting().serializeNulls().create().toJson(configJson(cfg)) + "\n");
     }
 
     /**
@@ -105,8 +103,7 @@ public final class HfModelDirectory {
         JsonObject index = new JsonObject();
         index.add("metadata", metadata);
         index.add("weight_map", map);
-        Files.writeString(dir.resolve("model.safetensors.index.json"), new GsonBuilder().setPrettyPrinting().create().toJson(index) + "\n",
-                StandardCharsets.UTF_8);
+        FileWrites.writeString(dir.resolve("model.safetensors.index.json"), new GsonBuilder().setPrettyPrinting().create().toJson(index) + "\n");
     }
 
     static JsonObject configJson(ModelConfig c) {

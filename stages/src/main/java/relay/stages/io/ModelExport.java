@@ -98,7 +98,7 @@ public final class ModelExport {
             }
             writeConfig(source.resolve("config.json"), aside.resolve("config.json"), dtype);
             for (String f : TOKENIZER_FILES) {
-                if (Files.isRegularFile(source.resolve(f))) Files.copy(source.resolve(f), aside.resolve(f));
+                if (Files.isRegularFile(source.resolve(f))) FileWrites.writeBytes(aside.resolve(f), Files.readAllBytes(source.resolve(f)));
             }
             if (!Files.exists(aside.resolve(GENERATION_CONFIG)) && Files.isRegularFile(source.resolve("tokenizer.json"))) {
                 writeGenerationConfig(Tokenizer.ofModel(source).special(), aside.resolve(GENERATION_CONFIG));
@@ -159,7 +159,7 @@ public final class ModelExport {
             o.add("eos_token_id", a);
         }
         if (special.pad() >= 0) o.addProperty("pad_token_id", special.pad());
-        Files.writeString(file, new GsonBuilder().setPrettyPrinting().create().toJson(o) + "\n", StandardCharsets.UTF_8);
+        FileWrites.writeString(file, new GsonBuilder().setPrettyPrinting().create().toJson(o) + "\n");
     }
 
     /** The source's config.json, every key kept, with the precision the weights are now stored in (under transformers 5's "dtype" where the source used it). */
@@ -171,7 +171,7 @@ public final class ModelExport {
             throw new ModelFileException(from, "malformed config.json: " + e.getMessage(), e);
         }
         o.addProperty(o.has("dtype") ? "dtype" : "torch_dtype", dtype.torch);
-        Files.writeString(to, new GsonBuilder().setPrettyPrinting().disableHtmlEscaping().create().toJson(o) + "\n", StandardCharsets.UTF_8);
+        FileWrites.writeString(to, new GsonBuilder().setPrettyPrinting().disableHtmlEscaping().create().toJson(o) + "\n");
     }
 
     /** The bytes of every tensor in a model directory's weight files. */

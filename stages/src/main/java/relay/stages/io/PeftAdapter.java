@@ -5,7 +5,6 @@ import com.google.gson.JsonArray;
 import com.google.gson.JsonNull;
 import com.google.gson.JsonObject;
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -63,6 +62,6 @@ public record PeftAdapter(int rank, float alpha, String baseModel, Map<String, f
         JsonArray targets = new JsonArray();
         modules.forEach(targets::add);
         c.add("target_modules", targets);
-        Files.writeString(dir.resolve(CONFIG), new GsonBuilder().setPrettyPrinting().create().toJson(c) + "\n", StandardCharsets.UTF_8);
+        FileWrites.writeString(dir.resolve(CONFIG), new GsonBuilder().setPrettyPrinting().create().toJson(c) + "\n");
     }
 }

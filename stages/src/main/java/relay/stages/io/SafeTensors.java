@@ -262,12 +262,12 @@ public final class SafeTensors implements AutoCloseable {
         Arrays.fill(head, json.length, padded, (byte) ' ');
         // The digest is taken of the bytes as they go out: a checkpoint's manifest needs no second pass over the file.
         MessageDigest md = Sha256.digest();
-        AtomicFile.write(file, ch -> {
+        FileWrites.write(file, ch -> {
             ByteBuffer len = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(padded).flip();
             md.update(len.duplicate());
-            AtomicFile.writeFully(ch, len);
+            FileWrites.writeFully(ch, len);
             md.update(head);
-            AtomicFile.writeFully(ch, ByteBuffer.wrap(head));
+            FileWrites.writeFully(ch, ByteBuffer.wrap(head));
             for (Tensor32 t : tensors) {
                 ByteBuffer b = ByteBuffer.allocate(t.values().length * width).order(ByteOrder.LITTLE_ENDIAN);
                 if (width == 4) {
@@ -277,7 +277,7 @@ public final class SafeTensors implements AutoCloseable {
                     b.flip();
                 }
                 md.update(b.duplicate());
-                AtomicFile.writeFully(ch, b);
+                FileWrites.writeFully(ch, b);
             }
         });
         return Sha256.hex(md);

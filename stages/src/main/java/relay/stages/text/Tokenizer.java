@@ -397,6 +397,6 @@ public final class Tokenizer {
     /** Writes the tokenizer's files into a model directory, each as it was read. */
     public void writeTo(Path modelDir) throws IOException {
         Files.createDirectories(modelDir);
-        for (Map.Entry<String, byte[]> f : files.entrySet()) Files.write(modelDir.resolve(f.getKey()), f.getValue());
+        for (Map.Entry<String, byte[]> f : files.entrySet()) relay.stages.io.FileWrites.writeBytes(modelDir.resolve(f.getKey()), f.getValue());
     }
 }
