@@ -26,14 +26,23 @@ final class ChaosBenchCommand implements Callable<Integer> {
     @Option(names = "--steps", description = "steps of each run (default ${DEFAULT-VALUE})")
     int steps = 8;
 
-    @Option(names = "--seed", description = "draws the victims and steps (default: from the clock; printed)")
-    Long seed;
+    @Option(names = "--seed", description = "draws the victims and steps: a number, or random for one drawn from the clock "
+            + "(printed) (default ${DEFAULT-VALUE})")
+    String seed = "29412658892505";
 
     @Option(names = "--mode", description = "the pipeline's update mode, exact or eager (default ${DEFAULT-VALUE})")
     String mode = "exact";
 
     @Mixin
     JsonOption json;
+
+    private long seed() {
+        try {
+            return Long.parseLong(seed);
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException("--seed must be a whole number or random, not " + seed);
+        }
+    }
 
     /** A run that does not end by then is counted as not surviving. */
     private static final long RUN_LIMIT_SECONDS = 300;
@@ -44,7 +53,7 @@ final class ChaosBenchCommand implements Callable<Integer> {
         Inputs.require(steps >= 4, "--steps", "≥ 4 (a worker is killed after step 2 to steps − 1)", steps);
         Inputs.require(mode.equals("exact") || mode.equals("eager"), "--mode", "exact or eager", mode);
         json.check();
-        long s = seed != null ? seed : System.nanoTime();
+        long s = seed.equals("random") ? System.nanoTime() : seed();
         SplittableRandom random = new SplittableRandom(s);
         Path work = Files.createTempDirectory("relay-chaos");
         Path corpus = work.resolve("corpus.txt");

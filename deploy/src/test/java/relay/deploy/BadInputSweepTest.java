@@ -390,7 +390,7 @@ class BadInputSweepTest {
                 // relay bench chaos
                 row("--kills must be ≥ 1, not 0", "bench", "chaos", "--kills", "0"),
                 row("--steps must be ≥ 4 (a worker is killed after step 2 to steps − 1), not 3", "bench", "chaos", "--steps", "3"),
-                row("'--seed'", "bench", "chaos", "--seed", "x"),
+                row("--seed must be a whole number or random, not x", "bench", "chaos", "--seed", "x"),
                 row("--mode must be exact or eager, not fast", "bench", "chaos", "--mode", "fast"),
                 row("--json " + dir + " is a directory", "bench", "chaos", "--json", dir.toString()),
                 // relay report

@@ -230,7 +230,11 @@ class TensorChannelTest {
                 from.send(to.address(), receiver, new EchoCodecs.Echo(TensorPayload.of(t)));
             }
         });
-        Thread.sleep(1500);
+        // However slow the machine: the reader fills its queue (waited for, not timed), then reads no more while the
+        // sender waits. A correct channel passes at any speed; one that read on would be caught reading within the pause.
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+        while (received.size() < TensorChannel.QUEUE && System.nanoTime() < deadline) Thread.sleep(10);
+        Thread.sleep(500);
         assertEquals(TensorChannel.QUEUE, received.size(), "the reader stops at " + TensorChannel.QUEUE + " frames nobody took");
         assertTrue(!sending.isDone(), "the sender waits");
         for (int i = 0; i < messages; i++) {
