@@ -8,5 +8,18 @@ package relay.actors;
  */
 public enum UpdateMode {
     EAGER,
-    EXACT
+    EXACT;
+
+    /** The name settings and options use. */
+    public String key() {
+        return name().toLowerCase(java.util.Locale.ROOT);
+    }
+
+    public static UpdateMode parse(String s) {
+        return switch (s) {
+            case "eager" -> EAGER;
+            case "exact" -> EXACT;
+            default -> throw new IllegalArgumentException("must be eager or exact, not '" + s + "'");
+        };
+    }
 }

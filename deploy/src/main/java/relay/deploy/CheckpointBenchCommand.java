@@ -10,6 +10,7 @@ import java.util.stream.Stream;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
+import relay.actors.UpdateMode;
 import relay.deploy.train.CheckpointBench;
 import relay.optimizers.Method;
 
@@ -26,8 +27,8 @@ final class CheckpointBenchCommand implements Callable<Integer> {
     @Option(names = "--devices", description = "pipeline devices (default ${DEFAULT-VALUE})")
     int devices = 2;
 
-    @Option(names = "--microbatches", description = "microbatches per step (default ${DEFAULT-VALUE})")
-    int microbatches = 4;
+    @Mixin
+    PipelineOptions pipeline = new PipelineOptions(4, UpdateMode.EXACT);
 
     @Option(names = "--steps", description = "timed steps without a checkpoint, and at least as many while one is written (default ${DEFAULT-VALUE})")
     int steps = 3;
@@ -46,8 +47,7 @@ final class CheckpointBenchCommand implements Callable<Integer> {
         modelOptions.config();
         Method.named(optimizer);
         Inputs.require(devices >= 1, "--devices", "≥ 1", devices);
-        Inputs.require(microbatches >= 1 && modelOptions.batch % microbatches == 0, "--microbatches", "≥ 1 and divide --batch "
-                + modelOptions.batch, microbatches);
+        pipeline.check(modelOptions.batch);
         Inputs.require(steps >= 1, "--steps", "≥ 1", steps);
         Inputs.require(every >= 1, "--every", "≥ 1", every);
         Inputs.require(dir == null || !Files.exists(dir) || Files.isDirectory(dir), "--dir", "a directory", dir);
@@ -58,14 +58,16 @@ final class CheckpointBenchCommand implements Callable<Integer> {
         settings.put("batch", modelOptions.batch);
         settings.put("seq", modelOptions.seq);
         settings.put("devices", devices);
-        settings.put("microbatches", microbatches);
+        settings.put("microbatches", pipeline.microbatches);
+        settings.put("schedule", pipeline.schedule);
+        settings.put("mode", pipeline.mode);
         settings.put("checkpoint-every", every);
         settings.put("trace-steps", 0);
         Path scratch = dir != null ? Files.createDirectories(dir) : Files.createTempDirectory("relay-checkpoint-bench");
         CheckpointBench.Result r;
         try {
             System.out.printf("%s, %s, batch %d × seq %d in %d microbatches on %d devices, a checkpoint every %d steps, written to %s%n",
-                    modelOptions.model, optimizer, modelOptions.batch, modelOptions.seq, microbatches, devices, every, scratch);
+                    modelOptions.model, optimizer, modelOptions.batch, modelOptions.seq, pipeline.microbatches, devices, every, scratch);
             r = CheckpointBench.run(settings, steps, scratch, System.out);
         } finally {
             if (dir == null) delete(scratch);

@@ -17,7 +17,6 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import relay.actors.ClusterSettings;
 import relay.actors.Nodes;
-import relay.actors.PipelineSchedule;
 import relay.actors.UpdateMode;
 import relay.actors.bench.PipelineBench;
 import relay.stages.model.ModelConfig;
@@ -31,14 +30,8 @@ final class PipelineBenchCommand implements Callable<Integer> {
     @Option(names = "--devices", description = "CPU devices of one thread each (default ${DEFAULT-VALUE})")
     int devices = 2;
 
-    @Option(names = "--microbatches", description = "microbatches per step (default ${DEFAULT-VALUE})")
-    int microbatches = 4;
-
-    @Option(names = "--schedule", description = "gpipe, 1f1b or zb-h1 (default ${DEFAULT-VALUE})")
-    String schedule = "1f1b";
-
-    @Option(names = "--mode", description = "eager or exact (default ${DEFAULT-VALUE})")
-    String mode = "eager";
+    @Mixin
+    PipelineOptions pipeline = new PipelineOptions(4, UpdateMode.EAGER);
 
     @Option(names = "--steps", description = "timed steps after one warm-up step (default ${DEFAULT-VALUE})")
     int steps = 3;
@@ -59,28 +52,22 @@ final class PipelineBenchCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         Inputs.require(devices >= 1, "--devices", "≥ 1", devices);
-        Inputs.require(microbatches >= 1 && modelOptions.batch % microbatches == 0, "--microbatches", "≥ 1 and divide --batch "
-                + modelOptions.batch, microbatches);
+        pipeline.check(modelOptions.batch);
         Inputs.require(steps >= 1, "--steps", "≥ 1", steps);
         Inputs.require(nodes >= 1 && nodes - 1 <= devices, "--nodes", "≥ 1, with no more workers than --devices " + devices, nodes);
         Inputs.require(clipNorm >= 0 && Float.isFinite(clipNorm), "--clip-norm", "a finite number ≥ 0 (0: off)", clipNorm);
-        Inputs.require(mode.equals("eager") || mode.equals("exact"), "--mode", "eager or exact", mode);
         Inputs.writableFile(trace, "--trace");
         json.check();
-        UpdateMode m = mode.equals("eager") ? UpdateMode.EAGER : UpdateMode.EXACT;
-        PipelineSchedule s;
-        try {
-            s = PipelineSchedule.parse(schedule);
-        } catch (IllegalArgumentException e) {
-            throw new IllegalArgumentException("--schedule: " + e.getMessage(), e);
-        }
+        int microbatches = pipeline.microbatches;
+        String schedule = pipeline.schedule, mode = pipeline.mode;
         ModelConfig cfg = modelOptions.config();
         Inputs.require(devices <= cfg.layers() + 2, "--devices", "at most the model's " + (cfg.layers() + 2) + " stages", devices);
         System.out.printf("%s, batch %d × seq %d in %d microbatches, %s, %s mode, %d devices: plain loop first, then the pipeline...%n",
                 modelOptions.model, modelOptions.batch, modelOptions.seq, microbatches, schedule, mode, devices);
         PipelineBench.Result r;
         try (Workers cluster = new Workers(nodes)) {
-            r = PipelineBench.run(cfg, modelOptions.batch, modelOptions.seq, devices, microbatches, s, m, steps, trace, clipNorm,
+            r = PipelineBench.run(cfg, modelOptions.batch, modelOptions.seq, devices, microbatches, pipeline.schedule(), pipeline.mode(),
+                    steps, trace, clipNorm,
                     nodes > 1 ? cluster::start : null);
         }
         Table table = new Table("metric", "value")

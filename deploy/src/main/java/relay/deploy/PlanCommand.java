@@ -10,7 +10,6 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import relay.actors.PipelineConfig;
-import relay.actors.PipelineSchedule;
 import relay.actors.UpdateMode;
 import relay.actors.plan.DeviceSpec;
 import relay.actors.plan.Plan;
@@ -36,14 +35,9 @@ final class PlanCommand implements Callable<Integer> {
     @Option(names = "--optimizer", description = "a method that runs in the pipeline (default ${DEFAULT-VALUE})")
     String optimizer = "lomo";
 
-    @Option(names = "--microbatches", description = "microbatches per step (default ${DEFAULT-VALUE}; searched with --fit)")
-    int microbatches = 1;
-
-    @Option(names = "--schedule", description = "gpipe, 1f1b or zb-h1 (default ${DEFAULT-VALUE})")
-    String schedule = "1f1b";
-
-    @Option(names = "--mode", description = "eager or exact (default ${DEFAULT-VALUE})")
-    String mode = "eager";
+    /** Its microbatches are searched with --fit. */
+    @Mixin
+    PipelineOptions pipeline = new PipelineOptions(1, UpdateMode.EAGER);
 
     @Option(names = "--recompute", description = "blocks keep only their input and recompute their activations in backward")
     boolean recompute;
@@ -66,9 +60,7 @@ final class PlanCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        Inputs.require(fit || microbatches >= 1 && modelOptions.batch % microbatches == 0, "--microbatches",
-                "≥ 1 and divide --batch " + modelOptions.batch, microbatches);
-        Inputs.require(mode.equals("eager") || mode.equals("exact"), "--mode", "eager or exact", mode);
+        pipeline.check(fit ? 0 : modelOptions.batch);
         Inputs.require(memoryBandwidth > 0 && Double.isFinite(memoryBandwidth), "--memory-bandwidth", "> 0 GB/s", memoryBandwidth);
         Inputs.require(bus > 0 && Double.isFinite(bus), "--bus", "> 0 GB/s", bus);
         Inputs.require(link > 0 && Double.isFinite(link), "--link", "> 0 GB/s", link);
@@ -76,17 +68,16 @@ final class PlanCommand implements Callable<Integer> {
         ModelConfig cfg = modelOptions.config();
         DeviceSpec spec = Inputs.parsed("--devices", () -> DeviceSpec.parse(devices, memoryBandwidth * 1e9, bus * 1e9, link * 1e9,
                 hostMemory()));
-        PipelineSchedule s = Inputs.parsed("--schedule", () -> PipelineSchedule.parse(schedule));
         PipelineConfig pc = Inputs.parsed("--optimizer", () -> PipelineConfig.defaults(Method.named(optimizer), 1e-4f)
-                .with(mode.equals("eager") ? UpdateMode.EAGER : UpdateMode.EXACT, s).withRecompute(recompute));
+                .with(pipeline.mode(), pipeline.schedule()).withRecompute(recompute));
         Inputs.require(spec.devices() <= cfg.layers() + 2, "--devices", "at most the model's " + (cfg.layers() + 2) + " stages",
                 spec.devices());
         System.out.printf("planning %s (%,d parameters), batch %d × seq %d, %s, %s, %s mode, on %s%n", modelOptions.model,
-                cfg.parameters(), modelOptions.batch, modelOptions.seq, optimizer, schedule, mode, spec);
+                cfg.parameters(), modelOptions.batch, modelOptions.seq, optimizer, pipeline.schedule, pipeline.mode, spec);
         Map<String, Object> out = new LinkedHashMap<>();
         try (Planner planner = new Planner()) {
             if (!fit) {
-                Plan p = planner.plan(cfg, spec, pc, modelOptions.batch, modelOptions.seq, microbatches, null);
+                Plan p = planner.plan(cfg, spec, pc, modelOptions.batch, modelOptions.seq, pipeline.microbatches, null);
                 print(p);
                 out.put("plan", json(p));
             } else {

@@ -7,7 +7,7 @@ import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
-import relay.actors.PipelineSchedule;
+import relay.actors.UpdateMode;
 import relay.actors.StageHost;
 import relay.actors.bench.SimulateBench;
 
@@ -22,11 +22,8 @@ final class SimulateBenchCommand implements Callable<Integer> {
     @Option(names = "--devices", description = "simulated devices, at most " + StageHost.MAX_DEVICES + " (default ${DEFAULT-VALUE})")
     int devices = 64;
 
-    @Option(names = "--microbatches", description = "microbatches per step (default ${DEFAULT-VALUE})")
-    int microbatches = 128;
-
-    @Option(names = "--schedule", description = "gpipe, 1f1b or zb-h1 (default ${DEFAULT-VALUE})")
-    String schedule = "1f1b";
+    @Mixin
+    PipelineOptions pipeline = new PipelineOptions(128, UpdateMode.EAGER);
 
     @Option(names = "--block-ms", description = "a block's forward time on a simulated device, ms (default ${DEFAULT-VALUE})")
     double blockMillis = 1.0;
@@ -45,15 +42,17 @@ final class SimulateBenchCommand implements Callable<Integer> {
         Inputs.require(stages >= 3, "--stages", "≥ 3 (embedding, a block, head)", stages);
         Inputs.require(devices >= 1 && devices <= Math.min(StageHost.MAX_DEVICES, stages), "--devices", "between 1 and " + Math.min(StageHost.MAX_DEVICES, stages),
                 devices);
-        Inputs.require(microbatches >= 1, "--microbatches", "≥ 1", microbatches);
+        pipeline.check(0);
         Inputs.require(blockMillis > 0 && blockMillis <= 1000, "--block-ms", "> 0 and ≤ 1000", blockMillis);
         Inputs.require(steps >= 1, "--steps", "≥ 1", steps);
         Inputs.require(lisaGamma >= 0 && lisaGamma <= stages - 2, "--lisa-gamma", "between 0 and the " + (stages - 2) + " blocks", lisaGamma);
-        PipelineSchedule s = Inputs.parsed("--schedule", () -> PipelineSchedule.parse(schedule));
+        int microbatches = pipeline.microbatches;
+        String schedule = pipeline.schedule;
         json.check();
         System.out.printf("%d stages on %d simulated devices, %d microbatches, %s, a block's forward %.2f ms%s...%n", stages, devices,
                 microbatches, schedule, blockMillis, lisaGamma > 0 ? ", LISA drawing " + lisaGamma + " blocks every step" : "");
-        SimulateBench.Result r = SimulateBench.run(stages, devices, microbatches, s, blockMillis, steps, lisaGamma);
+        SimulateBench.Result r = SimulateBench.run(stages, devices, microbatches, pipeline.schedule(), pipeline.mode(), blockMillis, steps,
+                lisaGamma);
         double step = Arrays.stream(r.stepSeconds()).sorted().toArray()[steps / 2];
         new Table("metric", "value")
                 .row("step s (median), predicted", String.format("%.3f, %.3f", step, r.predictedStepSeconds()))
@@ -67,6 +66,7 @@ final class SimulateBenchCommand implements Callable<Integer> {
         out.put("devices", devices);
         out.put("microbatches", microbatches);
         out.put("schedule", schedule);
+        out.put("mode", pipeline.mode);
         out.put("lisa_gamma", lisaGamma);
         out.put("block_forward_ms", r.blockForwardMillis());
         out.put("step_seconds", r.stepSeconds());

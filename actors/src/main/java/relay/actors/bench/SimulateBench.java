@@ -48,8 +48,8 @@ public final class SimulateBench {
      * @param lisaGamma blocks LISA trains, drawn anew every step (the most the coordinator can have to say to the
      *                  blocks: a SetTrainable to each and its answer), with LOMO; 0 for LOMO on every block
      */
-    public static Result run(int stages, int devices, int microbatches, PipelineSchedule schedule, double blockMillis, int steps,
-                             int lisaGamma) {
+    public static Result run(int stages, int devices, int microbatches, PipelineSchedule schedule, UpdateMode mode, double blockMillis,
+                             int steps, int lisaGamma) {
         ModelConfig cfg = model(stages);
         int seq = 32;
         Roofline unit = new Roofline(1e9, 1e10, 1e-6);
@@ -60,7 +60,7 @@ public final class SimulateBench {
         Placement placement = Placement.balanced(costs.total(), devices);
         ScheduleSimulation.Outcome predicted = ScheduleSimulation.run(schedule,
                 ScheduleSimulation.deviceCosts(placement, costs.forward(), costs.backward(), costs.weights(), schedule), microbatches);
-        PipelineConfig pc = PipelineConfig.defaults(lisaGamma > 0 ? Method.LISA_LOMO : Method.LOMO, 1e-3f).with(UpdateMode.EAGER, schedule)
+        PipelineConfig pc = PipelineConfig.defaults(lisaGamma > 0 ? Method.LISA_LOMO : Method.LOMO, 1e-3f).with(mode, schedule)
                 .withTraceSteps(steps + 1);
         if (lisaGamma > 0) pc = pc.withSettings(pc.settings().withLisa(lisaGamma, 1), true);
         List<Batch> data = Planner.batches(cfg, 1, seq, microbatches);

@@ -168,12 +168,11 @@ public record TrainConfig(ModelPart model, OptimizerPart optimizer, PipelinePart
     }
 
     private static UpdateMode mode(Config c) {
-        return switch (c.getString("mode")) {
-            case "eager" -> UpdateMode.EAGER;
-            case "exact" -> UpdateMode.EXACT;
-            default -> throw new IllegalArgumentException("configuration: relay.train.mode must be eager or exact, not '"
-                    + c.getString("mode") + "'");
-        };
+        try {
+            return UpdateMode.parse(c.getString("mode"));
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("configuration: relay.train.mode " + e.getMessage(), e);
+        }
     }
 
     private static void require(boolean ok, String key, String why) {
