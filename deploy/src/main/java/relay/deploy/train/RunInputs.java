@@ -12,7 +12,6 @@ import relay.stages.data.Instructions;
 import relay.stages.data.PackedDataset;
 import relay.stages.io.HfModelDirectory;
 import relay.stages.io.ModelFileException;
-import relay.stages.model.Model;
 import relay.stages.model.ModelConfig;
 import relay.stages.tensor.cpu.CpuDevice;
 import relay.stages.text.BpeTrainer;
@@ -32,8 +31,11 @@ record RunInputs(ModelConfig model, Path weights, Tokenizer tokenizer, PackedDat
         static final Start FRESH = new Start(null, 0, new PackedDataset.Position(0, 0));
     }
 
-    /** Checks and prepares everything a run with these settings needs; {@code resumeFrom} (null: a new run) is a checkpoint or a run. */
-    static RunInputs prepare(TrainConfig c, Path resumeFrom, PrintStream out) {
+    /**
+     * Checks and prepares everything a run with these settings needs, its memory against {@code room} before any of it is
+     * allocated; {@code resumeFrom} (null: a new run) is a checkpoint or a run.
+     */
+    static RunInputs prepare(TrainConfig c, Path resumeFrom, RunMemory.Room room, PrintStream out) {
         Start start = resumeFrom == null ? Start.FRESH : Checkpoint.resumable(Checkpoint.locate(resumeFrom, out::println), c);
         Source src = start.checkpoint() != null ? Source.checkpoint(start.checkpoint()) : Source.open(c.model().name());
         ModelConfig cfg = src.config();
@@ -42,6 +44,8 @@ record RunInputs(ModelConfig model, Path weights, Tokenizer tokenizer, PackedDat
             throw new IllegalArgumentException("configuration: relay.train.seq " + c.run().seq() + " exceeds the " + cfg.maxPositions()
                     + " positions of " + c.model().name());
         }
+        RunMemory.check(c, cfg, start.step(), room);
+        if (start.checkpoint() == null) src.checkWeights();
         Tokenizer tokenizer = start.checkpoint() != null || c.model().tokenizer().isEmpty() ? src.tokenizer()
                 : Tokenizer.read(Path.of(c.model().tokenizer()));
         Path instructions = Path.of(c.run().data());
@@ -60,8 +64,8 @@ record RunInputs(ModelConfig model, Path weights, Tokenizer tokenizer, PackedDat
         data.seek(start.data());
         // LoRA's base never changes: a resumed LoRA run starts from the model it began with (its adapters come back with the
         // optimizer state).
-        Path weights = start.checkpoint() != null && c.optimizer().method() == Method.LORA ? Source.open(c.model().name()).weights()
-                : src.weights();
+        Path weights = start.checkpoint() != null && c.optimizer().method() == Method.LORA
+                ? Source.open(c.model().name()).checkWeights().weights() : src.weights();
         return new RunInputs(cfg, weights, tokenizer, data, start);
     }
 
@@ -93,7 +97,7 @@ record RunInputs(ModelConfig model, Path weights, Tokenizer tokenizer, PackedDat
 
     /** Where a model comes from: its shape, the directory holding its weights (none for a preset) and its tokenizer (if it has one). */
     record Source(ModelConfig config, Path weights, Tokenizer tokenizer) {
-        /** A preset, a config.json (fresh weights of its shape), or a model or run directory (its newest checkpoint), checked whole. */
+        /** A preset, a config.json (fresh weights of its shape), or a model or run directory (its newest checkpoint). */
         static Source open(String model) {
             if (ModelConfig.PRESETS.contains(model)) return new Source(ModelConfig.named(model), null, null);
             Path p = Path.of(model);
@@ -103,12 +107,21 @@ record RunInputs(ModelConfig model, Path weights, Tokenizer tokenizer, PackedDat
             }
             if (Files.isRegularFile(p)) return new Source(ModelConfig.read(p), null, null);
             Path dir = Checkpoint.modelDirectory(p);
-            ModelConfig cfg;
-            try (CpuDevice d = new CpuDevice("check", 1); Model m = HfModelDirectory.load(dir, d)) {
-                cfg = m.config();
-            }
             Path tok = dir.resolve("tokenizer.json");
-            return new Source(cfg, dir, Files.isRegularFile(tok) ? Tokenizer.read(tok) : null);
+            return new Source(ModelConfig.read(dir.resolve("config.json")), dir, Files.isRegularFile(tok) ? Tokenizer.read(tok) : null);
+        }
+
+        /**
+         * The weights read whole once, each present, of its shape and finite, and nothing else stored: after the run's
+         * memory is checked, since it takes the model's size.
+         */
+        Source checkWeights() {
+            if (weights != null) {
+                try (CpuDevice d = new CpuDevice("check", 1)) {
+                    HfModelDirectory.load(weights, d).close();
+                }
+            }
+            return this;
         }
 
         /** A checkpoint of a run: its manifest has vouched for its files. */

@@ -77,7 +77,7 @@ public final class TrainingRun {
      */
     static Summary run(TrainConfig c, Config resolved, PrintStream out, Path resumeFrom, Path runDir, UnaryOperator<Engine> wrap)
             throws IOException {
-        RunInputs in = RunInputs.prepare(c, resumeFrom, out);
+        RunInputs in = RunInputs.prepare(c, resumeFrom, RunMemory.Room.here(), out);
         Path given = in.start().checkpoint() != null ? Checkpoint.run(in.start().checkpoint()) : runDir;
         // A stop signal waits until the nodes are closed too: a cluster's workers see their coordinator leave, not vanish.
         try (StopRequest stop = new StopRequest(); Nodes nodes = nodes(c, resolved, out);
@@ -247,7 +247,7 @@ public final class TrainingRun {
     }
 
     /** The pipeline's devices: as many as asked, at most one per stage. */
-    private static int devices(TrainConfig c, ModelConfig model) {
+    static int devices(TrainConfig c, ModelConfig model) {
         return Math.min(c.pipeline().devices(), model.layers() + 2);
     }
 
