@@ -39,7 +39,7 @@ record RunInputs(ModelConfig model, Path weights, Tokenizer tokenizer, PackedDat
         Start start = resumeFrom == null ? Start.FRESH : Checkpoint.resumable(Checkpoint.locate(resumeFrom, out::println), c);
         Source src = start.checkpoint() != null ? Source.checkpoint(start.checkpoint()) : Source.open(c.model().name());
         ModelConfig cfg = src.config();
-        checkAgainstModel(c, cfg);
+        checkAgainstModel(c, cfg, start.checkpoint() == null);
         if (c.run().seq() > cfg.maxPositions()) {
             throw new IllegalArgumentException("configuration: relay.train.seq " + c.run().seq() + " exceeds the " + cfg.maxPositions()
                     + " positions of " + c.model().name());
@@ -70,12 +70,18 @@ record RunInputs(ModelConfig model, Path weights, Tokenizer tokenizer, PackedDat
     }
 
     /**
-     * A rank that only makes sense for some models, checked before anything is built: no larger than the narrowest
-     * block matrix's smaller side (a wider "low-rank" term holds more than the matrix, and a huge one only exhausts the
-     * memory). (LISA's γ needs no such check: it is at most every block by definition.)
+     * Settings that only make sense for some models, checked before anything is built: a rank no larger than the
+     * narrowest block matrix's smaller side (a wider "low-rank" term holds more than the matrix, and a huge one only
+     * exhausts the memory), and a LISA γ given for a new run no larger than the model's blocks. The default γ means every
+     * block of a model with fewer, and a resumed run keeps the γ it started with (a resume cannot change it).
      */
-    private static void checkAgainstModel(TrainConfig c, ModelConfig cfg) {
-        Method m = c.optimizer().method();
+    private static void checkAgainstModel(TrainConfig c, ModelConfig cfg, boolean fresh) {
+        TrainConfig.OptimizerPart o = c.optimizer();
+        if (fresh && o.lisa() && o.lisaGammaGiven() && o.lisaGamma() > cfg.layers()) {
+            throw new IllegalArgumentException("configuration: relay.train.lisa.gamma " + o.lisaGamma() + " exceeds the " + cfg.layers()
+                    + " blocks of " + c.model().name() + ": LISA trains at most every block, lisa.gamma ≤ " + cfg.layers());
+        }
+        Method m = o.method();
         if (m == Method.LORA || m == Method.RSO || m == Method.GALORE) {
             int narrowest = Math.min(Math.min(cfg.hidden(), cfg.intermediate()), Math.min(cfg.heads(), cfg.kvHeads()) * cfg.headDim());
             if (c.optimizer().rank() > narrowest) {
