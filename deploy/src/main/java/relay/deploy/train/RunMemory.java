@@ -62,7 +62,8 @@ record RunMemory(Map<Category, Long> tensors, long copy) {
         return tensors.values().stream().mapToLong(Long::longValue).sum() + copy;
     }
 
-    void refuseBeyond(Room room, TrainConfig c) {
+    /** The memory available first (it must hold the tensors and the copy), then the heap's limit (the copy). */
+    private void refuseBeyond(Room room, TrainConfig c) {
         if (need() > room.availableBytes()) {
             Category largest = tensors.entrySet().stream().max(Map.Entry.comparingByValue()).orElseThrow().getKey();
             throw new IllegalArgumentException("the run needs " + Plan.size(need()) + " of memory as planned (" + name(largest) + " "
