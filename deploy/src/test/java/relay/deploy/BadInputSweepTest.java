@@ -264,6 +264,12 @@ class BadInputSweepTest {
                 train("relay.train.rank 65 exceeds 64, the smaller side of llama-tiny's narrowest block matrix", "--optimizer", "lora",
                         "rank=65"),
                 train("relay.train.rank 100000 exceeds 64", "--optimizer", "rso", "rank=100000"),
+                // LISA's γ beyond the model's blocks (llama-tiny: 4), and a run beyond any machine's memory (llama-70b's weights
+                // alone are 257 GiB), refused before anything is allocated
+                train("relay.train.lisa.gamma 9 exceeds the 4 blocks of llama-tiny: LISA trains at most every block, lisa.gamma ≤ 4",
+                        "lisa.gamma=9"),
+                train("the run needs 526.1 GiB of memory as planned (parameters 257.0 GiB of it, a checkpoint's copy 257.0 GiB) and this "
+                        + "machine has", "--model", "llama-70b"),
                 // relay export
                 row("model: not empty; export writes a new directory", "export", r, "--to", model.toString()),
                 row("--to " + aFile + " is a file, not a directory", "export", r, "--to", aFile.toString()),

@@ -28,7 +28,7 @@ import relay.stages.train.Batch;
  */
 public final class Planner implements AutoCloseable {
     /** Simulated devices for the memory runs; their speed does not matter there. */
-    private static final DeviceKind MEMORY_ONLY = DeviceKind.simulated(new Roofline(1e12, 1e12, 0), 0);
+    public static final DeviceKind MEMORY_ONLY = DeviceKind.simulated(new Roofline(1e12, 1e12, 0), 0);
 
     private final Nodes nodes = Nodes.local(com.typesafe.config.ConfigFactory.empty(), MEMORY_ONLY);
 

@@ -3,17 +3,21 @@ package relay.deploy.train;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.EnumMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
+import relay.actors.plan.Planner;
 import relay.optimizers.Method;
 import relay.optimizers.OptimizerSettings;
 import relay.stages.io.CheckpointShard;
 import relay.stages.io.HfModelDirectory;
 import relay.stages.io.SafeTensors;
 import relay.stages.layers.Parameter;
+import relay.stages.memory.Category;
 import relay.stages.model.Model;
 import relay.stages.model.ModelConfig;
+import relay.stages.tensor.Device;
 import relay.stages.tensor.cpu.CpuDevice;
 import relay.stages.train.Batch;
 import relay.stages.train.ReferenceTrainer;
@@ -23,12 +27,12 @@ import relay.stages.train.TrainingMethod;
  * Training on the plain loop, for the method that holds every gradient (classic SGD). Validation runs on a one-thread copy of the model, as the pipeline's one-thread devices do.
  */
 final class LoopEngine implements Engine {
-    private final CpuDevice device;
+    private final Device device;
     private final Model model;
     private final TrainingMethod method;
     private final ReferenceTrainer trainer;
     private final Method name;
-    private final CpuDevice evalDevice = new CpuDevice("eval", 1);
+    private final Device evalDevice;
     private final Model evalModel;
 
     /**
@@ -36,13 +40,34 @@ final class LoopEngine implements Engine {
      * @param recompute whether blocks keep only their input and recompute their activations in backward
      */
     LoopEngine(ModelConfig cfg, long seed, Method name, OptimizerSettings settings, Path weights, int firstStep, boolean recompute) {
+        this(CpuDevice.allCores(), new CpuDevice("eval", 1), cfg, seed, name, settings, weights, firstStep, recompute);
+    }
+
+    /** The loop on these devices: one to train on, and one for its evaluation copy. */
+    private LoopEngine(Device device, Device evalDevice, ModelConfig cfg, long seed, Method name, OptimizerSettings settings, Path weights,
+                       int firstStep, boolean recompute) {
         this.name = name;
-        device = CpuDevice.allCores();
+        this.device = device;
+        this.evalDevice = evalDevice;
         model = weights == null ? Model.initialize(cfg, device, seed) : HfModelDirectory.load(weights, device);
         model.blocks().forEach(b -> b.setRecompute(recompute));
         evalModel = Model.initialize(cfg, evalDevice, seed);
         method = name.create(model, settings);
         trainer = new ReferenceTrainer(model, method, firstStep);
+    }
+
+    /**
+     * The peak bytes by category of the loop's devices (its own and its evaluation copy's) over building it and one
+     * step, planned on devices that hold no values: what the ledgers of a run with these settings count.
+     */
+    static Map<Category, Long> planned(TrainConfig c, ModelConfig cfg) {
+        try (LoopEngine e = new LoopEngine(Planner.MEMORY_ONLY.open(0, 1), Planner.MEMORY_ONLY.open(1, 1), cfg, c.run().seed(),
+                c.optimizer().method(), c.optimizerSettings(), null, 0, c.pipeline().recompute())) {
+            Map<Category, Long> peaks = new EnumMap<>(e.step(Planner.batches(cfg, c.microbatchSize(), c.run().seq(),
+                    c.pipeline().microbatches())).memory());
+            e.evalDevice.memory().peaks().forEach((category, bytes) -> peaks.merge(category, bytes, Long::sum));
+            return peaks;
+        }
     }
 
     @Override

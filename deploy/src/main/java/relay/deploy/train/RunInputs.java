@@ -12,7 +12,6 @@ import relay.stages.data.Instructions;
 import relay.stages.data.PackedDataset;
 import relay.stages.io.HfModelDirectory;
 import relay.stages.io.ModelFileException;
-import relay.stages.model.Model;
 import relay.stages.model.ModelConfig;
 import relay.stages.tensor.cpu.CpuDevice;
 import relay.stages.text.BpeTrainer;
@@ -32,16 +31,21 @@ record RunInputs(ModelConfig model, Path weights, Tokenizer tokenizer, PackedDat
         static final Start FRESH = new Start(null, 0, new PackedDataset.Position(0, 0));
     }
 
-    /** Checks and prepares everything a run with these settings needs; {@code resumeFrom} (null: a new run) is a checkpoint or a run. */
-    static RunInputs prepare(TrainConfig c, Path resumeFrom, PrintStream out) {
+    /**
+     * Checks and prepares everything a run with these settings needs, its memory against {@code room} before any of it is
+     * allocated; {@code resumeFrom} (null: a new run) is a checkpoint or a run.
+     */
+    static RunInputs prepare(TrainConfig c, Path resumeFrom, RunMemory.Room room, PrintStream out) {
         Start start = resumeFrom == null ? Start.FRESH : Checkpoint.resumable(Checkpoint.locate(resumeFrom, out::println), c);
         Source src = start.checkpoint() != null ? Source.checkpoint(start.checkpoint()) : Source.open(c.model().name());
         ModelConfig cfg = src.config();
-        checkAgainstModel(c, cfg);
+        checkAgainstModel(c, cfg, start.checkpoint() == null);
         if (c.run().seq() > cfg.maxPositions()) {
             throw new IllegalArgumentException("configuration: relay.train.seq " + c.run().seq() + " exceeds the " + cfg.maxPositions()
                     + " positions of " + c.model().name());
         }
+        RunMemory.check(c, cfg, start.step(), room);
+        if (start.checkpoint() == null) src.checkWeights();
         Tokenizer tokenizer = start.checkpoint() != null || c.model().tokenizer().isEmpty() ? src.tokenizer()
                 : Tokenizer.read(Path.of(c.model().tokenizer()));
         Path instructions = Path.of(c.run().data());
@@ -60,18 +64,24 @@ record RunInputs(ModelConfig model, Path weights, Tokenizer tokenizer, PackedDat
         data.seek(start.data());
         // LoRA's base never changes: a resumed LoRA run starts from the model it began with (its adapters come back with the
         // optimizer state).
-        Path weights = start.checkpoint() != null && c.optimizer().method() == Method.LORA ? Source.open(c.model().name()).weights()
-                : src.weights();
+        Path weights = start.checkpoint() != null && c.optimizer().method() == Method.LORA
+                ? Source.open(c.model().name()).checkWeights().weights() : src.weights();
         return new RunInputs(cfg, weights, tokenizer, data, start);
     }
 
     /**
-     * A rank that only makes sense for some models, checked before anything is built: no larger than the narrowest
-     * block matrix's smaller side (a wider "low-rank" term holds more than the matrix, and a huge one only exhausts the
-     * memory). (LISA's γ needs no such check: it is at most every block by definition.)
+     * Settings that only make sense for some models, checked before anything is built: a rank no larger than the
+     * narrowest block matrix's smaller side (a wider "low-rank" term holds more than the matrix, and a huge one only
+     * exhausts the memory), and a LISA γ given for a new run no larger than the model's blocks. The default γ means every
+     * block of a model with fewer, and a resumed run keeps the γ it started with (a resume cannot change it).
      */
-    private static void checkAgainstModel(TrainConfig c, ModelConfig cfg) {
-        Method m = c.optimizer().method();
+    private static void checkAgainstModel(TrainConfig c, ModelConfig cfg, boolean fresh) {
+        TrainConfig.OptimizerPart o = c.optimizer();
+        if (fresh && o.lisa() && o.lisaGammaGiven() && o.lisaGamma() > cfg.layers()) {
+            throw new IllegalArgumentException("configuration: relay.train.lisa.gamma " + o.lisaGamma() + " exceeds the " + cfg.layers()
+                    + " blocks of " + c.model().name() + ": LISA trains at most every block, lisa.gamma ≤ " + cfg.layers());
+        }
+        Method m = o.method();
         if (m == Method.LORA || m == Method.RSO || m == Method.GALORE) {
             int narrowest = Math.min(Math.min(cfg.hidden(), cfg.intermediate()), Math.min(cfg.heads(), cfg.kvHeads()) * cfg.headDim());
             if (c.optimizer().rank() > narrowest) {
@@ -93,7 +103,7 @@ record RunInputs(ModelConfig model, Path weights, Tokenizer tokenizer, PackedDat
 
     /** Where a model comes from: its shape, the directory holding its weights (none for a preset) and its tokenizer (if it has one). */
     record Source(ModelConfig config, Path weights, Tokenizer tokenizer) {
-        /** A preset, a config.json (fresh weights of its shape), or a model or run directory (its newest checkpoint), checked whole. */
+        /** A preset, a config.json (fresh weights of its shape), or a model or run directory (its newest checkpoint). */
         static Source open(String model) {
             if (ModelConfig.PRESETS.contains(model)) return new Source(ModelConfig.named(model), null, null);
             Path p = Path.of(model);
@@ -103,12 +113,21 @@ record RunInputs(ModelConfig model, Path weights, Tokenizer tokenizer, PackedDat
             }
             if (Files.isRegularFile(p)) return new Source(ModelConfig.read(p), null, null);
             Path dir = Checkpoint.modelDirectory(p);
-            ModelConfig cfg;
-            try (CpuDevice d = new CpuDevice("check", 1); Model m = HfModelDirectory.load(dir, d)) {
-                cfg = m.config();
-            }
             Path tok = dir.resolve("tokenizer.json");
-            return new Source(cfg, dir, Files.isRegularFile(tok) ? Tokenizer.read(tok) : null);
+            return new Source(ModelConfig.read(dir.resolve("config.json")), dir, Files.isRegularFile(tok) ? Tokenizer.read(tok) : null);
+        }
+
+        /**
+         * The weights read whole once, each present, of its shape and finite, and nothing else stored: after the run's
+         * memory is checked, since it takes the model's size.
+         */
+        Source checkWeights() {
+            if (weights != null) {
+                try (CpuDevice d = new CpuDevice("check", 1)) {
+                    HfModelDirectory.load(weights, d).close();
+                }
+            }
+            return this;
         }
 
         /** A checkpoint of a run: its manifest has vouched for its files. */

@@ -29,10 +29,13 @@ public record TrainConfig(ModelPart model, OptimizerPart optimizer, PipelinePart
     /**
      * The method and its hyper-parameters; {@code lr} is already resolved from "auto" (see {@link #from}).
      * LISA samples the blocks when the method is lisa, or γ &gt; 0 with a method it combines with.
+     *
+     * @param lisaGammaGiven whether γ was given rather than left at its default, which on a model of fewer blocks means
+     *                       every block (a γ given must fit the model)
      */
     public record OptimizerPart(Method method, float lr, int warmup, float weightDecay, float beta1, float beta2, float eps,
-                                float clipValue, float clipNorm, int lisaGamma, int lisaPeriod, int rank, int rsoPeriod,
-                                int galoreGap, float galoreScale, float loraAlpha) {
+                                float clipValue, float clipNorm, int lisaGamma, boolean lisaGammaGiven, int lisaPeriod, int rank,
+                                int rsoPeriod, int galoreGap, float galoreScale, float loraAlpha) {
         public boolean lisa() {
             return method.samplesBlocks() || (lisaGamma > 0 && method.takesLisa());
         }
@@ -94,8 +97,8 @@ public record TrainConfig(ModelPart model, OptimizerPart optimizer, PipelinePart
                     new OptimizerPart(method, learningRate(c, method), c.getInt("warmup"), (float) c.getDouble("weight-decay"),
                             (float) c.getDouble("beta1"), (float) c.getDouble("beta2"), (float) c.getDouble("eps"),
                             (float) c.getDouble("clip-value"), (float) c.getDouble("clip-norm"), c.getInt("lisa.gamma"),
-                            c.getInt("lisa.period"), c.getInt("rank"), c.getInt("rso-period"), c.getInt("galore.gap"),
-                            (float) c.getDouble("galore.scale"), (float) c.getDouble("lora.alpha")),
+                            given(c, "lisa.gamma"), c.getInt("lisa.period"), c.getInt("rank"), c.getInt("rso-period"),
+                            c.getInt("galore.gap"), (float) c.getDouble("galore.scale"), (float) c.getDouble("lora.alpha")),
                     new PipelinePart(c.getInt("nodes"), c.getInt("devices"), c.getInt("microbatches"), schedule(c), mode(c), c.getDuration("step-timeout"),
                             c.getInt("trace-steps"), flag(c, "rebalance"), flag(c, "recompute")),
                     new RunPart(c.getString("data"), c.getInt("steps"), c.getInt("batch"), c.getInt("seq"),
@@ -148,6 +151,11 @@ public record TrainConfig(ModelPart model, OptimizerPart optimizer, PipelinePart
         if (!c.getString("lr").equals("auto")) return (float) c.getDouble("lr");
         boolean fineTuning = Files.isDirectory(Path.of(c.getString("model")));
         return fineTuning ? method.defaultLearningRate() / 10 : method.defaultLearningRate();
+    }
+
+    /** Whether a setting comes from a file or an argument rather than the defaults (the reference.conf files). */
+    private static boolean given(Config c, String key) {
+        return !"reference.conf".equals(c.getValue(key).origin().resource());
     }
 
     private static PipelineSchedule schedule(Config c) {

@@ -81,7 +81,7 @@ public final class TrainingRun {
             throws IOException {
         // A stop signal waits until the nodes are closed too: a cluster's workers see their coordinator leave, not vanish.
         try (StopRequest stop = new StopRequest()) {
-            RunInputs prepared = RunInputs.prepare(c, resumeFrom, out);
+            RunInputs prepared = RunInputs.prepare(c, resumeFrom, RunMemory.Room.here(), out);
             stop.begin();
             Path given = prepared.start().checkpoint() != null ? Checkpoint.run(prepared.start().checkpoint()) : runDir;
             try (Nodes nodes = nodes(c, resolved, out); RunDirectory dir = given != null ? RunDirectory.open(given) : RunDirectory.fresh(c)) {
@@ -283,7 +283,7 @@ public final class TrainingRun {
     }
 
     /** The pipeline's devices: as many as asked, at most one per stage. */
-    private static int devices(TrainConfig c, ModelConfig model) {
+    static int devices(TrainConfig c, ModelConfig model) {
         return Math.min(c.pipeline().devices(), model.layers() + 2);
     }
 

@@ -1,16 +1,30 @@
 package relay.stages.memory;
 
 import java.io.IOException;
+import java.lang.management.ManagementFactory;
 import java.nio.file.Files;
 import java.nio.file.Path;
 
-/** What the operating system says this process holds, beside the ledger's own count. */
+/** What the operating system says this process holds, beside the ledger's own count, and what it could still take. */
 public final class ProcessMemory {
     private ProcessMemory() {}
 
     /** The peak resident set (VmHWM of /proc/self/status) in bytes, or −1 where the system does not say (not Linux). */
     public static long peakResidentBytes() {
-        return field("VmHWM:");
+        return field(Path.of("/proc/self/status"), "VmHWM:");
+    }
+
+    /**
+     * The bytes this process could still take without swapping or being killed: the system's MemAvailable (free memory
+     * and the caches it can drop), no more than the limit the JVM runs under (a container's, else the machine's) less the
+     * resident set this process already holds. Where the system does not say (not Linux): its free memory.
+     */
+    public static long availableBytes() {
+        var os = (com.sun.management.OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean();
+        long available = field(Path.of("/proc/meminfo"), "MemAvailable:");
+        long resident = field(Path.of("/proc/self/status"), "VmRSS:");
+        if (available < 0) return os.getFreeMemorySize();
+        return Math.min(available, os.getTotalMemorySize() - Math.max(resident, 0));
     }
 
     /**
@@ -26,9 +40,10 @@ public final class ProcessMemory {
         }
     }
 
-    private static long field(String name) {
+    /** A "Name:   123 kB" line of a /proc file, in bytes, or −1. */
+    private static long field(Path file, String name) {
         try {
-            for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
+            for (String line : Files.readAllLines(file)) {
                 if (line.startsWith(name)) return Long.parseLong(line.substring(name.length()).trim().split("\\s+")[0]) * 1024;
             }
         } catch (IOException | RuntimeException e) {
