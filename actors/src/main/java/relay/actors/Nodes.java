@@ -12,6 +12,7 @@ import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicReference;
 import java.util.stream.Collectors;
 import java.util.stream.IntStream;
 import org.apache.pekko.actor.NoSerializationVerificationNeeded;
@@ -24,6 +25,7 @@ import org.apache.pekko.actor.typed.receptionist.Receptionist;
 import org.apache.pekko.actor.typed.receptionist.ServiceKey;
 import org.apache.pekko.cluster.ClusterEvent;
 import org.apache.pekko.cluster.typed.Cluster;
+import org.apache.pekko.cluster.typed.Leave;
 import org.apache.pekko.cluster.typed.Subscribe;
 import relay.transport.TensorChannel;
 
@@ -55,6 +57,8 @@ public final class Nodes implements AutoCloseable {
     private final Duration joinTimeout;
     /** On a worker: whether it was ever up in the cluster, and whether the coordinator left it (rather than it being cut off). */
     private final AtomicBoolean joined = new AtomicBoolean(), coordinatorLeft = new AtomicBoolean();
+    /** On a worker: why the coordinator refused it, once it has. */
+    private final AtomicReference<String> refusal = new AtomicReference<>();
 
     private Nodes(ActorSystem<Local> system, List<ActorRef<StageHost.Command>> hosts, boolean clustered, Duration joinTimeout) {
         this.system = system;
@@ -97,7 +101,7 @@ public final class Nodes implements AutoCloseable {
     public static Nodes local(Config extra, DeviceKind kind) {
         ActorSystem<Local> system = ActorSystem.create(guardian(), "relay", base(extra));
         try {
-            return new Nodes(system, List.of(spawnIn(system, StageHost.create(null, kind), "host-0")), false, Duration.ZERO);
+            return new Nodes(system, List.of(spawnIn(system, StageHost.create(kind), "host-0")), false, Duration.ZERO);
         } catch (RuntimeException e) {
             system.terminate();
             throw e;
@@ -122,8 +126,8 @@ public final class Nodes implements AutoCloseable {
 
     /**
      * A worker node: it joins the coordinator's cluster and offers a stage host as node {@code index}. The
-     * returned handle's {@link #awaitEnd} returns once the coordinator is gone (the run ended, or it was lost)
-     * or the node was downed.
+     * returned handle's {@link #awaitEnd} returns once the coordinator is gone (the run ended, or it was lost),
+     * the node was downed, or the coordinator refused it and it left.
      */
     public static Nodes worker(ClusterSettings settings, int index, Config extra) {
         if (settings.join().isEmpty()) throw new IllegalArgumentException("relay.cluster.join: a worker needs the coordinator's host:port");
@@ -134,8 +138,9 @@ public final class Nodes implements AutoCloseable {
         try {
             TensorChannel channel = TensorChannel.open(system, settings.host(), settings.maxMessage(), settings.sslContext());
             system.getWhenTerminated().thenRun(channel::close);
-            ActorRef<StageHost.Command> host = spawnIn(system, StageHost.create(channel), "host-" + index);
-            Nodes node = new Nodes(system, List.of(host), true, settings.joinTimeout());
+            Nodes node = new Nodes(system, List.of(), true, settings.joinTimeout());
+            ActorRef<StageHost.Command> host = spawnIn(system, StageHost.create(channel, node::leaveRefused), "host-" + index);
+            node.hosts.add(host);
             system.receptionist().tell(Receptionist.register(HOSTS, host));
             spawnIn(system, node.endWithCoordinator(), "watch");
             return node;
@@ -164,6 +169,13 @@ public final class Nodes implements AutoCloseable {
         });
     }
 
+    /** On a worker the coordinator refused: keeps why, and leaves the cluster, which ends the node. */
+    private void leaveRefused(String why) {
+        refusal.set(why);
+        Cluster cluster = Cluster.get(system);
+        cluster.manager().tell(Leave.create(cluster.selfMember().address()));
+    }
+
     /** On a worker: whether it has joined the cluster (a stop before that need not wait for any run). */
     public boolean joined() {
         return joined.get();
@@ -171,11 +183,18 @@ public final class Nodes implements AutoCloseable {
 
     /**
      * On a worker, once it has ended: why, in a line — the run it served ended, it never joined (the
-     * coordinator was not there within the join timeout), or it was cut off and downed. Null when the run ended.
+     * coordinator was not there within the join timeout), it was cut off and downed, or the coordinator refused
+     * it. Null when the run ended.
      */
     public String endedBecause() {
+        if (refused()) return "refused by the coordinator: " + refusal.get();
         if (coordinatorLeft.get()) return null;
         return joined.get() ? "this node was cut off from the coordinator and downed" : "could not join the coordinator within the join timeout";
+    }
+
+    /** On a worker: whether it ended because the coordinator refused it (its index is another live node's). */
+    public boolean refused() {
+        return refusal.get() != null;
     }
 
     private static List<ActorRef<StageHost.Command>> awaitWorkers(ActorSystem<?> system, int workers, Duration timeout) {
