@@ -161,7 +161,7 @@ public final class TrainingRun {
         if (c.pipeline().nodes() == 1) return Nodes.local(com.typesafe.config.ConfigFactory.empty());
         ClusterSettings cs = ClusterSettings.from(resolved);
         out.printf("waiting for %d worker node(s) to join %s ...%n", c.pipeline().nodes() - 1, cs.address(cs.port()));
-        return Nodes.coordinator(cs, c.pipeline().nodes(), com.typesafe.config.ConfigFactory.empty());
+        return Nodes.coordinator(cs, c.pipeline().nodes(), com.typesafe.config.ConfigFactory.empty(), out::println);
     }
 
     /** A step whose failure names what failed and where the run can go on from. */
