@@ -79,9 +79,11 @@ public final class TrainingRun {
             throws IOException {
         RunInputs in = RunInputs.prepare(c, resumeFrom, out);
         Path given = in.start().checkpoint() != null ? Checkpoint.run(in.start().checkpoint()) : runDir;
+        RefusedNodes refused = new RefusedNodes(out);
         // A stop signal waits until the nodes are closed too: a cluster's workers see their coordinator leave, not vanish.
-        try (StopRequest stop = new StopRequest(); Nodes nodes = nodes(c, resolved, out);
+        try (StopRequest stop = new StopRequest(); Nodes nodes = nodes(c, resolved, out, refused);
              RunDirectory dir = given != null ? RunDirectory.open(given) : RunDirectory.fresh(c)) {
+            refused.recordIn(dir);
             Path path = dir.path();
             try {
                 if (in.start().checkpoint() == null && Checkpoint.any(path)) {
@@ -123,11 +125,7 @@ public final class TrainingRun {
     private static java.util.function.Consumer<String> refused(PrintStream out, RunDirectory dir) {
         return why -> {
             out.println(why);
-            try {
-                dir.history(why);
-            } catch (IOException e) {
-                out.println("history.log: " + e.getMessage());
-            }
+            dir.history(why, out);
         };
     }
 
@@ -154,14 +152,15 @@ public final class TrainingRun {
 
     /**
      * The nodes a pipeline runs on for the whole run, restarts included: this JVM, or with nodes &gt; 1 a
-     * cluster this JVM coordinates (waiting until every worker has joined); none for the plain loop.
+     * cluster this JVM coordinates (waiting until every worker has joined; {@code refused} hears of the workers it
+     * refuses); none for the plain loop.
      */
-    private static Nodes nodes(TrainConfig c, Config resolved, PrintStream out) {
+    private static Nodes nodes(TrainConfig c, Config resolved, PrintStream out, RefusedNodes refused) {
         if (!c.optimizer().method().inPipeline()) return null;
         if (c.pipeline().nodes() == 1) return Nodes.local(com.typesafe.config.ConfigFactory.empty());
         ClusterSettings cs = ClusterSettings.from(resolved);
         out.printf("waiting for %d worker node(s) to join %s ...%n", c.pipeline().nodes() - 1, cs.address(cs.port()));
-        return Nodes.coordinator(cs, c.pipeline().nodes(), com.typesafe.config.ConfigFactory.empty(), out::println);
+        return Nodes.coordinator(cs, c.pipeline().nodes(), com.typesafe.config.ConfigFactory.empty(), refused);
     }
 
     /** A step whose failure names what failed and where the run can go on from. */
