@@ -56,7 +56,9 @@ public final class Codecs implements MessageCodecs {
                 new Protocol<>("h", StageHost.Command.class, HostCommand.parser(), c -> hostCommand(c, w), c -> 0L, (c, out) -> { },
                         (p, in) -> hostCommand(p, w)),
                 new Protocol<>("m", StageHost.DeviceMemory.class, relay.transport.proto.DeviceMemory.parser(), Codecs::memory,
-                        m -> 0L, (m, out) -> { }, (p, in) -> memory(p)));
+                        m -> 0L, (m, out) -> { }, (p, in) -> memory(p)),
+                new Protocol<>("p", StageHost.Pong.class, Empty.parser(), m -> Empty.getDefaultInstance(), m -> 0L, (m, out) -> { },
+                        (p, in) -> new StageHost.Pong()));
     }
 
     private interface RawSize<T> {
@@ -461,6 +463,10 @@ public final class Codecs implements MessageCodecs {
             b.setReportMemory(HostCommand.ReportMemory.newBuilder().setReplyTo(w.ref(m.replyTo())));
         } else if (c instanceof StageHost.StopStages m) {
             b.setStopStages(HostCommand.ReportMemory.newBuilder().setReplyTo(w.ref(m.replyTo())));
+        } else if (c instanceof StageHost.Ping m) {
+            b.setPing(HostCommand.ReportMemory.newBuilder().setReplyTo(w.ref(m.replyTo())));
+        } else if (c instanceof StageHost.Refuse m) {
+            b.setRefuse(HostCommand.Refuse.newBuilder().setWhy(m.why()));
         } else {
             throw unknown(c);
         }
@@ -472,6 +478,8 @@ public final class Codecs implements MessageCodecs {
             case SPAWN -> new StageHost.Spawn(Wire.spec(p.getSpawn().getSpec()), w.ref(p.getSpawn().getEvents()));
             case REPORT_MEMORY -> new StageHost.ReportMemory(w.ref(p.getReportMemory().getReplyTo()));
             case STOP_STAGES -> new StageHost.StopStages(w.ref(p.getStopStages().getReplyTo()));
+            case PING -> new StageHost.Ping(w.ref(p.getPing().getReplyTo()));
+            case REFUSE -> new StageHost.Refuse(p.getRefuse().getWhy());
             case COMMAND_NOT_SET -> throw new IllegalArgumentException("a host command without a command");
         };
     }

@@ -12,18 +12,20 @@ import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicReference;
+import java.util.function.Consumer;
 import java.util.stream.Collectors;
 import java.util.stream.IntStream;
 import org.apache.pekko.actor.NoSerializationVerificationNeeded;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.Behavior;
-import org.apache.pekko.actor.typed.javadsl.AskPattern;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.actor.typed.receptionist.Receptionist;
 import org.apache.pekko.actor.typed.receptionist.ServiceKey;
 import org.apache.pekko.cluster.ClusterEvent;
 import org.apache.pekko.cluster.typed.Cluster;
+import org.apache.pekko.cluster.typed.Leave;
 import org.apache.pekko.cluster.typed.Subscribe;
 import relay.transport.TensorChannel;
 
@@ -31,9 +33,11 @@ import relay.transport.TensorChannel;
  * The nodes a pipeline runs on, seen from this JVM: its actor system and the stage host of every node. On
  * one machine that is this JVM alone, whose host holds every device. In a cluster this JVM is the
  * coordinator's node, and each worker node — a JVM of its own, here or on another machine — offers its host
- * through Pekko's receptionist; the devices are split among the workers in order. Each worker opens a
- * {@link TensorChannel} beside the remoting, for the tensors its stages send to stages of other nodes. A node outlives the
- * pipelines it runs (a run restarted after a failure builds its stages again on the same nodes).
+ * through Pekko's receptionist; the devices are split among the workers in order. The coordinator's
+ * {@link Roster} says which worker holds each index, and refuses a worker that comes with an index a live one
+ * holds. Each worker opens a {@link TensorChannel} beside the remoting, for the tensors its stages send to
+ * stages of other nodes. A node outlives the pipelines it runs (a run restarted after a failure builds its
+ * stages again on the same nodes).
  */
 public final class Nodes implements AutoCloseable {
     /** Every node's stage host registers under this key; its name, host-i, says which node it is. */
@@ -55,6 +59,10 @@ public final class Nodes implements AutoCloseable {
     private final Duration joinTimeout;
     /** On a worker: whether it was ever up in the cluster, and whether the coordinator left it (rather than it being cut off). */
     private final AtomicBoolean joined = new AtomicBoolean(), coordinatorLeft = new AtomicBoolean();
+    /** On a worker: why the coordinator refused it, once it has. */
+    private final AtomicReference<String> refusal = new AtomicReference<>();
+    /** On the coordinator: the worker that holds each node index, as its roster last published it. */
+    private final AtomicReference<Map<Integer, ActorRef<StageHost.Command>>> holders = new AtomicReference<>(Map.of());
 
     private Nodes(ActorSystem<Local> system, List<ActorRef<StageHost.Command>> hosts, boolean clustered, Duration joinTimeout) {
         this.system = system;
@@ -97,7 +105,7 @@ public final class Nodes implements AutoCloseable {
     public static Nodes local(Config extra, DeviceKind kind) {
         ActorSystem<Local> system = ActorSystem.create(guardian(), "relay", base(extra));
         try {
-            return new Nodes(system, List.of(spawnIn(system, StageHost.create(null, kind), "host-0")), false, Duration.ZERO);
+            return new Nodes(system, List.of(spawnIn(system, StageHost.create(kind), "host-0")), false, Duration.ZERO);
         } catch (RuntimeException e) {
             system.terminate();
             throw e;
@@ -107,13 +115,17 @@ public final class Nodes implements AutoCloseable {
     /**
      * The coordinator's node of a cluster of {@code nodes} JVMs: it forms the cluster at its own address and
      * waits until the hosts of the other nodes have joined; those that do not within the join timeout are an
-     * error naming them.
+     * error naming them. A worker that comes with an index a live one holds, now or while a run goes on, is
+     * refused and never given devices; {@code refused} is told of each, in a line.
      */
-    public static Nodes coordinator(ClusterSettings settings, int nodes, Config extra) {
+    public static Nodes coordinator(ClusterSettings settings, int nodes, Config extra, Consumer<String> refused) {
         if (settings.port() == 0) throw new IllegalArgumentException("relay.cluster.port: the coordinator's port must be set (the workers join it)");
         ActorSystem<Local> system = ActorSystem.create(guardian(), "relay", base(extra.withFallback(settings.pekko("coordinator"))));
         try {
-            return new Nodes(system, awaitWorkers(system, nodes - 1, settings.joinTimeout()), true, settings.joinTimeout());
+            Nodes coordinator = new Nodes(system, List.of(), true, settings.joinTimeout());
+            spawnIn(system, Roster.create(coordinator.holders, refused), "roster");
+            coordinator.hosts.addAll(coordinator.awaitWorkers(nodes - 1));
+            return coordinator;
         } catch (RuntimeException e) {
             system.terminate();
             throw e;
@@ -122,8 +134,8 @@ public final class Nodes implements AutoCloseable {
 
     /**
      * A worker node: it joins the coordinator's cluster and offers a stage host as node {@code index}. The
-     * returned handle's {@link #awaitEnd} returns once the coordinator is gone (the run ended, or it was lost)
-     * or the node was downed.
+     * returned handle's {@link #awaitEnd} returns once the coordinator is gone (the run ended, or it was lost),
+     * the node was downed, or the coordinator refused it and it left.
      */
     public static Nodes worker(ClusterSettings settings, int index, Config extra) {
         if (settings.join().isEmpty()) throw new IllegalArgumentException("relay.cluster.join: a worker needs the coordinator's host:port");
@@ -134,8 +146,9 @@ public final class Nodes implements AutoCloseable {
         try {
             TensorChannel channel = TensorChannel.open(system, settings.host(), settings.maxMessage(), settings.sslContext());
             system.getWhenTerminated().thenRun(channel::close);
-            ActorRef<StageHost.Command> host = spawnIn(system, StageHost.create(channel), "host-" + index);
-            Nodes node = new Nodes(system, List.of(host), true, settings.joinTimeout());
+            Nodes node = new Nodes(system, List.of(), true, settings.joinTimeout());
+            ActorRef<StageHost.Command> host = spawnIn(system, StageHost.create(channel, node::leaveRefused), "host-" + index);
+            node.hosts.add(host);
             system.receptionist().tell(Receptionist.register(HOSTS, host));
             spawnIn(system, node.endWithCoordinator(), "watch");
             return node;
@@ -164,6 +177,13 @@ public final class Nodes implements AutoCloseable {
         });
     }
 
+    /** On a worker the coordinator refused: keeps why, and leaves the cluster, which ends the node. */
+    private void leaveRefused(String why) {
+        refusal.set(why);
+        Cluster cluster = Cluster.get(system);
+        cluster.manager().tell(Leave.create(cluster.selfMember().address()));
+    }
+
     /** On a worker: whether it has joined the cluster (a stop before that need not wait for any run). */
     public boolean joined() {
         return joined.get();
@@ -171,42 +191,34 @@ public final class Nodes implements AutoCloseable {
 
     /**
      * On a worker, once it has ended: why, in a line — the run it served ended, it never joined (the
-     * coordinator was not there within the join timeout), or it was cut off and downed. Null when the run ended.
+     * coordinator was not there within the join timeout), it was cut off and downed, or the coordinator refused
+     * it. Null when the run ended.
      */
     public String endedBecause() {
+        if (refused()) return "refused by the coordinator: " + refusal.get();
         if (coordinatorLeft.get()) return null;
         return joined.get() ? "this node was cut off from the coordinator and downed" : "could not join the coordinator within the join timeout";
     }
 
-    private static List<ActorRef<StageHost.Command>> awaitWorkers(ActorSystem<?> system, int workers, Duration timeout) {
-        long deadline = System.nanoTime() + timeout.toNanos();
+    /** On a worker: whether it ended because the coordinator refused it (its index is another live node's). */
+    public boolean refused() {
+        return refusal.get() != null;
+    }
+
+    private List<ActorRef<StageHost.Command>> awaitWorkers(int workers) {
+        long deadline = System.nanoTime() + joinTimeout.toNanos();
         while (true) {
-            Map<Integer, ActorRef<StageHost.Command>> found = new TreeMap<>();
-            for (ActorRef<StageHost.Command> h : registered(system)) found.put(indexOf(h), h);
+            Map<Integer, ActorRef<StageHost.Command>> found = new TreeMap<>(holders.get());
             List<Integer> missing = IntStream.rangeClosed(1, workers).filter(i -> !found.containsKey(i)).boxed().toList();
             if (missing.isEmpty()) return IntStream.rangeClosed(1, workers).mapToObj(found::get).toList();
             if (System.nanoTime() > deadline) {
                 throw new NodesUnavailable((missing.size() == 1 ? "node " : "nodes ") + missing.stream().map(String::valueOf)
-                        .collect(Collectors.joining(", ")) + " of " + (workers + 1) + " did not join within " + timeout.toSeconds()
+                        .collect(Collectors.joining(", ")) + " of " + (workers + 1) + " did not join within " + joinTimeout.toSeconds()
                         + " s (relay.cluster.join-timeout); joined: node 0 (the coordinator, " + address(system) + ")"
                         + found.entrySet().stream().map(e -> ", node " + e.getKey() + " (" + hostPort(e.getValue().path().address()) + ")")
                         .collect(Collectors.joining()));
             }
             pause();
-        }
-    }
-
-    /** The stage hosts registered with the receptionist now. */
-    private static java.util.Set<ActorRef<StageHost.Command>> registered(ActorSystem<?> system) {
-        try {
-            Receptionist.Listing l = AskPattern.<Receptionist.Command, Receptionist.Listing>ask(system.receptionist(),
-                    to -> Receptionist.find(HOSTS, to), Duration.ofSeconds(5), system.scheduler()).toCompletableFuture().get();
-            return l.getServiceInstances(HOSTS);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new IllegalStateException("interrupted while waiting for the nodes to join", e);
-        } catch (ExecutionException e) {
-            throw new IllegalStateException("the receptionist did not answer: " + e.getCause(), e);
         }
     }
 
@@ -276,7 +288,7 @@ public final class Nodes implements AutoCloseable {
     }
 
     /** A worker as errors and history name it: its index and address. */
-    private static String name(ActorRef<StageHost.Command> host) {
+    static String name(ActorRef<StageHost.Command> host) {
         return "node " + indexOf(host) + " (" + hostPort(host.path().address()) + ")";
     }
 
@@ -308,17 +320,17 @@ public final class Nodes implements AutoCloseable {
     }
 
     /**
-     * After {@link #dropLost}: workers that joined the cluster since the run began — a replacement started with
-     * {@code relay node --join} — take their place among the others, in order of their node index (a
-     * replacement given the lost node's index holds its devices again). With no worker left this waits for one
-     * up to the join timeout. Returns the names of those admitted.
+     * After {@link #dropLost}: workers that joined the cluster since the run began and hold their index — a
+     * replacement started with {@code relay node --join} — take their place among the others, in order of their
+     * node index (a replacement given the lost node's index holds its devices again). With no worker left this
+     * waits for one up to the join timeout. Returns the names of those admitted.
      */
     public List<String> admitJoined() {
         if (!clustered) return List.of();
         long deadline = System.nanoTime() + joinTimeout.toNanos();
         List<String> admitted = new ArrayList<>();
         while (true) {
-            for (ActorRef<StageHost.Command> h : registered(system)) {
+            for (ActorRef<StageHost.Command> h : holders.get().values()) {
                 if (!hosts.contains(h) && alive(h)) {
                     hosts.add(h);
                     admitted.add(name(h));

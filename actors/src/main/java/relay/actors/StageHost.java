@@ -8,6 +8,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.function.Consumer;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Behavior;
 import org.apache.pekko.actor.typed.DispatcherSelector;
@@ -48,6 +49,15 @@ public final class StageHost {
     /** Stop every stage of this host (their pipeline is over) and, once all have stopped, report the devices' memory. */
     public record StopStages(ActorRef<DeviceMemory> replyTo) implements Command {}
 
+    /** Answer at once: the coordinator asks whether this host's node is still there. */
+    public record Ping(ActorRef<Pong> replyTo) implements Command {}
+
+    /** A host's answer to {@link Ping}. */
+    public record Pong() implements WireMessage {}
+
+    /** This host's node index is held by another live node: the coordinator gives it no devices, and says why. */
+    public record Refuse(String why) implements Command {}
+
     /** Peak bytes per category of each of a host's devices by device index, and of its JVM's bytes in flight under {@link #IN_FLIGHT}. */
     public record DeviceMemory(Map<Integer, Map<Category, Long>> peaks) implements WireMessage {}
 
@@ -72,14 +82,17 @@ public final class StageHost {
                 + "throughput = 100 }\n";
     }
 
-    /** A host of CPU devices whose stages send tensors for other nodes through {@code channel} (null: one JVM, no other nodes). */
-    public static Behavior<Command> create(TensorChannel channel) {
-        return create(channel, DeviceKind.CPU);
+    /**
+     * A worker's host of CPU devices, whose stages send tensors for other nodes through {@code channel}; told
+     * it is refused, it hands the coordinator's reason to {@code refused}.
+     */
+    public static Behavior<Command> create(TensorChannel channel, Consumer<String> refused) {
+        return Behaviors.setup(ctx -> new Host(ctx, channel, DeviceKind.CPU, refused).idle());
     }
 
-    /** A host whose devices are of this kind. */
-    public static Behavior<Command> create(TensorChannel channel, DeviceKind kind) {
-        return Behaviors.setup(ctx -> new Host(ctx, channel, kind).idle());
+    /** The host of one JVM, its devices of this kind: no other nodes, and no coordinator to refuse it. */
+    public static Behavior<Command> create(DeviceKind kind) {
+        return Behaviors.setup(ctx -> new Host(ctx, null, kind, why -> { }).idle());
     }
 
     /** The host's devices and the requests to report when its stages have stopped. */
@@ -90,11 +103,13 @@ public final class StageHost {
         private ActorRef<DeviceMemory> stopped;
         private final TensorChannel channel;
         private final DeviceKind kind;
+        private final Consumer<String> refused;
 
-        Host(ActorContext<Command> ctx, TensorChannel channel, DeviceKind kind) {
+        Host(ActorContext<Command> ctx, TensorChannel channel, DeviceKind kind, Consumer<String> refused) {
             this.ctx = ctx;
             this.channel = channel;
             this.kind = kind;
+            this.refused = refused;
         }
 
         Behavior<Command> idle() {
@@ -105,6 +120,14 @@ public final class StageHost {
                         return Behaviors.same();
                     })
                     .onMessage(StopStages.class, this::stop)
+                    .onMessage(Ping.class, m -> {
+                        m.replyTo().tell(new Pong());
+                        return Behaviors.same();
+                    })
+                    .onMessage(Refuse.class, m -> {
+                        refused.accept(m.why());
+                        return Behaviors.same();
+                    })
                     .onSignal(Terminated.class, t -> {
                         stopping.remove(t.getRef());
                         if (stopping.isEmpty() && stopped != null) {

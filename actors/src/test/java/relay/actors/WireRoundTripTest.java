@@ -75,6 +75,7 @@ class WireRoundTripTest {
         TestProbe<Coordinator.StepResult> results = kit.createTestProbe();
         TestProbe<Coordinator.Gathered> gathered = kit.createTestProbe();
         TestProbe<StageHost.DeviceMemory> memory = kit.createTestProbe();
+        TestProbe<StageHost.Pong> pong = kit.createTestProbe();
         Map<String, float[]> state = Map.of("model.norm.weight/m", new float[] {1, 2}, "model.norm.weight/steps", new float[] {3});
         Placement placement = new Placement(2, new int[] {0, 0, 0, 1, 1, 1});
         StageSpec spec = new StageSpec(3, PipelineEquivalenceTest.LLAMA, 5, Path.of("/models/m"), placement,
@@ -148,6 +149,9 @@ class WireRoundTripTest {
                                 ModelConfig.RopeSpelling.ROPE_PARAMETERS))), events.getRef()),
                 new StageHost.ReportMemory(memory.getRef()),
                 new StageHost.StopStages(memory.getRef()),
+                new StageHost.Ping(pong.getRef()),
+                new StageHost.Pong(),
+                new StageHost.Refuse("index 2 is held by node 2 (127.0.0.1:41234)"),
                 new StageHost.DeviceMemory(Map.of(0, peaks)));
     }
 

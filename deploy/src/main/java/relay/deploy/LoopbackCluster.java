@@ -7,10 +7,10 @@ import java.util.ArrayList;
 import java.util.List;
 
 /** What starting a cluster on this machine's loopback takes: a free port for the coordinator, and its workers' command lines. */
-final class LoopbackCluster {
+public final class LoopbackCluster {
     private LoopbackCluster() {}
 
-    static int freePort() throws IOException {
+    public static int freePort() throws IOException {
         try (ServerSocket s = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
             return s.getLocalPort();
         }

@@ -82,12 +82,14 @@ final class NodeCommand implements Callable<Integer> {
         try {
             Runtime.getRuntime().removeShutdownHook(stay);
         } catch (IllegalStateException shuttingDown) {
-            // The hook runs and returns at once: the node has ended.
+            // A signal ended the node, and its hook said how: nothing more to say, the process ends with the signal's code.
+            return 143;
         }
         String why = node.endedBecause();
         if (why != null) {
-            System.err.println("relay: node " + index + ": " + why);
-            return 1;
+            // A refused node's command line is at fault, not the run: exit 2, as for other bad input.
+            System.err.println("relay: node " + index + ": " + why + (node.refused() ? "; give it another --index" : ""));
+            return node.refused() ? 2 : 1;
         }
         System.out.printf("node %d: the run ended%n", index);
         return 0;

@@ -141,7 +141,7 @@ final class PipelineBenchCommand implements Callable<Integer> {
                 }
                 Config c = ConfigFactory.parseMap(Map.of("relay.cluster.port", port)).withFallback(ConfigFactory.load());
                 System.out.printf("the pipeline again on %d JVMs (coordinator here, %d workers on 127.0.0.1:%d)...%n", nodes, nodes - 1, port);
-                coordinator = Nodes.coordinator(ClusterSettings.from(c), nodes, ConfigFactory.empty());
+                coordinator = Nodes.coordinator(ClusterSettings.from(c), nodes, ConfigFactory.empty(), System.out::println);
                 return coordinator;
             } catch (IOException e) {
                 throw new UncheckedIOException("could not start the cluster's workers: " + e.getMessage(), e);

@@ -9,13 +9,13 @@ import java.util.List;
 import java.util.concurrent.TimeUnit;
 
 /** relay in a JVM of its own, as a user starts it: in a working directory of its choosing, its output gathered in a log. */
-final class RelayProcess {
+public final class RelayProcess {
     private RelayProcess() {}
 
     /** What a finished command said and returned. */
     record Result(int code, String output) {}
 
-    static Process start(Path workingDirectory, Path log, String... args) throws IOException {
+    public static Process start(Path workingDirectory, Path log, String... args) throws IOException {
         List<String> cmd = new ArrayList<>(List.of(ProcessHandle.current().info().command().orElse("java"), "-Xss4m",
                 "-cp", System.getProperty("java.class.path"), Relay.class.getName()));
         cmd.addAll(List.of(args));

@@ -3,6 +3,7 @@ package relay.deploy.train;
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigRenderOptions;
 import java.io.IOException;
+import java.io.PrintStream;
 import java.net.InetAddress;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
@@ -152,6 +153,15 @@ final class RunDirectory implements AutoCloseable {
 
     void history(String event) throws IOException {
         RunHistory.add(dir, event);
+    }
+
+    /** The same for an event the run goes on after: a history.log that cannot be written is told on {@code out}. */
+    void history(String event, PrintStream out) {
+        try {
+            history(event);
+        } catch (IOException e) {
+            out.println("history.log: " + e.getMessage());
+        }
     }
 
     /** After a failure: a directory this process created and no step was recorded in goes again. */

@@ -84,7 +84,10 @@ public final class TrainingRun {
             RunInputs prepared = RunInputs.prepare(c, resumeFrom, RunMemory.Room.here(), out);
             stop.begin();
             Path given = prepared.start().checkpoint() != null ? Checkpoint.run(prepared.start().checkpoint()) : runDir;
-            try (Nodes nodes = nodes(c, resolved, out); RunDirectory dir = given != null ? RunDirectory.open(given) : RunDirectory.fresh(c)) {
+            RefusedNodes refused = new RefusedNodes(out);
+            try (Nodes nodes = nodes(c, resolved, out, refused);
+                 RunDirectory dir = given != null ? RunDirectory.open(given) : RunDirectory.fresh(c)) {
+                refused.recordIn(dir);
                 return run(c, resolved, out, wrap, prepared, nodes, dir, stop);
             }
         }
@@ -136,11 +139,7 @@ public final class TrainingRun {
     private static java.util.function.Consumer<String> refused(PrintStream out, RunDirectory dir) {
         return why -> {
             out.println(why);
-            try {
-                dir.history(why);
-            } catch (IOException e) {
-                out.println("history.log: " + e.getMessage());
-            }
+            dir.history(why, out);
         };
     }
 
@@ -167,14 +166,15 @@ public final class TrainingRun {
 
     /**
      * The nodes a pipeline runs on for the whole run, restarts included: this JVM, or with nodes &gt; 1 a
-     * cluster this JVM coordinates (waiting until every worker has joined); none for the plain loop.
+     * cluster this JVM coordinates (waiting until every worker has joined; {@code refused} hears of the workers it
+     * refuses); none for the plain loop.
      */
-    private static Nodes nodes(TrainConfig c, Config resolved, PrintStream out) {
+    private static Nodes nodes(TrainConfig c, Config resolved, PrintStream out, RefusedNodes refused) {
         if (!c.optimizer().method().inPipeline()) return null;
         if (c.pipeline().nodes() == 1) return Nodes.local(com.typesafe.config.ConfigFactory.empty());
         ClusterSettings cs = ClusterSettings.from(resolved);
         out.printf("waiting for %d worker node(s) to join %s ...%n", c.pipeline().nodes() - 1, cs.address(cs.port()));
-        return Nodes.coordinator(cs, c.pipeline().nodes(), com.typesafe.config.ConfigFactory.empty());
+        return Nodes.coordinator(cs, c.pipeline().nodes(), com.typesafe.config.ConfigFactory.empty(), refused);
     }
 
     /** A step whose failure names what failed and where the run can go on from. */
