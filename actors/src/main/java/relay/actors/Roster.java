@@ -7,7 +7,6 @@ import java.util.HashSet;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
-import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.Consumer;
 import org.apache.pekko.actor.Address;
 import org.apache.pekko.actor.NoSerializationVerificationNeeded;
@@ -54,7 +53,7 @@ final class Roster {
      * The roster, which publishes each index's holder to {@code holders} after every change and tells
      * {@code refused} of each node it refuses, in a line.
      */
-    static Behavior<Event> create(AtomicReference<Map<Integer, ActorRef<StageHost.Command>>> holders, Consumer<String> refused) {
+    static Behavior<Event> create(Consumer<Map<Integer, ActorRef<StageHost.Command>>> holders, Consumer<String> refused) {
         return Behaviors.setup(ctx -> {
             ctx.getSystem().receptionist().tell(Receptionist.subscribe(Nodes.HOSTS,
                     ctx.messageAdapter(Receptionist.Listing.class, l -> new Listed(l.getAllServiceInstances(Nodes.HOSTS)))));
@@ -70,7 +69,7 @@ final class Roster {
     /** The roster's view, the actor's alone; only the holders leave it, as an immutable copy. */
     private static final class State {
         private final ActorContext<Event> ctx;
-        private final AtomicReference<Map<Integer, ActorRef<StageHost.Command>>> published;
+        private final Consumer<Map<Integer, ActorRef<StageHost.Command>>> published;
         private final Consumer<String> refused;
         private final Map<Integer, ActorRef<StageHost.Command>> holders = new TreeMap<>();
         /** Members as the cluster's events tell them: the cluster's own view may lag behind the event in hand. */
@@ -79,7 +78,7 @@ final class Roster {
         private final Set<ActorRef<StageHost.Command>> pinging = new HashSet<>(), refusedHosts = new HashSet<>();
         private Set<ActorRef<StageHost.Command>> listed = Set.of();
 
-        State(ActorContext<Event> ctx, AtomicReference<Map<Integer, ActorRef<StageHost.Command>>> published, Consumer<String> refused) {
+        State(ActorContext<Event> ctx, Consumer<Map<Integer, ActorRef<StageHost.Command>>> published, Consumer<String> refused) {
             this.ctx = ctx;
             this.published = published;
             this.refused = refused;
@@ -124,7 +123,7 @@ final class Roster {
             listed.stream().filter(h -> up(h) && !holders.containsValue(h) && !refusedHosts.contains(h))
                     .sorted(Comparator.comparing(h -> members.get(h.path().address()), Member.ageOrdering()))
                     .forEach(this::claim);
-            published.set(Map.copyOf(holders));
+            published.accept(Map.copyOf(holders));
             return Behaviors.same();
         }
 

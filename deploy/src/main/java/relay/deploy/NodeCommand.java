@@ -12,6 +12,7 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 import relay.actors.ClusterSettings;
 import relay.actors.Nodes;
+import relay.actors.WorkerNode;
 import relay.deploy.train.KnownSettings;
 
 @Command(name = "node", mixinStandardHelpOptions = true,
@@ -64,7 +65,7 @@ final class NodeCommand implements Callable<Integer> {
         } catch (ConfigException e) {
             throw new IllegalArgumentException("configuration: " + e.getMessage(), e);
         }
-        Nodes node = Nodes.worker(settings, index, ConfigFactory.empty());
+        WorkerNode node = Nodes.worker(settings, index, ConfigFactory.empty());
         System.out.printf("node %d at %s joining the coordinator at %s%n", index, node.address(), join);
         // SIGTERM or Ctrl-C reaches every node of a job at once: this one stays until the coordinator has
         // finished its step and checkpoint with it and left, within the same grace as the coordinator's.
