@@ -122,7 +122,6 @@ public final class Codecs implements MessageCodecs {
         if (m instanceof StageCommand.RestoreState r) return r.parts();
         if (m instanceof StageEvent.Weights w) return w.parts();
         if (m instanceof StageEvent.OptimizerState o) return o.parts();
-        if (m instanceof Coordinator.FromStage f) return parts(f.event());
         if (m instanceof Coordinator.Restore r) return restoreParts(r);
         if (m instanceof Coordinator.Gathered g) return g.events().stream().flatMap(e -> parts(e).stream()).toList();
         return List.of();
@@ -375,10 +374,6 @@ public final class Codecs implements MessageCodecs {
             }));
         } else if (c instanceof Coordinator.Restore m) {
             b.setRestore(CoordinatorCommand.Restore.newBuilder().setReplyTo(w.ref(m.replyTo())).addAllParts(partHeaders(restoreParts(m))));
-        } else if (c instanceof Coordinator.FromStage m) {
-            b.setFromStage(stageEvent(m.event(), w));
-        } else if (c instanceof Coordinator.Timeout m) {
-            b.setTimeout(CoordinatorCommand.Timeout.newBuilder().setRequest(m.request()));
         } else if (c instanceof Coordinator.WriteShards m) {
             b.setWriteShards(CoordinatorCommand.Shards.newBuilder().setStep(m.step()).setDirectory(m.directory()).setReplyTo(w.ref(m.replyTo())));
         } else if (c instanceof Coordinator.AwaitShards m) {
@@ -411,8 +406,6 @@ public final class Codecs implements MessageCodecs {
             }, w.ref(p.getCollect().getReplyTo()));
             case RESTORE -> new Coordinator.Restore(TensorPart.assembleValues(readParts(p.getRestore().getPartsList(), in)),
                     w.ref(p.getRestore().getReplyTo()));
-            case FROM_STAGE -> new Coordinator.FromStage(stageEvent(p.getFromStage(), in, w));
-            case TIMEOUT -> new Coordinator.Timeout(p.getTimeout().getRequest());
             case WRITE_SHARDS -> new Coordinator.WriteShards(p.getWriteShards().getStep(), p.getWriteShards().getDirectory(),
                     w.ref(p.getWriteShards().getReplyTo()));
             case AWAIT_SHARDS -> new Coordinator.AwaitShards(p.getAwaitShards().getStep(), w.ref(p.getAwaitShards().getReplyTo()));

@@ -35,7 +35,12 @@ final class Wire {
     }
 
     static relay.transport.proto.Position position(Position p) {
-        return relay.transport.proto.Position.newBuilder().setStep(p.step()).setPass(relay.transport.proto.Pass.forNumber(p.pass().ordinal()))
+        relay.transport.proto.Pass pass = switch (p.pass()) {
+            case TRAIN -> relay.transport.proto.Pass.TRAIN;
+            case NORM -> relay.transport.proto.Pass.NORM;
+            case EVAL -> relay.transport.proto.Pass.EVAL;
+        };
+        return relay.transport.proto.Position.newBuilder().setStep(p.step()).setPass(pass)
                 .setPassId(p.passId()).setMicrobatch(p.microbatch()).setMicrobatches(p.microbatches()).setBatch(p.batch())
                 .setSeq(p.seq()).setClip(p.clip()).build();
     }
