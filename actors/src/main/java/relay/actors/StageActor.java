@@ -144,28 +144,30 @@ public final class StageActor {
     /** What the stage takes in every state: its role's own commands, and requests for its weights, state and trace. */
     private BehaviorBuilder<StageCommand> anyState() {
         return Behaviors.receive(StageCommand.class)
-                .onMessage(StageCommand.SetTrainable.class, m -> role.takes(m) ? report(() -> role.setTrainable(m.trainable()),
-                        new StageEvent.TrainableSet(spec.stage(), m.step(), m.trainable())) : refuse(m, null, ""))
-                .onMessage(StageCommand.Redraw.class, m -> role.takes(m) ? report(() -> role.redraw(m.draw(), m.fresh()),
-                        new StageEvent.Redrawn(spec.stage(), m.step())) : refuse(m, null, ""))
-                .onMessage(StageCommand.CollectWeights.class, m -> report(state::reportWeights))
-                .onMessage(StageCommand.CollectState.class, m -> report(state::reportOptimizerState))
-                .onMessage(StageCommand.RestoreState.class, m -> report(() -> state.restore(m)))
-                .onMessage(StageCommand.CollectTrace.class, m -> report(() -> events.tell(new StageEvent.Trace(spec.stage(), trace.drain()))))
-                .onMessage(StageCommand.WriteShard.class, m -> report(() -> state.writeShard(m, checkpointWriter())));
+                .onMessage(StageCommand.SetTrainable.class, m -> roleCommand(m, () -> role.setTrainable(m.trainable()),
+                        new StageEvent.TrainableSet(spec.stage(), m.step(), m.trainable())))
+                .onMessage(StageCommand.Redraw.class, m -> roleCommand(m, () -> role.redraw(m.draw(), m.fresh()),
+                        new StageEvent.Redrawn(spec.stage(), m.step())))
+                .onMessage(StageCommand.CollectWeights.class, m -> handled(state::reportWeights))
+                .onMessage(StageCommand.CollectState.class, m -> handled(state::reportOptimizerState))
+                .onMessage(StageCommand.RestoreState.class, m -> handled(() -> state.restore(m)))
+                .onMessage(StageCommand.CollectTrace.class, m -> handled(() -> events.tell(new StageEvent.Trace(spec.stage(), trace.drain()))))
+                .onMessage(StageCommand.WriteShard.class, m -> handled(() -> state.writeShard(m, checkpointWriter())));
     }
 
     private Executor checkpointWriter() {
         return ctx.getSystem().dispatchers().lookup(DispatcherSelector.fromConfig(StageHost.CHECKPOINT_WRITER));
     }
 
-    private Behavior<StageCommand> report(Runnable answer) {
-        answer.run();
+    private static Behavior<StageCommand> handled(Runnable work) {
+        work.run();
         return Behaviors.same();
     }
 
-    private Behavior<StageCommand> report(Runnable command, StageEvent done) {
-        command.run();
+    /** A command of the role's own (a block's LISA and RSO commands): applied and acknowledged, or refused by a role that does not take it. */
+    private Behavior<StageCommand> roleCommand(StageCommand m, Runnable apply, StageEvent done) {
+        if (!role.takes(m)) return refuse(m, null, "");
+        apply.run();
         events.tell(done);
         return Behaviors.same();
     }
