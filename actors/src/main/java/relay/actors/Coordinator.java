@@ -153,10 +153,11 @@ public final class Coordinator {
 
     /** One request at a time, under its deadline: the stages' events go to it, and every other request is refused until it replied. */
     private Behavior<Message> busy(Request r) {
+        // The stages' events first: a pass brings several a microbatch.
         return Behaviors.receive(Message.class)
+                .onMessage(StageReport.class, m -> during(r, m.event()))
                 .onMessage(AwaitShards.class, this::awaitShards)
                 .onMessage(Command.class, m -> refuse(m, "the pipeline is busy with " + r.what()))
-                .onMessage(StageReport.class, m -> during(r, m.event()))
                 .onMessage(Deadline.class, m -> failed(r, r.what() + " timed out after " + r.deadline(config) + " with "
                         + r.outstanding().size() + " stage report(s) outstanding ("
                         + r.outstanding().stream().map(placement::stageName).collect(Collectors.joining(", ")) + ")", StageEvent.Failure.FAULT))

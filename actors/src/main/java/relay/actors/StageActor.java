@@ -71,7 +71,7 @@ public final class StageActor {
 
     /** Built, not yet knowing the other stages: a pass's messages cannot go anywhere yet. */
     private Behavior<StageCommand> unconnected() {
-        return passMessages(anyState(), m -> refuse(m, null, " before it is connected"), (m, pos) -> refuse(m, pos, " before it is connected"))
+        return anyState(passMessages(m -> refuse(m, null, " before it is connected"), (m, pos) -> refuse(m, pos, " before it is connected")))
                 .onMessage(StageCommand.Connect.class, c -> {
                     events.tell(new StageEvent.Connected(spec.stage()));
                     return working(new PassRunner(spec, role, trace, events, new Sender(spec.stage(), c, channel, trace, events), ctx.getLog()));
@@ -85,9 +85,9 @@ public final class StageActor {
 
     /** Connected: each pass's messages go to the runner, and a failure there ends the stage's work. */
     private Behavior<StageCommand> working(PassRunner passes) {
-        return passMessages(anyState(), m -> role.takes(m) ? go(passes.tied(m), passes) : refuse(m, passes.pass(), ""),
+        return anyState(passMessages(m -> role.takes(m) ? go(passes.tied(m), passes) : refuse(m, passes.pass(), ""),
                 (m, pos) -> role.takes(m) ? go(passes.data(m, pos), passes) : refuse(m, pos, ""))
-                .onMessage(StageCommand.LeftDevice.class, m -> go(passes.leftDevice(m), passes))
+                .onMessage(StageCommand.LeftDevice.class, m -> go(passes.leftDevice(m), passes)))
                 .onSignal(PostStop.class, s -> stopped(passes))
                 .build();
     }
@@ -98,9 +98,9 @@ public final class StageActor {
 
     /** After a fault the stage does no more work: a pass's messages are freed as they come. */
     private Behavior<StageCommand> failed(PassRunner passes) {
-        return passMessages(anyState(), m -> role.takes(m) ? dropped(m) : refuse(m, passes.pass(), ""),
+        return anyState(passMessages(m -> role.takes(m) ? dropped(m) : refuse(m, passes.pass(), ""),
                 (m, pos) -> role.takes(m) ? dropped(m) : refuse(m, pos, ""))
-                .onMessage(StageCommand.LeftDevice.class, m -> Behaviors.same())
+                .onMessage(StageCommand.LeftDevice.class, m -> Behaviors.same()))
                 .onSignal(PostStop.class, s -> stopped(passes))
                 .build();
     }
@@ -119,9 +119,13 @@ public final class StageActor {
         Behavior<StageCommand> take(StageCommand m);
     }
 
-    /** A pass's messages, their tensors landed on the device as they arrive: data of a microbatch, and the parts of a tied matrix. */
-    private BehaviorBuilder<StageCommand> passMessages(BehaviorBuilder<StageCommand> b, TiedMessage tied, PassMessage data) {
-        return b.onMessage(StageCommand.Tokens.class, m -> data.take(m, m.pos()))
+    /**
+     * A pass's messages, their tensors landed on the device as they arrive: data of a microbatch, and the parts of
+     * a tied matrix. They come first: they are most of what a stage takes.
+     */
+    private BehaviorBuilder<StageCommand> passMessages(TiedMessage tied, PassMessage data) {
+        return Behaviors.receive(StageCommand.class)
+                .onMessage(StageCommand.Tokens.class, m -> data.take(m, m.pos()))
                 .onMessage(StageCommand.Targets.class, m -> data.take(m, m.pos()))
                 .onMessage(StageCommand.Forward.class, m -> {
                     m.activation().land(device, Category.ACTIVATIONS);
@@ -142,9 +146,8 @@ public final class StageActor {
     }
 
     /** What the stage takes in every state: its role's own commands, and requests for its weights, state and trace. */
-    private BehaviorBuilder<StageCommand> anyState() {
-        return Behaviors.receive(StageCommand.class)
-                .onMessage(StageCommand.SetTrainable.class, m -> roleCommand(m, () -> role.setTrainable(m.trainable()),
+    private BehaviorBuilder<StageCommand> anyState(BehaviorBuilder<StageCommand> b) {
+        return b.onMessage(StageCommand.SetTrainable.class, m -> roleCommand(m, () -> role.setTrainable(m.trainable()),
                         new StageEvent.TrainableSet(spec.stage(), m.step(), m.trainable())))
                 .onMessage(StageCommand.Redraw.class, m -> roleCommand(m, () -> role.redraw(m.draw(), m.fresh()),
                         new StageEvent.Redrawn(spec.stage(), m.step())))

@@ -13,7 +13,7 @@ abstract class Stepping extends Request {
     final Passes passes;
     final NormClip clip;
 
-    /** The step's first phase: drawing, unless the step makes no draw. */
+    /** The step's first phase, the draws: it goes straight on to the first pass when the step makes none. */
     static Request of(Coordinator.RunStep run, PipelineStages stages, Passes passes, BlockDraws draws, PipelineConfig config,
                       CoordinatorLoad load) {
         return new Drawing(run, stages, passes, new NormClip(config.settings().clipping()), load, draws);
@@ -36,10 +36,11 @@ abstract class Stepping extends Request {
         return config.stepTimeout();
     }
 
-    void reply(double[] losses, String error, StageEvent.Failure kind) {
+    void replyFailed(double[] losses, String error, StageEvent.Failure kind) {
         run.replyTo().tell(PassTally.failed(passes.step(), losses, load, error, kind));
     }
 
+    /** The blocks take the step's LISA and RSO draws; the first pass starts once every block has acknowledged. */
     private static final class Drawing extends Stepping {
         private final BlockDraws draws;
         private final Set<Integer> waiting = new java.util.TreeSet<>();
@@ -56,7 +57,7 @@ abstract class Stepping extends Request {
         }
 
         private Request firstPass() {
-            return new Running(this, clip.firstPass(), 1f).begin();
+            return new StepPass(this, clip.firstPass(), 1f).begin();
         }
 
         @Override
@@ -76,17 +77,17 @@ abstract class Stepping extends Request {
 
         @Override
         void fail(String error, StageEvent.Failure kind) {
-            reply(new double[0], error, kind);
+            replyFailed(new double[0], error, kind);
         }
     }
 
     /** One of the step's passes: the norm pass hands on to the updating pass, which replies. */
-    private static final class Running extends Stepping {
+    private static final class StepPass extends Stepping {
         private final Pass pass;
         private final float scale;
         private PassTally tally;
 
-        Running(Stepping step, Pass pass, float scale) {
+        StepPass(Stepping step, Pass pass, float scale) {
             super(step);
             this.pass = pass;
             this.scale = scale;
@@ -101,7 +102,7 @@ abstract class Stepping extends Request {
         @Override
         Request event(StageEvent e) {
             if (!tally.take(e)) return this;
-            if (pass == Pass.NORM) return new Running(this, Pass.TRAIN, clip.measured(tally.normSquared())).begin();
+            if (pass == Pass.NORM) return new StepPass(this, Pass.TRAIN, clip.measured(tally.normSquared())).begin();
             Coordinator.StepResult r = tally.stepResult(passes.step(), clip.norm(), load);
             passes.stepDone();
             run.replyTo().tell(r);
@@ -120,7 +121,7 @@ abstract class Stepping extends Request {
 
         @Override
         void fail(String error, StageEvent.Failure kind) {
-            reply(tally.losses(), error, kind);
+            replyFailed(tally.losses(), error, kind);
         }
     }
 }
