@@ -1,7 +1,7 @@
 package relay.actors;
 
 import org.apache.pekko.actor.typed.ActorRef;
-import org.slf4j.Logger;
+import org.apache.pekko.actor.typed.javadsl.ActorContext;
 
 /**
  * A connected stage's share of each pass: it holds the pass's messages until its {@link PlanCursor} gets to
@@ -15,7 +15,8 @@ final class PassRunner {
     private final TraceRecorder trace;
     private final ActorRef<StageEvent> events;
     private final Sender sender;
-    private final Logger log;
+    /** Its stage actor's, for the log (read on the actor's thread, as each failure is). */
+    private final ActorContext<?> ctx;
     private final Inbox inbox = new Inbox();
 
     private Position pass;
@@ -23,13 +24,13 @@ final class PassRunner {
     private long busyNanos;
     private long blockedSince = -1;
 
-    PassRunner(StageSpec spec, StageRole role, TraceRecorder trace, ActorRef<StageEvent> events, Sender sender, Logger log) {
+    PassRunner(StageSpec spec, StageRole role, TraceRecorder trace, ActorRef<StageEvent> events, Sender sender, ActorContext<?> ctx) {
         this.spec = spec;
         this.role = role;
         this.trace = trace;
         this.events = events;
         this.sender = sender;
-        this.log = log;
+        this.ctx = ctx;
     }
 
     /** The pass in progress (null before the first). */
@@ -84,9 +85,9 @@ final class PassRunner {
             // A non-finite loss is how training diverges, not a fault of the code: no stack trace for it.
             boolean diverged = e instanceof ArithmeticException;
             if (diverged) {
-                log.warn("{}: {}", where, e.getMessage());
+                ctx.getLog().warn("{}: {}", where, e.getMessage());
             } else {
-                log.error("{} failed", where, e);
+                ctx.getLog().error("{} failed", where, e);
             }
             events.tell(new StageEvent.Failed(spec.stage(), pos, diverged ? StageEvent.Failure.DIVERGED : StageEvent.Failure.FAULT,
                     where + ": " + (diverged ? e.getMessage() : e.toString())));

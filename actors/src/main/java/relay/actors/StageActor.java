@@ -74,7 +74,7 @@ public final class StageActor {
         return anyState(passMessages(m -> refuse(m, null, " before it is connected"), (m, pos) -> refuse(m, pos, " before it is connected")))
                 .onMessage(StageCommand.Connect.class, c -> {
                     events.tell(new StageEvent.Connected(spec.stage()));
-                    return working(new PassRunner(spec, role, trace, events, new Sender(spec.stage(), c, channel, trace, events), ctx.getLog()));
+                    return working(new PassRunner(spec, role, trace, events, new Sender(spec.stage(), c, channel, trace, events), ctx));
                 })
                 .onSignal(PostStop.class, s -> {
                     role.close();
