@@ -112,7 +112,8 @@ final class BlockStage implements StageRole {
      * RSO: the subspaces of step {@code draw}'s seed replace the current ones (B merged first); B's optimizer
      * state starts afresh when {@code fresh} (a period's first step, not a resumed run inside a period).
      */
-    void redraw(long draw, boolean fresh) {
+    @Override
+    public void redraw(long draw, boolean fresh) {
         if (terms == null || !terms.redraws()) throw new IllegalStateException("this block has no subspaces to redraw");
         List<Parameter> bs = terms.redraw(draw);
         if (fresh) optimizer.release(bs);
@@ -131,7 +132,8 @@ final class BlockStage implements StageRole {
     }
 
     /** LISA: the block trains from now on, or is frozen and its optimizer state is freed. */
-    void setTrainable(boolean trainable) {
+    @Override
+    public void setTrainable(boolean trainable) {
         if (block.trainable() && !trainable) optimizer.release(block.parameters());
         block.setTrainable(trainable);
     }

@@ -33,6 +33,11 @@ public record Placement(int devices, int[] deviceOfStage) {
         return deviceOfStage[stage];
     }
 
+    /** A stage's name: the embedding, block-i or the head. */
+    public String stageName(int stage) {
+        return StageSpec.name(stage, stages() - 2);
+    }
+
     /** The lowest stage on a device. */
     public int firstOnDevice(int d) {
         for (int s = 0; s < deviceOfStage.length; s++) if (deviceOfStage[s] == d) return s;

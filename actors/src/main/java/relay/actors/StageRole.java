@@ -119,6 +119,16 @@ sealed interface StageRole extends AutoCloseable permits EmbeddingStage, BlockSt
         throw new IllegalStateException("only a block splits its backward");
     }
 
+    /** LISA's {@link StageCommand.SetTrainable}: the role trains from now on, or is frozen. Blocks only (see {@link #takes}). */
+    default void setTrainable(boolean trainable) {
+        throw new IllegalStateException("only a block is frozen or unfrozen");
+    }
+
+    /** RSO's {@link StageCommand.Redraw}: the role's subspaces of step {@code draw}'s seed replace the current ones. Blocks only. */
+    default void redraw(long draw, boolean fresh) {
+        throw new IllegalStateException("only a block redraws subspaces");
+    }
+
     /** The stage's last action of the pass is done; returns whether its share is complete (false while a tied exchange is pending). */
     boolean finishPass(Position pass, Outbox out);
 

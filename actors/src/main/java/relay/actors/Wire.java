@@ -2,6 +2,8 @@ package relay.actors;
 
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.nio.ByteBuffer;
 import java.util.List;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorRefResolver;
@@ -12,8 +14,11 @@ import relay.optimizers.OptimizerSettings;
 import relay.stages.model.Family;
 import relay.stages.model.ModelConfig;
 import relay.stages.train.Batch;
+import relay.transport.Frames;
+import relay.transport.TensorPayload;
 import relay.transport.proto.ModelShape;
 import relay.transport.proto.RotaryScaling;
+import relay.transport.proto.TensorData;
 
 /**
  * The Protobuf form of the values inside the actors' messages — positions, model shapes, settings, specs,
@@ -35,7 +40,12 @@ final class Wire {
     }
 
     static relay.transport.proto.Position position(Position p) {
-        return relay.transport.proto.Position.newBuilder().setStep(p.step()).setPass(relay.transport.proto.Pass.forNumber(p.pass().ordinal()))
+        relay.transport.proto.Pass pass = switch (p.pass()) {
+            case TRAIN -> relay.transport.proto.Pass.TRAIN;
+            case NORM -> relay.transport.proto.Pass.NORM;
+            case EVAL -> relay.transport.proto.Pass.EVAL;
+        };
+        return relay.transport.proto.Position.newBuilder().setStep(p.step()).setPass(pass)
                 .setPassId(p.passId()).setMicrobatch(p.microbatch()).setMicrobatches(p.microbatches()).setBatch(p.batch())
                 .setSeq(p.seq()).setClip(p.clip()).build();
     }
@@ -167,6 +177,34 @@ final class Wire {
 
     static Batch batch(relay.transport.proto.Batch b) {
         return new Batch(ints(b.getInputsList()), ints(b.getTargetsList()), b.getBatch(), b.getSeq(), positions(b.getPositionsList()));
+    }
+
+    static TensorData shape(TensorPayload p) {
+        TensorData.Builder b = TensorData.newBuilder();
+        for (int d : p.shape()) b.addShape(d);
+        return b.build();
+    }
+
+    static TensorPayload payload(TensorData shape, ByteBuffer in) {
+        return TensorPayload.readFrom(ints(shape.getShapeList()), in);
+    }
+
+    static List<relay.transport.proto.TensorPart> partHeaders(List<TensorPart> parts) {
+        List<relay.transport.proto.TensorPart> out = new ArrayList<>();
+        for (TensorPart p : parts) {
+            var b = relay.transport.proto.TensorPart.newBuilder().setName(p.name()).setOffset(p.offset()).setLength(p.values().length);
+            for (int d : p.shape()) b.addShape(d);
+            out.add(b.build());
+        }
+        return out;
+    }
+
+    static List<TensorPart> readParts(List<relay.transport.proto.TensorPart> headers, ByteBuffer in) {
+        List<TensorPart> out = new ArrayList<>();
+        for (relay.transport.proto.TensorPart h : headers) {
+            out.add(new TensorPart(h.getName(), ints(h.getShapeList()), h.getOffset(), Frames.readFloats(h.getLength(), in)));
+        }
+        return out;
     }
 
     static int[] ints(List<Integer> list) {

@@ -345,7 +345,7 @@ class StageProtocolTest {
     }
 
     /** A coordinator whose stages are probes: the host probe takes the spawns, the test answers as the stages would. */
-    record Driven(ActorRef<Coordinator.Command> coordinator, List<TestProbe<StageCommand>> stages) {}
+    record Driven(ActorRef<Coordinator.Command> coordinator, List<TestProbe<StageCommand>> stages, ActorRef<StageEvent> events) {}
 
     Driven coordinator(PipelineConfig pc, int stages) {
         int[] devices = new int[stages];
@@ -372,12 +372,12 @@ class StageProtocolTest {
             events.tell(new StageEvent.Connected(s));
         }
         assertTrue(started.receiveMessage().ok());
-        return new Driven(c, probes);
+        return new Driven(c, probes, events);
     }
 
     /** Events reach the coordinator through its adapter, as a stage's would. */
     static void report(Driven d, StageEvent e) {
-        d.coordinator().tell(new Coordinator.FromStage(e));
+        d.events().tell(e);
     }
 
     @Test

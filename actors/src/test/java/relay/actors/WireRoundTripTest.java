@@ -128,8 +128,6 @@ class WireRoundTripTest {
                 new Coordinator.Evaluate(List.of(batch), results.getRef()),
                 new Coordinator.Collect(Coordinator.What.OPTIMIZER_STATE, gathered.getRef()),
                 new Coordinator.Restore(state, gathered.getRef()),
-                new Coordinator.FromStage(new StageEvent.Weights(2, weights, true)),
-                new Coordinator.Timeout(3),
                 new Coordinator.WriteShards(400, "/runs/r/checkpoints/step-400", gathered.getRef()),
                 new Coordinator.AwaitShards(400, gathered.getRef()),
                 new Coordinator.StepResult(4, 1.5, new double[] {1, 2}, 10, new long[] {3, 4}, 0.1, 2, Double.NaN, 11, 5000, null, null),

@@ -1,0 +1,91 @@
+package relay.actors;
+
+import java.util.Arrays;
+import java.util.Set;
+import java.util.TreeSet;
+
+/**
+ * What the stages report of one pass: each microbatch's loss, each device's compute time, the most staleness
+ * and the summed squared gradient norm; and which stages have yet to report their share.
+ */
+final class PassTally {
+    private final Position pass;
+    private final Placement placement;
+    private final long start;
+    private final double[] losses;
+    private final long[] busy;
+    private final Set<Integer> waiting = new TreeSet<>();
+    private long staleness;
+    private double normSquared;
+
+    PassTally(Position pass, Placement placement, long start) {
+        this.pass = pass;
+        this.placement = placement;
+        this.start = start;
+        this.losses = new double[pass.microbatches()];
+        Arrays.fill(losses, Double.NaN);
+        this.busy = new long[placement.devices()];
+        for (int s = 0; s < placement.stages(); s++) waiting.add(s);
+    }
+
+    /** Takes the pass's losses and shares; returns true once every stage's share is in. */
+    boolean take(StageEvent e) {
+        if (e instanceof StageEvent.Loss l && l.pos().samePass(pass)) {
+            losses[l.pos().microbatch()] = l.loss();
+        } else if (e instanceof StageEvent.PassDone d && d.pos().samePass(pass)) {
+            normSquared += d.normSquared();
+            busy[placement.device(d.stage())] += d.busyNanos();
+            staleness = Math.max(staleness, d.staleness());
+            waiting.remove(d.stage());
+            return waiting.isEmpty();
+        }
+        return false;
+    }
+
+    Pass kind() {
+        return pass.pass();
+    }
+
+    Set<Integer> waiting() {
+        return waiting;
+    }
+
+    double normSquared() {
+        return normSquared;
+    }
+
+    double[] losses() {
+        return losses;
+    }
+
+    /**
+     * The mean loss: a step's as a compensated mean of its microbatches' (what its metrics have always shown),
+     * an evaluation's as the plain sum over its batches in order divided by their count (as the plain loop
+     * evaluates), so that neither number depends on where the model runs.
+     */
+    double meanLoss() {
+        if (pass.pass() != Pass.EVAL) return Arrays.stream(losses).average().orElse(Double.NaN);
+        double sum = 0;
+        for (double l : losses) sum += l;
+        return sum / losses.length;
+    }
+
+    /** A step's result from its updating pass, whose bubble is 1 − Σ busy / (devices × wall time). */
+    Coordinator.StepResult stepResult(long step, double gradNorm, CoordinatorLoad load) {
+        long wall = System.nanoTime() - start;
+        double bubble = 1 - Arrays.stream(busy).sum() / (placement.devices() * (double) wall);
+        return new Coordinator.StepResult(step, meanLoss(), losses, wall, busy, bubble, staleness, gradNorm, load.messagesWithReply(),
+                load.nanos(), null, null);
+    }
+
+    Coordinator.StepResult evaluationResult(long step, CoordinatorLoad load) {
+        return new Coordinator.StepResult(step, meanLoss(), losses, System.nanoTime() - start, busy, Double.NaN, 0, Double.NaN,
+                load.messagesWithReply(), load.nanos(), null, null);
+    }
+
+    /** The reply of a step or an evaluation that failed, with the losses it has. */
+    static Coordinator.StepResult failed(long step, double[] losses, CoordinatorLoad load, String error, StageEvent.Failure kind) {
+        return new Coordinator.StepResult(step, Double.NaN, losses, 0, new long[0], Double.NaN, 0, Double.NaN, load.messagesWithReply(),
+                load.nanos(), error, kind);
+    }
+}

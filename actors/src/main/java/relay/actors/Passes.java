@@ -1,0 +1,43 @@
+package relay.actors;
+
+import java.util.List;
+import relay.stages.train.Batch;
+
+/**
+ * The run's passes: the step the next one belongs to, and each pass started — every microbatch's tokens to
+ * the embedding and its targets to the head, the pass numbered so that two never look alike. Nothing else
+ * of a microbatch goes through the coordinator: the stages follow their devices' plans on their own.
+ */
+final class Passes {
+    private final Placement placement;
+    private long step;
+    private long started;
+
+    Passes(Placement placement, long firstStep) {
+        this.placement = placement;
+        this.step = firstStep;
+    }
+
+    long step() {
+        return step;
+    }
+
+    void stepDone() {
+        step++;
+    }
+
+    PassTally start(PipelineStages stages, List<Batch> microbatches, Pass pass, float clip, CoordinatorLoad load) {
+        long begun = System.nanoTime();
+        long id = ++started;
+        Position first = null;
+        for (int j = 0; j < microbatches.size(); j++) {
+            Batch b = microbatches.get(j);
+            Position pos = new Position(step, pass, id, j, microbatches.size(), b.batch(), b.seq(), clip);
+            if (first == null) first = pos;
+            stages.embedding().tell(new StageCommand.Tokens(pos, b.inputs(), b.positions()));
+            stages.head().tell(new StageCommand.Targets(pos, b.targets()));
+            load.sent(2);
+        }
+        return new PassTally(first, placement, begun);
+    }
+}

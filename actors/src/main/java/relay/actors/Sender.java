@@ -1,0 +1,67 @@
+package relay.actors;
+
+import org.apache.pekko.actor.typed.ActorRef;
+import relay.transport.TensorChannel;
+
+/**
+ * Where a connected stage's messages go: to a stage of another node through this node's tensor channel, else
+ * (same node, or one JVM) as a tell. Everything one stage sends another takes one path, so it arrives in the
+ * order sent. The channel may make the stage wait while the connection's queue is full: back-pressure from a
+ * slower network or stage. What the role computed goes out as a span of the trace each.
+ */
+final class Sender implements Outbox {
+    private final int stage;
+    private final StageCommand.Connect links;
+    /** This node's tensor channel, or null (one JVM). */
+    private final TensorChannel channel;
+    private final TraceRecorder trace;
+    private final ActorRef<StageEvent> events;
+
+    Sender(int stage, StageCommand.Connect links, TensorChannel channel, TraceRecorder trace, ActorRef<StageEvent> events) {
+        this.stage = stage;
+        this.links = links;
+        this.channel = channel;
+        this.trace = trace;
+        this.events = events;
+    }
+
+    void deliver(int to, StageCommand m) {
+        String address = links.channels().get(to);
+        if (channel != null && !address.isEmpty() && !address.equals(channel.address())) {
+            channel.send(address, links.stages().get(to), m);
+        } else {
+            links.stages().get(to).tell(m);
+        }
+    }
+
+    private void send(int to, StageCommand m, Position pos) {
+        long t0 = System.nanoTime();
+        deliver(to, m);
+        trace.span("send", t0, System.nanoTime(), pos);
+    }
+
+    @Override
+    public void toNext(StageCommand m, Position pos) {
+        send(stage + 1, m, pos);
+    }
+
+    @Override
+    public void toPrevious(StageCommand m, Position pos) {
+        send(stage - 1, m, pos);
+    }
+
+    @Override
+    public void toEmbedding(StageCommand m, Position pos) {
+        send(0, m, pos);
+    }
+
+    @Override
+    public void toHead(StageCommand m, Position pos) {
+        send(links.stages().size() - 1, m, pos);
+    }
+
+    @Override
+    public void loss(Position pos, double loss) {
+        events.tell(new StageEvent.Loss(stage, pos, loss));
+    }
+}

@@ -1,0 +1,127 @@
+package relay.actors;
+
+import java.time.Duration;
+import java.util.Set;
+
+/**
+ * A step, in phases: the blocks take LISA's draw and RSO's redraw when the step makes one, then a norm-only pass
+ * runs when clipping by global norm, then the updating pass, whose end is the step's. The whole step has the
+ * step timeout.
+ */
+abstract class Stepping extends Request {
+    final Coordinator.RunStep run;
+    final Passes passes;
+    final NormClip clip;
+
+    /** The step's first phase, the draws: it goes straight on to the first pass when the step makes none. */
+    static Request of(Coordinator.RunStep run, PipelineStages stages, Passes passes, BlockDraws draws, PipelineConfig config,
+                      CoordinatorLoad load) {
+        return new Drawing(run, stages, passes, new NormClip(config.settings().clipping()), load, draws);
+    }
+
+    private Stepping(Coordinator.RunStep run, PipelineStages stages, Passes passes, NormClip clip, CoordinatorLoad load) {
+        super(stages, load);
+        this.run = run;
+        this.passes = passes;
+        this.clip = clip;
+    }
+
+    /** The next phase of the same step. */
+    private Stepping(Stepping step) {
+        this(step.run, step.stages, step.passes, step.clip, step.load);
+    }
+
+    @Override
+    Duration deadline(PipelineConfig config) {
+        return config.stepTimeout();
+    }
+
+    void replyFailed(double[] losses, String error, StageEvent.Failure kind) {
+        run.replyTo().tell(PassTally.failed(passes.step(), losses, load, error, kind));
+    }
+
+    /** The blocks take the step's LISA and RSO draws; the first pass starts once every block has acknowledged. */
+    private static final class Drawing extends Stepping {
+        private final BlockDraws draws;
+        private final Set<Integer> waiting = new java.util.TreeSet<>();
+
+        Drawing(Coordinator.RunStep run, PipelineStages stages, Passes passes, NormClip clip, CoordinatorLoad load, BlockDraws draws) {
+            super(run, stages, passes, clip, load);
+            this.draws = draws;
+        }
+
+        @Override
+        Request begin() {
+            waiting.addAll(draws.send(passes.step(), stages, load));
+            return waiting.isEmpty() ? firstPass() : this;
+        }
+
+        private Request firstPass() {
+            return new StepPass(this, clip.firstPass(), 1f).begin();
+        }
+
+        @Override
+        Request event(StageEvent e) {
+            return BlockDraws.taken(e, passes.step()) && waiting.remove(e.stage()) && waiting.isEmpty() ? firstPass() : this;
+        }
+
+        @Override
+        String what() {
+            return "step " + passes.step() + " (" + draws.what() + ")";
+        }
+
+        @Override
+        Set<Integer> outstanding() {
+            return waiting;
+        }
+
+        @Override
+        void fail(String error, StageEvent.Failure kind) {
+            replyFailed(new double[0], error, kind);
+        }
+    }
+
+    /** One of the step's passes: the norm pass hands on to the updating pass, which replies. */
+    private static final class StepPass extends Stepping {
+        private final Pass pass;
+        private final float scale;
+        private PassTally tally;
+
+        StepPass(Stepping step, Pass pass, float scale) {
+            super(step);
+            this.pass = pass;
+            this.scale = scale;
+        }
+
+        @Override
+        Request begin() {
+            tally = passes.start(stages, run.microbatches(), pass, scale, load);
+            return this;
+        }
+
+        @Override
+        Request event(StageEvent e) {
+            if (!tally.take(e)) return this;
+            if (pass == Pass.NORM) return new StepPass(this, Pass.TRAIN, clip.measured(tally.normSquared())).begin();
+            Coordinator.StepResult r = tally.stepResult(passes.step(), clip.norm(), load);
+            passes.stepDone();
+            run.replyTo().tell(r);
+            return null;
+        }
+
+        @Override
+        String what() {
+            return "step " + passes.step() + (pass == Pass.NORM ? " (norm pass)" : "");
+        }
+
+        @Override
+        Set<Integer> outstanding() {
+            return tally.waiting();
+        }
+
+        @Override
+        void fail(String error, StageEvent.Failure kind) {
+            replyFailed(tally.losses(), error, kind);
+        }
+    }
+}
