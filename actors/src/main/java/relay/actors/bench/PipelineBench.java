@@ -15,6 +15,7 @@ import relay.actors.PipelineSchedule;
 import relay.actors.Placement;
 import relay.actors.ScheduleSimulation;
 import relay.actors.UpdateMode;
+import relay.actors.plan.StageCosts;
 import relay.optimizers.OptimizerSettings;
 import relay.optimizers.Method;
 import relay.stages.model.Model;

@@ -14,6 +14,7 @@ import relay.actors.ScheduleSimulation;
 import relay.actors.TraceEvent;
 import relay.actors.UpdateMode;
 import relay.actors.plan.Planner;
+import relay.actors.plan.StageCosts;
 import relay.optimizers.Method;
 import relay.stages.model.Family;
 import relay.stages.model.ModelConfig;

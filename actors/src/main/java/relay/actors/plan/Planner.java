@@ -13,7 +13,6 @@ import relay.actors.PipelineConfig;
 import relay.actors.Placement;
 import relay.actors.ScheduleSimulation;
 import relay.actors.StageHost;
-import relay.actors.bench.StageCosts;
 import relay.stages.memory.Category;
 import relay.stages.model.ModelConfig;
 import relay.stages.tensor.sim.Roofline;

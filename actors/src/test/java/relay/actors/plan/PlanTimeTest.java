@@ -18,7 +18,6 @@ import relay.actors.PipelineSchedule;
 import relay.actors.Placement;
 import relay.actors.ScheduleSimulation;
 import relay.actors.UpdateMode;
-import relay.actors.bench.StageCosts;
 import relay.optimizers.Method;
 import relay.stages.model.ModelConfig;
 import relay.stages.train.Batch;

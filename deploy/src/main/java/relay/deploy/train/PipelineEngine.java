@@ -14,7 +14,7 @@ import relay.actors.NodesUnavailable;
 import relay.actors.Pipeline;
 import relay.actors.PipelineConfig;
 import relay.actors.Placement;
-import relay.actors.bench.StageCosts;
+import relay.actors.plan.StageCosts;
 import relay.optimizers.LisaPolicy;
 import relay.stages.io.CheckpointShard;
 import relay.stages.io.HfModelDirectory;

@@ -3,7 +3,7 @@ package relay.deploy.train;
 import java.util.EnumMap;
 import java.util.Map;
 import relay.actors.Placement;
-import relay.actors.bench.StageCosts;
+import relay.actors.plan.StageCosts;
 import relay.actors.plan.DeviceSpec;
 import relay.actors.plan.Plan;
 import relay.actors.plan.Planner;

@@ -17,7 +17,7 @@ import relay.actors.Nodes;
 import relay.actors.NodesUnavailable;
 import relay.actors.Placement;
 import relay.stages.model.ModelConfig;
-import relay.actors.bench.StageCosts;
+import relay.actors.plan.StageCosts;
 import relay.optimizers.Method;
 import relay.stages.io.CheckpointShard;
 import relay.stages.io.ModelFileException;

@@ -14,7 +14,7 @@ import relay.actors.PipelineConfig;
 import relay.actors.PipelineSchedule;
 import relay.actors.Placement;
 import relay.actors.UpdateMode;
-import relay.actors.bench.StageCosts;
+import relay.actors.plan.StageCosts;
 import relay.optimizers.LisaPolicy;
 import relay.optimizers.Method;
 import relay.optimizers.OptimizerSettings;

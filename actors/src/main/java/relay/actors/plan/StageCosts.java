@@ -1,4 +1,4 @@
-package relay.actors.bench;
+package relay.actors.plan;
 
 import java.util.Arrays;
 import java.util.List;
