@@ -24,7 +24,7 @@ final class BlockDraws {
     BlockDraws(PipelineConfig config, int blocks) {
         this.lisa = config.lisa() ? LisaPolicy.of(blocks, config.settings()) : null;
         this.redrawsSubspaces = config.method().redrawsSubspaces();
-        this.rsoPeriod = config.settings().rsoPeriod();
+        this.rsoPeriod = config.settings().lowRank().rsoPeriod();
         this.blocks = blocks;
     }
 

@@ -8,9 +8,7 @@ import java.util.List;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorRefResolver;
 import org.apache.pekko.actor.typed.ActorSystem;
-import relay.optimizers.Clipping;
 import relay.optimizers.Method;
-import relay.optimizers.OptimizerSettings;
 import relay.stages.model.Family;
 import relay.stages.model.ModelConfig;
 import relay.stages.train.Batch;
@@ -21,8 +19,9 @@ import relay.transport.proto.RotaryScaling;
 import relay.transport.proto.TensorData;
 
 /**
- * The Protobuf form of the values inside the actors' messages — positions, model shapes, settings, specs,
- * batches, actor references — one pair of conversions each, for the protocols' codecs.
+ * The Protobuf form of the values inside the actors' messages — positions, model shapes, pipeline configurations (their
+ * optimizer settings in {@link SettingsWire}), specs, batches, actor references — one pair of conversions each, for the
+ * protocols' codecs.
  */
 final class Wire {
     private final ActorRefResolver refs;
@@ -111,20 +110,6 @@ final class Wire {
                 m.getIntermediate(), m.getMaxPositions(), m.getNormEps(), m.getRopeTheta(), m.getTiedEmbeddings(), options);
     }
 
-    static relay.transport.proto.OptimizerSettings settings(OptimizerSettings s) {
-        return relay.transport.proto.OptimizerSettings.newBuilder().setLr(s.lr()).setWeightDecay(s.weightDecay()).setBeta1(s.beta1())
-                .setBeta2(s.beta2()).setEps(s.eps()).setClipValue(s.clipping().value()).setClipNorm(s.clipping().maxNorm())
-                .setWarmup(s.warmup()).setTotalSteps(s.totalSteps()).setLisaGamma(s.lisaGamma()).setLisaPeriod(s.lisaPeriod())
-                .setRank(s.rank()).setRsoPeriod(s.rsoPeriod()).setGaloreGap(s.galoreGap()).setGaloreScale(s.galoreScale())
-                .setLoraAlpha(s.loraAlpha()).setSeed(s.seed()).build();
-    }
-
-    static OptimizerSettings settings(relay.transport.proto.OptimizerSettings s) {
-        return new OptimizerSettings(s.getLr(), s.getWeightDecay(), s.getBeta1(), s.getBeta2(), s.getEps(),
-                new Clipping(s.getClipValue(), s.getClipNorm()), s.getWarmup(), s.getTotalSteps(), s.getLisaGamma(), s.getLisaPeriod(),
-                s.getRank(), s.getRsoPeriod(), s.getGaloreGap(), s.getGaloreScale(), s.getLoraAlpha(), s.getSeed());
-    }
-
     static relay.transport.proto.PipelineConfig config(PipelineConfig c) {
         return relay.transport.proto.PipelineConfig.newBuilder()
                 .setMode(c.mode() == UpdateMode.EAGER ? relay.transport.proto.PipelineConfig.Mode.EAGER : relay.transport.proto.PipelineConfig.Mode.EXACT)
@@ -133,7 +118,7 @@ final class Wire {
                     case ONE_F_ONE_B -> relay.transport.proto.PipelineConfig.Schedule.ONE_F_ONE_B;
                     case ZB_H1 -> relay.transport.proto.PipelineConfig.Schedule.ZB_H1;
                 })
-                .setMethod(c.method().key()).setSettings(settings(c.settings())).setLisa(c.lisa()).setThreadsPerDevice(c.threadsPerDevice())
+                .setMethod(c.method().key()).setSettings(SettingsWire.settings(c.settings())).setLisa(c.lisa()).setThreadsPerDevice(c.threadsPerDevice())
                 .setTraceSteps(c.traceSteps()).setStepTimeoutMillis(c.stepTimeout().toMillis()).setFirstStep(c.firstStep()).setRecompute(c.recompute()).build();
     }
 
@@ -149,7 +134,7 @@ final class Wire {
             case ZB_H1 -> PipelineSchedule.ZB_H1;
             case UNRECOGNIZED -> throw new IllegalArgumentException("unknown schedule " + c.getScheduleValue());
         };
-        return new PipelineConfig(mode, schedule, Method.named(c.getMethod()), settings(c.getSettings()), c.getLisa(),
+        return new PipelineConfig(mode, schedule, Method.named(c.getMethod()), SettingsWire.settings(c.getSettings()), c.getLisa(),
                 c.getThreadsPerDevice(), c.getTraceSteps(), Duration.ofMillis(c.getStepTimeoutMillis()), c.getFirstStep(),
                 c.getRecompute());
     }

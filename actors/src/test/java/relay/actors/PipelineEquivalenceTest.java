@@ -18,6 +18,9 @@ import relay.optimizers.ClassicStep;
 import relay.optimizers.Clipping;
 import relay.optimizers.LisaPolicy;
 import relay.optimizers.OptimizerSettings;
+import relay.optimizers.OptimizerSettings.Adam;
+import relay.optimizers.OptimizerSettings.Lisa;
+import relay.optimizers.OptimizerSettings.LowRank;
 import relay.optimizers.Method;
 import relay.stages.layers.Parameter;
 import relay.stages.memory.Category;
@@ -165,8 +168,7 @@ class PipelineEquivalenceTest {
     void packedBatchesInExactModeEqualTheLoop(String name, ModelConfig cfg, PipelineSchedule schedule, boolean recompute) {
         OptimizerSettings d = OptimizerSettings.defaults(0.01f);
         // Adam's ε raised as for the tied matrix below: its gradient is summed in another order than the loop's.
-        OptimizerSettings s = new OptimizerSettings(d.lr(), d.weightDecay(), d.beta1(), d.beta2(), 1e-3f, d.clipping(),
-                d.warmup(), d.totalSteps(), 1, 1, d.rank(), d.rsoPeriod(), d.galoreGap(), d.galoreScale(), d.loraAlpha(), d.seed());
+        OptimizerSettings s = d.withAdam(new Adam(0.9f, 0.999f, 1e-3f)).withLisa(new Lisa(1, 1));
         List<List<Batch>> data = packed(data(cfg, 3));
         List<List<Batch>> unpacked = data.stream().map(mbs -> mbs.stream().map(b -> new Batch(b.inputs(), b.targets(), b.batch(), b.seq()))
                 .toList()).toList();
@@ -188,8 +190,7 @@ class PipelineEquivalenceTest {
     @MethodSource("schedules")
     void exactModeWithLisaAndTiedEmbeddings(PipelineSchedule schedule) {
         OptimizerSettings d = OptimizerSettings.defaults(0.05f);
-        OptimizerSettings s = new OptimizerSettings(d.lr(), d.weightDecay(), d.beta1(), d.beta2(), 1e-3f, d.clipping(),
-                d.warmup(), d.totalSteps(), 1, 1, d.rank(), d.rsoPeriod(), d.galoreGap(), d.galoreScale(), d.loraAlpha(), d.seed());
+        OptimizerSettings s = d.withAdam(new Adam(0.9f, 0.999f, 1e-3f)).withLisa(new Lisa(1, 1));
         for (ModelConfig cfg : List.of(LLAMA, GPT2)) {
             List<List<Batch>> data = data(cfg, 2);
             Run want = reference(cfg, data, m -> new ClassicStep(s.adamW(), s.schedule(), s.clipping(), m,
@@ -243,8 +244,8 @@ class PipelineEquivalenceTest {
      */
     static OptimizerSettings lowRankSettings(float lr) {
         OptimizerSettings d = OptimizerSettings.defaults(lr);
-        return new OptimizerSettings(lr, d.weightDecay(), d.beta1(), d.beta2(), 1e-3f, d.clipping(), d.warmup(), d.totalSteps(),
-                d.lisaGamma(), d.lisaPeriod(), 4, 2, 2, d.galoreScale(), d.loraAlpha(), d.seed());
+        return d.withAdam(new Adam(0.9f, 0.999f, 1e-3f))
+                .withLowRank(new LowRank(4, 2, 2, d.lowRank().galoreScale(), d.lowRank().loraAlpha()));
     }
 
     static Stream<Arguments> lowRankCases() {
@@ -382,7 +383,7 @@ class PipelineEquivalenceTest {
     /** During an eager run a device never holds more gradient than its largest parameter; a frozen block's device holds none. */
     @Test
     void eagerGradientMemoryIsOneParameterAndZeroWhenFrozen() {
-        OptimizerSettings s = OptimizerSettings.defaults(0.01f).withLisa(1, 1);
+        OptimizerSettings s = OptimizerSettings.defaults(0.01f).withLisa(new Lisa(1, 1));
         Placement pl = new Placement(4, new int[] {0, 1, 2, 3, 3, 3});
         List<List<Batch>> data = data(LLAMA, 2);
         try (Pipeline p = Pipeline.start(LLAMA, SEED, pl, PipelineConfig.defaults(Method.ADAMW, 0.01f).withSettings(s, true), SERIALIZE)) {

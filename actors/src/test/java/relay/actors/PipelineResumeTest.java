@@ -18,6 +18,8 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 import relay.optimizers.Method;
 import relay.optimizers.OptimizerSettings;
+import relay.optimizers.OptimizerSettings.Lisa;
+import relay.optimizers.OptimizerSettings.LowRank;
 import relay.stages.io.HfModelDirectory;
 import relay.stages.io.SafeTensors;
 import relay.stages.model.ModelConfig;
@@ -88,7 +90,7 @@ class PipelineResumeTest {
             "lomo, gpt2, false, EAGER, 1f1b", "adamw, llama, true, EXACT, zb-h1", "lomo, gpt2, false, EAGER, zb-h1"})
     void aResumedRunEndsExactlyWhereTheUninterruptedOneEnds(String optimizer, String family, boolean lisa, UpdateMode mode, String schedule) {
         ModelConfig cfg = family.equals("llama") ? PipelineEquivalenceTest.LLAMA : PipelineEquivalenceTest.GPT2;
-        OptimizerSettings s = OptimizerSettings.defaults(0.01f).withLisa(2, 2);
+        OptimizerSettings s = OptimizerSettings.defaults(0.01f).withLisa(new Lisa(2, 2));
         PipelineConfig pc = PipelineConfig.defaults(Method.named(optimizer), 0.01f).with(mode, PipelineSchedule.parse(schedule))
                 .withSettings(s, lisa);
         List<List<Batch>> data = data(cfg);
@@ -112,8 +114,7 @@ class PipelineResumeTest {
     void lowRankMethodsResume(String optimizer, int period, UpdateMode mode) {
         ModelConfig cfg = PipelineEquivalenceTest.GPT2;
         OptimizerSettings d = OptimizerSettings.defaults(0.02f);
-        OptimizerSettings s = new OptimizerSettings(d.lr(), d.weightDecay(), d.beta1(), d.beta2(), d.eps(), d.clipping(), d.warmup(),
-                d.totalSteps(), d.lisaGamma(), d.lisaPeriod(), 4, period, period, d.galoreScale(), d.loraAlpha(), d.seed());
+        OptimizerSettings s = d.withLowRank(new LowRank(4, period, period, d.lowRank().galoreScale(), d.lowRank().loraAlpha()));
         Method method = Method.named(optimizer);
         PipelineConfig pc = PipelineConfig.defaults(method, 0.02f).with(mode, PipelineSchedule.ONE_F_ONE_B).withSettings(s, false);
         List<List<Batch>> data = data(cfg);

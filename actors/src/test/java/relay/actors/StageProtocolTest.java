@@ -429,7 +429,7 @@ class StageProtocolTest {
     @ParameterizedTest(name = "first step {0}")
     @ValueSource(ints = {0, 7})
     void coordinatorFreezesAndUnfreezesBlocksBeforeTheStep(int first) {
-        relay.optimizers.OptimizerSettings s = relay.optimizers.OptimizerSettings.defaults(0.1f).withLisa(1, 5);
+        relay.optimizers.OptimizerSettings s = relay.optimizers.OptimizerSettings.defaults(0.1f).withLisa(new relay.optimizers.OptimizerSettings.Lisa(1, 5));
         PipelineConfig pc = PipelineConfig.defaults(Method.ADAMW, 0.1f).withSettings(s, true).withFirstStep(first);
         Driven d = coordinator(pc, 4);
         LisaPolicy lisa = new LisaPolicy(2, 1, 5, s.seed());

@@ -18,7 +18,7 @@ public final class LisaPolicy {
 
     /** The policy a method's settings describe for a model of {@code blocks} blocks (γ at most every block). */
     public static LisaPolicy of(int blocks, OptimizerSettings s) {
-        return new LisaPolicy(blocks, Math.min(s.lisaGamma(), blocks), s.lisaPeriod(), s.seed());
+        return new LisaPolicy(blocks, Math.min(s.lisa().gamma(), blocks), s.lisa().period(), s.seed());
     }
 
     public LisaPolicy(int blocks, int gamma, int period, long seed) {

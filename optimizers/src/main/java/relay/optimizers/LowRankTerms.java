@@ -40,7 +40,8 @@ public final class LowRankTerms implements AutoCloseable {
         this.linears = List.copyOf(linears);
         for (Linear l : this.linears) {
             Initializer init = new Initializer(l.weight().value().device(), seed);
-            LowRank t = lora ? Adapters.lora(l, s.rank(), s.loraAlpha(), init) : Adapters.subspace(l, s.rank(), seed);
+            LowRank t = lora ? Adapters.lora(l, s.lowRank().rank(), s.lowRank().loraAlpha(), init)
+                    : Adapters.subspace(l, s.lowRank().rank(), seed);
             terms.add(t.a());
             terms.add(t.b());
             termOf.put(l.weight(), l);

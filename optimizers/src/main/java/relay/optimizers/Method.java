@@ -54,8 +54,8 @@ public enum Method {
         public Training training(List<Linear> linears, OptimizerSettings s) {
             Set<Parameter> projected = Collections.newSetFromMap(new IdentityHashMap<>());
             for (Linear l : linears) projected.add(l.weight());
-            return new Training(new GaLore(s.rank(), s.galoreGap(), s.galoreScale(), s.beta1(), s.beta2(), s.eps(), s.weightDecay(),
-                    s.seed(), projected::contains), null, p -> true);
+            return new Training(new GaLore(s.lowRank().rank(), s.lowRank().galoreGap(), s.lowRank().galoreScale(), s.adam().beta1(),
+                    s.adam().beta2(), s.adam().eps(), s.weightDecay(), s.seed(), projected::contains), null, p -> true);
         }
     },
     LORA("lora", "LoRA: rank-r adapters on block linears, everything else frozen", 1e-2f, OptimizerSettings::adamW) {
@@ -137,7 +137,7 @@ public enum Method {
         for (TransformerBlock b : model.blocks()) linears.addAll(b.linears());
         Training t = training(linears, s);
         InBackwardStep step = new InBackwardStep(model, t.rule(), s.schedule(), s.clipping(), lisa, t.updates());
-        return t.terms() == null ? step : new LowRankStep(step, t, s.rsoPeriod());
+        return t.terms() == null ? step : new LowRankStep(step, t, s.lowRank().rsoPeriod());
     }
 
     /** Every method's name, in this order. */

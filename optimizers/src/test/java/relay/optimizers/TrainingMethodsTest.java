@@ -11,6 +11,9 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
+import relay.optimizers.OptimizerSettings.Adam;
+import relay.optimizers.OptimizerSettings.Lisa;
+import relay.optimizers.OptimizerSettings.LowRank;
 import relay.stages.layers.Linear;
 import relay.stages.layers.Parameter;
 import relay.stages.layers.TransformerBlock;
@@ -83,9 +86,8 @@ class TrainingMethodsTest {
     @Test
     void fusedAdamwEqualsClassicAdamw() {
         OptimizerSettings d = OptimizerSettings.defaults(0.01f);
-        OptimizerSettings s = new OptimizerSettings(d.lr(), 0.01f, d.beta1(), d.beta2(), 1e-3f, d.clipping(), d.warmup(),
-                d.totalSteps(), d.lisaGamma(), d.lisaPeriod(), d.rank(), d.rsoPeriod(), d.galoreGap(), d.galoreScale(),
-                d.loraAlpha(), d.seed());
+        OptimizerSettings s = new OptimizerSettings(d.lr(), 0.01f, new Adam(0.9f, 0.999f, 1e-3f), d.clipping(),
+                d.lrSchedule(), d.lisa(), d.lowRank(), d.seed());
         assertSameWeights(train(LLAMA, "adamw", s, 3), train(LLAMA, "adamw-fused", s, 3), 2e-6f);
         assertSameWeights(train(GPT2, "adamw", s, 3), train(GPT2, "adamw-fused", s, 3), 2e-6f);
     }
@@ -98,7 +100,7 @@ class TrainingMethodsTest {
     @ParameterizedTest
     @org.junit.jupiter.params.provider.ValueSource(strings = {"lisa", "lisa-adalomo", "lisa-lomo"})
     void lisaHoldsStateForEmbeddingHeadAndSampledBlocksOnly(String name) {
-        OptimizerSettings s = OptimizerSettings.defaults(0.01f).withLisa(1, 2);
+        OptimizerSettings s = OptimizerSettings.defaults(0.01f).withLisa(new Lisa(1, 2));
         java.util.function.ToLongFunction<List<Parameter>> state = switch (name) {
             case "lisa" -> ps -> 2 * size(ps);
             case "lisa-adalomo" -> ps -> ps.stream().mapToLong(p -> p.value().shape().length == 2
@@ -159,7 +161,7 @@ class TrainingMethodsTest {
             double before = loss(model, probe);
             Linear l = model.blocks().get(0).linears().get(0);
             float[] p0 = l.lowRank().a().value().toArray(), w0 = l.weight().value().toArray();
-            m.beginStep(s.rsoPeriod());
+            m.beginStep(s.lowRank().rsoPeriod());
             double after = loss(model, probe);
             assertEquals(before, after, 1e-5 * before);
             assertTrue(!Arrays.equals(p0, l.lowRank().a().value().toArray()), "a new projection");
@@ -175,7 +177,7 @@ class TrainingMethodsTest {
     @ParameterizedTest
     @org.junit.jupiter.params.provider.ValueSource(strings = {"lora", "rso"})
     void midRunValuesAreThePlainModelTheTermsMakeUp(String name) {
-        OptimizerSettings s = OptimizerSettings.defaults(0.05f).withRank(4);
+        OptimizerSettings s = OptimizerSettings.defaults(0.05f).withLowRank(LowRank.DEFAULT.withRank(4));
         Batch probe = batches(LLAMA, 1, 77).get(0);
         try (Model model = Model.initialize(LLAMA, device, 3); TrainingMethod m = Method.named(name).create(model, s);
              Model plain = Model.initialize(LLAMA, device, 4)) {
@@ -203,8 +205,8 @@ class TrainingMethodsTest {
     @org.junit.jupiter.params.provider.ValueSource(strings = {"adamw", "adalomo", "galore", "lisa", "lisa-adalomo", "sgd", "lomo", "lora", "rso"})
     void aResumedRunEndsWhereTheUninterruptedOneEnds(String name) {
         OptimizerSettings d = OptimizerSettings.defaults(0.01f);
-        OptimizerSettings s = new OptimizerSettings(d.lr(), d.weightDecay(), d.beta1(), d.beta2(), d.eps(), d.clipping(), d.warmup(),
-                d.totalSteps(), 2, 2, 4, 2, d.galoreGap(), d.galoreScale(), d.loraAlpha(), d.seed());
+        OptimizerSettings s = d.withLisa(new Lisa(2, 2))
+                .withLowRank(new LowRank(4, 2, d.lowRank().galoreGap(), d.lowRank().galoreScale(), d.lowRank().loraAlpha()));
         List<Batch> data = batches(LLAMA, 5, 31);
         java.util.Map<String, float[]> whole, resumed, wholeState, resumedState, weights, state, base;
         try (Model model = Model.initialize(LLAMA, device, 3); TrainingMethod m = Method.named(name).create(model, s)) {
@@ -253,7 +255,7 @@ class TrainingMethodsTest {
             case "lora" -> 0.05f;
             default -> 0.01f;
         };
-        OptimizerSettings s = OptimizerSettings.defaults(lr).withLisa(2, 3).withRank(4);
+        OptimizerSettings s = OptimizerSettings.defaults(lr).withLisa(new Lisa(2, 3)).withLowRank(LowRank.DEFAULT.withRank(4));
         // LoRA adapts blocks between a frozen random embedding and head: on fresh batches its loss hardly
         // moves in 40 steps, so it shows that it learns by memorizing one batch (≈ 0.23 lower, steadily).
         List<Batch> data = name.equals("lora") ? java.util.Collections.nCopies(40, batches(LLAMA, 1, 21).get(0)) : batches(LLAMA, 40, 21);

@@ -16,6 +16,7 @@ import relay.actors.UpdateMode;
 import relay.actors.plan.Planner;
 import relay.actors.plan.StageCosts;
 import relay.optimizers.Method;
+import relay.optimizers.OptimizerSettings;
 import relay.stages.model.Family;
 import relay.stages.model.ModelConfig;
 import relay.stages.tensor.sim.Roofline;
@@ -63,7 +64,7 @@ public final class SimulateBench {
                 ScheduleSimulation.deviceCosts(placement, costs.forward(), costs.backward(), costs.weights(), schedule), microbatches);
         PipelineConfig pc = PipelineConfig.defaults(lisaGamma > 0 ? Method.LISA_LOMO : Method.LOMO, 1e-3f).with(mode, schedule)
                 .withTraceSteps(steps + 1);
-        if (lisaGamma > 0) pc = pc.withSettings(pc.settings().withLisa(lisaGamma, 1), true);
+        if (lisaGamma > 0) pc = pc.withSettings(pc.settings().withLisa(new OptimizerSettings.Lisa(lisaGamma, 1)), true);
         List<Batch> data = Planner.batches(cfg, 1, seq, microbatches);
         double[] seconds = new double[steps], bubbles = new double[steps], coordinatorLoad = new double[steps];
         long messages = 0;

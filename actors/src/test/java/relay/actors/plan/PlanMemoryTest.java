@@ -24,6 +24,7 @@ import relay.actors.Placement;
 import relay.actors.StageHost;
 import relay.actors.UpdateMode;
 import relay.optimizers.Method;
+import relay.optimizers.OptimizerSettings;
 import relay.stages.memory.Category;
 import relay.stages.model.ModelConfig;
 
@@ -76,7 +77,7 @@ class PlanMemoryTest {
         Method method = Method.named(optimizer.replace("recompute-", ""));
         PipelineConfig pc = PipelineConfig.defaults(method, 1e-3f).with(UpdateMode.valueOf(mode.toUpperCase(java.util.Locale.ROOT)),
                 PipelineSchedule.parse(schedule)).withRecompute(recompute);
-        if (lisa) pc = pc.withSettings(pc.settings().withLisa(1, 5), true);
+        if (lisa) pc = pc.withSettings(pc.settings().withLisa(new OptimizerSettings.Lisa(1, 5)), true);
         int batch = 4, seq = 16;
 
         List<Map<Category, Long>> measured = new ArrayList<>();

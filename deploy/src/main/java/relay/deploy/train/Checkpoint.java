@@ -62,13 +62,13 @@ public final class Checkpoint {
         state.put("data_epoch", data.epoch());
         state.put("data_index", data.index());
         state.put("optimizer", c.optimizer().method().key());
-        state.put("lisa_gamma", c.optimizer().lisaGamma());
-        state.put("lisa_period", c.optimizer().lisaPeriod());
+        state.put("lisa_gamma", c.optimizer().lisa().gamma());
+        state.put("lisa_period", c.optimizer().lisa().period());
         state.put("seed", c.run().seed());
         if (c.optimizer().method() == relay.optimizers.Method.LORA) {
             // What an adapter export needs beside the adapters themselves (which travel in the optimizer state).
-            state.put("lora_rank", c.optimizer().rank());
-            state.put("lora_alpha", c.optimizer().loraAlpha());
+            state.put("lora_rank", c.optimizer().lowRank().rank());
+            state.put("lora_alpha", c.optimizer().lowRank().loraAlpha());
             state.put("base_model", c.model().name());
         }
         FileWrites.writeString(dir.resolve(TRAINER_STATE), new Gson().toJson(state));

@@ -35,9 +35,9 @@ public final class Report {
         /** LISA's draws, RSO's subspace redraws or GaLore's projector refreshes up to {@code done}, each period's first step. */
         static Marks of(TrainConfig c, int done) {
             TrainConfig.OptimizerPart o = c.optimizer();
-            String name = o.lisa() ? "LISA draw" : o.method() == Method.RSO ? "RSO redraw" : o.method() == Method.GALORE ? "GaLore refresh" : null;
+            String name = o.samplesBlocks() ? "LISA draw" : o.method() == Method.RSO ? "RSO redraw" : o.method() == Method.GALORE ? "GaLore refresh" : null;
             if (name == null) return NONE;
-            int period = o.lisa() ? o.lisaPeriod() : o.method() == Method.RSO ? o.rsoPeriod() : o.galoreGap();
+            int period = o.samplesBlocks() ? o.lisa().period() : o.method() == Method.RSO ? o.lowRank().rsoPeriod() : o.lowRank().galoreGap();
             List<Double> steps = new ArrayList<>();
             for (int s = 1; s <= done; s += period) steps.add((double) s);
             return new Marks(name, steps);
@@ -50,7 +50,7 @@ public final class Report {
         Map<String, String> facts = new LinkedHashMap<>();
         facts.put("model", model);
         facts.put("data", c.run().data());
-        facts.put("optimizer", o.method().key() + (o.lisa() ? ", LISA γ=" + o.lisaGamma() + " every " + o.lisaPeriod() + " steps" : "")
+        facts.put("optimizer", o.method().key() + (o.samplesBlocks() ? ", LISA γ=" + o.lisa().gamma() + " every " + o.lisa().period() + " steps" : "")
                 + ", lr " + o.lr());
         if (engine != null) facts.put("engine", engine);
         facts.put("batch", c.run().batch() + " × " + c.run().seq() + " tokens in " + c.pipeline().microbatches() + " microbatches, "

@@ -77,15 +77,15 @@ record RunInputs(ModelConfig model, Path weights, Tokenizer tokenizer, PackedDat
      */
     private static void checkAgainstModel(TrainConfig c, ModelConfig cfg, boolean fresh) {
         TrainConfig.OptimizerPart o = c.optimizer();
-        if (fresh && o.lisa() && o.lisaGammaGiven() && o.lisaGamma() > cfg.layers()) {
-            throw new IllegalArgumentException("configuration: relay.train.lisa.gamma " + o.lisaGamma() + " exceeds the " + cfg.layers()
+        if (fresh && o.samplesBlocks() && o.lisaGammaGiven() && o.lisa().gamma() > cfg.layers()) {
+            throw new IllegalArgumentException("configuration: relay.train.lisa.gamma " + o.lisa().gamma() + " exceeds the " + cfg.layers()
                     + " blocks of " + c.model().name() + ": LISA trains at most every block, lisa.gamma ≤ " + cfg.layers());
         }
         Method m = o.method();
         if (m == Method.LORA || m == Method.RSO || m == Method.GALORE) {
             int narrowest = Math.min(Math.min(cfg.hidden(), cfg.intermediate()), Math.min(cfg.heads(), cfg.kvHeads()) * cfg.headDim());
-            if (c.optimizer().rank() > narrowest) {
-                throw new IllegalArgumentException("configuration: relay.train.rank " + c.optimizer().rank() + " exceeds " + narrowest
+            if (o.lowRank().rank() > narrowest) {
+                throw new IllegalArgumentException("configuration: relay.train.rank " + o.lowRank().rank() + " exceeds " + narrowest
                         + ", the smaller side of " + c.model().name() + "'s narrowest block matrix; a rank-r term needs r ≤ " + narrowest);
             }
         }

@@ -15,6 +15,10 @@ import relay.actors.UpdateMode;
 import relay.optimizers.Clipping;
 import relay.optimizers.Method;
 import relay.optimizers.OptimizerSettings;
+import relay.optimizers.OptimizerSettings.Adam;
+import relay.optimizers.OptimizerSettings.Lisa;
+import relay.optimizers.OptimizerSettings.LowRank;
+import relay.optimizers.OptimizerSettings.LrSchedule;
 
 /**
  * Every setting of {@code relay train}, bound once from the resolved {@code relay.train} HOCON and checked:
@@ -27,23 +31,23 @@ public record TrainConfig(ModelPart model, OptimizerPart optimizer, PipelinePart
     public record ModelPart(String name, String tokenizer) {}
 
     /**
-     * The method and its hyper-parameters; {@code lr} is already resolved from "auto" (see {@link #from}).
-     * LISA samples the blocks when the method is lisa, or γ &gt; 0 with a method it combines with.
+     * The method and its hyper-parameters, in the groups the update rules take; {@code lr} is already resolved from
+     * "auto" (see {@link #from}). LISA samples the blocks when the method is lisa, or γ &gt; 0 with a method it combines
+     * with; the schedule's total and the seed are the run's (see {@link #settings}).
      *
      * @param lisaGammaGiven whether γ was given rather than left at its default, which on a model of fewer blocks means
      *                       every block (a γ given must fit the model)
      */
-    public record OptimizerPart(Method method, float lr, int warmup, float weightDecay, float beta1, float beta2, float eps,
-                                float clipValue, float clipNorm, int lisaGamma, boolean lisaGammaGiven, int lisaPeriod, int rank,
-                                int rsoPeriod, int galoreGap, float galoreScale, float loraAlpha) {
-        public boolean lisa() {
-            return method.samplesBlocks() || (lisaGamma > 0 && method.takesLisa());
+    public record OptimizerPart(Method method, float lr, float weightDecay, int warmup, Adam adam, Clipping clipping, Lisa lisa,
+                                boolean lisaGammaGiven, LowRank lowRank) {
+        public boolean samplesBlocks() {
+            return method.samplesBlocks() || (lisa.gamma() > 0 && method.takesLisa());
         }
 
-        /** The settings the update rules take, with a schedule over the run's steps. */
+        /** The settings the update rules take, with a schedule over the run's steps; γ 0 (LISA off) is stored as 1. */
         public OptimizerSettings settings(int steps, long seed) {
-            return new OptimizerSettings(lr, weightDecay, beta1, beta2, eps, new Clipping(clipValue, clipNorm), warmup, steps,
-                    Math.max(1, lisaGamma), lisaPeriod, rank, rsoPeriod, galoreGap, galoreScale, loraAlpha, seed);
+            return new OptimizerSettings(lr, weightDecay, adam, clipping, new LrSchedule(warmup, steps),
+                    new Lisa(Math.max(1, lisa.gamma()), lisa.period()), lowRank, seed);
         }
     }
 
@@ -81,7 +85,7 @@ public record TrainConfig(ModelPart model, OptimizerPart optimizer, PipelinePart
 
     /** The pipeline's configuration, starting at {@code firstStep} (0, or the next step of a resumed run). */
     public PipelineConfig pipelineConfig(long firstStep) {
-        return new PipelineConfig(pipeline.mode(), pipeline.schedule(), optimizer.method(), optimizerSettings(), optimizer.lisa(), 1,
+        return new PipelineConfig(pipeline.mode(), pipeline.schedule(), optimizer.method(), optimizerSettings(), optimizer.samplesBlocks(), 1,
                 pipeline.traceSteps(), pipeline.stepTimeout(), firstStep, pipeline.recompute());
     }
 
@@ -94,11 +98,11 @@ public record TrainConfig(ModelPart model, OptimizerPart optimizer, PipelinePart
             Method method = Method.named(c.getString("optimizer"));
             TrainConfig t = new TrainConfig(
                     new ModelPart(c.getString("model"), c.getString("tokenizer")),
-                    new OptimizerPart(method, learningRate(c, method), c.getInt("warmup"), (float) c.getDouble("weight-decay"),
-                            (float) c.getDouble("beta1"), (float) c.getDouble("beta2"), (float) c.getDouble("eps"),
-                            (float) c.getDouble("clip-value"), (float) c.getDouble("clip-norm"), c.getInt("lisa.gamma"),
-                            given(c, "lisa.gamma"), c.getInt("lisa.period"), c.getInt("rank"), c.getInt("rso-period"),
-                            c.getInt("galore.gap"), (float) c.getDouble("galore.scale"), (float) c.getDouble("lora.alpha")),
+                    new OptimizerPart(method, learningRate(c, method), (float) c.getDouble("weight-decay"), c.getInt("warmup"),
+                            new Adam((float) c.getDouble("beta1"), (float) c.getDouble("beta2"), (float) c.getDouble("eps")),
+                            clipping(c), new Lisa(c.getInt("lisa.gamma"), c.getInt("lisa.period")), given(c, "lisa.gamma"),
+                            new LowRank(c.getInt("rank"), c.getInt("rso-period"), c.getInt("galore.gap"),
+                                    (float) c.getDouble("galore.scale"), (float) c.getDouble("lora.alpha"))),
                     new PipelinePart(c.getInt("nodes"), c.getInt("devices"), c.getInt("microbatches"), schedule(c), mode(c), c.getDuration("step-timeout"),
                             c.getInt("trace-steps"), flag(c, "rebalance"), flag(c, "recompute")),
                     new RunPart(c.getString("data"), c.getInt("steps"), c.getInt("batch"), c.getInt("seq"),
@@ -158,6 +162,14 @@ public record TrainConfig(ModelPart model, OptimizerPart optimizer, PipelinePart
         return !"reference.conf".equals(c.getValue(key).origin().resource());
     }
 
+    /** Checked as it is bound: a {@link Clipping} refuses a negative threshold with a message that names no setting. */
+    private static Clipping clipping(Config c) {
+        float value = (float) c.getDouble("clip-value"), norm = (float) c.getDouble("clip-norm");
+        require(finite(value) && value >= 0, "clip-value", "must be ≥ 0 (0 turns it off), not " + value);
+        require(finite(norm) && norm >= 0, "clip-norm", "must be ≥ 0 (0 turns it off), not " + norm);
+        return new Clipping(value, norm);
+    }
+
     private static PipelineSchedule schedule(Config c) {
         try {
             return PipelineSchedule.parse(c.getString("schedule"));
@@ -211,18 +223,18 @@ public record TrainConfig(ModelPart model, OptimizerPart optimizer, PipelinePart
         require(finite(o.lr()) && o.lr() > 0, "lr", "must be a finite number > 0 or auto, not " + o.lr());
         require(o.warmup() >= 0, "warmup", "must be ≥ 0, not " + o.warmup());
         require(finite(o.weightDecay()) && o.weightDecay() >= 0, "weight-decay", "must be ≥ 0, not " + o.weightDecay());
-        require(o.beta1() >= 0 && o.beta1() < 1, "beta1", "must be in [0, 1), not " + o.beta1());
-        require(o.beta2() >= 0 && o.beta2() < 1, "beta2", "must be in [0, 1), not " + o.beta2());
-        require(finite(o.eps()) && o.eps() > 0, "eps", "must be > 0, not " + o.eps());
-        require(finite(o.clipValue()) && o.clipValue() >= 0, "clip-value", "must be ≥ 0 (0 turns it off), not " + o.clipValue());
-        require(finite(o.clipNorm()) && o.clipNorm() >= 0, "clip-norm", "must be ≥ 0 (0 turns it off), not " + o.clipNorm());
-        require(o.lisaGamma() >= 0, "lisa.gamma", "must be ≥ 0 (0 turns LISA off), not " + o.lisaGamma());
-        require(o.lisaPeriod() >= 1, "lisa.period", "must be ≥ 1, not " + o.lisaPeriod());
-        require(o.rank() >= 1, "rank", "must be ≥ 1, not " + o.rank());
-        require(o.rsoPeriod() >= 1, "rso-period", "must be ≥ 1, not " + o.rsoPeriod());
-        require(o.galoreGap() >= 1, "galore.gap", "must be ≥ 1, not " + o.galoreGap());
-        require(finite(o.galoreScale()) && o.galoreScale() > 0, "galore.scale", "must be > 0, not " + o.galoreScale());
-        require(finite(o.loraAlpha()) && o.loraAlpha() > 0, "lora.alpha", "must be > 0, not " + o.loraAlpha());
+        Adam a = o.adam();
+        require(a.beta1() >= 0 && a.beta1() < 1, "beta1", "must be in [0, 1), not " + a.beta1());
+        require(a.beta2() >= 0 && a.beta2() < 1, "beta2", "must be in [0, 1), not " + a.beta2());
+        require(finite(a.eps()) && a.eps() > 0, "eps", "must be > 0, not " + a.eps());
+        require(o.lisa().gamma() >= 0, "lisa.gamma", "must be ≥ 0 (0 turns LISA off), not " + o.lisa().gamma());
+        require(o.lisa().period() >= 1, "lisa.period", "must be ≥ 1, not " + o.lisa().period());
+        LowRank l = o.lowRank();
+        require(l.rank() >= 1, "rank", "must be ≥ 1, not " + l.rank());
+        require(l.rsoPeriod() >= 1, "rso-period", "must be ≥ 1, not " + l.rsoPeriod());
+        require(l.galoreGap() >= 1, "galore.gap", "must be ≥ 1, not " + l.galoreGap());
+        require(finite(l.galoreScale()) && l.galoreScale() > 0, "galore.scale", "must be > 0, not " + l.galoreScale());
+        require(finite(l.loraAlpha()) && l.loraAlpha() > 0, "lora.alpha", "must be > 0, not " + l.loraAlpha());
         require(r.validationFraction() > 0 && r.validationFraction() < 0.5, "validation-fraction", "must be in (0, 0.5), not "
                 + r.validationFraction());
         require(r.evalEvery() >= 1, "eval-every", "must be ≥ 1, not " + r.evalEvery());
@@ -234,7 +246,7 @@ public record TrainConfig(ModelPart model, OptimizerPart optimizer, PipelinePart
         require(!p.stepTimeout().isNegative() && !p.stepTimeout().isZero(), "step-timeout", "must be > 0, not " + p.stepTimeout());
         require(!Files.exists(Path.of(r.out())) || Files.isDirectory(Path.of(r.out())), "out",
                 "must be a directory for the runs; " + r.out() + " is a file");
-        require(o.clipNorm() == 0 || p.mode() == UpdateMode.EXACT || p.microbatches() == 1 || !o.method().inPipeline(), "clip-norm",
+        require(!o.clipping().byNorm() || p.mode() == UpdateMode.EXACT || p.microbatches() == 1 || !o.method().inPipeline(), "clip-norm",
                 "in eager mode needs one microbatch per step (each microbatch is its own update); use mode=exact or microbatches=1");
     }
 }

@@ -49,7 +49,7 @@ class PipelineEngineTest {
         // Weight gradients dominate a block's cost here, so which two of six blocks train decides the balance.
         double[] f = {0.1, 1, 1, 1, 1, 1, 1, 0.1}, b = {0.1, 1, 1, 1, 1, 1, 1, 0}, w = {0, 8, 8, 8, 8, 8, 8, 0};
         StageCosts costs = new StageCosts(f, b, w);
-        OptimizerSettings s = OptimizerSettings.defaults(0.01f).withLisa(2, 2);
+        OptimizerSettings s = OptimizerSettings.defaults(0.01f).withLisa(new OptimizerSettings.Lisa(2, 2));
         PipelineConfig pc = PipelineConfig.defaults(Method.ADAMW, 0.01f).with(UpdateMode.EXACT, PipelineSchedule.ONE_F_ONE_B).withSettings(s, true);
         Placement start = Placement.balanced(costs.total(), 2);
         Outcome moving = train(costs, pc, start);

@@ -28,7 +28,7 @@ public final class ConvergeBench {
 
     public static Curve run(Device device, ModelConfig cfg, String optimizer, int steps, int batch, int seq, long seed) {
         float lr = Method.named(optimizer).defaultLearningRate();
-        OptimizerSettings settings = OptimizerSettings.defaults(lr).withSchedule(Math.max(1, steps / 20), steps);
+        OptimizerSettings settings = OptimizerSettings.defaults(lr).withLrSchedule(new OptimizerSettings.LrSchedule(Math.max(1, steps / 20), steps));
         SyntheticData data = new SyntheticData(cfg.vocabSize(), batch, seq, 0.1, seed);
         List<Batch> batches = new ArrayList<>();
         for (int i = 0; i < steps; i++) batches.add(data.next());

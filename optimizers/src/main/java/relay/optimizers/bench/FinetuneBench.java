@@ -46,7 +46,8 @@ public final class FinetuneBench {
      */
     public static Map<String, float[]> pretrain(Device device, ModelConfig cfg, long seed, PackedDataset data, int batch, int steps,
                                                 IntConsumer progress) {
-        OptimizerSettings s = OptimizerSettings.defaults(Method.ADALOMO.defaultLearningRate()).withSchedule(Math.max(1, steps / 20), steps);
+        OptimizerSettings s = OptimizerSettings.defaults(Method.ADALOMO.defaultLearningRate())
+                .withLrSchedule(new OptimizerSettings.LrSchedule(Math.max(1, steps / 20), steps));
         try (Model model = Model.initialize(cfg, device, seed); TrainingMethod m = Method.ADALOMO.create(model, s)) {
             ReferenceTrainer t = new ReferenceTrainer(model, m);
             for (int i = 0; i < steps; i++) {
@@ -60,7 +61,7 @@ public final class FinetuneBench {
     /** Fine-tunes the setup's base weights with one method at one learning rate. */
     public static Run run(Device device, Setup setup, String optimizer, float lr, long seed) {
         Method method = Method.named(optimizer);
-        OptimizerSettings s = OptimizerSettings.defaults(lr).withSchedule(setup.warmup(), setup.steps());
+        OptimizerSettings s = OptimizerSettings.defaults(lr).withLrSchedule(new OptimizerSettings.LrSchedule(setup.warmup(), setup.steps()));
         MemoryLedger ledger = device.memory();
         setup.train().seek(new PackedDataset.Position(0, 0));
         try (Model model = Model.initialize(setup.model(), device, seed)) {
