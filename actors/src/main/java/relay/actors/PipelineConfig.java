@@ -5,22 +5,77 @@ import relay.optimizers.Method;
 import relay.optimizers.OptimizerSettings;
 
 /**
- * How a pipeline trains: the update mode, the schedule, the method (one that runs in the pipeline; with
- * {@code lisa} the blocks are sampled), its settings (learning rate, clipping, LISA's γ and period), the
- * CPU threads each device computes with, for how many steps actors record a trace, how long a step may take,
- * the step it starts at (0, or the next step of a resumed run: schedules and LISA draws go on from there), and
- * whether blocks keep only their input and recompute their activations in backward.
+ * How a pipeline trains, in three groups — what trains ({@link Training}), how its work runs ({@link Execution}),
+ * what is watched ({@link Limits}) — and the step it starts at (0, or the next step of a resumed run: schedules
+ * and LISA draws go on from there). Changing one setting replaces its group alone.
  */
-public record PipelineConfig(UpdateMode mode, PipelineSchedule schedule, Method method, OptimizerSettings settings,
-                             boolean lisa, int threadsPerDevice, long traceSteps, Duration stepTimeout, long firstStep,
-                             boolean recompute) {
+public record PipelineConfig(Training training, Execution execution, Limits limits, long firstStep) {
+
+    /** The method (one that runs in the pipeline; with {@code lisa} the blocks are sampled) and its settings. */
+    public record Training(Method method, OptimizerSettings settings, boolean lisa) {
+        public Training {
+            if (!method.inPipeline()) throw new IllegalArgumentException("optimizer '" + method.key() + "' runs on the plain loop only");
+            if (lisa && !method.takesLisa()) throw new IllegalArgumentException("LISA does not combine with " + method.key());
+        }
+    }
+
+    /** The update mode, the schedule, the CPU threads each device computes with, and whether blocks recompute their activations in backward. */
+    public record Execution(UpdateMode mode, PipelineSchedule schedule, int threadsPerDevice, boolean recompute) {
+        public Execution {
+            if (threadsPerDevice < 1) throw new IllegalArgumentException("threads per device must be ≥ 1");
+        }
+    }
+
+    /** For how many steps actors record a trace, and how long a step may take. */
+    public record Limits(long traceSteps, Duration stepTimeout) {
+        public Limits {
+            if (stepTimeout.isNegative() || stepTimeout.isZero()) throw new IllegalArgumentException("the step timeout must be > 0");
+        }
+    }
 
     public PipelineConfig {
-        if (!method.inPipeline()) throw new IllegalArgumentException("optimizer '" + method.key() + "' runs on the plain loop only");
-        if (lisa && !method.takesLisa()) throw new IllegalArgumentException("LISA does not combine with " + method.key());
-        if (threadsPerDevice < 1) throw new IllegalArgumentException("threads per device must be ≥ 1");
         if (firstStep < 0) throw new IllegalArgumentException("the first step must be ≥ 0");
-        if (stepTimeout.isNegative() || stepTimeout.isZero()) throw new IllegalArgumentException("the step timeout must be > 0");
+    }
+
+    public static PipelineConfig defaults(Method method, float lr) {
+        return new PipelineConfig(new Training(method, OptimizerSettings.defaults(lr), false),
+                new Execution(UpdateMode.EAGER, PipelineSchedule.ONE_F_ONE_B, 1, false), new Limits(0, Duration.ofMinutes(10)), 0);
+    }
+
+    public UpdateMode mode() {
+        return execution.mode();
+    }
+
+    public PipelineSchedule schedule() {
+        return execution.schedule();
+    }
+
+    public int threadsPerDevice() {
+        return execution.threadsPerDevice();
+    }
+
+    public boolean recompute() {
+        return execution.recompute();
+    }
+
+    public Method method() {
+        return training.method();
+    }
+
+    public OptimizerSettings settings() {
+        return training.settings();
+    }
+
+    public boolean lisa() {
+        return training.lisa();
+    }
+
+    public long traceSteps() {
+        return limits.traceSteps();
+    }
+
+    public Duration stepTimeout() {
+        return limits.stepTimeout();
     }
 
     /**
@@ -28,20 +83,24 @@ public record PipelineConfig(UpdateMode mode, PipelineSchedule schedule, Method 
      * gathering their weights or state: the step timeout, and never less than ten minutes.
      */
     public Duration requestTimeout() {
-        return stepTimeout.compareTo(Duration.ofMinutes(10)) > 0 ? stepTimeout : Duration.ofMinutes(10);
-    }
-
-    public static PipelineConfig defaults(Method method, float lr) {
-        return new PipelineConfig(UpdateMode.EAGER, PipelineSchedule.ONE_F_ONE_B, method, OptimizerSettings.defaults(lr),
-                false, 1, 0, Duration.ofMinutes(10), 0, false);
+        return stepTimeout().compareTo(Duration.ofMinutes(10)) > 0 ? stepTimeout() : Duration.ofMinutes(10);
     }
 
     public PipelineConfig with(UpdateMode m, PipelineSchedule s) {
-        return new PipelineConfig(m, s, method, settings, lisa, threadsPerDevice, traceSteps, stepTimeout, firstStep, recompute);
+        return with(new Execution(m, s, threadsPerDevice(), recompute()));
+    }
+
+    /** Blocks that recompute their activations in backward, or keep them. */
+    public PipelineConfig withRecompute(boolean on) {
+        return with(new Execution(mode(), schedule(), threadsPerDevice(), on));
+    }
+
+    public PipelineConfig with(Execution e) {
+        return new PipelineConfig(training, e, limits, firstStep);
     }
 
     public PipelineConfig withSettings(OptimizerSettings s, boolean withLisa) {
-        return new PipelineConfig(mode, schedule, method, s, withLisa, threadsPerDevice, traceSteps, stepTimeout, firstStep, recompute);
+        return new PipelineConfig(new Training(method(), s, withLisa), execution, limits, firstStep);
     }
 
     /** Tracing of every step, or none. */
@@ -51,21 +110,16 @@ public record PipelineConfig(UpdateMode mode, PipelineSchedule schedule, Method 
 
     /** Tracing of the first {@code steps} steps. */
     public PipelineConfig withTraceSteps(long steps) {
-        return new PipelineConfig(mode, schedule, method, settings, lisa, threadsPerDevice, steps, stepTimeout, firstStep, recompute);
+        return new PipelineConfig(training, execution, new Limits(steps, stepTimeout()), firstStep);
     }
 
     /** A step not finished within {@code timeout} fails, naming the stage reports still missing. */
     public PipelineConfig withStepTimeout(Duration timeout) {
-        return new PipelineConfig(mode, schedule, method, settings, lisa, threadsPerDevice, traceSteps, timeout, firstStep, recompute);
-    }
-
-    /** Blocks that recompute their activations in backward, or keep them. */
-    public PipelineConfig withRecompute(boolean on) {
-        return new PipelineConfig(mode, schedule, method, settings, lisa, threadsPerDevice, traceSteps, stepTimeout, firstStep, on);
+        return new PipelineConfig(training, execution, new Limits(traceSteps(), timeout), firstStep);
     }
 
     /** Starting at {@code step}, the next step of a resumed run. */
     public PipelineConfig withFirstStep(long step) {
-        return new PipelineConfig(mode, schedule, method, settings, lisa, threadsPerDevice, traceSteps, stepTimeout, step, recompute);
+        return new PipelineConfig(training, execution, limits, step);
     }
 }

@@ -134,9 +134,9 @@ final class Wire {
             case ZB_H1 -> PipelineSchedule.ZB_H1;
             case UNRECOGNIZED -> throw new IllegalArgumentException("unknown schedule " + c.getScheduleValue());
         };
-        return new PipelineConfig(mode, schedule, Method.named(c.getMethod()), SettingsWire.settings(c.getSettings()), c.getLisa(),
-                c.getThreadsPerDevice(), c.getTraceSteps(), Duration.ofMillis(c.getStepTimeoutMillis()), c.getFirstStep(),
-                c.getRecompute());
+        return new PipelineConfig(new PipelineConfig.Training(Method.named(c.getMethod()), SettingsWire.settings(c.getSettings()), c.getLisa()),
+                new PipelineConfig.Execution(mode, schedule, c.getThreadsPerDevice(), c.getRecompute()),
+                new PipelineConfig.Limits(c.getTraceSteps(), Duration.ofMillis(c.getStepTimeoutMillis())), c.getFirstStep());
     }
 
     static relay.transport.proto.StageSpec spec(StageSpec s) {

@@ -85,8 +85,9 @@ public record TrainConfig(ModelPart model, OptimizerPart optimizer, PipelinePart
 
     /** The pipeline's configuration, starting at {@code firstStep} (0, or the next step of a resumed run). */
     public PipelineConfig pipelineConfig(long firstStep) {
-        return new PipelineConfig(pipeline.mode(), pipeline.schedule(), optimizer.method(), optimizerSettings(), optimizer.samplesBlocks(), 1,
-                pipeline.traceSteps(), pipeline.stepTimeout(), firstStep, pipeline.recompute());
+        return new PipelineConfig(new PipelineConfig.Training(optimizer.method(), optimizerSettings(), optimizer.samplesBlocks()),
+                new PipelineConfig.Execution(pipeline.mode(), pipeline.schedule(), 1, pipeline.recompute()),
+                new PipelineConfig.Limits(pipeline.traceSteps(), pipeline.stepTimeout()), firstStep);
     }
 
     /** Binds and checks {@code relay.train}; an unknown key or a bad value is an error naming the setting. */

@@ -45,8 +45,9 @@ class SettingsRoundTripTest {
         TrainConfig c = TrainConfig.from(ConfigFactory.parseString(GIVEN).atPath("relay.train").withFallback(ConfigFactory.load()).resolve());
         OptimizerSettings settings = new OptimizerSettings(0.375f, 0.25f, new Adam(0.625f, 0.875f, 0.0078125f), new Clipping(6.5f, 7.25f),
                 new LrSchedule(8, 90), new Lisa(3, 11), new LowRank(12, 13, 14, 0.1875f, 16.5f), 17);
-        PipelineConfig want = new PipelineConfig(UpdateMode.EXACT, PipelineSchedule.ZB_H1, Method.ADALOMO, settings, true, 1, 18,
-                Duration.ofSeconds(19), 20, true);
+        PipelineConfig want = new PipelineConfig(new PipelineConfig.Training(Method.ADALOMO, settings, true),
+                new PipelineConfig.Execution(UpdateMode.EXACT, PipelineSchedule.ZB_H1, 1, true), new PipelineConfig.Limits(18, Duration.ofSeconds(19)),
+                20);
         assertEquals(want, c.pipelineConfig(20), "bound from HOCON");
 
         ActorSystem<Void> system = ActorSystem.create(Behaviors.empty(), "settings-round-trip");
