@@ -91,6 +91,8 @@ class PlanMemoryTest {
             });
         }
         List<Map<Category, Long>> planned = planner.memory(cfg, placement, pc, batch, seq, microbatches);
+        // With several microbatches a device's activations include what it sent and the next has not taken yet: up to a message each.
+        long message = (long) batch / microbatches * seq * cfg.hidden() * Float.BYTES, inFlight = microbatches == 1 ? 0 : microbatches * message;
         if (recompute) {
             // Recomputing changes where memory goes, not the numbers: the same step without it has the same losses, and holds more.
             List<Map<Category, Long>> kept = planner.memory(cfg, placement, pc.withRecompute(false), batch, seq, microbatches);
@@ -99,7 +101,7 @@ class PlanMemoryTest {
             }
             long keptAll = 0, recomputedAll = 0;
             for (int d = 0; d < kept.size(); d++) {
-                assertTrue(kept.get(d).get(Category.ACTIVATIONS) >= planned.get(d).get(Category.ACTIVATIONS), "device " + d);
+                assertTrue(kept.get(d).get(Category.ACTIVATIONS) + inFlight >= planned.get(d).get(Category.ACTIVATIONS), "device " + d);
                 keptAll += kept.get(d).get(Category.ACTIVATIONS);
                 recomputedAll += planned.get(d).get(Category.ACTIVATIONS);
             }
@@ -112,10 +114,9 @@ class PlanMemoryTest {
         if (microbatches == 1) {
             assertEquals(measured, planned);
         } else {
-            long message = (long) batch / microbatches * seq * cfg.hidden() * Float.BYTES;
             for (int d = 0; d < planned.size(); d++) {
                 long gap = Math.abs(planned.get(d).get(Category.ACTIVATIONS) - measured.get(d).get(Category.ACTIVATIONS));
-                assertTrue(gap <= microbatches * message,
+                assertTrue(gap <= inFlight,
                         "device " + d + ": activations differ by " + gap + " bytes, more than " + microbatches + " messages of " + message);
                 planned.get(d).remove(Category.ACTIVATIONS);
                 measured.get(d).remove(Category.ACTIVATIONS);
