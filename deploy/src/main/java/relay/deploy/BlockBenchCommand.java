@@ -25,24 +25,21 @@ final class BlockBenchCommand implements Callable<Integer> {
     @Mixin
     ModelOptions modelOptions;
 
-    @Option(names = "--iterations", description = "timed steps; the median is reported (default ${DEFAULT-VALUE})")
-    int iterations = 10;
+    @Mixin
+    TimedIterations iterations = new TimedIterations(10);
 
     @Mixin
     JsonOption json;
 
     @Override
     public Integer call() {
-        Inputs.require(iterations >= 1, "--iterations", "≥ 1", iterations);
-        deviceOptions.check();
-        json.check();
         ModelConfig cfg = modelOptions.config();
         String model = modelOptions.model;
         int batch = modelOptions.batch, seq = modelOptions.seq;
         try (CpuDevice device = deviceOptions.open()) {
             System.out.printf("block of %s, batch %d × seq %d, %d threads: measuring sgemm on the block's shapes...%n",
                     model, batch, seq, device.threads());
-            BlockBench.Result r = BlockBench.run(device, model, cfg, batch, seq, iterations);
+            BlockBench.Result r = BlockBench.run(device, model, cfg, batch, seq, iterations.count);
             Table shapes = new Table("block matmul", "GFLOP/s");
             for (SgemmBench.Measurement m : r.shapes()) shapes.row(m.shape(), String.format("%.1f", m.gflops()));
             shapes.print(System.out);

@@ -52,7 +52,6 @@ final class ChaosBenchCommand implements Callable<Integer> {
         Inputs.require(kills >= 1, "--kills", "≥ 1", kills);
         Inputs.require(steps >= 4, "--steps", "≥ 4 (a worker is killed after step 2 to steps − 1)", steps);
         Inputs.parsed("--mode", () -> relay.actors.UpdateMode.parse(mode));
-        json.check();
         long s = seed.equals("random") ? System.nanoTime() : seed();
         SplittableRandom random = new SplittableRandom(s);
         Path work = Files.createTempDirectory("relay-chaos");

@@ -44,14 +44,12 @@ final class CheckpointBenchCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        modelOptions.config();
         Method.named(optimizer);
         Inputs.require(devices >= 1, "--devices", "≥ 1", devices);
         pipeline.check(modelOptions.batch);
         Inputs.require(steps >= 1, "--steps", "≥ 1", steps);
         Inputs.require(every >= 1, "--every", "≥ 1", every);
         Inputs.require(dir == null || !Files.exists(dir) || Files.isDirectory(dir), "--dir", "a directory", dir);
-        json.check();
         Map<String, Object> settings = new LinkedHashMap<>();
         settings.put("model", modelOptions.model);
         settings.put("optimizer", optimizer);

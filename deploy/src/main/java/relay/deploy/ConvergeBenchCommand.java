@@ -20,17 +20,11 @@ final class ConvergeBenchCommand implements Callable<Integer> {
     @Mixin
     DeviceOptions deviceOptions;
 
-    @Option(names = "--model", description = "preset or config.json (default ${DEFAULT-VALUE})")
-    String model = "llama-tiny";
+    @Mixin
+    ModelOptions modelOptions = new ModelOptions("llama-tiny", 8, 64);
 
     @Option(names = "--steps", description = "training steps per optimizer (default ${DEFAULT-VALUE})")
     int steps = 200;
-
-    @Option(names = "--batch", description = "sequences per step (default ${DEFAULT-VALUE})")
-    int batch = 8;
-
-    @Option(names = "--seq", description = "tokens per sequence (default ${DEFAULT-VALUE})")
-    int seq = 64;
 
     @Option(names = "--optimizers", split = ",", description = "comma-separated subset (default: all)")
     List<String> optimizers = Method.keys();
@@ -44,12 +38,9 @@ final class ConvergeBenchCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         Inputs.require(steps >= 1, "--steps", "≥ 1", steps);
-        Inputs.require(batch >= 1, "--batch", "≥ 1", batch);
-        Inputs.require(seq >= 1, "--seq", "≥ 1", seq);
-        deviceOptions.check();
-        json.check();
-        ModelConfig cfg = ModelConfig.named(model);
-        Inputs.require(seq <= cfg.maxPositions(), "--seq", "at most the model's " + cfg.maxPositions() + " positions", seq);
+        ModelConfig cfg = modelOptions.config();
+        String model = modelOptions.model;
+        int batch = modelOptions.batch, seq = modelOptions.seq;
         optimizers.forEach(Method::named);
         List<ConvergeBench.Curve> curves = new ArrayList<>();
         try (CpuDevice device = deviceOptions.open()) {

@@ -5,8 +5,8 @@ import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
-import relay.deploy.train.Checkpoint;
 import relay.stages.data.Corpus;
 import relay.stages.data.InstructionDataset;
 import relay.stages.data.Instructions;
@@ -20,8 +20,8 @@ import relay.stages.text.Tokenizer;
 @Command(name = "eval", mixinStandardHelpOptions = true,
         description = "Mean loss and perplexity of a model directory (with its tokenizer.json) on a corpus.")
 final class EvalCommand implements Callable<Integer> {
-    @Option(names = "--model", required = true, description = "a Hugging Face model directory with tokenizer.json: a checkpoint, or a run directory (its newest)")
-    Path model;
+    @Mixin
+    ModelDirectoryOption modelDirectory;
 
     @Option(names = "--data", required = true, description = "a text or JSONL corpus (optionally .gz)")
     Path data;
@@ -36,7 +36,7 @@ final class EvalCommand implements Callable<Integer> {
     public Integer call() {
         Inputs.require(seq >= 1, "--seq", "≥ 1", seq);
         Inputs.require(maxSequences >= 1, "--max-sequences", "≥ 1", maxSequences);
-        Path model = Checkpoint.modelDirectory(this.model);
+        Path model = modelDirectory.path();
         int positions = relay.stages.model.ModelConfig.read(model.resolve("config.json")).maxPositions();
         Inputs.require(seq <= positions, "--seq", "at most the model's " + positions + " positions", seq);
         Tokenizer tokenizer = Tokenizer.ofModel(model);

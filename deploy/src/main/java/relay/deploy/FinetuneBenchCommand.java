@@ -31,14 +31,8 @@ final class FinetuneBenchCommand implements Callable<Integer> {
     @Mixin
     DeviceOptions deviceOptions;
 
-    @Option(names = "--model", description = "preset or config.json (default ${DEFAULT-VALUE})")
-    String model = "llama-train";
-
-    @Option(names = "--batch", description = "sequences per step (default ${DEFAULT-VALUE})")
-    int batch = 8;
-
-    @Option(names = "--seq", description = "tokens per sequence (default ${DEFAULT-VALUE})")
-    int seq = 128;
+    @Mixin
+    ModelOptions modelOptions = new ModelOptions("llama-train", 8, 128);
 
     @Option(names = "--pretrain-steps", description = "AdaLomo steps on the Old Testament (default ${DEFAULT-VALUE})")
     int pretrainSteps = 400;
@@ -66,17 +60,15 @@ final class FinetuneBenchCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        Inputs.require(batch >= 1, "--batch", "≥ 1", batch);
+        String model = modelOptions.model;
+        int batch = modelOptions.batch, seq = modelOptions.seq;
         Inputs.require(seq >= 2, "--seq", "≥ 2", seq);
         Inputs.require(pretrainSteps >= 0, "--pretrain-steps", "≥ 0", pretrainSteps);
         Inputs.require(steps >= 2, "--steps", "≥ 2", steps);
         Inputs.require(tuneSteps >= 2, "--tune-steps", "≥ 2", tuneSteps);
         Inputs.require(evalEvery >= 1, "--eval-every", "≥ 1", evalEvery);
-        deviceOptions.check();
-        json.check();
         Inputs.writableFile(html, "--html");
-        ModelConfig cfg = ModelConfig.named(model);
-        Inputs.require(seq <= cfg.maxPositions(), "--seq", "at most the model's " + cfg.maxPositions() + " positions", seq);
+        ModelConfig cfg = modelOptions.config();
         optimizers.forEach(o -> Inputs.require(Method.named(o) != Method.SGD, "--optimizers", "methods other than classic sgd", o));
         Testaments data = Testaments.load(cfg, seq, batch, seed, System.out);
         List<FinetuneBench.Run> runs = new ArrayList<>();

@@ -6,8 +6,8 @@ import java.util.List;
 import java.util.SplittableRandom;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
-import relay.deploy.train.Checkpoint;
 import relay.stages.io.HfModelDirectory;
 import relay.stages.model.KvCache;
 import relay.stages.model.Model;
@@ -19,8 +19,8 @@ import relay.stages.text.Tokenizer;
         description = "Continues a prompt with a model directory (with its tokenizer.json), one token at a time with a key/value "
                 + "cache: greedy, or sampled with temperature, top-k and top-p.")
 final class GenerateCommand implements Callable<Integer> {
-    @Option(names = "--model", required = true, description = "a Hugging Face model directory with tokenizer.json: a checkpoint, or a run directory (its newest)")
-    Path model;
+    @Mixin
+    ModelDirectoryOption modelDirectory;
 
     @Option(names = "--prompt", required = true, description = "the text to continue")
     String prompt;
@@ -50,7 +50,7 @@ final class GenerateCommand implements Callable<Integer> {
         Inputs.require(topK >= 0, "--top-k", "≥ 0 (0: all tokens)", topK);
         Inputs.require(topP > 0 && topP <= 1, "--top-p", "in (0, 1]", topP);
         Inputs.require(!prompt.isEmpty(), "--prompt", "some text", "empty");
-        Path model = Checkpoint.modelDirectory(this.model);
+        Path model = modelDirectory.path();
         Tokenizer tokenizer = Tokenizer.ofModel(model);
         SplittableRandom rng = new SplittableRandom(seed);
         try (CpuDevice d = CpuDevice.allCores(); Model m = HfModelDirectory.load(model, d);

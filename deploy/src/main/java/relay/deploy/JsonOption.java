@@ -8,12 +8,13 @@ import picocli.CommandLine.Option;
 import relay.stages.io.FileWrites;
 
 /** {@code --json FILE}: a command's results as pretty JSON, the file checked before the command starts its work. */
-final class JsonOption {
+final class JsonOption implements CheckedOptions {
     @Option(names = "--json", description = "also write the results as JSON to this file")
     Path file;
 
     /** Refuses a file that could not be written, before any work is done. */
-    void check() {
+    @Override
+    public void check() {
         Inputs.writableFile(file, "--json");
     }
 

@@ -40,8 +40,6 @@ final class MemoryBenchCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         Inputs.require(steps >= 1, "--steps", "≥ 1", steps);
-        deviceOptions.check();
-        json.check();
         ModelConfig cfg = modelOptions.config();
         List<String> names = optimizer == null ? Method.keys() : List.of(Method.named(optimizer).key());
         List<MemoryBench.Result> results = new ArrayList<>();

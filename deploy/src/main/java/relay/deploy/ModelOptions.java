@@ -4,17 +4,30 @@ import java.util.ArrayList;
 import picocli.CommandLine.Option;
 import relay.stages.model.ModelConfig;
 
-/** Which model, and the shape of a batch. */
-final class ModelOptions {
+/**
+ * Which model, and the shape of a batch. A command with other defaults builds its instance with them: picocli
+ * takes an instance's values as the defaults it shows.
+ */
+final class ModelOptions implements CheckedOptions {
     @Option(names = "--model", description = "a preset (${COMPLETION-CANDIDATES}) or a config.json / model directory; default ${DEFAULT-VALUE}",
             completionCandidates = Presets.class)
-    String model = "gpt2-124m";
+    String model;
 
     @Option(names = "--batch", description = "sequences per step (default ${DEFAULT-VALUE})")
-    int batch = 4;
+    int batch;
 
     @Option(names = "--seq", description = "tokens per sequence (default ${DEFAULT-VALUE})")
-    int seq = 256;
+    int seq;
+
+    ModelOptions() {
+        this("gpt2-124m", 4, 256);
+    }
+
+    ModelOptions(String model, int batch, int seq) {
+        this.model = model;
+        this.batch = batch;
+        this.seq = seq;
+    }
 
     static final class Presets extends ArrayList<String> {
         Presets() {
@@ -22,14 +35,17 @@ final class ModelOptions {
         }
     }
 
+    @Override
+    public void check() {
+        config();
+    }
+
     /** The model's config, checked against the batch shape. */
     ModelConfig config() {
         Inputs.require(batch >= 1, "--batch", "≥ 1", batch);
         Inputs.require(seq >= 1, "--seq", "≥ 1", seq);
         ModelConfig cfg = ModelConfig.named(model);
-        if (seq > cfg.maxPositions()) {
-            throw new IllegalArgumentException("--seq " + seq + " exceeds the model's " + cfg.maxPositions() + " positions");
-        }
+        Inputs.require(seq <= cfg.maxPositions(), "--seq", "at most the model's " + cfg.maxPositions() + " positions", seq);
         return cfg;
     }
 }

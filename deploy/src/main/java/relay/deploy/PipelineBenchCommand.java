@@ -57,7 +57,6 @@ final class PipelineBenchCommand implements Callable<Integer> {
         Inputs.require(nodes >= 1 && nodes - 1 <= devices, "--nodes", "≥ 1, with no more workers than --devices " + devices, nodes);
         Inputs.require(clipNorm >= 0 && Float.isFinite(clipNorm), "--clip-norm", "a finite number ≥ 0 (0: off)", clipNorm);
         Inputs.writableFile(trace, "--trace");
-        json.check();
         int microbatches = pipeline.microbatches;
         String schedule = pipeline.schedule, mode = pipeline.mode;
         ModelConfig cfg = modelOptions.config();

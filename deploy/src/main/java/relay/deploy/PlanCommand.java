@@ -64,7 +64,6 @@ final class PlanCommand implements Callable<Integer> {
         Inputs.require(memoryBandwidth > 0 && Double.isFinite(memoryBandwidth), "--memory-bandwidth", "> 0 GB/s", memoryBandwidth);
         Inputs.require(bus > 0 && Double.isFinite(bus), "--bus", "> 0 GB/s", bus);
         Inputs.require(link > 0 && Double.isFinite(link), "--link", "> 0 GB/s", link);
-        json.check();
         ModelConfig cfg = modelOptions.config();
         DeviceSpec spec = Inputs.parsed("--devices", () -> DeviceSpec.parse(devices, memoryBandwidth * 1e9, bus * 1e9, link * 1e9,
                 hostMemory()));

@@ -58,10 +58,12 @@ public final class Relay implements Runnable {
      * The configured command line, shared by main and the tests. It is the one place where errors become
      * exit codes: input that a command refuses (an {@link IllegalArgumentException}: a bad option, setting or
      * file) is one line and exit 2; a failed training step or an I/O failure of the machine is one line and
-     * exit 1; anything else is a bug and keeps its stack trace.
+     * exit 1; anything else is a bug and keeps its stack trace. Before a command runs, the {@link CheckedOptions}
+     * among its mixins are checked.
      */
     static CommandLine commandLine() {
         CommandLine cl = new CommandLine(new Relay());
+        cl.setExecutionStrategy(Relay::checkThenRun);
         cl.registerConverter(Path.class, Inputs::path);
         cl.getSubcommands().get("train").getCommandSpec().usageMessage().footer(TrainCommand.methods());
         cl.setParameterExceptionHandler((e, args) -> {
@@ -81,6 +83,20 @@ public final class Relay implements Runnable {
             throw e;
         });
         return cl;
+    }
+
+    private static int checkThenRun(CommandLine.ParseResult parsed) {
+        Integer help = CommandLine.executeHelpRequest(parsed);
+        if (help != null) return help;
+        CommandLine command = parsed.asCommandLineList().get(parsed.asCommandLineList().size() - 1);
+        try {
+            for (CommandLine.Model.CommandSpec mixin : command.getCommandSpec().mixins().values()) {
+                if (mixin.userObject() instanceof CheckedOptions options) options.check();
+            }
+        } catch (IllegalArgumentException e) {
+            throw new CommandLine.ExecutionException(command, e.getMessage(), e);
+        }
+        return new CommandLine.RunLast().execute(parsed);
     }
 
     private static String oneLine(String message) {

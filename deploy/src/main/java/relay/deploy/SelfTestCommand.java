@@ -28,8 +28,6 @@ final class SelfTestCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        deviceOptions.check();
-        json.check();
         List<CheckJson> out = new ArrayList<>();
         int failed = 0;
         try (CpuDevice device = deviceOptions.open()) {

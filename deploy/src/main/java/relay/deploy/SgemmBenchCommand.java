@@ -27,8 +27,6 @@ final class SgemmBenchCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         Inputs.require(repeats >= 1, "--repeats", "≥ 1", repeats);
-        deviceOptions.check();
-        json.check();
         try (CpuDevice device = deviceOptions.open()) {
             List<SgemmBench.Measurement> ms = new SgemmBench(device, repeats).measure(SgemmBench.squareShapes());
             Table t = new Table("shape", "GFLOP/s", "ms");

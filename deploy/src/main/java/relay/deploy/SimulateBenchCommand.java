@@ -48,7 +48,6 @@ final class SimulateBenchCommand implements Callable<Integer> {
         Inputs.require(lisaGamma >= 0 && lisaGamma <= stages - 2, "--lisa-gamma", "between 0 and the " + (stages - 2) + " blocks", lisaGamma);
         int microbatches = pipeline.microbatches;
         String schedule = pipeline.schedule;
-        json.check();
         System.out.printf("%d stages on %d simulated devices, %d microbatches, %s, a block's forward %.2f ms%s...%n", stages, devices,
                 microbatches, schedule, blockMillis, lisaGamma > 0 ? ", LISA drawing " + lisaGamma + " blocks every step" : "");
         SimulateBench.Result r = SimulateBench.run(stages, devices, microbatches, pipeline.schedule(), pipeline.mode(), blockMillis, steps,

@@ -28,24 +28,21 @@ final class StepBenchCommand implements Callable<Integer> {
     @Option(names = "--recompute", description = "blocks keep only their input and recompute their activations in backward")
     boolean recompute;
 
-    @Option(names = "--iterations", description = "timed steps after one warm-up step; the median is reported (default ${DEFAULT-VALUE})")
-    int iterations = 5;
+    @Mixin
+    TimedIterations iterations = new TimedIterations(5);
 
     @Mixin
     JsonOption json;
 
     @Override
     public Integer call() {
-        Inputs.require(iterations >= 1, "--iterations", "≥ 1", iterations);
-        deviceOptions.check();
-        json.check();
         ModelConfig cfg = modelOptions.config();
         String method = Method.named(optimizer).key();
         System.out.printf("%s, batch %d × seq %d, %s%s, %d threads: sgemm on the step's shapes, then %d timed steps...%n",
                 modelOptions.model, modelOptions.batch, modelOptions.seq, method, recompute ? " with recompute" : "",
-                deviceOptions.threads, iterations);
+                deviceOptions.threads, iterations.count);
         StepBench.Result r = StepBench.run(modelOptions.model, cfg, modelOptions.batch, modelOptions.seq, deviceOptions.threads, method,
-                OptimizerSettings.defaults(1e-4f), recompute, iterations);
+                OptimizerSettings.defaults(1e-4f), recompute, iterations.count);
         Table t = new Table("metric", "value")
                 .row("sgemm peak (best window of the fastest shape, between steps)", String.format("%.1f GFLOP/s", r.sgemmPeakGflops()))
                 .row("model FLOPs per step (6N + 12·L·C·T per token)", String.format("%.3e", r.modelFlops()))

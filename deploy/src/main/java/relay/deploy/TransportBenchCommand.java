@@ -59,7 +59,6 @@ final class TransportBenchCommand implements Callable<Integer> {
         }
         Inputs.require(messages >= 1, "--messages", "≥ 1", messages);
         Inputs.require(window >= 1, "--window", "≥ 1", window);
-        json.check();
         List<String> cmd = RelayJvm.command(List.of("bench", "transport", "--serve", "--sizes", String.join(",", sizes)));
         Process peer = new ProcessBuilder(cmd).redirectError(ProcessBuilder.Redirect.INHERIT).start();
         try {

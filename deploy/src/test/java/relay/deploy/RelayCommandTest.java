@@ -85,6 +85,15 @@ class RelayCommandTest {
     }
 
     @Test
+    void helpIsAnsweredBeforeOptionsAreChecked() {
+        // --threads 0 and a --json that is a directory would each be refused, but help asked for is help given.
+        String out = Cli.output(0, "bench", "sgemm", "--threads", "0", "--json", dir.toString(), "--help");
+        assertTrue(out.contains("Usage: relay bench sgemm") && !out.contains("must be"), out);
+        String refused = Cli.output(2, "bench", "sgemm", "--threads", "0");
+        assertTrue(refused.contains("--threads must be ≥ 1, not 0"), refused);
+    }
+
+    @Test
     void unknownModelIsOneClearLine() {
         StringWriter err = new StringWriter();
         assertEquals(2, Cli.run(err, "bench", "block", "--model", "no-such-model"));
