@@ -61,11 +61,15 @@ class ClusterTrainingTest {
     }
 
     /** Workers 1 to nodes − 1, joining the coordinator at this port. */
-    private void startWorkers(int port, int nodes, String... settings) throws IOException {
+    private void startWorkers(int port, int nodes, String... settings) throws IOException, InterruptedException {
         for (int i = 1; i < nodes; i++) {
             List<String> args = new ArrayList<>(List.of("node", "--join", "127.0.0.1:" + port, "--index", String.valueOf(i)));
             args.addAll(List.of(settings));
             workers.add(RelayProcess.start(dir, dir.resolve("node-" + i + ".log"), args.toArray(String[]::new)));
+        }
+        // Up and joining before the coordinator starts, so its join timeout counts the join, not the workers' JVMs starting.
+        for (int i = 1; i < nodes; i++) {
+            RelayProcess.awaitOutput(workers.get(workers.size() - nodes + i), dir.resolve("node-" + i + ".log"), "joining the coordinator at", 90);
         }
     }
 

@@ -22,6 +22,21 @@ public final class RelayProcess {
         return new ProcessBuilder(cmd).directory(workingDirectory.toFile()).redirectErrorStream(true).redirectOutput(log.toFile()).start();
     }
 
+    /**
+     * Waits until the process's log says {@code text} (a worker up and joining, say), so that what a test times
+     * next does not include a JVM's start on a loaded machine. Fails if the process ends first or {@code seconds} pass.
+     */
+    static void awaitOutput(Process p, Path log, String text, long seconds) throws IOException, InterruptedException {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(seconds);
+        while (!Files.readString(log, StandardCharsets.UTF_8).contains(text)) {
+            if (!p.isAlive() || System.nanoTime() > deadline) {
+                throw new AssertionError("'" + text + "' not said by " + log + (p.isAlive() ? " in " + seconds + " s" : ", which ended")
+                        + ": " + Files.readString(log, StandardCharsets.UTF_8));
+            }
+            Thread.sleep(50);
+        }
+    }
+
     /** Runs the command to its end (at most three minutes). */
     static Result run(Path workingDirectory, String... args) throws IOException, InterruptedException {
         Path log = Files.createTempFile("relay", ".log");
