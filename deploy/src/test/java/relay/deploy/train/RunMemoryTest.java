@@ -45,7 +45,7 @@ class RunMemoryTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"batch = 4", "batch = 4, optimizer = adamw, lisa.gamma = 0",
+    @ValueSource(strings = {"batch = 4, microbatches = 1", "batch = 4, microbatches = 1, optimizer = adamw, lisa.gamma = 0",
         "batch = 8, microbatches = 4, optimizer = lomo, mode = eager, schedule = gpipe, recompute = true"})
     void thePipelinesPlanIsWhatItsLedgersCount(String given) throws Exception {
         Config settings = SmallRuns.settings(corpus, "llama-tiny", given);
@@ -53,11 +53,15 @@ class RunMemoryTest {
         for (Category c : Category.values()) {
             if (c != Category.ACTIVATIONS) assertEquals(counted.get(c), planned.get(c), c.key());
         }
-        // With microbatches in flight an activation sent on is counted by its sender until the receiver takes it: the
-        // peaks may differ by a message (a microbatch of 16-token sequences of 128 floats) a microbatch.
+        // One microbatch: the same activations exactly. With several in flight an activation sent on is counted by its
+        // sender until the receiver takes it, so the peaks may differ by a message (a microbatch of 16-token sequences of
+        // 128 floats) a microbatch; GPipe with recompute holds only the blocks' inputs, so timing can move no more than
+        // that. Under 1F1B a device on a loaded machine may run a forward ahead of the plan's and hold a block's saved
+        // activations more (seen once with another test run beside this one), so those cases take one microbatch.
         TrainConfig c = TrainConfig.from(settings);
         long message = (long) c.microbatchSize() * 16 * 128 * Float.BYTES;
-        assertTrue(Math.abs(planned.get(Category.ACTIVATIONS) - counted.get(Category.ACTIVATIONS)) <= c.pipeline().microbatches() * message,
+        long allowed = c.pipeline().microbatches() == 1 ? 0 : c.pipeline().microbatches() * message;
+        assertTrue(Math.abs(planned.get(Category.ACTIVATIONS) - counted.get(Category.ACTIVATIONS)) <= allowed,
                 planned + " vs " + counted);
     }
 
