@@ -19,6 +19,8 @@ final class ModelOptions implements CheckedOptions {
     @Option(names = "--seq", description = "tokens per sequence (default ${DEFAULT-VALUE})")
     int seq;
 
+    private ModelConfig config;
+
     ModelOptions() {
         this("gpt2-124m", 4, 256);
     }
@@ -40,12 +42,14 @@ final class ModelOptions implements CheckedOptions {
         config();
     }
 
-    /** The model's config, checked against the batch shape. */
+    /** The model's config, checked against the batch shape; read once (a model directory's config.json), when first asked. */
     ModelConfig config() {
+        if (config != null) return config;
         Inputs.require(batch >= 1, "--batch", "≥ 1", batch);
         Inputs.require(seq >= 1, "--seq", "≥ 1", seq);
         ModelConfig cfg = ModelConfig.named(model);
         Inputs.require(seq <= cfg.maxPositions(), "--seq", "at most the model's " + cfg.maxPositions() + " positions", seq);
+        config = cfg;
         return cfg;
     }
 }

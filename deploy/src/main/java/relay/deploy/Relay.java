@@ -88,7 +88,8 @@ public final class Relay implements Runnable {
     private static int checkThenRun(CommandLine.ParseResult parsed) {
         Integer help = CommandLine.executeHelpRequest(parsed);
         if (help != null) return help;
-        CommandLine command = parsed.asCommandLineList().get(parsed.asCommandLineList().size() - 1);
+        java.util.List<CommandLine> chain = parsed.asCommandLineList();
+        CommandLine command = chain.get(chain.size() - 1);
         try {
             for (CommandLine.Model.CommandSpec mixin : command.getCommandSpec().mixins().values()) {
                 if (mixin.userObject() instanceof CheckedOptions options) options.check();
