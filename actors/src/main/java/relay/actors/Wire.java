@@ -4,6 +4,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.nio.ByteBuffer;
+import relay.stages.tensor.DType;
 import java.util.List;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorRefResolver;
@@ -167,11 +168,16 @@ final class Wire {
     static TensorData shape(TensorPayload p) {
         TensorData.Builder b = TensorData.newBuilder();
         for (int d : p.shape()) b.addShape(d);
-        return b.build();
+        return b.setDtype(p.dtype() == DType.BF16 ? relay.transport.proto.DType.BF16 : relay.transport.proto.DType.F32).build();
     }
 
     static TensorPayload payload(TensorData shape, ByteBuffer in) {
-        return TensorPayload.readFrom(ints(shape.getShapeList()), in);
+        DType dtype = switch (shape.getDtype()) {
+            case F32 -> DType.F32;
+            case BF16 -> DType.BF16;
+            default -> throw new IllegalArgumentException("unknown tensor dtype " + shape.getDtypeValue() + " on the wire");
+        };
+        return TensorPayload.readFrom(ints(shape.getShapeList()), dtype, in);
     }
 
     static List<relay.transport.proto.TensorPart> partHeaders(List<TensorPart> parts) {

@@ -58,6 +58,26 @@ public final class Frames {
         return b.duplicate().order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer();
     }
 
+    /** Values of a dtype on the wire at b's position, as floats (bfloat16 widened, exactly). */
+    static FloatBuffer values(ByteBuffer b, relay.stages.tensor.DType dtype) {
+        if (dtype == relay.stages.tensor.DType.F32) return floats(b);
+        java.nio.ShortBuffer s = b.duplicate().order(ByteOrder.LITTLE_ENDIAN).asShortBuffer();
+        FloatBuffer out = FloatBuffer.allocate(s.remaining());
+        for (int i = 0; i < out.capacity(); i++) out.put(i, relay.stages.tensor.Bf16.widen(s.get(i)));
+        return out;
+    }
+
+    /** A tensor's values at out's position, which advances, as its dtype stores them (for a device whose memory cannot be seen). */
+    static void putValues(relay.stages.tensor.Tensor t, ByteBuffer out) {
+        float[] v = t.toArray();
+        ByteBuffer o = out.duplicate().order(ByteOrder.LITTLE_ENDIAN);
+        for (float x : v) {
+            if (t.dtype() == relay.stages.tensor.DType.F32) o.putFloat(x);
+            else o.putShort(relay.stages.tensor.Bf16.round(x));
+        }
+        out.position(o.position());
+    }
+
     public static void writeFloats(float[] values, ByteBuffer out) {
         floats(out).put(values);
         out.position(out.position() + values.length * Float.BYTES);

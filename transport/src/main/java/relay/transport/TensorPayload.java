@@ -4,6 +4,7 @@ import java.nio.ByteBuffer;
 import java.util.Arrays;
 import relay.stages.memory.Category;
 import relay.stages.memory.MemoryLedger;
+import relay.stages.tensor.DType;
 import relay.stages.tensor.Device;
 import relay.stages.tensor.Tensor;
 
@@ -31,12 +32,14 @@ public final class TensorPayload {
 
     private Tensor local;
     private final int[] shape;
+    private final DType dtype;
     private ByteBuffer landed;
     private Loan loan;
 
-    private TensorPayload(Tensor local, int[] shape, ByteBuffer landed, Loan loan) {
+    private TensorPayload(Tensor local, int[] shape, DType dtype, ByteBuffer landed, Loan loan) {
         this.local = local;
         this.shape = shape;
+        this.dtype = dtype;
         this.landed = landed;
         this.loan = loan;
     }
@@ -49,16 +52,21 @@ public final class TensorPayload {
     /** Hands an owning tensor over to the message; the sender must not touch it afterwards. */
     public static TensorPayload of(Tensor owned) {
         if (!owned.isOwner()) throw new IllegalArgumentException("only an owning tensor can travel: " + owned.describe());
-        return new TensorPayload(owned, owned.shape(), null, null);
+        return new TensorPayload(owned, owned.shape(), owned.dtype(), null, null);
     }
 
     public int[] shape() {
         return shape.clone();
     }
 
+    /** How the values travel and arrive: the sender's tensor's dtype. */
+    public DType dtype() {
+        return dtype;
+    }
+
     /** The bytes of the tensor's values, as they travel. */
     public long bytes() {
-        return Tensor.sizeOf(shape) * Float.BYTES;
+        return Tensor.sizeOf(shape) * dtype.bytes();
     }
 
     /**
@@ -79,7 +87,7 @@ public final class TensorPayload {
             local = null;
             if (t.device() == device && t.category() == category) return t;
             try (t) {
-                Tensor copy = device.empty(category, shape);
+                Tensor copy = device.empty(category, dtype, shape);
                 copyAcross(t, copy);
                 return copy;
             }
@@ -87,15 +95,15 @@ public final class TensorPayload {
         ByteBuffer values = landed;
         if (loan != null) {
             // The device takes the values where they landed; the buffer goes back to the transport when the tensor is freed.
-            Tensor adopted = device.adopt(values, category, shape, loan.giveBack());
+            Tensor adopted = device.adopt(values, category, dtype, shape, loan.giveBack());
             if (adopted != null) {
                 take(false);
                 return adopted;
             }
         }
-        Tensor t = device.empty(category, shape);
+        Tensor t = device.empty(category, dtype, shape);
         try {
-            device.write(Frames.floats(values), t);
+            device.write(Frames.values(values, dtype), t);
         } finally {
             take();
         }
@@ -113,7 +121,7 @@ public final class TensorPayload {
         }
         if (landed == null) throw new IllegalStateException("tensor payload already taken");
         try {
-            dst.device().write(Frames.floats(landed), dst);
+            dst.device().write(Frames.values(landed, dtype), dst);
         } finally {
             take();
         }
@@ -157,16 +165,17 @@ public final class TensorPayload {
     }
 
     /**
-     * Writes the values to the wire at out's position (little-endian float32, straight from device memory);
-     * a local tensor is freed: it has left this JVM.
+     * Writes the values to the wire at out's position (little-endian values of the dtype, straight from device
+     * memory where it can be seen); a local tensor is freed: it has left this JVM.
      */
     public synchronized void writeTo(ByteBuffer out) {
         if (local != null) {
             try (Tensor t = local) {
                 local = null;
-                t.device().read(t, Frames.floats(out));
+                ByteBuffer v = t.device().view(t);
+                if (v != null) out.put(v);
+                else Frames.putValues(t, out);
             }
-            out.position(out.position() + Math.toIntExact(bytes()));
         } else if (landed != null) {
             out.put(landed.duplicate());
         } else {
@@ -183,8 +192,8 @@ public final class TensorPayload {
             ByteBuffer v = local.device().view(local);
             if (v != null) return v;
             ByteBuffer copy = ByteBuffer.allocateDirect(Math.toIntExact(bytes()));
-            local.device().read(local, Frames.floats(copy));
-            return copy;
+            Frames.putValues(local, copy);
+            return copy.flip();
         }
         if (landed != null) return landed.duplicate();
         throw new IllegalStateException("tensor payload already taken");
@@ -205,18 +214,16 @@ public final class TensorPayload {
     }
 
     /** A payload of this shape whose values follow at in's position (which advances past them); too few bytes is an error. */
-    public static TensorPayload readFrom(int[] shape, ByteBuffer in) {
+    public static TensorPayload readFrom(int[] shape, DType dtype, ByteBuffer in) {
         for (int d : shape) {
             if (d < 0) throw new IllegalArgumentException("tensor of shape " + Arrays.toString(shape));
         }
         long n = Tensor.sizeOf(shape);
-        try {
-            Frames.check(n, in);
-        } catch (IllegalArgumentException e) {
-            throw new IllegalArgumentException("tensor of shape " + Arrays.toString(shape) + " needs " + n * Float.BYTES
-                    + " bytes, message carries " + in.remaining(), e);
+        if (n * dtype.bytes() > in.remaining()) {
+            throw new IllegalArgumentException(dtype.key() + " tensor of shape " + Arrays.toString(shape) + " needs "
+                    + n * dtype.bytes() + " bytes, message carries " + in.remaining());
         }
-        int bytes = Math.toIntExact(n * Float.BYTES);
+        int bytes = Math.toIntExact(n * dtype.bytes());
         Loan loan = LENT.get();
         ByteBuffer landing;
         if (loan != null) {
@@ -227,6 +234,6 @@ public final class TensorPayload {
         }
         in.position(in.position() + bytes);
         IN_FLIGHT.allocated(Category.COMMUNICATION, bytes);
-        return new TensorPayload(null, shape.clone(), landing.order(java.nio.ByteOrder.LITTLE_ENDIAN), loan);
+        return new TensorPayload(null, shape.clone(), dtype, landing.order(java.nio.ByteOrder.LITTLE_ENDIAN), loan);
     }
 }

@@ -13,6 +13,7 @@ public final class EchoCodecs implements MessageCodecs {
     private static TensorData header(Echo m) {
         TensorData.Builder b = TensorData.newBuilder();
         for (int d : m.tensor().shape()) b.addShape(d);
+        b.setDtype(relay.transport.proto.DType.valueOf(m.tensor().dtype().name()));
         return b.build();
     }
 
@@ -47,7 +48,8 @@ public final class EchoCodecs implements MessageCodecs {
             @Override
             public Echo read(ByteBuffer in) throws com.google.protobuf.InvalidProtocolBufferException {
                 TensorData h = Frames.readHeader(TensorData.parser(), in);
-                return new Echo(TensorPayload.readFrom(h.getShapeList().stream().mapToInt(Integer::intValue).toArray(), in));
+                return new Echo(TensorPayload.readFrom(h.getShapeList().stream().mapToInt(Integer::intValue).toArray(),
+                        relay.stages.tensor.DType.valueOf(h.getDtype().name()), in));
             }
         });
     }

@@ -28,21 +28,33 @@ public interface Device extends AutoCloseable {
         return true;
     }
 
-    /** A zero-filled tensor, counted against {@code category}. */
-    Tensor allocate(Category category, int... shape);
+    /** A zero-filled float32 tensor, counted against {@code category}. */
+    default Tensor allocate(Category category, int... shape) {
+        return allocate(category, DType.F32, shape);
+    }
 
-    /** A tensor whose contents are unspecified, for outputs that are overwritten whole. */
-    Tensor empty(Category category, int... shape);
+    /** A float32 tensor whose contents are unspecified, for outputs that are overwritten whole. */
+    default Tensor empty(Category category, int... shape) {
+        return empty(category, DType.F32, shape);
+    }
+
+    /** A zero-filled tensor stored as {@code dtype}, counted at its bytes against {@code category}. */
+    Tensor allocate(Category category, DType dtype, int... shape);
+
+    /** A tensor stored as {@code dtype} whose contents are unspecified. */
+    Tensor empty(Category category, DType dtype, int... shape);
 
     /** Frees the allocation of an owning tensor; called by {@link Tensor#close()}. */
     void free(Tensor owner);
 
+    /** Stores the values (rounded to nearest where the tensor is bfloat16). */
     void upload(float[] src, Tensor dst);
 
+    /** The values, widened to float32. */
     float[] download(Tensor src);
 
     /**
-     * The tensor's values as little-endian bytes in host memory, read in place without a copy (a message
+     * The tensor's values as little-endian bytes of its dtype in host memory, read in place without a copy (a message
      * being written straight from device memory); null when the device's memory cannot be seen so.
      */
     java.nio.ByteBuffer view(Tensor t);
@@ -52,16 +64,25 @@ public interface Device extends AutoCloseable {
      * values where the transport received them); freeing it runs {@code giveBack}. Null when this device
      * cannot use them so (its memory is elsewhere, or they are not aligned for it): the caller copies instead.
      */
-    Tensor adopt(java.nio.ByteBuffer values, Category category, int[] shape, Runnable giveBack);
+    Tensor adopt(java.nio.ByteBuffer values, Category category, DType dtype, int[] shape, Runnable giveBack);
 
-    /** Copies the tensor's values into {@code dst} at its position, which advances (a message being written). */
+    /** Copies the tensor's values, widened to float32, into {@code dst} at its position, which advances. */
     void read(Tensor src, java.nio.FloatBuffer dst);
 
-    /** Copies values from {@code src} at its position, which advances, into the tensor (a message being read). */
+    /** Copies values from {@code src} at its position, which advances, into the tensor (rounded to nearest if bfloat16). */
     void write(java.nio.FloatBuffer src, Tensor dst);
 
-    /** dst = src; src may live on another device whose memory this one can read (CPU devices of one process). */
+    /**
+     * dst = src, converting between dtypes (to nearest when narrowing); src may live on another device whose memory
+     * this one can read (CPU devices of one process).
+     */
     void copy(Tensor src, Tensor dst);
+
+    /**
+     * dst = src (float32) rounded stochastically to dst's bfloat16, element i with the random bits of
+     * {@link Bf16#randomBits}(key, i): the write-back of an update, whose small steps must not vanish.
+     */
+    void roundStochastic(Tensor src, Tensor dst, long key);
 
     void fill(Tensor t, float value);
 

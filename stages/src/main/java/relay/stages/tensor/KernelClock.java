@@ -38,7 +38,7 @@ public final class KernelClock {
             Map.entry("adamw", Family.UPDATE), Map.entry("factoredSecondMoment", Family.UPDATE),
             Map.entry("factoredScale", Family.UPDATE), Map.entry("secondMomentScale", Family.UPDATE),
             Map.entry("axpy", Family.UPDATE), Map.entry("axpby", Family.UPDATE), Map.entry("scale", Family.UPDATE),
-            Map.entry("clamp", Family.UPDATE), Map.entry("sumOfSquares", Family.UPDATE),
+            Map.entry("clamp", Family.UPDATE), Map.entry("sumOfSquares", Family.UPDATE), Map.entry("roundStochastic", Family.UPDATE),
             Map.entry("gelu", Family.POINTWISE), Map.entry("geluBackward", Family.POINTWISE),
             Map.entry("swiglu", Family.POINTWISE), Map.entry("swigluBackward", Family.POINTWISE),
             Map.entry("rope", Family.POINTWISE), Map.entry("add", Family.POINTWISE), Map.entry("addRowVector", Family.POINTWISE),

@@ -4,7 +4,8 @@ import java.util.Arrays;
 import relay.stages.memory.Category;
 
 /**
- * A float32 tensor in device memory: a contiguous, row-major range of one allocation.
+ * A tensor in device memory: a contiguous, row-major range of one allocation, stored as its {@link DType}
+ * (float32 or bfloat16; kernels compute in float32 either way).
  *
  * <p>The tensor that made an allocation owns it and frees it with {@link #close()}; views share
  * the allocation and own nothing. Memory is never left to the garbage collector, so what the
@@ -13,15 +14,17 @@ import relay.stages.memory.Category;
 public final class Tensor implements AutoCloseable {
     private final Device device;
     private final Category category;
+    private final DType dtype;
     private final DeviceMemory memory;
     private final long offset;
     private final int[] shape;
     private final long size;
     private final boolean owner;
 
-    Tensor(Device device, Category category, DeviceMemory memory, long offset, int[] shape, boolean owner) {
+    Tensor(Device device, Category category, DType dtype, DeviceMemory memory, long offset, int[] shape, boolean owner) {
         this.device = device;
         this.category = category;
+        this.dtype = dtype;
         this.memory = memory;
         this.offset = offset;
         this.shape = shape.clone();
@@ -30,8 +33,8 @@ public final class Tensor implements AutoCloseable {
     }
 
     /** Wraps a fresh allocation; only devices call this. */
-    public static Tensor owning(Device device, Category category, DeviceMemory memory, int[] shape) {
-        return new Tensor(device, category, memory, 0, shape, true);
+    public static Tensor owning(Device device, Category category, DType dtype, DeviceMemory memory, int[] shape) {
+        return new Tensor(device, category, dtype, memory, 0, shape, true);
     }
 
     public static long sizeOf(int... shape) {
@@ -51,13 +54,17 @@ public final class Tensor implements AutoCloseable {
         return category;
     }
 
+    public DType dtype() {
+        return dtype;
+    }
+
     /** The allocation behind this tensor; throws if it was freed, so use-after-free fails loudly. */
     public DeviceMemory memory() {
         if (memory.isFreed()) throw new IllegalStateException("tensor " + describe() + " used after free");
         return memory;
     }
 
-    /** Offset of element 0 within the allocation, in floats. */
+    /** Offset of element 0 within the allocation, in elements. */
     public long offset() {
         return offset;
     }
@@ -79,7 +86,7 @@ public final class Tensor implements AutoCloseable {
     }
 
     public long bytes() {
-        return size * Float.BYTES;
+        return size * dtype.bytes();
     }
 
     /** Rows of the tensor seen as a matrix whose last dimension is the row length. */
@@ -96,7 +103,7 @@ public final class Tensor implements AutoCloseable {
         if (sizeOf(newShape) != size) {
             throw new IllegalArgumentException("cannot view " + describe() + " as " + Arrays.toString(newShape));
         }
-        return new Tensor(device, category, memory, offset, newShape, false);
+        return new Tensor(device, category, dtype, memory, offset, newShape, false);
     }
 
     /** Rows [from, to) of the tensor seen as a matrix. */
@@ -105,7 +112,7 @@ public final class Tensor implements AutoCloseable {
         if (from < 0 || to > rows() || from > to) {
             throw new IndexOutOfBoundsException("rows [" + from + ", " + to + ") of " + describe());
         }
-        return new Tensor(device, category, memory, offset + (long) from * c, new int[] {to - from, c}, false);
+        return new Tensor(device, category, dtype, memory, offset + (long) from * c, new int[] {to - from, c}, false);
     }
 
     public boolean isOwner() {
@@ -133,7 +140,7 @@ public final class Tensor implements AutoCloseable {
     }
 
     public String describe() {
-        return category.key() + Arrays.toString(shape) + "@" + device.name();
+        return category.key() + (dtype == DType.F32 ? "" : "<" + dtype.key() + ">") + Arrays.toString(shape) + "@" + device.name();
     }
 
     @Override

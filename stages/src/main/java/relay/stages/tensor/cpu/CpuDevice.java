@@ -6,6 +6,8 @@ import org.bytedeco.javacpp.Pointer;
 import org.bytedeco.openblas.global.openblas_nolapack;
 import relay.stages.memory.Category;
 import relay.stages.memory.MemoryLedger;
+import relay.stages.tensor.Bf16;
+import relay.stages.tensor.DType;
 import relay.stages.tensor.Device;
 import relay.stages.tensor.KernelClock;
 import relay.stages.tensor.Mat;
@@ -13,7 +15,10 @@ import relay.stages.tensor.Tensor;
 
 /**
  * The CPU backend: tensors in native memory, matrix products through OpenBLAS, every other kernel in
- * plain Java loops over direct buffers, split over the device's own threads.
+ * plain Java loops over direct buffers, split over the device's own threads. Kernels compute in float32; bfloat16
+ * tensors are widened into workspace before a kernel and the ones it writes rounded back after ({@link #staged}), and
+ * matrix products take bfloat16 operands in
+ * panels widened into workspace (the OpenBLAS build here has no bfloat16 GEMM).
  *
  * <p>OpenBLAS keeps one process-wide thread count; a device sets it to its own count when created.
  * Devices that share a process (pipeline stages) should therefore agree on it — one thread each.
@@ -32,10 +37,13 @@ public final class CpuDevice implements Device {
     private final RowParallel parallel;
     private final MemoryPool pool;
 
-    /** A device whose pool keeps up to 4 GiB of freed blocks for reuse. */
+    /** Elements of one bfloat16 panel widened for a matrix product (16 MiB as float32). */
+    private static final long PANEL = 4L << 20;
+
     /** The device its tensors name: this one, or the kernel-timing view of it ({@link #timedBy}). */
     private Device face = this;
 
+    /** A device whose pool keeps up to 4 GiB of freed blocks for reuse. */
     public CpuDevice(String name, int threads) {
         this(name, threads, 4L << 30);
     }
@@ -80,20 +88,20 @@ public final class CpuDevice implements Device {
     }
 
     @Override
-    public Tensor allocate(Category category, int... shape) {
-        return allocate(category, true, shape);
+    public Tensor allocate(Category category, DType dtype, int... shape) {
+        return allocate(category, dtype, true, shape);
     }
 
     @Override
-    public Tensor empty(Category category, int... shape) {
-        return allocate(category, false, shape);
+    public Tensor empty(Category category, DType dtype, int... shape) {
+        return allocate(category, dtype, false, shape);
     }
 
-    private Tensor allocate(Category category, boolean zero, int... shape) {
-        long n = Tensor.sizeOf(shape);
-        CpuMemory m = CpuMemory.allocate(n, zero, pool, name);
-        memory.allocated(category, n * Float.BYTES);
-        return Tensor.owning(face, category, m, shape);
+    private Tensor allocate(Category category, DType dtype, boolean zero, int... shape) {
+        long bytes = Tensor.sizeOf(shape) * dtype.bytes();
+        CpuMemory m = CpuMemory.allocate(bytes, zero, pool, name);
+        memory.allocated(category, bytes);
+        return Tensor.owning(face, category, dtype, m, shape);
     }
 
     /** Bytes of freed blocks kept for reuse (not held by any tensor, so not in the ledger). */
@@ -108,11 +116,14 @@ public final class CpuDevice implements Device {
         memory.released(owner.category(), owner.bytes());
     }
 
+    /** A float32 tensor's values; kernels take no other (the staging view widens bfloat16 ones before they run). */
     private FloatBuffer buf(Tensor t) {
-        if (t.device() != face) {
-            throw new IllegalArgumentException("tensor " + t.describe() + " is not on device " + name);
-        }
-        return ((CpuMemory) t.memory()).buffer();
+        if (t.dtype() != DType.F32) throw new IllegalArgumentException("a float32 kernel was given " + t.describe());
+        return mem(t).floats();
+    }
+
+    private java.nio.ShortBuffer shorts(Tensor t) {
+        return mem(t).shorts();
     }
 
     private static int off(Tensor t) {
@@ -130,13 +141,13 @@ public final class CpuDevice implements Device {
         if (src.length != dst.size()) {
             throw new IllegalArgumentException(src.length + " values for " + dst.describe());
         }
-        buf(dst).put(off(dst), src);
+        write(FloatBuffer.wrap(src), dst);
     }
 
     @Override
     public float[] download(Tensor src) {
         float[] out = new float[Math.toIntExact(src.size())];
-        buf(src).get(off(src), out);
+        read(src, FloatBuffer.wrap(out));
         return out;
     }
 
@@ -144,27 +155,34 @@ public final class CpuDevice implements Device {
     @Override
     public java.nio.ByteBuffer view(Tensor t) {
         if (java.nio.ByteOrder.nativeOrder() != java.nio.ByteOrder.LITTLE_ENDIAN) return null;
-        buf(t);
+        mem(t);
         // A pointer's limit of 0 reads as "up to its capacity": an empty tensor's view is made here.
         if (t.size() == 0) return java.nio.ByteBuffer.allocateDirect(0);
-        return ((CpuMemory) t.memory()).bytes(t.offset(), t.size()).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        return mem(t).bytes(t.offset() * t.dtype().bytes(), t.bytes()).order(java.nio.ByteOrder.LITTLE_ENDIAN);
     }
 
     /** Received bytes become the tensor's memory where they sit, when aligned for BLAS and in the machine's byte order. */
     @Override
-    public Tensor adopt(java.nio.ByteBuffer values, Category category, int[] shape, Runnable giveBack) {
-        long n = Tensor.sizeOf(shape);
-        if (!values.isDirect() || values.remaining() != n * Float.BYTES || java.nio.ByteOrder.nativeOrder() != java.nio.ByteOrder.LITTLE_ENDIAN
+    public Tensor adopt(java.nio.ByteBuffer values, Category category, DType dtype, int[] shape, Runnable giveBack) {
+        long bytes = Tensor.sizeOf(shape) * dtype.bytes();
+        if (!values.isDirect() || values.remaining() != bytes || java.nio.ByteOrder.nativeOrder() != java.nio.ByteOrder.LITTLE_ENDIAN
                 || new Pointer(values).address() % ALIGN != 0) {
             return null;
         }
         CpuMemory m = CpuMemory.lent(values.slice(), giveBack);
-        memory.allocated(category, n * Float.BYTES);
-        return Tensor.owning(face, category, m, shape);
+        memory.allocated(category, bytes);
+        return Tensor.owning(face, category, dtype, m, shape);
     }
 
     @Override
     public void read(Tensor src, FloatBuffer dst) {
+        if (src.dtype() == DType.BF16) {
+            java.nio.ShortBuffer b = shorts(src);
+            int o = off(src), p = dst.position();
+            for (int i = 0; i < src.size(); i++) dst.put(p + i, Bf16.widen(b.get(o + i)));
+            dst.position(p + (int) src.size());
+            return;
+        }
         FloatBuffer b = buf(src).duplicate();
         b.position(off(src)).limit(off(src) + Math.toIntExact(src.size()));
         dst.put(b);
@@ -174,9 +192,15 @@ public final class CpuDevice implements Device {
     public void write(FloatBuffer src, Tensor dst) {
         int n = Math.toIntExact(dst.size());
         if (src.remaining() < n) throw new IllegalArgumentException(src.remaining() + " values for " + dst.describe());
-        FloatBuffer s = src.duplicate();
-        s.limit(s.position() + n);
-        buf(dst).duplicate().position(off(dst)).put(s);
+        if (dst.dtype() == DType.BF16) {
+            java.nio.ShortBuffer b = shorts(dst);
+            int o = off(dst), p = src.position();
+            for (int i = 0; i < n; i++) b.put(o + i, Bf16.round(src.get(p + i)));
+        } else {
+            FloatBuffer s = src.duplicate();
+            s.limit(s.position() + n);
+            buf(dst).duplicate().position(off(dst)).put(s);
+        }
         src.position(src.position() + n);
     }
 
@@ -184,12 +208,43 @@ public final class CpuDevice implements Device {
     @Override
     public void copy(Tensor src, Tensor dst) {
         sameSize(src, dst);
-        if (!(src.memory() instanceof CpuMemory)) throw new IllegalArgumentException("cannot copy from " + src.describe());
-        Pointer.memcpy(mem(dst).bytesAt(dst.offset()), ((CpuMemory) src.memory()).bytesAt(src.offset()), src.bytes());
+        if (!(src.memory() instanceof CpuMemory from)) throw new IllegalArgumentException("cannot copy from " + src.describe());
+        CpuMemory to = mem(dst);
+        if (src.dtype() == dst.dtype()) {
+            int b = src.dtype().bytes();
+            Pointer.memcpy(to.byteAt(dst.offset() * b), from.byteAt(src.offset() * b), src.bytes());
+        } else if (src.dtype() == DType.F32) {
+            FloatBuffer s = from.floats();
+            java.nio.ShortBuffer d = to.shorts();
+            int so = off(src), o = off(dst);
+            parallel.forRows((int) src.size(), 2, (a, z) -> {
+                for (int i = a; i < z; i++) d.put(o + i, Bf16.round(s.get(so + i)));
+            });
+        } else {
+            java.nio.ShortBuffer s = from.shorts();
+            FloatBuffer d = to.floats();
+            int so = off(src), o = off(dst);
+            parallel.forRows((int) src.size(), 2, (a, z) -> {
+                for (int i = a; i < z; i++) d.put(o + i, Bf16.widen(s.get(so + i)));
+            });
+        }
+    }
+
+    @Override
+    public void roundStochastic(Tensor src, Tensor dst, long key) {
+        sameSize(src, dst);
+        if (dst.dtype() != DType.BF16) throw new IllegalArgumentException("stochastic rounding into " + dst.describe());
+        FloatBuffer s = buf(src);
+        java.nio.ShortBuffer d = shorts(dst);
+        int so = off(src), o = off(dst);
+        parallel.forRows((int) src.size(), 4, (a, z) -> {
+            for (int i = a; i < z; i++) d.put(o + i, Bf16.stochastic(s.get(so + i), Bf16.randomBits(key, i)));
+        });
     }
 
     @Override
     public void fill(Tensor t, float value) {
+        if (staged(0b1, ts -> fill(ts[0], value), t)) return;
         FloatBuffer b = buf(t);
         int o = off(t);
         for (long i = 0; i < t.size(); i++) b.put(o + (int) i, value);
@@ -198,21 +253,139 @@ public final class CpuDevice implements Device {
     @Override
     public void gemm(boolean transA, boolean transB, int m, int n, int k, float alpha,
                      Mat a, Mat b, float beta, Mat c) {
-        CpuMemory ma = mem(a.tensor()), mb = mem(b.tensor()), mc = mem(c.tensor());
+        if (bf16(c) && (long) m * n > PANEL && m > 1) {
+            int h = m / 2;
+            gemm(transA, transB, h, n, k, alpha, block(a, transA, 0, 0), b, beta, c);
+            gemm(transA, transB, m - h, n, k, alpha, block(a, transA, h, 0), b, beta, block(c, false, h, 0));
+        } else if (bf16(c)) {
+            try (Tensor c32 = widened(c, false, m, n, beta != 0)) {
+                gemm(transA, transB, m, n, k, alpha, a, b, beta, Mat.of(c32));
+                storeRounded(c32, c);
+            }
+        } else if (bf16(a) && (long) m * k > PANEL && (transA ? k : m) > 1) {
+            if (transA) splitK(transA, transB, m, n, k, alpha, a, b, beta, c);
+            else {
+                int h = m / 2;
+                gemm(transA, transB, h, n, k, alpha, a, b, beta, c);
+                gemm(transA, transB, m - h, n, k, alpha, block(a, transA, h, 0), b, beta, block(c, false, h, 0));
+            }
+        } else if (bf16(b) && (long) k * n > PANEL && (transB ? n : k) > 1) {
+            if (!transB) splitK(transA, transB, m, n, k, alpha, a, b, beta, c);
+            else {
+                int h = n / 2;
+                gemm(transA, transB, m, h, k, alpha, a, b, beta, c);
+                gemm(transA, transB, m, n - h, k, alpha, a, block(b, transB, 0, h), beta, block(c, false, 0, h));
+            }
+        } else if (bf16(a) || bf16(b)) {
+            try (Tensor a32 = bf16(a) ? widened(a, transA, m, k, true) : null; Tensor b32 = bf16(b) ? widened(b, transB, k, n, true) : null) {
+                sgemm(transA, transB, m, n, k, alpha, a32 == null ? a : Mat.of(a32), b32 == null ? b : Mat.of(b32), beta, c);
+            }
+        } else {
+            sgemm(transA, transB, m, n, k, alpha, a, b, beta, c);
+        }
+    }
+
+    /** C = alpha·op(A)·op(B) + beta·C over k in two halves, the second adding to the first. */
+    private void splitK(boolean transA, boolean transB, int m, int n, int k, float alpha, Mat a, Mat b, float beta, Mat c) {
+        int h = k / 2;
+        gemm(transA, transB, m, n, h, alpha, a, b, beta, c);
+        gemm(transA, transB, m, n, k - h, alpha, block(a, transA, 0, h), block(b, transB, h, 0), 1f, c);
+    }
+
+    private void sgemm(boolean transA, boolean transB, int m, int n, int k, float alpha, Mat a, Mat b, float beta, Mat c) {
+        CpuMemory ma = floatMem(a.tensor()), mb = floatMem(b.tensor()), mc = floatMem(c.tensor());
         openblas_nolapack.cblas_sgemm(ROW_MAJOR, transA ? TRANS : NO_TRANS, transB ? TRANS : NO_TRANS,
                 m, n, k, alpha,
-                ma.at(a.tensor().offset() + a.offset()), a.ld(),
-                mb.at(b.tensor().offset() + b.offset()), b.ld(), beta,
-                mc.at(c.tensor().offset() + c.offset()), c.ld());
+                ma.floatAt(a.tensor().offset() + a.offset()), a.ld(),
+                mb.floatAt(b.tensor().offset() + b.offset()), b.ld(), beta,
+                mc.floatAt(c.tensor().offset() + c.offset()), c.ld());
+    }
+
+    private static boolean bf16(Mat x) {
+        return x.tensor().dtype() == DType.BF16;
+    }
+
+    /** The block of op(X) whose element (0, 0) is op(X)'s (i, j). */
+    private static Mat block(Mat x, boolean trans, int i, int j) {
+        long at = trans ? (long) j * x.ld() + i : (long) i * x.ld() + j;
+        return new Mat(x.tensor(), x.offset() + at, x.ld());
+    }
+
+    /** The rows × cols block of op(X) (bfloat16) as a float32 workspace tensor laid out as X stores it; zeros unless {@code fill}. */
+    private Tensor widened(Mat x, boolean trans, int rows, int cols, boolean fill) {
+        int r = trans ? cols : rows, c = trans ? rows : cols;
+        Tensor out = empty(Category.WORKSPACE, DType.F32, r, c);
+        if (!fill) return out;
+        java.nio.ShortBuffer s = shorts(x.tensor());
+        FloatBuffer d = buf(out);
+        long base = x.tensor().offset() + x.offset();
+        int o = off(out), ld = x.ld();
+        parallel.forRows(r, c, (from, to) -> {
+            for (int i = from; i < to; i++) {
+                int src = (int) (base + (long) i * ld), dst = o + i * c;
+                for (int j = 0; j < c; j++) d.put(dst + j, Bf16.widen(s.get(src + j)));
+            }
+        });
+        return out;
+    }
+
+    /** Rounds a widened block (float32, dense) back into the bfloat16 block it came from. */
+    private void storeRounded(Tensor block, Mat x) {
+        java.nio.ShortBuffer d = shorts(x.tensor());
+        FloatBuffer s = buf(block);
+        long base = x.tensor().offset() + x.offset();
+        int o = off(block), ld = x.ld(), c = block.cols();
+        parallel.forRows(block.rows(), c, (from, to) -> {
+            for (int i = from; i < to; i++) {
+                int dst = (int) (base + (long) i * ld), src = o + i * c;
+                for (int j = 0; j < c; j++) d.put(dst + j, Bf16.round(s.get(src + j)));
+            }
+        });
+    }
+
+    /**
+     * Runs a float32 kernel on tensors of which some are bfloat16: those are widened into workspace (counted), the
+     * kernel runs on the copies, and the copies of the tensors it writes (bit i of {@code writes} for the i-th) are
+     * rounded back to nearest. Returns false, doing nothing, when every tensor is float32 or null: the caller then
+     * runs the kernel itself, exactly as in a float32 run. An update's write-back is not this: the optimizers
+     * update a float32 copy of a bfloat16 weight and round it back stochastically ({@link #roundStochastic}).
+     */
+    private boolean staged(int writes, java.util.function.Consumer<Tensor[]> kernel, Tensor... tensors) {
+        boolean any = false;
+        for (Tensor t : tensors) any |= t != null && t.dtype() == DType.BF16;
+        if (!any) return false;
+        Tensor[] copies = tensors.clone();
+        try {
+            for (int i = 0; i < tensors.length; i++) {
+                if (tensors[i] == null || tensors[i].dtype() != DType.BF16) continue;
+                copies[i] = empty(Category.WORKSPACE, DType.F32, tensors[i].shape());
+                copy(tensors[i], copies[i]);
+            }
+            kernel.accept(copies);
+            for (int i = 0; i < tensors.length; i++) {
+                if ((writes >> i & 1) != 0 && copies[i] != tensors[i]) copy(copies[i], tensors[i]);
+            }
+        } finally {
+            for (int i = 0; i < tensors.length; i++) if (copies[i] != tensors[i] && copies[i] != null) copies[i].close();
+        }
+        return true;
     }
 
     private CpuMemory mem(Tensor t) {
-        buf(t);
+        if (t.device() != face) {
+            throw new IllegalArgumentException("tensor " + t.describe() + " is not on device " + name);
+        }
         return (CpuMemory) t.memory();
+    }
+
+    private CpuMemory floatMem(Tensor t) {
+        buf(t);
+        return mem(t);
     }
 
     @Override
     public void add(Tensor a, Tensor b, Tensor out) {
+        if (staged(0b100, t -> add(t[0], t[1], t[2]), a, b, out)) return;
         sameSize(a, b);
         sameSize(a, out);
         FloatBuffer x = buf(a), y = buf(b), z = buf(out);
@@ -221,6 +394,7 @@ public final class CpuDevice implements Device {
 
     @Override
     public void axpy(float alpha, Tensor x, Tensor y) {
+        if (staged(0b10, t -> axpy(alpha, t[0], t[1]), x, y)) return;
         sameSize(x, y);
         FloatBuffer xb = buf(x), yb = buf(y);
         parallel.forRows((int) x.size(), 1, (from, to) -> PointwiseKernels.axpby(alpha, xb, off(x), 1f, yb, off(y), yb, off(y), from, to));
@@ -228,12 +402,14 @@ public final class CpuDevice implements Device {
 
     @Override
     public void scale(Tensor x, float factor) {
+        if (staged(0b1, t -> scale(t[0], factor), x)) return;
         FloatBuffer b = buf(x);
         parallel.forRows((int) x.size(), 1, (from, to) -> PointwiseKernels.axpby(factor, b, off(x), 0f, b, off(x), b, off(x), from, to));
     }
 
     @Override
     public void axpby(float alpha, Tensor x, float beta, Tensor y) {
+        if (staged(0b10, t -> axpby(alpha, t[0], beta, t[1]), x, y)) return;
         sameSize(x, y);
         FloatBuffer xb = buf(x), yb = buf(y);
         parallel.forRows((int) x.size(), 1, (from, to) -> PointwiseKernels.axpby(alpha, xb, off(x), beta, yb, off(y), yb, off(y), from, to));
@@ -241,6 +417,7 @@ public final class CpuDevice implements Device {
 
     @Override
     public void clamp(Tensor x, float limit) {
+        if (staged(0b1, t -> clamp(t[0], limit), x)) return;
         FloatBuffer b = buf(x);
         parallel.forRows((int) x.size(), 1, (from, to) -> OptimizerKernels.clamp(b, off(x), limit, from, to));
     }
@@ -248,6 +425,7 @@ public final class CpuDevice implements Device {
     @Override
     public void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, float lr, float beta1, float beta2, float eps,
                       float decay, float c1, float c2) {
+        if (staged(0b1101, t -> adamw(t[0], t[1], t[2], t[3], lr, beta1, beta2, eps, decay, c1, c2), param, grad, m, v)) return;
         sameSize(param, grad);
         sameSize(param, m);
         sameSize(param, v);
@@ -258,6 +436,7 @@ public final class CpuDevice implements Device {
 
     @Override
     public void factoredSecondMoment(Tensor grad, float eps, float beta, Tensor rowSums, Tensor colSums) {
+        if (staged(0b110, t -> factoredSecondMoment(t[0], eps, beta, t[1], t[2]), grad, rowSums, colSums)) return;
         int rows = grad.rows(), cols = grad.cols();
         if (rowSums.size() != rows || colSums.size() != cols) {
             throw new IllegalArgumentException("factors " + rowSums.describe() + ", " + colSums.describe() + " for " + grad.describe());
@@ -268,6 +447,7 @@ public final class CpuDevice implements Device {
 
     @Override
     public void factoredScale(Tensor grad, Tensor rowSums, Tensor colSums, Tensor out) {
+        if (staged(0b1000, t -> factoredScale(t[0], t[1], t[2], t[3]), grad, rowSums, colSums, out)) return;
         sameSize(grad, out);
         int cols = grad.cols();
         float[] r = rowSums.toArray(), c = colSums.toArray();
@@ -281,6 +461,7 @@ public final class CpuDevice implements Device {
 
     @Override
     public void secondMomentScale(Tensor grad, float eps, float beta, Tensor v, Tensor out) {
+        if (staged(0b110, t -> secondMomentScale(t[0], eps, beta, t[1], t[2]), grad, v, out)) return;
         sameSize(grad, v);
         sameSize(grad, out);
         FloatBuffer gb = buf(grad), vb = buf(v), ob = buf(out);
@@ -294,6 +475,8 @@ public final class CpuDevice implements Device {
      */
     @Override
     public double sumOfSquares(Tensor x) {
+        double[] result = new double[1];
+        if (staged(0, t -> result[0] = sumOfSquares(t[0]), x)) return result[0];
         FloatBuffer b = buf(x);
         int o = off(x), n = Math.toIntExact(x.size()), chunks = (n + PointwiseKernels.CHUNK - 1) / PointwiseKernels.CHUNK;
         double[] partial = new double[chunks];
@@ -305,6 +488,7 @@ public final class CpuDevice implements Device {
 
     @Override
     public void addRowVector(Tensor y, Tensor bias) {
+        if (staged(0b1, t -> addRowVector(t[0], t[1]), y, bias)) return;
         int c = y.cols();
         if (bias.size() != c) throw new IllegalArgumentException("bias " + bias.describe() + " for " + y.describe());
         FloatBuffer yb = buf(y), bb = buf(bias);
@@ -313,6 +497,7 @@ public final class CpuDevice implements Device {
 
     @Override
     public void sumRows(Tensor x, Tensor out, boolean accumulate) {
+        if (staged(0b10, t -> sumRows(t[0], t[1], accumulate), x, out)) return;
         int c = x.cols(), rows = x.rows();
         if (out.size() != c) throw new IllegalArgumentException("row sum " + out.describe() + " for " + x.describe());
         FloatBuffer xb = buf(x), ob = buf(out);
@@ -323,6 +508,7 @@ public final class CpuDevice implements Device {
 
     @Override
     public void layerNorm(Tensor x, Tensor gain, Tensor bias, float eps, Tensor y, Tensor mean, Tensor rstd) {
+        if (staged(0b111000, t -> layerNorm(t[0], t[1], t[2], eps, t[3], t[4], t[5]), x, gain, bias, y, mean, rstd)) return;
         int c = x.cols();
         FloatBuffer xb = buf(x), gb = buf(gain), bb = buf(bias), yb = buf(y), mb = buf(mean), rb = buf(rstd);
         parallel.forRows(x.rows(), 3L * c, (from, to) -> NormKernels.layerNorm(xb, off(x), gb, off(gain), bb,
@@ -332,6 +518,7 @@ public final class CpuDevice implements Device {
     @Override
     public void layerNormBackward(Tensor dy, Tensor x, Tensor gain, Tensor mean, Tensor rstd,
                                   Tensor dx, Tensor dGain, Tensor dBias) {
+        if (staged(0b11100000, t -> layerNormBackward(t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7]), dy, x, gain, mean, rstd, dx, dGain, dBias)) return;
         int c = x.cols();
         FloatBuffer dyb = buf(dy), xb = buf(x), gb = buf(gain), mb = buf(mean), rb = buf(rstd);
         if (dx != null) {
@@ -347,6 +534,7 @@ public final class CpuDevice implements Device {
 
     @Override
     public void rmsNorm(Tensor x, Tensor gain, float eps, Tensor y, Tensor rstd) {
+        if (staged(0b1100, t -> rmsNorm(t[0], t[1], eps, t[2], t[3]), x, gain, y, rstd)) return;
         int c = x.cols();
         FloatBuffer xb = buf(x), gb = buf(gain), yb = buf(y), rb = buf(rstd);
         parallel.forRows(x.rows(), 2L * c, (from, to) -> NormKernels.rmsNorm(xb, off(x), gb, off(gain), eps,
@@ -355,6 +543,7 @@ public final class CpuDevice implements Device {
 
     @Override
     public void rmsNormBackward(Tensor dy, Tensor x, Tensor gain, Tensor rstd, Tensor dx, Tensor dGain) {
+        if (staged(0b110000, t -> rmsNormBackward(t[0], t[1], t[2], t[3], t[4], t[5]), dy, x, gain, rstd, dx, dGain)) return;
         int c = x.cols();
         FloatBuffer dyb = buf(dy), xb = buf(x), gb = buf(gain), rb = buf(rstd);
         if (dx != null) {
@@ -370,6 +559,7 @@ public final class CpuDevice implements Device {
 
     @Override
     public void gelu(Tensor x, Tensor y) {
+        if (staged(0b10, t -> gelu(t[0], t[1]), x, y)) return;
         sameSize(x, y);
         FloatBuffer xb = buf(x), yb = buf(y);
         parallel.forRows((int) x.size(), 8, (from, to) -> PointwiseKernels.gelu(xb, off(x), yb, off(y), from, to));
@@ -377,6 +567,7 @@ public final class CpuDevice implements Device {
 
     @Override
     public void geluBackward(Tensor x, Tensor dy, Tensor dx) {
+        if (staged(0b100, t -> geluBackward(t[0], t[1], t[2]), x, dy, dx)) return;
         sameSize(x, dy);
         sameSize(x, dx);
         FloatBuffer xb = buf(x), dyb = buf(dy), dxb = buf(dx);
@@ -386,6 +577,7 @@ public final class CpuDevice implements Device {
 
     @Override
     public void swiglu(Tensor gate, Tensor up, Tensor out) {
+        if (staged(0b100, t -> swiglu(t[0], t[1], t[2]), gate, up, out)) return;
         sameSize(gate, up);
         sameSize(gate, out);
         FloatBuffer gb = buf(gate), ub = buf(up), ob = buf(out);
@@ -395,6 +587,7 @@ public final class CpuDevice implements Device {
 
     @Override
     public void swigluBackward(Tensor gate, Tensor up, Tensor dOut, Tensor dGate, Tensor dUp) {
+        if (staged(0b11000, t -> swigluBackward(t[0], t[1], t[2], t[3], t[4]), gate, up, dOut, dGate, dUp)) return;
         sameSize(gate, dOut);
         FloatBuffer gb = buf(gate), ub = buf(up), db = buf(dOut), dgb = buf(dGate), dub = buf(dUp);
         parallel.forRows((int) gate.size(), 8, (from, to) -> PointwiseKernels.swigluBackward(gb, off(gate), ub,
@@ -403,6 +596,7 @@ public final class CpuDevice implements Device {
 
     @Override
     public void rope(Tensor x, int seq, int heads, double[] inverseFrequencies, double scale, boolean inverse, int first, int[] positions) {
+        if (staged(0b1, t -> rope(t[0], seq, heads, inverseFrequencies, scale, inverse, first, positions), x)) return;
         int headDim = 2 * inverseFrequencies.length;
         if (x.cols() != heads * headDim) {
             throw new IllegalArgumentException("rope over " + heads + " heads of " + headDim + " on " + x.describe());
@@ -435,6 +629,7 @@ public final class CpuDevice implements Device {
 
     @Override
     public void causalSoftmax(Tensor scores, int queries, int keys, int window, int[] positions) {
+        if (staged(0b1, t -> causalSoftmax(t[0], queries, keys, window, positions), scores)) return;
         FloatBuffer b = buf(scores);
         int perSequence = groupsPerSequence(scores, queries, keys, positions);
         parallel.forRows((int) (scores.size() / keys), keys, (from, to) ->
@@ -443,6 +638,7 @@ public final class CpuDevice implements Device {
 
     @Override
     public void softmaxBackward(Tensor probs, Tensor dProbs, int queries, int keys, int window, int[] positions) {
+        if (staged(0b10, t -> softmaxBackward(t[0], t[1], queries, keys, window, positions), probs, dProbs)) return;
         sameSize(probs, dProbs);
         FloatBuffer pb = buf(probs), db = buf(dProbs);
         int perSequence = groupsPerSequence(probs, queries, keys, positions);
@@ -467,8 +663,20 @@ public final class CpuDevice implements Device {
         if (out.rows() != tokens.length || out.cols() != c) {
             throw new IllegalArgumentException("embedding of " + tokens.length + " tokens into " + out.describe());
         }
-        FloatBuffer tb = buf(table), ob = buf(out);
+        if (out.dtype() != DType.F32) throw new IllegalArgumentException("embedding into " + out.describe());
+        FloatBuffer ob = buf(out);
         int to0 = off(table), oo = off(out);
+        if (table.dtype() == DType.BF16) {
+            java.nio.ShortBuffer tb = shorts(table);
+            parallel.forRows(tokens.length, c, (from, to) -> {
+                for (int i = from; i < to; i++) {
+                    int src = to0 + tokens[i] * c, dst = oo + i * c;
+                    for (int j = 0; j < c; j++) ob.put(dst + j, Bf16.widen(tb.get(src + j)));
+                }
+            });
+            return;
+        }
+        FloatBuffer tb = buf(table);
         parallel.forRows(tokens.length, c, (from, to) -> {
             for (int i = from; i < to; i++) {
                 int src = to0 + tokens[i] * c, dst = oo + i * c;
@@ -479,6 +687,7 @@ public final class CpuDevice implements Device {
 
     @Override
     public void embeddingBackward(int[] tokens, Tensor dOut, Tensor dTable) {
+        if (staged(0b10, t -> embeddingBackward(tokens, t[0], t[1]), dOut, dTable)) return;
         checkTokens(tokens, dTable);
         int c = dTable.cols();
         FloatBuffer db = buf(dOut), tb = buf(dTable);
@@ -491,6 +700,7 @@ public final class CpuDevice implements Device {
 
     @Override
     public void addPositions(Tensor x, Tensor table, int seq, int first, int[] positions) {
+        if (staged(0b1, t -> addPositions(t[0], t[1], seq, first, positions), x, table)) return;
         int c = x.cols();
         if (table.cols() != c || table.rows() < first + seq) {
             throw new IllegalArgumentException("positions " + table.describe() + " for sequences of " + seq);
@@ -508,6 +718,7 @@ public final class CpuDevice implements Device {
 
     @Override
     public void positionsBackward(Tensor dx, Tensor dTable, int seq, int[] positions) {
+        if (staged(0b10, t -> positionsBackward(t[0], t[1], seq, positions), dx, dTable)) return;
         int c = dx.cols();
         checkPositions(positions, dx.rows(), seq);
         FloatBuffer db = buf(dx), tb = buf(dTable);
@@ -520,6 +731,8 @@ public final class CpuDevice implements Device {
 
     @Override
     public double crossEntropy(Tensor logits, int[] targets, int targetOffset, float gradScale) {
+        double[] result = new double[1];
+        if (staged(0b1, t -> result[0] = crossEntropy(t[0], targets, targetOffset, gradScale), logits)) return result[0];
         int rows = logits.rows(), vocab = logits.cols();
         for (int r = 0; r < rows; r++) {
             int t = targets[targetOffset + r];

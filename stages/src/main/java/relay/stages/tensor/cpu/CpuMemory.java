@@ -1,85 +1,97 @@
 package relay.stages.tensor.cpu;
 
 import java.nio.FloatBuffer;
+import java.nio.ShortBuffer;
 import org.bytedeco.javacpp.BytePointer;
 import org.bytedeco.javacpp.FloatPointer;
 import org.bytedeco.javacpp.Pointer;
 import relay.stages.tensor.DeviceMemory;
 
 /**
- * Native (off-heap) memory, seen by BLAS as a pointer and by Java kernels as a buffer. A tensor's
- * free hands the block back to its device's pool; {@link #release()} returns it to the system.
+ * Native (off-heap) memory, seen by BLAS as a pointer and by Java kernels as a buffer of floats or, for bfloat16
+ * tensors, of 16-bit values. A tensor's free hands the block back to its device's pool; {@link #release()} returns
+ * it to the system.
  */
 final class CpuMemory implements DeviceMemory {
-    private final FloatPointer pointer;
-    private final FloatBuffer buffer;
+    private final BytePointer pointer;
     private final long bytes;
     private final MemoryPool pool;
     /** For memory lent by its owner (a transport's receive buffer): what gives it back; null for the device's own. */
     private final Runnable giveBack;
+    private FloatBuffer floats;
+    private ShortBuffer shorts;
     private boolean freed;
 
-    private CpuMemory(FloatPointer pointer, long floats, MemoryPool pool, Runnable giveBack) {
+    private CpuMemory(BytePointer pointer, long bytes, MemoryPool pool, Runnable giveBack) {
         this.pointer = pointer;
-        this.buffer = pointer.asBuffer();
-        this.bytes = floats * Float.BYTES;
+        this.bytes = bytes;
         this.pool = pool;
         this.giveBack = giveBack;
     }
 
     /**
-     * The floats of a direct buffer (position 0, little-endian, 64-byte aligned) in place; freeing them runs
+     * The bytes of a direct buffer (position 0, little-endian, 64-byte aligned) in place; freeing them runs
      * {@code giveBack} instead of pooling them. The buffer must stay untouched until then.
      */
     static CpuMemory lent(java.nio.ByteBuffer bytes, Runnable giveBack) {
-        long floats = bytes.remaining() / Float.BYTES;
-        FloatPointer p = new FloatPointer(new BytePointer(bytes));
-        p.position(0).limit(floats).capacity(floats);
-        return new CpuMemory(p, floats, null, giveBack);
+        long n = bytes.remaining();
+        BytePointer p = new BytePointer(bytes);
+        p.position(0).limit(n).capacity(n);
+        return new CpuMemory(p, n, null, giveBack);
     }
 
-    /** A block of {@code floats}, zeroed when {@code zero}; reused from the pool when one fits. */
-    static CpuMemory allocate(long floats, boolean zero, MemoryPool pool, String device) {
-        if (floats > Integer.MAX_VALUE) {
-            throw new IllegalArgumentException("a CPU tensor holds at most 2^31-1 floats; asked for " + floats);
+    /** A block of {@code bytes}, zeroed when {@code zero}; reused from the pool when one fits. */
+    static CpuMemory allocate(long bytes, boolean zero, MemoryPool pool, String device) {
+        if (bytes > (long) Integer.MAX_VALUE * Float.BYTES) {
+            throw new IllegalArgumentException("a CPU tensor holds at most 2^31-1 floats; asked for " + bytes + " bytes");
         }
-        CpuMemory reused = pool.take(floats);
+        CpuMemory reused = pool.take(bytes);
         if (reused != null) {
             reused.freed = false;
             if (zero) Pointer.memset(reused.pointer, 0, reused.bytes);
             return reused;
         }
-        Pointer raw = Pointer.calloc(Math.max(floats, 1), Float.BYTES);
+        Pointer raw = Pointer.calloc(Math.max(bytes, 1), 1);
         if (raw == null || raw.isNull()) {
-            throw new OutOfMemoryError("device " + device + ": cannot allocate " + floats * Float.BYTES + " bytes");
+            throw new OutOfMemoryError("device " + device + ": cannot allocate " + bytes + " bytes");
         }
-        FloatPointer p = new FloatPointer(raw);
-        p.capacity(floats);
-        return new CpuMemory(p, floats, pool, null);
+        BytePointer p = new BytePointer(raw);
+        p.capacity(bytes);
+        return new CpuMemory(p, bytes, pool, null);
     }
 
-    FloatBuffer buffer() {
-        return buffer;
+    /** The block as floats (a float32 tensor's). */
+    FloatBuffer floats() {
+        if (floats == null) floats = new FloatPointer(pointer).capacity(bytes / Float.BYTES).asBuffer();
+        return floats;
     }
 
-    /** The bytes of floats [offset, offset + floats), in place. */
-    java.nio.ByteBuffer bytes(long offset, long floats) {
+    /** The block as 16-bit values (a bfloat16 tensor's). */
+    ShortBuffer shorts() {
+        if (shorts == null) {
+            shorts = pointer.asByteBuffer().order(java.nio.ByteOrder.nativeOrder()).asShortBuffer();
+        }
+        return shorts;
+    }
+
+    /** The bytes [offset, offset + length), in place. */
+    java.nio.ByteBuffer bytes(long offset, long length) {
         BytePointer b = new BytePointer(pointer);
-        b.position(offset * Float.BYTES).limit((offset + floats) * Float.BYTES);
+        b.position(offset).limit(offset + length);
         return b.asByteBuffer();
     }
 
-    /** A pointer to element {@code offset}, for BLAS. */
-    FloatPointer at(long offset) {
+    /** A pointer to float element {@code offset}, for BLAS. */
+    FloatPointer floatAt(long offset) {
         return new FloatPointer(pointer).position(offset);
     }
 
     /**
-     * A pointer to element {@code offset} for untyped calls such as memcpy, which take positions in bytes:
-     * a FloatPointer's position would be read as a byte count there.
+     * A pointer to byte {@code offset} for untyped calls such as memcpy, which take positions in bytes: a
+     * FloatPointer's position would be read as a count of floats there.
      */
-    BytePointer bytesAt(long offset) {
-        return new BytePointer(pointer).position(offset * Float.BYTES);
+    BytePointer byteAt(long offset) {
+        return new BytePointer(pointer).position(offset);
     }
 
     @Override
@@ -94,7 +106,7 @@ final class CpuMemory implements DeviceMemory {
             freed = true;
         }
         if (giveBack != null) giveBack.run();
-        else pool.give(this, bytes / Float.BYTES);
+        else pool.give(this);
     }
 
     /** Gives the block back to the system; only the pool calls this, for blocks no tensor holds. */

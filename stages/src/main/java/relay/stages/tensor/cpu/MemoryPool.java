@@ -23,9 +23,9 @@ final class MemoryPool {
         this.limitBytes = limitBytes;
     }
 
-    /** A cached block of exactly this many floats, or null. */
-    synchronized CpuMemory take(long floats) {
-        ArrayDeque<CpuMemory> q = bySize.get(floats);
+    /** A cached block of exactly this many bytes, or null. */
+    synchronized CpuMemory take(long bytes) {
+        ArrayDeque<CpuMemory> q = bySize.get(bytes);
         CpuMemory m = q == null ? null : q.pollLast();
         if (m != null) {
             order.remove(m);
@@ -35,13 +35,14 @@ final class MemoryPool {
     }
 
     /** Keeps a block for reuse, releasing the oldest cached blocks beyond the limit. */
-    synchronized void give(CpuMemory m, long floats) {
+    synchronized void give(CpuMemory m) {
+        long bytes = m.bytes();
         if (m.bytes() > limitBytes) {
             m.release();
             return;
         }
-        bySize.computeIfAbsent(floats, k -> new ArrayDeque<>()).addLast(m);
-        order.put(m, floats);
+        bySize.computeIfAbsent(bytes, k -> new ArrayDeque<>()).addLast(m);
+        order.put(m, bytes);
         cachedBytes += m.bytes();
         Iterator<Map.Entry<CpuMemory, Long>> it = order.entrySet().iterator();
         while (cachedBytes > limitBytes && it.hasNext()) {

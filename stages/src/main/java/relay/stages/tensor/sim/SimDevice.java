@@ -6,6 +6,7 @@ import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.LockSupport;
 import relay.stages.memory.Category;
 import relay.stages.memory.MemoryLedger;
+import relay.stages.tensor.DType;
 import relay.stages.tensor.Device;
 import relay.stages.tensor.Mat;
 import relay.stages.tensor.Tensor;
@@ -75,15 +76,15 @@ public final class SimDevice implements Device {
     }
 
     @Override
-    public Tensor allocate(Category category, int... shape) {
-        long n = Tensor.sizeOf(shape);
-        memory.allocated(category, n * Float.BYTES);
-        return Tensor.owning(this, category, new SimMemory(n * Float.BYTES), shape);
+    public Tensor allocate(Category category, DType dtype, int... shape) {
+        long bytes = Tensor.sizeOf(shape) * dtype.bytes();
+        memory.allocated(category, bytes);
+        return Tensor.owning(this, category, dtype, new SimMemory(bytes), shape);
     }
 
     @Override
-    public Tensor empty(Category category, int... shape) {
-        return allocate(category, shape);
+    public Tensor empty(Category category, DType dtype, int... shape) {
+        return allocate(category, dtype, shape);
     }
 
     @Override
@@ -93,9 +94,9 @@ public final class SimDevice implements Device {
         memory.released(owner.category(), owner.bytes());
     }
 
-    /** A kernel of this many floating-point operations over this many floats read and written. */
-    private void kernel(double flops, double floats) {
-        long nanos = Math.round(roofline.seconds(flops, floats * Float.BYTES) * 1e9);
+    /** A kernel of this many floating-point operations over this many bytes read and written. */
+    private void kernel(double flops, double bytes) {
+        long nanos = Math.round(roofline.seconds(flops, bytes) * 1e9);
         modelledNanos.addAndGet(nanos);
         kernels.incrementAndGet();
         if (pace == 0) return;
@@ -108,7 +109,7 @@ public final class SimDevice implements Device {
 
     /** An elementwise kernel touching {@code passes} tensors of x's size (a flop per element). */
     private void pointwise(Tensor x, int passes) {
-        kernel(x.size(), (double) x.size() * passes);
+        kernel(x.size(), (double) x.bytes() * passes);
     }
 
     @Override
@@ -127,7 +128,7 @@ public final class SimDevice implements Device {
     }
 
     @Override
-    public Tensor adopt(ByteBuffer values, Category category, int[] shape, Runnable giveBack) {
+    public Tensor adopt(ByteBuffer values, Category category, DType dtype, int[] shape, Runnable giveBack) {
         return null;
     }
 
@@ -151,13 +152,23 @@ public final class SimDevice implements Device {
     }
 
     @Override
+    public void roundStochastic(Tensor src, Tensor dst, long key) {
+        if (src.size() != dst.size()) throw new IllegalArgumentException("size mismatch: " + src.describe() + " vs " + dst.describe());
+        pointwise(src, 2);
+    }
+
+    @Override
     public void fill(Tensor t, float value) {
         pointwise(t, 1);
     }
 
     @Override
     public void gemm(boolean transA, boolean transB, int m, int n, int k, float alpha, Mat a, Mat b, float beta, Mat c) {
-        kernel(2.0 * m * n * k, (double) m * k + (double) k * n + (double) m * n * (beta == 0 ? 1 : 2));
+        kernel(2.0 * m * n * k, (double) m * k * bytes(a) + (double) k * n * bytes(b) + (double) m * n * bytes(c) * (beta == 0 ? 1 : 2));
+    }
+
+    private static int bytes(Mat x) {
+        return x.tensor().dtype().bytes();
     }
 
     @Override
@@ -204,7 +215,7 @@ public final class SimDevice implements Device {
     @Override
     public void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, float lr, float beta1, float beta2, float eps,
                       float decay, float c1, float c2) {
-        kernel(12.0 * param.size(), 7.0 * param.size());
+        kernel(12.0 * param.size(), 7.0 * param.bytes());
     }
 
     @Override
