@@ -13,6 +13,7 @@ import relay.stages.tensor.Tensor;
 public abstract class TransformerBlock implements AutoCloseable {
     private boolean recompute;
     private boolean trainable = true;
+    private relay.stages.tensor.DType activations = relay.stages.tensor.DType.F32;
     private final List<Parameter> parameters = new java.util.ArrayList<>();
 
     /** The output of a forward pass (the caller owns it) and what its backward needs. */
@@ -49,6 +50,18 @@ public abstract class TransformerBlock implements AutoCloseable {
 
     /** Backward from the full activations; returns dx, a new tensor the caller owns. */
     protected abstract Tensor backward(Activations a, Tensor dOut, GradientSink sink);
+
+    /**
+     * How the block stores what it keeps for backward, its output and its input gradient (bfloat16 halves a
+     * pipeline's activation memory and its messages); the math runs in float32 either way. Set it between steps.
+     */
+    public void setActivations(relay.stages.tensor.DType dtype) {
+        this.activations = dtype;
+    }
+
+    public relay.stages.tensor.DType activations() {
+        return activations;
+    }
 
     public void setRecompute(boolean recompute) {
         this.recompute = recompute;

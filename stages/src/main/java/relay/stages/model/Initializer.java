@@ -2,6 +2,7 @@ package relay.stages.model;
 
 import relay.stages.layers.Parameter;
 import relay.stages.memory.Category;
+import relay.stages.tensor.DType;
 import relay.stages.tensor.Device;
 import relay.stages.tensor.Tensor;
 
@@ -12,10 +13,21 @@ import relay.stages.tensor.Tensor;
 public final class Initializer {
     private final Device device;
     private final long seed;
+    private final DType dtype;
 
     public Initializer(Device device, long seed) {
+        this(device, seed, DType.F32);
+    }
+
+    /** Parameters stored as {@code dtype}: drawn in float32, then rounded to nearest. */
+    public Initializer(Device device, long seed, DType dtype) {
         this.device = device;
         this.seed = seed;
+        this.dtype = dtype;
+    }
+
+    public DType dtype() {
+        return dtype;
     }
 
     public Device device() {
@@ -24,7 +36,7 @@ public final class Initializer {
 
     /** Normal(0, std) weights, subject to weight decay. */
     public Parameter normal(String name, float std, int... shape) {
-        Tensor t = device.allocate(Category.PARAMETERS, shape);
+        Tensor t = device.allocate(Category.PARAMETERS, dtype, shape);
         if (!device.holdsValues()) return new Parameter(name, t, true);
         SplitMix rng = new SplitMix(seed ^ (0x9E3779B97F4A7C15L * name.hashCode()));
         float[] v = new float[Math.toIntExact(t.size())];
@@ -35,7 +47,7 @@ public final class Initializer {
 
     /** A constant vector (norm gains 1, biases 0), exempt from weight decay. */
     public Parameter constant(String name, float value, int size) {
-        Tensor t = device.allocate(Category.PARAMETERS, size);
+        Tensor t = device.allocate(Category.PARAMETERS, dtype, size);
         if (value != 0f) device.fill(t, value);
         return new Parameter(name, t, false);
     }

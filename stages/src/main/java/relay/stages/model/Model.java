@@ -26,12 +26,21 @@ public final class Model implements AutoCloseable {
         this.head = head;
     }
 
-    /** A freshly initialized model; the same seed gives the same weights. */
+    /** A freshly initialized float32 model; the same seed gives the same weights. */
     public static Model initialize(ModelConfig cfg, Device device, long seed) {
-        Initializer init = new Initializer(device, seed);
+        return initialize(cfg, device, seed, Precision.F32);
+    }
+
+    /** A freshly initialized model held in {@code precision}; the same seed gives the same weights (rounded alike). */
+    public static Model initialize(ModelConfig cfg, Device device, long seed, Precision precision) {
+        Initializer init = new Initializer(device, seed, precision.weights());
         Embedding emb = Embedding.create(cfg, init);
         List<TransformerBlock> blocks = new ArrayList<>();
-        for (int i = 0; i < cfg.layers(); i++) blocks.add(block(cfg, i, init));
+        for (int i = 0; i < cfg.layers(); i++) {
+            TransformerBlock b = block(cfg, i, init);
+            b.setActivations(precision.activations());
+            blocks.add(b);
+        }
         return new Model(cfg, emb, blocks, LmHead.create(cfg, init, emb.tokenTable()));
     }
 
