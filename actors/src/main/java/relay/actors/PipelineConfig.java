@@ -3,6 +3,7 @@ package relay.actors;
 import java.time.Duration;
 import relay.optimizers.Method;
 import relay.optimizers.OptimizerSettings;
+import relay.stages.model.Precision;
 
 /**
  * How a pipeline trains, in three groups — what trains ({@link Training}), how its work runs ({@link Execution}),
@@ -19,10 +20,19 @@ public record PipelineConfig(Training training, Execution execution, Limits limi
         }
     }
 
-    /** The update mode, the schedule, the CPU threads each device computes with, and whether blocks recompute their activations in backward. */
-    public record Execution(UpdateMode mode, PipelineSchedule schedule, int threadsPerDevice, boolean recompute) {
+    /**
+     * The update mode, the schedule, the CPU threads each device computes with, whether blocks recompute their
+     * activations in backward, and how weights and activations are stored.
+     */
+    public record Execution(UpdateMode mode, PipelineSchedule schedule, int threadsPerDevice, boolean recompute, Precision precision) {
         public Execution {
             if (threadsPerDevice < 1) throw new IllegalArgumentException("threads per device must be ≥ 1");
+            if (precision == null) throw new IllegalArgumentException("a precision is required");
+        }
+
+        /** Float32 weights and activations. */
+        public Execution(UpdateMode mode, PipelineSchedule schedule, int threadsPerDevice, boolean recompute) {
+            this(mode, schedule, threadsPerDevice, recompute, Precision.F32);
         }
     }
 
@@ -58,6 +68,10 @@ public record PipelineConfig(Training training, Execution execution, Limits limi
         return execution.recompute();
     }
 
+    public Precision precision() {
+        return execution.precision();
+    }
+
     public Method method() {
         return training.method();
     }
@@ -87,12 +101,17 @@ public record PipelineConfig(Training training, Execution execution, Limits limi
     }
 
     public PipelineConfig with(UpdateMode m, PipelineSchedule s) {
-        return with(new Execution(m, s, threadsPerDevice(), recompute()));
+        return with(new Execution(m, s, threadsPerDevice(), recompute(), precision()));
     }
 
     /** Blocks that recompute their activations in backward, or keep them. */
     public PipelineConfig withRecompute(boolean on) {
-        return with(new Execution(mode(), schedule(), threadsPerDevice(), on));
+        return with(new Execution(mode(), schedule(), threadsPerDevice(), on, precision()));
+    }
+
+    /** Weights and activations stored as {@code p}. */
+    public PipelineConfig withPrecision(Precision p) {
+        return with(new Execution(mode(), schedule(), threadsPerDevice(), recompute(), p));
     }
 
     public PipelineConfig with(Execution e) {

@@ -27,7 +27,7 @@ sealed interface StageRole extends AutoCloseable permits EmbeddingStage, BlockSt
      */
     static StageRole build(StageSpec spec, Device device, TraceRecorder trace) {
         ModelConfig cfg = spec.model();
-        Initializer init = new Initializer(device, spec.seed());
+        Initializer init = new Initializer(device, spec.seed(), spec.config().precision().weights());
         boolean tied = cfg.tiedEmbeddings();
         StageRole role;
         if (spec.isEmbedding()) {
@@ -39,6 +39,7 @@ sealed interface StageRole extends AutoCloseable permits EmbeddingStage, BlockSt
         } else {
             TransformerBlock b = Model.block(cfg, spec.stage() - 1, init);
             b.setRecompute(spec.config().recompute());
+            b.setActivations(spec.config().precision().activations());
             Training t = training(spec, b.linears());
             role = new BlockStage(b, t.terms(), device, optimizer(spec, t, BlockStage.parameters(b, t.terms()), null, trace),
                     spec.config().schedule().splitsBackward());

@@ -120,7 +120,8 @@ final class Wire {
                     case ZB_H1 -> relay.transport.proto.PipelineConfig.Schedule.ZB_H1;
                 })
                 .setMethod(c.method().key()).setSettings(SettingsWire.settings(c.settings())).setLisa(c.lisa()).setThreadsPerDevice(c.threadsPerDevice())
-                .setTraceSteps(c.traceSteps()).setStepTimeoutMillis(c.stepTimeout().toMillis()).setFirstStep(c.firstStep()).setRecompute(c.recompute()).build();
+                .setTraceSteps(c.traceSteps()).setStepTimeoutMillis(c.stepTimeout().toMillis()).setFirstStep(c.firstStep()).setRecompute(c.recompute())
+                .setWeights(dtype(c.precision().weights())).setActivations(dtype(c.precision().activations())).build();
     }
 
     static PipelineConfig config(relay.transport.proto.PipelineConfig c) {
@@ -136,7 +137,8 @@ final class Wire {
             case UNRECOGNIZED -> throw new IllegalArgumentException("unknown schedule " + c.getScheduleValue());
         };
         return new PipelineConfig(new PipelineConfig.Training(Method.named(c.getMethod()), SettingsWire.settings(c.getSettings()), c.getLisa()),
-                new PipelineConfig.Execution(mode, schedule, c.getThreadsPerDevice(), c.getRecompute()),
+                new PipelineConfig.Execution(mode, schedule, c.getThreadsPerDevice(), c.getRecompute(),
+                        new relay.stages.model.Precision(dtype(c.getWeights()), dtype(c.getActivations()))),
                 new PipelineConfig.Limits(c.getTraceSteps(), Duration.ofMillis(c.getStepTimeoutMillis())), c.getFirstStep());
     }
 
@@ -168,16 +170,23 @@ final class Wire {
     static TensorData shape(TensorPayload p) {
         TensorData.Builder b = TensorData.newBuilder();
         for (int d : p.shape()) b.addShape(d);
-        return b.setDtype(p.dtype() == DType.BF16 ? relay.transport.proto.DType.BF16 : relay.transport.proto.DType.F32).build();
+        return b.setDtype(dtype(p.dtype())).build();
     }
 
     static TensorPayload payload(TensorData shape, ByteBuffer in) {
-        DType dtype = switch (shape.getDtype()) {
+        return TensorPayload.readFrom(ints(shape.getShapeList()), dtype(shape.getDtype()), in);
+    }
+
+    static relay.transport.proto.DType dtype(DType d) {
+        return d == DType.BF16 ? relay.transport.proto.DType.BF16 : relay.transport.proto.DType.F32;
+    }
+
+    static DType dtype(relay.transport.proto.DType d) {
+        return switch (d) {
             case F32 -> DType.F32;
             case BF16 -> DType.BF16;
-            default -> throw new IllegalArgumentException("unknown tensor dtype " + shape.getDtypeValue() + " on the wire");
+            case UNRECOGNIZED -> throw new IllegalArgumentException("unknown dtype " + d + " on the wire");
         };
-        return TensorPayload.readFrom(ints(shape.getShapeList()), dtype, in);
     }
 
     static List<relay.transport.proto.TensorPart> partHeaders(List<TensorPart> parts) {
