@@ -9,6 +9,7 @@ import relay.optimizers.Training;
 import relay.optimizers.UpdateRule;
 import relay.stages.layers.GradientSink;
 import relay.stages.layers.Parameter;
+import relay.stages.tensor.Bf16;
 import relay.stages.tensor.Device;
 import relay.stages.tensor.Tensor;
 import relay.stages.train.GradientAccumulator;
@@ -30,6 +31,8 @@ final class StageOptimizer implements AutoCloseable {
     private final UpdateMode mode;
     private final Parameter tied;
     private final TraceRecorder trace;
+    /** Keys the stochastic rounding of bfloat16 weights' updates, with the step and the parameter. */
+    private final long seed;
     private GradientAccumulator sums = new GradientAccumulator();
     private GradientAccumulator tiedSum = new GradientAccumulator();
 
@@ -38,9 +41,11 @@ final class StageOptimizer implements AutoCloseable {
      * @param parameters every parameter the stage's backward may hand out a gradient for
      * @param tied       this stage's replica of a tied matrix, or null
      * @param trace      where each update's span goes
+     * @param seed       the run's seed, keying the stochastic rounding of bfloat16 weights
      */
     StageOptimizer(Training training, List<Parameter> parameters, Schedule schedule, Clipping clipping, UpdateMode mode, Parameter tied,
-                   TraceRecorder trace) {
+                   TraceRecorder trace, long seed) {
+        this.seed = seed;
         this.rule = training.rule();
         this.updates = training.updates();
         this.updatesAny = parameters.stream().anyMatch(updates);
@@ -121,7 +126,8 @@ final class StageOptimizer implements AutoCloseable {
         Device d = g.device();
         if (pos.clip() != 1f) d.scale(g, pos.clip());
         if (clipping.byValue()) d.clamp(g, clipping.value());
-        rule.apply(p, g, schedule.at((int) pos.step()));
+        int part = updatesEachBackward(pos) ? pos.microbatch() : 0;
+        p.update(Bf16.updateKey(seed, pos.step(), part, p.name()), () -> rule.apply(p, g, schedule.at((int) pos.step())));
     }
 
     /**

@@ -32,6 +32,7 @@ sealed interface StageRole extends AutoCloseable permits EmbeddingStage, BlockSt
         StageRole role;
         if (spec.isEmbedding()) {
             Embedding e = Embedding.create(cfg, init);
+            e.setActivations(spec.config().precision().activations());
             role = new EmbeddingStage(e, device, optimizer(spec, training(spec, List.of()), e.parameters(), tied ? e.tokenTable() : null, trace), tied);
         } else if (spec.isHead()) {
             LmHead h = LmHead.create(cfg, init, tied ? Embedding.tokenTable(cfg, init) : null);
@@ -63,7 +64,8 @@ sealed interface StageRole extends AutoCloseable permits EmbeddingStage, BlockSt
 
     private static StageOptimizer optimizer(StageSpec spec, Training training, List<Parameter> parameters, Parameter tied, TraceRecorder trace) {
         PipelineConfig pc = spec.config();
-        return new StageOptimizer(training, parameters, pc.settings().schedule(), pc.settings().clipping(), pc.mode(), tied, trace);
+        return new StageOptimizer(training, parameters, pc.settings().schedule(), pc.settings().clipping(), pc.mode(), tied, trace,
+                pc.settings().seed());
     }
 
     /** Every parameter the stage holds (the head's replica of a tied table included). */

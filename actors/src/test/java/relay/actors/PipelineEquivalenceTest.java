@@ -58,7 +58,12 @@ class PipelineEquivalenceTest {
     record Run(double[] losses, Map<String, float[]> weights, Map<String, float[]> optimizerState) {}
 
     static Run reference(ModelConfig cfg, List<List<Batch>> data, java.util.function.Function<Model, TrainingMethod> method) {
-        try (CpuDevice d = new CpuDevice("ref", 1); Model m = Model.initialize(cfg, d, SEED); TrainingMethod tm = method.apply(m)) {
+        return reference(cfg, data, method, relay.stages.model.Precision.F32);
+    }
+
+    static Run reference(ModelConfig cfg, List<List<Batch>> data, java.util.function.Function<Model, TrainingMethod> method,
+                         relay.stages.model.Precision precision) {
+        try (CpuDevice d = new CpuDevice("ref", 1); Model m = Model.initialize(cfg, d, SEED, precision); TrainingMethod tm = method.apply(m)) {
             ReferenceTrainer t = new ReferenceTrainer(m, tm);
             double[] losses = new double[data.size()];
             for (int s = 0; s < data.size(); s++) losses[s] = t.step(data.get(s));
@@ -194,7 +199,7 @@ class PipelineEquivalenceTest {
         for (ModelConfig cfg : List.of(LLAMA, GPT2)) {
             List<List<Batch>> data = data(cfg, 2);
             Run want = reference(cfg, data, m -> new ClassicStep(s.adamW(), s.schedule(), s.clipping(), m,
-                    new LisaPolicy(cfg.layers(), 1, 1, s.seed())));
+                    new LisaPolicy(cfg.layers(), 1, 1, s.seed()), s.seed()));
             Placement pl = cfg == LLAMA ? placement(2) : new Placement(2, new int[] {0, 0, 1, 1, 1});
             Run got = pipeline(cfg, data, pl, PipelineConfig.defaults(Method.ADAMW, 0.05f).with(UpdateMode.EXACT, schedule)
                     .withSettings(s, true));

@@ -56,6 +56,9 @@ final class FinetuneBenchCommand implements Callable<Integer> {
     Path html;
 
     @Mixin
+    DTypeOption dtype;
+
+    @Mixin
     JsonOption json;
 
     @Override
@@ -81,8 +84,9 @@ final class FinetuneBenchCommand implements Callable<Integer> {
                 if (s % 50 == 0) System.out.printf("  step %d, %.0f s%n", s, (System.nanoTime() - t0) / 1e9);
             });
             FinetuneBench.Setup tuning = new FinetuneBench.Setup(cfg, base, data.newTestament(), batch, tuneSteps, warmup(tuneSteps),
-                    data.tuning(), tuneSteps);
-            FinetuneBench.Setup full = new FinetuneBench.Setup(cfg, base, data.newTestament(), batch, steps, warmup(steps), data.test(), evalEvery);
+                    data.tuning(), tuneSteps, dtype.precision());
+            FinetuneBench.Setup full = new FinetuneBench.Setup(cfg, base, data.newTestament(), batch, steps, warmup(steps), data.test(), evalEvery,
+                    dtype.precision());
             for (String name : optimizers) {
                 float best = Float.NaN;
                 double bestLoss = Double.POSITIVE_INFINITY;

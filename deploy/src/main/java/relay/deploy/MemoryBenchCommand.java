@@ -32,6 +32,9 @@ final class MemoryBenchCommand implements Callable<Integer> {
     int steps = 3;
 
     @Mixin
+    DTypeOption dtype;
+
+    @Mixin
     JsonOption json;
 
     private static final Category[] COLUMNS = {Category.PARAMETERS, Category.GRADIENTS, Category.OPTIMIZER_STATE,
@@ -48,7 +51,7 @@ final class MemoryBenchCommand implements Callable<Integer> {
                 System.out.printf("%-12s %s ...%n", name, Method.named(name).description());
                 // Memory does not depend on the rate; a small one keeps every method stable on a large model.
                 OptimizerSettings s = OptimizerSettings.defaults(1e-4f);
-                results.add(MemoryBench.run(device, cfg, name, s, modelOptions.batch, modelOptions.seq, steps));
+                results.add(MemoryBench.run(device, cfg, name, s, modelOptions.batch, modelOptions.seq, steps, dtype.precision()));
             }
         }
         double adamTotal = results.stream().filter(r -> r.optimizer().equals("adamw")).mapToDouble(MemoryBench.Result::totalPeakBytes)
@@ -63,8 +66,8 @@ final class MemoryBenchCommand implements Callable<Integer> {
             row.add(String.format("%.0f", r.tokensPerSecond()));
             t.row(row.toArray());
         }
-        System.out.printf("%nmodel %s, batch %d × seq %d, peak bytes per category over %d steps%n",
-                modelOptions.model, modelOptions.batch, modelOptions.seq, steps);
+        System.out.printf("%nmodel %s in %s, batch %d × seq %d, peak bytes per category over %d steps%n",
+                modelOptions.model, dtype.precision().weights().key(), modelOptions.batch, modelOptions.seq, steps);
         t.print(System.out);
         json.write(optimizer != null ? toJson(results.get(0)) : results.stream().map(MemoryBenchCommand::toJson).toList());
         return 0;
@@ -80,6 +83,7 @@ final class MemoryBenchCommand implements Callable<Integer> {
         peaks.put("total", r.totalPeakBytes());
         Map<String, Object> o = new LinkedHashMap<>();
         o.put("optimizer", r.optimizer());
+        o.put("dtype", r.dtype());
         o.put("peak_bytes", peaks);
         o.put("largest_parameter_bytes", r.largestParameterBytes());
         o.put("tokens_per_s", r.tokensPerSecond());

@@ -32,17 +32,20 @@ final class StepBenchCommand implements Callable<Integer> {
     TimedIterations iterations = new TimedIterations(5);
 
     @Mixin
+    DTypeOption dtype;
+
+    @Mixin
     JsonOption json;
 
     @Override
     public Integer call() {
         ModelConfig cfg = modelOptions.config();
         String method = Method.named(optimizer).key();
-        System.out.printf("%s, batch %d × seq %d, %s%s, %d threads: sgemm on the step's shapes, then %d timed steps...%n",
-                modelOptions.model, modelOptions.batch, modelOptions.seq, method, recompute ? " with recompute" : "",
+        System.out.printf("%s in %s, batch %d × seq %d, %s%s, %d threads: sgemm on the step's shapes, then %d timed steps...%n",
+                modelOptions.model, dtype.precision().weights().key(), modelOptions.batch, modelOptions.seq, method, recompute ? " with recompute" : "",
                 deviceOptions.threads, iterations.count);
         StepBench.Result r = StepBench.run(modelOptions.model, cfg, modelOptions.batch, modelOptions.seq, deviceOptions.threads, method,
-                OptimizerSettings.defaults(1e-4f), recompute, iterations.count);
+                OptimizerSettings.defaults(1e-4f), recompute, iterations.count, dtype.precision());
         Table t = new Table("metric", "value")
                 .row("sgemm peak (best window of the fastest shape, between steps)", String.format("%.1f GFLOP/s", r.sgemmPeakGflops()))
                 .row("model FLOPs per step (6N + 12·L·C·T per token)", String.format("%.3e", r.modelFlops()))
@@ -50,6 +53,9 @@ final class StepBenchCommand implements Callable<Integer> {
                 .row("achieved", String.format("%.1f GFLOP/s", r.achievedGflops()))
                 .row("mfu", String.format("%.3f", r.mfu()))
                 .row("tokens/s", String.format("%.1f", r.tokensPerSecond()));
+        if (dtype.precision().weights() != relay.stages.tensor.DType.F32) {
+            t.row("bf16 matrix products", "sgemm on operands widened to float32 in panels (the bundled OpenBLAS has no bfloat16 GEMM)");
+        }
         r.shares().forEach((family, share) -> t.row("share of step: " + family, String.format("%.3f", share)));
         for (Category c : Category.values()) t.row("ledger peak " + c.key(), String.format("%.1f MiB", r.peakBytes().get(c) / 1048576.0));
         t.row("ledger peak total", String.format("%.1f MiB", r.ledgerPeakTotal() / 1048576.0))
@@ -64,6 +70,7 @@ final class StepBenchCommand implements Callable<Integer> {
         out.put("threads", deviceOptions.threads);
         out.put("optimizer", method);
         out.put("recompute", recompute);
+        out.put("dtype", dtype.precision().weights().key());
         out.put("model_flops_per_step", r.modelFlops());
         out.put("sgemm_peak_gflops", r.sgemmPeakGflops());
         out.put("achieved_gflops", r.achievedGflops());

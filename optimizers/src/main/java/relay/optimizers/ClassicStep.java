@@ -2,6 +2,7 @@ package relay.optimizers;
 
 import relay.stages.layers.Parameter;
 import relay.stages.model.Model;
+import relay.stages.tensor.Bf16;
 import relay.stages.tensor.Tensor;
 import relay.stages.train.Batch;
 import relay.stages.train.GradientAccumulator;
@@ -16,15 +17,19 @@ public final class ClassicStep implements RuleMethod {
     private final Clipping clipping;
     private final Model model;
     private final LisaPolicy lisa;
+    private final long seed;
     private GradientAccumulator grads = new GradientAccumulator();
     private float lr;
+    private int step;
 
-    public ClassicStep(UpdateRule rule, Schedule schedule, Clipping clipping) {
-        this(rule, schedule, clipping, null, null);
+    /** {@code seed} keys the stochastic rounding of bfloat16 weights' updates. */
+    public ClassicStep(UpdateRule rule, Schedule schedule, Clipping clipping, long seed) {
+        this(rule, schedule, clipping, null, null, seed);
     }
 
     /** With LISA: frozen blocks compute no weight gradient and hold no state. */
-    public ClassicStep(UpdateRule rule, Schedule schedule, Clipping clipping, Model model, LisaPolicy lisa) {
+    public ClassicStep(UpdateRule rule, Schedule schedule, Clipping clipping, Model model, LisaPolicy lisa, long seed) {
+        this.seed = seed;
         this.rule = rule;
         this.schedule = schedule;
         this.clipping = clipping;
@@ -34,6 +39,7 @@ public final class ClassicStep implements RuleMethod {
 
     @Override
     public void beginStep(int step) {
+        this.step = step;
         lr = schedule.at(step);
         if (lisa != null) lisa.applyTo(model, step, rule);
     }
@@ -57,7 +63,7 @@ public final class ClassicStep implements RuleMethod {
             Tensor g = grads.gradient(p);
             if (factor != 1f) g.device().scale(g, factor);
             if (clipping.byValue()) g.device().clamp(g, clipping.value());
-            rule.apply(p, g, lr);
+            p.update(Bf16.updateKey(seed, step, 0, p.name()), () -> rule.apply(p, g, lr));
         }
         grads.close();
         grads = new GradientAccumulator();

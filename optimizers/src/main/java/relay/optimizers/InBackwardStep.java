@@ -9,6 +9,7 @@ import relay.stages.layers.Parameter;
 import relay.stages.layers.TransformerBlock;
 import relay.stages.memory.Category;
 import relay.stages.model.Model;
+import relay.stages.tensor.Bf16;
 import relay.stages.tensor.Tensor;
 import relay.stages.train.Batch;
 
@@ -26,15 +27,21 @@ public final class InBackwardStep implements RuleMethod {
     private final LisaPolicy lisa;
     private final Predicate<Parameter> trained;
     private final Model model;
+    private final long seed;
     private float lr;
+    private int step;
+    /** The microbatch of the step being applied: with the step, it keys the rounding of bfloat16 updates. */
+    private int part;
 
     /**
      * @param lisa    null to train every block
      * @param trained which parameters the rule updates (the others' gradients are dropped: frozen norms
      *                under LoRA, for example)
+     * @param seed    keys the stochastic rounding of bfloat16 weights' updates
      */
     public InBackwardStep(Model model, UpdateRule rule, Schedule schedule, Clipping clipping, LisaPolicy lisa,
-                          Predicate<Parameter> trained) {
+                          Predicate<Parameter> trained, long seed) {
+        this.seed = seed;
         this.model = model;
         this.rule = rule;
         this.schedule = schedule;
@@ -45,6 +52,8 @@ public final class InBackwardStep implements RuleMethod {
 
     @Override
     public void beginStep(int step) {
+        this.step = step;
+        this.part = 0;
         lr = schedule.at(step);
         if (lisa != null) lisa.applyTo(model, step, rule);
     }
@@ -142,12 +151,21 @@ public final class InBackwardStep implements RuleMethod {
             factor = clipping.factor(Math.sqrt(sq[0]));
         }
         float f = factor;
+        int microbatch = part++;
         return sinks((p, g) -> {
             if (!trained.test(p)) return;
             if (f != 1f) g.device().scale(g, f);
             if (clipping.byValue()) g.device().clamp(g, clipping.value());
-            rule.apply(p, g, lr);
-        }, rule.additive() && !clipping.byValue()).backward(m, b, gradScale);
+            p.update(Bf16.updateKey(seed, step, microbatch, p.name()), () -> rule.apply(p, g, lr));
+        }, partsMayBeApart()).backward(m, b, gradScale);
+    }
+
+    /**
+     * Whether a tied matrix may take its two gradient parts as two updates: with an additive rule, no clipping by value,
+     * and float32 weights — two bfloat16 roundings are not the one of their sum.
+     */
+    private boolean partsMayBeApart() {
+        return rule.additive() && !clipping.byValue() && model.embedding().tokenTable().value().dtype() == relay.stages.tensor.DType.F32;
     }
 
     @Override

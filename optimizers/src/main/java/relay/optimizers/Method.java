@@ -25,13 +25,13 @@ public enum Method {
             2e-3f, OptimizerSettings::adamW) {
         @Override
         public TrainingMethod create(Model model, OptimizerSettings s) {
-            return new ClassicStep(s.adamW(), s.schedule(), s.clipping());
+            return new ClassicStep(s.adamW(), s.schedule(), s.clipping(), s.seed());
         }
     },
     SGD("sgd", "classic SGD: all gradients held, then one step", 0.3f, null) {
         @Override
         public TrainingMethod create(Model model, OptimizerSettings s) {
-            return new ClassicStep(new Sgd(s.weightDecay()), s.schedule(), s.clipping());
+            return new ClassicStep(new Sgd(s.weightDecay()), s.schedule(), s.clipping(), s.seed());
         }
     },
     LOMO("lomo", "LOMO: SGD fused into backward", 0.3f, s -> new Sgd(s.weightDecay())),
@@ -136,7 +136,7 @@ public enum Method {
         List<Linear> linears = new ArrayList<>();
         for (TransformerBlock b : model.blocks()) linears.addAll(b.linears());
         Training t = training(linears, s);
-        InBackwardStep step = new InBackwardStep(model, t.rule(), s.schedule(), s.clipping(), lisa, t.updates());
+        InBackwardStep step = new InBackwardStep(model, t.rule(), s.schedule(), s.clipping(), lisa, t.updates(), s.seed());
         return t.terms() == null ? step : new LowRankStep(step, t, s.lowRank().rsoPeriod());
     }
 

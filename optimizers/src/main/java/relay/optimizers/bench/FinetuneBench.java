@@ -11,6 +11,7 @@ import relay.stages.memory.Category;
 import relay.stages.memory.MemoryLedger;
 import relay.stages.model.Model;
 import relay.stages.model.ModelConfig;
+import relay.stages.model.Precision;
 import relay.stages.tensor.Device;
 import relay.stages.train.Batch;
 import relay.stages.train.ReferenceTrainer;
@@ -36,9 +37,12 @@ public final class FinetuneBench {
         }
     }
 
-    /** What every run shares: the model, the weights it starts from, its data and its evaluation. */
+    /**
+     * What every run shares: the model, the weights it starts from, its data and its evaluation, and how the model is
+     * stored while it is fine-tuned (a bfloat16 model starts from the base weights rounded to nearest).
+     */
     public record Setup(ModelConfig model, Map<String, float[]> base, PackedDataset train, int batch, int steps, int warmup,
-                        List<Batch> heldOut, int evalEvery) {}
+                        List<Batch> heldOut, int evalEvery, Precision precision) {}
 
     /**
      * Pre-trains the model from the seed with AdaLomo (warm-up then cosine decay) on {@code data}; returns its
@@ -64,7 +68,7 @@ public final class FinetuneBench {
         OptimizerSettings s = OptimizerSettings.defaults(lr).withLrSchedule(new OptimizerSettings.LrSchedule(setup.warmup(), setup.steps()));
         MemoryLedger ledger = device.memory();
         setup.train().seek(new PackedDataset.Position(0, 0));
-        try (Model model = Model.initialize(setup.model(), device, seed)) {
+        try (Model model = Model.initialize(setup.model(), device, seed, setup.precision())) {
             model.load(setup.base());
             ledger.resetPeaks();
             double[] losses = new double[setup.steps()];

@@ -9,6 +9,7 @@ import relay.stages.memory.Category;
 import relay.stages.memory.MemoryLedger;
 import relay.stages.model.Model;
 import relay.stages.model.ModelConfig;
+import relay.stages.model.Precision;
 import relay.stages.tensor.Device;
 import relay.stages.train.ReferenceTrainer;
 import relay.stages.train.SyntheticData;
@@ -21,15 +22,15 @@ import relay.stages.train.TrainingMethod;
 public final class MemoryBench {
     private MemoryBench() {}
 
-    public record Result(String optimizer, Map<Category, Long> peakBytes, long totalPeakBytes,
+    public record Result(String optimizer, String dtype, Map<Category, Long> peakBytes, long totalPeakBytes,
                          long largestParameterBytes, double tokensPerSecond, double lastLoss) {}
 
     public static Result run(Device device, ModelConfig cfg, String optimizer, OptimizerSettings settings,
-                             int batch, int seq, int steps) {
+                             int batch, int seq, int steps, Precision precision) {
         if (steps < 2) throw new IllegalArgumentException("memory bench needs at least 2 steps (the first allocates state)");
         MemoryLedger ledger = device.memory();
-        try (Model model = Model.initialize(cfg, device, 1)) {
-            long largest = model.parameters().stream().mapToLong(Parameter::size).max().orElse(0) * Float.BYTES;
+        try (Model model = Model.initialize(cfg, device, 1, precision)) {
+            long largest = model.parameters().stream().mapToLong(p -> p.value().bytes()).max().orElse(0);
             SyntheticData data = new SyntheticData(cfg.vocabSize(), batch, seq, 0.1, 7);
             ledger.resetPeaks();
             double loss = 0;
@@ -45,7 +46,7 @@ public final class MemoryBench {
                 Map<Category, Long> peaks = ledger.peaks();
                 long total = ledger.peakTotal();
                 double tps = (double) (steps - 1) * batch * seq / (timed / 1e9);
-                return new Result(optimizer, peaks, total, largest, tps, loss);
+                return new Result(optimizer, precision.weights().key(), peaks, total, largest, tps, loss);
             }
         }
     }

@@ -17,6 +17,7 @@ import relay.stages.memory.Category;
 import relay.stages.memory.ProcessMemory;
 import relay.stages.model.Model;
 import relay.stages.model.ModelConfig;
+import relay.stages.model.Precision;
 import relay.stages.tensor.Device;
 import relay.stages.tensor.KernelClock;
 import relay.stages.tensor.cpu.CpuDevice;
@@ -68,7 +69,7 @@ public final class StepBench {
     }
 
     public static Result run(String modelName, ModelConfig cfg, int batch, int seq, int threads, String optimizer,
-                             OptimizerSettings settings, boolean recompute, int iterations) {
+                             OptimizerSettings settings, boolean recompute, int iterations, Precision precision) {
         int tokens = batch * seq;
         KernelClock clock = new KernelClock();
         // The peak is measured on devices of their own, so their matrices stay out of the step's ledger; the
@@ -87,7 +88,7 @@ public final class StepBench {
             Map<Category, Long> peakBytes;
             long peakTotal, pooled;
             long[] familyNanos = new long[KernelClock.Family.values().length];
-            try (Model model = Model.initialize(cfg, device, 1)) {
+            try (Model model = Model.initialize(cfg, device, 1, precision)) {
                 model.blocks().forEach(b -> b.setRecompute(recompute));
                 flops = (6.0 * multiplyingParameters(model) + 12.0 * cfg.layers() * cfg.hidden() * seq) * tokens;
                 int probeCalls = (int) Math.max(3, Math.ceil(flops / fastest.flops()));

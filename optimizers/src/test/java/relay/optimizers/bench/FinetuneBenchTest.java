@@ -35,7 +35,7 @@ class FinetuneBenchTest {
             PackedDataset pre = data(1), fine = data(2);
             Map<String, float[]> base = FinetuneBench.pretrain(d, CFG, 3, pre, 4, 5, s -> {});
             List<Batch> heldOut = fine.validation(4, 100);
-            FinetuneBench.Setup setup = new FinetuneBench.Setup(CFG, base, fine, 4, 6, 1, heldOut, 3);
+            FinetuneBench.Setup setup = new FinetuneBench.Setup(CFG, base, fine, 4, 6, 1, heldOut, 3, relay.stages.model.Precision.F32);
             double baseLoss;
             try (Model m = Model.initialize(CFG, d, 99)) {
                 m.load(base);

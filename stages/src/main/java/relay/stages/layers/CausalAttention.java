@@ -51,11 +51,12 @@ public final class CausalAttention {
 
     /**
      * Writes the attention output into {@code out} ([tokens, heads·headDim]); returns the probabilities.
-     * {@code positions}: batch·seq position ids, or null (each sequence one example).
+     * {@code positions}: batch·seq position ids, or null (each sequence one example). The probabilities are stored
+     * as {@code dtype}.
      */
-    public Tensor forward(Mat q, Mat k, Mat v, int batch, int seq, int[] positions, Tensor out) {
+    public Tensor forward(Mat q, Mat k, Mat v, int batch, int seq, int[] positions, Tensor out, relay.stages.tensor.DType dtype) {
         Device d = out.device();
-        Tensor probs = d.empty(Category.ACTIVATIONS, batch * heads, seq, seq);
+        Tensor probs = d.empty(Category.ACTIVATIONS, dtype, batch * heads, seq, seq);
         Mat o = Mat.of(out);
         for (int b = 0; b < batch; b++) {
             for (int h = 0; h < heads; h++) {

@@ -33,8 +33,13 @@ public final class Norm {
     public record Out(Tensor y, Stats stats) {}
 
     public Out forward(Tensor x) {
+        return forward(x, relay.stages.tensor.DType.F32);
+    }
+
+    /** The output stored as {@code dtype} (the statistics stay float32: a value per row). */
+    public Out forward(Tensor x, relay.stages.tensor.DType dtype) {
         Device d = x.device();
-        Tensor y = d.empty(Category.ACTIVATIONS, x.rows(), x.cols());
+        Tensor y = d.empty(Category.ACTIVATIONS, dtype, x.rows(), x.cols());
         Tensor rstd = d.empty(Category.ACTIVATIONS, x.rows());
         if (bias == null) {
             d.rmsNorm(x, gain.value(), eps, y, rstd);

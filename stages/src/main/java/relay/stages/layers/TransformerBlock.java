@@ -106,7 +106,17 @@ public abstract class TransformerBlock implements AutoCloseable {
     public Tensor backward(Forward f, Tensor dOut, GradientSink sink) {
         if (sink != null && !trainable) throw new IllegalStateException("a frozen block was given a gradient sink");
         try (Activations a = activations(f)) {
-            return backward(a, dOut, sink);
+            return stored(backward(a, dOut, sink));
+        }
+    }
+
+    /** dx as the block stores activations: what flows back to the block before it (and crosses devices so). */
+    private Tensor stored(Tensor dx) {
+        if (dx.dtype() == activations) return dx;
+        try (dx) {
+            Tensor out = dx.device().empty(dx.category(), activations, dx.shape());
+            dx.device().copy(dx, out);
+            return out;
         }
     }
 
@@ -123,12 +133,12 @@ public abstract class TransformerBlock implements AutoCloseable {
         Activations a = activations(f);
         if (!trainable) {
             try (a) {
-                return new Split(backward(a, dOut, null), w);
+                return new Split(stored(backward(a, dOut, null)), w);
             }
         }
         w.keepAlive(a);
         try {
-            return new Split(backward(a, dOut, w), w);
+            return new Split(stored(backward(a, dOut, w)), w);
         } catch (RuntimeException | Error e) {
             w.close();
             throw e;

@@ -37,11 +37,18 @@ public final class Embedding {
         return tokens;
     }
 
+    private relay.stages.tensor.DType activations = relay.stages.tensor.DType.F32;
+
     public List<Parameter> parameters() {
         List<Parameter> ps = new ArrayList<>();
         ps.add(tokens);
         if (positions != null) ps.add(positions);
         return ps;
+    }
+
+    /** How the output is stored: the dtype of the activations between blocks (and of the message to the first). */
+    public void setActivations(relay.stages.tensor.DType dtype) {
+        this.activations = dtype;
     }
 
     /** [tokens.length, hidden] activations for sequences of length seq. */
@@ -56,7 +63,7 @@ public final class Embedding {
     public Tensor forward(int[] ids, int seq, int first, int[] positionIds) {
         Tensor table = tokens.value();
         Device d = table.device();
-        Tensor x = d.empty(Category.ACTIVATIONS, ids.length, table.cols());
+        Tensor x = d.empty(Category.ACTIVATIONS, activations, ids.length, table.cols());
         d.embedding(ids, table, x);
         if (positions != null) {
             if (first + seq > positions.value().rows()) {

@@ -62,8 +62,8 @@ public final class LmHead {
     }
 
     /**
-     * Mean cross-entropy of x's rows against targets and dx, the gradient of gradScale·loss (the caller owns
-     * dx). Weight gradients go to the sink unless it is null. The mean is over the counted targets (a negative
+     * Mean cross-entropy of x's rows against targets and dx, the gradient of gradScale·loss, stored as x is (the
+     * caller owns dx). Weight gradients go to the sink unless it is null. The mean is over the counted targets (a negative
      * one is skipped, as Hugging Face's −100); with none counted the loss and every gradient are 0.
      */
     public Result lossAndBackward(Tensor x, int[] targets, float gradScale, GradientSink sink) {
@@ -73,7 +73,7 @@ public final class LmHead {
         int chunk = (int) Math.max(1, Math.min(n, CHUNK_FLOATS / vocab));
         int counted = Math.max(1, counted(targets));
         double lossSum = 0;
-        Tensor dx = d.allocate(Category.ACTIVATIONS, n, c);
+        Tensor dx = d.allocate(Category.ACTIVATIONS, x.dtype(), n, c);
         Norm.Out y = norm.forward(x);
         try (Tensor yn = y.y(); Norm.Stats stats = y.stats(); Tensor dy = d.empty(Category.ACTIVATIONS, n, c)) {
             GradientSink.Slot dw = sink == null ? null : GradientSink.slot(sink, weight);

@@ -35,6 +35,7 @@ public final class Model implements AutoCloseable {
     public static Model initialize(ModelConfig cfg, Device device, long seed, Precision precision) {
         Initializer init = new Initializer(device, seed, precision.weights());
         Embedding emb = Embedding.create(cfg, init);
+        emb.setActivations(precision.activations());
         List<TransformerBlock> blocks = new ArrayList<>();
         for (int i = 0; i < cfg.layers(); i++) {
             TransformerBlock b = block(cfg, i, init);

@@ -44,11 +44,13 @@ public final class Bf16 {
         return (int) (z ^ (z >>> 31));
     }
 
-    /** A key for one parameter's update at one step of one run: what {@link #randomBits} hashes with the index. */
-    public static long updateKey(long seed, long step, String parameter) {
-        long z = seed;
-        z = z * 0x9E3779B97F4A7C15L + step;
-        z = z * 0x9E3779B97F4A7C15L + parameter.hashCode();
+    /**
+     * The key of one parameter's update in one run: its seed, the step, the update's place within the step (a
+     * microbatch, when each applies its own) and the parameter's name — what {@link #randomBits} hashes with the index.
+     */
+    public static long updateKey(long seed, long step, int part, String parameter) {
+        long z = randomBits(seed, step);
+        z = z * 0x9E3779B97F4A7C15L + randomBits(part, parameter.hashCode());
         return z;
     }
 }

@@ -663,7 +663,13 @@ public final class CpuDevice implements Device {
         if (out.rows() != tokens.length || out.cols() != c) {
             throw new IllegalArgumentException("embedding of " + tokens.length + " tokens into " + out.describe());
         }
-        if (out.dtype() != DType.F32) throw new IllegalArgumentException("embedding into " + out.describe());
+        if (out.dtype() != DType.F32) {
+            try (Tensor rows = empty(Category.WORKSPACE, DType.F32, out.shape())) {
+                embedding(tokens, table, rows);
+                copy(rows, out);
+            }
+            return;
+        }
         FloatBuffer ob = buf(out);
         int to0 = off(table), oo = off(out);
         if (table.dtype() == DType.BF16) {
