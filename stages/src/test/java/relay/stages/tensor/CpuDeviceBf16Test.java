@@ -515,6 +515,45 @@ class CpuDeviceBf16Test {
         }
     }
 
+    /**
+     * With beta = 0 a bfloat16 C's old values must not matter, even when the workspace it is widened into is a reused
+     * block full of NaN: C = 0·NaN would be NaN.
+     */
+    @Test
+    void gemmWithBetaZeroIgnoresOldBfloat16CAndStaleWorkspace() {
+        int m = 7, n = 9, k = 5;
+        float[] nan = new float[m * n];
+        java.util.Arrays.fill(nan, Float.NaN);
+        for (int i = 0; i < 4; i++) tensor(Category.WORKSPACE, DType.F32, nan, m, n).close();
+        try (Operand a = operand(true, m, k, 0, 0, 60);
+             Operand b = operand(false, k, n, 0, 0, 61);
+             Tensor c = tensor(Category.ACTIVATIONS, DType.BF16, nan, m, n)) {
+            device.gemm(false, false, m, n, k, 1f, a.mat(), b.mat(), 0f, Mat.of(c));
+            float[] got = c.toArray();
+            for (int i = 0; i < m; i++) {
+                for (int j = 0; j < n; j++) checkEntry(false, false, i, j, k, 1f, a, b, 0f, 0, got[i * n + j], true, 1e-5);
+            }
+        }
+    }
+
+    @Test
+    void embeddingReadsABfloat16TableViewDirectly() {
+        float[] v = random(12 * C, 62);
+        int[] tokens = {4, 0, 3, 4, 1};
+        try (Tensor table = tensor(Category.PARAMETERS, DType.BF16, v, 12, C);
+             Tensor out = device.empty(Category.ACTIVATIONS, DType.F32, tokens.length, C)) {
+            device.memory().resetPeaks();
+            device.embedding(tokens, table.rowRange(3, 8), out);
+            assertEquals(0, device.memory().peak(Category.WORKSPACE), "no staging for the table");
+            float[] got = out.toArray();
+            for (int i = 0; i < tokens.length; i++) {
+                for (int j = 0; j < C; j++) {
+                    assertEquals(Bf16.widen(Bf16.round(v[(3 + tokens[i]) * C + j])), got[i * C + j], "row " + i + ", column " + j);
+                }
+            }
+        }
+    }
+
     // ---- staged kernels ----
 
     /** One argument of a kernel: its shape, whether it may be bfloat16, and the range its values are drawn from. */
