@@ -308,6 +308,43 @@ class CpuDeviceBf16Test {
         }
     }
 
+    /** Stochastic rounding and staged kernels give the same bits on one thread as on several (keyed by element, not thread). */
+    @Test
+    void resultsDoNotDependOnTheThreadCount() {
+        int rows = 512, cols = 256;
+        float[] x = random(rows * cols, 70, -3, 3), gain = random(cols, 71), bias = random(cols, 72);
+        float[][] results = new float[2][];
+        float[][] rounded = new float[2][];
+        CpuDevice[] devices = {new CpuDevice("one", 1), new CpuDevice("four", 4)};
+        try {
+            for (int d = 0; d < 2; d++) {
+                CpuDevice dev = devices[d];
+                try (Tensor xt = dev.empty(Category.ACTIVATIONS, DType.BF16, rows, cols);
+                     Tensor g = dev.empty(Category.PARAMETERS, DType.BF16, cols);
+                     Tensor b = dev.empty(Category.PARAMETERS, DType.F32, cols);
+                     Tensor y = dev.empty(Category.ACTIVATIONS, DType.BF16, rows, cols);
+                     Tensor mean = dev.empty(Category.ACTIVATIONS, DType.F32, rows);
+                     Tensor rstd = dev.empty(Category.ACTIVATIONS, DType.BF16, rows);
+                     Tensor src = dev.empty(Category.WORKSPACE, DType.F32, rows * cols);
+                     Tensor dst = dev.empty(Category.PARAMETERS, DType.BF16, rows * cols)) {
+                    dev.upload(x, xt);
+                    dev.upload(gain, g);
+                    dev.upload(bias, b);
+                    dev.layerNorm(xt, g, b, 1e-5f, y, mean, rstd);
+                    results[d] = y.toArray();
+                    dev.upload(x, src);
+                    dev.roundStochastic(src, dst, 5);
+                    rounded[d] = dst.toArray();
+                }
+                assertEquals(0, dev.memory().currentTotal());
+            }
+        } finally {
+            for (CpuDevice dev : devices) dev.close();
+        }
+        assertBitsEqual(results[0], results[1], "layerNorm with bf16 x, gain, y and rstd");
+        assertBitsEqual(rounded[0], rounded[1], "roundStochastic");
+    }
+
     // ---- matrix products ----
 
     static Stream<Arguments> gemmCases() {
