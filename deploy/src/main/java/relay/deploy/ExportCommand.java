@@ -14,7 +14,7 @@ import relay.stages.tensor.cpu.CpuDevice;
 
 @Command(name = "export", mixinStandardHelpOptions = true,
         description = "Writes a clean Hugging Face model directory from a run (its newest checkpoint) or a checkpoint: weights in "
-                + "f32 or bf16, config.json, the tokenizer's files as the source model had them, no optimizer or trainer state.")
+                + "f32 or bf16 (the run's own unless --dtype says), config.json, the tokenizer's files as the source model had them, no optimizer or trainer state.")
 final class ExportCommand implements Callable<Integer> {
     @Parameters(index = "0", paramLabel = "RUN|CHECKPOINT", description = "a run directory (its newest intact checkpoint), a checkpoint or a model directory")
     Path source;
@@ -22,8 +22,9 @@ final class ExportCommand implements Callable<Integer> {
     @Option(names = "--to", required = true, paramLabel = "DIR", description = "the directory to write (new, or empty)")
     Path to;
 
-    @Option(names = "--dtype", paramLabel = "f32|bf16", description = "precision of the written weights (default ${DEFAULT-VALUE})")
-    String dtype = "f32";
+    @Option(names = "--dtype", paramLabel = "f32|bf16", description = "precision of the written weights (default: the source's own, "
+            + "as its config.json names it: a bf16 run exports bf16, an f32 run f32)")
+    String dtype;
 
     @Option(names = "--max-shard-size", paramLabel = "BYTES", description = "largest weight file before the weights are sharded with an index "
             + "(default ${DEFAULT-VALUE}, transformers' 5GB)")
@@ -35,10 +36,11 @@ final class ExportCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws IOException {
-        ModelExport.Dtype d = Inputs.parsed("--dtype", () -> ModelExport.Dtype.parse(dtype));
+        ModelExport.Dtype given = dtype == null ? null : Inputs.parsed("--dtype", () -> ModelExport.Dtype.parse(dtype));
         Inputs.require(maxShardSize >= 1, "--max-shard-size", "≥ 1", maxShardSize);
         Inputs.writableDirectory(to, "--to");
         Path model = Checkpoint.modelDirectory(source);
+        ModelExport.Dtype d = given != null ? given : ModelExport.Dtype.defaultFor(model);
         PeftAdapter lora = adapter ? Checkpoint.loraAdapter(model) : null;
         ModelExport.Result r;
         try (CpuDevice device = new CpuDevice("export", 1)) {

@@ -194,6 +194,10 @@ class BadInputSweepTest {
                 train("relay.train.rebalance", "rebalance=maybe"),
                 train("relay.train.recompute must be true or false, not 'maybe'", "recompute=maybe"),
                 train("relay.train.packing must be true or false, not 'sometimes'", "packing=sometimes"),
+                train("relay.train.dtype must be f32, bf16 or auto (the model directory's own), not 'fp8'", "dtype=fp8"),
+                train("relay.train.dtype must be f32, bf16 or auto (the model directory's own), not 'fp16': float16 is not supported",
+                        "dtype=fp16"),
+                train("relay.train.activations must be f32, bf16 or auto (the dtype's), not 'f64'", "activations=f64"),
                 train("steps", "steps=lots"),
                 train("relay.train.batch", "batch=0"),
                 train("relay.train.seq 100000 exceeds the 256 positions of llama-tiny", "seq=100000"),
@@ -233,6 +237,7 @@ class BadInputSweepTest {
                 row("a resumed run cannot change relay.train.data", "train", "--resume", r, "data=" + p("latin1.txt")),
                 row("a resumed run cannot change relay.train.optimizer (adalomo → adamw)", "train", "--resume", r, "--optimizer", "adamw"),
                 row("a resumed run cannot change relay.train.seed (1234 → 5)", "train", "--resume", r, "seed=5"),
+                row("a resumed run cannot change relay.train.dtype (auto → bf16)", "train", "--resume", r, "dtype=bf16"),
                 row("--resume and --run: give one", "train", "--resume", r, "--run", r),
                 row("--run " + aFile + " is a file", "train", "--run", aFile.toString()),
                 // relay generate

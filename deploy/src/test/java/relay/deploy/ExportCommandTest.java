@@ -61,6 +61,36 @@ class ExportCommandTest {
                 "bfloat16 export: the loss within bfloat16's rounding");
     }
 
+    /** Without --dtype an export keeps the source's dtype: a bfloat16 model exports as BF16, unless --dtype f32 asks otherwise. */
+    @Test
+    void anExportKeepsTheSourcesDtypeUnlessTold() throws Exception {
+        Path src = dir.resolve("bf16-model");
+        try (CpuDevice d = new CpuDevice("bf16", 1);
+             Model m = Model.initialize(ModelConfig.named("llama-tiny"), d, 3, relay.stages.model.Precision.BF16)) {
+            HfModelDirectory.save(m, src);
+        }
+        Path kept = dir.resolve("kept"), widened = dir.resolve("widened");
+        Cli.output(0, "export", src.toString(), "--to", kept.toString());
+        Cli.output(0, "export", src.toString(), "--to", widened.toString(), "--dtype", "f32");
+        for (Path out : java.util.List.of(kept, widened)) {
+            String dtype = out == kept ? "BF16" : "F32";
+            try (SafeTensors st = SafeTensors.open(out.resolve("model.safetensors"))) {
+                st.entries().values().forEach(e -> assertEquals(dtype, e.dtype(), out + " " + e.name()));
+            }
+            assertEquals(out == kept ? "bfloat16" : "float32", JsonParser.parseString(Files.readString(out.resolve("config.json")))
+                    .getAsJsonObject().get("torch_dtype").getAsString());
+        }
+        assertEquals(2 * Files.size(kept.resolve("model.safetensors")) - Files.size(widened.resolve("model.safetensors")),
+                2 * headerBytes(kept.resolve("model.safetensors")) - headerBytes(widened.resolve("model.safetensors")),
+                "the tensors of the bf16 export take half the bytes of the f32 one");
+    }
+
+    /** The bytes before a safetensors file's data: the length word and the header. */
+    private static long headerBytes(Path file) throws java.io.IOException {
+        byte[] head = java.util.Arrays.copyOf(Files.readAllBytes(file), 8);
+        return 8 + java.nio.ByteBuffer.wrap(head).order(java.nio.ByteOrder.LITTLE_ENDIAN).getLong();
+    }
+
     /** PEFT's meaning, checked independently: the merged weight is the base weight plus (alpha / r)·B·A, in float64. */
     @Test
     void aLoraRunExportsAPeftAdapterThatMakesItsMergedWeights() throws Exception {

@@ -22,14 +22,17 @@ import relay.stages.io.SafeTensors;
 import relay.stages.io.Sha256;
 import relay.stages.io.UnwritableFile;
 import relay.stages.model.ModelConfig;
+import relay.stages.model.Precision;
+import relay.stages.tensor.DType;
 import relay.stages.text.Tokenizer;
 
 /**
  * A checkpoint, {@code checkpoints/step-N} of a run directory: a Hugging Face model directory with the tokenizer,
  * its weights and optimizer state ("parameter/role" → values) in the files its engine wrote — one
  * {@code model.safetensors} and {@code optimizer.safetensors} for the plain loop, a shard of each per stage for the
- * pipeline ({@link CheckpointShard}), listed by {@code model.safetensors.index.json} — {@code trainer_state.json}
- * (step, data position, optimizer, seed) and {@code manifest.json}, the SHA-256 of every other file, written last
+ * pipeline ({@link CheckpointShard}), listed by {@code model.safetensors.index.json} — the weights in the run's dtype
+ * (config.json's {@code torch_dtype} naming it), optimizer state in float32 — {@code trainer_state.json}
+ * (step, data position, optimizer, seed, dtype and activations) and {@code manifest.json}, the SHA-256 of every other file, written last
  * (aside, synced, renamed into place): a checkpoint with a manifest is complete, and one whose files differ from it
  * is corrupt, refused in favour of the one before.
  */
@@ -37,8 +40,8 @@ public final class Checkpoint {
     static final String MANIFEST = "manifest.json";
     static final String TRAINER_STATE = "trainer_state.json";
 
-    /** Where a run stood when the checkpoint was written. */
-    record TrainerState(int step, PackedDataset.Position data, String optimizer, long seed) {}
+    /** Where a run stood when the checkpoint was written; a checkpoint that names no precision is of a float32 run. */
+    record TrainerState(int step, PackedDataset.Position data, String optimizer, long seed, Precision precision) {}
 
     private Checkpoint() {}
 
@@ -55,7 +58,7 @@ public final class Checkpoint {
             throws IOException {
         Path dir = directory(run, step);
         delete(dir);
-        HfModelDirectory.writeConfig(cfg, dir);
+        HfModelDirectory.writeConfig(cfg, dir, c.precision().weights());
         tokenizer.writeTo(dir);
         Map<String, Object> state = new LinkedHashMap<>();
         state.put("step", step);
@@ -65,6 +68,8 @@ public final class Checkpoint {
         state.put("lisa_gamma", c.optimizer().lisa().gamma());
         state.put("lisa_period", c.optimizer().lisa().period());
         state.put("seed", c.run().seed());
+        state.put("dtype", c.precision().weights().key());
+        state.put("activations", c.precision().activations().key());
         if (c.optimizer().method() == relay.optimizers.Method.LORA) {
             // What an adapter export needs beside the adapters themselves (which travel in the optimizer state).
             state.put("lora_rank", c.optimizer().lowRank().rank());
@@ -148,11 +153,30 @@ public final class Checkpoint {
             throw new ModelFileException(f, "written by a run with optimizer " + state.optimizer() + " and seed " + state.seed()
                     + ", not " + method + " and " + c.run().seed() + "; resume with the run's own settings");
         }
+        if (!state.precision().equals(c.precision())) {
+            // Refused rather than adopted: the weights would be read into another dtype and the run would not go on as it was.
+            throw new ModelFileException(f, "written by a run with dtype " + state.precision().weights().key() + " and activations "
+                    + state.precision().activations().key() + ", not " + c.precision().weights().key() + " and "
+                    + c.precision().activations().key() + "; resume with dtype=" + state.precision().weights().key() + " activations="
+                    + state.precision().activations().key());
+        }
         if (state.step() >= c.run().steps()) {
             throw new IllegalArgumentException(checkpoint + " is at step " + state.step() + " and the run has " + c.run().steps()
                     + " steps: raise steps (e.g. steps=" + (state.step() + c.run().steps()) + ") to train on");
         }
         return new RunInputs.Start(checkpoint, state.step(), state.data());
+    }
+
+    /** A run directory's newest complete checkpoint (one with a manifest), not checked against it; null when it has none. */
+    static Path newestComplete(Path run) {
+        Path checkpoints = run.resolve("checkpoints");
+        if (!Files.isDirectory(checkpoints)) return null;
+        try {
+            List<Path> complete = complete(checkpoints);
+            return complete.isEmpty() ? null : complete.get(complete.size() - 1);
+        } catch (IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
     }
 
     /** Deletes the run's complete checkpoints but the newest {@code keep} (0 keeps them all). */
@@ -283,10 +307,16 @@ public final class Checkpoint {
             JsonObject o = JsonParser.parseString(Files.readString(f)).getAsJsonObject();
             return new TrainerState(o.get("step").getAsInt(),
                     new PackedDataset.Position(o.get("data_epoch").getAsInt(), o.get("data_index").getAsInt()),
-                    o.get("optimizer").getAsString(), o.get("seed").getAsLong());
+                    o.get("optimizer").getAsString(), o.get("seed").getAsLong(),
+                    new Precision(dtype(o, "dtype"), o.has("activations") ? dtype(o, "activations") : dtype(o, "dtype")));
         } catch (IOException | RuntimeException e) {
-            throw new ModelFileException(f, "not a trainer state (step, data_epoch, data_index, optimizer, seed): " + e.getMessage(), e);
+            throw new ModelFileException(f, "not a trainer state (step, data_epoch, data_index, optimizer, seed, dtype): " + e.getMessage(), e);
         }
+    }
+
+    /** A dtype the trainer state records; float32 where it records none (a checkpoint from before bfloat16). */
+    private static DType dtype(JsonObject state, String key) {
+        return state.has(key) ? DType.parse(state.get(key).getAsString()) : DType.F32;
     }
 
     /**

@@ -19,13 +19,22 @@ import relay.optimizers.OptimizerSettings.Adam;
 import relay.optimizers.OptimizerSettings.Lisa;
 import relay.optimizers.OptimizerSettings.LowRank;
 import relay.optimizers.OptimizerSettings.LrSchedule;
+import relay.stages.io.HfModelDirectory;
+import relay.stages.io.ModelFileException;
+import relay.stages.model.ModelConfig;
+import relay.stages.model.Precision;
+import relay.stages.tensor.DType;
 
 /**
  * Every setting of {@code relay train}, bound once from the resolved {@code relay.train} HOCON and checked:
  * the model, the optimizer, the pipeline and the run. The optimizer's and the pipeline's settings derive
  * from it; no hyper-parameter is written anywhere else.
+ *
+ * @param precision how the model is stored: {@code dtype} (its weights) and {@code activations}, each f32 or bf16; "auto"
+ *                  is resolved here — dtype to the model directory's stored dtype (float32 for a preset), activations
+ *                  to the dtype
  */
-public record TrainConfig(ModelPart model, OptimizerPart optimizer, PipelinePart pipeline, RunPart run) {
+public record TrainConfig(ModelPart model, OptimizerPart optimizer, PipelinePart pipeline, RunPart run, Precision precision) {
 
     /** A preset or a model directory, and a tokenizer.json to use instead of the model's own (empty: none). */
     public record ModelPart(String name, String tokenizer) {}
@@ -109,7 +118,8 @@ public record TrainConfig(ModelPart model, OptimizerPart optimizer, PipelinePart
                     new RunPart(c.getString("data"), c.getInt("steps"), c.getInt("batch"), c.getInt("seq"),
                             c.getDouble("validation-fraction"), c.getInt("eval-every"), c.getInt("eval-sequences"),
                             c.getInt("checkpoint-every"), c.getInt("keep-checkpoints"), c.getInt("restarts"), c.getLong("seed"),
-                            c.getString("out"), flag(c, "packing")));
+                            c.getString("out"), flag(c, "packing")),
+                    precision(c));
             t.validate();
             return t;
         } catch (ConfigException e) {
@@ -156,6 +166,46 @@ public record TrainConfig(ModelPart model, OptimizerPart optimizer, PipelinePart
         if (!c.getString("lr").equals("auto")) return (float) c.getDouble("lr");
         boolean fineTuning = Files.isDirectory(Path.of(c.getString("model")));
         return fineTuning ? method.defaultLearningRate() / 10 : method.defaultLearningRate();
+    }
+
+    /** dtype and activations: f32, bf16 or auto (see {@link TrainConfig}). */
+    private static Precision precision(Config c) {
+        DType weights = dtype(c, "dtype", "the model directory's own", () -> modelDtype(c.getString("model")));
+        DType activations = dtype(c, "activations", "the dtype's", () -> weights);
+        return new Precision(weights, activations);
+    }
+
+    private static DType dtype(Config c, String key, String auto, java.util.function.Supplier<DType> resolve) {
+        String v = c.getString(key);
+        if (v.trim().equalsIgnoreCase("auto")) return resolve.get();
+        try {
+            return DType.parse(v);
+        } catch (IllegalArgumentException e) {
+            String why = e.getMessage().startsWith("float16") ? ": " + e.getMessage() : "";
+            throw new IllegalArgumentException("configuration: relay.train." + key + " must be f32, bf16 or auto (" + auto + "), not '"
+                    + v + "'" + why, e);
+        }
+    }
+
+    /**
+     * The dtype a run of this model is stored in unless told: a model directory's (a run directory's: its newest complete
+     * checkpoint's), float32 for a preset or a config.json. A directory whose files cannot be read counts as float32 here:
+     * loading it names the file and what is wrong with it.
+     */
+    static DType modelDtype(String model) {
+        if (model.isBlank() || ModelConfig.PRESETS.contains(model)) return DType.F32;
+        Path p = Path.of(model);
+        if (!Files.isDirectory(p)) return DType.F32;
+        try {
+            if (!Files.isRegularFile(p.resolve("config.json"))) {
+                Path newest = Checkpoint.newestComplete(p);
+                if (newest == null) return DType.F32;
+                p = newest;
+            }
+            return HfModelDirectory.storedDtype(p);
+        } catch (ModelFileException | java.io.UncheckedIOException e) {
+            return DType.F32;
+        }
     }
 
     /** Whether a setting comes from a file or an argument rather than the defaults (the reference.conf files). */

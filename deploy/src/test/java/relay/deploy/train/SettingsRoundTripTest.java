@@ -26,6 +26,8 @@ import relay.optimizers.OptimizerSettings.Lisa;
 import relay.optimizers.OptimizerSettings.LowRank;
 import relay.optimizers.OptimizerSettings.LrSchedule;
 import relay.stages.model.ModelConfig;
+import relay.stages.model.Precision;
+import relay.stages.tensor.DType;
 
 /**
  * Every optimizer and pipeline setting goes from {@code relay.train} HOCON to the records and through the Protobuf a
@@ -37,7 +39,7 @@ class SettingsRoundTripTest {
             model = llama-tiny, data = corpus.txt, optimizer = adalomo, lr = 0.375, weight-decay = 0.25, beta1 = 0.625,
             beta2 = 0.875, eps = 0.0078125, clip-value = 6.5, clip-norm = 7.25, warmup = 8, steps = 90, lisa.gamma = 3,
             lisa.period = 11, rank = 12, rso-period = 13, galore.gap = 14, galore.scale = 0.1875, lora.alpha = 16.5, seed = 17,
-            mode = exact, schedule = zb-h1, trace-steps = 18, step-timeout = 19s, recompute = true
+            mode = exact, schedule = zb-h1, trace-steps = 18, step-timeout = 19s, recompute = true, dtype = bf16, activations = f32
             """;
 
     @Test
@@ -49,6 +51,8 @@ class SettingsRoundTripTest {
                 new PipelineConfig.Execution(UpdateMode.EXACT, PipelineSchedule.ZB_H1, 1, true), new PipelineConfig.Limits(18, Duration.ofSeconds(19)),
                 20);
         assertEquals(want, c.pipelineConfig(20), "bound from HOCON");
+        // Weights and activations differ, so the two settings swapped would show.
+        assertEquals(new Precision(DType.BF16, DType.F32), c.precision(), "precision bound from HOCON");
 
         ActorSystem<Void> system = ActorSystem.create(Behaviors.empty(), "settings-round-trip");
         try {

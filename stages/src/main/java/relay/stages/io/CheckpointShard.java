@@ -6,6 +6,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import relay.stages.model.ModelConfig;
+import relay.stages.tensor.DType;
 
 /**
  * A part of a checkpoint: a copy of some parameters' values and of their optimizer state, taken at a step
@@ -13,6 +14,9 @@ import relay.stages.model.ModelConfig;
  * directory, each synced before it is reported: {@code model-<part>.safetensors}, a shard of the Hugging Face
  * model that the checkpoint's index lists, and {@code optimizer-<part>.safetensors} ("parameter/role" →
  * values). The part of a whole model writes {@code model.safetensors} and {@code optimizer.safetensors}.
+ *
+ * <p>The weights are written in the run's dtype (a bfloat16 run's as BF16, each value with the bits its parameter
+ * holds, so they read back bit for bit into bfloat16 parameters); optimizer state is always float32.
  */
 public final class CheckpointShard {
     /** A file of a shard: its name in the checkpoint directory, its SHA-256, and the model tensors in it (none: optimizer state). */
@@ -25,6 +29,7 @@ public final class CheckpointShard {
     private final String part;
     private final ModelConfig model;
     private final String method;
+    private final DType dtype;
     private final List<SafeTensors.Tensor32> weights;
     private final Map<String, float[]> state;
 
@@ -35,11 +40,26 @@ public final class CheckpointShard {
      * @param part the part's name in its file names, or "" for the whole model
      */
     public CheckpointShard(String part, ModelConfig model, String method, List<SafeTensors.Tensor32> weights, Map<String, float[]> state) {
+        this(part, model, method, DType.F32, weights, state);
+    }
+
+    /**
+     * The same, the weights written as {@code dtype}: the run's weight dtype. A bfloat16 run's weights written as F32 would
+     * also keep their values, at twice the bytes; as BF16 they keep their bits.
+     */
+    public CheckpointShard(String part, ModelConfig model, String method, DType dtype, List<SafeTensors.Tensor32> weights,
+                           Map<String, float[]> state) {
         this.part = part;
         this.model = model;
         this.method = method;
+        this.dtype = dtype;
         this.weights = List.copyOf(weights);
         this.state = new java.util.TreeMap<>(state);
+    }
+
+    /** The dtype the weights are written in. */
+    public DType dtype() {
+        return dtype;
     }
 
     /** The bytes the copy holds until it is written. */
@@ -54,7 +74,7 @@ public final class CheckpointShard {
     public List<File> write(Path directory) throws IOException {
         String suffix = part.isEmpty() ? "" : "-" + part;
         Path model = directory.resolve("model" + suffix + ".safetensors"), optimizer = directory.resolve("optimizer" + suffix + ".safetensors");
-        String modelSum = HfModelDirectory.writeShard(this.model, weights, model);
+        String modelSum = HfModelDirectory.writeShard(this.model, weights, model, dtype);
         List<SafeTensors.Tensor32> values = new ArrayList<>();
         state.forEach((name, v) -> values.add(new SafeTensors.Tensor32(name, new int[] {v.length}, v)));
         String optimizerSum = SafeTensors.write(optimizer, values, Map.of("optimizer", method));

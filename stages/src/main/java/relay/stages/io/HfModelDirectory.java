@@ -18,6 +18,8 @@ import relay.stages.layers.Parameter;
 import relay.stages.model.Family;
 import relay.stages.model.Model;
 import relay.stages.model.ModelConfig;
+import relay.stages.model.Precision;
+import relay.stages.tensor.DType;
 import relay.stages.tensor.Device;
 
 /**
@@ -25,6 +27,10 @@ import relay.stages.tensor.Device;
  * {@code model.safetensors.index.json}), with the tensor names and layouts of transformers'
  * LlamaForCausalLM and GPT2LMHeadModel. GPT-2's projections are Conv1D in Hugging Face, stored [in, out]:
  * they are transposed on the way in and out, since Relay keeps every linear weight [out, in].
+ *
+ * <p>Weights are written in the dtype the model holds them in (float32 or bfloat16, config.json's
+ * {@code torch_dtype} saying which) and read into parameters of any dtype: a bfloat16 file into a bfloat16 model
+ * keeps every value's bits, a float32 file into one is rounded to nearest (ties to even).
  */
 public final class HfModelDirectory {
     private HfModelDirectory() {}
@@ -45,23 +51,44 @@ public final class HfModelDirectory {
         return t;
     }
 
-    /** Writes config.json and model.safetensors (float32) into dir, creating it. */
+    /** Writes config.json and model.safetensors into dir, creating it, in the dtype the model holds its weights in ({@link #dtypeOf}). */
     public static void save(Model model, Path dir) throws IOException {
         List<SafeTensors.Tensor32> tensors = new ArrayList<>();
         for (Parameter p : model.parameters()) tensors.add(new SafeTensors.Tensor32(p.name(), p.value().shape(), p.value().toArray()));
-        save(model.config(), tensors, dir);
+        save(model.config(), tensors, dir, dtypeOf(model.parameters()));
     }
 
-    /** Writes a model of this config from its parameters' values (named as Relay names them, [out, in] linears) into dir. */
+    /** Writes a model of this config from its parameters' values (named as Relay names them, [out, in] linears) into dir, in float32. */
     public static void save(ModelConfig cfg, List<SafeTensors.Tensor32> parameters, Path dir) throws IOException {
-        writeConfig(cfg, dir);
-        writeShard(cfg, parameters, dir.resolve("model.safetensors"));
+        save(cfg, parameters, dir, DType.F32);
     }
 
-    /** Writes dir/config.json, creating dir. */
+    /** The same, the weights stored as {@code dtype} and config.json saying so. */
+    public static void save(ModelConfig cfg, List<SafeTensors.Tensor32> parameters, Path dir, DType dtype) throws IOException {
+        writeConfig(cfg, dir, dtype);
+        writeShard(cfg, parameters, dir.resolve("model.safetensors"), dtype);
+    }
+
+    /**
+     * The dtype to store these parameters in without changing a value: bfloat16 when every one is held in bfloat16,
+     * else float32 (which holds every bfloat16 value exactly).
+     */
+    public static DType dtypeOf(List<Parameter> parameters) {
+        if (parameters.isEmpty()) return DType.F32;
+        for (Parameter p : parameters) if (p.value().dtype() != DType.BF16) return DType.F32;
+        return DType.BF16;
+    }
+
+    /** Writes dir/config.json, creating dir, for float32 weights. */
     public static void writeConfig(ModelConfig cfg, Path dir) throws IOException {
+        writeConfig(cfg, dir, DType.F32);
+    }
+
+    /** Writes dir/config.json, creating dir, its {@code torch_dtype} naming the dtype the weights are stored in. */
+    public static void writeConfig(ModelConfig cfg, Path dir, DType dtype) throws IOException {
         Files.createDirectories(dir);
-        FileWrites.writeString(dir.resolve("config.json"), new GsonBuilder().setPrettyPrinting().serializeNulls().create().toJson(configJson(cfg)) + "\n");
+        FileWrites.writeString(dir.resolve("config.json"),
+                new GsonBuilder().setPrettyPrinting().serializeNulls().create().toJson(configJson(cfg, dtype)) + "\n");
     }
 
     /**
@@ -72,7 +99,12 @@ public final class HfModelDirectory {
         return writeShard(cfg, parameters, file, "F32");
     }
 
-    /** The same, stored as {@code dtype} (F32 or BF16). */
+    /** The same, stored as {@code dtype}: a bfloat16 value (one a bfloat16 parameter holds) is written with its bits. */
+    public static String writeShard(ModelConfig cfg, List<SafeTensors.Tensor32> parameters, Path file, DType dtype) throws IOException {
+        return writeShard(cfg, parameters, file, dtype.safetensors());
+    }
+
+    /** The same, the dtype as a safetensors header names it (F32 or BF16). */
     public static String writeShard(ModelConfig cfg, List<SafeTensors.Tensor32> parameters, Path file, String dtype) throws IOException {
         List<SafeTensors.Tensor32> tensors = new ArrayList<>();
         for (SafeTensors.Tensor32 t : parameters) {
@@ -107,6 +139,10 @@ public final class HfModelDirectory {
     }
 
     static JsonObject configJson(ModelConfig c) {
+        return configJson(c, DType.F32);
+    }
+
+    static JsonObject configJson(ModelConfig c, DType dtype) {
         JsonObject o = new JsonObject();
         if (c.family() == Family.GPT2) {
             o.addProperty("model_type", "gpt2");
@@ -165,7 +201,7 @@ public final class HfModelDirectory {
             }
             o.addProperty("tie_word_embeddings", c.tiedEmbeddings());
         }
-        o.addProperty("torch_dtype", "float32");
+        o.addProperty("torch_dtype", dtype.torch());
         return o;
     }
 
@@ -210,10 +246,61 @@ public final class HfModelDirectory {
         }
     }
 
-    /** Loads a directory onto a device: every parameter must be present with the shape its config implies, and nothing else. */
+    /**
+     * The dtype a model directory's weights are stored in, as Relay can hold them: what config.json's {@code dtype}
+     * (transformers 5) or {@code torch_dtype} names, or where it names neither (or "auto") what the safetensors
+     * headers say — bfloat16 when every tensor is BF16, else float32. bfloat16 is {@link DType#BF16} and float32
+     * {@link DType#F32}; float16 is F32 too, since Relay has no float16 (its narrow range needs loss scaling) and
+     * float32 holds every float16 value exactly.
+     */
+    public static DType storedDtype(Path dir) {
+        Path config = dir.resolve("config.json");
+        if (Files.isRegularFile(config)) {
+            JsonObject o;
+            try {
+                o = JsonParser.parseString(Files.readString(config)).getAsJsonObject();
+            } catch (IOException | RuntimeException e) {
+                throw new ModelFileException(config, "malformed config.json: " + e.getMessage(), e);
+            }
+            for (String key : List.of("dtype", "torch_dtype")) {
+                JsonElement v = o.get(key);
+                if (v == null || !v.isJsonPrimitive()) continue;
+                String name = v.getAsString().toLowerCase(java.util.Locale.ROOT);
+                if (name.startsWith("torch.")) name = name.substring("torch.".length());
+                switch (name) {
+                    case "bfloat16":
+                        return DType.BF16;
+                    case "float32", "float", "float16", "half":
+                        return DType.F32;
+                    default:
+                        // "auto" or a dtype Relay does not store: the files say.
+                }
+            }
+        }
+        boolean any = false;
+        for (Path f : weightFiles(dir)) {
+            try (SafeTensors st = SafeTensors.open(f)) {
+                for (SafeTensors.Entry e : st.entries().values()) {
+                    if (!e.dtype().equals(DType.BF16.safetensors())) return DType.F32;
+                    any = true;
+                }
+            }
+        }
+        return any ? DType.BF16 : DType.F32;
+    }
+
+    /** Loads a directory onto a device in float32: every parameter must be present with the shape its config implies, and nothing else. */
     public static Model load(Path dir, Device device) {
+        return load(dir, device, Precision.F32);
+    }
+
+    /**
+     * The same, the model held in {@code precision}: a bfloat16 file's values keep their bits in bfloat16 weights, a
+     * float32 file's are rounded to nearest (ties to even).
+     */
+    public static Model load(Path dir, Device device, Precision precision) {
         try (Weights w = Weights.open(dir)) {
-            Model model = Model.initialize(w.config(), device, 0);
+            Model model = Model.initialize(w.config(), device, 0, precision);
             try {
                 w.read(model.parameters());
                 w.checkAllRead();
@@ -261,7 +348,11 @@ public final class HfModelDirectory {
             return config;
         }
 
-        /** Sets each parameter from its stored tensor, which must be there, of the shape the config implies, and finite. */
+        /**
+         * Sets each parameter from its stored tensor, which must be there, of the shape the config implies, and finite;
+         * stored as the parameter's dtype (a BF16 tensor into a bfloat16 parameter bit for bit: widening it to float32 is
+         * exact and rounding it back changes nothing).
+         */
         public void read(List<Parameter> parameters) {
             for (Parameter p : parameters) {
                 String stored = storedName(config, p.name(), byName);

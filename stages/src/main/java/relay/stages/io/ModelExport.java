@@ -16,6 +16,8 @@ import java.util.List;
 import java.util.Map;
 import relay.stages.layers.Parameter;
 import relay.stages.model.Model;
+import relay.stages.model.Precision;
+import relay.stages.tensor.DType;
 import relay.stages.tensor.Device;
 import relay.stages.text.SpecialTokens;
 import relay.stages.text.Tokenizer;
@@ -52,6 +54,24 @@ public final class ModelExport {
             this.safetensors = safetensors;
             this.torch = torch;
             this.bytes = bytes;
+        }
+
+        /** The tensor dtype it writes. */
+        public DType dtype() {
+            return this == BF16 ? DType.BF16 : DType.F32;
+        }
+
+        /** The export dtype that writes tensors of {@code dtype}. */
+        public static Dtype of(DType dtype) {
+            return dtype == DType.BF16 ? BF16 : F32;
+        }
+
+        /**
+         * What an export of {@code source} writes unless told: the dtype its weights are stored in
+         * ({@link HfModelDirectory#storedDtype}), so a bfloat16 run's checkpoint exports as bfloat16 and a float32 one as float32.
+         */
+        public static Dtype defaultFor(Path source) {
+            return of(HfModelDirectory.storedDtype(source));
         }
 
         /** f32 or bf16, as users type it. */
@@ -92,7 +112,8 @@ public final class ModelExport {
         deleteTree(aside);
         Files.createDirectories(aside);
         try {
-            try (Model model = HfModelDirectory.load(source, device)) {
+            // Held in the dtype written: widening bfloat16 is exact, and rounding at load is the rounding a write would do.
+            try (Model model = HfModelDirectory.load(source, device, Precision.of(dtype.dtype()))) {
                 writeWeights(model, aside, dtype, shardBytes);
                 if (adapter != null) adapter.write(model.config(), aside, dtype);
             }

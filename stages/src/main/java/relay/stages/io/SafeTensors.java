@@ -20,12 +20,15 @@ import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import relay.stages.tensor.Bf16;
+import relay.stages.tensor.DType;
 
 /**
  * The safetensors format: an 8-byte little-endian header length, a JSON header naming each tensor's dtype,
  * shape and byte range, then the raw little-endian data. Reading maps the file and checks every range
  * (inside the data, of the right length, not overlapping) before any tensor is used; float16 and bfloat16
- * are converted to float32 as they are read. Writing stores float32.
+ * are widened to float32 as they are read (exactly: every value of either is a float32). Writing stores float32 or
+ * bfloat16; a bfloat16 value that was read, widened and written again as bfloat16 keeps its bits.
  */
 public final class SafeTensors implements AutoCloseable {
     /** A header larger than this is not a header. */
@@ -193,9 +196,7 @@ public final class SafeTensors implements AutoCloseable {
 
     /** float32 to bfloat16, rounding to nearest with ties to even; a NaN stays a (quiet) NaN. */
     static short toBfloat16(float v) {
-        int bits = Float.floatToRawIntBits(v);
-        if (Float.isNaN(v)) return (short) ((bits >>> 16) | 0x40);
-        return (short) ((bits + 0x7FFF + ((bits >>> 16) & 1)) >>> 16);
+        return Bf16.round(v);
     }
 
     /** IEEE 754 binary16 to float32, subnormals and infinities included. */
@@ -240,6 +241,11 @@ public final class SafeTensors implements AutoCloseable {
      * The same, stored as {@code dtype}: F32, or BF16 (each value rounded to the nearest bfloat16, ties to even,
      * as PyTorch's {@code .to(torch.bfloat16)} rounds).
      */
+    public static String write(Path file, List<Tensor32> tensors, Map<String, String> metadata, DType dtype) throws IOException {
+        return write(file, tensors, metadata, dtype.safetensors());
+    }
+
+    /** The same, the dtype as a header names it (F32 or BF16). */
     public static String write(Path file, List<Tensor32> tensors, Map<String, String> metadata, String dtype) throws IOException {
         if (!dtype.equals("F32") && !dtype.equals("BF16")) throw new IllegalArgumentException("safetensors are written as F32 or BF16, not " + dtype);
         int width = dtypeSize(dtype);
