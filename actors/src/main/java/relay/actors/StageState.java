@@ -68,7 +68,7 @@ final class StageState {
     void writeShard(StageCommand.WriteShard m, Executor writer) {
         // A tied table's replica in the head is the embedding's to write.
         CheckpointShard shard = new CheckpointShard(spec.name(), spec.model(), spec.config().method().key(),
-                weights(role.updated()), role.state());
+                spec.config().precision().weights(), weights(role.updated()), role.state());
         long bytes = shard.bytes();
         MemoryLedger ledger = device.memory();
         ledger.allocated(Category.WORKSPACE, bytes);

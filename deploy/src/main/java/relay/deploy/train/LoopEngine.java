@@ -17,6 +17,7 @@ import relay.stages.layers.Parameter;
 import relay.stages.memory.Category;
 import relay.stages.model.Model;
 import relay.stages.model.ModelConfig;
+import relay.stages.model.Precision;
 import relay.stages.tensor.Device;
 import relay.stages.tensor.cpu.CpuDevice;
 import relay.stages.train.Batch;
@@ -34,24 +35,27 @@ final class LoopEngine implements Engine {
     private final Method name;
     private final Device evalDevice;
     private final Model evalModel;
+    private final Precision precision;
 
     /**
      * @param weights   the model directory to start from, or null for weights from the seed
      * @param recompute whether blocks keep only their input and recompute their activations in backward
      */
-    LoopEngine(ModelConfig cfg, long seed, Method name, OptimizerSettings settings, Path weights, int firstStep, boolean recompute) {
-        this(CpuDevice.allCores(), new CpuDevice("eval", 1), cfg, seed, name, settings, weights, firstStep, recompute);
+    LoopEngine(ModelConfig cfg, long seed, Method name, OptimizerSettings settings, Path weights, int firstStep, boolean recompute,
+               Precision precision) {
+        this(CpuDevice.allCores(), new CpuDevice("eval", 1), cfg, seed, name, settings, weights, firstStep, recompute, precision);
     }
 
     /** The loop on these devices: one to train on, and one for its evaluation copy. */
     private LoopEngine(Device device, Device evalDevice, ModelConfig cfg, long seed, Method name, OptimizerSettings settings, Path weights,
-                       int firstStep, boolean recompute) {
+                       int firstStep, boolean recompute, Precision precision) {
         this.name = name;
         this.device = device;
         this.evalDevice = evalDevice;
-        model = weights == null ? Model.initialize(cfg, device, seed) : HfModelDirectory.load(weights, device);
+        this.precision = precision;
+        model = weights == null ? Model.initialize(cfg, device, seed, precision) : HfModelDirectory.load(weights, device, precision);
         model.blocks().forEach(b -> b.setRecompute(recompute));
-        evalModel = Model.initialize(cfg, evalDevice, seed);
+        evalModel = Model.initialize(cfg, evalDevice, seed, precision);
         method = name.create(model, settings);
         trainer = new ReferenceTrainer(model, method, firstStep);
     }
@@ -62,7 +66,7 @@ final class LoopEngine implements Engine {
      */
     static Map<Category, Long> planned(TrainConfig c, ModelConfig cfg) {
         try (LoopEngine e = new LoopEngine(Planner.MEMORY_ONLY.open(0, 1), Planner.MEMORY_ONLY.open(1, 1), cfg, c.run().seed(),
-                c.optimizer().method(), c.optimizerSettings(), null, 0, c.pipeline().recompute())) {
+                c.optimizer().method(), c.optimizerSettings(), null, 0, c.pipeline().recompute(), c.precision())) {
             Map<Category, Long> peaks = new EnumMap<>(e.step(Planner.batches(cfg, c.microbatchSize(), c.run().seq(),
                     c.pipeline().microbatches())).memory());
             e.evalDevice.memory().peaks().forEach((category, bytes) -> peaks.merge(category, bytes, Long::sum));
@@ -106,7 +110,7 @@ final class LoopEngine implements Engine {
     /** The plain loop writes the whole model as one part, before it steps on. */
     @Override
     public CompletableFuture<List<CheckpointShard.File>> writeCheckpoint(int step, Path directory) throws IOException {
-        return CompletableFuture.completedFuture(new CheckpointShard("", model.config(), name.key(), weights(), optimizerState())
+        return CompletableFuture.completedFuture(new CheckpointShard("", model.config(), name.key(), precision.weights(), weights(), optimizerState())
                 .write(directory));
     }
 

@@ -95,7 +95,7 @@ public record TrainConfig(ModelPart model, OptimizerPart optimizer, PipelinePart
     /** The pipeline's configuration, starting at {@code firstStep} (0, or the next step of a resumed run). */
     public PipelineConfig pipelineConfig(long firstStep) {
         return new PipelineConfig(new PipelineConfig.Training(optimizer.method(), optimizerSettings(), optimizer.samplesBlocks()),
-                new PipelineConfig.Execution(pipeline.mode(), pipeline.schedule(), 1, pipeline.recompute()),
+                new PipelineConfig.Execution(pipeline.mode(), pipeline.schedule(), 1, pipeline.recompute(), precision),
                 new PipelineConfig.Limits(pipeline.traceSteps(), pipeline.stepTimeout()), firstStep);
     }
 

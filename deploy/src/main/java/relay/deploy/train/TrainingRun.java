@@ -298,7 +298,7 @@ public final class TrainingRun {
     static Engine engine(TrainConfig c, ModelConfig model, Path weights, int first, Nodes nodes) {
         Method method = c.optimizer().method();
         if (!method.inPipeline()) return new LoopEngine(model, c.run().seed(), method, c.optimizerSettings(), weights, first,
-                c.pipeline().recompute());
+                c.pipeline().recompute(), c.precision());
         StageCosts costs = StageCosts.measure(model, c.microbatchSize(), c.run().seq());
         Placement placement = Placement.balanced(costs.total(), devices(c, model));
         // Stages move through a model directory only this JVM reads: re-balancing is for a pipeline in one JVM.

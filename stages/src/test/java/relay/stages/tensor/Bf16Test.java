@@ -225,17 +225,18 @@ class Bf16Test {
         for (long key : new long[] {0, 1, -1, 42, Long.MIN_VALUE}) {
             for (long i = 0; i < 1000; i++) assertEquals(Bf16.randomBits(key, i), Bf16.randomBits(key, i));
         }
-        long k = Bf16.updateKey(1, 2, "w");
-        assertEquals(k, Bf16.updateKey(1, 2, "w"));
-        assertNotEquals(k, Bf16.updateKey(1, 3, "w"));
-        assertNotEquals(k, Bf16.updateKey(2, 2, "w"));
-        assertNotEquals(k, Bf16.updateKey(1, 2, "v"));
+        long k = Bf16.updateKey(1, 2, 0, "w");
+        assertEquals(k, Bf16.updateKey(1, 2, 0, "w"));
+        assertNotEquals(k, Bf16.updateKey(1, 3, 0, "w"));
+        assertNotEquals(k, Bf16.updateKey(2, 2, 0, "w"));
+        assertNotEquals(k, Bf16.updateKey(1, 2, 0, "v"));
+        assertNotEquals(k, Bf16.updateKey(1, 2, 1, "w"));
     }
 
     @Test
     void randomBitsLookUncorrelated() {
         int n = 200_000;
-        long[] keys = {0, 1, 2, 12345, Bf16.updateKey(3, 4, "layer.0.weight"), Bf16.updateKey(3, 5, "layer.0.weight")};
+        long[] keys = {0, 1, 2, 12345, Bf16.updateKey(3, 4, 0, "layer.0.weight"), Bf16.updateKey(3, 5, 0, "layer.0.weight")};
         double sigma = 0.5 / Math.sqrt(n);
         for (long key : keys) {
             long[] ones = new long[32];
