@@ -51,7 +51,6 @@ class StochasticRoundingTest {
     void roundToNearestStallsWhereStochasticRoundingFollowsFloat32() {
         double f32 = lossDrop(Storage.F32), nearest = lossDrop(Storage.BF16_NEAREST), stochastic = lossDrop(Storage.BF16_STOCHASTIC);
         String all = "loss drop over " + STEPS + " steps: f32 " + f32 + ", bf16 nearest " + nearest + ", bf16 stochastic " + stochastic;
-        System.out.println(all);
         assertTrue(f32 > 0.05, "float32 learns: " + all);
         assertTrue(Math.abs(stochastic - f32) < 0.2 * f32, "stochastic rounding follows float32: " + all);
         assertTrue(nearest < 0.5 * f32, "round to nearest stalls: " + all);
