@@ -48,7 +48,8 @@ class SettingsRoundTripTest {
         OptimizerSettings settings = new OptimizerSettings(0.375f, 0.25f, new Adam(0.625f, 0.875f, 0.0078125f), new Clipping(6.5f, 7.25f),
                 new LrSchedule(8, 90), new Lisa(3, 11), new LowRank(12, 13, 14, 0.1875f, 16.5f), 17);
         PipelineConfig want = new PipelineConfig(new PipelineConfig.Training(Method.ADALOMO, settings, true),
-                new PipelineConfig.Execution(UpdateMode.EXACT, PipelineSchedule.ZB_H1, 1, true), new PipelineConfig.Limits(18, Duration.ofSeconds(19)),
+                new PipelineConfig.Execution(UpdateMode.EXACT, PipelineSchedule.ZB_H1, 1, true, new Precision(DType.BF16, DType.F32)),
+                new PipelineConfig.Limits(18, Duration.ofSeconds(19)),
                 20);
         assertEquals(want, c.pipelineConfig(20), "bound from HOCON");
         // Weights and activations differ, so the two settings swapped would show.
