@@ -70,8 +70,9 @@ final class PlanCommand implements Callable<Integer> {
         ModelConfig cfg = modelOptions.config();
         DeviceSpec spec = Inputs.parsed("--devices", () -> DeviceSpec.parse(devices, memoryBandwidth * 1e9, bus * 1e9, link * 1e9,
                 hostMemory()));
+        relay.stages.model.Precision precision = dtype.precision();
         PipelineConfig pc = Inputs.parsed("--optimizer", () -> PipelineConfig.defaults(Method.named(optimizer), 1e-4f)
-                .with(pipeline.mode(), pipeline.schedule()).withRecompute(recompute).withPrecision(dtype.precision()));
+                .with(pipeline.mode(), pipeline.schedule()).withRecompute(recompute).withPrecision(precision));
         Inputs.require(spec.devices() <= cfg.layers() + 2, "--devices", "at most the model's " + (cfg.layers() + 2) + " stages",
                 spec.devices());
         System.out.printf("planning %s (%,d parameters), batch %d × seq %d, %s, %s, %s mode, %s weights and activations "
