@@ -39,6 +39,9 @@ final class PlanCommand implements Callable<Integer> {
     @Mixin
     PipelineOptions pipeline = new PipelineOptions(1, UpdateMode.EAGER);
 
+    @Mixin
+    DTypeOption dtype = new DTypeOption();
+
     @Option(names = "--recompute", description = "blocks keep only their input and recompute their activations in backward")
     boolean recompute;
 
@@ -67,12 +70,14 @@ final class PlanCommand implements Callable<Integer> {
         ModelConfig cfg = modelOptions.config();
         DeviceSpec spec = Inputs.parsed("--devices", () -> DeviceSpec.parse(devices, memoryBandwidth * 1e9, bus * 1e9, link * 1e9,
                 hostMemory()));
+        relay.stages.model.Precision precision = dtype.precision();
         PipelineConfig pc = Inputs.parsed("--optimizer", () -> PipelineConfig.defaults(Method.named(optimizer), 1e-4f)
-                .with(pipeline.mode(), pipeline.schedule()).withRecompute(recompute));
+                .with(pipeline.mode(), pipeline.schedule()).withRecompute(recompute).withPrecision(precision));
         Inputs.require(spec.devices() <= cfg.layers() + 2, "--devices", "at most the model's " + (cfg.layers() + 2) + " stages",
                 spec.devices());
-        System.out.printf("planning %s (%,d parameters), batch %d × seq %d, %s, %s, %s mode, on %s%n", modelOptions.model,
-                cfg.parameters(), modelOptions.batch, modelOptions.seq, optimizer, pipeline.schedule, pipeline.mode, spec);
+        System.out.printf("planning %s (%,d parameters), batch %d × seq %d, %s, %s, %s mode, %s weights and activations "
+                        + "(gradients and optimizer state float32), on %s%n", modelOptions.model, cfg.parameters(), modelOptions.batch,
+                modelOptions.seq, optimizer, pipeline.schedule, pipeline.mode, dtype.dtype().key(), spec);
         Map<String, Object> out = new LinkedHashMap<>();
         try (Planner planner = new Planner()) {
             if (!fit) {
@@ -141,6 +146,8 @@ final class PlanCommand implements Callable<Integer> {
         m.put("device_memory_bytes", p.devices().memoryBytes());
         m.put("microbatches", p.microbatches());
         m.put("recompute", p.config().recompute());
+        m.put("weights_dtype", p.config().precision().weights().key());
+        m.put("activations_dtype", p.config().precision().activations().key());
         m.put("placement", p.placement().deviceOfStage());
         List<Map<String, Object>> per = new ArrayList<>();
         for (int d = 0; d < p.memory().size(); d++) {

@@ -15,6 +15,7 @@ import relay.actors.ScheduleSimulation;
 import relay.actors.StageHost;
 import relay.stages.memory.Category;
 import relay.stages.model.ModelConfig;
+import relay.stages.model.Precision;
 import relay.stages.tensor.sim.Roofline;
 import relay.stages.train.Batch;
 
@@ -33,8 +34,14 @@ public final class Planner implements AutoCloseable {
 
     /** The stages' costs to place them by: measured one at a time on this machine's CPU, or the devices' roofline's. */
     public static StageCosts costs(ModelConfig cfg, DeviceSpec spec, int microbatchSize, int seq) {
-        if (spec.cpu()) requireRoomHere(cfg, spec);
-        return spec.cpu() ? StageCosts.measure(cfg, microbatchSize, seq) : StageCosts.modelled(cfg, microbatchSize, seq, spec.roofline());
+        return costs(cfg, spec, microbatchSize, seq, Precision.F32);
+    }
+
+    /** The same for a model stored in {@code precision}. */
+    public static StageCosts costs(ModelConfig cfg, DeviceSpec spec, int microbatchSize, int seq, Precision precision) {
+        if (spec.cpu()) requireRoomHere(cfg, spec, precision);
+        return spec.cpu() ? StageCosts.measure(cfg, microbatchSize, seq, precision)
+                : StageCosts.modelled(cfg, microbatchSize, seq, spec.roofline(), precision);
     }
 
     /**
@@ -47,13 +54,13 @@ public final class Planner implements AutoCloseable {
         if (!spec.cpu()) {
             // In eager mode each weight gradient is applied as it comes, so its update is part of the stage's work.
             if (pc.mode() != relay.actors.UpdateMode.EAGER) {
-                return StageCosts.modelled(cfg, batch / microbatches, seq, spec.roofline(), pc.recompute(), null);
+                return StageCosts.modelled(cfg, batch / microbatches, seq, spec.roofline(), pc.recompute(), null, pc.precision());
             }
             try (relay.optimizers.UpdateRule rule = pc.method().training(List.of(), pc.settings()).rule()) {
-                return StageCosts.modelled(cfg, batch / microbatches, seq, spec.roofline(), pc.recompute(), rule);
+                return StageCosts.modelled(cfg, batch / microbatches, seq, spec.roofline(), pc.recompute(), rule, pc.precision());
             }
         }
-        requireRoomHere(cfg, spec);
+        requireRoomHere(cfg, spec, pc.precision());
         try (Pipeline p = Pipeline.start(cfg, 1, placement, pc.withTraceSteps(pc.firstStep() + 2 + CALIBRATION_STEPS),
                 com.typesafe.config.ConfigFactory.empty())) {
             return calibrate(p, batches(cfg, batch / microbatches, seq, microbatches), pc.firstStep(), placement.stages()).costs();
@@ -61,8 +68,8 @@ public final class Planner implements AutoCloseable {
     }
 
     /** A plan on CPU devices runs the model here to time it: refused at once when its parameters alone cannot fit. */
-    private static void requireRoomHere(ModelConfig cfg, DeviceSpec spec) {
-        long parameters = cfg.parameters() * Float.BYTES, machine = spec.memoryBytes() * spec.devices();
+    private static void requireRoomHere(ModelConfig cfg, DeviceSpec spec, Precision precision) {
+        long parameters = parameterBytes(cfg, precision), machine = spec.memoryBytes() * spec.devices();
         if (parameters > machine) {
             throw new IllegalArgumentException("a plan on CPU devices runs the model here to time it, and its parameters alone ("
                     + Plan.size(parameters) + ") exceed this machine's memory (" + Plan.size(machine) + "): plan it for other devices");
@@ -111,7 +118,8 @@ public final class Planner implements AutoCloseable {
                                                   PipelineConfig pc, int microbatchSize, int seq, int microbatches) {
         ScheduleSimulation.DeviceCosts[] devices = ScheduleSimulation.deviceCosts(placement, costs.forward(), costs.backward(),
                 costs.weights(), pc.schedule());
-        double bytes = (double) microbatchSize * seq * cfg.hidden() * Float.BYTES;
+        // What crosses is the residual stream (forward) or its gradient (backward), stored in the activations' dtype.
+        double bytes = (double) microbatchSize * seq * cfg.hidden() * pc.precision().activations().bytes();
         for (int d = 0; d < devices.length; d++) {
             double forwardSend = d + 1 < devices.length ? spec.sendSeconds(d, bytes) : 0;
             double backwardSend = d > 0 ? spec.sendSeconds(d - 1, bytes) : 0;
@@ -123,7 +131,8 @@ public final class Planner implements AutoCloseable {
 
     /** The plan of one configuration; a null placement is balanced by the stages' costs. */
     public Plan plan(ModelConfig cfg, DeviceSpec spec, PipelineConfig pc, int batch, int seq, int microbatches, Placement placement) {
-        Placement pl = placement != null ? placement : Placement.balanced(costs(cfg, spec, batch / microbatches, seq).total(), spec.devices());
+        Placement pl = placement != null ? placement
+                : Placement.balanced(costs(cfg, spec, batch / microbatches, seq, pc.precision()).total(), spec.devices());
         StageCosts costs = stepCosts(cfg, spec, pl, pc, batch, seq, microbatches);
         ScheduleSimulation.Outcome t = time(cfg, spec, costs, pl, pc, batch / microbatches, seq, microbatches);
         return new Plan(cfg, spec, pc, batch, seq, microbatches, pl, memory(cfg, pl, pc, batch, seq, microbatches), t.stepTime(), t.bubble());
@@ -144,7 +153,7 @@ public final class Planner implements AutoCloseable {
         double[] params = stageParameters(cfg);
         for (int m = 1; m <= batch; m++) {
             if (batch % m != 0) continue;
-            double[] time = costs(cfg, spec, batch / m, seq).total();
+            double[] time = costs(cfg, spec, batch / m, seq, pc.precision()).total();
             List<Placement> placements = new ArrayList<>();
             for (double[] weight : List.of(time, params, mix(time, params))) {
                 Placement pl = Placement.balanced(weight, spec.devices());
@@ -184,12 +193,17 @@ public final class Planner implements AutoCloseable {
     public Search fewestNodes(ModelConfig cfg, DeviceSpec spec, PipelineConfig pc, int batch, int seq) {
         int stages = cfg.layers() + 2;
         double nodeBytes = (double) spec.memoryBytes() * spec.perNode();
-        int from = Math.max(spec.nodes() + 1, (int) Math.ceil(cfg.parameters() * (double) Float.BYTES / nodeBytes));
+        int from = Math.max(spec.nodes() + 1, (int) Math.ceil(parameterBytes(cfg, pc.precision()) / nodeBytes));
         for (int n = from; n * spec.perNode() <= stages; n++) {
             Search s = fit(cfg, spec.withNodes(n), pc, batch, seq);
             if (s.fits()) return s;
         }
         return null;
+    }
+
+    /** The model's parameters' bytes in its weights' dtype: a floor on the memory of any plan. */
+    public static long parameterBytes(ModelConfig cfg, Precision precision) {
+        return cfg.parameters() * precision.weights().bytes();
     }
 
     /** Each stage's parameters, from the model's shape: the embedding's and head's matrices, the rest shared by the blocks. */

@@ -12,6 +12,7 @@ import relay.stages.model.Initializer;
 import relay.stages.model.LmHead;
 import relay.stages.model.Model;
 import relay.stages.model.ModelConfig;
+import relay.stages.model.Precision;
 import relay.stages.tensor.Device;
 import relay.stages.tensor.Tensor;
 import relay.stages.tensor.cpu.CpuDevice;
@@ -46,8 +47,13 @@ public record StageCosts(double[] forward, double[] backward, double[] weights) 
 
     /** The stage costs on this machine: each part's median wall time over five runs on a one-thread CPU device. */
     public static StageCosts measure(ModelConfig cfg, int batch, int seq) {
+        return measure(cfg, batch, seq, Precision.F32);
+    }
+
+    /** The same for a model stored in {@code precision}. */
+    public static StageCosts measure(ModelConfig cfg, int batch, int seq, Precision precision) {
         try (CpuDevice d = new CpuDevice("calibration", 1)) {
-            return time(cfg, batch, seq, false, (p, g) -> { }, d, System::nanoTime, 5);
+            return time(cfg, batch, seq, false, precision, (p, g) -> { }, d, System::nanoTime, 5);
         }
     }
 
@@ -76,30 +82,42 @@ public record StageCosts(double[] forward, double[] backward, double[] weights) 
         return modelled(cfg, batch, seq, roofline, false, null);
     }
 
+    /** The same for a model stored in {@code precision}: bfloat16 operands move half the bytes. */
+    public static StageCosts modelled(ModelConfig cfg, int batch, int seq, Roofline roofline, Precision precision) {
+        return modelled(cfg, batch, seq, roofline, false, null, precision);
+    }
+
     /**
      * The same, with blocks that recompute their activations in backward when {@code recompute}, and each weight
      * gradient applied by {@code rule} the moment it exists (an update in backward, as in eager mode; null: none).
      */
     public static StageCosts modelled(ModelConfig cfg, int batch, int seq, Roofline roofline, boolean recompute, UpdateRule rule) {
+        return modelled(cfg, batch, seq, roofline, recompute, rule, Precision.F32);
+    }
+
+    /** The same for a model stored in {@code precision}. */
+    public static StageCosts modelled(ModelConfig cfg, int batch, int seq, Roofline roofline, boolean recompute, UpdateRule rule,
+                                      Precision precision) {
         SimDevice d = new SimDevice("modelled", roofline, 0);
         GradientSink sink = rule == null ? (p, g) -> { } : (p, g) -> rule.apply(p, g, 1e-4f);
-        return time(cfg, batch, seq, recompute, sink, d, d::modelledNanos, 1);
+        return time(cfg, batch, seq, recompute, precision, sink, d, d::modelledNanos, 1);
     }
 
     /**
      * Times each part {@code reps} times after a first, untimed run, by {@code clock} (nanoseconds), and takes the
-     * medians.
+     * medians. The stages are built in {@code precision}, as a pipeline's are.
      */
-    private static StageCosts time(ModelConfig cfg, int batch, int seq, boolean recompute, GradientSink sink, Device d,
-                                   LongSupplier clock, int reps) {
+    private static StageCosts time(ModelConfig cfg, int batch, int seq, boolean recompute, Precision precision, GradientSink sink,
+                                   Device d, LongSupplier clock, int reps) {
         int n = batch * seq;
         int[] ids = new int[n];
         for (int i = 0; i < n; i++) ids[i] = (i * 7919) % cfg.vocabSize();
         double[][] t = new double[6][reps + 1]; // embedding F, B; block F, B, W; head
-        Initializer init = new Initializer(d, 1);
+        Initializer init = new Initializer(d, 1, precision.weights());
         Embedding e = Embedding.create(cfg, init);
         TransformerBlock b = Model.block(cfg, 0, init);
         b.setRecompute(recompute);
+        b.setActivations(precision.activations());
         LmHead h = LmHead.create(cfg, init, cfg.tiedEmbeddings() ? e.tokenTable() : null);
         for (int r = 0; r <= reps; r++) {
             long t0 = clock.getAsLong();

@@ -46,7 +46,8 @@ public enum DType {
         String v = value.trim().toLowerCase(Locale.ROOT);
         for (DType t : values()) if (v.equals(t.key()) || v.equals(t.torch)) return t;
         if (v.equals("fp16") || v.equals("f16") || v.equals("float16")) {
-            throw new IllegalArgumentException("float16 is not supported (its range needs loss scaling); use bf16, which has float32's range");
+            throw new IllegalArgumentException("dtype '" + value + "' is not supported (float16's range needs loss scaling); expected f32 or bf16, "
+                    + "which has float32's range");
         }
         throw new IllegalArgumentException("unknown dtype '" + value + "'; expected f32 or bf16");
     }
