@@ -181,7 +181,7 @@ public record TrainConfig(ModelPart model, OptimizerPart optimizer, PipelinePart
         try {
             return DType.parse(v);
         } catch (IllegalArgumentException e) {
-            String why = e.getMessage().startsWith("float16") ? ": " + e.getMessage() : "";
+            String why = e.getMessage().contains("float16") ? ": float16 is not supported (its range needs loss scaling; bf16 has float32's)" : "";
             throw new IllegalArgumentException("configuration: relay.train." + key + " must be f32, bf16 or auto (" + auto + "), not '"
                     + v + "'" + why, e);
         }
