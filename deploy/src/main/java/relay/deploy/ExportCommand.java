@@ -10,6 +10,7 @@ import picocli.CommandLine.Parameters;
 import relay.deploy.train.Checkpoint;
 import relay.stages.io.ModelExport;
 import relay.stages.io.PeftAdapter;
+import relay.stages.tensor.DType;
 import relay.stages.tensor.cpu.CpuDevice;
 
 @Command(name = "export", mixinStandardHelpOptions = true,
@@ -36,11 +37,11 @@ final class ExportCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws IOException {
-        ModelExport.Dtype given = dtype == null ? null : Inputs.parsed("--dtype", () -> ModelExport.Dtype.parse(dtype));
+        DType given = dtype == null ? null : Inputs.parsed("--dtype", () -> DType.parse(dtype));
         Inputs.require(maxShardSize >= 1, "--max-shard-size", "≥ 1", maxShardSize);
         Inputs.writableDirectory(to, "--to");
         Path model = Checkpoint.modelDirectory(source);
-        ModelExport.Dtype d = given != null ? given : ModelExport.Dtype.defaultFor(model);
+        DType d = given != null ? given : ModelExport.defaultDtype(model);
         PeftAdapter lora = adapter ? Checkpoint.loraAdapter(model) : null;
         ModelExport.Result r;
         try (CpuDevice device = new CpuDevice("export", 1)) {

@@ -278,7 +278,7 @@ class BadInputSweepTest {
                 // relay export
                 row("model: not empty; export writes a new directory", "export", r, "--to", model.toString()),
                 row("--to " + aFile + " is a file, not a directory", "export", r, "--to", aFile.toString()),
-                row("--dtype: dtype 'f8' is not one of f32, bf16", "export", r, "--to", p("export-f8"), "--dtype", "f8"),
+                row("--dtype: unknown dtype 'f8'; expected f32 or bf16", "export", r, "--to", p("export-f8"), "--dtype", "f8"),
                 row("--max-shard-size must be ≥ 1, not 0", "export", r, "--to", p("export-0"), "--max-shard-size", "0"),
                 row("is of a adalomo run: only a LoRA run has an adapter to export", "export", r, "--to", p("export-adapter"), "--adapter"),
                 row("corrupt: its SHA-256 differs", "export", corrupt.toString(), "--to", p("export-corrupt")),

@@ -96,16 +96,11 @@ public final class HfModelDirectory {
      * model's model.safetensors, or one shard of it that {@link #writeIndex} lists. Returns the file's SHA-256.
      */
     public static String writeShard(ModelConfig cfg, List<SafeTensors.Tensor32> parameters, Path file) throws IOException {
-        return writeShard(cfg, parameters, file, "F32");
+        return writeShard(cfg, parameters, file, DType.F32);
     }
 
     /** The same, stored as {@code dtype}: a bfloat16 value (one a bfloat16 parameter holds) is written with its bits. */
     public static String writeShard(ModelConfig cfg, List<SafeTensors.Tensor32> parameters, Path file, DType dtype) throws IOException {
-        return writeShard(cfg, parameters, file, dtype.safetensors());
-    }
-
-    /** The same, the dtype as a safetensors header names it (F32 or BF16). */
-    public static String writeShard(ModelConfig cfg, List<SafeTensors.Tensor32> parameters, Path file, String dtype) throws IOException {
         List<SafeTensors.Tensor32> tensors = new ArrayList<>();
         for (SafeTensors.Tensor32 t : parameters) {
             int[] shape = t.shape();
@@ -136,10 +131,6 @@ public final class HfModelDirectory {
         index.add("metadata", metadata);
         index.add("weight_map", map);
         FileWrites.writeString(dir.resolve("model.safetensors.index.json"), new GsonBuilder().setPrettyPrinting().create().toJson(index) + "\n");
-    }
-
-    static JsonObject configJson(ModelConfig c) {
-        return configJson(c, DType.F32);
     }
 
     static JsonObject configJson(ModelConfig c, DType dtype) {

@@ -43,45 +43,12 @@ public final class ModelExport {
     /** What was written: the directory, its files, and the bytes of its tensors. */
     public record Result(Path dir, List<String> files, long tensorBytes) {}
 
-    public enum Dtype {
-        F32("F32", "float32", 4), BF16("BF16", "bfloat16", 2);
-
-        final String safetensors;
-        final String torch;
-        final int bytes;
-
-        Dtype(String safetensors, String torch, int bytes) {
-            this.safetensors = safetensors;
-            this.torch = torch;
-            this.bytes = bytes;
-        }
-
-        /** The tensor dtype it writes. */
-        public DType dtype() {
-            return this == BF16 ? DType.BF16 : DType.F32;
-        }
-
-        /** The export dtype that writes tensors of {@code dtype}. */
-        public static Dtype of(DType dtype) {
-            return dtype == DType.BF16 ? BF16 : F32;
-        }
-
-        /**
-         * What an export of {@code source} writes unless told: the dtype its weights are stored in
-         * ({@link HfModelDirectory#storedDtype}), so a bfloat16 run's checkpoint exports as bfloat16 and a float32 one as float32.
-         */
-        public static Dtype defaultFor(Path source) {
-            return of(HfModelDirectory.storedDtype(source));
-        }
-
-        /** f32 or bf16, as users type it. */
-        public static Dtype parse(String s) {
-            return switch (s.toLowerCase(java.util.Locale.ROOT)) {
-                case "f32", "float32" -> F32;
-                case "bf16", "bfloat16" -> BF16;
-                default -> throw new IllegalArgumentException("dtype '" + s + "' is not one of f32, bf16");
-            };
-        }
+    /**
+     * What an export of {@code source} writes unless told: the dtype its weights are stored in
+     * ({@link HfModelDirectory#storedDtype}), so a bfloat16 run's checkpoint exports as bfloat16 and a float32 one as float32.
+     */
+    public static DType defaultDtype(Path source) {
+        return HfModelDirectory.storedDtype(source);
     }
 
     private ModelExport() {}
@@ -91,12 +58,12 @@ public final class ModelExport {
      * must not exist or be empty. The directory is assembled aside and moved into place last, so a failure leaves
      * nothing under its name.
      */
-    public static Result export(Path source, Path target, Dtype dtype, long shardBytes, Device device) throws IOException {
+    public static Result export(Path source, Path target, DType dtype, long shardBytes, Device device) throws IOException {
         return export(source, target, dtype, shardBytes, null, device);
     }
 
     /** The same, with a LoRA run's adapters written beside the merged weights as a PEFT adapter (none: null). */
-    public static Result export(Path source, Path target, Dtype dtype, long shardBytes, PeftAdapter adapter, Device device)
+    public static Result export(Path source, Path target, DType dtype, long shardBytes, PeftAdapter adapter, Device device)
             throws IOException {
         if (Files.isDirectory(target)) {
             try (var entries = Files.list(target)) {
@@ -113,7 +80,7 @@ public final class ModelExport {
         Files.createDirectories(aside);
         try {
             // Held in the dtype written: widening bfloat16 is exact, and rounding at load is the rounding a write would do.
-            try (Model model = HfModelDirectory.load(source, device, Precision.of(dtype.dtype()))) {
+            try (Model model = HfModelDirectory.load(source, device, Precision.of(dtype))) {
                 writeWeights(model, aside, dtype, shardBytes);
                 if (adapter != null) adapter.write(model.config(), aside, dtype);
             }
@@ -135,12 +102,12 @@ public final class ModelExport {
     }
 
     /** The model's parameters in shards of at most {@code shardBytes} (one tensor may exceed it alone). */
-    private static void writeWeights(Model model, Path dir, Dtype dtype, long shardBytes) throws IOException {
+    private static void writeWeights(Model model, Path dir, DType dtype, long shardBytes) throws IOException {
         List<List<SafeTensors.Tensor32>> shards = new ArrayList<>();
         List<SafeTensors.Tensor32> current = new ArrayList<>();
         long inShard = 0;
         for (Parameter p : model.parameters()) {
-            long bytes = p.size() * dtype.bytes;
+            long bytes = p.size() * dtype.bytes();
             if (!current.isEmpty() && inShard + bytes > shardBytes) {
                 shards.add(current);
                 current = new ArrayList<>();
@@ -151,13 +118,13 @@ public final class ModelExport {
         }
         shards.add(current);
         if (shards.size() == 1) {
-            HfModelDirectory.writeShard(model.config(), current, dir.resolve("model.safetensors"), dtype.safetensors);
+            HfModelDirectory.writeShard(model.config(), current, dir.resolve("model.safetensors"), dtype);
             return;
         }
         Map<String, String> shardOf = new LinkedHashMap<>();
         for (int i = 0; i < shards.size(); i++) {
             String name = String.format("model-%05d-of-%05d.safetensors", i + 1, shards.size());
-            HfModelDirectory.writeShard(model.config(), shards.get(i), dir.resolve(name), dtype.safetensors);
+            HfModelDirectory.writeShard(model.config(), shards.get(i), dir.resolve(name), dtype);
             for (SafeTensors.Tensor32 t : shards.get(i)) shardOf.put(t.name(), name);
         }
         HfModelDirectory.writeIndex(dir, shardOf);
@@ -184,14 +151,14 @@ public final class ModelExport {
     }
 
     /** The source's config.json, every key kept, with the precision the weights are now stored in (under transformers 5's "dtype" where the source used it). */
-    private static void writeConfig(Path from, Path to, Dtype dtype) throws IOException {
+    private static void writeConfig(Path from, Path to, DType dtype) throws IOException {
         JsonObject o;
         try {
             o = JsonParser.parseString(Files.readString(from, StandardCharsets.UTF_8)).getAsJsonObject();
         } catch (JsonParseException | IllegalStateException e) {
             throw new ModelFileException(from, "malformed config.json: " + e.getMessage(), e);
         }
-        o.addProperty(o.has("dtype") ? "dtype" : "torch_dtype", dtype.torch);
+        o.addProperty(o.has("dtype") ? "dtype" : "torch_dtype", dtype.torch());
         FileWrites.writeString(to, new GsonBuilder().setPrettyPrinting().disableHtmlEscaping().create().toJson(o) + "\n");
     }
 

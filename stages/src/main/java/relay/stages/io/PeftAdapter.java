@@ -14,6 +14,7 @@ import java.util.TreeMap;
 import java.util.TreeSet;
 import relay.stages.model.Family;
 import relay.stages.model.ModelConfig;
+import relay.stages.tensor.DType;
 
 /**
  * LoRA adapters as PEFT writes them: {@code adapter_config.json} and {@code adapter_model.safetensors} holding
@@ -33,7 +34,7 @@ public record PeftAdapter(int rank, float alpha, String baseModel, Map<String, f
     }
 
     /** Writes both files into dir; every adapter must be a whole [rank, ·] or [·, rank] matrix. */
-    public void write(ModelConfig model, Path dir, ModelExport.Dtype dtype) throws IOException {
+    public void write(ModelConfig model, Path dir, DType dtype) throws IOException {
         if (values.isEmpty()) throw new IllegalArgumentException("the checkpoint holds no LoRA adapters");
         List<SafeTensors.Tensor32> tensors = new ArrayList<>();
         TreeSet<String> modules = new TreeSet<>();
@@ -47,7 +48,7 @@ public record PeftAdapter(int rank, float alpha, String baseModel, Map<String, f
             String module = name.substring(0, name.lastIndexOf(a ? ".lora_A.weight" : ".lora_B.weight"));
             modules.add(module.substring(module.lastIndexOf('.') + 1));
         }
-        SafeTensors.write(dir.resolve(WEIGHTS), tensors, Map.of("format", "pt"), dtype.safetensors);
+        SafeTensors.write(dir.resolve(WEIGHTS), tensors, Map.of("format", "pt"), dtype);
         JsonObject c = new JsonObject();
         c.addProperty("peft_type", "LORA");
         c.addProperty("task_type", "CAUSAL_LM");

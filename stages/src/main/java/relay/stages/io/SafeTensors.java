@@ -234,7 +234,7 @@ public final class SafeTensors implements AutoCloseable {
      * at the end, so a crash never leaves a half-written file under the final name. Returns the file's SHA-256.
      */
     public static String write(Path file, List<Tensor32> tensors, Map<String, String> metadata) throws IOException {
-        return write(file, tensors, metadata, "F32");
+        return write(file, tensors, metadata, DType.F32);
     }
 
     /**
@@ -242,13 +242,7 @@ public final class SafeTensors implements AutoCloseable {
      * as PyTorch's {@code .to(torch.bfloat16)} rounds).
      */
     public static String write(Path file, List<Tensor32> tensors, Map<String, String> metadata, DType dtype) throws IOException {
-        return write(file, tensors, metadata, dtype.safetensors());
-    }
-
-    /** The same, the dtype as a header names it (F32 or BF16). */
-    public static String write(Path file, List<Tensor32> tensors, Map<String, String> metadata, String dtype) throws IOException {
-        if (!dtype.equals("F32") && !dtype.equals("BF16")) throw new IllegalArgumentException("safetensors are written as F32 or BF16, not " + dtype);
-        int width = dtypeSize(dtype);
+        int width = dtype.bytes();
         Map<String, Object> header = new LinkedHashMap<>();
         if (!metadata.isEmpty()) header.put("__metadata__", metadata);
         long offset = 0;
@@ -256,7 +250,7 @@ public final class SafeTensors implements AutoCloseable {
             long bytes = (long) t.values().length * width;
             // An ordered entry: the same tensors give the same bytes in every JVM (Map.of's order changes from run to run).
             Map<String, Object> entry = new LinkedHashMap<>();
-            entry.put("dtype", dtype);
+            entry.put("dtype", dtype.safetensors());
             entry.put("shape", t.shape());
             entry.put("data_offsets", new long[] {offset, offset + bytes});
             header.put(t.name(), entry);

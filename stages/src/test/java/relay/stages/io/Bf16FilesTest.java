@@ -218,10 +218,10 @@ class Bf16FilesTest {
             want = bits(m);
             HfModelDirectory.save(m, src);
         }
-        ModelExport.Dtype d = ModelExport.Dtype.defaultFor(src);
-        assertEquals(ModelExport.Dtype.BF16, d);
+        DType d = ModelExport.defaultDtype(src);
+        assertEquals(DType.BF16, d);
         ModelExport.Result bf16 = ModelExport.export(src, dir.resolve("out-bf16"), d, ModelExport.SHARD_BYTES, device);
-        ModelExport.Result f32 = ModelExport.export(src, dir.resolve("out-f32"), ModelExport.Dtype.F32, ModelExport.SHARD_BYTES, device);
+        ModelExport.Result f32 = ModelExport.export(src, dir.resolve("out-f32"), DType.F32, ModelExport.SHARD_BYTES, device);
         assertEquals("bfloat16", config(bf16.dir()).get("torch_dtype").getAsString());
         assertEquals("float32", config(f32.dir()).get("torch_dtype").getAsString());
         assertEveryTensorIs("BF16", bf16.dir().resolve("model.safetensors"));

@@ -20,6 +20,7 @@ import org.junit.jupiter.api.io.TempDir;
 import relay.stages.layers.Parameter;
 import relay.stages.model.Model;
 import relay.stages.model.ModelConfig;
+import relay.stages.tensor.DType;
 import relay.stages.tensor.cpu.CpuDevice;
 import relay.stages.text.BpeTrainer;
 import relay.stages.text.TokenizerJson;
@@ -65,7 +66,7 @@ class ModelExportTest {
     @Test
     void float32ExportHoldsTheSameWeightsAndNoRunState() throws IOException {
         Path src = source("llama-tiny"), out = dir.resolve("out");
-        ModelExport.Result r = ModelExport.export(src, out, ModelExport.Dtype.F32, ModelExport.SHARD_BYTES, device);
+        ModelExport.Result r = ModelExport.export(src, out, DType.F32, ModelExport.SHARD_BYTES, device);
         assertEquals(List.of("config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"), files(out));
         assertEquals(r.files(), files(out));
         assertEquals(Files.readString(src.resolve("tokenizer_config.json")), Files.readString(out.resolve("tokenizer_config.json")));
@@ -97,7 +98,7 @@ class ModelExportTest {
     @Test
     void bfloat16ExportRoundsEveryWeightToNearestAndSaysSo() throws IOException {
         Path src = source("gpt2-tiny"), out = dir.resolve("bf16");
-        ModelExport.Result r = ModelExport.export(src, out, ModelExport.Dtype.BF16, ModelExport.SHARD_BYTES, device);
+        ModelExport.Result r = ModelExport.export(src, out, DType.BF16, ModelExport.SHARD_BYTES, device);
         assertEquals("bfloat16", config(out).get("torch_dtype").getAsString());
         assertEquals(ModelConfig.named("gpt2-tiny").parameters() * 2, r.tensorBytes());
         try (SafeTensors st = SafeTensors.open(out.resolve("model.safetensors"))) {
@@ -118,7 +119,7 @@ class ModelExportTest {
     void largeModelsAreShardedWithAnIndexGivingTheTotalSize() throws IOException {
         Path src = source("llama-tiny"), out = dir.resolve("sharded");
         ModelConfig cfg = ModelConfig.named("llama-tiny");
-        ModelExport.Result r = ModelExport.export(src, out, ModelExport.Dtype.F32, cfg.parameters(), device);
+        ModelExport.Result r = ModelExport.export(src, out, DType.F32, cfg.parameters(), device);
         List<String> shards = files(out).stream().filter(f -> f.matches("model-\\d{5}-of-\\d{5}\\.safetensors")).toList();
         assertTrue(shards.size() >= 2, "shards " + shards);
         assertTrue(shards.get(shards.size() - 1).endsWith("-of-" + String.format("%05d", shards.size()) + ".safetensors"));
@@ -137,7 +138,7 @@ class ModelExportTest {
         Files.createDirectories(out);
         Files.writeString(out.resolve("keep.txt"), "mine");
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                () -> ModelExport.export(src, out, ModelExport.Dtype.F32, ModelExport.SHARD_BYTES, device));
+                () -> ModelExport.export(src, out, DType.F32, ModelExport.SHARD_BYTES, device));
         assertTrue(e.getMessage().contains("not empty"), e.getMessage());
         assertEquals(List.of("keep.txt"), files(out));
     }

@@ -42,8 +42,9 @@ final class CpuMemory implements DeviceMemory {
 
     /** A block of {@code bytes}, zeroed when {@code zero}; reused from the pool when one fits. */
     static CpuMemory allocate(long bytes, boolean zero, MemoryPool pool, String device) {
-        if (bytes > (long) Integer.MAX_VALUE * Float.BYTES) {
-            throw new IllegalArgumentException("a CPU tensor holds at most 2^31-1 floats; asked for " + bytes + " bytes");
+        // Java kernels see the block through a buffer, whose index is an int of bytes.
+        if (bytes > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("device " + device + ": a CPU tensor holds at most 2^31-1 bytes; asked for " + bytes);
         }
         CpuMemory reused = pool.take(bytes);
         if (reused != null) {
