@@ -11,6 +11,7 @@ import relay.optimizers.OptimizerSettings;
 import relay.optimizers.bench.StepBench;
 import relay.stages.memory.Category;
 import relay.stages.model.ModelConfig;
+import relay.stages.tensor.DType;
 
 @Command(name = "step", mixinStandardHelpOptions = true,
         description = "The whole model's training step on the plain loop: model GFLOP/s against the sgemm peak measured in the "
@@ -53,7 +54,7 @@ final class StepBenchCommand implements Callable<Integer> {
                 .row("achieved", String.format("%.1f GFLOP/s", r.achievedGflops()))
                 .row("mfu", String.format("%.3f", r.mfu()))
                 .row("tokens/s", String.format("%.1f", r.tokensPerSecond()));
-        if (dtype.precision().weights() != relay.stages.tensor.DType.F32) {
+        if (dtype.precision().weights() != DType.F32) {
             t.row("bf16 matrix products", "sgemm on operands widened to float32 in panels (the bundled OpenBLAS has no bfloat16 GEMM)");
         }
         r.shares().forEach((family, share) -> t.row("share of step: " + family, String.format("%.3f", share)));

@@ -1,8 +1,8 @@
 package relay.optimizers;
 
-import java.util.function.Predicate;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.function.Predicate;
 import relay.stages.layers.GradientSink;
 import relay.stages.layers.Linear;
 import relay.stages.layers.Parameter;
@@ -10,6 +10,7 @@ import relay.stages.layers.TransformerBlock;
 import relay.stages.memory.Category;
 import relay.stages.model.Model;
 import relay.stages.tensor.Bf16;
+import relay.stages.tensor.DType;
 import relay.stages.tensor.Tensor;
 import relay.stages.train.Batch;
 
@@ -165,7 +166,7 @@ public final class InBackwardStep implements RuleMethod {
      * and float32 weights — two bfloat16 roundings are not the one of their sum.
      */
     private boolean partsMayBeApart() {
-        return rule.additive() && !clipping.byValue() && model.embedding().tokenTable().value().dtype() == relay.stages.tensor.DType.F32;
+        return rule.additive() && !clipping.byValue() && model.embedding().tokenTable().value().dtype() == DType.F32;
     }
 
     @Override

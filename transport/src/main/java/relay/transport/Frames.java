@@ -9,6 +9,9 @@ import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
+import relay.stages.tensor.Bf16;
+import relay.stages.tensor.DType;
+import relay.stages.tensor.Tensor;
 
 /**
  * The layout of a message on the wire: a length-prefixed Protobuf header, then raw little-endian float32
@@ -59,21 +62,21 @@ public final class Frames {
     }
 
     /** Values of a dtype on the wire at b's position, as floats (bfloat16 widened, exactly). */
-    static FloatBuffer values(ByteBuffer b, relay.stages.tensor.DType dtype) {
-        if (dtype == relay.stages.tensor.DType.F32) return floats(b);
+    static FloatBuffer values(ByteBuffer b, DType dtype) {
+        if (dtype == DType.F32) return floats(b);
         java.nio.ShortBuffer s = b.duplicate().order(ByteOrder.LITTLE_ENDIAN).asShortBuffer();
         FloatBuffer out = FloatBuffer.allocate(s.remaining());
-        for (int i = 0; i < out.capacity(); i++) out.put(i, relay.stages.tensor.Bf16.widen(s.get(i)));
+        for (int i = 0; i < out.capacity(); i++) out.put(i, Bf16.widen(s.get(i)));
         return out;
     }
 
     /** A tensor's values at out's position, which advances, as its dtype stores them (for a device whose memory cannot be seen). */
-    static void putValues(relay.stages.tensor.Tensor t, ByteBuffer out) {
+    static void putValues(Tensor t, ByteBuffer out) {
         float[] v = t.toArray();
         ByteBuffer o = out.duplicate().order(ByteOrder.LITTLE_ENDIAN);
         for (float x : v) {
-            if (t.dtype() == relay.stages.tensor.DType.F32) o.putFloat(x);
-            else o.putShort(relay.stages.tensor.Bf16.round(x));
+            if (t.dtype() == DType.F32) o.putFloat(x);
+            else o.putShort(Bf16.round(x));
         }
         out.position(o.position());
     }
@@ -92,7 +95,7 @@ public final class Frames {
         return v;
     }
 
-    static void check(long floats, ByteBuffer in) {
+    private static void check(long floats, ByteBuffer in) {
         if (floats < 0 || floats * Float.BYTES > in.remaining()) {
             throw new IllegalArgumentException(floats + " values announced, " + in.remaining() + " bytes left in the message");
         }

@@ -79,7 +79,7 @@ public record StageCosts(double[] forward, double[] backward, double[] weights) 
 
     /** The stage costs a roofline gives: each part's kernels' modelled time on a simulated device, which holds no values. */
     public static StageCosts modelled(ModelConfig cfg, int batch, int seq, Roofline roofline) {
-        return modelled(cfg, batch, seq, roofline, false, null);
+        return modelled(cfg, batch, seq, roofline, Precision.F32);
     }
 
     /** The same for a model stored in {@code precision}: bfloat16 operands move half the bytes. */
@@ -91,11 +91,6 @@ public record StageCosts(double[] forward, double[] backward, double[] weights) 
      * The same, with blocks that recompute their activations in backward when {@code recompute}, and each weight
      * gradient applied by {@code rule} the moment it exists (an update in backward, as in eager mode; null: none).
      */
-    public static StageCosts modelled(ModelConfig cfg, int batch, int seq, Roofline roofline, boolean recompute, UpdateRule rule) {
-        return modelled(cfg, batch, seq, roofline, recompute, rule, Precision.F32);
-    }
-
-    /** The same for a model stored in {@code precision}. */
     public static StageCosts modelled(ModelConfig cfg, int batch, int seq, Roofline roofline, boolean recompute, UpdateRule rule,
                                       Precision precision) {
         SimDevice d = new SimDevice("modelled", roofline, 0);

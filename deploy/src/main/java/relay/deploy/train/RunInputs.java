@@ -45,7 +45,7 @@ record RunInputs(ModelConfig model, Path weights, Tokenizer tokenizer, PackedDat
                     + " positions of " + c.model().name());
         }
         RunMemory.check(c, cfg, start.step(), room);
-        if (start.checkpoint() == null) src.checkWeights();
+        if (start.checkpoint() == null) src.checkWeights(c.precision());
         Tokenizer tokenizer = start.checkpoint() != null || c.model().tokenizer().isEmpty() ? src.tokenizer()
                 : Tokenizer.read(Path.of(c.model().tokenizer()));
         Path instructions = Path.of(c.run().data());
@@ -65,7 +65,7 @@ record RunInputs(ModelConfig model, Path weights, Tokenizer tokenizer, PackedDat
         // LoRA's base never changes: a resumed LoRA run starts from the model it began with (its adapters come back with the
         // optimizer state).
         Path weights = start.checkpoint() != null && c.optimizer().method() == Method.LORA
-                ? Source.open(c.model().name()).checkWeights().weights() : src.weights();
+                ? Source.open(c.model().name()).checkWeights(c.precision()).weights() : src.weights();
         return new RunInputs(cfg, weights, tokenizer, data, start);
     }
 
@@ -119,12 +119,12 @@ record RunInputs(ModelConfig model, Path weights, Tokenizer tokenizer, PackedDat
 
         /**
          * The weights read whole once, each present, of its shape and finite, and nothing else stored: after the run's
-         * memory is checked, since it takes the model's size.
+         * memory is checked, since it takes the model's size (in the run's precision).
          */
-        Source checkWeights() {
+        Source checkWeights(relay.stages.model.Precision precision) {
             if (weights != null) {
                 try (CpuDevice d = new CpuDevice("check", 1)) {
-                    HfModelDirectory.load(weights, d).close();
+                    HfModelDirectory.load(weights, d, precision).close();
                 }
             }
             return this;

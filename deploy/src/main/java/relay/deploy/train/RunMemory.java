@@ -3,10 +3,10 @@ package relay.deploy.train;
 import java.util.EnumMap;
 import java.util.Map;
 import relay.actors.Placement;
-import relay.actors.plan.StageCosts;
 import relay.actors.plan.DeviceSpec;
 import relay.actors.plan.Plan;
 import relay.actors.plan.Planner;
+import relay.actors.plan.StageCosts;
 import relay.stages.memory.Category;
 import relay.stages.memory.ProcessMemory;
 import relay.stages.model.ModelConfig;
@@ -47,7 +47,7 @@ record RunMemory(Map<Category, Long> tensors, long copy) {
         if (!c.optimizer().method().inPipeline()) {
             tensors.putAll(LoopEngine.planned(c, cfg));
         } else {
-            Placement placement = Placement.balanced(StageCosts.modelled(cfg, c.microbatchSize(), c.run().seq(), PLACING).total(),
+            Placement placement = Placement.balanced(StageCosts.modelled(cfg, c.microbatchSize(), c.run().seq(), PLACING, c.precision()).total(),
                     TrainingRun.devices(c, cfg));
             try (Planner planner = new Planner()) {
                 planner.memory(cfg, placement, c.pipelineConfig(firstStep), c.run().batch(), c.run().seq(), c.pipeline().microbatches())

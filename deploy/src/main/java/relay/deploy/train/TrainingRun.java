@@ -16,13 +16,13 @@ import relay.actors.ClusterSettings;
 import relay.actors.Nodes;
 import relay.actors.NodesUnavailable;
 import relay.actors.Placement;
-import relay.stages.model.ModelConfig;
 import relay.actors.plan.StageCosts;
 import relay.optimizers.Method;
 import relay.stages.io.CheckpointShard;
 import relay.stages.io.ModelFileException;
 import relay.stages.io.UnwritableFile;
 import relay.stages.memory.Category;
+import relay.stages.model.ModelConfig;
 import relay.stages.train.Batch;
 
 /**
@@ -299,7 +299,7 @@ public final class TrainingRun {
         Method method = c.optimizer().method();
         if (!method.inPipeline()) return new LoopEngine(model, c.run().seed(), method, c.optimizerSettings(), weights, first,
                 c.pipeline().recompute(), c.precision());
-        StageCosts costs = StageCosts.measure(model, c.microbatchSize(), c.run().seq());
+        StageCosts costs = StageCosts.measure(model, c.microbatchSize(), c.run().seq(), c.precision());
         Placement placement = Placement.balanced(costs.total(), devices(c, model));
         // Stages move through a model directory only this JVM reads: re-balancing is for a pipeline in one JVM.
         boolean rebalance = c.pipeline().rebalance() && c.pipeline().nodes() == 1;

@@ -25,6 +25,7 @@ import relay.stages.model.Initializer;
 import relay.stages.model.LmHead;
 import relay.stages.model.Model;
 import relay.stages.model.ModelConfig;
+import relay.stages.tensor.DType;
 import relay.stages.tensor.Device;
 import relay.stages.tensor.Mat;
 import relay.stages.tensor.Tensor;
@@ -364,7 +365,7 @@ public final class SelfTest {
                     Tensor k = own(owned, tensor(v.get("k"), n, kvw));
                     Tensor val = own(owned, tensor(v.get("v"), n, kvw));
                     Tensor out = own(owned, device.allocate(Category.ACTIVATIONS, n, qw));
-                    Tensor probs = own(owned, att.forward(Mat.of(q), Mat.of(k), Mat.of(val), B, seq, positions, out, relay.stages.tensor.DType.F32));
+                    Tensor probs = own(owned, att.forward(Mat.of(q), Mat.of(k), Mat.of(val), B, seq, positions, out, DType.F32));
                     Tensor dy = own(owned, tensor(dOut, n, qw));
                     Tensor dq = own(owned, device.allocate(Category.ACTIVATIONS, n, qw));
                     Tensor dk = own(owned, device.allocate(Category.ACTIVATIONS, n, kvw));

@@ -1,6 +1,7 @@
 package relay.stages.layers;
 
 import relay.stages.memory.Category;
+import relay.stages.tensor.DType;
 import relay.stages.tensor.Device;
 import relay.stages.tensor.Mat;
 import relay.stages.tensor.Tensor;
@@ -54,7 +55,7 @@ public final class CausalAttention {
      * {@code positions}: batch·seq position ids, or null (each sequence one example). The probabilities are stored
      * as {@code dtype}.
      */
-    public Tensor forward(Mat q, Mat k, Mat v, int batch, int seq, int[] positions, Tensor out, relay.stages.tensor.DType dtype) {
+    public Tensor forward(Mat q, Mat k, Mat v, int batch, int seq, int[] positions, Tensor out, DType dtype) {
         Device d = out.device();
         Tensor probs = d.empty(Category.ACTIVATIONS, dtype, batch * heads, seq, seq);
         Mat o = Mat.of(out);

@@ -1,6 +1,7 @@
 package relay.stages.layers;
 
 import relay.stages.memory.Category;
+import relay.stages.tensor.DType;
 import relay.stages.tensor.Device;
 import relay.stages.tensor.Tensor;
 
@@ -33,11 +34,11 @@ public final class Norm {
     public record Out(Tensor y, Stats stats) {}
 
     public Out forward(Tensor x) {
-        return forward(x, relay.stages.tensor.DType.F32);
+        return forward(x, DType.F32);
     }
 
     /** The output stored as {@code dtype} (the statistics stay float32: a value per row). */
-    public Out forward(Tensor x, relay.stages.tensor.DType dtype) {
+    public Out forward(Tensor x, DType dtype) {
         Device d = x.device();
         Tensor y = d.empty(Category.ACTIVATIONS, dtype, x.rows(), x.cols());
         Tensor rstd = d.empty(Category.ACTIVATIONS, x.rows());

@@ -1,6 +1,7 @@
 package relay.stages.layers;
 
 import java.util.List;
+import relay.stages.tensor.DType;
 import relay.stages.tensor.Tensor;
 
 /**
@@ -13,7 +14,7 @@ import relay.stages.tensor.Tensor;
 public abstract class TransformerBlock implements AutoCloseable {
     private boolean recompute;
     private boolean trainable = true;
-    private relay.stages.tensor.DType activations = relay.stages.tensor.DType.F32;
+    private DType activations = DType.F32;
     private final List<Parameter> parameters = new java.util.ArrayList<>();
 
     /** The output of a forward pass (the caller owns it) and what its backward needs. */
@@ -55,11 +56,11 @@ public abstract class TransformerBlock implements AutoCloseable {
      * How the block stores what it keeps for backward, its output and its input gradient (bfloat16 halves a
      * pipeline's activation memory and its messages); the math runs in float32 either way. Set it between steps.
      */
-    public void setActivations(relay.stages.tensor.DType dtype) {
+    public void setActivations(DType dtype) {
         this.activations = dtype;
     }
 
-    public relay.stages.tensor.DType activations() {
+    public DType activations() {
         return activations;
     }
 

@@ -5,6 +5,7 @@ import java.util.List;
 import relay.stages.layers.GradientSink;
 import relay.stages.layers.Parameter;
 import relay.stages.memory.Category;
+import relay.stages.tensor.DType;
 import relay.stages.tensor.Device;
 import relay.stages.tensor.Tensor;
 
@@ -37,7 +38,7 @@ public final class Embedding {
         return tokens;
     }
 
-    private relay.stages.tensor.DType activations = relay.stages.tensor.DType.F32;
+    private DType activations = DType.F32;
 
     public List<Parameter> parameters() {
         List<Parameter> ps = new ArrayList<>();
@@ -47,7 +48,7 @@ public final class Embedding {
     }
 
     /** How the output is stored: the dtype of the activations between blocks (and of the message to the first). */
-    public void setActivations(relay.stages.tensor.DType dtype) {
+    public void setActivations(DType dtype) {
         this.activations = dtype;
     }
 
