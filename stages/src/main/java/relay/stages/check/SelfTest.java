@@ -108,7 +108,7 @@ public final class SelfTest {
 
     // ---- configs: small, odd where it matters ----
 
-    private static final int B = 2;
+    static final int B = 2;
 
     static ModelConfig gpt2() {
         return new ModelConfig(Family.GPT2, 13, 16, 2, 2, 2, 8, 40, 9, 1e-5f, 0, true);
@@ -433,7 +433,7 @@ public final class SelfTest {
     // ---- blocks and whole models ----
 
     /** Variables for every parameter of the given list, with the parameters' own (float32) values. */
-    private static Map<String, double[]> parameterVariables(List<Parameter> ps) {
+    static Map<String, double[]> parameterVariables(List<Parameter> ps) {
         Map<String, double[]> vars = new LinkedHashMap<>();
         for (Parameter p : ps) vars.put(p.name(), get(p.value()));
         return vars;
@@ -564,7 +564,7 @@ public final class SelfTest {
     }
 
     /** The whole model's mean loss in float64, composed from the reference pieces. */
-    private static double referenceLoss(ModelConfig cfg, Map<String, double[]> p, int[] ids, int[] targets, int[] positions, int seq) {
+    static double referenceLoss(ModelConfig cfg, Map<String, double[]> p, int[] ids, int[] targets, int[] positions, int seq) {
         int c = cfg.hidden(), n = ids.length;
         boolean gpt2 = cfg.family() == Family.GPT2;
         double[] wte = p.get(gpt2 ? "transformer.wte.weight" : "model.embed_tokens.weight");
