@@ -39,15 +39,18 @@ class ResumeTest {
         }
     }
 
-    /** The train command of those runs, with where it goes. */
+    /** The train command of those runs, with where it goes; {@code optimizer} may be followed by settings ("adalomo dtype=bf16"). */
     private String[] command(String optimizer, String where, String directory) throws IOException {
         Path corpus = dir.resolve("corpus.txt");
         StringBuilder sb = new StringBuilder();
         for (int i = 0; i < 60; i++) sb.append("And the evening and the morning were the ").append(i % 5).append(" day.\n");
         Files.writeString(corpus, sb.toString());
-        return new String[] {"train", "--model", "llama-tiny", "--optimizer", optimizer, "--data", corpus.toString(), "--steps", "6",
-                where, directory, "batch=2", "seq=16", "microbatches=2", "devices=2", "eval-every=2",
-                "checkpoint-every=3", "trace-steps=0", "eval-sequences=4", "lisa.gamma=1", "lisa.period=2", "validation-fraction=0.1"};
+        String[] method = optimizer.split(" ");
+        List<String> args = new ArrayList<>(List.of("train", "--model", "llama-tiny", "--optimizer", method[0], "--data", corpus.toString(),
+                "--steps", "6", where, directory, "batch=2", "seq=16", "microbatches=2", "devices=2", "eval-every=2",
+                "checkpoint-every=3", "trace-steps=0", "eval-sequences=4", "lisa.gamma=1", "lisa.period=2", "validation-fraction=0.1"));
+        args.addAll(List.of(method).subList(1, method.length));
+        return args.toArray(String[]::new);
     }
 
     /** --run: the same command starts the run, and after a preemption goes on with it where it stopped. */
@@ -96,9 +99,11 @@ class ResumeTest {
     }
 
     @org.junit.jupiter.params.ParameterizedTest
-    @org.junit.jupiter.params.provider.ValueSource(strings = {"adalomo", "lora"})
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"adalomo", "lora", "adalomo dtype=bf16"})
     void aRunCutShortAndResumedEndsExactlyWhereTheWholeRunEnds(String optimizer) throws Exception {
         Path whole = train(dir.resolve("a"), optimizer);
+        assertEquals(optimizer.endsWith("bf16") ? relay.stages.tensor.DType.BF16 : relay.stages.tensor.DType.F32,
+                relay.stages.io.HfModelDirectory.storedDtype(whole.resolve("checkpoints/step-3")), "the checkpoint is in the run's dtype");
         // The same run, stopped during step 6 after a partial checkpoint at 5: what a killed job leaves.
         Path cut = dir.resolve("b").resolve(whole.getFileName().toString());
         copy(whole, cut);
