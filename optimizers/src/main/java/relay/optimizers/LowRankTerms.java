@@ -12,6 +12,7 @@ import relay.stages.layers.LowRank;
 import relay.stages.layers.Parameter;
 import relay.stages.model.Adapters;
 import relay.stages.model.Initializer;
+import relay.stages.tensor.Bf16;
 
 /**
  * The low-rank terms RSO or LoRA add to a set of linears — every block's on the plain loop, one block's in a
@@ -132,7 +133,7 @@ public final class LowRankTerms implements AutoCloseable {
     @Override
     public void close() {
         for (Linear l : linears) {
-            l.mergeLowRank();
+            l.mergeLowRank(Bf16.updateKey(seed, -1, -1, l.weight().name()));
             l.lowRank().close();
             l.setLowRank(null);
         }

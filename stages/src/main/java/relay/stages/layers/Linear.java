@@ -134,9 +134,12 @@ public final class Linear {
         }
     }
 
-    /** Folds the low-rank term into the weight, W += scale·B·A (RSO's merge before a redraw, or LoRA export). */
-    public void mergeLowRank() {
-        addLowRank(weight.value());
+    /**
+     * Folds the low-rank term into the weight, W += scale·B·A (RSO's merge before a redraw, or LoRA export): an update
+     * of W, so a bfloat16 W takes it rounded stochastically with the random bits of {@code key}.
+     */
+    public void mergeLowRank(long key) {
+        weight.update(key, () -> addLowRank(weight.value()));
     }
 
     /**

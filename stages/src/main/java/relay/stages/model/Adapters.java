@@ -4,6 +4,7 @@ import relay.stages.layers.Linear;
 import relay.stages.layers.LowRank;
 import relay.stages.layers.Parameter;
 import relay.stages.memory.Category;
+import relay.stages.tensor.Bf16;
 import relay.stages.tensor.Device;
 import relay.stages.tensor.Tensor;
 
@@ -47,7 +48,7 @@ public final class Adapters {
     /** RSO's outer step: W += B·Pᵀ, B = 0 and a fresh P from the new seed. The model's function is unchanged. */
     public static void redraw(Linear linear, long seed) {
         LowRank term = linear.lowRank();
-        linear.mergeLowRank();
+        linear.mergeLowRank(Bf16.updateKey(seed, 0, -1, linear.weight().name()));
         term.b().value().device().fill(term.b().value(), 0f);
         fillProjection(term.a().value(), base(linear), term.rank(), seed);
     }
