@@ -118,9 +118,9 @@ final class FinetuneBenchCommand implements Callable<Integer> {
                     String.format("%.0f", r.tokensPerSecond()));
         }
         String setting = String.format("%s pre-trained %d steps on the Old Testament (held-out loss %.4f before fine-tuning), then %d steps of "
-                + "%d × %d tokens of the New Testament per method; learning rate: the best of %s × each method's fine-tuning rate (a tenth of "
-                + "its from-scratch one) after %d steps, by loss on other held-out verses", model, pretrainSteps, baseLoss, steps, batch, seq,
-                factorNames(), tuneSteps);
+                + "%d × %d tokens of the New Testament per method in %s; learning rate: the best of %s × each method's fine-tuning rate (a "
+                + "tenth of its from-scratch one) after %d steps, by loss on other held-out verses", model, pretrainSteps, baseLoss, steps, batch,
+                seq, dtype.dtype().key(), factorNames(), tuneSteps);
         System.out.printf("%n%s%n", setting);
         t.print(System.out);
         Map<String, Object> out = new LinkedHashMap<>();
@@ -130,6 +130,7 @@ final class FinetuneBenchCommand implements Callable<Integer> {
         out.put("batch", batch);
         out.put("seq", seq);
         out.put("tune_steps", tuneSteps);
+        out.put("dtype", dtype.dtype().key());
         out.put("base_held_out_loss", baseLoss);
         Map<String, Object> byOptimizer = new LinkedHashMap<>();
         for (FinetuneBench.Run r : runs) {
