@@ -41,8 +41,8 @@ public final class Codecs implements MessageCodecs {
                         r -> 0L, (r, out) -> { }, (p, in) -> CoordinatorWire.stepResult(p)),
                 new Protocol<>("g", Coordinator.Gathered.class, relay.transport.proto.Gathered.parser(), g -> CoordinatorWire.gathered(g, w),
                         Codecs::raw, Codecs::writeParts, (p, in) -> CoordinatorWire.gathered(p, in, w)),
-                new Protocol<>("h", StageHost.Command.class, HostCommand.parser(), c -> HostWire.hostCommand(c, w), c -> 0L, (c, out) -> { },
-                        (p, in) -> HostWire.hostCommand(p, w)),
+                new Protocol<>("h", StageHost.Command.class, HostCommand.parser(), c -> HostWire.hostCommand(c, w), Codecs::raw,
+                        Codecs::writeParts, (p, in) -> HostWire.hostCommand(p, in, w)),
                 new Protocol<>("m", StageHost.DeviceMemory.class, relay.transport.proto.DeviceMemory.parser(), HostWire::memory,
                         m -> 0L, (m, out) -> { }, (p, in) -> HostWire.memory(p)),
                 new Protocol<>("p", StageHost.Pong.class, Empty.parser(), m -> Empty.getDefaultInstance(), m -> 0L, (m, out) -> { },
@@ -110,6 +110,8 @@ public final class Codecs implements MessageCodecs {
     /** The tensor parts a message carries (none for most). */
     private static List<TensorPart> parts(Object m) {
         if (m instanceof StageCommand.RestoreState r) return r.parts();
+        if (m instanceof StageCommand.RestoreSnapshot r) return r.parts();
+        if (m instanceof StageHost.HoldSnapshot h) return h.parts();
         if (m instanceof StageEvent.Weights w) return w.parts();
         if (m instanceof StageEvent.OptimizerState o) return o.parts();
         if (m instanceof Coordinator.Restore r) return CoordinatorWire.restoreParts(r);

@@ -62,6 +62,27 @@ public final class Coordinator {
     public record AwaitShards(long step, ActorRef<Gathered> replyTo) implements Command {}
 
     /**
+     * Snapshot {@code step} in the nodes' memory: every stage takes its copy and hands it to its holders (its node's
+     * host and the next node's) in the background; the reply comes once every stage has its copy (the next step
+     * may start). The holders report to the coordinator as the copies arrive ({@link SnapshotLedger}).
+     */
+    public record TakeSnapshot(long step, ActorRef<Gathered> replyTo) implements Command {}
+
+    /**
+     * Where the run can go on from after a lost node: the newest snapshot every stage still has a live holder of,
+     * one {@link StageEvent.SnapshotHeld} per stage; none (an error) if there is no such step. Answered at once in
+     * every state, a broken pipeline's included.
+     */
+    public record FindSnapshot(ActorRef<Gathered> replyTo) implements Command {}
+
+    /** Have each stage's holder send it that stage's snapshot ({@code point}: {@link FindSnapshot}'s answer of an earlier pipeline). */
+    public record RestoreSnapshot(List<StageEvent.SnapshotHeld> point, ActorRef<Gathered> replyTo) implements Command {
+        public RestoreSnapshot {
+            point = List.copyOf(point);
+        }
+    }
+
+    /**
      * How a step (or an evaluation) went. On failure {@code error} says where, {@code failure} what kind, and
      * losses are partial.
      *
@@ -113,6 +134,7 @@ public final class Coordinator {
     private final Passes passes;
     private final BlockDraws draws;
     private final ShardLedger shards;
+    private final SnapshotLedger snapshots;
 
     private Coordinator(ActorContext<Message> ctx, TimerScheduler<Message> timers, PipelineConfig config, Placement placement) {
         this.ctx = ctx;
@@ -123,12 +145,14 @@ public final class Coordinator {
         this.passes = new Passes(placement, config.firstStep());
         this.draws = new BlockDraws(config, placement.stages() - 2);
         this.shards = new ShardLedger(placement);
+        this.snapshots = new SnapshotLedger(placement.stages());
     }
 
     /** Before {@link Start}: there are no stages to ask anything. */
     private Behavior<Message> notStarted() {
         return Behaviors.receive(Message.class)
                 .onMessage(AwaitShards.class, this::awaitShards)
+                .onMessage(FindSnapshot.class, this::findSnapshot)
                 .onMessage(Start.class, m -> begin(request(m, PipelineStages.NONE)))
                 .onMessage(Command.class, m -> refuse(m, "the pipeline's stages are not started"))
                 .onMessage(StageReport.class, m -> betweenRequests(m.event(), PipelineStages.NONE))
@@ -139,13 +163,14 @@ public final class Coordinator {
     private Behavior<Message> ready(PipelineStages stages) {
         return Behaviors.receive(Message.class)
                 .onMessage(AwaitShards.class, this::awaitShards)
+                .onMessage(FindSnapshot.class, this::findSnapshot)
                 .onMessage(Start.class, m -> refuse(m, "the pipeline's stages are started already"))
                 .onMessage(Command.class, m -> begin(request(m, stages)))
                 .onMessage(StageReport.class, m -> betweenRequests(m.event(), stages))
                 .onSignal(Terminated.class, t -> {
                     NodeLoss loss = NodeLoss.of(t.getRef(), stages, placement);
                     if (loss.ofHost()) return Behaviors.same();
-                    shards.gone(loss.stages(), loss.reason());
+                    lost(t, loss);
                     return broken(stages, loss.reason());
                 })
                 .build();
@@ -157,15 +182,15 @@ public final class Coordinator {
         return Behaviors.receive(Message.class)
                 .onMessage(StageReport.class, m -> during(r, m.event()))
                 .onMessage(AwaitShards.class, this::awaitShards)
+                .onMessage(FindSnapshot.class, this::findSnapshot)
                 .onMessage(Command.class, m -> refuse(m, "the pipeline is busy with " + r.what()))
                 .onMessage(Deadline.class, m -> failed(r, r.what() + " timed out after " + r.deadline(config) + " with "
                         + r.outstanding().size() + " stage report(s) outstanding ("
                         + r.outstanding().stream().map(placement::stageName).collect(Collectors.joining(", ")) + ")", StageEvent.Failure.FAULT))
                 .onSignal(Terminated.class, t -> {
                     NodeLoss loss = NodeLoss.of(t.getRef(), r.stages, placement);
-                    Behavior<Message> next = failed(r, loss.reason(), StageEvent.Failure.NODE_LOST);
-                    shards.gone(loss.stages(), loss.reason());
-                    return next;
+                    lost(t, loss);
+                    return failed(r, loss.reason(), StageEvent.Failure.NODE_LOST);
                 })
                 .build();
     }
@@ -174,10 +199,11 @@ public final class Coordinator {
     private Behavior<Message> broken(PipelineStages stages, String reason) {
         return Behaviors.receive(Message.class)
                 .onMessage(AwaitShards.class, this::awaitShards)
+                .onMessage(FindSnapshot.class, this::findSnapshot)
                 .onMessage(Command.class, m -> refuse(m, "the pipeline stopped after an earlier failure: " + reason))
                 .onMessage(StageReport.class, m -> betweenRequests(m.event(), stages))
                 .onSignal(Terminated.class, t -> {
-                    shards.gone(NodeLoss.of(t.getRef(), stages, placement).stages(), reason);
+                    lost(t, new NodeLoss(reason, NodeLoss.of(t.getRef(), stages, placement).stages()));
                     return Behaviors.same();
                 })
                 .build();
@@ -192,6 +218,8 @@ public final class Coordinator {
         if (c instanceof Collect m) return new Gathering.Collecting(m, stages, load);
         if (c instanceof Restore m) return new RestoreRouting(m, stages, load);
         if (c instanceof WriteShards m) return new Gathering.TakingShards(m, stages, load);
+        if (c instanceof TakeSnapshot m) return new Gathering.TakingSnapshot(m, stages, load, snapshots);
+        if (c instanceof RestoreSnapshot m) return new Gathering.RestoringSnapshot(m, stages, load, events);
         throw new IllegalArgumentException(c + " is not a request");
     }
 
@@ -217,6 +245,10 @@ public final class Coordinator {
                 shards.written(w);
                 return Behaviors.same();
             }
+            if (e instanceof StageEvent.SnapshotHeld h) {
+                snapshots.held(h);
+                return Behaviors.same();
+            }
             if (e instanceof StageEvent.Failed f) return failed(r, f.reason(), f.kind());
             Request next = r.event(e);
             if (next == r) return Behaviors.same();
@@ -238,9 +270,23 @@ public final class Coordinator {
     /** A stage's event between requests: a shard written is the ledger's; a failure breaks the pipeline, unless it was a message the stage could not take. */
     private Behavior<Message> betweenRequests(StageEvent e, PipelineStages stages) {
         if (e instanceof StageEvent.ShardWritten w) shards.written(w);
+        if (e instanceof StageEvent.SnapshotHeld h) snapshots.held(h);
         if (!(e instanceof StageEvent.Failed f)) return Behaviors.same();
         ctx.getLog().warn("{} between requests: {}", placement.stageName(f.stage()), f.reason());
         return f.kind() == StageEvent.Failure.PROTOCOL ? Behaviors.same() : broken(stages, f.reason());
+    }
+
+    /** A node is gone: the shards its stages were writing, and the snapshots its host held. */
+    private void lost(Terminated t, NodeLoss loss) {
+        shards.gone(loss.stages(), loss.reason());
+        if (t.getRef().path().address().hasGlobalScope()) snapshots.lost(t.getRef().path().address());
+    }
+
+    private Behavior<Message> findSnapshot(FindSnapshot m) {
+        List<StageEvent.SnapshotHeld> point = snapshots.recovery();
+        m.replyTo().tell(point.isEmpty() ? new Gathered(List.of(), "no snapshot in memory has every stage on a node left", StageEvent.Failure.FAULT)
+                : new Gathered(List.copyOf(point), null, null));
+        return Behaviors.same();
     }
 
     private Behavior<Message> awaitShards(AwaitShards m) {

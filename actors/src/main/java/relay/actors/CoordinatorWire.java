@@ -38,6 +38,14 @@ final class CoordinatorWire {
             b.setWriteShards(CoordinatorCommand.Shards.newBuilder().setStep(m.step()).setDirectory(m.directory()).setReplyTo(w.ref(m.replyTo())));
         } else if (c instanceof Coordinator.AwaitShards m) {
             b.setAwaitShards(CoordinatorCommand.Shards.newBuilder().setStep(m.step()).setReplyTo(w.ref(m.replyTo())));
+        } else if (c instanceof Coordinator.TakeSnapshot m) {
+            b.setTakeSnapshot(CoordinatorCommand.Shards.newBuilder().setStep(m.step()).setReplyTo(w.ref(m.replyTo())));
+        } else if (c instanceof Coordinator.FindSnapshot m) {
+            b.setFindSnapshot(CoordinatorCommand.Shards.newBuilder().setReplyTo(w.ref(m.replyTo())));
+        } else if (c instanceof Coordinator.RestoreSnapshot m) {
+            var r = CoordinatorCommand.RestoreSnapshot.newBuilder().setReplyTo(w.ref(m.replyTo()));
+            m.point().forEach(h -> r.addPoint(StageEventWire.stageEvent(h, w)));
+            b.setRestoreSnapshot(r);
         } else {
             throw Codecs.unknown(c);
         }
@@ -69,6 +77,10 @@ final class CoordinatorWire {
             case WRITE_SHARDS -> new Coordinator.WriteShards(p.getWriteShards().getStep(), p.getWriteShards().getDirectory(),
                     w.ref(p.getWriteShards().getReplyTo()));
             case AWAIT_SHARDS -> new Coordinator.AwaitShards(p.getAwaitShards().getStep(), w.ref(p.getAwaitShards().getReplyTo()));
+            case TAKE_SNAPSHOT -> new Coordinator.TakeSnapshot(p.getTakeSnapshot().getStep(), w.ref(p.getTakeSnapshot().getReplyTo()));
+            case FIND_SNAPSHOT -> new Coordinator.FindSnapshot(w.ref(p.getFindSnapshot().getReplyTo()));
+            case RESTORE_SNAPSHOT -> new Coordinator.RestoreSnapshot(p.getRestoreSnapshot().getPointList().stream()
+                    .map(e -> (StageEvent.SnapshotHeld) StageEventWire.stageEvent(e, in, w)).toList(), w.ref(p.getRestoreSnapshot().getReplyTo()));
             case COMMAND_NOT_SET -> throw new IllegalArgumentException("a coordinator command without a command");
         };
     }

@@ -122,4 +122,82 @@ abstract class Gathering extends Request {
             return "taking the stages' copies for checkpoint " + write.step();
         }
     }
+
+    /** Each stage takes its copy for a snapshot in memory and reports so; the copies reach their holders after the reply ({@link SnapshotLedger}). */
+    static final class TakingSnapshot extends Gathering {
+        private final Coordinator.TakeSnapshot take;
+        private final SnapshotLedger ledger;
+
+        TakingSnapshot(Coordinator.TakeSnapshot take, PipelineStages stages, CoordinatorLoad load, SnapshotLedger ledger) {
+            super(stages, load, take.replyTo());
+            this.take = take;
+            this.ledger = ledger;
+        }
+
+        @Override
+        void ask() {
+            List<List<ActorRef<StageHost.Command>>> holders = new ArrayList<>();
+            for (int s = 0; s < stages.size(); s++) holders.add(stages.holders(s));
+            long keepFrom = ledger.whole();
+            ledger.taking(take.step(), holders);
+            for (int s = 0; s < stages.size(); s++) {
+                stages.get(s).tell(new StageCommand.TakeSnapshot(take.step(), keepFrom, holders.get(s),
+                        holders.get(s).stream().map(stages::channelOf).toList()));
+            }
+        }
+
+        @Override
+        boolean answers(StageEvent e) {
+            return e instanceof StageEvent.SnapshotTaken t && t.step() == take.step();
+        }
+
+        @Override
+        String what() {
+            return "taking the stages' copies for the snapshot of step " + take.step();
+        }
+    }
+
+    /**
+     * Each stage's holder sends it that stage's snapshot; a head whose token table is tied also takes the table
+     * from the embedding's. Each stage reports {@link StageEvent.Restored} once it has all.
+     */
+    static final class RestoringSnapshot extends Gathering {
+        private final Coordinator.RestoreSnapshot restore;
+        private final ActorRef<StageEvent> events;
+
+        RestoringSnapshot(Coordinator.RestoreSnapshot restore, PipelineStages stages, CoordinatorLoad load, ActorRef<StageEvent> events) {
+            super(stages, load, restore.replyTo());
+            this.restore = restore;
+            this.events = events;
+        }
+
+        @Override
+        void ask() {
+            int head = stages.size() - 1;
+            List<String> tied = stages.stateOwners().get(0).stream().filter(stages.stateOwners().get(head)::contains).toList();
+            for (StageEvent.SnapshotHeld h : restore.point()) {
+                int s = h.stage(), sources = s == head && !tied.isEmpty() ? 2 : 1;
+                h.holder().tell(new StageHost.SendSnapshot(s, h.step(), List.of(), stages.get(s), stages.channels().get(s), sources, events));
+            }
+            if (tied.isEmpty()) return;
+            StageEvent.SnapshotHeld embedding = restore.point().get(0);
+            embedding.holder().tell(new StageHost.SendSnapshot(0, embedding.step(), tied, stages.get(head), stages.channels().get(head), 2, events));
+        }
+
+        @Override
+        boolean answers(StageEvent e) {
+            return e instanceof StageEvent.Restored;
+        }
+
+        @Override
+        String check(List<StageEvent> all) {
+            for (StageEvent e : all) if (((StageEvent.Restored) e).error() != null) return "snapshot: " + ((StageEvent.Restored) e).error();
+            return null;
+        }
+
+        @Override
+        String what() {
+            return "restoring the stages from the snapshot of step " + restore.point().get(0).step();
+        }
+    }
 }

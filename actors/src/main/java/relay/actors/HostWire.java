@@ -2,6 +2,7 @@ package relay.actors;
 
 import java.util.EnumMap;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import relay.stages.memory.Category;
@@ -23,19 +24,35 @@ final class HostWire {
             b.setPing(HostCommand.ReportMemory.newBuilder().setReplyTo(w.ref(m.replyTo())));
         } else if (c instanceof StageHost.Refuse m) {
             b.setRefuse(HostCommand.Refuse.newBuilder().setWhy(m.why()));
+        } else if (c instanceof StageHost.HoldSnapshot m) {
+            b.setHoldSnapshot(HostCommand.HoldSnapshot.newBuilder().setStage(m.stage()).setStep(m.step()).setKeepFrom(m.keepFrom())
+                    .setState(m.state()).addAllParts(Wire.partHeaders(m.parts())).setLast(m.last()).setAck(w.ref(m.ack())));
+        } else if (c instanceof StageHost.SendSnapshot m) {
+            b.setSendSnapshot(HostCommand.SendSnapshot.newBuilder().setStage(m.stage()).setStep(m.step()).addAllNames(m.names())
+                    .setTo(w.ref(m.to())).setChannel(m.channel()).setSources(m.sources()).setEvents(w.ref(m.events())));
         } else {
             throw Codecs.unknown(c);
         }
         return b.build();
     }
 
-    static StageHost.Command hostCommand(HostCommand p, Wire w) {
+    static StageHost.Command hostCommand(HostCommand p, java.nio.ByteBuffer in, Wire w) {
         return switch (p.getCommandCase()) {
             case SPAWN -> new StageHost.Spawn(Wire.spec(p.getSpawn().getSpec()), w.ref(p.getSpawn().getEvents()));
             case REPORT_MEMORY -> new StageHost.ReportMemory(w.ref(p.getReportMemory().getReplyTo()));
             case STOP_STAGES -> new StageHost.StopStages(w.ref(p.getStopStages().getReplyTo()));
             case PING -> new StageHost.Ping(w.ref(p.getPing().getReplyTo()));
             case REFUSE -> new StageHost.Refuse(p.getRefuse().getWhy());
+            case HOLD_SNAPSHOT -> {
+                HostCommand.HoldSnapshot h = p.getHoldSnapshot();
+                yield new StageHost.HoldSnapshot(h.getStage(), h.getStep(), h.getKeepFrom(), h.getState(), Wire.readParts(h.getPartsList(), in),
+                        h.getLast(), w.ref(h.getAck()));
+            }
+            case SEND_SNAPSHOT -> {
+                HostCommand.SendSnapshot h = p.getSendSnapshot();
+                yield new StageHost.SendSnapshot(h.getStage(), h.getStep(), List.copyOf(h.getNamesList()), w.ref(h.getTo()), h.getChannel(),
+                        h.getSources(), w.ref(h.getEvents()));
+            }
             case COMMAND_NOT_SET -> throw new IllegalArgumentException("a host command without a command");
         };
     }

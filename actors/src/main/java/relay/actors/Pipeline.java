@@ -41,6 +41,13 @@ public final class Pipeline implements AutoCloseable {
     private final Placement placement;
     private final Duration askTimeout;
 
+    /** A snapshot in the nodes' memory, as the coordinator found it after a lost node: its step, and the holder of each stage's copy. */
+    public record Snapshot(long step, List<StageEvent.SnapshotHeld> holders) {
+        public Snapshot {
+            holders = List.copyOf(holders);
+        }
+    }
+
     private Pipeline(Nodes nodes, boolean ownsNodes, ActorRef<Coordinator.Command> coordinator, List<ActorRef<StageHost.Command>> hosts,
                      Placement placement, PipelineConfig config) {
         this.nodes = nodes;
@@ -194,6 +201,35 @@ public final class Pipeline implements AutoCloseable {
                 });
     }
 
+    /**
+     * Snapshot {@code step} into the nodes' memory: returns once every stage holds its copy (the next step may start);
+     * the copies reach their holders in the background.
+     */
+    public void takeSnapshot(long step) {
+        gather(to -> new Coordinator.TakeSnapshot(step, to));
+    }
+
+    /**
+     * Sets every stage's weights and optimizer state from a snapshot an earlier pipeline on these nodes took (before
+     * the first step); a holder that no longer has it, or a snapshot that does not fit a stage, is an error.
+     */
+    public void restoreSnapshot(Snapshot snapshot) {
+        gather(to -> new Coordinator.RestoreSnapshot(snapshot.holders(), to));
+    }
+
+    /** The newest snapshot in the nodes' memory that every stage still has a holder of (on a node not lost), or null. */
+    public Snapshot newestSnapshot() {
+        Coordinator.Gathered g = ask(coordinator, Coordinator.FindSnapshot::new, "the snapshots");
+        if (!g.ok()) return null;
+        List<StageEvent.SnapshotHeld> held = g.events().stream().map(e -> (StageEvent.SnapshotHeld) e).toList();
+        return new Snapshot(held.get(0).step(), held);
+    }
+
+    /** The failure of a node lost during a request, with the snapshot the run can go on from (or none). */
+    public NodesUnavailable lost(String error) {
+        return new NodesUnavailable(error, newestSnapshot());
+    }
+
     /** Every stage's trace events recorded so far (each stage's buffer starts empty again). */
     public List<TraceEvent> trace() {
         List<TraceEvent> all = new ArrayList<>();
@@ -230,7 +266,7 @@ public final class Pipeline implements AutoCloseable {
         Coordinator.Gathered g = ask(coordinator, request, "the stages");
         if (g.ok()) return g.events();
         if (g.failure() == StageEvent.Failure.INPUT) throw new IllegalArgumentException(g.error());
-        if (g.failure() == StageEvent.Failure.NODE_LOST) throw new NodesUnavailable(g.error());
+        if (g.failure() == StageEvent.Failure.NODE_LOST) throw lost(g.error());
         throw new IllegalStateException(g.error());
     }
 

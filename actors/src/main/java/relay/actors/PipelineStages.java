@@ -4,15 +4,34 @@ import java.util.List;
 import org.apache.pekko.actor.typed.ActorRef;
 
 /**
- * The pipeline's stages as the coordinator knows them once each is built: its reference, and the names of
- * what it keeps state of (where a checkpoint's optimizer state belongs), by stage. {@link #NONE} before then.
+ * The pipeline's stages as the coordinator knows them once each is built: its reference, the names of what it
+ * keeps state of (where a checkpoint's optimizer state belongs), the host of its node and its node's tensor
+ * channel ("" in one JVM), by stage. {@link #NONE} before then.
  */
-record PipelineStages(List<ActorRef<StageCommand>> refs, List<List<String>> stateOwners) {
-    static final PipelineStages NONE = new PipelineStages(List.of(), List.of());
+record PipelineStages(List<ActorRef<StageCommand>> refs, List<List<String>> stateOwners, List<ActorRef<StageHost.Command>> hosts,
+                      List<String> channels) {
+    static final PipelineStages NONE = new PipelineStages(List.of(), List.of(), List.of(), List.of());
 
     PipelineStages {
         refs = List.copyOf(refs);
         stateOwners = List.copyOf(stateOwners);
+        hosts = List.copyOf(hosts);
+        channels = List.copyOf(channels);
+    }
+
+    /** The tensor channel of a host's node. */
+    String channelOf(ActorRef<StageHost.Command> host) {
+        return channels.get(hosts.indexOf(host));
+    }
+
+    /**
+     * Where stage {@code stage}'s snapshots are held: its own node's host, and the next node's in the ring of the
+     * pipeline's nodes (in stage order), so that losing any one node loses no snapshot.
+     */
+    List<ActorRef<StageHost.Command>> holders(int stage) {
+        List<ActorRef<StageHost.Command>> ring = hosts.stream().distinct().toList();
+        ActorRef<StageHost.Command> own = hosts.get(stage);
+        return ring.size() == 1 ? List.of(own) : List.of(own, ring.get((ring.indexOf(own) + 1) % ring.size()));
     }
 
     int size() {

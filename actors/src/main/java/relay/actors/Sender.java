@@ -2,6 +2,7 @@ package relay.actors;
 
 import org.apache.pekko.actor.typed.ActorRef;
 import relay.transport.TensorChannel;
+import relay.transport.WireMessage;
 
 /**
  * Where a connected stage's messages go: to a stage of another node through this node's tensor channel, else
@@ -26,11 +27,15 @@ final class Sender implements Outbox {
     }
 
     void deliver(int to, StageCommand m) {
-        String address = links.channels().get(to);
+        deliver(channel, links.channels().get(to), links.stages().get(to), m);
+    }
+
+    /** A message for an actor of the node whose tensor channel is at {@code address}: through this node's channel, else (same node, one JVM) as a tell. */
+    static <T extends WireMessage> void deliver(TensorChannel channel, String address, ActorRef<T> to, T m) {
         if (channel != null && !address.isEmpty() && !address.equals(channel.address())) {
-            channel.send(address, links.stages().get(to), m);
+            channel.send(address, to, m);
         } else {
-            links.stages().get(to).tell(m);
+            to.tell(m);
         }
     }
 

@@ -66,7 +66,7 @@ public final class StageActor {
         this.events = events;
         this.trace = trace;
         this.channel = channel;
-        this.state = new StageState(spec, device, role, events);
+        this.state = new StageState(spec, device, role, events, channel);
     }
 
     /** Built, not yet knowing the other stages: a pass's messages cannot go anywhere yet. */
@@ -155,7 +155,9 @@ public final class StageActor {
                 .onMessage(StageCommand.CollectState.class, m -> handled(state::reportOptimizerState))
                 .onMessage(StageCommand.RestoreState.class, m -> handled(() -> state.restore(m)))
                 .onMessage(StageCommand.CollectTrace.class, m -> handled(() -> events.tell(new StageEvent.Trace(spec.stage(), trace.drain()))))
-                .onMessage(StageCommand.WriteShard.class, m -> handled(() -> state.writeShard(m, checkpointWriter())));
+                .onMessage(StageCommand.WriteShard.class, m -> handled(() -> state.writeShard(m, checkpointWriter())))
+                .onMessage(StageCommand.TakeSnapshot.class, m -> handled(() -> state.snapshot(m, checkpointWriter())))
+                .onMessage(StageCommand.RestoreSnapshot.class, m -> handled(() -> state.restoreSnapshot(m)));
     }
 
     private Executor checkpointWriter() {

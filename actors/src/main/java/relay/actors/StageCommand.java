@@ -92,4 +92,30 @@ public sealed interface StageCommand extends WireMessage {
      * as the stage's shard of the checkpoint {@code directory} in the background (answered when written).
      */
     record WriteShard(long step, String directory) implements StageCommand {}
+
+    /**
+     * At a step boundary: take a copy of what the stage owns (the weights it updates, its optimizer state) for the
+     * snapshot of step {@code step} (answered at once), then hand it to {@code holders} — its own node's host and
+     * the next node's — in the background, through their nodes' tensor channels ({@code channels}, "" for a tell).
+     * A stage still sending its previous snapshot skips this one: snapshots never hold up a step. Holders forget
+     * the stage's snapshots before {@code keepFrom}, a step every holder has whole.
+     */
+    record TakeSnapshot(long step, long keepFrom, List<ActorRef<StageHost.Command>> holders, List<String> channels)
+            implements StageCommand {
+        public TakeSnapshot {
+            holders = List.copyOf(holders);
+            channels = List.copyOf(channels);
+        }
+    }
+
+    /**
+     * Part of a snapshot a holder sends back to a stage rebuilt after a lost node: weights, or ({@code state})
+     * optimizer state; {@code last} ends one holder's parts. The stage takes it all once {@code sources} holders
+     * ended theirs (two for a head whose tied table is the embedding's).
+     */
+    record RestoreSnapshot(int sources, boolean state, List<TensorPart> parts, boolean last) implements StageCommand {
+        public RestoreSnapshot {
+            parts = List.copyOf(parts);
+        }
+    }
 }

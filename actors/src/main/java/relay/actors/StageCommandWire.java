@@ -47,6 +47,13 @@ final class StageCommandWire {
             b.setCollectTrace(Empty.getDefaultInstance());
         } else if (c instanceof StageCommand.WriteShard m) {
             b.setWriteShard(relay.transport.proto.WriteShard.newBuilder().setStep(m.step()).setDirectory(m.directory()));
+        } else if (c instanceof StageCommand.TakeSnapshot m) {
+            var t = relay.transport.proto.TakeSnapshot.newBuilder().setStep(m.step()).setKeepFrom(m.keepFrom()).addAllChannels(m.channels());
+            m.holders().forEach(h -> t.addHolders(w.ref(h)));
+            b.setTakeSnapshot(t);
+        } else if (c instanceof StageCommand.RestoreSnapshot m) {
+            b.setRestoreSnapshot(relay.transport.proto.RestoreSnapshot.newBuilder().setSources(m.sources()).setState(m.state())
+                    .addAllParts(Wire.partHeaders(m.parts())).setLast(m.last()));
         } else {
             throw Codecs.unknown(c);
         }
@@ -75,6 +82,10 @@ final class StageCommandWire {
             case RESTORE_STATE -> new StageCommand.RestoreState(Wire.readParts(p.getRestoreState().getPartsList(), in), p.getRestoreState().getLast());
             case COLLECT_TRACE -> new StageCommand.CollectTrace();
             case WRITE_SHARD -> new StageCommand.WriteShard(p.getWriteShard().getStep(), p.getWriteShard().getDirectory());
+            case TAKE_SNAPSHOT -> new StageCommand.TakeSnapshot(p.getTakeSnapshot().getStep(), p.getTakeSnapshot().getKeepFrom(),
+                    p.getTakeSnapshot().getHoldersList().stream().<ActorRef<StageHost.Command>>map(w::ref).toList(), p.getTakeSnapshot().getChannelsList());
+            case RESTORE_SNAPSHOT -> new StageCommand.RestoreSnapshot(p.getRestoreSnapshot().getSources(), p.getRestoreSnapshot().getState(),
+                    Wire.readParts(p.getRestoreSnapshot().getPartsList(), in), p.getRestoreSnapshot().getLast());
             case COMMAND_NOT_SET -> throw new IllegalArgumentException("a stage command without a command");
         };
     }

@@ -37,6 +37,9 @@ public final class StageHost {
     /** Where the host reports the bytes its JVM received and no device has taken yet. */
     public static final int IN_FLIGHT = -1;
 
+    /** Where the host reports the snapshots it holds. */
+    public static final int SNAPSHOTS = -2;
+
     /** What a stage host takes. */
     public sealed interface Command extends WireMessage {}
 
@@ -58,6 +61,29 @@ public final class StageHost {
     /** This host's node index is held by another live node: the coordinator gives it no devices, and says why. */
     public record Refuse(String why) implements Command {}
 
+    /**
+     * Part of stage {@code stage}'s snapshot of step {@code step} for this node to hold: weights, or ({@code state})
+     * optimizer state; {@code last} ends it, and {@code ack} hears once it is whole. See {@link SnapshotStore}.
+     */
+    public record HoldSnapshot(int stage, long step, long keepFrom, boolean state, List<TensorPart> parts, boolean last,
+                               ActorRef<StageEvent> ack) implements Command {
+        public HoldSnapshot {
+            parts = List.copyOf(parts);
+        }
+    }
+
+    /**
+     * Send stage {@code stage}'s snapshot of step {@code step} (only the tensors {@code names}, unless empty) to the
+     * rebuilt stage {@code to}, whose node's tensor channel is at {@code channel}, as one of its {@code sources}; a
+     * snapshot this node does not hold is reported to {@code events} as a failed restore.
+     */
+    public record SendSnapshot(int stage, long step, List<String> names, ActorRef<StageCommand> to, String channel, int sources,
+                               ActorRef<StageEvent> events) implements Command {
+        public SendSnapshot {
+            names = List.copyOf(names);
+        }
+    }
+
     /** Peak bytes per category of each of a host's devices by device index, and of its JVM's bytes in flight under {@link #IN_FLIGHT}. */
     public record DeviceMemory(Map<Integer, Map<Category, Long>> peaks) implements WireMessage {}
 
@@ -66,7 +92,10 @@ public final class StageHost {
         return "relay-device-" + device;
     }
 
-    /** The dispatcher that writes a node's checkpoint shards: one thread, so they go to disk one after another, off the devices' threads. */
+    /**
+     * The dispatcher that writes a node's checkpoint shards and sends its snapshots: one thread, so they go out one
+     * after another, off the devices' threads.
+     */
     static final String CHECKPOINT_WRITER = "relay-checkpoint-writer";
 
     /** Configuration of the dispatchers of these devices and of the checkpoint writer, to layer into the actor system's config. */
@@ -104,6 +133,7 @@ public final class StageHost {
         private final TensorChannel channel;
         private final DeviceKind kind;
         private final Consumer<String> refused;
+        private final SnapshotStore snapshots = new SnapshotStore();
 
         Host(ActorContext<Command> ctx, TensorChannel channel, DeviceKind kind, Consumer<String> refused) {
             this.ctx = ctx;
@@ -124,6 +154,8 @@ public final class StageHost {
                         m.replyTo().tell(new Pong());
                         return Behaviors.same();
                     })
+                    .onMessage(HoldSnapshot.class, this::hold)
+                    .onMessage(SendSnapshot.class, this::send)
                     .onMessage(Refuse.class, m -> {
                         refused.accept(m.why());
                         return Behaviors.same();
@@ -158,6 +190,38 @@ public final class StageHost {
             return Behaviors.same();
         }
 
+        private Behavior<Command> hold(HoldSnapshot m) {
+            if (snapshots.take(m)) m.ack().tell(new StageEvent.SnapshotHeld(m.stage(), m.step(), ctx.getSelf()));
+            return Behaviors.same();
+        }
+
+        /** The snapshot goes out in message-sized parts, weights then state, from the node's background thread (the channel may make it wait). */
+        private Behavior<Command> send(SendSnapshot m) {
+            SnapshotStore.Snapshot s = snapshots.get(m.stage(), m.step());
+            if (s == null) {
+                m.events().tell(new StageEvent.Restored(m.stage(), Set.of(), "node " + Nodes.hostPort(ctx.getSystem().address())
+                        + " holds no snapshot of step " + m.step() + " of stage " + m.stage() + " (it holds " + snapshots.steps(m.stage()) + ")"));
+                return Behaviors.same();
+            }
+            List<TensorPart> weights = m.names().isEmpty() ? s.weights()
+                    : s.weights().stream().filter(p -> m.names().contains(p.name())).toList();
+            List<TensorPart> state = m.names().isEmpty() ? s.state() : List.of();
+            background().execute(() -> {
+                List<List<TensorPart>> w = TensorPart.group(weights, TensorPart.MESSAGE_FLOATS), st = TensorPart.group(state, TensorPart.MESSAGE_FLOATS);
+                for (int i = 0; i < w.size(); i++) {
+                    Sender.deliver(channel, m.channel(), m.to(), new StageCommand.RestoreSnapshot(m.sources(), false, w.get(i), false));
+                }
+                for (int i = 0; i < st.size(); i++) {
+                    Sender.deliver(channel, m.channel(), m.to(), new StageCommand.RestoreSnapshot(m.sources(), true, st.get(i), i == st.size() - 1));
+                }
+            });
+            return Behaviors.same();
+        }
+
+        private java.util.concurrent.Executor background() {
+            return ctx.getSystem().dispatchers().lookup(DispatcherSelector.fromConfig(CHECKPOINT_WRITER));
+        }
+
         private Behavior<Command> stop(StopStages m) {
             List<ActorRef<Void>> children = ctx.getChildren();
             if (children.isEmpty()) {
@@ -177,6 +241,8 @@ public final class StageHost {
                 device.memory().resetPeaks();
             });
             peaks.put(IN_FLIGHT, new EnumMap<>(TensorPayload.inFlight().peaks()));
+            peaks.put(SNAPSHOTS, new EnumMap<>(snapshots.ledger().peaks()));
+            snapshots.ledger().resetPeaks();
             TensorPayload.inFlight().resetPeaks();
             return new DeviceMemory(peaks);
         }

@@ -4,20 +4,25 @@ import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.Executor;
 import java.util.function.BiFunction;
 import org.apache.pekko.actor.typed.ActorRef;
+import relay.optimizers.Method;
 import relay.stages.io.CheckpointShard;
 import relay.stages.io.SafeTensors;
 import relay.stages.layers.Parameter;
 import relay.stages.memory.Category;
 import relay.stages.memory.MemoryLedger;
 import relay.stages.tensor.Device;
+import relay.transport.TensorChannel;
 
 /**
- * A stage's weights and optimizer state as they leave it between steps — collected, or written as its shard
- * of a checkpoint — and a checkpoint's optimizer state as it comes back. Tensors leave in messages of bounded
+ * A stage's weights and optimizer state as they leave it between steps — collected, written as its shard
+ * of a checkpoint, or sent as its snapshot to the nodes that hold it — and as they come back: a checkpoint's
+ * optimizer state, or a whole snapshot. Tensors leave in messages of bounded
  * size, the last one marked.
  */
 final class StageState {
@@ -25,9 +30,17 @@ final class StageState {
     private final Device device;
     private final StageRole role;
     private final ActorRef<StageEvent> events;
+    /** The node's tensor channel (null in one JVM): snapshots go to other nodes' holders through it. */
+    private final TensorChannel channel;
     private final List<TensorPart> restoring = new ArrayList<>();
+    /** A snapshot's parts coming back after a lost node: weights, state, and how many holders have sent all theirs. */
+    private final List<TensorPart> snapshotWeights = new ArrayList<>(), snapshotState = new ArrayList<>();
+    private int snapshotSources;
+    /** Set while the previous snapshot is still going out: the next one is skipped rather than wait. */
+    private final AtomicBoolean sending = new AtomicBoolean();
 
-    StageState(StageSpec spec, Device device, StageRole role, ActorRef<StageEvent> events) {
+    StageState(StageSpec spec, Device device, StageRole role, ActorRef<StageEvent> events, TensorChannel channel) {
+        this.channel = channel;
         this.spec = spec;
         this.device = device;
         this.role = role;
@@ -87,6 +100,74 @@ final class StageState {
             }
             events.tell(written);
         });
+    }
+
+    /**
+     * A snapshot in memory: the stage's copy of what it owns — what its checkpoint shard holds, the weights it updates
+     * and its optimizer state — is taken here, between steps on the device's thread,
+     * and reported at once; {@code background} (the node's writer) then hands it to each holder while the stage
+     * trains on. The copy counts as {@link Category#SNAPSHOTS} on the device until it is sent.
+     */
+    void snapshot(StageCommand.TakeSnapshot m, Executor background) {
+        if (!sending.compareAndSet(false, true)) {
+            events.tell(new StageEvent.SnapshotTaken(spec.stage(), m.step(), true));
+            return;
+        }
+        // What a checkpoint's shard holds: LoRA's base never changes (a rebuilt stage reads it as it started), its adapters are state.
+        List<SafeTensors.Tensor32> weights = spec.config().method() == Method.LORA ? List.of() : weights(role.updated());
+        Map<String, float[]> state = role.state();
+        long floats = 0;
+        for (SafeTensors.Tensor32 t : weights) floats += t.values().length;
+        for (float[] v : state.values()) floats += v.length;
+        long bytes = floats * Float.BYTES;
+        MemoryLedger ledger = device.memory();
+        ledger.allocated(Category.SNAPSHOTS, bytes);
+        events.tell(new StageEvent.SnapshotTaken(spec.stage(), m.step(), false));
+        background.execute(() -> {
+            try {
+                List<List<TensorPart>> w = TensorPart.split(weights, TensorPart.MESSAGE_FLOATS), st = TensorPart.split(state, TensorPart.MESSAGE_FLOATS);
+                for (int h = 0; h < m.holders().size(); h++) {
+                    ActorRef<StageHost.Command> holder = m.holders().get(h);
+                    String channel = m.channels().get(h);
+                    for (List<TensorPart> g : w) {
+                        Sender.deliver(this.channel, channel, holder, new StageHost.HoldSnapshot(spec.stage(), m.step(), m.keepFrom(), false, g, false, events));
+                    }
+                    for (int i = 0; i < st.size(); i++) {
+                        Sender.deliver(this.channel, channel, holder, new StageHost.HoldSnapshot(spec.stage(), m.step(), m.keepFrom(), true, st.get(i),
+                                i == st.size() - 1, events));
+                    }
+                }
+            } finally {
+                ledger.released(Category.SNAPSHOTS, bytes);
+                sending.set(false);
+            }
+        });
+    }
+
+    /**
+     * A snapshot's parts gather until every holder sent its last; then the stage's parameters and optimizer state
+     * are set from them as a checkpoint's would set them, and the stage reports {@link StageEvent.Restored}.
+     */
+    void restoreSnapshot(StageCommand.RestoreSnapshot m) {
+        (m.state() ? snapshotState : snapshotWeights).addAll(m.parts());
+        if (m.last()) snapshotSources++;
+        if (snapshotSources < m.sources()) return;
+        try {
+            Map<String, float[]> weights = TensorPart.assembleValues(snapshotWeights);
+            for (Parameter p : role.parameters()) {
+                float[] v = weights.get(p.name());
+                if (v == null && spec.config().method() != Method.LORA) throw new IllegalArgumentException("the snapshot holds no " + p.name());
+                if (v != null) p.value().copyFrom(v);
+            }
+            role.restore(TensorPart.assembleValues(snapshotState));
+            events.tell(new StageEvent.Restored(spec.stage(), Set.copyOf(role.state().keySet()), null));
+        } catch (IllegalArgumentException e) {
+            events.tell(new StageEvent.Restored(spec.stage(), Set.of(), spec.name() + ": " + e.getMessage()));
+        } finally {
+            snapshotWeights.clear();
+            snapshotState.clear();
+            snapshotSources = 0;
+        }
     }
 
     /** Copies of these parameters' values as the model computes with them. */

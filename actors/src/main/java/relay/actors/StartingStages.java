@@ -1,6 +1,5 @@
 package relay.actors;
 
-import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Set;
@@ -85,22 +84,21 @@ abstract class StartingStages extends Request {
         private final StageEvent.Ready[] ready;
 
         Connecting(Building built, StageEvent.Ready[] ready) {
-            super(built.start, built.ctx, stages(ready), built.load);
+            super(built.start, built.ctx, stages(ready, built.start.hostOfStage()), built.load);
             this.ready = ready;
         }
 
-        private static PipelineStages stages(StageEvent.Ready[] ready) {
+        private static PipelineStages stages(StageEvent.Ready[] ready, List<ActorRef<StageHost.Command>> hosts) {
             return new PipelineStages(Arrays.stream(ready).map(StageEvent.Ready::ref).toList(),
-                    Arrays.stream(ready).map(StageEvent.Ready::parameters).toList());
+                    Arrays.stream(ready).map(StageEvent.Ready::parameters).toList(), hosts,
+                    Arrays.stream(ready).map(StageEvent.Ready::channel).toList());
         }
 
         @Override
         Request begin() {
             stages.refs().forEach(ctx::watch);
             hosts().forEach(ctx::unwatch);
-            List<String> channels = new ArrayList<>();
-            for (StageEvent.Ready r : ready) channels.add(r.channel());
-            stages.tellAll(new StageCommand.Connect(stages.refs(), channels));
+            stages.tellAll(new StageCommand.Connect(stages.refs(), stages.channels()));
             return this;
         }
 

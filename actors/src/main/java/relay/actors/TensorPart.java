@@ -47,6 +47,24 @@ public record TensorPart(String name, int[] shape, long offset, float[] values) 
         return split(tensors, floats);
     }
 
+    /** Parts, none larger than {@code floats} values, grouped in order into messages of at most that many (at least one group). */
+    public static List<List<TensorPart>> group(List<TensorPart> parts, int floats) {
+        List<List<TensorPart>> groups = new ArrayList<>();
+        List<TensorPart> group = new ArrayList<>();
+        long size = 0;
+        for (TensorPart p : parts) {
+            if (!group.isEmpty() && size + p.values().length > floats) {
+                groups.add(group);
+                group = new ArrayList<>();
+                size = 0;
+            }
+            group.add(p);
+            size += p.values().length;
+        }
+        groups.add(group);
+        return groups;
+    }
+
     /** The whole tensors again, in the order their first parts came; a missing or overlapping part is an error. */
     public static List<SafeTensors.Tensor32> assemble(List<TensorPart> parts) {
         Map<String, SafeTensors.Tensor32> whole = new LinkedHashMap<>();

@@ -5,6 +5,7 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
+import relay.actors.Pipeline;
 import relay.stages.io.CheckpointShard;
 import relay.stages.memory.Category;
 import relay.stages.train.Batch;
@@ -31,6 +32,20 @@ interface Engine extends AutoCloseable {
 
     /** Sets the optimizer's state from {@link #optimizerState()}'s values of an earlier run (before the first step). */
     void restore(Map<String, float[]> state);
+
+    /**
+     * Snapshots step {@code step} into the memory of the nodes (each stage's state into its node's and the next
+     * node's), in the background; returns once the engine may step on. Only a pipeline over several nodes has nodes
+     * to keep them: the plain loop has nothing to snapshot into.
+     */
+    default void snapshot(int step) {
+        throw new UnsupportedOperationException("only a pipeline over several nodes snapshots into their memory");
+    }
+
+    /** Sets every stage from a snapshot in the nodes' memory that an earlier pipeline on the same nodes took (before the first step). */
+    default void restore(Pipeline.Snapshot snapshot) {
+        throw new UnsupportedOperationException("only a pipeline over several nodes restores from their memory");
+    }
 
     /** Writes the trace recorded so far, if the engine records one; returns whether it wrote. */
     boolean writeTrace(Path file) throws IOException;

@@ -10,7 +10,6 @@ import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import relay.actors.Coordinator;
 import relay.actors.Nodes;
-import relay.actors.NodesUnavailable;
 import relay.actors.Pipeline;
 import relay.actors.PipelineConfig;
 import relay.actors.Placement;
@@ -72,7 +71,7 @@ final class PipelineEngine implements Engine {
         if (!r.ok()) {
             throw switch (r.failure()) {
                 case DIVERGED -> new ArithmeticException(r.error());
-                case NODE_LOST -> new NodesUnavailable(r.error());
+                case NODE_LOST -> pipeline.lost(r.error());
                 default -> new IllegalStateException(r.error());
             };
         }
@@ -143,6 +142,16 @@ final class PipelineEngine implements Engine {
     @Override
     public void restore(Map<String, float[]> state) {
         pipeline.restoreOptimizerState(state);
+    }
+
+    @Override
+    public void snapshot(int step) {
+        pipeline.takeSnapshot(step);
+    }
+
+    @Override
+    public void restore(Pipeline.Snapshot snapshot) {
+        pipeline.restoreSnapshot(snapshot);
     }
 
     @Override

@@ -5,6 +5,7 @@ import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
+import relay.actors.Pipeline;
 import relay.optimizers.Method;
 import relay.stages.data.Corpus;
 import relay.stages.data.InstructionDataset;
@@ -26,9 +27,16 @@ import relay.stages.text.TokenizerJson;
  * @param weights the model directory the engine reads its weights from, or null for weights from the seed
  */
 record RunInputs(ModelConfig model, Path weights, Tokenizer tokenizer, PackedDataset data, Start start) {
-    /** Where a run begins: at step 0, or at a checkpoint's step and data position. */
-    record Start(Path checkpoint, int step, PackedDataset.Position data) {
-        static final Start FRESH = new Start(null, 0, new PackedDataset.Position(0, 0));
+    /**
+     * Where a run begins: at step 0, at a checkpoint's step and data position, or after a lost node at a snapshot's
+     * in the memory of the nodes left (then {@code snapshot} is set and {@code checkpoint} null).
+     */
+    record Start(Path checkpoint, int step, PackedDataset.Position data, Pipeline.Snapshot snapshot) {
+        static final Start FRESH = new Start(null, 0, new PackedDataset.Position(0, 0), null);
+
+        Start(Path checkpoint, int step, PackedDataset.Position data) {
+            this(checkpoint, step, data, null);
+        }
     }
 
     /**
@@ -99,6 +107,15 @@ record RunInputs(ModelConfig model, Path weights, Tokenizer tokenizer, PackedDat
         Start s = checkpoint == null ? Start.FRESH : Checkpoint.resumable(checkpoint, c);
         data.seek(s.data());
         return new RunInputs(model, checkpoint == null || c.optimizer().method() == Method.LORA ? weights : checkpoint, tokenizer, data, s);
+    }
+
+    /**
+     * The same model, tokenizer and data for a run restarted from a snapshot in the nodes' memory, taken when the data
+     * was at {@code position}; the stages are built as the run's were before the snapshot's values replace theirs.
+     */
+    RunInputs restartFrom(Pipeline.Snapshot snapshot, PackedDataset.Position position) {
+        data.seek(position);
+        return new RunInputs(model, weights, tokenizer, data, new Start(null, Math.toIntExact(snapshot.step()), position, snapshot));
     }
 
     /** Where a model comes from: its shape, the directory holding its weights (none for a preset) and its tokenizer (if it has one). */

@@ -73,12 +73,12 @@ public record TrainConfig(ModelPart model, OptimizerPart optimizer, PipelinePart
      * (each attending only to itself) instead of one to a sequence, padded.
      */
     public record RunPart(String data, int steps, int batch, int seq, double validationFraction, int evalEvery, int evalSequences,
-                          int checkpointEvery, int keepCheckpoints, int restarts, long seed, String out, boolean packing) {}
+                          int checkpointEvery, int snapshotEvery, int keepCheckpoints, int restarts, long seed, String out, boolean packing) {}
 
     /** Settings a resumed run may change: how it goes on, not what it is (model, data, method, seed, shapes of state). */
     static final List<String> CHANGEABLE_ON_RESUME = List.of("steps", "lr", "warmup", "weight-decay", "beta1", "beta2", "eps",
             "clip-value", "clip-norm", "batch", "microbatches", "nodes", "devices", "schedule", "mode", "restarts", "step-timeout",
-            "eval-every", "eval-sequences", "checkpoint-every", "keep-checkpoints", "trace-steps", "rebalance", "recompute");
+            "eval-every", "eval-sequences", "checkpoint-every", "snapshot-every", "keep-checkpoints", "trace-steps", "rebalance", "recompute");
 
     /** Settings that name files; they are made absolute where the command line is typed (see {@link #absolutePaths}). */
     private static final List<String> PATHS = List.of("model", "tokenizer", "data", "out");
@@ -117,7 +117,7 @@ public record TrainConfig(ModelPart model, OptimizerPart optimizer, PipelinePart
                             c.getInt("trace-steps"), flag(c, "rebalance"), flag(c, "recompute")),
                     new RunPart(c.getString("data"), c.getInt("steps"), c.getInt("batch"), c.getInt("seq"),
                             c.getDouble("validation-fraction"), c.getInt("eval-every"), c.getInt("eval-sequences"),
-                            c.getInt("checkpoint-every"), c.getInt("keep-checkpoints"), c.getInt("restarts"), c.getLong("seed"),
+                            c.getInt("checkpoint-every"), c.getInt("snapshot-every"), c.getInt("keep-checkpoints"), c.getInt("restarts"), c.getLong("seed"),
                             c.getString("out"), flag(c, "packing")),
                     precision(c));
             t.validate();
@@ -291,6 +291,7 @@ public record TrainConfig(ModelPart model, OptimizerPart optimizer, PipelinePart
         require(r.evalEvery() >= 1, "eval-every", "must be ≥ 1, not " + r.evalEvery());
         require(r.evalSequences() >= 1, "eval-sequences", "must be ≥ 1, not " + r.evalSequences());
         require(r.checkpointEvery() >= 1, "checkpoint-every", "must be ≥ 1, not " + r.checkpointEvery());
+        require(r.snapshotEvery() >= 0, "snapshot-every", "must be ≥ 0 (0 turns snapshots in memory off), not " + r.snapshotEvery());
         require(r.keepCheckpoints() >= 0, "keep-checkpoints", "must be ≥ 0 (0 keeps them all), not " + r.keepCheckpoints());
         require(r.restarts() >= 0, "restarts", "must be ≥ 0, not " + r.restarts());
         require(p.traceSteps() >= 0, "trace-steps", "must be ≥ 0 (0 turns tracing off), not " + p.traceSteps());

@@ -5,6 +5,7 @@ import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
@@ -14,10 +15,12 @@ import java.util.concurrent.CompletionException;
 import java.util.function.UnaryOperator;
 import relay.actors.ClusterSettings;
 import relay.actors.Nodes;
+import relay.actors.Pipeline;
 import relay.actors.NodesUnavailable;
 import relay.actors.Placement;
 import relay.actors.plan.StageCosts;
 import relay.optimizers.Method;
+import relay.stages.data.PackedDataset;
 import relay.stages.io.CheckpointShard;
 import relay.stages.io.ModelFileException;
 import relay.stages.io.UnwritableFile;
@@ -47,12 +50,15 @@ public final class TrainingRun {
     private final long start = System.nanoTime();
     /** The checkpoint whose weights and optimizer state are being written while the steps go on, or null. */
     private Pending pending;
+    /** The data position after each step snapshotted in the nodes' memory, kept across restarts: where a restart from one goes on. */
+    private final Map<Integer, PackedDataset.Position> snapshots;
 
     private record Pending(int step, Path directory, CompletableFuture<List<CheckpointShard.File>> written) {}
 
     private TrainingRun(TrainConfig c, Config resolved, RunInputs in, RunDirectory dir, PrintStream out, UnaryOperator<Engine> wrap,
-                        Nodes nodes, StopRequest stop) {
+                        Nodes nodes, StopRequest stop, Map<Integer, PackedDataset.Position> snapshots) {
         this.c = c;
+        this.snapshots = snapshots;
         this.nodes = nodes;
         this.stop = stop;
         this.resolved = resolved;
@@ -105,22 +111,33 @@ public final class TrainingRun {
             // What a killed run left half-written goes before anything is written again.
             Checkpoint.discardIncomplete(path);
             int failedAt = -1;
+            Map<Integer, PackedDataset.Position> snapshots = new HashMap<>();
             for (int restart = 1; ; restart++) {
                 try {
-                    return new TrainingRun(c, resolved, in, dir, out, wrap, nodes, stop).train();
+                    return new TrainingRun(c, resolved, in, dir, out, wrap, nodes, stop, snapshots).train();
                 } catch (Failed | NodesUnavailable e) {
                     if (e instanceof Failed f && f.ends()) throw e;
-                    // A node lost during a step, a checkpoint's copy or an evaluation.
-                    boolean lost = e instanceof NodesUnavailable || e.getCause() instanceof NodesUnavailable;
+                    // A node lost during a step, a snapshot's or a checkpoint's copy, or an evaluation.
+                    NodesUnavailable lostNode = e instanceof NodesUnavailable n ? n : e.getCause() instanceof NodesUnavailable n ? n : null;
                     int step = e instanceof Failed f ? f.step() : -1;
-                    String replaced = lost ? replace(nodes, devices(c, in.model()), out) : null;
-                    if ((lost && replaced == null) || restart > c.run().restarts() || (step >= 0 && step == failedAt)) throw e;
+                    String replaced = lostNode != null ? replace(nodes, devices(c, in.model()), out) : null;
+                    if ((lostNode != null && replaced == null) || restart > c.run().restarts() || (step >= 0 && step == failedAt)) throw e;
                     failedAt = step;
-                    out.printf("%s%nrestarting the run (%d of %d restarts)%s%n", e.getMessage(), restart, c.run().restarts(),
-                            replaced == null ? "" : ": " + replaced);
+                    Path checkpoint = Checkpoint.any(path) ? Checkpoint.locate(path, refused(out, dir)) : null;
+                    Pipeline.Snapshot snapshot = lostNode == null ? null : lostNode.snapshot();
+                    // A snapshot older than the newest checkpoint (its copies still arriving) gives way to the checkpoint.
+                    boolean fromMemory = snapshot != null && snapshots.containsKey(Math.toIntExact(snapshot.step()))
+                            && (checkpoint == null || snapshot.step() >= Checkpoint.resumable(checkpoint, c).step());
+                    String from = fromMemory ? goingOnFrom(snapshot, step)
+                            : lostNode != null && c.run().snapshotEvery() > 0 && c.pipeline().nodes() > 1
+                            ? "no snapshot in memory has every stage on a node left: going on from "
+                            + (checkpoint == null ? "the start" : dir.path().relativize(checkpoint)) : null;
+                    out.printf("%s%nrestarting the run (%d of %d restarts)%s%s%n", e.getMessage(), restart, c.run().restarts(),
+                            replaced == null ? "" : ": " + replaced, from == null ? "" : "; " + from);
                     dir.history((e instanceof Failed ? "" : e.getMessage() + "; ") + "restarting (" + restart + " of "
-                            + c.run().restarts() + ")" + (replaced == null ? "" : ": " + replaced));
-                    in = in.restartFrom(Checkpoint.any(path) ? Checkpoint.locate(path, refused(out, dir)) : null, c);
+                            + c.run().restarts() + ")" + (replaced == null ? "" : ": " + replaced) + (from == null ? "" : "; " + from));
+                    in = fromMemory ? in.restartFrom(snapshot, snapshots.get(Math.toIntExact(snapshot.step())))
+                            : in.restartFrom(checkpoint, c);
                 }
             }
         } catch (RuntimeException | IOException e) {
@@ -133,6 +150,12 @@ public final class TrainingRun {
             }
             throw e;
         }
+    }
+
+    /** What a restart from a snapshot in memory costs: the steps done again (the failed one among them, when known). */
+    private static String goingOnFrom(Pipeline.Snapshot snapshot, int failedStep) {
+        String redone = failedStep < 0 ? "" : String.format(Locale.ROOT, " (%d step(s) redone)", failedStep - snapshot.step());
+        return "going on from the snapshot of step " + snapshot.step() + " in the memory of the nodes left" + redone;
     }
 
     /** A refused checkpoint, told on the console and in history.log. */
@@ -200,8 +223,11 @@ public final class TrainingRun {
 
     private Summary train() throws IOException {
         int first = in.start().step(), steps = c.run().steps();
+        // Snapshots need another node to hold them: in one JVM a loss takes everything, and the plain loop has no nodes.
+        boolean snapshotting = c.run().snapshotEvery() > 0 && nodes != null && c.pipeline().nodes() > 1;
         try (Engine engine = wrap.apply(engine())) {
             if (in.start().checkpoint() != null) restore(engine);
+            if (in.start().snapshot() != null) restoreSnapshot(engine);
             int done = first;
             try {
                 dir.writeSettings(resolved);
@@ -210,8 +236,10 @@ public final class TrainingRun {
                 if (first == 0) {
                     dir.history("started: " + steps + " steps of " + c.optimizer().method().key() + " on " + c.model().name());
                 } else {
-                    out.printf("resuming %s at step %d of %d from %s%n", dir.path(), first, steps, in.start().checkpoint());
-                    dir.history("resumed at step " + first + " of " + steps + " from " + dir.path().relativize(in.start().checkpoint()));
+                    String from = in.start().checkpoint() != null ? dir.path().relativize(in.start().checkpoint()).toString()
+                            : "the snapshot in the nodes' memory";
+                    out.printf("resuming %s at step %d of %d from %s%n", dir.path(), first, steps, from);
+                    dir.history("resumed at step " + first + " of " + steps + " from " + from);
                 }
                 out.println("training on the " + engine.describe());
                 Progress progress = new Progress(first, steps, out);
@@ -220,6 +248,7 @@ public final class TrainingRun {
                 for (done = first + 1; done <= steps; done++) {
                     Engine.Step st = step(engine, done);
                     seal(false);
+                    if (snapshotting && done % c.run().snapshotEvery() == 0 && done < steps) snapshot(engine, done);
                     boolean last = done == steps, stopping = stop.requested() && !last;
                     boolean evaluating = done % c.run().evalEvery() == 0 || last;
                     double stepVal = evaluating ? validate(engine) : Double.NaN;
@@ -353,6 +382,29 @@ public final class TrainingRun {
                     + (when.isEmpty() ? "" : " " + when);
         } catch (IllegalArgumentException none) {
             return "; the run has no checkpoint yet" + (when.isEmpty() ? "" : ": start it again " + when);
+        }
+    }
+
+    /** Snapshot of step {@code done} into the nodes' memory, with the data position a restart from it goes on at. */
+    private void snapshot(Engine engine, int done) {
+        try {
+            engine.snapshot(done);
+        } catch (RuntimeException e) {
+            throw failed("the snapshot of step " + done, e, "", done);
+        }
+        snapshots.put(done, in.data().position());
+        snapshots.keySet().removeIf(s -> s < done - 64L * c.run().snapshotEvery());
+    }
+
+    /**
+     * Sets every stage from the snapshot the run goes on from after a lost node; one that cannot be restored (its holder
+     * was lost too) sends the run to its newest checkpoint instead.
+     */
+    private void restoreSnapshot(Engine engine) {
+        try {
+            engine.restore(in.start().snapshot());
+        } catch (IllegalArgumentException | IllegalStateException e) {
+            throw new NodesUnavailable("the snapshot of step " + in.start().step() + " could not be restored: " + e.getMessage());
         }
     }
 

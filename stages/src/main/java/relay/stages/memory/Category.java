@@ -7,7 +7,9 @@ public enum Category {
     OPTIMIZER_STATE,
     ACTIVATIONS,
     COMMUNICATION,
-    WORKSPACE;
+    WORKSPACE,
+    /** Copies of other stages' (and its own) state held in a node's memory, so a lost node costs a step, not a checkpoint interval. */
+    SNAPSHOTS;
 
     /** The lower-case name used in reports and JSON ("optimizer_state"). */
     public String key() {
