@@ -3,12 +3,16 @@ package relay.actors;
 import java.util.List;
 import java.util.Map;
 import java.util.stream.Collectors;
+import org.apache.pekko.actor.Address;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Behavior;
 import org.apache.pekko.actor.typed.Terminated;
 import org.apache.pekko.actor.typed.javadsl.ActorContext;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
+import org.apache.pekko.cluster.ClusterEvent;
+import org.apache.pekko.cluster.typed.Cluster;
+import org.apache.pekko.cluster.typed.Subscribe;
 import relay.stages.train.Batch;
 import relay.transport.WireMessage;
 
@@ -111,9 +115,12 @@ public final class Coordinator {
      * (so stages know only {@link StageEvent}) and a request's deadline. Those two never leave this actor, so
      * they have no wire form.
      */
-    private sealed interface Message permits Command, StageReport, Deadline {}
+    private sealed interface Message permits Command, StageReport, Deadline, NodeDowned {}
 
     private record StageReport(StageEvent event) implements Message {}
+
+    /** A node of the cluster was downed: its stages are gone, though their ends reach the coordinator only once it is removed. */
+    private record NodeDowned(Address node) implements Message {}
 
     private record Deadline() implements Message {}
 
@@ -122,8 +129,14 @@ public final class Coordinator {
 
     /** A coordinator for this placement; its first step is the config's (that step applies LISA's current draw whether or not it redraws). */
     public static Behavior<Command> create(PipelineConfig config, Placement placement) {
-        return Behaviors.<Message>setup(ctx -> Behaviors.withTimers(timers -> new Coordinator(ctx, timers, config, placement).notStarted()))
-                .narrow();
+        return Behaviors.<Message>setup(ctx -> {
+            // A node downed (a peer saw its process gone) ends a step at once, not when the node is removed after its heartbeats stop.
+            if (ctx.getSystem().settings().config().getString("pekko.actor.provider").equals("cluster")) {
+                Cluster.get(ctx.getSystem()).subscriptions().tell(Subscribe.create(
+                        ctx.messageAdapter(ClusterEvent.MemberDowned.class, e -> new NodeDowned(e.member().address())), ClusterEvent.MemberDowned.class));
+            }
+            return Behaviors.withTimers(timers -> new Coordinator(ctx, timers, config, placement).notStarted());
+        }).narrow();
     }
 
     private final ActorContext<Message> ctx;
@@ -167,10 +180,16 @@ public final class Coordinator {
                 .onMessage(Start.class, m -> refuse(m, "the pipeline's stages are started already"))
                 .onMessage(Command.class, m -> begin(request(m, stages)))
                 .onMessage(StageReport.class, m -> betweenRequests(m.event(), stages))
+                .onMessage(NodeDowned.class, m -> {
+                    NodeLoss loss = NodeLoss.of(m.node(), "was downed", stages, placement);
+                    if (loss.ofHost()) return Behaviors.same();
+                    lost(m.node(), loss);
+                    return broken(stages, loss.reason());
+                })
                 .onSignal(Terminated.class, t -> {
                     NodeLoss loss = NodeLoss.of(t.getRef(), stages, placement);
                     if (loss.ofHost()) return Behaviors.same();
-                    lost(t, loss);
+                    lost(t.getRef().path().address(), loss);
                     return broken(stages, loss.reason());
                 })
                 .build();
@@ -187,9 +206,15 @@ public final class Coordinator {
                 .onMessage(Deadline.class, m -> failed(r, r.what() + " timed out after " + r.deadline(config) + " with "
                         + r.outstanding().size() + " stage report(s) outstanding ("
                         + r.outstanding().stream().map(placement::stageName).collect(Collectors.joining(", ")) + ")", StageEvent.Failure.FAULT))
+                .onMessage(NodeDowned.class, m -> {
+                    NodeLoss loss = NodeLoss.of(m.node(), "was downed", r.stages, placement);
+                    if (loss.ofHost()) return Behaviors.same();
+                    lost(m.node(), loss);
+                    return failed(r, loss.reason(), StageEvent.Failure.NODE_LOST);
+                })
                 .onSignal(Terminated.class, t -> {
                     NodeLoss loss = NodeLoss.of(t.getRef(), r.stages, placement);
-                    lost(t, loss);
+                    lost(t.getRef().path().address(), loss);
                     return failed(r, loss.reason(), StageEvent.Failure.NODE_LOST);
                 })
                 .build();
@@ -202,8 +227,12 @@ public final class Coordinator {
                 .onMessage(FindSnapshot.class, this::findSnapshot)
                 .onMessage(Command.class, m -> refuse(m, "the pipeline stopped after an earlier failure: " + reason))
                 .onMessage(StageReport.class, m -> betweenRequests(m.event(), stages))
+                .onMessage(NodeDowned.class, m -> {
+                    lost(m.node(), new NodeLoss(reason, NodeLoss.of(m.node(), "was downed", stages, placement).stages()));
+                    return Behaviors.same();
+                })
                 .onSignal(Terminated.class, t -> {
-                    lost(t, new NodeLoss(reason, NodeLoss.of(t.getRef(), stages, placement).stages()));
+                    lost(t.getRef().path().address(), new NodeLoss(reason, NodeLoss.of(t.getRef(), stages, placement).stages()));
                     return Behaviors.same();
                 })
                 .build();
@@ -277,9 +306,9 @@ public final class Coordinator {
     }
 
     /** A node is gone: the shards its stages were writing, and the snapshots its host held. */
-    private void lost(Terminated t, NodeLoss loss) {
+    private void lost(Address node, NodeLoss loss) {
         shards.gone(loss.stages(), loss.reason());
-        if (t.getRef().path().address().hasGlobalScope()) snapshots.lost(t.getRef().path().address());
+        if (node.hasGlobalScope()) snapshots.lost(node);
     }
 
     private Behavior<Message> findSnapshot(FindSnapshot m) {

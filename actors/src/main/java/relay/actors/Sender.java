@@ -24,6 +24,11 @@ final class Sender implements Outbox {
         this.channel = channel;
         this.trace = trace;
         this.events = events;
+        if (channel != null) {
+            for (int s = 0; s < links.stages().size(); s++) {
+                if (!links.channels().get(s).isEmpty()) channel.peer(links.channels().get(s), links.stages().get(s).path().address().toString());
+            }
+        }
     }
 
     void deliver(int to, StageCommand m) {

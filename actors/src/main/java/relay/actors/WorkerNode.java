@@ -43,6 +43,10 @@ public final class WorkerNode extends ClusterNodes {
         try {
             TensorChannel channel = TensorChannel.open(node.system, settings.host(), settings.maxMessage(), settings.sslContext());
             node.system.getWhenTerminated().thenRun(channel::close);
+            // A peer whose process is gone is downed at once: the run goes on from its snapshot without waiting out the heartbeats.
+            Cluster cluster = Cluster.get(node.system);
+            channel.onPeerGone(peer -> cluster.manager().tell(new org.apache.pekko.cluster.typed.Down(
+                    org.apache.pekko.actor.AddressFromURIString.parse(peer))));
             ActorRef<StageHost.Command> host = spawnIn(node.system, StageHost.create(channel, node::leaveRefused), "host-" + index);
             node.hosts.add(host);
             node.system.receptionist().tell(Receptionist.register(HOSTS, host));

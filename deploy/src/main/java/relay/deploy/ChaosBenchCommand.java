@@ -6,6 +6,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.concurrent.Callable;
@@ -17,8 +18,9 @@ import picocli.CommandLine.Option;
 
 @Command(name = "chaos", mixinStandardHelpOptions = true,
         description = "Runs of three JVMs on loopback (a coordinator, two workers), each losing a randomly chosen worker "
-                + "(SIGKILL) at a random step: how many runs survived, and how many ended bit-identical (weights, optimizer "
-                + "state, every loss) to the run that lost nothing. llama-tiny, checkpoints every 2 steps.")
+                + "(SIGKILL) at a random step: how many runs survived, how many ended bit-identical (weights, optimizer "
+                + "state, every loss) to the run that lost nothing, and what each loss cost: the steps done again and the "
+                + "pause from the kill to the next step done. llama-tiny, the run's default checkpoint and snapshot intervals.")
 final class ChaosBenchCommand implements Callable<Integer> {
     @Option(names = "--kills", description = "runs, each losing one worker (default ${DEFAULT-VALUE})")
     int kills = 20;
@@ -61,35 +63,44 @@ final class ChaosBenchCommand implements Callable<Integer> {
         relay.stages.io.FileWrites.writeString(corpus, text);
         System.out.printf("%d runs of %d steps in %s mode, seed %d, in %s%n", kills, steps, mode, s, work);
 
-        Path reference = runDir(work.resolve("reference"), run(work, "reference", corpus, 1, 0, -1, -1));
-        Table table = new Table("run", "node killed", "after step", "survived", "identical", "seconds");
+        Path reference = runDir(work.resolve("reference"), run(work, "reference", corpus, 1, 0, -1, -1).code());
+        Table table = new Table("run", "node killed", "after step", "survived", "identical", "steps lost", "pause s", "seconds");
         List<Map<String, Object>> runs = new ArrayList<>();
+        List<Double> lost = new ArrayList<>(), pauses = new ArrayList<>();
         int survived = 0, identical = 0;
         for (int k = 1; k <= kills; k++) {
             int victim = 1 + random.nextInt(2), atStep = 2 + random.nextInt(steps - 2);
             long t0 = System.nanoTime();
-            int code = run(work, "run-" + k, corpus, 3, LoopbackCluster.freePort(), victim, atStep);
+            Outcome o = run(work, "run-" + k, corpus, 3, LoopbackCluster.freePort(), victim, atStep);
             double seconds = (System.nanoTime() - t0) / 1e9;
-            boolean ok = code == 0, same = ok && sameRun(reference, runDir(work.resolve("run-" + k), 0));
+            boolean ok = o.code() == 0, same = ok && sameRun(reference, runDir(work.resolve("run-" + k), 0));
             survived += ok ? 1 : 0;
             identical += same ? 1 : 0;
-            table.row(k, victim, atStep, ok, same, String.format("%.0f", seconds));
+            if (o.stepsLost() >= 0) lost.add((double) o.stepsLost());
+            if (!Double.isNaN(o.pauseSeconds())) pauses.add(o.pauseSeconds());
+            table.row(k, victim, atStep, ok, same, o.stepsLost() < 0 ? "-" : o.stepsLost(),
+                    Double.isNaN(o.pauseSeconds()) ? "-" : String.format(Locale.ROOT, "%.1f", o.pauseSeconds()), String.format("%.0f", seconds));
             Map<String, Object> r = new LinkedHashMap<>();
             r.put("node_killed", victim);
             r.put("after_step", atStep);
             r.put("survived", ok);
             r.put("identical", same);
+            r.put("steps_lost", o.stepsLost());
+            r.put("pause_s", Double.isNaN(o.pauseSeconds()) ? null : o.pauseSeconds());
             r.put("seconds", seconds);
             runs.add(r);
-            System.out.printf("run %d: node %d killed after step %d: %s%n", k, victim, atStep,
-                    !ok ? "did not survive (exit " + code + ", log " + work.resolve("run-" + k + ".log") + ")" : same ? "identical" : "survived, not identical");
+            System.out.printf("run %d: node %d killed after step %d: %s%n", k, victim, atStep, !ok ? "did not survive (exit "
+                    + o.code() + ", log " + work.resolve("run-" + k + ".log") + ")" : same ? "identical" : "survived, not identical");
         }
         table.print(System.out);
-        System.out.printf("runs %d, survived %d, identical %d%n", kills, survived, identical);
+        System.out.printf(Locale.ROOT, "runs %d, survived %d, identical %d, median steps lost %s, median pause %s s%n", kills, survived,
+                identical, median(lost), median(pauses));
         Map<String, Object> out = new LinkedHashMap<>();
         out.put("runs", kills);
         out.put("survived", survived);
         out.put("identical", identical);
+        out.put("median_steps_lost", median(lost));
+        out.put("median_pause_s", median(pauses));
         out.put("seed", s);
         out.put("steps", steps);
         out.put("mode", mode);
@@ -99,37 +110,75 @@ final class ChaosBenchCommand implements Callable<Integer> {
     }
 
     /**
-     * One run of {@code nodes} JVMs (the coordinator and its workers as child processes); with {@code victim} ≥ 1
-     * that worker is killed once {@code atStep} steps are logged. Returns the coordinator's exit code.
+     * How a run ended: the coordinator's exit code; the completed steps it did again after the loss (the steps logged
+     * when the worker was killed, less the step it went on from), and the seconds from the kill to the next step done
+     * after it went on (−1 and NaN where no worker was killed or the run did not go on).
      */
-    private int run(Path work, String name, Path corpus, int nodes, int port, int victim, int atStep) throws IOException, InterruptedException {
+    record Outcome(int code, int stepsLost, double pauseSeconds) {}
+
+    /**
+     * One run of {@code nodes} JVMs (the coordinator and its workers as child processes); with {@code victim} ≥ 1
+     * that worker is killed once {@code atStep} steps are logged.
+     */
+    private Outcome run(Path work, String name, Path corpus, int nodes, int port, int victim, int atStep) throws IOException, InterruptedException {
         List<String> train = new ArrayList<>(List.of("train", "--model", "llama-tiny", "--data", corpus.toString(), "--steps",
                 String.valueOf(steps), "--out", work.resolve(name).toString(), "batch=2", "seq=16", "microbatches=2", "eval-every=4",
-                "eval-sequences=4", "checkpoint-every=2", "trace-steps=0", "validation-fraction=0.1", "mode=" + mode));
+                "eval-sequences=4", "trace-steps=0", "validation-fraction=0.1", "mode=" + mode));
         if (nodes > 1) train.addAll(List.of("nodes=" + nodes, "relay.cluster.port=" + port, "relay.cluster.down-after=2s"));
         List<Process> workers = new ArrayList<>();
         try {
             for (int i = 1; i < nodes; i++) workers.add(start(LoopbackCluster.worker(port, i, List.of()), work.resolve(name + "-node-" + i + ".log")));
             Process coordinator = start(train, work.resolve(name + ".log"));
             long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(RUN_LIMIT_SECONDS);
-            boolean killed = victim < 1;
+            long killedAt = 0;
+            int logged = 0, from = -1;
+            double pause = Double.NaN;
             while (coordinator.isAlive() && System.nanoTime() < deadline) {
-                if (!killed && stepsLogged(work.resolve(name)) >= atStep) {
+                if (victim >= 1 && killedAt == 0 && stepsLogged(work.resolve(name)) >= atStep) {
                     workers.get(victim - 1).destroyForcibly();
-                    killed = true;
+                    killedAt = System.nanoTime();
+                    logged = stepsLogged(work.resolve(name));
                 }
+                if (killedAt != 0 && from < 0) from = resumedAt(work.resolve(name));
+                // The metrics are cut back to the step it went on from before it says so: a step after it is new.
+                if (from >= 0 && Double.isNaN(pause) && stepsLogged(work.resolve(name)) > from) pause = (System.nanoTime() - killedAt) / 1e9;
                 Thread.sleep(20);
             }
             if (coordinator.isAlive()) {
                 coordinator.destroyForcibly().waitFor();
-                return -1;
+                return new Outcome(-1, -1, Double.NaN);
             }
-            return coordinator.exitValue();
+            return new Outcome(coordinator.exitValue(), from < 0 ? -1 : logged - from, pause);
         } finally {
             for (Process w : workers) {
                 if (!w.waitFor(30, TimeUnit.SECONDS)) w.destroyForcibly().waitFor();
             }
         }
+    }
+
+    /** The step a run went on from after a restart (history.log: "resumed at step N of …"), or −1 before it did. */
+    private static int resumedAt(Path out) throws IOException {
+        if (!Files.isDirectory(out)) return -1;
+        try (Stream<Path> runs = Files.list(out)) {
+            Path h = runs.map(r -> r.resolve("history.log")).filter(Files::isRegularFile).findFirst().orElse(null);
+            if (h == null) return -1;
+            java.util.regex.Matcher m = null;
+            for (String line : Files.readAllLines(h)) {
+                java.util.regex.Matcher l = RESUMED.matcher(line);
+                if (l.find()) m = l;
+            }
+            return m == null ? -1 : Integer.parseInt(m.group(1));
+        }
+    }
+
+    private static final java.util.regex.Pattern RESUMED = java.util.regex.Pattern.compile("resumed at step (\\d+) of");
+
+    /** The median, or null for none. */
+    private static Double median(List<Double> values) {
+        if (values.isEmpty()) return null;
+        List<Double> v = values.stream().sorted().toList();
+        int n = v.size();
+        return n % 2 == 1 ? v.get(n / 2) : (v.get(n / 2 - 1) + v.get(n / 2)) / 2;
     }
 
     private static Process start(List<String> args, Path log) throws IOException {

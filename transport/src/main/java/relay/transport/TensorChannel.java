@@ -63,6 +63,10 @@ public final class TensorChannel implements AutoCloseable {
     private final Map<String, Writer> writers = new ConcurrentHashMap<>();
     private final Map<String, ActorRef<Object>> targets = new ConcurrentHashMap<>();
     private final Frames frames = new Frames();
+    /** The node each peer channel belongs to, as the actors named it ({@link #peer}). */
+    private final Map<String, String> peers = new ConcurrentHashMap<>();
+    /** Hears of a peer node whose process is gone ({@link #onPeerGone}). */
+    private volatile java.util.function.Consumer<String> gone = node -> { };
     /** Connections in, closed with the channel. */
     private final java.util.Set<Socket> accepted = ConcurrentHashMap.newKeySet();
     private volatile boolean closed;
@@ -96,6 +100,21 @@ public final class TensorChannel implements AutoCloseable {
     /** Where other nodes reach this channel: host:port. */
     public String address() {
         return address;
+    }
+
+    /** The channel at {@code channel} is node {@code node}'s (its actor system's address): a loss is told by that name. */
+    public void peer(String channel, String node) {
+        peers.put(channel, node);
+    }
+
+    /**
+     * {@code listener} hears the node (as {@link #peer} named it) whose end of a connection this channel sends on
+     * closed, and whose channel then refuses a new connection: its process is gone — a far faster sign than missed
+     * heartbeats, which must allow for a node busy computing. A peer that still accepts, or cannot be reached at
+     * all (its machine may be down, or the network), is left to the heartbeats.
+     */
+    public void onPeerGone(java.util.function.Consumer<String> listener) {
+        gone = listener;
     }
 
     /**
@@ -184,6 +203,9 @@ public final class TensorChannel implements AutoCloseable {
                 } finally {
                     lock.unlock();
                 }
+                Thread watch = new Thread(() -> watch(s, to), "relay-tensor-watch-" + to);
+                watch.setDaemon(true);
+                watch.start();
                 while (!closed) {
                     Outgoing o = queue.take();
                     lock.lock();
@@ -237,6 +259,38 @@ public final class TensorChannel implements AutoCloseable {
                 TensorPayload.inFlight().released(Category.COMMUNICATION, size);
                 if (payload != null) payload.discard();
             }
+        }
+    }
+
+    /**
+     * Reads the connection out, on which the peer never writes: the read ends when the peer's end closes (or this
+     * one does). Unless this channel is closing, a peer that then refuses a new connection is gone.
+     */
+    private void watch(Socket s, String to) {
+        try {
+            InputStream in = s.getInputStream();
+            while (in.read() >= 0) {
+                // Nothing comes this way.
+            }
+        } catch (IOException ended) {
+            // Reset by the peer, or closed here.
+        }
+        String node = peers.get(to);
+        if (closed || node == null || !refuses(to)) return;
+        LOG.warn("the tensor channel of node {} at {} closed and refuses connections: its process is gone", node, to);
+        gone.accept(node);
+    }
+
+    /** Whether nothing listens at host:port any more (a connection refused there); a timeout or another error says nothing. */
+    static boolean refuses(String to) {
+        int colon = to.lastIndexOf(':');
+        try (Socket probe = new Socket()) {
+            probe.connect(new InetSocketAddress(to.substring(0, colon), Integer.parseInt(to.substring(colon + 1))), 2_000);
+            return false;
+        } catch (java.net.ConnectException refused) {
+            return true;
+        } catch (IOException other) {
+            return false;
         }
     }
 

@@ -128,7 +128,7 @@ public final class TrainingRun {
                     // A snapshot older than the newest checkpoint (its copies still arriving) gives way to the checkpoint.
                     boolean fromMemory = snapshot != null && snapshots.containsKey(Math.toIntExact(snapshot.step()))
                             && (checkpoint == null || snapshot.step() >= Checkpoint.resumable(checkpoint, c).step());
-                    String from = fromMemory ? goingOnFrom(snapshot, step)
+                    String from = fromMemory ? "going on from the snapshot of step " + snapshot.step() + " in the memory of the nodes left"
                             : lostNode != null && c.run().snapshotEvery() > 0 && c.pipeline().nodes() > 1
                             ? "no snapshot in memory has every stage on a node left: going on from "
                             + (checkpoint == null ? "the start" : dir.path().relativize(checkpoint)) : null;
@@ -150,12 +150,6 @@ public final class TrainingRun {
             }
             throw e;
         }
-    }
-
-    /** What a restart from a snapshot in memory costs: the steps done again (the failed one among them, when known). */
-    private static String goingOnFrom(Pipeline.Snapshot snapshot, int failedStep) {
-        String redone = failedStep < 0 ? "" : String.format(Locale.ROOT, " (%d step(s) redone)", failedStep - snapshot.step());
-        return "going on from the snapshot of step " + snapshot.step() + " in the memory of the nodes left" + redone;
     }
 
     /** A refused checkpoint, told on the console and in history.log. */
