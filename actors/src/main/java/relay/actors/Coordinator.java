@@ -208,9 +208,10 @@ public final class Coordinator {
                         + r.outstanding().stream().map(placement::stageName).collect(Collectors.joining(", ")) + ")", StageEvent.Failure.FAULT))
                 .onMessage(NodeDowned.class, m -> {
                     NodeLoss loss = NodeLoss.of(m.node(), "was downed", r.stages, placement);
-                    if (loss.ofHost()) return Behaviors.same();
+                    if (loss.ofHost() && !r.reliesOn(m.node())) return Behaviors.same();
                     lost(m.node(), loss);
-                    return failed(r, loss.reason(), StageEvent.Failure.NODE_LOST);
+                    return failed(r, loss.ofHost() ? "node " + Nodes.hostPort(m.node()) + " was downed while " + r.what() : loss.reason(),
+                            StageEvent.Failure.NODE_LOST);
                 })
                 .onSignal(Terminated.class, t -> {
                     NodeLoss loss = NodeLoss.of(t.getRef(), r.stages, placement);

@@ -196,6 +196,11 @@ abstract class Gathering extends Request {
         }
 
         @Override
+        boolean reliesOn(org.apache.pekko.actor.Address node) {
+            return restore.point().stream().anyMatch(h -> h.holder().path().address().equals(node));
+        }
+
+        @Override
         String what() {
             return "restoring the stages from the snapshot of step " + restore.point().get(0).step();
         }

@@ -214,6 +214,12 @@ public final class Pipeline implements AutoCloseable {
      * the first step); a holder that no longer has it, or a snapshot that does not fit a stage, is an error.
      */
     public void restoreSnapshot(Snapshot snapshot) {
+        for (StageEvent.SnapshotHeld h : snapshot.holders()) {
+            if (!nodes.alive(h.holder())) {
+                throw new NodesUnavailable("node " + Nodes.hostPort(h.holder().path().address()) + ", which holds the snapshot of step "
+                        + snapshot.step() + " of " + placement.stageName(h.stage()) + ", is gone too");
+            }
+        }
         gather(to -> new Coordinator.RestoreSnapshot(snapshot.holders(), to));
     }
 
@@ -246,7 +252,8 @@ public final class Pipeline implements AutoCloseable {
 
     /**
      * Each device's peak bytes per category since the last call (or the start), by device, and under
-     * {@link StageHost#IN_FLIGHT} the bytes each node received and no device had taken yet, summed.
+     * {@link StageHost#IN_FLIGHT} the bytes each node received and no device had taken yet, and under
+     * {@link StageHost#SNAPSHOTS} the snapshots the nodes hold, each summed over the nodes.
      */
     public Map<Integer, Map<Category, Long>> memoryPeaks() {
         Map<Integer, Map<Category, Long>> all = new TreeMap<>();

@@ -39,6 +39,11 @@ abstract class Request {
         return config.requestTimeout();
     }
 
+    /** Whether it needs an actor of this node besides the stages (a host it has build stages, a holder of a snapshot): a node downed then fails it. */
+    boolean reliesOn(org.apache.pekko.actor.Address node) {
+        return false;
+    }
+
     /** Whether the pipeline stays usable after bad input failed it: yes, unless the pipeline was being started. */
     boolean survivesInputFailure() {
         return true;

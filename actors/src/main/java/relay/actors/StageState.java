@@ -26,6 +26,12 @@ import relay.transport.TensorChannel;
  * size, the last one marked.
  */
 final class StageState {
+    /**
+     * A chaos switch for tests: a JVM started with {@code -Drelay.chaos.halt-mid-snapshot=N} ends at once, as if killed,
+     * when a stage of it has handed its snapshot of step N to its own node's host and not yet to the next node's.
+     */
+    private static final long HALT_MID_SNAPSHOT = Long.getLong("relay.chaos.halt-mid-snapshot", -1);
+
     private final StageSpec spec;
     private final Device device;
     private final StageRole role;
@@ -127,6 +133,7 @@ final class StageState {
             try {
                 List<List<TensorPart>> w = TensorPart.split(weights, TensorPart.MESSAGE_FLOATS), st = TensorPart.split(state, TensorPart.MESSAGE_FLOATS);
                 for (int h = 0; h < m.holders().size(); h++) {
+                    if (h == 1 && m.step() == HALT_MID_SNAPSHOT) Runtime.getRuntime().halt(137);
                     ActorRef<StageHost.Command> holder = m.holders().get(h);
                     String channel = m.channels().get(h);
                     for (List<TensorPart> g : w) {

@@ -45,6 +45,11 @@ abstract class StartingStages extends Request {
         return false;
     }
 
+    @Override
+    boolean reliesOn(org.apache.pekko.actor.Address node) {
+        return hosts().stream().anyMatch(h -> h.path().address().equals(node));
+    }
+
     List<ActorRef<StageHost.Command>> hosts() {
         return start.hostOfStage().stream().distinct().toList();
     }

@@ -106,8 +106,8 @@ public final class Planner implements AutoCloseable {
             if (!r.ok()) throw new IllegalStateException("the planned step failed: " + r.error());
             List<Map<Category, Long>> out = new ArrayList<>();
             p.memoryPeaks().forEach((d, peaks) -> {
-                // The host keeps devices an earlier plan made; only this placement's count.
-                if (d != StageHost.IN_FLIGHT && d < placement.devices()) out.add(new EnumMap<>(peaks));
+                // The host keeps devices an earlier plan made; only this placement's count (not the JVM's bytes in flight or its snapshots).
+                if (d >= 0 && d < placement.devices()) out.add(new EnumMap<>(peaks));
             });
             return out;
         }

@@ -217,8 +217,8 @@ public final class TrainingRun {
 
     private Summary train() throws IOException {
         int first = in.start().step(), steps = c.run().steps();
-        // Snapshots need another node to hold them: in one JVM a loss takes everything, and the plain loop has no nodes.
-        boolean snapshotting = c.run().snapshotEvery() > 0 && nodes != null && c.pipeline().nodes() > 1;
+        // A snapshot is kept on its stage's node and the next: with one worker (or one JVM) a loss takes every copy.
+        boolean snapshotting = c.run().snapshotEvery() > 0 && nodes != null && nodes.deviceNodes() > 1;
         try (Engine engine = wrap.apply(engine())) {
             if (in.start().checkpoint() != null) restore(engine);
             if (in.start().snapshot() != null) restoreSnapshot(engine);
