@@ -181,7 +181,7 @@ public final class Coordinator {
                 .onMessage(Command.class, m -> begin(request(m, stages)))
                 .onMessage(StageReport.class, m -> betweenRequests(m.event(), stages))
                 .onMessage(NodeDowned.class, m -> {
-                    NodeLoss loss = NodeLoss.of(m.node(), "was downed", stages, placement);
+                    NodeLoss loss = NodeLoss.of(m.node(), stages, placement);
                     if (loss.ofHost()) return Behaviors.same();
                     lost(m.node(), loss);
                     return broken(stages, loss.reason());
@@ -207,10 +207,10 @@ public final class Coordinator {
                         + r.outstanding().size() + " stage report(s) outstanding ("
                         + r.outstanding().stream().map(placement::stageName).collect(Collectors.joining(", ")) + ")", StageEvent.Failure.FAULT))
                 .onMessage(NodeDowned.class, m -> {
-                    NodeLoss loss = NodeLoss.of(m.node(), "was downed", r.stages, placement);
+                    NodeLoss loss = NodeLoss.of(m.node(), r.stages, placement);
                     if (loss.ofHost() && !r.reliesOn(m.node())) return Behaviors.same();
                     lost(m.node(), loss);
-                    return failed(r, loss.ofHost() ? "node " + Nodes.hostPort(m.node()) + " was downed while " + r.what() : loss.reason(),
+                    return failed(r, loss.ofHost() ? "node " + Nodes.hostPort(m.node()) + " was lost while " + r.what() : loss.reason(),
                             StageEvent.Failure.NODE_LOST);
                 })
                 .onSignal(Terminated.class, t -> {
@@ -229,7 +229,7 @@ public final class Coordinator {
                 .onMessage(Command.class, m -> refuse(m, "the pipeline stopped after an earlier failure: " + reason))
                 .onMessage(StageReport.class, m -> betweenRequests(m.event(), stages))
                 .onMessage(NodeDowned.class, m -> {
-                    lost(m.node(), new NodeLoss(reason, NodeLoss.of(m.node(), "was downed", stages, placement).stages()));
+                    lost(m.node(), new NodeLoss(reason, NodeLoss.of(m.node(), stages, placement).stages()));
                     return Behaviors.same();
                 })
                 .onSignal(Terminated.class, t -> {

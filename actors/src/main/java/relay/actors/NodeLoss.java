@@ -21,14 +21,14 @@ record NodeLoss(String reason, List<Integer> stages) {
         int stage = pipeline.refs().indexOf(ended);
         if (stage < 0) return new NodeLoss("node " + Nodes.hostPort(node) + " was lost while its stages were being built", List.of());
         if (!node.hasGlobalScope()) return new NodeLoss(placement.stageName(stage) + " stopped", List.of(stage));
-        return of(node, "was lost", pipeline, placement);
+        return of(node, pipeline, placement);
     }
 
     /** A node downed (its process gone, or cut off): every stage it held; none if it held none of this pipeline's. */
-    static NodeLoss of(Address node, String what, PipelineStages pipeline, Placement placement) {
+    static NodeLoss of(Address node, PipelineStages pipeline, Placement placement) {
         List<Integer> lost = new ArrayList<>();
         for (int s = 0; s < pipeline.size(); s++) if (pipeline.get(s).path().address().equals(node)) lost.add(s);
-        return new NodeLoss("node " + Nodes.hostPort(node) + " " + what + ", and with it "
+        return new NodeLoss("node " + Nodes.hostPort(node) + " was lost, and with it "
                 + lost.stream().map(placement::stageName).collect(Collectors.joining(", ")), List.copyOf(lost));
     }
 

@@ -129,6 +129,7 @@ public final class Pipeline implements AutoCloseable {
     public double evaluate(List<Batch> batches) {
         if (batches.isEmpty()) throw new IllegalArgumentException("an evaluation needs at least one batch");
         Coordinator.StepResult r = ask(coordinator, to -> new Coordinator.Evaluate(List.copyOf(batches), to), "an evaluation");
+        if (!r.ok() && r.failure() == StageEvent.Failure.NODE_LOST) throw lost("evaluation failed: " + r.error());
         if (!r.ok()) throw new IllegalStateException("evaluation failed: " + r.error());
         return r.loss();
     }
@@ -203,10 +204,11 @@ public final class Pipeline implements AutoCloseable {
 
     /**
      * Snapshot {@code step} into the nodes' memory: returns once every stage holds its copy (the next step may start);
-     * the copies reach their holders in the background.
+     * the copies reach their holders in the background. Returns whether every stage took one: a stage still sending
+     * its previous snapshot skips this one.
      */
-    public void takeSnapshot(long step) {
-        gather(to -> new Coordinator.TakeSnapshot(step, to));
+    public boolean takeSnapshot(long step) {
+        return gather(to -> new Coordinator.TakeSnapshot(step, to)).stream().noneMatch(e -> ((StageEvent.SnapshotTaken) e).skipped());
     }
 
     /**

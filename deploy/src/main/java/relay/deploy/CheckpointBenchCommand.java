@@ -16,7 +16,8 @@ import relay.optimizers.Method;
 
 @Command(name = "checkpoint", mixinStandardHelpOptions = true,
         description = "What checkpoints cost: step time with and without one being written, in one run, as a fraction of the "
-                + "training time between two checkpoints.")
+                + "training time between two checkpoints; with --nodes, on a cluster of JVMs on loopback, also what snapshots in "
+                + "the nodes' memory after every step cost.")
 final class CheckpointBenchCommand implements Callable<Integer> {
     @Mixin
     ModelOptions modelOptions;
@@ -36,6 +37,10 @@ final class CheckpointBenchCommand implements Callable<Integer> {
     @Option(names = "--every", description = "steps between two checkpoints (default ${DEFAULT-VALUE}, relay train's checkpoint-every)")
     int every = 400;
 
+    @Option(names = "--nodes", description = "run on a cluster of this many JVMs on loopback, started here (this one coordinates, "
+            + "nodes − 1 workers hold the devices) and measure snapshots too (default ${DEFAULT-VALUE}: this JVM only)")
+    int nodes = 1;
+
     @Option(names = "--dir", description = "where the checkpoint is written (default: a temporary directory, deleted after)")
     Path dir;
 
@@ -49,6 +54,9 @@ final class CheckpointBenchCommand implements Callable<Integer> {
         pipeline.check(modelOptions.batch);
         Inputs.require(steps >= 1, "--steps", "≥ 1", steps);
         Inputs.require(every >= 1, "--every", "≥ 1", every);
+        Inputs.require(nodes >= 1 && nodes - 1 <= devices, "--nodes", "≥ 1, with no more workers than --devices " + devices, nodes);
+        Inputs.require(nodes == 1 || Method.named(optimizer).inPipeline(), "--nodes", "1 for " + optimizer + ", which runs in the plain loop",
+                nodes);
         Inputs.require(dir == null || !Files.exists(dir) || Files.isDirectory(dir), "--dir", "a directory", dir);
         Map<String, Object> settings = new LinkedHashMap<>();
         settings.put("model", modelOptions.model);
@@ -66,11 +74,13 @@ final class CheckpointBenchCommand implements Callable<Integer> {
         try {
             System.out.printf("%s, %s, batch %d × seq %d in %d microbatches on %d devices, a checkpoint every %d steps, written to %s%n",
                     modelOptions.model, optimizer, modelOptions.batch, modelOptions.seq, pipeline.microbatches, devices, every, scratch);
-            r = CheckpointBench.run(settings, steps, scratch, System.out);
+            try (LoopbackCluster.Workers cluster = new LoopbackCluster.Workers(nodes)) {
+                r = CheckpointBench.run(settings, steps, scratch, System.out, nodes > 1 ? cluster::start : null);
+            }
         } finally {
             if (dir == null) delete(scratch);
         }
-        new Table("metric", "value")
+        Table table = new Table("metric", "value")
                 .row("engine", r.engine())
                 .row("step without a checkpoint (s)", String.format("%.3f", r.plainStep()))
                 .row("step while one is written (s)", String.format("%.3f", r.writingStep()))
@@ -80,8 +90,16 @@ final class CheckpointBenchCommand implements Callable<Integer> {
                 .row("sealing: index, digests, manifest (s)", String.format("%.3f", r.seal()))
                 .row("checkpoint size (MiB)", String.format("%.1f", r.bytes() / 1048576.0))
                 .row("overhead at every " + every + " steps", String.format("%.4f", r.overhead()))
-                .row("had training stopped to write it", String.format("%.4f", r.foreground()))
-                .print(System.out);
+                .row("had training stopped to write it", String.format("%.4f", r.foreground()));
+        CheckpointBench.Snapshots sn = r.snapshots();
+        if (sn != null) {
+            table.row("step without snapshots, alternating blocks (s)", String.format("%.3f", sn.plainStep()))
+                    .row("step with its snapshot in memory (s)", String.format("%.3f", sn.snapshotStep()))
+                    .row("snapshots skipped (previous still sending)", sn.skipped() + " of " + sn.taken())
+                    .row("snapshots held, all nodes (MiB)", String.format("%.1f", sn.heldBytes() / 1048576.0))
+                    .row("snapshot overhead, one every step", String.format("%.4f", sn.overhead()));
+        }
+        table.print(System.out);
         Map<String, Object> out = new LinkedHashMap<>(settings);
         out.put("engine", r.engine());
         out.put("plain_step_seconds", r.plainStep());
@@ -93,6 +111,15 @@ final class CheckpointBenchCommand implements Callable<Integer> {
         out.put("bytes", r.bytes());
         out.put("overhead", r.overhead());
         out.put("foreground_overhead", r.foreground());
+        out.put("nodes", nodes);
+        if (sn != null) {
+            out.put("snapshot_plain_step_seconds", sn.plainStep());
+            out.put("snapshot_step_seconds", sn.snapshotStep());
+            out.put("snapshots_skipped", sn.skipped());
+            out.put("snapshots_taken", sn.taken());
+            out.put("snapshot_held_bytes", sn.heldBytes());
+            out.put("snapshot_overhead", sn.overhead());
+        }
         json.write(out);
         return 0;
     }

@@ -1,22 +1,14 @@
 package relay.deploy;
 
-import com.typesafe.config.Config;
-import com.typesafe.config.ConfigFactory;
-import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.concurrent.Callable;
-import java.util.concurrent.TimeUnit;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
-import relay.actors.ClusterSettings;
-import relay.actors.Nodes;
 import relay.actors.UpdateMode;
 import relay.actors.bench.PipelineBench;
 import relay.stages.model.ModelConfig;
@@ -64,7 +56,7 @@ final class PipelineBenchCommand implements Callable<Integer> {
         System.out.printf("%s, batch %d × seq %d in %d microbatches, %s, %s mode, %d devices: plain loop first, then the pipeline...%n",
                 modelOptions.model, modelOptions.batch, modelOptions.seq, microbatches, schedule, mode, devices);
         PipelineBench.Result r;
-        try (Workers cluster = new Workers(nodes)) {
+        try (LoopbackCluster.Workers cluster = new LoopbackCluster.Workers(nodes)) {
             r = PipelineBench.run(cfg, modelOptions.batch, modelOptions.seq, devices, microbatches, pipeline.schedule(), pipeline.mode(),
                     steps, trace, clipNorm,
                     nodes > 1 ? cluster::start : null);
@@ -119,41 +111,5 @@ final class PipelineBenchCommand implements Callable<Integer> {
         out.put("reference_step_seconds", r.referenceStepSeconds());
         json.write(out);
         return 0;
-    }
-
-    /** The cluster's nodes: this JVM as coordinator and worker JVMs of this machine, started when first needed, all ended on close. */
-    private static final class Workers implements AutoCloseable {
-        private final int nodes;
-        private final List<Process> workers = new ArrayList<>();
-        private Nodes coordinator;
-
-        Workers(int nodes) {
-            this.nodes = nodes;
-        }
-
-        Nodes start() {
-            try {
-                int port = LoopbackCluster.freePort();
-                for (int i = 1; i < nodes; i++) {
-                    workers.add(new ProcessBuilder(RelayJvm.command(LoopbackCluster.worker(port, i, List.of())))
-                            .redirectOutput(ProcessBuilder.Redirect.DISCARD).redirectError(ProcessBuilder.Redirect.INHERIT).start());
-                }
-                Config c = ConfigFactory.parseMap(Map.of("relay.cluster.port", port)).withFallback(ConfigFactory.load());
-                System.out.printf("the pipeline again on %d JVMs (coordinator here, %d workers on 127.0.0.1:%d)...%n", nodes, nodes - 1, port);
-                coordinator = Nodes.coordinator(ClusterSettings.from(c), nodes, ConfigFactory.empty(), System.out::println);
-                return coordinator;
-            } catch (IOException e) {
-                throw new UncheckedIOException("could not start the cluster's workers: " + e.getMessage(), e);
-            }
-        }
-
-        @Override
-        public void close() throws InterruptedException {
-            if (coordinator != null) coordinator.close();
-            // The workers end once the coordinator has left; one that does not is stopped.
-            for (Process p : workers) {
-                if (!p.waitFor(60, TimeUnit.SECONDS)) p.destroyForcibly();
-            }
-        }
     }
 }

@@ -211,6 +211,7 @@ class BadInputSweepTest {
                 train("relay.train.eval-every", "eval-every=0"),
                 train("relay.train.eval-sequences", "eval-sequences=0"),
                 train("relay.train.checkpoint-every", "checkpoint-every=0"),
+                train("relay.train.snapshot-every", "snapshot-every=-1"),
                 train("relay.train.keep-checkpoints", "keep-checkpoints=-1"),
                 train("relay.train.trace-steps", "trace-steps=-1"),
                 train("seed", "seed=abc"),
@@ -425,6 +426,10 @@ class BadInputSweepTest {
                 row("--microbatches must be ≥ 1 and divide --batch 4, not 3", "bench", "checkpoint", "--model", "llama-tiny", "--microbatches", "3"),
                 row("--steps must be ≥ 1, not 0", "bench", "checkpoint", "--model", "llama-tiny", "--steps", "0"),
                 row("--every must be ≥ 1, not 0", "bench", "checkpoint", "--model", "llama-tiny", "--every", "0"),
+                row("--nodes must be ≥ 1, with no more workers than --devices 2, not 4", "bench", "checkpoint", "--model", "llama-tiny",
+                        "--nodes", "4"),
+                row("--nodes must be 1 for sgd, which runs in the plain loop, not 2", "bench", "checkpoint", "--model", "llama-tiny",
+                        "--optimizer", "sgd", "--nodes", "2"),
                 row("--dir must be a directory, not " + aFile, "bench", "checkpoint", "--model", "llama-tiny", "--dir", aFile.toString()),
                 row("--json " + dir + " is a directory", "bench", "checkpoint", "--model", "llama-tiny", "--json", dir.toString()),
                 // relay cluster local

@@ -62,10 +62,15 @@ class ClusterTrainingTest {
 
     /** Workers 1 to nodes − 1, joining the coordinator at this port. */
     private void startWorkers(int port, int nodes, String... settings) throws IOException, InterruptedException {
+        startWorkers(port, nodes, List.of(), settings);
+    }
+
+    /** The same, worker 1's JVM started with these options. */
+    private void startWorkers(int port, int nodes, List<String> firstJvmOptions, String... settings) throws IOException, InterruptedException {
         for (int i = 1; i < nodes; i++) {
             List<String> args = new ArrayList<>(List.of("node", "--join", "127.0.0.1:" + port, "--index", String.valueOf(i)));
             args.addAll(List.of(settings));
-            workers.add(RelayProcess.start(dir, dir.resolve("node-" + i + ".log"), args.toArray(String[]::new)));
+            workers.add(RelayProcess.start(dir, dir.resolve("node-" + i + ".log"), i == 1 ? firstJvmOptions : List.of(), args.toArray(String[]::new)));
         }
         // Up and joining before the coordinator starts, so its join timeout counts the join, not the workers' JVMs starting.
         for (int i = 1; i < nodes; i++) {
@@ -240,8 +245,9 @@ class ClusterTrainingTest {
     }
 
     /**
-     * Chaos: a worker chosen at random is killed (SIGKILL) at a random step; the worker left takes its devices,
-     * the run goes on from the newest checkpoint and ends bit-identical to the run that lost nothing.
+     * Chaos: a worker chosen at random is killed (SIGKILL) at a random step, between snapshots; the worker left takes
+     * its devices, the run goes on from the newest snapshot in that worker's memory (not the newest checkpoint, up to
+     * a checkpoint interval older) and ends bit-identical to the run that lost nothing.
      */
     @Test
     @Timeout(value = 5, unit = TimeUnit.MINUTES)
@@ -264,12 +270,63 @@ class ClusterTrainingTest {
         killer.join();
         Path run = runOf("three");
         String history = Files.readString(run.resolve("history.log"));
-        // The run goes on from its newest whole checkpoint, or from the start when the kill came before the first was whole.
-        assertTrue(history.contains("lost; placed again: device 0 on node " + (2 - victim))
-                && (history.contains("resumed at step") || history.split("started: 8 steps").length == 3), why + ": " + history);
+        assertTrue(history.contains("lost; placed again: device 0 on node " + (2 - victim)) && history.matches(
+                "(?s).*going on from the snapshot of step \\d+ in the memory of the nodes left.*resumed at step \\d+ of 8 from the snapshot.*"),
+                why + ": " + history);
         assertNull(Checkpoint.difference(runOf("one").resolve("checkpoints/step-8"), run.resolve("checkpoints/step-8")),
                 why + ": bit for bit");
         assertEquals(lossesOf(runOf("one")), lossesOf(run), why);
+    }
+
+    /**
+     * A worker's JVM ends (as if killed) while it hands out its snapshot of step 3: its own copy is gone with it and
+     * the next node never got one, so the run goes on from the snapshot of step 2 — not the checkpoint of step 0 —
+     * and ends bit-identical to the run that lost nothing.
+     */
+    @Test
+    @Timeout(value = 4, unit = TimeUnit.MINUTES)
+    void aWorkerLostMidSnapshotGoesOnFromTheSnapshotBefore() throws Exception {
+        List<String> args = referenceRun(6);
+        StringWriter err = new StringWriter();
+        int port = freePort();
+        startWorkers(port, 3, List.of("-Drelay.chaos.halt-mid-snapshot=3"));
+        List<String> three = new ArrayList<>(args);
+        three.addAll(List.of("--out", dir.resolve("mid").toString(), "nodes=3", "relay.cluster.port=" + port, "relay.cluster.down-after=2s",
+                "checkpoint-every=400"));
+        assertEquals(0, Cli.run(err, three.toArray(String[]::new)), err::toString);
+        assertFalse(workers.get(0).isAlive(), "node 1 ended mid-snapshot");
+        Path run = runOf("mid");
+        String history = Files.readString(run.resolve("history.log"));
+        assertTrue(history.matches("(?s).*node 1 \\(127\\.0\\.0\\.1:\\d+\\) lost; placed again: device 0 on node 2 .*going on from the snapshot "
+                + "of step 2 in the memory of the nodes left.*resumed at step 2 of 6 from the snapshot.*finished.*"), history);
+        assertNull(Checkpoint.difference(runOf("one").resolve("checkpoints/step-6"), run.resolve("checkpoints/step-6")), "bit for bit");
+        assertEquals(lossesOf(runOf("one")), lossesOf(run));
+    }
+
+    /**
+     * Two neighbours lost at once (of three workers): the stages of the first were held only by it and the second,
+     * so no snapshot survives whole; the run says so, goes on from its newest checkpoint on the worker left, and ends
+     * bit-identical to the run that lost nothing.
+     */
+    @Test
+    @Timeout(value = 5, unit = TimeUnit.MINUTES)
+    void twoNeighboursLostSendTheRunToItsCheckpoint() throws Exception {
+        List<String> args = referenceRun(8);
+        StringWriter err = new StringWriter();
+        int port = freePort();
+        startWorkers(port, 4);
+        Path out = dir.resolve("neighbours");
+        Thread killer = killAfter(out, 5, 0, true, 1);
+        List<String> four = new ArrayList<>(args);
+        four.addAll(List.of("--out", out.toString(), "nodes=4", "devices=3", "relay.cluster.port=" + port, "relay.cluster.down-after=2s"));
+        assertEquals(0, Cli.run(err, four.toArray(String[]::new)), err::toString);
+        killer.join();
+        Path run = runOf("neighbours");
+        String history = Files.readString(run.resolve("history.log"));
+        assertTrue(history.matches("(?s).*no snapshot in memory has every stage on a node left: going on from checkpoints/step-[2-8].*"
+                + "resumed at step [2-8] of 8 from checkpoints/step-.*finished.*"), history);
+        assertNull(Checkpoint.difference(runOf("one").resolve("checkpoints/step-8"), run.resolve("checkpoints/step-8")), "bit for bit");
+        assertEquals(lossesOf(runOf("one")), lossesOf(run));
     }
 
     /**
@@ -324,10 +381,10 @@ class ClusterTrainingTest {
     }
 
     /**
-     * Kills worker {@code index} (0: node 1) once the run in {@code out} has logged {@code steps} steps and, if
-     * {@code sealed}, has a whole checkpoint.
+     * Kills worker {@code index} (0: node 1), and the workers {@code others} with it, once the run in {@code out} has
+     * logged {@code steps} steps and, if {@code sealed}, has a whole checkpoint.
      */
-    private Thread killAfter(Path out, int steps, int index, boolean sealed) {
+    private Thread killAfter(Path out, int steps, int index, boolean sealed, int... others) {
         Thread killer = new Thread(() -> {
             try {
                 long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(90);
@@ -336,6 +393,7 @@ class ClusterTrainingTest {
                         Path m = runs.map(r -> r.resolve("metrics.jsonl")).filter(Files::isRegularFile).findFirst().orElse(null);
                         if (m != null && Files.readAllLines(m).size() >= steps && (!sealed || sealed(m.getParent()))) {
                             workers.get(index).destroyForcibly();
+                            for (int o : others) workers.get(o).destroyForcibly();
                             return;
                         }
                     }

@@ -16,8 +16,14 @@ public final class RelayProcess {
     record Result(int code, String output) {}
 
     public static Process start(Path workingDirectory, Path log, String... args) throws IOException {
-        List<String> cmd = new ArrayList<>(List.of(ProcessHandle.current().info().command().orElse("java"), "-Xss4m",
-                "-cp", System.getProperty("java.class.path"), Relay.class.getName()));
+        return start(workingDirectory, log, List.of(), args);
+    }
+
+    /** The same with these options for its JVM (system properties, say). */
+    public static Process start(Path workingDirectory, Path log, List<String> jvmOptions, String... args) throws IOException {
+        List<String> cmd = new ArrayList<>(List.of(ProcessHandle.current().info().command().orElse("java"), "-Xss4m"));
+        cmd.addAll(jvmOptions);
+        cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), Relay.class.getName()));
         cmd.addAll(List.of(args));
         return new ProcessBuilder(cmd).directory(workingDirectory.toFile()).redirectErrorStream(true).redirectOutput(log.toFile()).start();
     }

@@ -10,9 +10,11 @@ import java.util.List;
 import java.util.Map;
 import java.util.Random;
 import java.util.concurrent.CompletableFuture;
+import java.util.function.Supplier;
 import relay.actors.Nodes;
 import relay.stages.data.PackedDataset;
 import relay.stages.io.CheckpointShard;
+import relay.stages.memory.Category;
 import relay.stages.model.ModelConfig;
 import relay.stages.text.BpeTrainer;
 import relay.stages.text.Tokenizer;
@@ -23,7 +25,9 @@ import relay.stages.train.Batch;
  * What checkpoints cost a run, measured in one run: steps without a checkpoint, then steps while one is written
  * exactly as {@link TrainingRun} writes it (the run's files, the engine's copy taken at the step boundary and
  * written while the steps go on, the manifest once every file is on disk). The extra time — the steps' slowdown,
- * the copy and the sealing — over the time of the steps between two checkpoints is the overhead.
+ * the copy and the sealing — over the time of the steps between two checkpoints is the overhead. On a cluster it
+ * then measures snapshots in the nodes' memory as {@link TrainingRun} takes them, one after every step: blocks of
+ * steps with and without them, alternated so that the machine's drift falls on both.
  */
 public final class CheckpointBench {
     /**
@@ -38,19 +42,37 @@ public final class CheckpointBench {
      * @param foreground    the same fraction had training stopped until the checkpoint was on disk: (write + seal) / (every·plain)
      */
     public record Result(String engine, double plainStep, double writingStep, double take, double write, double seal, int stepsWriting,
-                         long bytes, int every, double overhead, double foreground) {}
+                         long bytes, int every, double overhead, double foreground, Snapshots snapshots) {}
+
+    /**
+     * Snapshots after every step, on a cluster.
+     *
+     * @param plainStep    mean seconds of a step in the blocks without snapshots
+     * @param snapshotStep mean seconds of a step and its snapshot's copy in the blocks with them (the sending overlaps the next step)
+     * @param skipped      snapshots some stage skipped, still sending the one before
+     * @param taken        snapshots asked for
+     * @param heldBytes    the most bytes of snapshots the nodes held together (their ledgers' snapshot category)
+     * @param overhead     snapshotStep / plainStep − 1
+     */
+    public record Snapshots(double plainStep, double snapshotStep, int skipped, int taken, long heldBytes, double overhead) {}
+
+    /** Blocks of steps with and without snapshots, each kind this many times. */
+    static final int SNAPSHOT_BLOCKS = 3;
 
     private CheckpointBench() {}
 
-    /** Runs {@code steps} plain steps and then a checkpoint and at least {@code steps} more, in {@code scratch}. */
-    public static Result run(Map<String, Object> settings, int steps, Path scratch, PrintStream out) throws IOException {
+    /**
+     * Runs {@code steps} plain steps and then a checkpoint and at least {@code steps} more, in {@code scratch}; with
+     * {@code cluster} (null: in this JVM) on its nodes, then snapshot blocks of {@code steps} steps.
+     */
+    public static Result run(Map<String, Object> settings, int steps, Path scratch, PrintStream out, Supplier<Nodes> cluster) throws IOException {
         Config conf = ConfigFactory.parseMap(Map.of("relay.train", settings)).withFallback(ConfigFactory.load()).resolve();
         TrainConfig c = TrainConfig.from(conf);
         ModelConfig model = ModelConfig.named(c.model().name());
         Tokenizer tokenizer = TokenizerJson.load(BpeTrainer.train(List.of("a checkpoint's tokenizer.json"), 260, List.of(), n -> { }));
         List<Batch> microbatches = microbatches(c, model);
-        try (Nodes nodes = c.optimizer().method().inPipeline() ? Nodes.local(ConfigFactory.empty()) : null;
-             Engine engine = TrainingRun.engine(c, model, null, 0, nodes)) {
+        try (Nodes local = cluster == null && c.optimizer().method().inPipeline() ? Nodes.local(ConfigFactory.empty()) : null;
+             Engine engine = TrainingRun.engine(c, model, null, 0, cluster != null ? cluster.get() : local)) {
             out.println("training on the " + engine.describe());
             engine.step(microbatches);
             double plain = 0;
@@ -78,9 +100,39 @@ public final class CheckpointBench {
             }
             int every = c.run().checkpointEvery();
             double write = (writtenAt.join() - t0) / 1e9, extra = writing - n * plain + take + seal;
+            Snapshots snapshots = cluster == null ? null : snapshots(engine, microbatches, steps, 1 + n + steps + 1, out);
             return new Result(engine.describe(), plain, writing / n, take, write, seal, n, bytes, every, extra / (every * plain),
-                    (write + seal) / (every * plain));
+                    (write + seal) / (every * plain), snapshots);
         }
+    }
+
+    /** Blocks of {@code steps} steps, without snapshots and with one after every step, alternated; steps counted from {@code first}. */
+    private static Snapshots snapshots(Engine engine, List<Batch> microbatches, int steps, int first, PrintStream out) {
+        out.printf("%d blocks of %d steps without snapshots and %d with one after every step, alternated...%n", SNAPSHOT_BLOCKS, steps,
+                SNAPSHOT_BLOCKS);
+        double plain = 0, snapshotting = 0;
+        int step = first, skipped = 0, taken = 0;
+        long held = 0;
+        for (int b = 0; b < 2 * SNAPSHOT_BLOCKS; b++) {
+            boolean with = b % 2 == 1;
+            for (int i = 0; i < steps; i++, step++) {
+                long t0 = System.nanoTime();
+                Engine.Step st = engine.step(microbatches);
+                if (with) {
+                    taken++;
+                    if (!engine.snapshot(step)) skipped++;
+                }
+                double seconds = (System.nanoTime() - t0) / 1e9;
+                if (with) snapshotting += seconds;
+                else plain += seconds;
+                held = Math.max(held, st.memory().getOrDefault(Category.SNAPSHOTS, 0L));
+            }
+            // An untimed step between blocks takes the last snapshot's sending, which would otherwise fall on a plain block.
+            engine.step(microbatches);
+            step++;
+        }
+        int n = SNAPSHOT_BLOCKS * steps;
+        return new Snapshots(plain / n, snapshotting / n, skipped, taken, held, snapshotting / plain - 1);
     }
 
     /** Random tokens of the model's vocabulary, the run's microbatches' shape. */

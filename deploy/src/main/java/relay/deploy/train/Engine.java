@@ -35,10 +35,11 @@ interface Engine extends AutoCloseable {
 
     /**
      * Snapshots step {@code step} into the memory of the nodes (each stage's state into its node's and the next
-     * node's), in the background; returns once the engine may step on. Only a pipeline over several nodes has nodes
-     * to keep them: the plain loop has nothing to snapshot into.
+     * node's), in the background; returns once the engine may step on, with whether every stage took its copy (one
+     * still sending its previous snapshot skips this one). Only a pipeline over several nodes has nodes to keep them:
+     * the plain loop has nothing to snapshot into.
      */
-    default void snapshot(int step) {
+    default boolean snapshot(int step) {
         throw new UnsupportedOperationException("only a pipeline over several nodes snapshots into their memory");
     }
 

@@ -145,8 +145,8 @@ final class PipelineEngine implements Engine {
     }
 
     @Override
-    public void snapshot(int step) {
-        pipeline.takeSnapshot(step);
+    public boolean snapshot(int step) {
+        return pipeline.takeSnapshot(step);
     }
 
     @Override

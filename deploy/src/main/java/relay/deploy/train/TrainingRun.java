@@ -129,7 +129,7 @@ public final class TrainingRun {
                     boolean fromMemory = snapshot != null && snapshots.containsKey(Math.toIntExact(snapshot.step()))
                             && (checkpoint == null || snapshot.step() >= Checkpoint.resumable(checkpoint, c).step());
                     String from = fromMemory ? "going on from the snapshot of step " + snapshot.step() + " in the memory of the nodes left"
-                            : lostNode != null && c.run().snapshotEvery() > 0 && c.pipeline().nodes() > 1
+                            : lostNode != null && !snapshots.isEmpty()
                             ? "no snapshot in memory has every stage on a node left: going on from "
                             + (checkpoint == null ? "the start" : dir.path().relativize(checkpoint)) : null;
                     out.printf("%s%nrestarting the run (%d of %d restarts)%s%s%n", e.getMessage(), restart, c.run().restarts(),
@@ -163,12 +163,12 @@ public final class TrainingRun {
     /**
      * After a node was lost: workers that joined since (replacements) are admitted, waiting for one up to the
      * join timeout when no worker is left; then the workers take the devices in order when the pipeline is
-     * placed again. Returns what happened, or null when no worker is left or none was lost.
+     * placed again. Returns what happened, or null when no worker is left.
      */
     private static String replace(Nodes nodes, int devices, PrintStream out) {
         if (nodes == null) return null;
+        // None may be lost since the last restart (when a snapshot's holder went too, found on restoring it).
         List<String> lost = nodes.dropLost();
-        if (lost.isEmpty()) return null;
         if (nodes.deviceNodes() == 0) {
             out.printf("%s lost, no worker left: waiting up to %d s (relay.cluster.join-timeout) for a node to replace it "
                     + "(relay node --join %s --index 1)%n", String.join(", ", lost), nodes.joinTimeout().toSeconds(), nodes.address());
@@ -177,7 +177,8 @@ public final class TrainingRun {
         if (nodes.deviceNodes() == 0 || nodes.deviceNodes() > devices) return null;
         List<String> placed = new ArrayList<>();
         for (int d = 0; d < devices; d++) placed.add("device " + d + " on " + nodes.nodeOf(d, devices));
-        return String.join(", ", lost) + " lost" + (joined.isEmpty() ? "" : ", " + String.join(", ", joined) + " joined")
+        return (lost.isEmpty() ? "no other node lost" : String.join(", ", lost) + " lost")
+                + (joined.isEmpty() ? "" : ", " + String.join(", ", joined) + " joined")
                 + "; placed again: " + String.join(", ", placed);
     }
 
