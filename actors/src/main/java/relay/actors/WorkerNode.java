@@ -45,8 +45,13 @@ public final class WorkerNode extends ClusterNodes {
             node.system.getWhenTerminated().thenRun(channel::close);
             // A peer whose process is gone is downed at once: the run goes on from its snapshot without waiting out the heartbeats.
             Cluster cluster = Cluster.get(node.system);
-            channel.onPeerGone(peer -> cluster.manager().tell(new org.apache.pekko.cluster.typed.Down(
-                    org.apache.pekko.actor.AddressFromURIString.parse(peer))));
+            channel.onPeerGone(peer -> {
+                try {
+                    cluster.manager().tell(new org.apache.pekko.cluster.typed.Down(org.apache.pekko.actor.AddressFromURIString.parse(peer)));
+                } catch (IllegalStateException ending) {
+                    // This node is ending too (the run is over): there is no cluster left to tell.
+                }
+            });
             ActorRef<StageHost.Command> host = spawnIn(node.system, StageHost.create(channel, node::leaveRefused), "host-" + index);
             node.hosts.add(host);
             node.system.receptionist().tell(Receptionist.register(HOSTS, host));

@@ -97,7 +97,9 @@ final class CheckpointBenchCommand implements Callable<Integer> {
                     .row("step with its snapshot in memory (s)", String.format("%.3f", sn.snapshotStep()))
                     .row("snapshots skipped (previous still sending)", sn.skipped() + " of " + sn.taken())
                     .row("snapshots held, all nodes (MiB)", String.format("%.1f", sn.heldBytes() / 1048576.0))
-                    .row("snapshot overhead, one every step", String.format("%.4f", sn.overhead()));
+                    .row("snapshot overhead, one every step", String.format("%.4f", sn.overhead()))
+                    .row("snapshot-every = auto comes to (steps)", sn.autoEvery())
+                    .row("snapshot overhead at that interval", String.format("%.4f", sn.autoOverhead()));
         }
         table.print(System.out);
         Map<String, Object> out = new LinkedHashMap<>(settings);
@@ -119,6 +121,8 @@ final class CheckpointBenchCommand implements Callable<Integer> {
             out.put("snapshots_taken", sn.taken());
             out.put("snapshot_held_bytes", sn.heldBytes());
             out.put("snapshot_overhead", sn.overhead());
+            out.put("snapshot_auto_every", sn.autoEvery());
+            out.put("snapshot_auto_overhead", sn.autoOverhead());
         }
         json.write(out);
         return 0;

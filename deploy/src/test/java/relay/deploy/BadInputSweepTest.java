@@ -211,7 +211,7 @@ class BadInputSweepTest {
                 train("relay.train.eval-every", "eval-every=0"),
                 train("relay.train.eval-sequences", "eval-sequences=0"),
                 train("relay.train.checkpoint-every", "checkpoint-every=0"),
-                train("relay.train.snapshot-every", "snapshot-every=-1"),
+                train("relay.train.snapshot-every", "snapshot-every=often"),
                 train("relay.train.keep-checkpoints", "keep-checkpoints=-1"),
                 train("relay.train.trace-steps", "trace-steps=-1"),
                 train("seed", "seed=abc"),

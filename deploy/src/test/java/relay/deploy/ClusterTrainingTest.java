@@ -98,8 +98,21 @@ class ClusterTrainingTest {
     }
 
     private void assertSameRun(Path a, Path b) throws IOException {
-        assertNull(Checkpoint.difference(a.resolve("checkpoints/step-4"), b.resolve("checkpoints/step-4")), "bit for bit");
-        assertEquals(lossesOf(a), lossesOf(b));
+        assertSameRun(a, b, 4, "");
+    }
+
+    /** The same weights and optimizer state after {@code steps}, bit for bit, and the same loss at every step. */
+    private static void assertSameRun(Path a, Path b, int steps, String why) throws IOException {
+        assertNull(Checkpoint.difference(a.resolve("checkpoints/step-" + steps), b.resolve("checkpoints/step-" + steps)), why + ": bit for bit");
+        assertEquals(lossesOf(a), lossesOf(b), why);
+    }
+
+    /** {@link #referenceRun}'s arguments on a cluster of {@code nodes} JVMs whose coordinator is at {@code port}, writing under {@code out}. */
+    private static String[] onCluster(List<String> args, Path out, int nodes, int port, String... settings) {
+        List<String> all = new ArrayList<>(args);
+        all.addAll(List.of("--out", out.toString(), "nodes=" + nodes, "relay.cluster.port=" + port, "relay.cluster.down-after=2s"));
+        all.addAll(List.of(settings));
+        return all.toArray(String[]::new);
     }
 
     private static List<String> lossesOf(Path run) throws IOException {
@@ -264,18 +277,14 @@ class ClusterTrainingTest {
         startWorkers(port, 3);
         Path out = dir.resolve("three");
         Thread killer = killAfter(out, atStep, victim, false);
-        List<String> three = new ArrayList<>(args);
-        three.addAll(List.of("--out", out.toString(), "nodes=3", "relay.cluster.port=" + port, "relay.cluster.down-after=2s"));
-        assertEquals(0, Cli.run(err, three.toArray(String[]::new)), () -> why + ": " + err);
+        assertEquals(0, Cli.run(err, onCluster(args, out, 3, port)), () -> why + ": " + err);
         killer.join();
         Path run = runOf("three");
         String history = Files.readString(run.resolve("history.log"));
         assertTrue(history.contains("lost; placed again: device 0 on node " + (2 - victim)) && history.matches(
                 "(?s).*going on from the snapshot of step \\d+ in the memory of the nodes left.*resumed at step \\d+ of 8 from the snapshot.*"),
                 why + ": " + history);
-        assertNull(Checkpoint.difference(runOf("one").resolve("checkpoints/step-8"), run.resolve("checkpoints/step-8")),
-                why + ": bit for bit");
-        assertEquals(lossesOf(runOf("one")), lossesOf(run), why);
+        assertSameRun(runOf("one"), run, 8, why);
     }
 
     /**
@@ -290,17 +299,13 @@ class ClusterTrainingTest {
         StringWriter err = new StringWriter();
         int port = freePort();
         startWorkers(port, 3, List.of("-Drelay.chaos.halt-mid-snapshot=3"));
-        List<String> three = new ArrayList<>(args);
-        three.addAll(List.of("--out", dir.resolve("mid").toString(), "nodes=3", "relay.cluster.port=" + port, "relay.cluster.down-after=2s",
-                "checkpoint-every=400"));
-        assertEquals(0, Cli.run(err, three.toArray(String[]::new)), err::toString);
+        assertEquals(0, Cli.run(err, onCluster(args, dir.resolve("mid"), 3, port, "checkpoint-every=400")), err::toString);
         assertFalse(workers.get(0).isAlive(), "node 1 ended mid-snapshot");
         Path run = runOf("mid");
         String history = Files.readString(run.resolve("history.log"));
         assertTrue(history.matches("(?s).*node 1 \\(127\\.0\\.0\\.1:\\d+\\) lost; placed again: device 0 on node 2 .*going on from the snapshot "
                 + "of step 2 in the memory of the nodes left.*resumed at step 2 of 6 from the snapshot.*finished.*"), history);
-        assertNull(Checkpoint.difference(runOf("one").resolve("checkpoints/step-6"), run.resolve("checkpoints/step-6")), "bit for bit");
-        assertEquals(lossesOf(runOf("one")), lossesOf(run));
+        assertSameRun(runOf("one"), run, 6, "lost mid-snapshot");
     }
 
     /**
@@ -317,16 +322,13 @@ class ClusterTrainingTest {
         startWorkers(port, 4);
         Path out = dir.resolve("neighbours");
         Thread killer = killAfter(out, 5, 0, true, 1);
-        List<String> four = new ArrayList<>(args);
-        four.addAll(List.of("--out", out.toString(), "nodes=4", "devices=3", "relay.cluster.port=" + port, "relay.cluster.down-after=2s"));
-        assertEquals(0, Cli.run(err, four.toArray(String[]::new)), err::toString);
+        assertEquals(0, Cli.run(err, onCluster(args, out, 4, port, "devices=3")), err::toString);
         killer.join();
         Path run = runOf("neighbours");
         String history = Files.readString(run.resolve("history.log"));
         assertTrue(history.matches("(?s).*no snapshot in memory has every stage on a node left: going on from checkpoints/step-[2-8].*"
                 + "resumed at step [2-8] of 8 from checkpoints/step-.*finished.*"), history);
-        assertNull(Checkpoint.difference(runOf("one").resolve("checkpoints/step-8"), run.resolve("checkpoints/step-8")), "bit for bit");
-        assertEquals(lossesOf(runOf("one")), lossesOf(run));
+        assertSameRun(runOf("one"), run, 8, "two neighbours lost");
     }
 
     /**
@@ -353,16 +355,13 @@ class ClusterTrainingTest {
             }
         }, "replacement");
         replacement.start();
-        List<String> two = new ArrayList<>(args);
-        two.addAll(List.of("--out", out.toString(), "nodes=2", "relay.cluster.port=" + port, "relay.cluster.down-after=2s"));
-        assertEquals(0, Cli.run(err, two.toArray(String[]::new)), err::toString);
+        assertEquals(0, Cli.run(err, onCluster(args, out, 2, port)), err::toString);
         replacement.join();
         Path run = runOf("replaced");
         String history = Files.readString(run.resolve("history.log"));
         assertTrue(history.matches("(?s).*node 1 \\(127\\.0\\.0\\.1:\\d+\\) lost, node 1 \\(127\\.0\\.0\\.1:\\d+\\) joined; placed again: "
                 + "device 0 on node 1 .*device 1 on node 1 .*resumed at step [23] of 6.*finished.*"), history);
-        assertNull(Checkpoint.difference(runOf("one").resolve("checkpoints/step-6"), run.resolve("checkpoints/step-6")), "bit for bit");
-        assertEquals(lossesOf(runOf("one")), lossesOf(run));
+        assertSameRun(runOf("one"), run, 6, "replaced");
     }
 
     /**

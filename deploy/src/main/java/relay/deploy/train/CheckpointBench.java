@@ -52,9 +52,12 @@ public final class CheckpointBench {
      * @param skipped      snapshots some stage skipped, still sending the one before
      * @param taken        snapshots asked for
      * @param heldBytes    the most bytes of snapshots the nodes held together (their ledgers' snapshot category)
-     * @param overhead     snapshotStep / plainStep − 1
+     * @param overhead     snapshotStep / plainStep − 1: the cost of one after every step
+     * @param autoEvery    the interval {@code snapshot-every = auto} comes to at this cost: the fewest steps that keep it within its budget
+     * @param autoOverhead the cost at that interval
      */
-    public record Snapshots(double plainStep, double snapshotStep, int skipped, int taken, long heldBytes, double overhead) {}
+    public record Snapshots(double plainStep, double snapshotStep, int skipped, int taken, long heldBytes, double overhead, int autoEvery,
+                            double autoOverhead) {}
 
     /** Blocks of steps with and without snapshots, each kind this many times. */
     static final int SNAPSHOT_BLOCKS = 3;
@@ -132,7 +135,9 @@ public final class CheckpointBench {
             step++;
         }
         int n = SNAPSHOT_BLOCKS * steps;
-        return new Snapshots(plain / n, snapshotting / n, skipped, taken, held, snapshotting / plain - 1);
+        double overhead = snapshotting / plain - 1;
+        int auto = SnapshotPace.stepsApart(snapshotting - plain, plain);
+        return new Snapshots(plain / n, snapshotting / n, skipped, taken, held, overhead, auto, overhead / auto);
     }
 
     /** Random tokens of the model's vocabulary, the run's microbatches' shape. */

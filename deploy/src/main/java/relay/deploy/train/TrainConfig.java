@@ -117,7 +117,7 @@ public record TrainConfig(ModelPart model, OptimizerPart optimizer, PipelinePart
                             c.getInt("trace-steps"), flag(c, "rebalance"), flag(c, "recompute")),
                     new RunPart(c.getString("data"), c.getInt("steps"), c.getInt("batch"), c.getInt("seq"),
                             c.getDouble("validation-fraction"), c.getInt("eval-every"), c.getInt("eval-sequences"),
-                            c.getInt("checkpoint-every"), c.getInt("snapshot-every"), c.getInt("keep-checkpoints"), c.getInt("restarts"), c.getLong("seed"),
+                            c.getInt("checkpoint-every"), snapshotEvery(c), c.getInt("keep-checkpoints"), c.getInt("restarts"), c.getLong("seed"),
                             c.getString("out"), flag(c, "packing")),
                     precision(c));
             t.validate();
@@ -229,6 +229,19 @@ public record TrainConfig(ModelPart model, OptimizerPart optimizer, PipelinePart
         }
     }
 
+    /** auto ({@link SnapshotPace#AUTO}: as often as the measured cost allows), 0 (off) or a number of steps. */
+    private static int snapshotEvery(Config c) {
+        String v = c.getString("snapshot-every");
+        if (v.equals("auto")) return SnapshotPace.AUTO;
+        try {
+            int n = Integer.parseInt(v);
+            if (n >= 0) return n;
+        } catch (NumberFormatException e) {
+            // Said below.
+        }
+        throw new IllegalArgumentException("configuration: relay.train.snapshot-every must be auto, 0 (off) or a number of steps, not '" + v + "'");
+    }
+
     private static boolean flag(Config c, String key) {
         return switch (c.getString(key)) {
             case "true", "on", "yes" -> true;
@@ -291,7 +304,6 @@ public record TrainConfig(ModelPart model, OptimizerPart optimizer, PipelinePart
         require(r.evalEvery() >= 1, "eval-every", "must be ≥ 1, not " + r.evalEvery());
         require(r.evalSequences() >= 1, "eval-sequences", "must be ≥ 1, not " + r.evalSequences());
         require(r.checkpointEvery() >= 1, "checkpoint-every", "must be ≥ 1, not " + r.checkpointEvery());
-        require(r.snapshotEvery() >= 0, "snapshot-every", "must be ≥ 0 (0 turns snapshots in memory off), not " + r.snapshotEvery());
         require(r.keepCheckpoints() >= 0, "keep-checkpoints", "must be ≥ 0 (0 keeps them all), not " + r.keepCheckpoints());
         require(r.restarts() >= 0, "restarts", "must be ≥ 0, not " + r.restarts());
         require(p.traceSteps() >= 0, "trace-steps", "must be ≥ 0 (0 turns tracing off), not " + p.traceSteps());

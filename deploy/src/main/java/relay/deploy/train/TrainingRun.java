@@ -219,7 +219,8 @@ public final class TrainingRun {
     private Summary train() throws IOException {
         int first = in.start().step(), steps = c.run().steps();
         // A snapshot is kept on its stage's node and the next: with one worker (or one JVM) a loss takes every copy.
-        boolean snapshotting = c.run().snapshotEvery() > 0 && nodes != null && nodes.deviceNodes() > 1;
+        SnapshotPace pace = c.run().snapshotEvery() != 0 && nodes != null && nodes.deviceNodes() > 1
+                ? new SnapshotPace(c.run().snapshotEvery()) : null;
         try (Engine engine = wrap.apply(engine())) {
             if (in.start().checkpoint() != null) restore(engine);
             if (in.start().snapshot() != null) restoreSnapshot(engine);
@@ -243,7 +244,7 @@ public final class TrainingRun {
                 for (done = first + 1; done <= steps; done++) {
                     Engine.Step st = step(engine, done);
                     seal(false);
-                    if (snapshotting && done % c.run().snapshotEvery() == 0 && done < steps) snapshot(engine, done);
+                    if (pace != null && pace.due(done, st.seconds()) && done < steps) snapshot(engine, done, pace);
                     boolean last = done == steps, stopping = stop.requested() && !last;
                     boolean evaluating = done % c.run().evalEvery() == 0 || last;
                     double stepVal = evaluating ? validate(engine) : Double.NaN;
@@ -381,14 +382,16 @@ public final class TrainingRun {
     }
 
     /** Snapshot of step {@code done} into the nodes' memory, with the data position a restart from it goes on at. */
-    private void snapshot(Engine engine, int done) {
+    private void snapshot(Engine engine, int done, SnapshotPace pace) {
+        long t0 = System.nanoTime();
         try {
             engine.snapshot(done);
         } catch (RuntimeException e) {
             throw failed("the snapshot of step " + done, e, "", done);
         }
+        pace.taken(done, (System.nanoTime() - t0) / 1e9);
         snapshots.put(done, in.data().position());
-        snapshots.keySet().removeIf(s -> s < done - 64L * c.run().snapshotEvery());
+        snapshots.keySet().removeIf(s -> s < done - 64L * pace.interval());
     }
 
     /**
