@@ -156,18 +156,22 @@ final class ChaosBenchCommand implements Callable<Integer> {
         }
     }
 
-    /** The step a run went on from after a restart (history.log: "resumed at step N of …"), or −1 before it did. */
+    /**
+     * The step a run went on from after a restart (history.log: "resumed at step N of …", or 0 for a second "started:"
+     * when there was nothing to go on from), or −1 before it did.
+     */
     private static int resumedAt(Path out) throws IOException {
         if (!Files.isDirectory(out)) return -1;
         try (Stream<Path> runs = Files.list(out)) {
             Path h = runs.map(r -> r.resolve("history.log")).filter(Files::isRegularFile).findFirst().orElse(null);
             if (h == null) return -1;
-            java.util.regex.Matcher m = null;
+            int from = -1, started = 0;
             for (String line : Files.readAllLines(h)) {
                 java.util.regex.Matcher l = RESUMED.matcher(line);
-                if (l.find()) m = l;
+                if (l.find()) from = Integer.parseInt(l.group(1));
+                if (line.contains("  started: ") && ++started > 1) from = 0;
             }
-            return m == null ? -1 : Integer.parseInt(m.group(1));
+            return from;
         }
     }
 

@@ -134,6 +134,11 @@ final class PlanCommand implements Callable<Integer> {
             t.row(row.toArray());
         }
         t.print(System.out);
+        long[] snapshots = p.snapshotBytes();
+        if (snapshots.length > 1) {
+            System.out.printf("snapshots in memory (a run on these %d nodes, snapshot-every on): host memory per node %s%n", snapshots.length,
+                    java.util.Arrays.stream(snapshots).mapToObj(Plan::size).collect(java.util.stream.Collectors.joining(", ")));
+        }
         System.out.printf(Locale.ROOT, "%d microbatches of %d%s: step %.3f s, bubble %.3f, %.1f tokens/s%n", p.microbatches(),
                 p.batch() / p.microbatches(), p.config().recompute() ? ", recomputing activations" : "", p.stepSeconds(), p.bubble(),
                 p.tokensPerSecond());
@@ -149,6 +154,7 @@ final class PlanCommand implements Callable<Integer> {
         m.put("weights_dtype", p.config().precision().weights().key());
         m.put("activations_dtype", p.config().precision().activations().key());
         m.put("placement", p.placement().deviceOfStage());
+        m.put("snapshot_host_bytes_per_node", p.snapshotBytes());
         List<Map<String, Object>> per = new ArrayList<>();
         for (int d = 0; d < p.memory().size(); d++) {
             Map<String, Object> dev = new LinkedHashMap<>();

@@ -43,6 +43,23 @@ public record Plan(ModelConfig model, DeviceSpec devices, PipelineConfig config,
         return (double) batch * seq / stepSeconds;
     }
 
+    /**
+     * Host memory each node holds for snapshots in memory (with two or more nodes; none with one): the newest two of
+     * its own stages' snapshots and of the previous node's in the ring, each the weights the stages hold, kept in
+     * float32, and their optimizer state. A head's replica of a tied table is counted, though the embedding's is kept.
+     */
+    public long[] snapshotBytes() {
+        long[] own = new long[devices.nodes()], held = new long[devices.nodes()];
+        if (devices.nodes() < 2) return held;
+        for (int d = 0; d < memory.size(); d++) {
+            Map<Category, Long> m = memory.get(d);
+            own[devices.nodeOf(d)] += m.get(Category.PARAMETERS) / config.precision().weights().bytes() * Float.BYTES
+                    + m.get(Category.OPTIMIZER_STATE);
+        }
+        for (int n = 0; n < own.length; n++) held[n] = 2 * (own[n] + own[(n + own.length - 1) % own.length]);
+        return held;
+    }
+
     /** Bytes for people: in GiB from 1 GiB up, else in MiB. */
     public static String size(long bytes) {
         return bytes >= 1L << 30 ? String.format(java.util.Locale.ROOT, "%.1f GiB", bytes / (double) (1L << 30))

@@ -27,7 +27,8 @@ final class SnapshotPace {
     /** Step {@code done} took {@code seconds} (the snapshot before it not counted); returns whether to snapshot after it. */
     boolean due(int done, double seconds) {
         if (++steps == 1) return every > 0 && done % every == 0;
-        if (after) cost = smooth(cost, copy + Math.max(0, seconds - plain));
+        // Unclipped: a step after a snapshot that ran faster than the plain ones is noise that cancels the noise the other way.
+        if (after) cost = smooth(cost, copy + seconds - plain);
         else plain = smooth(plain, seconds);
         after = false;
         if (every != AUTO) return done % every == 0;

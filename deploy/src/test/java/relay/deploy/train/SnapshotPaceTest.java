@@ -45,5 +45,11 @@ class SnapshotPaceTest {
         // Smoothed: 0.7 · 0.3 + 0.3 · (0.2 + 0.0) = 0.27 s → ⌈0.27 / 0.06⌉ = 5.
         assertFalse(p.due(8, 2.0));
         assertEquals(5, p.interval());
+        // A step after a snapshot that ran faster than the plain ones lowers the estimate: 0.7 · 0.27 + 0.3 · (0.2 − 0.3) = 0.159 s → 3.
+        for (int step = 9; step <= 11; step++) assertFalse(p.due(step, 2.0), "step " + step);
+        assertTrue(p.due(12, 2.0));
+        p.taken(12, 0.2);
+        p.due(13, 1.7);
+        assertEquals(3, p.interval());
     }
 }
