@@ -37,8 +37,17 @@ public final class Coordinator {
     public record Start(List<StageSpec> specs, List<ActorRef<StageHost.Command>> hostOfStage, ActorRef<Gathered> replyTo)
             implements Command {}
 
-    /** Run one step over these microbatches. */
-    public record RunStep(List<Batch> microbatches, ActorRef<StepResult> replyTo) implements Command {}
+    /**
+     * Run one step over these microbatches; with {@code snapshotOf} (a step done, 1 or later; 0 for none) every stage
+     * first takes its copy for the snapshot of that step in the nodes' memory, the state the step starts from, and
+     * hands it to its holders (its node's host and the next node's) in the background while the step runs. The
+     * holders report to the coordinator as the copies arrive ({@link SnapshotLedger}).
+     */
+    public record RunStep(List<Batch> microbatches, long snapshotOf, ActorRef<StepResult> replyTo) implements Command {
+        public RunStep(List<Batch> microbatches, ActorRef<StepResult> replyTo) {
+            this(microbatches, 0, replyTo);
+        }
+    }
 
     /** The loss of these batches, forward only, with the current weights; the step does not advance. */
     public record Evaluate(List<Batch> batches, ActorRef<StepResult> replyTo) implements Command {}
@@ -64,13 +73,6 @@ public final class Coordinator {
      * Answered outside the one-request-at-a-time order: steps go on while shards are written.
      */
     public record AwaitShards(long step, ActorRef<Gathered> replyTo) implements Command {}
-
-    /**
-     * Snapshot {@code step} in the nodes' memory: every stage takes its copy and hands it to its holders (its node's
-     * host and the next node's) in the background; the reply comes once every stage has its copy (the next step
-     * may start). The holders report to the coordinator as the copies arrive ({@link SnapshotLedger}).
-     */
-    public record TakeSnapshot(long step, ActorRef<Gathered> replyTo) implements Command {}
 
     /**
      * Where the run can go on from after a lost node: the newest snapshot every stage still has a live holder of,
@@ -243,12 +245,11 @@ public final class Coordinator {
     private Request request(Command c, PipelineStages stages) {
         CoordinatorLoad load = new CoordinatorLoad();
         if (c instanceof Start m) return StartingStages.of(m, ctx, events, load);
-        if (c instanceof RunStep m) return Stepping.of(m, stages, passes, draws, config, load);
+        if (c instanceof RunStep m) return Stepping.of(m, stages, passes, draws, snapshots, config, load);
         if (c instanceof Evaluate m) return new Evaluating(m, stages, passes, load);
         if (c instanceof Collect m) return new Gathering.Collecting(m, stages, load);
         if (c instanceof Restore m) return new RestoreRouting(m, stages, load);
         if (c instanceof WriteShards m) return new Gathering.TakingShards(m, stages, load);
-        if (c instanceof TakeSnapshot m) return new Gathering.TakingSnapshot(m, stages, load, snapshots);
         if (c instanceof RestoreSnapshot m) return new Gathering.RestoringSnapshot(m, stages, load, events);
         throw new IllegalArgumentException(c + " is not a request");
     }

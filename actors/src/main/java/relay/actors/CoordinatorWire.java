@@ -23,7 +23,7 @@ final class CoordinatorWire {
             m.hostOfStage().forEach(h -> p.addHostOfStage(w.ref(h)));
             b.setStart(p);
         } else if (c instanceof Coordinator.RunStep m) {
-            b.setRunStep(runStep(m.microbatches(), m.replyTo(), w));
+            b.setRunStep(runStep(m.microbatches(), m.replyTo(), w).toBuilder().setSnapshotOf(m.snapshotOf()));
         } else if (c instanceof Coordinator.Evaluate m) {
             b.setEvaluate(runStep(m.batches(), m.replyTo(), w));
         } else if (c instanceof Coordinator.Collect m) {
@@ -38,8 +38,6 @@ final class CoordinatorWire {
             b.setWriteShards(CoordinatorCommand.Shards.newBuilder().setStep(m.step()).setDirectory(m.directory()).setReplyTo(w.ref(m.replyTo())));
         } else if (c instanceof Coordinator.AwaitShards m) {
             b.setAwaitShards(CoordinatorCommand.Shards.newBuilder().setStep(m.step()).setReplyTo(w.ref(m.replyTo())));
-        } else if (c instanceof Coordinator.TakeSnapshot m) {
-            b.setTakeSnapshot(CoordinatorCommand.Shards.newBuilder().setStep(m.step()).setReplyTo(w.ref(m.replyTo())));
         } else if (c instanceof Coordinator.FindSnapshot m) {
             b.setFindSnapshot(CoordinatorCommand.Shards.newBuilder().setReplyTo(w.ref(m.replyTo())));
         } else if (c instanceof Coordinator.RestoreSnapshot m) {
@@ -63,7 +61,7 @@ final class CoordinatorWire {
             case START -> new Coordinator.Start(p.getStart().getSpecsList().stream().map(Wire::spec).toList(),
                     p.getStart().getHostOfStageList().stream().<ActorRef<StageHost.Command>>map(w::ref).toList(), w.ref(p.getStart().getReplyTo()));
             case RUN_STEP -> new Coordinator.RunStep(p.getRunStep().getMicrobatchesList().stream().map(Wire::batch).toList(),
-                    w.ref(p.getRunStep().getReplyTo()));
+                    p.getRunStep().getSnapshotOf(), w.ref(p.getRunStep().getReplyTo()));
             case EVALUATE -> new Coordinator.Evaluate(p.getEvaluate().getMicrobatchesList().stream().map(Wire::batch).toList(),
                     w.ref(p.getEvaluate().getReplyTo()));
             case COLLECT -> new Coordinator.Collect(switch (p.getCollect().getWhat()) {
@@ -77,7 +75,6 @@ final class CoordinatorWire {
             case WRITE_SHARDS -> new Coordinator.WriteShards(p.getWriteShards().getStep(), p.getWriteShards().getDirectory(),
                     w.ref(p.getWriteShards().getReplyTo()));
             case AWAIT_SHARDS -> new Coordinator.AwaitShards(p.getAwaitShards().getStep(), w.ref(p.getAwaitShards().getReplyTo()));
-            case TAKE_SNAPSHOT -> new Coordinator.TakeSnapshot(p.getTakeSnapshot().getStep(), w.ref(p.getTakeSnapshot().getReplyTo()));
             case FIND_SNAPSHOT -> new Coordinator.FindSnapshot(w.ref(p.getFindSnapshot().getReplyTo()));
             case RESTORE_SNAPSHOT -> new Coordinator.RestoreSnapshot(p.getRestoreSnapshot().getPointList().stream()
                     .map(e -> (StageEvent.SnapshotHeld) StageEventWire.stageEvent(e, in, w)).toList(), w.ref(p.getRestoreSnapshot().getReplyTo()));

@@ -123,40 +123,6 @@ abstract class Gathering extends Request {
         }
     }
 
-    /** Each stage takes its copy for a snapshot in memory and reports so; the copies reach their holders after the reply ({@link SnapshotLedger}). */
-    static final class TakingSnapshot extends Gathering {
-        private final Coordinator.TakeSnapshot take;
-        private final SnapshotLedger ledger;
-
-        TakingSnapshot(Coordinator.TakeSnapshot take, PipelineStages stages, CoordinatorLoad load, SnapshotLedger ledger) {
-            super(stages, load, take.replyTo());
-            this.take = take;
-            this.ledger = ledger;
-        }
-
-        @Override
-        void ask() {
-            List<List<ActorRef<StageHost.Command>>> holders = new ArrayList<>();
-            for (int s = 0; s < stages.size(); s++) holders.add(stages.holders(s));
-            long keepFrom = ledger.whole();
-            ledger.taking(take.step(), holders);
-            for (int s = 0; s < stages.size(); s++) {
-                stages.get(s).tell(new StageCommand.TakeSnapshot(take.step(), keepFrom, holders.get(s),
-                        holders.get(s).stream().map(stages::channelOf).toList()));
-            }
-        }
-
-        @Override
-        boolean answers(StageEvent e) {
-            return e instanceof StageEvent.SnapshotTaken t && t.step() == take.step();
-        }
-
-        @Override
-        String what() {
-            return "taking the stages' copies for the snapshot of step " + take.step();
-        }
-    }
-
     /**
      * Each stage's holder sends it that stage's snapshot; a head whose token table is tied also takes the table
      * from the embedding's. Each stage reports {@link StageEvent.Restored} once it has all.

@@ -121,8 +121,16 @@ public final class Pipeline implements AutoCloseable {
 
     /** Runs one step over the microbatches and waits for it; a failed step comes back with its error. */
     public Coordinator.StepResult step(List<Batch> microbatches) {
+        return step(microbatches, 0);
+    }
+
+    /**
+     * The same, the stages first taking their copies for the snapshot of step {@code snapshotOf} (the steps done so
+     * far; 0: none) into the nodes' memory, sent while the step runs.
+     */
+    public Coordinator.StepResult step(List<Batch> microbatches, long snapshotOf) {
         if (microbatches.isEmpty()) throw new IllegalArgumentException("a step needs at least one microbatch");
-        return ask(coordinator, to -> new Coordinator.RunStep(List.copyOf(microbatches), to), "a step");
+        return ask(coordinator, to -> new Coordinator.RunStep(List.copyOf(microbatches), snapshotOf, to), "a step");
     }
 
     /** The mean loss of these batches with the current weights, forward only (the step does not advance). */
@@ -200,15 +208,6 @@ public final class Pipeline implements AutoCloseable {
                     if (!g.ok()) throw new java.io.UncheckedIOException(new UnwritableFile(g.error()));
                     return g.events().stream().flatMap(e -> ((StageEvent.ShardWritten) e).files().stream()).toList();
                 });
-    }
-
-    /**
-     * Snapshot {@code step} into the nodes' memory: returns once every stage holds its copy (the next step may start);
-     * the copies reach their holders in the background. Returns whether every stage took one: a stage still sending
-     * its previous snapshot skips this one.
-     */
-    public boolean takeSnapshot(long step) {
-        return gather(to -> new Coordinator.TakeSnapshot(step, to)).stream().noneMatch(e -> ((StageEvent.SnapshotTaken) e).skipped());
     }
 
     /**

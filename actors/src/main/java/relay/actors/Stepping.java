@@ -1,12 +1,15 @@
 package relay.actors;
 
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Set;
+import org.apache.pekko.actor.typed.ActorRef;
 
 /**
- * A step, in phases: the blocks take LISA's draw and RSO's redraw when the step makes one, then a norm-only pass
- * runs when clipping by global norm, then the updating pass, whose end is the step's. The whole step has the
- * step timeout.
+ * A step, in phases: the stages take their copies for a snapshot of the step before when it is asked for, and
+ * the blocks take LISA's draw and RSO's redraw when the step makes one, then a norm-only pass runs when clipping
+ * by global norm, then the updating pass, whose end is the step's. The whole step has the step timeout.
  */
 abstract class Stepping extends Request {
     final Coordinator.RunStep run;
@@ -14,9 +17,24 @@ abstract class Stepping extends Request {
     final NormClip clip;
 
     /** The step's first phase, the draws: it goes straight on to the first pass when the step makes none. */
-    static Request of(Coordinator.RunStep run, PipelineStages stages, Passes passes, BlockDraws draws, PipelineConfig config,
-                      CoordinatorLoad load) {
+    static Request of(Coordinator.RunStep run, PipelineStages stages, Passes passes, BlockDraws draws, SnapshotLedger snapshots,
+                      PipelineConfig config, CoordinatorLoad load) {
+        if (run.snapshotOf() > 0) snapshot(run.snapshotOf(), stages, snapshots);
         return new Drawing(run, stages, passes, new NormClip(config.settings().clipping()), load, draws);
+    }
+
+    /**
+     * Every stage takes its copy for the snapshot of step {@code step} before anything of this step: the coordinator's
+     * messages to a stage keep their order, and a stage that already began this step's pass skips it.
+     */
+    private static void snapshot(long step, PipelineStages stages, SnapshotLedger ledger) {
+        List<List<ActorRef<StageHost.Command>>> holders = new ArrayList<>();
+        for (int s = 0; s < stages.size(); s++) holders.add(stages.holders(s));
+        long keepFrom = ledger.whole();
+        ledger.taking(step, holders);
+        for (int s = 0; s < stages.size(); s++) {
+            stages.get(s).tell(new StageCommand.TakeSnapshot(step, keepFrom, holders.get(s), holders.get(s).stream().map(stages::channelOf).toList()));
+        }
     }
 
     private Stepping(Coordinator.RunStep run, PipelineStages stages, Passes passes, NormClip clip, CoordinatorLoad load) {

@@ -36,26 +36,29 @@ class SnapshotRestoreTest {
         return new Placement(2, devices);
     }
 
-    private static List<Double> steps(Pipeline p, List<List<Batch>> data, int from, int to) {
+    /** Steps [from, to), the first snapshotting the state after {@code snapshotOf} steps (0: none). */
+    private static List<Double> steps(Pipeline p, List<List<Batch>> data, int from, int to, int snapshotOf) {
         List<Double> losses = new ArrayList<>();
         for (int s = from; s < to; s++) {
-            Coordinator.StepResult r = p.step(data.get(s));
+            Coordinator.StepResult r = p.step(data.get(s), s == from ? snapshotOf : 0);
             assertTrue(r.ok(), r.error());
             losses.add(r.loss());
         }
         return losses;
     }
 
-    /** The whole run, or ({@code interrupted}) STOP steps, a snapshot, one more step lost, and a new pipeline from the snapshot. */
+    /**
+     * The whole run, or ({@code interrupted}) STOP steps, one more that snapshots the state it starts from and is then
+     * lost, and a new pipeline from the snapshot.
+     */
     private static Run run(ModelConfig cfg, PipelineConfig pc, List<List<Batch>> data, boolean interrupted) throws InterruptedException {
         try (Nodes nodes = Nodes.local(PipelineEquivalenceTest.SERIALIZE)) {
             Pipeline.Snapshot snapshot;
             List<Double> losses;
             try (Pipeline p = Pipeline.start(nodes, cfg, PipelineEquivalenceTest.SEED, null, placement(cfg), pc)) {
-                losses = new ArrayList<>(steps(p, data, 0, interrupted ? STOP : STEPS));
+                losses = new ArrayList<>(steps(p, data, 0, interrupted ? STOP : STEPS, 0));
                 if (!interrupted) return new Run(losses, new TreeMap<>(p.weights()), new TreeMap<>(p.optimizerState()));
-                p.takeSnapshot(STOP);
-                steps(p, data, STOP, STOP + 1);
+                steps(p, data, STOP, STOP + 1, STOP);
                 snapshot = p.newestSnapshot();
                 for (int i = 0; i < 200 && snapshot == null; i++) {
                     Thread.sleep(25);
@@ -66,7 +69,7 @@ class SnapshotRestoreTest {
             assertEquals(STOP, snapshot.step());
             try (Pipeline p = Pipeline.start(nodes, cfg, PipelineEquivalenceTest.SEED, null, placement(cfg), pc.withFirstStep(STOP))) {
                 p.restoreSnapshot(snapshot);
-                losses.addAll(steps(p, data, STOP, STEPS));
+                losses.addAll(steps(p, data, STOP, STEPS, 0));
                 return new Run(losses, new TreeMap<>(p.weights()), new TreeMap<>(p.optimizerState()));
             }
         }

@@ -48,16 +48,13 @@ public final class CheckpointBench {
      * Snapshots after every step, on a cluster.
      *
      * @param plainStep    mean seconds of a step in the blocks without snapshots
-     * @param snapshotStep mean seconds of a step and its snapshot's copy in the blocks with them (the sending overlaps the next step)
-     * @param skipped      snapshots some stage skipped, still sending the one before
-     * @param taken        snapshots asked for
+     * @param snapshotStep mean seconds of a step that first snapshots the state it starts from (sent while it runs)
      * @param heldBytes    the most bytes of snapshots the nodes held together (their ledgers' snapshot category)
      * @param overhead     snapshotStep / plainStep − 1: the cost of one after every step
      * @param autoEvery    the interval {@code snapshot-every = auto} comes to at this cost: the fewest steps that keep it within its budget
      * @param autoOverhead the cost at that interval
      */
-    public record Snapshots(double plainStep, double snapshotStep, int skipped, int taken, long heldBytes, double overhead, int autoEvery,
-                            double autoOverhead) {}
+    public record Snapshots(double plainStep, double snapshotStep, long heldBytes, double overhead, int autoEvery, double autoOverhead) {}
 
     /** Blocks of steps with and without snapshots, each kind this many times. */
     static final int SNAPSHOT_BLOCKS = 3;
@@ -103,31 +100,25 @@ public final class CheckpointBench {
             }
             int every = c.run().checkpointEvery();
             double write = (writtenAt.join() - t0) / 1e9, extra = writing - n * plain + take + seal;
-            Snapshots snapshots = cluster == null ? null : snapshots(engine, microbatches, steps, 1 + n + steps + 1, out);
+            Snapshots snapshots = cluster == null ? null : snapshots(engine, microbatches, steps, 1 + steps + n, out);
             return new Result(engine.describe(), plain, writing / n, take, write, seal, n, bytes, every, extra / (every * plain),
                     (write + seal) / (every * plain), snapshots);
         }
     }
 
-    /** Blocks of {@code steps} steps, without snapshots and with one after every step, alternated; steps counted from {@code first}. */
+    /** Blocks of {@code steps} steps, without snapshots and with one at every step's start, alternated; {@code first}: the steps done before. */
     private static Snapshots snapshots(Engine engine, List<Batch> microbatches, int steps, int first, PrintStream out) {
         out.printf("%d blocks of %d steps without snapshots and %d with one after every step, alternated...%n", SNAPSHOT_BLOCKS, steps,
                 SNAPSHOT_BLOCKS);
         double plain = 0, snapshotting = 0;
-        int step = first, skipped = 0, taken = 0;
+        int step = first;
         long held = 0;
         for (int b = 0; b < 2 * SNAPSHOT_BLOCKS; b++) {
             boolean with = b % 2 == 1;
             for (int i = 0; i < steps; i++, step++) {
-                long t0 = System.nanoTime();
-                Engine.Step st = engine.step(microbatches);
-                if (with) {
-                    taken++;
-                    if (!engine.snapshot(step)) skipped++;
-                }
-                double seconds = (System.nanoTime() - t0) / 1e9;
-                if (with) snapshotting += seconds;
-                else plain += seconds;
+                Engine.Step st = with ? engine.step(microbatches, step) : engine.step(microbatches);
+                if (with) snapshotting += st.seconds();
+                else plain += st.seconds();
                 held = Math.max(held, st.memory().getOrDefault(Category.SNAPSHOTS, 0L));
             }
             // An untimed step between blocks takes the last snapshot's sending, which would otherwise fall on a plain block.
@@ -137,7 +128,7 @@ public final class CheckpointBench {
         int n = SNAPSHOT_BLOCKS * steps;
         double overhead = snapshotting / plain - 1;
         int auto = SnapshotPace.stepsApart(snapshotting - plain, plain);
-        return new Snapshots(plain / n, snapshotting / n, skipped, taken, held, overhead, auto, overhead / auto);
+        return new Snapshots(plain / n, snapshotting / n, held, overhead, auto, overhead / auto);
     }
 
     /** Random tokens of the model's vocabulary, the run's microbatches' shape. */

@@ -34,12 +34,11 @@ interface Engine extends AutoCloseable {
     void restore(Map<String, float[]> state);
 
     /**
-     * Snapshots step {@code step} into the memory of the nodes (each stage's state into its node's and the next
-     * node's), in the background; returns once the engine may step on, with whether every stage took its copy (one
-     * still sending its previous snapshot skips this one). Only a pipeline over several nodes has nodes to keep them:
-     * the plain loop has nothing to snapshot into.
+     * One step that first snapshots the state it starts from, after {@code snapshotOf} steps, into the memory of the
+     * nodes (each stage's into its node's and the next node's), sent in the background while it runs. Only a pipeline
+     * over several nodes has nodes to keep them: the plain loop has nothing to snapshot into.
      */
-    default boolean snapshot(int step) {
+    default Step step(List<Batch> microbatches, int snapshotOf) {
         throw new UnsupportedOperationException("only a pipeline over several nodes snapshots into their memory");
     }
 

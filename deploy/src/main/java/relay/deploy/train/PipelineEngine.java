@@ -64,9 +64,14 @@ final class PipelineEngine implements Engine {
 
     @Override
     public Step step(List<Batch> microbatches) {
+        return step(microbatches, 0);
+    }
+
+    @Override
+    public Step step(List<Batch> microbatches, int snapshotOf) {
         rebalance();
         long t0 = System.nanoTime();
-        Coordinator.StepResult r = pipeline.step(microbatches);
+        Coordinator.StepResult r = pipeline.step(microbatches, snapshotOf);
         step++;
         if (!r.ok()) {
             throw switch (r.failure()) {
@@ -142,11 +147,6 @@ final class PipelineEngine implements Engine {
     @Override
     public void restore(Map<String, float[]> state) {
         pipeline.restoreOptimizerState(state);
-    }
-
-    @Override
-    public boolean snapshot(int step) {
-        return pipeline.takeSnapshot(step);
     }
 
     @Override

@@ -2,10 +2,12 @@ package relay.deploy.train;
 
 /**
  * When a run snapshots into its nodes' memory: every {@code every} steps, or ({@link #AUTO}) as often as its measured
- * cost allows — at most {@link #BUDGET} of the training time between two snapshots. A snapshot costs the copy at the
- * step boundary (the steps wait for it) and what sending the copy takes from the step after it (the nodes' cores
- * also compute); both are measured on the run, smoothed, and the interval follows them. The first step only
- * warms up and the second is measured without one, so the first snapshot comes after step 2.
+ * cost allows — at most {@link #BUDGET} of the training time between two snapshots. A snapshot is taken at the start
+ * of the step after it and sent while that step runs; what it costs is how much slower that step ran than the steps
+ * without one (the copy, and the cores the sending takes from the devices), measured on the run, smoothed, and the
+ * interval follows it. The first snapshot is of the first step and warms up (connections to the holders, code paths);
+ * the step after it is not measured, the next one is measured plain, and the second snapshot, of that step, is the
+ * first whose cost is measured.
  */
 final class SnapshotPace {
     /** {@code snapshot-every = auto}. */
@@ -16,29 +18,37 @@ final class SnapshotPace {
     private static final double NEWEST = 0.3;
 
     private final int every;
-    private double plain = Double.NaN, cost = Double.NaN, copy;
-    private int steps, last;
+    private double plain = Double.NaN, cost = Double.NaN;
+    private int steps, last, snapshots;
     private boolean after;
 
     SnapshotPace(int every) {
         this.every = every;
     }
 
-    /** Step {@code done} took {@code seconds} (the snapshot before it not counted); returns whether to snapshot after it. */
+    /**
+     * Step {@code done} took {@code seconds}, a snapshot's copy included if one was taken at its start; returns whether
+     * to snapshot the state after it (at the next step's start).
+     */
     boolean due(int done, double seconds) {
-        if (++steps == 1) return every > 0 && done % every == 0;
-        // Unclipped: a step after a snapshot that ran faster than the plain ones is noise that cancels the noise the other way.
-        if (after) cost = smooth(cost, copy + seconds - plain);
-        else plain = smooth(plain, seconds);
-        after = false;
         if (every != AUTO) return done % every == 0;
+        // The first snapshot comes at once (its step also warms up, so neither is measured); then one plain step.
+        if (++steps == 1) return true;
+        if (!after) {
+            plain = smooth(plain, seconds);
+        } else if (snapshots > 1) {
+            // Unclipped: a step with a snapshot that ran faster than the plain ones is noise that cancels the noise the other way.
+            cost = smooth(cost, seconds - plain);
+        }
+        after = false;
+        if (Double.isNaN(plain)) return false;
         return Double.isNaN(cost) || done - last >= interval();
     }
 
-    /** The snapshot after step {@code done} was taken; the steps waited {@code copySeconds} for it. */
-    void taken(int done, double copySeconds) {
+    /** The state after step {@code done} is snapshotted at the next step's start. */
+    void taken(int done) {
+        snapshots++;
         last = done;
-        copy = copySeconds;
         after = true;
     }
 

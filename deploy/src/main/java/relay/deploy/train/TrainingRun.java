@@ -239,12 +239,13 @@ public final class TrainingRun {
                 }
                 out.println("training on the " + engine.describe());
                 Progress progress = new Progress(first, steps, out);
+                int snapshotOf = 0;
                 double loss = Double.NaN, val = points.stream().mapToDouble(Report.Point::val).filter(v -> !Double.isNaN(v))
                         .reduce((a, b) -> b).orElse(Double.NaN);
                 for (done = first + 1; done <= steps; done++) {
-                    Engine.Step st = step(engine, done);
+                    Engine.Step st = step(engine, done, snapshotOf);
                     seal(false);
-                    if (pace != null && pace.due(done, st.seconds()) && done < steps) snapshot(engine, done, pace);
+                    snapshotOf = pace != null && pace.due(done, st.seconds()) && done < steps ? snapshot(done, pace) : 0;
                     boolean last = done == steps, stopping = stop.requested() && !last;
                     boolean evaluating = done % c.run().evalEvery() == 0 || last;
                     double stepVal = evaluating ? validate(engine) : Double.NaN;
@@ -339,12 +340,15 @@ public final class TrainingRun {
                 + " --resume …, or the launcher that started it), or with nodes=1 in one JVM";
     }
 
-    /** Step {@code done} (counted from 1); a failure says which step of how many, and where the run can go on from. */
-    private Engine.Step step(Engine engine, int done) {
+    /**
+     * Step {@code done} (counted from 1), first snapshotting the state after step {@code snapshotOf} (0: none); a
+     * failure says which step of how many, and where the run can go on from.
+     */
+    private Engine.Step step(Engine engine, int done, int snapshotOf) {
         List<Batch> microbatches = new ArrayList<>();
         for (int j = 0; j < c.pipeline().microbatches(); j++) microbatches.add(in.data().next(c.microbatchSize()));
         try {
-            return engine.step(microbatches);
+            return snapshotOf > 0 ? engine.step(microbatches, snapshotOf) : engine.step(microbatches);
         } catch (RuntimeException e) {
             String diverged = e instanceof ArithmeticException ? "; training diverged: the learning rate (lr = " + c.optimizer().lr()
                     + ") is likely too high (the model's weights were finite numbers when loaded)" : "";
@@ -381,17 +385,15 @@ public final class TrainingRun {
         }
     }
 
-    /** Snapshot of step {@code done} into the nodes' memory, with the data position a restart from it goes on at. */
-    private void snapshot(Engine engine, int done, SnapshotPace pace) {
-        long t0 = System.nanoTime();
-        try {
-            engine.snapshot(done);
-        } catch (RuntimeException e) {
-            throw failed("the snapshot of step " + done, e, "", done);
-        }
-        pace.taken(done, (System.nanoTime() - t0) / 1e9);
+    /**
+     * The snapshot of the state after step {@code done}, taken at the next step's start: the data position a restart
+     * from it goes on at is kept now. Returns the step to snapshot.
+     */
+    private int snapshot(int done, SnapshotPace pace) {
+        pace.taken(done);
         snapshots.put(done, in.data().position());
         snapshots.keySet().removeIf(s -> s < done - 64L * pace.interval());
+        return done;
     }
 
     /**
