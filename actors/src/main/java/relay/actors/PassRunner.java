@@ -89,8 +89,10 @@ final class PassRunner {
             } else {
                 ctx.getLog().error("{} failed", where, e);
             }
-            events.tell(new StageEvent.Failed(spec.stage(), pos, diverged ? StageEvent.Failure.DIVERGED : StageEvent.Failure.FAULT,
-                    where + ": " + (diverged ? e.getMessage() : e.toString())));
+            // A broken tensor connection is most often a node gone: the run goes on from its snapshot, as for a node seen lost.
+            StageEvent.Failure kind = diverged ? StageEvent.Failure.DIVERGED
+                    : e instanceof relay.transport.ConnectionLost ? StageEvent.Failure.NODE_LOST : StageEvent.Failure.FAULT;
+            events.tell(new StageEvent.Failed(spec.stage(), pos, kind, where + ": " + (diverged ? e.getMessage() : e.toString())));
             inbox.discard();
             role.discardPending();
             return false;

@@ -232,9 +232,33 @@ public final class Pipeline implements AutoCloseable {
         return new Snapshot(held.get(0).step(), held);
     }
 
-    /** The failure of a node lost during a request, with the snapshot the run can go on from (or none). */
+    /**
+     * The failure of a node lost during a request, with the snapshot the run can go on from (or none). A loss seen by
+     * its broken connection may come before the cluster has the node down: that is waited for (a few seconds at
+     * most), so that the snapshot found has no holder on it.
+     */
     public NodesUnavailable lost(String error) {
-        return new NodesUnavailable(error, newestSnapshot());
+        boolean cluster = hosts.get(0).path().address().hasGlobalScope();
+        long deadline = System.nanoTime() + LOSS_SHOWS.toNanos();
+        while (cluster && hosts.stream().allMatch(nodes::alive) && System.nanoTime() < deadline) pause();
+        Snapshot s = newestSnapshot();
+        while (s != null && s.holders().stream().anyMatch(h -> !nodes.alive(h.holder())) && System.nanoTime() < deadline) {
+            pause();
+            s = newestSnapshot();
+        }
+        return new NodesUnavailable(error, s);
+    }
+
+    /** How long a lost node may take to show as down after its connections broke. */
+    private static final Duration LOSS_SHOWS = Duration.ofSeconds(5);
+
+    private static void pause() {
+        try {
+            Thread.sleep(50);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted while waiting for a lost node to show", e);
+        }
     }
 
     /** Every stage's trace events recorded so far (each stage's buffer starts empty again). */

@@ -134,7 +134,7 @@ public final class TensorChannel implements AutoCloseable {
             Thread.currentThread().interrupt();
             throw new IllegalStateException("interrupted while sending to " + to, e);
         } catch (IOException e) {
-            throw new IllegalStateException("the tensor connection to " + to + " failed: " + e, e);
+            throw new ConnectionLost("the tensor connection to " + to + " failed: " + e, e);
         }
     }
 
