@@ -23,7 +23,8 @@ import relay.transport.WireMessage;
  * connects them; {@link Stepping} runs a step — {@link BlockDraws} first, a norm-only pass when clipping by
  * global norm ({@link NormClip}), then the updating pass; {@link Evaluating} a forward-only pass;
  * {@link Gathering} and {@link RestoreRouting} what only the stages hold. Shards written in the background are
- * {@link ShardLedger}'s to count, and what a lost node takes is {@link NodeLoss}'s to say. A pass starts with
+ * {@link ShardLedger}'s to count, snapshots held in the nodes' memory {@link SnapshotLedger}'s, and what a lost
+ * node takes is {@link NodeLoss}'s to say: a stage's end, or its node downed (seen first). A pass starts with
  * the microbatches' tokens to the embedding and targets to the head ({@link Passes}); the coordinator never
  * touches a microbatch in between: the stages follow their devices' plans on their own. A failure or a timeout
  * ends the request with an error naming where.

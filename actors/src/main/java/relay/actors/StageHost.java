@@ -24,8 +24,9 @@ import relay.transport.WireMessage;
 
 /**
  * A node's stage host: it owns the node's devices, spawns stage actors on request from their specs (each on
- * its device's one-thread dispatcher, where it builds itself), stops them when their pipeline ends, and
- * reports its devices' memory. A device is the node's, not a stage's: the stages on it share its thread, so
+ * its device's one-thread dispatcher, where it builds itself), stops them when their pipeline ends, reports its
+ * devices' memory, and holds snapshots of stages (its node's and the node's before it) for a rebuilt pipeline
+ * ({@link SnapshotStore}); they outlive the pipeline that took them. A device is the node's, not a stage's: the stages on it share its thread, so
  * they use it one at a time. A device is made when the first stage placed on it arrives.
  */
 public final class StageHost {
