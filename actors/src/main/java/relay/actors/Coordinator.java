@@ -187,13 +187,13 @@ public final class Coordinator {
                     NodeLoss loss = NodeLoss.of(m.node(), stages, placement);
                     if (loss.ofHost()) return Behaviors.same();
                     lost(m.node(), loss);
-                    return broken(stages, loss.reason());
+                    return broken(stages, loss.reason(), StageEvent.Failure.NODE_LOST);
                 })
                 .onSignal(Terminated.class, t -> {
                     NodeLoss loss = NodeLoss.of(t.getRef(), stages, placement);
                     if (loss.ofHost()) return Behaviors.same();
                     lost(t.getRef().path().address(), loss);
-                    return broken(stages, loss.reason());
+                    return broken(stages, loss.reason(), StageEvent.Failure.NODE_LOST);
                 })
                 .build();
     }
@@ -225,11 +225,12 @@ public final class Coordinator {
     }
 
     /** After a fault the pipeline is not whole: every request is refused naming it; shards already being written are still answered for. */
-    private Behavior<Message> broken(PipelineStages stages, String reason) {
+    private Behavior<Message> broken(PipelineStages stages, String reason, StageEvent.Failure kind) {
         return Behaviors.receive(Message.class)
                 .onMessage(AwaitShards.class, this::awaitShards)
                 .onMessage(FindSnapshot.class, this::findSnapshot)
-                .onMessage(Command.class, m -> refuse(m, "the pipeline stopped after an earlier failure: " + reason))
+                .onMessage(Command.class, m -> refuse(m, "the pipeline stopped after an earlier failure: " + reason,
+                        kind == StageEvent.Failure.NODE_LOST ? kind : StageEvent.Failure.FAULT))
                 .onMessage(StageReport.class, m -> betweenRequests(m.event(), stages))
                 .onMessage(NodeDowned.class, m -> {
                     lost(m.node(), new NodeLoss(reason, NodeLoss.of(m.node(), stages, placement).stages()));
@@ -266,7 +267,12 @@ public final class Coordinator {
     }
 
     private Behavior<Message> refuse(Command c, String why) {
-        request(c, PipelineStages.NONE).fail(why, StageEvent.Failure.FAULT);
+        return refuse(c, why, StageEvent.Failure.FAULT);
+    }
+
+    /** Refused as {@code kind}: a pipeline broken by a lost node refuses as a lost node, so the caller goes on from the snapshot. */
+    private Behavior<Message> refuse(Command c, String why, StageEvent.Failure kind) {
+        request(c, PipelineStages.NONE).fail(why, kind);
         return Behaviors.same();
     }
 
@@ -296,7 +302,7 @@ public final class Coordinator {
     private Behavior<Message> failed(Request r, String reason, StageEvent.Failure kind) {
         timers.cancel(DEADLINE);
         r.fail(reason, kind);
-        return kind == StageEvent.Failure.INPUT && r.survivesInputFailure() ? ready(r.stages) : broken(r.stages, reason);
+        return kind == StageEvent.Failure.INPUT && r.survivesInputFailure() ? ready(r.stages) : broken(r.stages, reason, kind);
     }
 
     /** A stage's event between requests: a shard written is the ledger's; a failure breaks the pipeline, unless it was a message the stage could not take. */
@@ -305,7 +311,7 @@ public final class Coordinator {
         if (e instanceof StageEvent.SnapshotHeld h) snapshots.held(h);
         if (!(e instanceof StageEvent.Failed f)) return Behaviors.same();
         ctx.getLog().warn("{} between requests: {}", placement.stageName(f.stage()), f.reason());
-        return f.kind() == StageEvent.Failure.PROTOCOL ? Behaviors.same() : broken(stages, f.reason());
+        return f.kind() == StageEvent.Failure.PROTOCOL ? Behaviors.same() : broken(stages, f.reason(), f.kind());
     }
 
     /** A node is gone: the shards its stages were writing, and the snapshots its host held. */

@@ -71,7 +71,7 @@ public final class StageActor {
 
     /** Built, not yet knowing the other stages: a pass's messages cannot go anywhere yet. */
     private Behavior<StageCommand> unconnected() {
-        return anyState(passMessages(m -> refuse(m, null, " before it is connected"), (m, pos) -> refuse(m, pos, " before it is connected")), null)
+        return anyState(passMessages(m -> refuse(m, null, " before it is connected"), (m, pos) -> refuse(m, pos, " before it is connected")))
                 .onMessage(StageCommand.Connect.class, c -> {
                     events.tell(new StageEvent.Connected(spec.stage()));
                     return working(new PassRunner(spec, role, trace, events, new Sender(spec.stage(), c, channel, trace, events), ctx));
@@ -87,7 +87,7 @@ public final class StageActor {
     private Behavior<StageCommand> working(PassRunner passes) {
         return anyState(passMessages(m -> role.takes(m) ? go(passes.tied(m), passes) : refuse(m, passes.pass(), ""),
                 (m, pos) -> role.takes(m) ? go(passes.data(m, pos), passes) : refuse(m, pos, ""))
-                .onMessage(StageCommand.LeftDevice.class, m -> go(passes.leftDevice(m), passes)), passes)
+                .onMessage(StageCommand.LeftDevice.class, m -> go(passes.leftDevice(m), passes)))
                 .onSignal(PostStop.class, s -> stopped(passes))
                 .build();
     }
@@ -100,7 +100,7 @@ public final class StageActor {
     private Behavior<StageCommand> failed(PassRunner passes) {
         return anyState(passMessages(m -> role.takes(m) ? dropped(m) : refuse(m, passes.pass(), ""),
                 (m, pos) -> role.takes(m) ? dropped(m) : refuse(m, pos, ""))
-                .onMessage(StageCommand.LeftDevice.class, m -> Behaviors.same()), passes)
+                .onMessage(StageCommand.LeftDevice.class, m -> Behaviors.same()))
                 .onSignal(PostStop.class, s -> stopped(passes))
                 .build();
     }
@@ -145,11 +145,8 @@ public final class StageActor {
                 });
     }
 
-    /**
-     * What the stage takes in every state: its role's own commands, and requests for its weights, state and trace
-     * ({@code passes}: its passes once connected, else null).
-     */
-    private BehaviorBuilder<StageCommand> anyState(BehaviorBuilder<StageCommand> b, PassRunner passes) {
+    /** What the stage takes in every state: its role's own commands, and requests for its weights, state and trace. */
+    private BehaviorBuilder<StageCommand> anyState(BehaviorBuilder<StageCommand> b) {
         return b.onMessage(StageCommand.SetTrainable.class, m -> roleCommand(m, () -> role.setTrainable(m.trainable()),
                         new StageEvent.TrainableSet(spec.stage(), m.step(), m.trainable())))
                 .onMessage(StageCommand.Redraw.class, m -> roleCommand(m, () -> role.redraw(m.draw(), m.fresh()),
@@ -159,7 +156,7 @@ public final class StageActor {
                 .onMessage(StageCommand.RestoreState.class, m -> handled(() -> state.restore(m)))
                 .onMessage(StageCommand.CollectTrace.class, m -> handled(() -> events.tell(new StageEvent.Trace(spec.stage(), trace.drain()))))
                 .onMessage(StageCommand.WriteShard.class, m -> handled(() -> state.writeShard(m, checkpointWriter())))
-                .onMessage(StageCommand.TakeSnapshot.class, m -> handled(() -> state.snapshot(m, passes == null ? null : passes.pass(), checkpointWriter())))
+                .onMessage(StageCommand.TakeSnapshot.class, m -> handled(() -> state.snapshot(m, checkpointWriter())))
                 .onMessage(StageCommand.RestoreSnapshot.class, m -> handled(() -> state.restoreSnapshot(m)));
     }
 

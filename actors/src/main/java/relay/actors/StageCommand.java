@@ -94,11 +94,11 @@ public sealed interface StageCommand extends WireMessage {
     record WriteShard(long step, String directory) implements StageCommand {}
 
     /**
-     * Before step {@code step}'s pass: take a copy of what the stage owns (the weights it updates, its optimizer state)
-     * for the snapshot of step {@code step}, the state after that many steps, then hand it to {@code holders} — its
-     * own node's host and the next node's — in the background, through their nodes' tensor channels ({@code channels},
-     * "" for a tell). A stage still sending its previous snapshot, or already in that step's pass, skips it:
-     * snapshots never hold up a step. Holders forget the stage's snapshots before {@code keepFrom}, a step every
+     * Before anything of the next step: take a copy of what the stage owns (the weights it updates, its optimizer
+     * state) for the snapshot of step {@code step}, the state after that many steps (answered at once), then hand it
+     * to {@code holders} — its own node's host and the next node's — in the background, through their nodes' tensor
+     * channels ({@code channels}, "" for a tell). A stage still sending its previous snapshot skips it: snapshots
+     * never hold up a step for long. Holders forget the stage's snapshots before {@code keepFrom}, a step every
      * holder has whole.
      */
     record TakeSnapshot(long step, long keepFrom, List<ActorRef<StageHost.Command>> holders, List<String> channels)

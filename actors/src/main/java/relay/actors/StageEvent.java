@@ -77,6 +77,9 @@ public sealed interface StageEvent extends WireMessage {
         }
     }
 
+    /** The stage took its copy for the snapshot of step {@code step}; {@code skipped} when it was still sending the one before. */
+    record SnapshotTaken(int stage, long step, boolean skipped) implements StageEvent {}
+
     /** {@code holder}, a node's host, holds the whole snapshot of step {@code step} of stage {@code stage}. */
     record SnapshotHeld(int stage, long step, ActorRef<StageHost.Command> holder) implements StageEvent {}
 }

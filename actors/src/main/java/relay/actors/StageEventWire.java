@@ -55,6 +55,8 @@ final class StageEventWire {
                         .addAllTensors(f.tensors()));
             }
             b.setShardWritten(p);
+        } else if (e instanceof StageEvent.SnapshotTaken m) {
+            b.setSnapshotTaken(relay.transport.proto.StageEvent.SnapshotTaken.newBuilder().setStep(m.step()).setSkipped(m.skipped()));
         } else if (e instanceof StageEvent.SnapshotHeld m) {
             b.setSnapshotHeld(relay.transport.proto.StageEvent.SnapshotHeld.newBuilder().setStep(m.step()).setHolder(w.ref(m.holder())));
         } else {
@@ -93,6 +95,7 @@ final class StageEventWire {
             case SHARD_WRITTEN -> new StageEvent.ShardWritten(s, p.getShardWritten().getStep(), p.getShardWritten().getFilesList().stream()
                     .map(f -> new relay.stages.io.CheckpointShard.File(f.getName(), f.getSha256(), f.getTensorsList())).toList(),
                     p.getShardWritten().getError().isEmpty() ? null : p.getShardWritten().getError());
+            case SNAPSHOT_TAKEN -> new StageEvent.SnapshotTaken(s, p.getSnapshotTaken().getStep(), p.getSnapshotTaken().getSkipped());
             case SNAPSHOT_HELD -> new StageEvent.SnapshotHeld(s, p.getSnapshotHeld().getStep(), w.ref(p.getSnapshotHeld().getHolder()));
             case EVENT_NOT_SET -> throw new IllegalArgumentException("a stage event without an event");
         };

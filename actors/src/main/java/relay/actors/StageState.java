@@ -110,13 +110,14 @@ final class StageState {
 
     /**
      * A snapshot in memory: the stage's copy of what it owns — what its checkpoint shard holds, the weights it updates
-     * and its optimizer state — is taken here, before the next step's pass ({@code pass}: the pass in progress or
-     * last, or null), on the device's thread; {@code background} (the node's writer) then hands it to each holder
-     * while the stage trains on. The copy counts as {@link Category#SNAPSHOTS} on the device until it is sent.
+     * and its optimizer state — is taken here, before anything of the next step, on the device's thread, and
+     * reported at once; {@code background} (the node's writer) then hands it to each holder while the stage trains on. The copy counts as {@link Category#SNAPSHOTS} on the device until it is sent.
      */
-    void snapshot(StageCommand.TakeSnapshot m, Position pass, Executor background) {
-        // Already in the step after it (its updates may have begun), or still sending the last one: this one is skipped.
-        if ((pass != null && pass.step() >= m.step()) || !sending.compareAndSet(false, true)) return;
+    void snapshot(StageCommand.TakeSnapshot m, Executor background) {
+        if (!sending.compareAndSet(false, true)) {
+            events.tell(new StageEvent.SnapshotTaken(spec.stage(), m.step(), true));
+            return;
+        }
         // What a checkpoint's shard holds: LoRA's base never changes (a rebuilt stage reads it as it started), its adapters are state.
         List<SafeTensors.Tensor32> weights = spec.config().method() == Method.LORA ? List.of() : weights(role.updated());
         Map<String, float[]> state = role.state();
@@ -126,6 +127,7 @@ final class StageState {
         long bytes = floats * Float.BYTES;
         MemoryLedger ledger = device.memory();
         ledger.allocated(Category.SNAPSHOTS, bytes);
+        events.tell(new StageEvent.SnapshotTaken(spec.stage(), m.step(), false));
         background.execute(() -> {
             try {
                 List<List<TensorPart>> w = TensorPart.split(weights, TensorPart.MESSAGE_FLOATS), st = TensorPart.split(state, TensorPart.MESSAGE_FLOATS);

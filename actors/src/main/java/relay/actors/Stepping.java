@@ -7,9 +7,9 @@ import java.util.Set;
 import org.apache.pekko.actor.typed.ActorRef;
 
 /**
- * A step, in phases: the stages take their copies for a snapshot of the step before when it is asked for, and
- * the blocks take LISA's draw and RSO's redraw when the step makes one, then a norm-only pass runs when clipping
- * by global norm, then the updating pass, whose end is the step's. The whole step has the step timeout.
+ * A step, in phases: the stages take their copies for a snapshot of the state the step starts from when it is
+ * asked for, and the blocks take LISA's draw and RSO's redraw when the step makes one; then a norm-only pass runs
+ * when clipping by global norm, then the updating pass, whose end is the step's. The whole step has the step timeout.
  */
 abstract class Stepping extends Request {
     final Coordinator.RunStep run;
@@ -19,14 +19,10 @@ abstract class Stepping extends Request {
     /** The step's first phase, the draws: it goes straight on to the first pass when the step makes none. */
     static Request of(Coordinator.RunStep run, PipelineStages stages, Passes passes, BlockDraws draws, SnapshotLedger snapshots,
                       PipelineConfig config, CoordinatorLoad load) {
-        if (run.snapshotOf() > 0) snapshot(run.snapshotOf(), stages, snapshots);
-        return new Drawing(run, stages, passes, new NormClip(config.settings().clipping()), load, draws);
+        return new Drawing(run, stages, passes, new NormClip(config.settings().clipping()), load, draws, snapshots);
     }
 
-    /**
-     * Every stage takes its copy for the snapshot of step {@code step} before anything of this step: the coordinator's
-     * messages to a stage keep their order, and a stage that already began this step's pass skips it.
-     */
+    /** Every stage takes its copy for the snapshot of step {@code step}, before the step's draws (they may drop a block's state). */
     private static void snapshot(long step, PipelineStages stages, SnapshotLedger ledger) {
         List<List<ActorRef<StageHost.Command>>> holders = new ArrayList<>();
         for (int s = 0; s < stages.size(); s++) holders.add(stages.holders(s));
@@ -58,20 +54,30 @@ abstract class Stepping extends Request {
         run.replyTo().tell(PassTally.failed(passes.step(), losses, load, error, kind));
     }
 
-    /** The blocks take the step's LISA and RSO draws; the first pass starts once every block has acknowledged. */
+    /**
+     * The stages take their copies for the snapshot asked for, and the blocks take the step's LISA and RSO draws; the
+     * first pass starts once every stage has acknowledged both.
+     */
     private static final class Drawing extends Stepping {
         private final BlockDraws draws;
-        private final Set<Integer> waiting = new java.util.TreeSet<>();
+        private final SnapshotLedger snapshots;
+        private final Set<Integer> waiting = new java.util.TreeSet<>(), copying = new java.util.TreeSet<>();
 
-        Drawing(Coordinator.RunStep run, PipelineStages stages, Passes passes, NormClip clip, CoordinatorLoad load, BlockDraws draws) {
+        Drawing(Coordinator.RunStep run, PipelineStages stages, Passes passes, NormClip clip, CoordinatorLoad load, BlockDraws draws,
+                SnapshotLedger snapshots) {
             super(run, stages, passes, clip, load);
             this.draws = draws;
+            this.snapshots = snapshots;
         }
 
         @Override
         Request begin() {
+            if (run.snapshotOf() > 0) {
+                snapshot(run.snapshotOf(), stages, snapshots);
+                for (int s = 0; s < stages.size(); s++) copying.add(s);
+            }
             waiting.addAll(draws.send(passes.step(), stages, load));
-            return waiting.isEmpty() ? firstPass() : this;
+            return waiting.isEmpty() && copying.isEmpty() ? firstPass() : this;
         }
 
         private Request firstPass() {
@@ -80,17 +86,23 @@ abstract class Stepping extends Request {
 
         @Override
         Request event(StageEvent e) {
-            return BlockDraws.taken(e, passes.step()) && waiting.remove(e.stage()) && waiting.isEmpty() ? firstPass() : this;
+            if (e instanceof StageEvent.SnapshotTaken t && t.step() == run.snapshotOf()) copying.remove(t.stage());
+            else if (BlockDraws.taken(e, passes.step())) waiting.remove(e.stage());
+            else return this;
+            return waiting.isEmpty() && copying.isEmpty() ? firstPass() : this;
         }
 
         @Override
         String what() {
-            return "step " + passes.step() + " (" + draws.what() + ")";
+            return "step " + passes.step() + " (" + (copying.isEmpty() ? "" : "the snapshot of step " + run.snapshotOf() + "'s copies, ")
+                    + draws.what() + ")";
         }
 
         @Override
         Set<Integer> outstanding() {
-            return waiting;
+            Set<Integer> all = new java.util.TreeSet<>(waiting);
+            all.addAll(copying);
+            return all;
         }
 
         @Override

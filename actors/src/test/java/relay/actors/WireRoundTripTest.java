@@ -122,6 +122,7 @@ class WireRoundTripTest {
                 new StageEvent.Restored(3, Set.of("x/m"), null),
                 new StageEvent.Trace(2, List.of(new TraceEvent("forward", "block-1", 0, 2, 10, 5, 1, 0))),
                 new StageEvent.ShardTaken(2, 400),
+                new StageEvent.SnapshotTaken(2, 12, true),
                 new StageEvent.SnapshotHeld(3, 12, host.getRef()),
                 new StageEvent.ShardWritten(2, 400, List.of(new relay.stages.io.CheckpointShard.File("model-block-1.safetensors", "ab01",
                         List.of("model.layers.1.mlp.up_proj.weight")), new relay.stages.io.CheckpointShard.File("optimizer-block-1.safetensors",

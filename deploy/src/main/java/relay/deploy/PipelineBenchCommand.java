@@ -1,7 +1,6 @@
 package relay.deploy;
 
 import java.nio.file.Path;
-import java.util.List;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.Map;

@@ -12,7 +12,6 @@ import relay.actors.Pipeline;
 import relay.actors.PipelineConfig;
 import relay.actors.Placement;
 import relay.actors.ScheduleSimulation;
-import relay.actors.StageHost;
 import relay.stages.memory.Category;
 import relay.stages.model.ModelConfig;
 import relay.stages.model.Precision;
