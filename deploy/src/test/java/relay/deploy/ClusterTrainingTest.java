@@ -288,8 +288,8 @@ class ClusterTrainingTest {
     }
 
     /**
-     * A worker's JVM ends (as if killed) while it hands out its snapshot of step 3: its own copy is gone with it and
-     * the next node never got one, so the run goes on from the snapshot of step 2 — not the checkpoint of step 0 —
+     * A worker's JVM ends (as if killed) while it hands out its snapshot of step 3 (one every step): its own copy is
+     * gone with it and the next node never got one, so the run goes on from the snapshot of step 2 — not the start —
      * and ends bit-identical to the run that lost nothing.
      */
     @Test
@@ -299,7 +299,7 @@ class ClusterTrainingTest {
         StringWriter err = new StringWriter();
         int port = freePort();
         startWorkers(port, 3, List.of("-Drelay.chaos.halt-mid-snapshot=3"));
-        assertEquals(0, Cli.run(err, onCluster(args, dir.resolve("mid"), 3, port, "checkpoint-every=400")), err::toString);
+        assertEquals(0, Cli.run(err, onCluster(args, dir.resolve("mid"), 3, port, "checkpoint-every=400", "snapshot-every=1")), err::toString);
         assertFalse(workers.get(0).isAlive(), "node 1 ended mid-snapshot");
         Path run = runOf("mid");
         String history = Files.readString(run.resolve("history.log"));
