@@ -123,21 +123,12 @@ public final class TrainingRun {
                     String replaced = lostNode != null ? replace(nodes, devices(c, in.model()), out) : null;
                     if ((lostNode != null && replaced == null) || restart > c.run().restarts() || (step >= 0 && step == failedAt)) throw e;
                     failedAt = step;
-                    Path checkpoint = Checkpoint.any(path) ? Checkpoint.locate(path, refused(out, dir)) : null;
-                    Pipeline.Snapshot snapshot = lostNode == null ? null : lostNode.snapshot();
-                    // A snapshot older than the newest checkpoint (its copies still arriving) gives way to the checkpoint.
-                    boolean fromMemory = snapshot != null && snapshots.containsKey(Math.toIntExact(snapshot.step()))
-                            && (checkpoint == null || snapshot.step() >= Checkpoint.resumable(checkpoint, c).step());
-                    String from = fromMemory ? "going on from the snapshot of step " + snapshot.step() + " in the memory of the nodes left"
-                            : lostNode != null && !snapshots.isEmpty()
-                            ? "no snapshot in memory has every stage on a node left: going on from "
-                            + (checkpoint == null ? "the start" : dir.path().relativize(checkpoint)) : null;
+                    GoingOn on = goingOn(c, in, dir, out, lostNode, snapshots);
                     out.printf("%s%nrestarting the run (%d of %d restarts)%s%s%n", e.getMessage(), restart, c.run().restarts(),
-                            replaced == null ? "" : ": " + replaced, from == null ? "" : "; " + from);
+                            replaced == null ? "" : ": " + replaced, on.said() == null ? "" : "; " + on.said());
                     dir.history((e instanceof Failed ? "" : e.getMessage() + "; ") + "restarting (" + restart + " of "
-                            + c.run().restarts() + ")" + (replaced == null ? "" : ": " + replaced) + (from == null ? "" : "; " + from));
-                    in = fromMemory ? in.restartFrom(snapshot, snapshots.get(Math.toIntExact(snapshot.step())))
-                            : in.restartFrom(checkpoint, c);
+                            + c.run().restarts() + ")" + (replaced == null ? "" : ": " + replaced) + (on.said() == null ? "" : "; " + on.said()));
+                    in = on.in();
                 }
             }
         } catch (RuntimeException | IOException e) {
@@ -150,6 +141,28 @@ public final class TrainingRun {
             }
             throw e;
         }
+    }
+
+    /** Where a restart goes on from: its inputs, and what to say of it (null: nothing beyond the restart). */
+    private record GoingOn(RunInputs in, String said) {}
+
+    /**
+     * A lost node's restart goes on from the snapshot in memory its failure found, when the run kept that step's data
+     * position and no newer checkpoint is whole (a snapshot whose copies were still arriving gives way to it); any
+     * other restart, or one whose snapshots did not survive (said so), from the newest checkpoint or the start.
+     */
+    private static GoingOn goingOn(TrainConfig c, RunInputs in, RunDirectory dir, PrintStream out, NodesUnavailable lostNode,
+                                   Map<Integer, PackedDataset.Position> snapshots) {
+        Path checkpoint = Checkpoint.any(dir.path()) ? Checkpoint.locate(dir.path(), refused(out, dir)) : null;
+        Pipeline.Snapshot snapshot = lostNode == null ? null : lostNode.snapshot();
+        PackedDataset.Position position = snapshot == null ? null : snapshots.get(Math.toIntExact(snapshot.step()));
+        if (position != null && (checkpoint == null || snapshot.step() >= Checkpoint.resumable(checkpoint, c).step())) {
+            return new GoingOn(in.restartFrom(snapshot, position), "going on from the snapshot of step " + snapshot.step()
+                    + " in the memory of the nodes left");
+        }
+        String said = lostNode != null && !snapshots.isEmpty() ? "no snapshot in memory has every stage on a node left: going on from "
+                + (checkpoint == null ? "the start" : dir.path().relativize(checkpoint)) : null;
+        return new GoingOn(in.restartFrom(checkpoint, c), said);
     }
 
     /** A refused checkpoint, told on the console and in history.log. */
