@@ -40,10 +40,14 @@ public final class Pipeline implements AutoCloseable {
     private final Placement placement;
     private final Duration askTimeout;
 
-    /** A snapshot in the nodes' memory, as the coordinator found it after a lost node: its step, and the holder of each stage's copy. */
-    public record Snapshot(long step, List<StageEvent.SnapshotHeld> holders) {
+    /** A snapshot in the nodes' memory, as the coordinator found it after a lost node: the holder of each stage's copy of one step. */
+    public record Snapshot(List<StageEvent.SnapshotHeld> holders) {
         public Snapshot {
             holders = List.copyOf(holders);
+        }
+
+        public long step() {
+            return holders.get(0).step();
         }
     }
 
@@ -227,8 +231,7 @@ public final class Pipeline implements AutoCloseable {
     public Snapshot newestSnapshot() {
         Coordinator.Gathered g = ask(coordinator, Coordinator.FindSnapshot::new, "the snapshots");
         if (!g.ok()) return null;
-        List<StageEvent.SnapshotHeld> held = g.events().stream().map(e -> (StageEvent.SnapshotHeld) e).toList();
-        return new Snapshot(held.get(0).step(), held);
+        return new Snapshot(g.events().stream().map(e -> (StageEvent.SnapshotHeld) e).toList());
     }
 
     /**

@@ -1,6 +1,9 @@
 package relay.actors;
 
+import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import org.apache.pekko.actor.typed.ActorRef;
 
 /**
@@ -19,19 +22,24 @@ record PipelineStages(List<ActorRef<StageCommand>> refs, List<List<String>> stat
         channels = List.copyOf(channels);
     }
 
-    /** The tensor channel of a host's node. */
-    String channelOf(ActorRef<StageHost.Command> host) {
-        return channels.get(hosts.indexOf(host));
+    /** The tensor channel of each host's node. */
+    Map<ActorRef<StageHost.Command>, String> channelOfHost() {
+        Map<ActorRef<StageHost.Command>, String> out = new HashMap<>();
+        for (int s = 0; s < hosts.size(); s++) out.putIfAbsent(hosts.get(s), channels.get(s));
+        return out;
     }
 
     /**
-     * Where stage {@code stage}'s snapshots are held: its own node's host, and the next node's in the ring of the
+     * Where each stage's snapshots are held, by stage: its own node's host, and the next node's in the ring of the
      * pipeline's nodes (in stage order), so that losing any one node loses no snapshot.
      */
-    List<ActorRef<StageHost.Command>> holders(int stage) {
+    List<List<ActorRef<StageHost.Command>>> holders() {
         List<ActorRef<StageHost.Command>> ring = hosts.stream().distinct().toList();
-        ActorRef<StageHost.Command> own = hosts.get(stage);
-        return ring.size() == 1 ? List.of(own) : List.of(own, ring.get((ring.indexOf(own) + 1) % ring.size()));
+        List<List<ActorRef<StageHost.Command>>> out = new ArrayList<>();
+        for (ActorRef<StageHost.Command> own : hosts) {
+            out.add(ring.size() == 1 ? List.of(own) : List.of(own, ring.get((ring.indexOf(own) + 1) % ring.size())));
+        }
+        return out;
     }
 
     int size() {

@@ -1,8 +1,8 @@
 package relay.actors;
 
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 import org.apache.pekko.actor.typed.ActorRef;
 
@@ -24,12 +24,12 @@ abstract class Stepping extends Request {
 
     /** Every stage takes its copy for the snapshot of step {@code step}, before the step's draws (they may drop a block's state). */
     private static void snapshot(long step, PipelineStages stages, SnapshotLedger ledger) {
-        List<List<ActorRef<StageHost.Command>>> holders = new ArrayList<>();
-        for (int s = 0; s < stages.size(); s++) holders.add(stages.holders(s));
+        List<List<ActorRef<StageHost.Command>>> holders = stages.holders();
+        Map<ActorRef<StageHost.Command>, String> channel = stages.channelOfHost();
         long keepFrom = ledger.whole();
         ledger.taking(step, holders);
         for (int s = 0; s < stages.size(); s++) {
-            stages.get(s).tell(new StageCommand.TakeSnapshot(step, keepFrom, holders.get(s), holders.get(s).stream().map(stages::channelOf).toList()));
+            stages.get(s).tell(new StageCommand.TakeSnapshot(step, keepFrom, holders.get(s), holders.get(s).stream().map(channel::get).toList()));
         }
     }
 
@@ -94,8 +94,10 @@ abstract class Stepping extends Request {
 
         @Override
         String what() {
-            return "step " + passes.step() + " (" + (copying.isEmpty() ? "" : "the snapshot of step " + run.snapshotOf() + "'s copies, ")
-                    + draws.what() + ")";
+            List<String> of = new java.util.ArrayList<>();
+            if (!copying.isEmpty()) of.add("the stages' copies for the snapshot of step " + run.snapshotOf());
+            if (!waiting.isEmpty()) of.add(draws.what());
+            return "step " + passes.step() + " (" + String.join(", ", of) + ")";
         }
 
         @Override

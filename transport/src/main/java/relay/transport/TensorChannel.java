@@ -282,10 +282,9 @@ public final class TensorChannel implements AutoCloseable {
     }
 
     /** Whether nothing listens at host:port any more (a connection refused there); a timeout or another error says nothing. */
-    static boolean refuses(String to) {
-        int colon = to.lastIndexOf(':');
+    private static boolean refuses(String to) {
         try (Socket probe = new Socket()) {
-            probe.connect(new InetSocketAddress(to.substring(0, colon), Integer.parseInt(to.substring(colon + 1))), 2_000);
+            probe.connect(address(to), 2_000);
             return false;
         } catch (java.net.ConnectException refused) {
             return true;
@@ -299,11 +298,15 @@ public final class TensorChannel implements AutoCloseable {
         serializer.discard(m);
     }
 
-    private Socket connect(String to) throws IOException {
+    /** A channel's host:port as a socket address. */
+    private static InetSocketAddress address(String to) {
         int colon = to.lastIndexOf(':');
-        InetSocketAddress a = new InetSocketAddress(to.substring(0, colon), Integer.parseInt(to.substring(colon + 1)));
+        return new InetSocketAddress(to.substring(0, colon), Integer.parseInt(to.substring(colon + 1)));
+    }
+
+    private Socket connect(String to) throws IOException {
         Socket s = tls == null ? java.nio.channels.SocketChannel.open().socket() : tls.getSocketFactory().createSocket();
-        s.connect(a, 10_000);
+        s.connect(address(to), 10_000);
         s.setTcpNoDelay(true);
         if (s instanceof SSLSocket ssl) ssl.startHandshake();
         return s;

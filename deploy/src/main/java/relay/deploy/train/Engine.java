@@ -34,11 +34,12 @@ interface Engine extends AutoCloseable {
     void restore(Map<String, float[]> state);
 
     /**
-     * One step that first snapshots the state it starts from, after {@code snapshotOf} steps, into the memory of the
-     * nodes (each stage's into its node's and the next node's), sent in the background while it runs. Only a pipeline
-     * over several nodes has nodes to keep them: the plain loop has nothing to snapshot into.
+     * One step that first snapshots the state it starts from, after {@code snapshotOf} steps (0: none), into the
+     * memory of the nodes (each stage's into its node's and the next node's), sent in the background while it runs.
+     * Only a pipeline over several nodes has nodes to keep them: the plain loop has nothing to snapshot into.
      */
     default Step step(List<Batch> microbatches, int snapshotOf) {
+        if (snapshotOf == 0) return step(microbatches);
         throw new UnsupportedOperationException("only a pipeline over several nodes snapshots into their memory");
     }
 

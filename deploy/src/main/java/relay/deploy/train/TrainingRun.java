@@ -361,7 +361,7 @@ public final class TrainingRun {
         List<Batch> microbatches = new ArrayList<>();
         for (int j = 0; j < c.pipeline().microbatches(); j++) microbatches.add(in.data().next(c.microbatchSize()));
         try {
-            return snapshotOf > 0 ? engine.step(microbatches, snapshotOf) : engine.step(microbatches);
+            return engine.step(microbatches, snapshotOf);
         } catch (RuntimeException e) {
             String diverged = e instanceof ArithmeticException ? "; training diverged: the learning rate (lr = " + c.optimizer().lr()
                     + ") is likely too high (the model's weights were finite numbers when loaded)" : "";
