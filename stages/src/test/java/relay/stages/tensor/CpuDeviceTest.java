@@ -35,11 +35,16 @@ class CpuDeviceTest {
         return v;
     }
 
-    /** Every transpose combination, on a strided sub-matrix, against a plain double loop. */
+    /**
+     * Every transpose combination, on a strided sub-matrix, against a plain double loop: small products in one call,
+     * larger ones split over the device's two threads by rows (m ≥ n) or by columns.
+     */
     @ParameterizedTest
-    @CsvSource({"false,false", "false,true", "true,false", "true,true"})
-    void gemmMatchesPlainLoop(boolean ta, boolean tb) {
-        int m = 7, n = 5, k = 9, pad = 3;
+    @CsvSource({"false,false,7,5,9", "false,true,7,5,9", "true,false,7,5,9", "true,true,7,5,9",
+            "false,false,71,50,93", "false,true,71,50,93", "true,false,71,50,93", "true,true,71,50,93",
+            "false,false,50,71,93", "false,true,50,71,93", "true,false,50,71,93", "true,true,50,71,93"})
+    void gemmMatchesPlainLoop(boolean ta, boolean tb, int m, int n, int k) {
+        int pad = 3;
         int aRows = ta ? k : m, aCols = ta ? m : k, bRows = tb ? n : k, bCols = tb ? k : n;
         int lda = aCols + pad, ldb = bCols + pad, ldc = n + pad;
         float[] av = random(aRows * lda, 1), bv = random(bRows * ldb, 2), cv = random(m * ldc, 3);

@@ -20,13 +20,17 @@ import relay.stages.tensor.Tensor;
  * matrix products take bfloat16 operands in
  * panels widened into workspace (the OpenBLAS build here has no bfloat16 GEMM).
  *
- * <p>OpenBLAS keeps one process-wide thread count; a device sets it to its own count when created.
- * Devices that share a process (pipeline stages) should therefore agree on it — one thread each.
+ * <p>OpenBLAS keeps one process-wide thread count, so it is held at one and a device splits each matrix product over
+ * its own threads itself ({@link #sgemm}): devices of one process (pipeline stages) each compute with their own count.
  */
 public final class CpuDevice implements Device {
     private static final int ROW_MAJOR = openblas_nolapack.CblasRowMajor;
     private static final int NO_TRANS = openblas_nolapack.CblasNoTrans;
     private static final int TRANS = openblas_nolapack.CblasTrans;
+
+    static {
+        org.bytedeco.openblas.presets.openblas_nolapack.blas_set_num_threads(1);
+    }
 
     /** The alignment of memory this device takes over from elsewhere, so BLAS reads whole vectors. */
     private static final int ALIGN = 64;
@@ -54,7 +58,6 @@ public final class CpuDevice implements Device {
         this.threads = threads;
         this.parallel = new RowParallel(threads, name);
         this.pool = new MemoryPool(poolLimitBytes);
-        org.bytedeco.openblas.presets.openblas_nolapack.blas_set_num_threads(threads);
     }
 
     /** A CPU device using every core of the machine. */
@@ -292,7 +295,22 @@ public final class CpuDevice implements Device {
         gemm(transA, transB, m, n, k - h, alpha, block(a, transA, 0, h), block(b, transB, h, 0), 1f, c);
     }
 
+    /**
+     * One float32 product on this device's own threads: C is cut along its longer side into one block per thread, each
+     * block a single-threaded BLAS call (BLAS itself runs one thread per call, so a device computes with its threads
+     * and no more, whatever other devices of the process use).
+     */
     private void sgemm(boolean transA, boolean transB, int m, int n, int k, float alpha, Mat a, Mat b, float beta, Mat c) {
+        if (m >= n) {
+            parallel.forRows(m, (long) n * k, (from, to) ->
+                    blasSgemm(transA, transB, to - from, n, k, alpha, block(a, transA, from, 0), b, beta, block(c, false, from, 0)));
+        } else {
+            parallel.forRows(n, (long) m * k, (from, to) ->
+                    blasSgemm(transA, transB, m, to - from, k, alpha, a, block(b, transB, 0, from), beta, block(c, false, 0, from)));
+        }
+    }
+
+    private void blasSgemm(boolean transA, boolean transB, int m, int n, int k, float alpha, Mat a, Mat b, float beta, Mat c) {
         CpuMemory ma = floatMem(a.tensor()), mb = floatMem(b.tensor()), mc = floatMem(c.tensor());
         openblas_nolapack.cblas_sgemm(ROW_MAJOR, transA ? TRANS : NO_TRANS, transB ? TRANS : NO_TRANS,
                 m, n, k, alpha,
