@@ -15,7 +15,8 @@ final class HostWire {
     static HostCommand hostCommand(StageHost.Command c, Wire w) {
         var b = HostCommand.newBuilder();
         if (c instanceof StageHost.Spawn m) {
-            b.setSpawn(HostCommand.Spawn.newBuilder().setSpec(Wire.spec(m.spec())).setEvents(w.ref(m.events())));
+            b.setSpawn(HostCommand.Spawn.newBuilder().setSpec(Wire.spec(m.spec())).setEvents(w.ref(m.events()))
+                    .setNodeDevices(m.nodeDevices()));
         } else if (c instanceof StageHost.ReportMemory m) {
             b.setReportMemory(HostCommand.ReportMemory.newBuilder().setReplyTo(w.ref(m.replyTo())));
         } else if (c instanceof StageHost.StopStages m) {
@@ -38,7 +39,7 @@ final class HostWire {
 
     static StageHost.Command hostCommand(HostCommand p, java.nio.ByteBuffer in, Wire w) {
         return switch (p.getCommandCase()) {
-            case SPAWN -> new StageHost.Spawn(Wire.spec(p.getSpawn().getSpec()), w.ref(p.getSpawn().getEvents()));
+            case SPAWN -> new StageHost.Spawn(Wire.spec(p.getSpawn().getSpec()), w.ref(p.getSpawn().getEvents()), p.getSpawn().getNodeDevices());
             case REPORT_MEMORY -> new StageHost.ReportMemory(w.ref(p.getReportMemory().getReplyTo()));
             case STOP_STAGES -> new StageHost.StopStages(w.ref(p.getStopStages().getReplyTo()));
             case PING -> new StageHost.Ping(w.ref(p.getPing().getReplyTo()));

@@ -39,6 +39,8 @@ public final class Pipeline implements AutoCloseable {
     private final List<ActorRef<StageHost.Command>> hosts;
     private final Placement placement;
     private final Duration askTimeout;
+    /** The threads each device computes with, by device; known once the stages are built. */
+    private int[] threadsOfDevice = new int[0];
 
     /** A snapshot in the nodes' memory, as the coordinator found it after a lost node: the holder of each stage's copy of one step. */
     public record Snapshot(List<StageEvent.SnapshotHeld> holders) {
@@ -110,7 +112,11 @@ public final class Pipeline implements AutoCloseable {
             long epoch = TraceRecorder.wallMicros();
             List<StageSpec> specs = new ArrayList<>();
             for (int s = 0; s < placement.stages(); s++) specs.add(new StageSpec(s, cfg, seed, weights, placement, pc, epoch));
-            p.gather(to -> new Coordinator.Start(specs, hostOfStage, to));
+            List<StageEvent> ready = p.gather(to -> new Coordinator.Start(specs, hostOfStage, to));
+            p.threadsOfDevice = new int[placement.devices()];
+            for (StageEvent e : ready) {
+                if (e instanceof StageEvent.Ready r) p.threadsOfDevice[placement.device(r.stage())] = r.threads();
+            }
             return p;
         } catch (RuntimeException e) {
             p.stop();
@@ -120,6 +126,11 @@ public final class Pipeline implements AutoCloseable {
 
     public Placement placement() {
         return placement;
+    }
+
+    /** The threads each device computes with, by device (each node splits its own cores; see {@link PipelineConfig.Execution}). */
+    public int[] threadsOfDevice() {
+        return threadsOfDevice.clone();
     }
 
     /** Runs one step over the microbatches and waits for it; a failed step comes back with its error. */

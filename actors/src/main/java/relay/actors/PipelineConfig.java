@@ -21,13 +21,22 @@ public record PipelineConfig(Training training, Execution execution, Limits limi
     }
 
     /**
-     * The update mode, the schedule, the CPU threads each device computes with, whether blocks recompute their
-     * activations in backward, and how weights and activations are stored.
+     * The update mode, the schedule, the CPU threads each device computes with ({@link #THREADS_AUTO}: its node's
+     * cores split evenly among the node's devices), whether blocks recompute their activations in backward, and how
+     * weights and activations are stored.
      */
     public record Execution(UpdateMode mode, PipelineSchedule schedule, int threadsPerDevice, boolean recompute, Precision precision) {
         public Execution {
-            if (threadsPerDevice < 1) throw new IllegalArgumentException("threads per device must be ≥ 1");
+            if (threadsPerDevice < THREADS_AUTO) throw new IllegalArgumentException("threads per device must be ≥ 1, or auto");
             if (precision == null) throw new IllegalArgumentException("a precision is required");
+        }
+
+        /** Threads per device: each node's cores ÷ the devices it hosts. */
+        public static final int THREADS_AUTO = 0;
+
+        /** The threads of each of a node's {@code nodeDevices} devices, on a node of {@code cores} cores. */
+        public int threadsOnNode(int cores, int nodeDevices) {
+            return threadsPerDevice != THREADS_AUTO ? threadsPerDevice : Math.max(1, cores / Math.max(1, nodeDevices));
         }
 
         /** Float32 weights and activations. */
@@ -107,6 +116,11 @@ public record PipelineConfig(Training training, Execution execution, Limits limi
     /** Blocks that recompute their activations in backward, or keep them. */
     public PipelineConfig withRecompute(boolean on) {
         return with(new Execution(mode(), schedule(), threadsPerDevice(), on, precision()));
+    }
+
+    /** Devices computing with this many threads each, or {@link Execution#THREADS_AUTO}. */
+    public PipelineConfig withThreadsPerDevice(int threads) {
+        return with(new Execution(mode(), schedule(), threads, recompute(), precision()));
     }
 
     /** Weights and activations stored as {@code p}. */

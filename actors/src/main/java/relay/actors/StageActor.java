@@ -42,7 +42,7 @@ public final class StageActor {
                 return Behaviors.stopped();
             }
             events.tell(new StageEvent.Ready(spec.stage(), ctx.getSelf(), role.stateOwners(),
-                    channel == null ? "" : channel.address()));
+                    channel == null ? "" : channel.address(), device.threads()));
             return new StageActor(ctx, spec, device, role, events, trace, channel).unconnected();
         });
     }

@@ -16,9 +16,10 @@ public sealed interface StageEvent extends WireMessage {
 
     /**
      * The stage is built on its device; its parameters' names tell where weights and optimizer state belong;
-     * tensors for it go through its node's tensor channel at {@code channel} ("" where there is none: one JVM).
+     * tensors for it go through its node's tensor channel at {@code channel} ("" where there is none: one JVM); its
+     * device computes with {@code threads} threads.
      */
-    record Ready(int stage, ActorRef<StageCommand> ref, List<String> parameters, String channel) implements StageEvent {}
+    record Ready(int stage, ActorRef<StageCommand> ref, List<String> parameters, String channel, int threads) implements StageEvent {}
 
     /** The stage knows every other stage (it took {@link StageCommand.Connect}). */
     record Connected(int stage) implements StageEvent {}

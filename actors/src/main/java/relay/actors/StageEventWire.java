@@ -15,7 +15,7 @@ final class StageEventWire {
         var b = relay.transport.proto.StageEvent.newBuilder().setStage(e.stage());
         if (e instanceof StageEvent.Ready m) {
             b.setReady(relay.transport.proto.StageEvent.Ready.newBuilder().setRef(w.ref(m.ref())).addAllParameters(m.parameters())
-                    .setChannel(m.channel()));
+                    .setChannel(m.channel()).setThreads(m.threads()));
         } else if (e instanceof StageEvent.Connected) {
             b.setConnected(Empty.getDefaultInstance());
         } else if (e instanceof StageEvent.Loss m) {
@@ -69,7 +69,7 @@ final class StageEventWire {
         int s = p.getStage();
         return switch (p.getEventCase()) {
             case READY -> new StageEvent.Ready(s, w.ref(p.getReady().getRef()), List.copyOf(p.getReady().getParametersList()),
-                    p.getReady().getChannel());
+                    p.getReady().getChannel(), p.getReady().getThreads());
             case CONNECTED -> new StageEvent.Connected(s);
             case LOSS -> new StageEvent.Loss(s, Wire.position(p.getLoss().getPosition()), p.getLoss().getLoss());
             case PASS_DONE -> new StageEvent.PassDone(s, Wire.position(p.getPassDone().getPosition()), p.getPassDone().getNormSquared(),

@@ -44,8 +44,11 @@ public final class StageHost {
     /** What a stage host takes. */
     public sealed interface Command extends WireMessage {}
 
-    /** Spawn the stage a spec describes; it reports to {@code events} (Ready, or Failed if it cannot be built). */
-    public record Spawn(StageSpec spec, ActorRef<StageEvent> events) implements Command {}
+    /**
+     * Spawn the stage a spec describes; it reports to {@code events} (Ready, or Failed if it cannot be built). The
+     * receiving node hosts {@code nodeDevices} of the pipeline's devices, which share its cores.
+     */
+    public record Spawn(StageSpec spec, ActorRef<StageEvent> events, int nodeDevices) implements Command {}
 
     /** Report each device's peak bytes per category since the last report, and start a new window. */
     public record ReportMemory(ActorRef<DeviceMemory> replyTo) implements Command {}
@@ -184,7 +187,8 @@ public final class StageHost {
                         m.spec() + " is placed on device " + d + "; a node holds devices 0.." + (MAX_DEVICES - 1)));
                 return Behaviors.same();
             }
-            Device device = devices.computeIfAbsent(d, i -> kind.open(i, m.spec().config().threadsPerDevice()));
+            Device device = devices.computeIfAbsent(d, i -> kind.open(i,
+                    m.spec().config().execution().threadsOnNode(Runtime.getRuntime().availableProcessors(), m.nodeDevices())));
             ActorRef<StageCommand> stage = ctx.spawn(StageActor.create(m.spec(), device, m.events(), channel), m.spec().name(),
                     DispatcherSelector.fromConfig(dispatcher(d)));
             ctx.watch(stage);

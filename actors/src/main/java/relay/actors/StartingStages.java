@@ -1,7 +1,10 @@
 package relay.actors;
 
 import java.util.Arrays;
+import java.util.HashMap;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 import java.util.TreeSet;
 import org.apache.pekko.actor.typed.ActorRef;
@@ -67,7 +70,14 @@ abstract class StartingStages extends Request {
         @Override
         Request begin() {
             hosts().forEach(ctx::watch);
-            for (int s = 0; s < start.specs().size(); s++) start.hostOfStage().get(s).tell(new StageHost.Spawn(start.specs().get(s), events));
+            Map<ActorRef<StageHost.Command>, Set<Integer>> devicesOfHost = new HashMap<>();
+            for (int s = 0; s < start.specs().size(); s++) {
+                devicesOfHost.computeIfAbsent(start.hostOfStage().get(s), h -> new HashSet<>()).add(start.specs().get(s).device());
+            }
+            for (int s = 0; s < start.specs().size(); s++) {
+                ActorRef<StageHost.Command> host = start.hostOfStage().get(s);
+                host.tell(new StageHost.Spawn(start.specs().get(s), events, devicesOfHost.get(host).size()));
+            }
             return this;
         }
 

@@ -366,7 +366,7 @@ class StageProtocolTest {
             events = spawn.events();
             probes.add(kit.createTestProbe());
         }
-        for (int s = 0; s < stages; s++) events.tell(new StageEvent.Ready(s, probes.get(s).getRef(), List.of("p" + s), ""));
+        for (int s = 0; s < stages; s++) events.tell(new StageEvent.Ready(s, probes.get(s).getRef(), List.of("p" + s), "", 1));
         for (int s = 0; s < stages; s++) {
             assertEquals(stages, probes.get(s).expectMessageClass(StageCommand.Connect.class).stages().size());
             events.tell(new StageEvent.Connected(s));

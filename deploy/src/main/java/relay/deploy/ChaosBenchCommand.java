@@ -127,8 +127,8 @@ final class ChaosBenchCommand implements Callable<Integer> {
         if (nodes > 1) train.addAll(List.of("nodes=" + nodes, "relay.cluster.port=" + port, "relay.cluster.down-after=2s"));
         List<Process> workers = new ArrayList<>();
         try {
-            for (int i = 1; i < nodes; i++) workers.add(start(LoopbackCluster.worker(port, i, List.of()), work.resolve(name + "-node-" + i + ".log")));
-            Process coordinator = start(train, work.resolve(name + ".log"));
+            for (int i = 1; i < nodes; i++) workers.add(start(LoopbackCluster.worker(port, i, nodes - 1, List.of()), work.resolve(name + "-node-" + i + ".log")));
+            Process coordinator = start(RelayJvm.command(train), work.resolve(name + ".log"));
             long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(RUN_LIMIT_SECONDS);
             long killedAt = 0;
             int logged = 0, from = -1;
@@ -185,8 +185,8 @@ final class ChaosBenchCommand implements Callable<Integer> {
         return n % 2 == 1 ? v.get(n / 2) : (v.get(n / 2 - 1) + v.get(n / 2)) / 2;
     }
 
-    private static Process start(List<String> args, Path log) throws IOException {
-        return new ProcessBuilder(RelayJvm.command(args)).redirectErrorStream(true).redirectOutput(log.toFile()).start();
+    private static Process start(List<String> command, Path log) throws IOException {
+        return new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(log.toFile()).start();
     }
 
     private static int stepsLogged(Path out) throws IOException {

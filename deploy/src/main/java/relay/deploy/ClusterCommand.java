@@ -54,8 +54,8 @@ final class ClusterCommand implements Runnable {
             List<Thread> pumps = new ArrayList<>();
             Runtime.getRuntime().addShutdownHook(new Thread(() -> stopAll(all, pumps), "relay-cluster-stop"));
             synchronized (all) {
-                all.add(start(0, coordinator, pumps));
-                for (int i = 1; i < nodes; i++) all.add(start(i, LoopbackCluster.worker(port, i, train), pumps));
+                all.add(start(0, RelayJvm.command(coordinator), pumps));
+                for (int i = 1; i < nodes; i++) all.add(start(i, LoopbackCluster.worker(port, i, nodes - 1, train), pumps));
             }
             int code = all.get(0).waitFor();
             // The workers end when the coordinator leaves the cluster; one that does not is stopped.
@@ -88,8 +88,8 @@ final class ClusterCommand implements Runnable {
          * A node's JVM, its standard input a pipe from here that stays open while this launcher lives: when the launcher
          * ends, however it ends, the node sees the pipe close and stops too ({@link Relay#PARENT_PIPE}).
          */
-        private static Process start(int node, List<String> args, List<Thread> pumps) throws IOException {
-            ProcessBuilder b = new ProcessBuilder(RelayJvm.command(args)).redirectInput(ProcessBuilder.Redirect.PIPE);
+        private static Process start(int node, List<String> command, List<Thread> pumps) throws IOException {
+            ProcessBuilder b = new ProcessBuilder(command).redirectInput(ProcessBuilder.Redirect.PIPE);
             b.environment().put(Relay.PARENT_PIPE, "1");
             Process p = b.start();
             pumps.add(pump(p.getInputStream(), System.out, node));

@@ -24,13 +24,16 @@ public final class LoopbackCluster {
     }
 
     /**
-     * The relay arguments of worker {@code index} joining the coordinator at this port; of the {@code settings}
-     * (key=value), the cluster's own (TLS, sizes, timeouts) are every node's, the port is the coordinator's alone.
+     * The command line of worker {@code index} of {@code workers}, joining the coordinator at this port; of the
+     * {@code settings} (key=value), the cluster's own (TLS, sizes, timeouts) are every node's, the port is the
+     * coordinator's alone. The workers share this machine's cores: each JVM sees its share as its cores, so that
+     * threads-per-device's auto splits the share, not the machine, among the worker's devices.
      */
-    static List<String> worker(int port, int index, List<String> settings) {
+    static List<String> worker(int port, int index, int workers, List<String> settings) {
         List<String> args = new ArrayList<>(List.of("node", "--join", "127.0.0.1:" + port, "--index", String.valueOf(index)));
         settings.stream().filter(a -> a.startsWith("relay.cluster.") && !a.startsWith("relay.cluster.port=")).forEach(args::add);
-        return args;
+        int share = Math.max(1, Runtime.getRuntime().availableProcessors() / workers);
+        return RelayJvm.command(List.of("-XX:ActiveProcessorCount=" + share), args);
     }
 
     /** The cluster's nodes: this JVM as coordinator and worker JVMs of this machine, started when first needed, all ended on close. */
@@ -47,7 +50,7 @@ public final class LoopbackCluster {
             try {
                 int port = LoopbackCluster.freePort();
                 for (int i = 1; i < nodes; i++) {
-                    workers.add(new ProcessBuilder(RelayJvm.command(LoopbackCluster.worker(port, i, List.of())))
+                    workers.add(new ProcessBuilder(LoopbackCluster.worker(port, i, nodes - 1, List.of()))
                             .redirectOutput(ProcessBuilder.Redirect.DISCARD).redirectError(ProcessBuilder.Redirect.INHERIT).start());
                 }
                 Config c = ConfigFactory.parseMap(Map.of("relay.cluster.port", port)).withFallback(ConfigFactory.load());

@@ -13,13 +13,17 @@ import relay.actors.bench.PipelineBench;
 import relay.stages.model.ModelConfig;
 
 @Command(name = "pipeline", mixinStandardHelpOptions = true,
-        description = "The actor pipeline on several one-thread CPU devices against the plain loop on the same total threads.")
+        description = "The actor pipeline on several CPU devices against the plain loop on the same total threads.")
 final class PipelineBenchCommand implements Callable<Integer> {
     @Mixin
     ModelOptions modelOptions;
 
-    @Option(names = "--devices", description = "CPU devices of one thread each (default ${DEFAULT-VALUE})")
+    @Option(names = "--devices", description = "CPU devices (default ${DEFAULT-VALUE})")
     int devices = 2;
+
+    @Option(names = "--threads-per-device", description = "threads each device computes with; the plain loop gets them all together "
+            + "(default ${DEFAULT-VALUE})")
+    int threadsPerDevice = 1;
 
     @Mixin
     PipelineOptions pipeline = new PipelineOptions(4, UpdateMode.EAGER);
@@ -43,6 +47,7 @@ final class PipelineBenchCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         Inputs.require(devices >= 1, "--devices", "≥ 1", devices);
+        Inputs.require(threadsPerDevice >= 1, "--threads-per-device", "≥ 1", threadsPerDevice);
         pipeline.check(modelOptions.batch);
         Inputs.require(steps >= 1, "--steps", "≥ 1", steps);
         Inputs.require(nodes >= 1 && nodes - 1 <= devices, "--nodes", "≥ 1, with no more workers than --devices " + devices, nodes);
@@ -52,11 +57,11 @@ final class PipelineBenchCommand implements Callable<Integer> {
         String schedule = pipeline.schedule, mode = pipeline.mode;
         ModelConfig cfg = modelOptions.config();
         Inputs.require(devices <= cfg.layers() + 2, "--devices", "at most the model's " + (cfg.layers() + 2) + " stages", devices);
-        System.out.printf("%s, batch %d × seq %d in %d microbatches, %s, %s mode, %d devices: plain loop first, then the pipeline...%n",
-                modelOptions.model, modelOptions.batch, modelOptions.seq, microbatches, schedule, mode, devices);
+        System.out.printf("%s, batch %d × seq %d in %d microbatches, %s, %s mode, %d devices × %d thread(s): plain loop first, then the pipeline...%n",
+                modelOptions.model, modelOptions.batch, modelOptions.seq, microbatches, schedule, mode, devices, threadsPerDevice);
         PipelineBench.Result r;
         try (LoopbackCluster.Workers cluster = new LoopbackCluster.Workers(nodes)) {
-            r = PipelineBench.run(cfg, modelOptions.batch, modelOptions.seq, devices, microbatches, pipeline.schedule(), pipeline.mode(),
+            r = PipelineBench.run(cfg, modelOptions.batch, modelOptions.seq, devices, threadsPerDevice, microbatches, pipeline.schedule(), pipeline.mode(),
                     steps, trace, clipNorm,
                     nodes > 1 ? cluster::start : null);
         }
@@ -86,6 +91,7 @@ final class PipelineBenchCommand implements Callable<Integer> {
         out.put("batch", modelOptions.batch);
         out.put("seq", modelOptions.seq);
         out.put("devices", devices);
+        out.put("threads_per_device", threadsPerDevice);
         out.put("microbatches", microbatches);
         out.put("schedule", schedule);
         out.put("mode", mode);

@@ -28,7 +28,7 @@ import relay.stages.train.TrainingMethod;
 
 /**
  * The actor pipeline against the plain loop in one run, on the same total threads: the loop on one device
- * with every thread, the pipeline on {@code devices} devices of one thread each. Both train the same model
+ * with every thread, the pipeline on {@code devices} devices of {@code threadsPerDevice} each. Both train the same model
  * on the same microbatches with LOMO (eager; classic SGD for exact mode).
  */
 public final class PipelineBench {
@@ -48,7 +48,7 @@ public final class PipelineBench {
      * @param cluster  nodes of a cluster to run the same pipeline on after this JVM's, made when needed (null: none);
      *                 the caller closes them
      */
-    public static Result run(ModelConfig cfg, int batch, int seq, int devices, int microbatches, PipelineSchedule schedule,
+    public static Result run(ModelConfig cfg, int batch, int seq, int devices, int threadsPerDevice, int microbatches, PipelineSchedule schedule,
                              UpdateMode mode, int steps, Path trace, float clipNorm, Supplier<Nodes> cluster) throws IOException {
         if (batch % microbatches != 0) {
             throw new IllegalArgumentException("batch " + batch + " does not split into " + microbatches + " microbatches");
@@ -68,7 +68,7 @@ public final class PipelineBench {
         // The plain loop: one device with all the threads the pipeline's devices have together.
         double[] refSeconds = new double[steps];
         Method method = mode == UpdateMode.EAGER ? Method.LOMO : Method.SGD;
-        try (CpuDevice d = new CpuDevice("reference", devices); Model m = Model.initialize(cfg, d, 1);
+        try (CpuDevice d = new CpuDevice("reference", devices * threadsPerDevice); Model m = Model.initialize(cfg, d, 1);
              TrainingMethod tm = method.create(m, settings)) {
             ReferenceTrainer t = new ReferenceTrainer(m, tm);
             t.step(stepsData.get(0));
@@ -83,7 +83,7 @@ public final class PipelineBench {
         Placement placement = Placement.balanced(costs.total(), devices);
         double simulated = ScheduleSimulation.run(schedule, ScheduleSimulation.deviceCosts(placement, costs.forward(), costs.backward(),
                 costs.weights(), schedule), microbatches).bubble();
-        PipelineConfig pc = PipelineConfig.defaults(Method.LOMO, lr).with(mode, schedule).withTrace(trace != null)
+        PipelineConfig pc = PipelineConfig.defaults(Method.LOMO, lr).with(mode, schedule).withThreadsPerDevice(threadsPerDevice).withTrace(trace != null)
                 .withSettings(settings, false);
         Timing local;
         try (Pipeline p = Pipeline.start(cfg, 1, placement, pc, ConfigFactory.empty())) {

@@ -163,7 +163,8 @@ final class PipelineEngine implements Engine {
 
     @Override
     public String describe() {
-        return "actor pipeline on " + pipeline.placement().devices() + " device(s), placement "
+        return "actor pipeline on " + pipeline.placement().devices() + " device(s) of "
+                + java.util.Arrays.toString(pipeline.threadsOfDevice()) + " thread(s), placement "
                 + java.util.Arrays.toString(pipeline.placement().deviceOfStage())
                 + (moves == 0 ? "" : " (placed anew " + moves + " time(s) for LISA's draws)");
     }

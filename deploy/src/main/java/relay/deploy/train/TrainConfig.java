@@ -61,11 +61,12 @@ public record TrainConfig(ModelPart model, OptimizerPart optimizer, PipelinePart
 
     /**
      * How the pipeline runs: the JVMs it spans (the coordinator's and nodes − 1 workers, the devices split among
-     * the workers), devices, microbatches per step, schedule, update mode, step timeout, steps traced, whether
+     * the workers), devices, the threads each computes with ({@link PipelineConfig.Execution#THREADS_AUTO}: each node's
+     * cores split among its devices), microbatches per step, schedule, update mode, step timeout, steps traced, whether
      * LISA's draws re-balance the placement, and whether blocks recompute their activations in backward.
      */
-    public record PipelinePart(int nodes, int devices, int microbatches, PipelineSchedule schedule, UpdateMode mode, Duration stepTimeout,
-                               int traceSteps, boolean rebalance, boolean recompute) {}
+    public record PipelinePart(int nodes, int devices, int threadsPerDevice, int microbatches, PipelineSchedule schedule, UpdateMode mode,
+                               Duration stepTimeout, int traceSteps, boolean rebalance, boolean recompute) {}
 
     /**
      * The data and the run around the steps; {@code packing}: instruction examples are packed several to a sequence
@@ -76,7 +77,7 @@ public record TrainConfig(ModelPart model, OptimizerPart optimizer, PipelinePart
 
     /** Settings a resumed run may change: how it goes on, not what it is (model, data, method, seed, shapes of state). */
     static final List<String> CHANGEABLE_ON_RESUME = List.of("steps", "lr", "warmup", "weight-decay", "beta1", "beta2", "eps",
-            "clip-value", "clip-norm", "batch", "microbatches", "nodes", "devices", "schedule", "mode", "restarts", "step-timeout",
+            "clip-value", "clip-norm", "batch", "microbatches", "nodes", "devices", "threads-per-device", "schedule", "mode", "restarts", "step-timeout",
             "eval-every", "eval-sequences", "checkpoint-every", "snapshot-every", "keep-checkpoints", "trace-steps", "rebalance", "recompute");
 
     /** Settings that name files; they are made absolute where the command line is typed (see {@link #absolutePaths}). */
@@ -94,7 +95,7 @@ public record TrainConfig(ModelPart model, OptimizerPart optimizer, PipelinePart
     /** The pipeline's configuration, starting at {@code firstStep} (0, or the next step of a resumed run). */
     public PipelineConfig pipelineConfig(long firstStep) {
         return new PipelineConfig(new PipelineConfig.Training(optimizer.method(), optimizerSettings(), optimizer.samplesBlocks()),
-                new PipelineConfig.Execution(pipeline.mode(), pipeline.schedule(), 1, pipeline.recompute(), precision),
+                new PipelineConfig.Execution(pipeline.mode(), pipeline.schedule(), pipeline.threadsPerDevice(), pipeline.recompute(), precision),
                 new PipelineConfig.Limits(pipeline.traceSteps(), pipeline.stepTimeout()), firstStep);
     }
 
@@ -112,7 +113,7 @@ public record TrainConfig(ModelPart model, OptimizerPart optimizer, PipelinePart
                             clipping(c), new Lisa(c.getInt("lisa.gamma"), c.getInt("lisa.period")), given(c, "lisa.gamma"),
                             new LowRank(c.getInt("rank"), c.getInt("rso-period"), c.getInt("galore.gap"),
                                     (float) c.getDouble("galore.scale"), (float) c.getDouble("lora.alpha"))),
-                    new PipelinePart(c.getInt("nodes"), c.getInt("devices"), c.getInt("microbatches"), schedule(c), mode(c), c.getDuration("step-timeout"),
+                    new PipelinePart(c.getInt("nodes"), c.getInt("devices"), threadsPerDevice(c), c.getInt("microbatches"), schedule(c), mode(c), c.getDuration("step-timeout"),
                             c.getInt("trace-steps"), flag(c, "rebalance"), flag(c, "recompute")),
                     new RunPart(c.getString("data"), c.getInt("steps"), c.getInt("batch"), c.getInt("seq"),
                             c.getDouble("validation-fraction"), c.getInt("eval-every"), c.getInt("eval-sequences"),
@@ -229,6 +230,19 @@ public record TrainConfig(ModelPart model, OptimizerPart optimizer, PipelinePart
     }
 
     /** auto ({@link SnapshotPace#AUTO}: as often as the measured cost allows), 0 (off) or a number of steps. */
+    private static int threadsPerDevice(Config c) {
+        String v = c.getString("threads-per-device");
+        if (v.equals("auto")) return PipelineConfig.Execution.THREADS_AUTO;
+        try {
+            int n = Integer.parseInt(v);
+            if (n >= 1) return n;
+        } catch (NumberFormatException e) {
+            // Said below.
+        }
+        throw new IllegalArgumentException("configuration: relay.train.threads-per-device must be auto (each node's cores ÷ its devices) "
+                + "or a number ≥ 1, not '" + v + "'");
+    }
+
     private static int snapshotEvery(Config c) {
         String v = c.getString("snapshot-every");
         if (v.equals("auto")) return SnapshotPace.AUTO;

@@ -39,7 +39,8 @@ class SettingsRoundTripTest {
             model = llama-tiny, data = corpus.txt, optimizer = adalomo, lr = 0.375, weight-decay = 0.25, beta1 = 0.625,
             beta2 = 0.875, eps = 0.0078125, clip-value = 6.5, clip-norm = 7.25, warmup = 8, steps = 90, lisa.gamma = 3,
             lisa.period = 11, rank = 12, rso-period = 13, galore.gap = 14, galore.scale = 0.1875, lora.alpha = 16.5, seed = 17,
-            mode = exact, schedule = zb-h1, trace-steps = 18, step-timeout = 19s, recompute = true, dtype = bf16, activations = f32
+            mode = exact, schedule = zb-h1, trace-steps = 18, step-timeout = 19s, recompute = true, dtype = bf16, activations = f32,
+            threads-per-device = 21
             """;
 
     @Test
@@ -48,7 +49,7 @@ class SettingsRoundTripTest {
         OptimizerSettings settings = new OptimizerSettings(0.375f, 0.25f, new Adam(0.625f, 0.875f, 0.0078125f), new Clipping(6.5f, 7.25f),
                 new LrSchedule(8, 90), new Lisa(3, 11), new LowRank(12, 13, 14, 0.1875f, 16.5f), 17);
         PipelineConfig want = new PipelineConfig(new PipelineConfig.Training(Method.ADALOMO, settings, true),
-                new PipelineConfig.Execution(UpdateMode.EXACT, PipelineSchedule.ZB_H1, 1, true, new Precision(DType.BF16, DType.F32)),
+                new PipelineConfig.Execution(UpdateMode.EXACT, PipelineSchedule.ZB_H1, 21, true, new Precision(DType.BF16, DType.F32)),
                 new PipelineConfig.Limits(18, Duration.ofSeconds(19)),
                 20);
         assertEquals(want, c.pipelineConfig(20), "bound from HOCON");
@@ -60,7 +61,7 @@ class SettingsRoundTripTest {
             ModelConfig model = ModelConfig.named("llama-tiny");
             StageSpec spec = new StageSpec(1, model, 17, null, new Placement(1, new int[model.layers() + 2]), c.pipelineConfig(20), 0);
             Serialization serialization = SerializationExtension.get(Adapter.toClassic(system));
-            StageHost.Spawn sent = new StageHost.Spawn(spec, system.deadLetters());
+            StageHost.Spawn sent = new StageHost.Spawn(spec, system.deadLetters(), 1);
             Serializer serializer = serialization.findSerializerFor(sent);
             StageHost.Spawn back = (StageHost.Spawn) serialization.deserialize(serializer.toBinary(sent), serializer.identifier(),
                     Serializers.manifestFor(serializer, sent)).get();
