@@ -12,11 +12,15 @@ import relay.optimizers.bench.StepBench;
 import relay.stages.memory.Category;
 import relay.stages.model.ModelConfig;
 import relay.stages.tensor.DType;
+import relay.stages.tensor.KernelClock;
 
 @Command(name = "step", mixinStandardHelpOptions = true,
         description = "The whole model's training step on the plain loop: model GFLOP/s against the sgemm peak measured in the "
-                + "same process (mfu), tokens/s, the step's time by kernel family, and memory by the ledger beside the process's VmHWM.")
+                + "same process (mfu), tokens/s, the step's time by kernel family (sgemm also by shape), and memory by the ledger beside the process's VmHWM.")
 final class StepBenchCommand implements Callable<Integer> {
+    /** Matrix-product shapes listed under the sgemm share, the most time first (all of them are in the JSON). */
+    private static final int SHAPES_SHOWN = 8;
+
     @Mixin
     DeviceOptions deviceOptions;
 
@@ -58,11 +62,16 @@ final class StepBenchCommand implements Callable<Integer> {
             t.row("bf16 matrix products", "sgemm on operands widened to float32 in panels (the bundled OpenBLAS has no bfloat16 GEMM)");
         }
         r.shares().forEach((family, share) -> t.row("share of step: " + family, String.format("%.3f", share)));
+        double stepNanos = r.medianSeconds() * 1e9 * r.stepSeconds().length;
+        for (KernelClock.ShapeTime s : r.products().subList(0, Math.min(SHAPES_SHOWN, r.products().size()))) {
+            t.row("  sgemm " + s.shape(), String.format("%.3f of step at %.1f GFLOP/s", s.nanos() / stepNanos, s.gflops()));
+        }
         for (Category c : Category.values()) t.row("ledger peak " + c.key(), String.format("%.1f MiB", r.peakBytes().get(c) / 1048576.0));
         t.row("ledger peak total", String.format("%.1f MiB", r.ledgerPeakTotal() / 1048576.0))
                 .row("process peak resident (VmHWM)", r.peakResidentBytes() < 0 ? "unknown" : String.format("%.1f MiB", r.peakResidentBytes() / 1048576.0))
-                .row("  outside the ledger: device pool (freed, kept for reuse)", String.format("%.1f MiB", r.poolCachedBytes() / 1048576.0))
-                .row("  outside the ledger: JVM heap committed (resident at most)", String.format("%.1f MiB", r.heapCommittedBytes() / 1048576.0))
+                .row("  resident ÷ ledger peak", String.format("%.3f", r.residentOverLedger()))
+                .row("  device arena reserved (tensors + free memory kept)", String.format("%.1f MiB", r.arenaReservedBytes() / 1048576.0))
+                .row("  JVM heap committed (outside the ledger)", String.format("%.1f MiB", r.heapCommittedBytes() / 1048576.0))
                 .print(System.out);
         Map<String, Object> out = new LinkedHashMap<>();
         out.put("model", modelOptions.model);
@@ -79,10 +88,13 @@ final class StepBenchCommand implements Callable<Integer> {
         out.put("tokens_per_s", r.tokensPerSecond());
         out.put("step_seconds", r.stepSeconds());
         out.put("shares", r.shares());
+        out.put("sgemm_by_shape", r.products().stream().map(s -> Map.of("shape", s.shape(), "products", s.products(),
+                "seconds", s.nanos() / 1e9, "gflops", s.gflops())).toList());
         out.put("ledger_peak_bytes", JsonOption.byCategory(r.peakBytes()));
         out.put("ledger_peak_total_bytes", r.ledgerPeakTotal());
         out.put("vm_hwm_bytes", r.peakResidentBytes());
-        out.put("pool_cached_bytes", r.poolCachedBytes());
+        out.put("resident_over_ledger", r.residentOverLedger());
+        out.put("arena_reserved_bytes", r.arenaReservedBytes());
         out.put("heap_committed_bytes", r.heapCommittedBytes());
         json.write(out);
         return 0;

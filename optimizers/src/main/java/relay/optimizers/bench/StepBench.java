@@ -33,23 +33,33 @@ import relay.stages.train.TrainingMethod;
  * <p>Model FLOPs per token are 6N + 12·L·C·T (N the parameters that multiply activations: the blocks', the
  * final norm's and the head's matrix — the tied token table once — but no lookup table; the second term
  * attention's scores and mixing). The peak is that of BlockBench: the fastest of the step's own shapes,
- * timed again after every step in a window as long as a step's products, the best window kept.
+ * timed again after every step in a window as long as a step's products, the best window kept. The shape timed
+ * again is the fastest of those whose matrices take at most {@link #PROBE_BYTES}: the head's (GPT-2's logits
+ * alone are 196 MiB) would add their memory to the process's peak resident, which the bench sets beside the ledger.
  */
 public final class StepBench {
     private StepBench() {}
+
+    static final long PROBE_BYTES = 64L << 20;
 
     /**
      * @param shares     fraction of the step's time per kernel family, plus "other": the time outside every kernel
      * @param peakBytes  the ledger's peak per category over the timed steps; {@code ledgerPeakTotal} their simultaneous peak
      * @param peakResidentBytes the process's VmHWM over the model's set-up and steps, the sgemm survey before them
-     *                          left out (−1 where the system cannot say); beside it, what the ledger does not count:
-     *                          {@code poolCachedBytes}, freed blocks the device keeps for reuse, and {@code heapCommittedBytes},
-     *                          the JVM's heap
+     *                          left out (−1 where the system cannot say); beside it {@code arenaReservedBytes}, the native
+     *                          memory the device took from the system (its tensors at their peak, and free memory kept for
+     *                          reuse), and {@code heapCommittedBytes}, the JVM's heap, which the ledger does not count
+     * @param products   the timed steps' matrix products by shape, the most time first: where sgemm falls short of its peak
      */
     public record Result(String model, int batch, int seq, int threads, String optimizer, boolean recompute, double modelFlops,
                          double sgemmPeakGflops, double[] stepSeconds, double medianSeconds, double achievedGflops, double mfu,
                          double tokensPerSecond, Map<String, Double> shares, Map<Category, Long> peakBytes, long ledgerPeakTotal,
-                         long peakResidentBytes, long poolCachedBytes, long heapCommittedBytes) {}
+                         long peakResidentBytes, long arenaReservedBytes, long heapCommittedBytes, List<KernelClock.ShapeTime> products) {
+        /** The process's peak resident memory over the ledger's peak. */
+        public double residentOverLedger() {
+            return peakResidentBytes < 0 ? Double.NaN : (double) peakResidentBytes / ledgerPeakTotal;
+        }
+    }
 
     /** Parameters whose products run for every token (see the class comment). */
     static long multiplyingParameters(Model m) {
@@ -78,7 +88,8 @@ public final class StepBench {
         try (CpuDevice survey = new CpuDevice("sgemm-survey", threads)) {
             measured = new SgemmBench(survey, 3).measure(shapes(cfg, tokens));
         }
-        GemmShape fastest = measured.stream().max(Comparator.comparingDouble(SgemmBench.Measurement::gflops)).orElseThrow().shape();
+        GemmShape fastest = measured.stream().filter(m -> bytes(m.shape()) <= PROBE_BYTES)
+                .max(Comparator.comparingDouble(SgemmBench.Measurement::gflops)).orElseThrow().shape();
         boolean peakReset = ProcessMemory.resetPeak();
         try (CpuDevice cpu = new CpuDevice("cpu0", threads); CpuDevice sgemm = new CpuDevice("sgemm", threads)) {
             Device device = cpu.timedBy(clock);
@@ -86,8 +97,9 @@ public final class StepBench {
             double[] seconds = new double[iterations], peaks = new double[iterations];
             double flops;
             Map<Category, Long> peakBytes;
-            long peakTotal, pooled;
+            long peakTotal, reserved;
             long[] familyNanos = new long[KernelClock.Family.values().length];
+            Map<String, KernelClock.ShapeTime> products = new java.util.HashMap<>();
             try (Model model = Model.initialize(cfg, device, 1, precision)) {
                 model.blocks().forEach(b -> b.setRecompute(recompute));
                 flops = (6.0 * multiplyingParameters(model) + 12.0 * cfg.layers() * cfg.hidden() * seq) * tokens;
@@ -105,12 +117,13 @@ public final class StepBench {
                         seconds[it] = (System.nanoTime() - t0) / 1e9;
                         Map<KernelClock.Family, Long> n = clock.nanos();
                         n.forEach((f, v) -> familyNanos[f.ordinal()] += v);
+                        clock.products().forEach(s -> products.merge(s.shape(), s, KernelClock.ShapeTime::plus));
                         clock.reset();
                         peaks[it] = probe.probe(fastest, probeCalls);
                     }
                     peakBytes = cpu.memory().peaks();
                     peakTotal = cpu.memory().peakTotal();
-                    pooled = cpu.cachedBytes();
+                    reserved = cpu.reservedBytes();
                 }
             }
             double total = Arrays.stream(seconds).sum() * 1e9, kernels = 0;
@@ -126,7 +139,12 @@ public final class StepBench {
             double achieved = flops / median / 1e9, peak = Arrays.stream(peaks).max().orElse(SgemmBench.peak(measured));
             return new Result(modelName, batch, seq, threads, optimizer, recompute, flops, peak, seconds, median, achieved,
                     achieved / peak, tokens / median, shares, peakBytes, peakTotal, peakReset ? ProcessMemory.peakResidentBytes() : -1,
-                    pooled, Runtime.getRuntime().totalMemory());
+                    reserved, Runtime.getRuntime().totalMemory(),
+                    products.values().stream().sorted(Comparator.comparingLong(KernelClock.ShapeTime::nanos).reversed()).toList());
         }
+    }
+
+    private static long bytes(GemmShape s) {
+        return 4L * ((long) s.m() * s.k() + (long) s.k() * s.n() + (long) s.m() * s.n());
     }
 }

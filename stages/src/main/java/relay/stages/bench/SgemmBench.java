@@ -83,10 +83,7 @@ public final class SgemmBench {
     }
 
     private Tensor random(SplittableRandom rng, int rows, int cols) {
-        Tensor t = device.allocate(Category.WORKSPACE, rows, cols);
-        float[] v = new float[rows * cols];
-        for (int i = 0; i < v.length; i++) v[i] = (float) rng.nextDouble(-1, 1);
-        return t.copyFrom(v);
+        return device.empty(Category.WORKSPACE, rows, cols).fillFrom(() -> rng.nextDouble(-1, 1));
     }
 
     public static double peak(List<Measurement> ms) {

@@ -15,11 +15,15 @@ import relay.stages.tensor.Tensor;
  * attends only to itself.
  */
 public final class CausalAttention {
+    /** Queries (and keys) per block of the causal products: large enough for efficient products, small enough to skip work. */
+    public static final int BLOCK = 128;
+
     private final int heads;
     private final int kvHeads;
     private final int headDim;
     private final float scale;
     private final int window;
+    private final int block;
 
     public CausalAttention(int heads, int kvHeads, int headDim) {
         this(heads, kvHeads, headDim, 0);
@@ -27,6 +31,11 @@ public final class CausalAttention {
 
     /** {@code window} 0 attends to every earlier key. */
     public CausalAttention(int heads, int kvHeads, int headDim, int window) {
+        this(heads, kvHeads, headDim, window, BLOCK);
+    }
+
+    /** With causal blocks of {@code block} queries (checks use small ones, so that short sequences span several). */
+    public CausalAttention(int heads, int kvHeads, int headDim, int window, int block) {
         if (heads % kvHeads != 0) {
             throw new IllegalArgumentException(heads + " attention heads do not split into " + kvHeads + " kv heads");
         }
@@ -36,6 +45,8 @@ public final class CausalAttention {
         this.scale = (float) (1.0 / Math.sqrt(headDim));
         if (window < 0) throw new IllegalArgumentException("a sliding window of " + window);
         this.window = window;
+        if (block < 1) throw new IllegalArgumentException("a causal block of " + block + " queries");
+        this.block = block;
     }
 
     private int kvHead(int h) {
@@ -46,31 +57,39 @@ public final class CausalAttention {
         return new Mat(m.tensor(), m.offset() + (long) batchIndex * seq * m.ld() + (long) headIndex * headDim, m.ld());
     }
 
-    private static Mat square(Tensor t, int group, int seq) {
-        return new Mat(t, (long) group * seq * seq, seq);
-    }
-
     /**
      * Writes the attention output into {@code out} ([tokens, heads·headDim]); returns the probabilities.
      * {@code positions}: batch·seq position ids, or null (each sequence one example). The probabilities are stored
      * as {@code dtype}.
+     *
+     * <p>Queries go in blocks ({@link #BLOCK} rows by default), and a block's products reach only the keys up to its last query:
+     * what lies above the diagonal is masked (softmax writes its zeros without reading it), so about a quarter of the
+     * products is never computed.
      */
     public Tensor forward(Mat q, Mat k, Mat v, int batch, int seq, int[] positions, Tensor out, DType dtype) {
         Device d = out.device();
         Tensor probs = d.empty(Category.ACTIVATIONS, dtype, batch * heads, seq, seq);
         Mat o = Mat.of(out);
-        for (int b = 0; b < batch; b++) {
-            for (int h = 0; h < heads; h++) {
-                d.gemm(false, true, seq, seq, headDim, scale, head(q, b, seq, h, headDim),
-                        head(k, b, seq, kvHead(h), headDim), 0f, square(probs, b * heads + h, seq));
+        for (int r0 = 0; r0 < seq; r0 += block) {
+            int r1 = Math.min(seq, r0 + block);
+            Products scores = new Products();
+            for (int b = 0; b < batch; b++) {
+                for (int h = 0; h < heads; h++) {
+                    scores.add(row(head(q, b, seq, h, headDim), r0), head(k, b, seq, kvHead(h), headDim), at(probs, b * heads + h, seq, r0, 0));
+                }
             }
+            d.gemmBatch(false, true, r1 - r0, r1, headDim, scale, scores.a, scores.b, 0f, scores.c);
         }
         d.causalSoftmax(probs, seq, seq, window, positions);
-        for (int b = 0; b < batch; b++) {
-            for (int h = 0; h < heads; h++) {
-                d.gemm(false, false, seq, headDim, seq, 1f, square(probs, b * heads + h, seq),
-                        head(v, b, seq, kvHead(h), headDim), 0f, head(o, b, seq, h, headDim));
+        for (int r0 = 0; r0 < seq; r0 += block) {
+            int r1 = Math.min(seq, r0 + block);
+            Products outs = new Products();
+            for (int b = 0; b < batch; b++) {
+                for (int h = 0; h < heads; h++) {
+                    outs.add(at(probs, b * heads + h, seq, r0, 0), head(v, b, seq, kvHead(h), headDim), row(head(o, b, seq, h, headDim), r0));
+                }
             }
+            d.gemmBatch(false, false, r1 - r0, headDim, r1, 1f, outs.a, outs.b, 0f, outs.c);
         }
         return probs;
     }
@@ -83,21 +102,22 @@ public final class CausalAttention {
         Device d = out.device();
         Mat o = Mat.of(out);
         try (Tensor scores = d.empty(Category.WORKSPACE, heads, n, total)) {
+            Products s = new Products(), outs = new Products();
             for (int h = 0; h < heads; h++) {
-                d.gemm(false, true, n, total, headDim, scale, head(q, 0, n, h, headDim), head(k, 0, total, kvHead(h), headDim),
-                        0f, new Mat(scores, (long) h * n * total, total));
+                Mat sh = new Mat(scores, (long) h * n * total, total);
+                s.add(head(q, 0, n, h, headDim), head(k, 0, total, kvHead(h), headDim), sh);
+                outs.add(sh, head(v, 0, total, kvHead(h), headDim), head(o, 0, n, h, headDim));
             }
+            d.gemmBatch(false, true, n, total, headDim, scale, s.a, s.b, 0f, s.c);
             d.causalSoftmax(scores, n, total, window, null);
-            for (int h = 0; h < heads; h++) {
-                d.gemm(false, false, n, headDim, total, 1f, new Mat(scores, (long) h * n * total, total),
-                        head(v, 0, total, kvHead(h), headDim), 0f, head(o, 0, n, h, headDim));
-            }
+            d.gemmBatch(false, false, n, headDim, total, 1f, outs.a, outs.b, 0f, outs.c);
         }
     }
 
     /**
      * From dOut, writes dq and accumulates dk and dv (which must start at zero: query heads of one group
-     * add into the same key/value head).
+     * add into the same key/value head). In blocks as forward: a block of queries reaches the keys up to its last
+     * query, a block of keys the queries from its first key on.
      */
     public void backward(Tensor dOut, Tensor probs, Mat q, Mat k, Mat v, int batch, int seq, int[] positions,
                          Mat dq, Mat dk, Mat dv) {
@@ -105,27 +125,61 @@ public final class CausalAttention {
         Mat dO = Mat.of(dOut);
         try (Tensor dScores = d.empty(Category.WORKSPACE, heads, seq, seq)) {
             for (int b = 0; b < batch; b++) {
-                for (int h = 0; h < heads; h++) {
-                    int g = kvHead(h);
-                    Mat p = square(probs, b * heads + h, seq), dS = square(dScores, h, seq);
-                    d.gemm(false, true, seq, seq, headDim, 1f, head(dO, b, seq, h, headDim),
-                            head(v, b, seq, g, headDim), 0f, dS);
-                    d.gemm(true, false, seq, headDim, seq, 1f, p, head(dO, b, seq, h, headDim), 1f,
-                            head(dv, b, seq, g, headDim));
+                for (int r0 = 0; r0 < seq; r0 += block) {
+                    int r1 = Math.min(seq, r0 + block);
+                    Products dP = new Products();
+                    for (int h = 0; h < heads; h++) {
+                        dP.add(row(head(dO, b, seq, h, headDim), r0), head(v, b, seq, kvHead(h), headDim), at(dScores, h, seq, r0, 0));
+                    }
+                    d.gemmBatch(false, true, r1 - r0, r1, headDim, 1f, dP.a, dP.b, 0f, dP.c);
+                }
+                // Query heads of one group add into the same key/value head, in head order (a batch keeps it).
+                for (int c0 = 0; c0 < seq; c0 += block) {
+                    int c1 = Math.min(seq, c0 + block);
+                    Products dV = new Products();
+                    for (int h = 0; h < heads; h++) {
+                        int g = kvHead(h);
+                        dV.add(at(probs, b * heads + h, seq, c0, c0), row(head(dO, b, seq, h, headDim), c0), row(head(dv, b, seq, g, headDim), c0));
+                    }
+                    d.gemmBatch(true, false, c1 - c0, headDim, seq - c0, 1f, dV.a, dV.b, 1f, dV.c);
                 }
                 Tensor pb = probs.view(batch * heads * seq, seq).rowRange(b * heads * seq, (b + 1) * heads * seq);
                 // Sequence b's heads alone here: its own position ids.
                 int[] own = positions == null ? null : java.util.Arrays.copyOfRange(positions, b * seq, (b + 1) * seq);
                 d.softmaxBackward(pb, dScores.view(heads * seq, seq), seq, seq, window, own);
-                for (int h = 0; h < heads; h++) {
-                    int g = kvHead(h);
-                    Mat dS = square(dScores, h, seq);
-                    d.gemm(false, false, seq, headDim, seq, scale, dS, head(k, b, seq, g, headDim), 0f,
-                            head(dq, b, seq, h, headDim));
-                    d.gemm(true, false, seq, headDim, seq, scale, dS, head(q, b, seq, h, headDim), 1f,
-                            head(dk, b, seq, g, headDim));
+                for (int r0 = 0; r0 < seq; r0 += block) {
+                    int r1 = Math.min(seq, r0 + block);
+                    Products dQ = new Products(), dK = new Products();
+                    for (int h = 0; h < heads; h++) {
+                        int g = kvHead(h);
+                        dQ.add(at(dScores, h, seq, r0, 0), head(k, b, seq, g, headDim), row(head(dq, b, seq, h, headDim), r0));
+                        dK.add(at(dScores, h, seq, r0, r0), row(head(q, b, seq, h, headDim), r0), row(head(dk, b, seq, g, headDim), r0));
+                    }
+                    d.gemmBatch(false, false, r1 - r0, headDim, r1, scale, dQ.a, dQ.b, 0f, dQ.c);
+                    d.gemmBatch(true, false, r1 - r0, headDim, seq - r0, scale, dK.a, dK.b, 1f, dK.c);
                 }
             }
+        }
+    }
+
+    /** Row {@code r} on of a matrix. */
+    private static Mat row(Mat m, int r) {
+        return new Mat(m.tensor(), m.offset() + (long) r * m.ld(), m.ld());
+    }
+
+    /** Element (r, c) on of square {@code group} of a [groups, seq, seq] tensor. */
+    private static Mat at(Tensor t, int group, int seq, int r, int c) {
+        return new Mat(t, (long) group * seq * seq + (long) r * seq + c, seq);
+    }
+
+    /** The operands of a batch of products, in order. */
+    private static final class Products {
+        final java.util.List<Mat> a = new java.util.ArrayList<>(), b = new java.util.ArrayList<>(), c = new java.util.ArrayList<>();
+
+        void add(Mat x, Mat y, Mat out) {
+            a.add(x);
+            b.add(y);
+            c.add(out);
         }
     }
 }

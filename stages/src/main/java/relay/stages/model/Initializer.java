@@ -39,9 +39,7 @@ public final class Initializer {
         Tensor t = device.allocate(Category.PARAMETERS, dtype, shape);
         if (!device.holdsValues()) return new Parameter(name, t, true);
         SplitMix rng = new SplitMix(seed ^ (0x9E3779B97F4A7C15L * name.hashCode()));
-        float[] v = new float[Math.toIntExact(t.size())];
-        for (int i = 0; i < v.length; i++) v[i] = (float) (std * rng.nextGaussian());
-        t.copyFrom(v);
+        t.fillFrom(() -> std * rng.nextGaussian());
         return new Parameter(name, t, true);
     }
 

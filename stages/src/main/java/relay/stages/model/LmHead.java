@@ -16,8 +16,8 @@ import relay.stages.tensor.Tensor;
  * gradient in place: a [tokens, vocab] buffer never exists.
  */
 public final class LmHead {
-    /** Logits held at once, in floats (32 MiB): enough rows per chunk to keep the matrix products efficient. */
-    private static final long CHUNK_FLOATS = 8L << 20;
+    /** Logits held at once, at most, in floats (64 MiB): enough rows per chunk to keep the matrix products efficient. */
+    private static final long CHUNK_FLOATS = 16L << 20;
 
     private final Norm norm;
     private final List<Parameter> normParameters;
@@ -54,6 +54,18 @@ public final class LmHead {
 
     public record Result(double loss, Tensor dx) {}
 
+    /**
+     * Rows of logits per chunk: as few chunks as {@link #CHUNK_FLOATS} allows, of equal size (no small last chunk,
+     * whose products run slowly), a multiple of 64 rows where the chunks are cut at all.
+     */
+    static int chunkRows(int n, int vocab) {
+        int most = (int) Math.max(1, Math.min(n, CHUNK_FLOATS / vocab));
+        int chunks = (n + most - 1) / most;
+        if (chunks == 1) return n;
+        int even = (n + chunks - 1) / chunks, aligned = (even + 63) / 64 * 64;
+        return aligned <= most ? aligned : even;
+    }
+
     /** Targets the loss counts: the non-negative ones. */
     public static int counted(int[] targets) {
         int n = 0;
@@ -70,7 +82,7 @@ public final class LmHead {
         Device d = x.device();
         int n = x.rows(), c = x.cols(), vocab = weight.value().rows();
         if (targets.length != n) throw new IllegalArgumentException(targets.length + " targets for " + n + " rows");
-        int chunk = (int) Math.max(1, Math.min(n, CHUNK_FLOATS / vocab));
+        int chunk = chunkRows(n, vocab);
         int counted = Math.max(1, counted(targets));
         double lossSum = 0;
         Tensor dx = d.allocate(Category.ACTIVATIONS, x.dtype(), n, c);
@@ -99,7 +111,7 @@ public final class LmHead {
     public double loss(Tensor x, int[] targets) {
         Device d = x.device();
         int n = x.rows(), c = x.cols(), vocab = weight.value().rows();
-        int chunk = (int) Math.max(1, Math.min(n, CHUNK_FLOATS / vocab));
+        int chunk = chunkRows(n, vocab);
         double lossSum = 0;
         Norm.Out y = norm.forward(x);
         try (Tensor yn = y.y(); Norm.Stats stats = y.stats(); Tensor logits = d.empty(Category.WORKSPACE, chunk, vocab)) {

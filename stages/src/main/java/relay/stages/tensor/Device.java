@@ -95,6 +95,15 @@ public interface Device extends AutoCloseable {
     void gemm(boolean transA, boolean transB, int m, int n, int k, float alpha,
               Mat a, Mat b, float beta, Mat c);
 
+    /**
+     * {@code c[i] = alpha · op(a[i]) · op(b[i]) + beta · c[i]} for every i, products of one shape (attention's heads):
+     * a device may run them side by side. Products into the same C run in their order; outputs otherwise do not overlap.
+     */
+    default void gemmBatch(boolean transA, boolean transB, int m, int n, int k, float alpha,
+                           java.util.List<Mat> a, java.util.List<Mat> b, float beta, java.util.List<Mat> c) {
+        for (int i = 0; i < c.size(); i++) gemm(transA, transB, m, n, k, alpha, a.get(i), b.get(i), beta, c.get(i));
+    }
+
     // ---- elementwise and reductions ----
 
     /** out = a + b; out may be a or b. */

@@ -30,7 +30,7 @@ public final class KernelClock {
 
     /** The device's kernels by family; its other methods (allocation, transfers, accessors) are not timed. */
     private static final Map<String, Family> KERNELS = Map.ofEntries(
-            Map.entry("gemm", Family.SGEMM),
+            Map.entry("gemm", Family.SGEMM), Map.entry("gemmBatch", Family.SGEMM),
             Map.entry("causalSoftmax", Family.ATTENTION_SOFTMAX), Map.entry("softmaxBackward", Family.ATTENTION_SOFTMAX),
             Map.entry("layerNorm", Family.NORMS), Map.entry("layerNormBackward", Family.NORMS),
             Map.entry("rmsNorm", Family.NORMS), Map.entry("rmsNormBackward", Family.NORMS),
@@ -48,6 +48,20 @@ public final class KernelClock {
 
     private final long[] nanos = new long[Family.values().length];
     private final long[] calls = new long[Family.values().length];
+    /** Matrix products' time by shape, where the profile points when sgemm runs below its peak. */
+    private final Map<String, ShapeTime> byShape = new java.util.HashMap<>();
+
+    /** The products of one shape ("m×n×k", transposes marked): how many, their FLOPs and their time. */
+    public record ShapeTime(String shape, long products, double flops, long nanos) {
+        public double gflops() {
+            return flops / nanos;
+        }
+
+        /** These and {@code other}'s products of the same shape together. */
+        public ShapeTime plus(ShapeTime other) {
+            return new ShapeTime(shape, products + other.products, flops + other.flops, nanos + other.nanos);
+        }
+    }
 
     /** The family a device method's time goes to, or null for one that is not a kernel. */
     static Family familyOf(String method) {
@@ -65,8 +79,10 @@ public final class KernelClock {
                 throw e.getCause();
             } finally {
                 if (f != null) {
-                    nanos[f.ordinal()] += System.nanoTime() - t0;
+                    long ns = System.nanoTime() - t0;
+                    nanos[f.ordinal()] += ns;
                     calls[f.ordinal()]++;
+                    if (f == Family.SGEMM) product(args, ns);
                 }
             }
         });
@@ -86,8 +102,22 @@ public final class KernelClock {
         return out;
     }
 
+    /** The time of a gemm or gemmBatch call, by its shape: (transA, transB, m, n, k, alpha, a, ...). */
+    private void product(Object[] args, long ns) {
+        int m = (Integer) args[2], n = (Integer) args[3], k = (Integer) args[4];
+        long count = args[6] instanceof java.util.List<?> batch ? batch.size() : 1;
+        String shape = m + "×" + n + "×" + k + (Boolean.TRUE.equals(args[0]) ? " Aᵀ" : "") + (Boolean.TRUE.equals(args[1]) ? " Bᵀ" : "");
+        byShape.merge(shape, new ShapeTime(shape, count, 2.0 * m * n * k * count, ns), ShapeTime::plus);
+    }
+
+    /** Matrix products by shape since the last reset, the most time first. */
+    public java.util.List<ShapeTime> products() {
+        return byShape.values().stream().sorted(java.util.Comparator.comparingLong(ShapeTime::nanos).reversed()).toList();
+    }
+
     public void reset() {
         java.util.Arrays.fill(nanos, 0);
         java.util.Arrays.fill(calls, 0);
+        byShape.clear();
     }
 }

@@ -139,6 +139,27 @@ public final class Tensor implements AutoCloseable {
         return this;
     }
 
+    /** Values drawn in row-major order, at most this many held on the JVM heap at once. */
+    private static final int FILL_SLICE = 1 << 20;
+
+    /**
+     * Sets every element from {@code next}, in row-major order, a slice of rows at a time: a large tensor never
+     * passes through the JVM heap whole (a heap grown for it stays committed, and resident, for the rest of the run).
+     */
+    public Tensor fillFrom(java.util.function.DoubleSupplier next) {
+        Tensor rows = rank() == 1 ? view(1, Math.toIntExact(size)) : this;
+        int perSlice = Math.max(1, FILL_SLICE / rows.cols());
+        java.nio.FloatBuffer slice = java.nio.FloatBuffer.allocate(perSlice * rows.cols());
+        for (int r0 = 0; r0 < rows.rows(); r0 += perSlice) {
+            Tensor part = rows.rowRange(r0, Math.min(rows.rows(), r0 + perSlice));
+            slice.clear();
+            for (long i = 0; i < part.size(); i++) slice.put((float) next.getAsDouble());
+            slice.flip();
+            device.write(slice, part);
+        }
+        return this;
+    }
+
     public String describe() {
         return category.key() + (dtype == DType.F32 ? "" : "<" + dtype.key() + ">") + Arrays.toString(shape) + "@" + device.name();
     }

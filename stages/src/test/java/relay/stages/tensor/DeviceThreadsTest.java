@@ -1,5 +1,6 @@
 package relay.stages.tensor;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -32,6 +33,64 @@ class DeviceThreadsTest {
             busy = cpuNanosDuring(() -> product(narrow));
             assertEquals(0, helpers(busy, "narrow"), "a one-thread device computes on its caller only: " + busy);
             assertEquals(0, helpers(busy, "wide"), busy.toString());
+        }
+    }
+
+    /** A product cut over more threads computes every element exactly as one call does, whatever its transposes and shape. */
+    @Test
+    void aProductIsBitIdenticalOnAnyThreadCount() {
+        int[][] shapes = {{1000, 200, 300}, {130, 777, 65}, {257, 255, 129}};
+        for (int[] s : shapes) {
+            for (int t = 0; t < 4; t++) {
+                boolean ta = (t & 1) != 0, tb = (t & 2) != 0;
+                float[] one = productOn(1, ta, tb, s[0], s[1], s[2]);
+                for (int threads : new int[] {2, 3}) {
+                    assertArrayEquals(one, productOn(threads, ta, tb, s[0], s[1], s[2]),
+                            threads + " threads, " + s[0] + "x" + s[1] + "x" + s[2] + (ta ? " Aᵀ" : "") + (tb ? " Bᵀ" : ""));
+                }
+            }
+        }
+    }
+
+    /** Training steps of whole models (every kernel, not only products) end bit-identical on one thread and on three. */
+    @Test
+    void trainingStepsAreBitIdenticalOnAnyThreadCount() {
+        for (String model : new String[] {"gpt2-tiny", "llama-tiny"}) {
+            java.util.Map<String, java.util.List<Float>> one = trainedOn(1, model), three = trainedOn(3, model);
+            assertEquals(one.keySet(), three.keySet());
+            one.forEach((name, v) -> assertTrue(v.equals(three.get(name)), model + ": " + name + " differs"));
+        }
+    }
+
+    private static java.util.Map<String, java.util.List<Float>> trainedOn(int threads, String name) {
+        relay.stages.model.ModelConfig cfg = relay.stages.model.ModelConfig.named(name);
+        try (CpuDevice d = new CpuDevice("steps", threads); relay.stages.model.Model m = relay.stages.model.Model.initialize(cfg, d, 5)) {
+            relay.stages.train.ReferenceTrainer trainer = relay.stages.train.ReferenceTrainer.sgd(m, 0.05f);
+            relay.stages.train.SyntheticData data = new relay.stages.train.SyntheticData(cfg.vocabSize(), 4, 64, 0.1, 9);
+            for (int i = 0; i < 2; i++) trainer.step(java.util.List.of(data.next(), data.next()));
+            java.util.Map<String, java.util.List<Float>> out = new java.util.TreeMap<>();
+            for (var p : m.parameters()) {
+                float[] v = p.value().toArray();
+                java.util.List<Float> l = new java.util.ArrayList<>(v.length);
+                for (float x : v) l.add(x);
+                out.put(p.name(), l);
+            }
+            return out;
+        }
+    }
+
+    private static float[] productOn(int threads, boolean ta, boolean tb, int m, int n, int k) {
+        SplittableRandom r = new SplittableRandom(m * 31L + n * 7L + k);
+        float[] a = new float[m * k], b = new float[k * n], c = new float[m * n];
+        for (int i = 0; i < a.length; i++) a[i] = (float) r.nextDouble(-1, 1);
+        for (int i = 0; i < b.length; i++) b[i] = (float) r.nextDouble(-1, 1);
+        for (int i = 0; i < c.length; i++) c[i] = (float) r.nextDouble(-1, 1);
+        try (CpuDevice d = new CpuDevice("cut", threads);
+             Tensor ta_ = d.empty(Category.WORKSPACE, ta ? k : m, ta ? m : k).copyFrom(a);
+             Tensor tb_ = d.empty(Category.WORKSPACE, tb ? n : k, tb ? k : n).copyFrom(b);
+             Tensor tc = d.empty(Category.WORKSPACE, m, n).copyFrom(c)) {
+            d.gemm(ta, tb, m, n, k, 0.75f, Mat.of(ta_), Mat.of(tb_), 0.5f, Mat.of(tc));
+            return tc.toArray();
         }
     }
 

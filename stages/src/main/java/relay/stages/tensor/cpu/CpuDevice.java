@@ -39,7 +39,11 @@ public final class CpuDevice implements Device {
     private final int threads;
     private final MemoryLedger memory = new MemoryLedger();
     private final RowParallel parallel;
-    private final MemoryPool pool;
+    /** Memory for the run (weights, optimizer state) and memory for a step, kept apart (see {@link Category#stepScoped}). */
+    private final Arena held, step;
+
+    /** Rows or columns of C per cut of a matrix product: a multiple of every register tile of BLAS's kernels. */
+    private static final int TILE = Integer.getInteger("relay.tile", 128);
 
     /** Elements of one bfloat16 panel widened for a matrix product (16 MiB as float32). */
     private static final long PANEL = 4L << 20;
@@ -47,17 +51,18 @@ public final class CpuDevice implements Device {
     /** The device its tensors name: this one, or the kernel-timing view of it ({@link #timedBy}). */
     private Device face = this;
 
-    /** A device whose pool keeps up to 4 GiB of freed blocks for reuse. */
+    /** A device whose arenas keep up to 4 GiB of free memory each for reuse. */
     public CpuDevice(String name, int threads) {
         this(name, threads, 4L << 30);
     }
 
-    public CpuDevice(String name, int threads, long poolLimitBytes) {
+    public CpuDevice(String name, int threads, long freeLimitBytes) {
         if (threads < 1) throw new IllegalArgumentException("device " + name + ": threads must be ≥ 1, got " + threads);
         this.name = name;
         this.threads = threads;
         this.parallel = new RowParallel(threads, name);
-        this.pool = new MemoryPool(poolLimitBytes);
+        this.held = new Arena(name, freeLimitBytes);
+        this.step = new Arena(name, freeLimitBytes);
     }
 
     /** A CPU device using every core of the machine. */
@@ -102,14 +107,19 @@ public final class CpuDevice implements Device {
 
     private Tensor allocate(Category category, DType dtype, boolean zero, int... shape) {
         long bytes = Tensor.sizeOf(shape) * dtype.bytes();
-        CpuMemory m = CpuMemory.allocate(bytes, zero, pool, name);
+        CpuMemory m = CpuMemory.allocate(bytes, zero, category.stepScoped() ? step : held, name);
         memory.allocated(category, bytes);
         return Tensor.owning(face, category, dtype, m, shape);
     }
 
-    /** Bytes of freed blocks kept for reuse (not held by any tensor, so not in the ledger). */
-    public long cachedBytes() {
-        return pool.cachedBytes();
+    /** Bytes this device holds from the system: its tensors', and free memory kept for the next allocations. */
+    public long reservedBytes() {
+        return held.reservedBytes() + step.reservedBytes();
+    }
+
+    /** Of those, the bytes no tensor holds (so not in the ledger). */
+    public long freeBytes() {
+        return held.freeBytes() + step.freeBytes();
     }
 
     @Override
@@ -298,16 +308,63 @@ public final class CpuDevice implements Device {
     /**
      * One float32 product on this device's own threads: C is cut along its longer side into one block per thread, each
      * block a single-threaded BLAS call (BLAS itself runs one thread per call, so a device computes with its threads
-     * and no more, whatever other devices of the process use).
+     * and no more, whatever other devices of the process use). The cuts fall on multiples of {@link #TILE}, which
+     * BLAS's own tiles divide, so every element is computed exactly as without a cut: results do not depend on the
+     * thread count (a run is bit-identical on any machine split any way).
      */
     private void sgemm(boolean transA, boolean transB, int m, int n, int k, float alpha, Mat a, Mat b, float beta, Mat c) {
         if (m >= n) {
-            parallel.forRows(m, (long) n * k, (from, to) ->
-                    blasSgemm(transA, transB, to - from, n, k, alpha, block(a, transA, from, 0), b, beta, block(c, false, from, 0)));
+            parallel.forRows(tiles(m), (long) TILE * n * k, (from, to) -> {
+                for (int t = from; t < to; t++) {
+                    int r0 = t * TILE, r1 = Math.min(m, r0 + TILE);
+                    blasSgemm(transA, transB, r1 - r0, n, k, alpha, block(a, transA, r0, 0), b, beta, block(c, false, r0, 0));
+                }
+            });
         } else {
-            parallel.forRows(n, (long) m * k, (from, to) ->
-                    blasSgemm(transA, transB, m, to - from, k, alpha, a, block(b, transB, 0, from), beta, block(c, false, 0, from)));
+            parallel.forRows(tiles(n), (long) TILE * m * k, (from, to) -> {
+                for (int t = from; t < to; t++) {
+                    int c0 = t * TILE, c1 = Math.min(n, c0 + TILE);
+                    blasSgemm(transA, transB, m, c1 - c0, k, alpha, a, block(b, transB, 0, c0), beta, block(c, false, 0, c0));
+                }
+            });
         }
+    }
+
+    /**
+     * Each product whole, on one of the device's threads, those into the same C one after another in their order: a
+     * product of attention's is too small to cut well, and many run side by side instead. Not cut, every product is
+     * computed the same on any thread count. Bfloat16 operands go through {@link #gemm} one product at a time.
+     */
+    @Override
+    public void gemmBatch(boolean transA, boolean transB, int m, int n, int k, float alpha,
+                          java.util.List<Mat> a, java.util.List<Mat> b, float beta, java.util.List<Mat> c) {
+        if (a.size() != c.size() || b.size() != c.size()) {
+            throw new IllegalArgumentException(a.size() + ", " + b.size() + " and " + c.size() + " matrices in one batch");
+        }
+        boolean f32 = true;
+        for (int i = 0; i < c.size(); i++) f32 &= !bf16(a.get(i)) && !bf16(b.get(i)) && !bf16(c.get(i));
+        if (!f32) {
+            Device.super.gemmBatch(transA, transB, m, n, k, alpha, a, b, beta, c);
+            return;
+        }
+        java.util.Map<OutputAt, java.util.List<Integer>> byOutput = new java.util.LinkedHashMap<>();
+        for (int i = 0; i < c.size(); i++) {
+            Mat ci = c.get(i);
+            byOutput.computeIfAbsent(new OutputAt(ci.tensor().memory(), ci.tensor().offset() + ci.offset()), o -> new java.util.ArrayList<>()).add(i);
+        }
+        java.util.List<java.util.List<Integer>> chains = java.util.List.copyOf(byOutput.values());
+        parallel.forRows(chains.size(), (long) m * n * k * c.size() / chains.size(), (from, to) -> {
+            for (int ch = from; ch < to; ch++) {
+                for (int i : chains.get(ch)) blasSgemm(transA, transB, m, n, k, alpha, a.get(i), b.get(i), beta, c.get(i));
+            }
+        });
+    }
+
+    /** Where a product's output starts: products into the same one run in order. */
+    private record OutputAt(relay.stages.tensor.DeviceMemory memory, long offset) {}
+
+    private static int tiles(int n) {
+        return (n + TILE - 1) / TILE;
     }
 
     private void blasSgemm(boolean transA, boolean transB, int m, int n, int k, float alpha, Mat a, Mat b, float beta, Mat c) {
@@ -775,7 +832,8 @@ public final class CpuDevice implements Device {
     @Override
     public void close() {
         parallel.close();
-        pool.clear();
+        held.clear();
+        step.clear();
     }
 
     @Override

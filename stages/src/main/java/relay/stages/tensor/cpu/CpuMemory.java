@@ -9,58 +9,51 @@ import relay.stages.tensor.DeviceMemory;
 
 /**
  * Native (off-heap) memory, seen by BLAS as a pointer and by Java kernels as a buffer of floats or, for bfloat16
- * tensors, of 16-bit values. A tensor's free hands the block back to its device's pool; {@link #release()} returns
- * it to the system.
+ * tensors, of 16-bit values: a block of its device's {@link Arena}, which a free hands back, or memory lent by its
+ * owner (a transport's receive buffer).
  */
 final class CpuMemory implements DeviceMemory {
     private final BytePointer pointer;
     private final long bytes;
-    private final MemoryPool pool;
-    /** For memory lent by its owner (a transport's receive buffer): what gives it back; null for the device's own. */
+    /** Where the block came from, or null for lent memory. */
+    private final Arena arena;
+    private final Arena.Region block;
+    /** For memory lent by its owner: what gives it back; null for the device's own. */
     private final Runnable giveBack;
     private FloatBuffer floats;
     private ShortBuffer shorts;
     private boolean freed;
 
-    private CpuMemory(BytePointer pointer, long bytes, MemoryPool pool, Runnable giveBack) {
+    private CpuMemory(BytePointer pointer, long bytes, Arena arena, Arena.Region block, Runnable giveBack) {
         this.pointer = pointer;
         this.bytes = bytes;
-        this.pool = pool;
+        this.arena = arena;
+        this.block = block;
         this.giveBack = giveBack;
     }
 
     /**
      * The bytes of a direct buffer (position 0, little-endian, 64-byte aligned) in place; freeing them runs
-     * {@code giveBack} instead of pooling them. The buffer must stay untouched until then.
+     * {@code giveBack} instead of returning them to an arena. The buffer must stay untouched until then.
      */
     static CpuMemory lent(java.nio.ByteBuffer bytes, Runnable giveBack) {
         long n = bytes.remaining();
         BytePointer p = new BytePointer(bytes);
         p.position(0).limit(n).capacity(n);
-        return new CpuMemory(p, n, null, giveBack);
+        return new CpuMemory(p, n, null, null, giveBack);
     }
 
-    /** A block of {@code bytes}, zeroed when {@code zero}; reused from the pool when one fits. */
-    static CpuMemory allocate(long bytes, boolean zero, MemoryPool pool, String device) {
+    /** A block of {@code bytes} from the arena, zeroed when {@code zero}. */
+    static CpuMemory allocate(long bytes, boolean zero, Arena arena, String device) {
         // Java kernels see the block through a buffer, whose index is an int of bytes.
         if (bytes > Integer.MAX_VALUE) {
             throw new IllegalArgumentException("device " + device + ": a CPU tensor holds at most 2^31-1 bytes; asked for " + bytes);
         }
-        CpuMemory reused = pool.take(bytes);
-        if (reused != null) {
-            reused.freed = false;
-            if (zero) Pointer.memset(reused.pointer, 0, reused.bytes);
-            return reused;
-        }
-        Pointer raw = Pointer.calloc(Math.max(bytes, 1), 1);
-        if (raw == null || raw.isNull()) {
-            throw new OutOfMemoryError("device " + device + ": cannot allocate " + bytes + " bytes");
-        }
-        BytePointer p = new BytePointer(raw);
-        p.capacity(bytes);
-        return new CpuMemory(p, bytes, pool, null);
+        Arena.Region block = arena.take(bytes);
+        BytePointer p = Arena.pointer(block);
+        if (zero) Pointer.memset(p, 0, bytes);
+        return new CpuMemory(p, bytes, arena, block, null);
     }
-
     /** The block as floats (a float32 tensor's). */
     FloatBuffer floats() {
         if (floats == null) floats = new FloatPointer(pointer).capacity(bytes / Float.BYTES).asBuffer();
@@ -107,12 +100,7 @@ final class CpuMemory implements DeviceMemory {
             freed = true;
         }
         if (giveBack != null) giveBack.run();
-        else pool.give(this);
-    }
-
-    /** Gives the block back to the system; only the pool calls this, for blocks no tensor holds. */
-    void release() {
-        Pointer.free(pointer);
+        else arena.give(block);
     }
 
     @Override
