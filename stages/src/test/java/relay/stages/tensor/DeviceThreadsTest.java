@@ -39,7 +39,8 @@ class DeviceThreadsTest {
     /** A product cut over more threads computes every element exactly as one call does, whatever its transposes and shape. */
     @Test
     void aProductIsBitIdenticalOnAnyThreadCount() {
-        int[][] shapes = {{1000, 200, 300}, {130, 777, 65}, {257, 255, 129}};
+        // The last is cut into 16 tiles of 256 columns (more than 16 of 128 would be).
+        int[][] shapes = {{1000, 200, 300}, {130, 777, 65}, {257, 255, 129}, {40, 2500, 33}};
         for (int[] s : shapes) {
             for (int t = 0; t < 4; t++) {
                 boolean ta = (t & 1) != 0, tb = (t & 2) != 0;

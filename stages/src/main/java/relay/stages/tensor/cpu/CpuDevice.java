@@ -42,8 +42,13 @@ public final class CpuDevice implements Device {
     /** Memory for the run (weights, optimizer state) and memory for a step, kept apart (see {@link Category#stepScoped}). */
     private final Arena held, step;
 
-    /** Rows or columns of C per cut of a matrix product: a multiple of every register tile of BLAS's kernels. */
-    private static final int TILE = Integer.getInteger("relay.tile", 128);
+    /**
+     * Rows or columns of C per cut of a matrix product: enough tiles for a device's threads to share, each large enough
+     * to run near BLAS's peak (128 measured faster than 256 on a GPT-2 124M step, 2026-12-05).
+     */
+    private static final int TILE = 128;
+    /** The most tiles a product is cut into: enough for 16 threads to share evenly. */
+    private static final int MAX_TILES = 16;
 
     /** Elements of one bfloat16 panel widened for a matrix product (16 MiB as float32). */
     private static final long PANEL = 4L << 20;
@@ -306,28 +311,40 @@ public final class CpuDevice implements Device {
     }
 
     /**
-     * One float32 product on this device's own threads: C is cut along its longer side into one block per thread, each
-     * block a single-threaded BLAS call (BLAS itself runs one thread per call, so a device computes with its threads
-     * and no more, whatever other devices of the process use). The cuts fall on multiples of {@link #TILE}, which
-     * BLAS's own tiles divide, so every element is computed exactly as without a cut: results do not depend on the
-     * thread count (a run is bit-identical on any machine split any way).
+     * One float32 product on this device's own threads: C is cut along its longer side into tiles of {@link #TILE}
+     * rows or columns, each a single-threaded BLAS call, and the device's threads share the tiles (BLAS itself runs one
+     * thread per call, so a device computes with its threads and no more, whatever other devices of the process use).
+     * BLAS may sum an element differently in calls of other shapes, so the tiles are fixed by the product's shape
+     * alone, never by the thread count: a run is bit-identical on any number of threads.
      */
     private void sgemm(boolean transA, boolean transB, int m, int n, int k, float alpha, Mat a, Mat b, float beta, Mat c) {
         if (m >= n) {
-            parallel.forRows(tiles(m), (long) TILE * n * k, (from, to) -> {
+            int tile = tile(m);
+            parallel.forRows((m + tile - 1) / tile, (long) tile * n * k, (from, to) -> {
                 for (int t = from; t < to; t++) {
-                    int r0 = t * TILE, r1 = Math.min(m, r0 + TILE);
+                    int r0 = t * tile, r1 = Math.min(m, r0 + tile);
                     blasSgemm(transA, transB, r1 - r0, n, k, alpha, block(a, transA, r0, 0), b, beta, block(c, false, r0, 0));
                 }
             });
         } else {
-            parallel.forRows(tiles(n), (long) TILE * m * k, (from, to) -> {
+            int tile = tile(n);
+            parallel.forRows((n + tile - 1) / tile, (long) tile * m * k, (from, to) -> {
                 for (int t = from; t < to; t++) {
-                    int c0 = t * TILE, c1 = Math.min(n, c0 + TILE);
+                    int c0 = t * tile, c1 = Math.min(n, c0 + tile);
                     blasSgemm(transA, transB, m, c1 - c0, k, alpha, a, block(b, transB, 0, c0), beta, block(c, false, 0, c0));
                 }
             });
         }
+    }
+
+    /**
+     * Rows (or columns) of C per tile when C has {@code length} of them: {@link #TILE}, or more where that would make
+     * more than {@link #MAX_TILES} tiles — every tile packs the other operand anew (GPT-2's head over 50,257 words
+     * would pack it 393 times).
+     */
+    private static int tile(int length) {
+        int perTile = (length + MAX_TILES - 1) / MAX_TILES;
+        return Math.max(TILE, (perTile + TILE - 1) / TILE * TILE);
     }
 
     /**
@@ -362,10 +379,6 @@ public final class CpuDevice implements Device {
 
     /** Where a product's output starts: products into the same one run in order. */
     private record OutputAt(relay.stages.tensor.DeviceMemory memory, long offset) {}
-
-    private static int tiles(int n) {
-        return (n + TILE - 1) / TILE;
-    }
 
     private void blasSgemm(boolean transA, boolean transB, int m, int n, int k, float alpha, Mat a, Mat b, float beta, Mat c) {
         CpuMemory ma = floatMem(a.tensor()), mb = floatMem(b.tensor()), mc = floatMem(c.tensor());
