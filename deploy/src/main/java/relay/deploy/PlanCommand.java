@@ -28,7 +28,7 @@ final class PlanCommand implements Callable<Integer> {
     ModelOptions modelOptions;
 
     @Option(names = "--devices", required = true, description = "COUNTxMEMORY[@FLOPS] (8x24GiB, 8x24GiB@71TFLOPS), "
-            + "NODESxCOUNT:MEMORY[@FLOPS] (2x4:80GiB@790TFLOPS), or COUNTxcpu for this machine's one-thread CPU devices; "
+            + "NODESxCOUNT:MEMORY[@FLOPS] (2x4:80GiB@790TFLOPS), or COUNTxcpu for this machine's CPU devices (its cores split among them); "
             + "FLOPS defaults to an RTX 3090's float32 35.6 TFLOPS")
     String devices;
 

@@ -79,7 +79,7 @@ public final class PipelineBench {
             }
         }
 
-        StageCosts costs = StageCosts.measure(cfg, mbBatch, seq);
+        StageCosts costs = StageCosts.measure(cfg, mbBatch, seq, relay.stages.model.Precision.F32, threadsPerDevice);
         Placement placement = Placement.balanced(costs.total(), devices);
         double simulated = ScheduleSimulation.run(schedule, ScheduleSimulation.deviceCosts(placement, costs.forward(), costs.backward(),
                 costs.weights(), schedule), microbatches).bubble();

@@ -8,8 +8,8 @@ import relay.stages.tensor.sim.Roofline;
 /**
  * The devices a plan is for: how many nodes of how many devices, each device's memory and roofline, and the
  * bandwidth between devices of a node (its bus) and between nodes (the link). {@code cpu} devices are this
- * machine's one-thread CPU devices, whose stage costs are measured rather than modelled and whose messages in
- * one JVM move no bytes.
+ * machine's CPU devices, its cores split evenly among them as {@code relay train} splits them by default, whose stage
+ * costs are measured rather than modelled and whose messages in one JVM move no bytes.
  */
 public record DeviceSpec(int nodes, int perNode, long memoryBytes, Roofline roofline, double busBytesPerSecond,
                          double linkBytesPerSecond, boolean cpu) {
@@ -43,6 +43,11 @@ public record DeviceSpec(int nodes, int perNode, long memoryBytes, Roofline roof
         return bytes / (nodeOf(d) == nodeOf(d + 1) ? busBytesPerSecond : linkBytesPerSecond);
     }
 
+    /** The threads of each of this machine's CPU devices: its cores split evenly among them. */
+    public int cpuThreads() {
+        return Math.max(1, Runtime.getRuntime().availableProcessors() / Math.max(1, perNode));
+    }
+
     /** The same nodes, {@code nodes} of them. */
     public DeviceSpec withNodes(int nodes) {
         return new DeviceSpec(nodes, perNode, memoryBytes, roofline, busBytesPerSecond, linkBytesPerSecond, cpu);
@@ -50,7 +55,7 @@ public record DeviceSpec(int nodes, int perNode, long memoryBytes, Roofline roof
 
     /**
      * {@code 8x24GiB} (eight devices of 24 GiB), {@code 2x4:80GiB@790TFLOPS} (two nodes of four), or {@code 2xcpu}
-     * (this machine's one-thread devices, each with its share of its memory {@code hostBytes}); {@code bandwidth} is each device's
+     * (this machine's CPU devices, each with its share of its cores and of its memory {@code hostBytes}); {@code bandwidth} is each device's
      * memory bandwidth in bytes per second.
      */
     public static DeviceSpec parse(String spec, double bandwidth, double bus, double link, long hostBytes) {
@@ -87,7 +92,7 @@ public record DeviceSpec(int nodes, int perNode, long memoryBytes, Roofline roof
 
     @Override
     public String toString() {
-        if (cpu) return perNode + " one-thread CPU devices of this machine";
+        if (cpu) return perNode + " CPU devices of this machine, " + cpuThreads() + " thread(s) each";
         String node = perNode + " × " + String.format(Locale.ROOT, "%.1f GiB", memoryBytes / (double) (1L << 30))
                 + String.format(Locale.ROOT, " @ %.1f TFLOPS, %.0f GB/s", roofline.flops() / 1e12, roofline.bytesPerSecond() / 1e9);
         return nodes == 1 ? node : nodes + " nodes of " + node;

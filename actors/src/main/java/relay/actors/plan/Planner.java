@@ -39,7 +39,7 @@ public final class Planner implements AutoCloseable {
     /** The same for a model stored in {@code precision}. */
     public static StageCosts costs(ModelConfig cfg, DeviceSpec spec, int microbatchSize, int seq, Precision precision) {
         if (spec.cpu()) requireRoomHere(cfg, spec, precision);
-        return spec.cpu() ? StageCosts.measure(cfg, microbatchSize, seq, precision)
+        return spec.cpu() ? StageCosts.measure(cfg, microbatchSize, seq, precision, spec.cpuThreads())
                 : StageCosts.modelled(cfg, microbatchSize, seq, spec.roofline(), precision);
     }
 
@@ -60,8 +60,8 @@ public final class Planner implements AutoCloseable {
             }
         }
         requireRoomHere(cfg, spec, pc.precision());
-        try (Pipeline p = Pipeline.start(cfg, 1, placement, pc.withTraceSteps(pc.firstStep() + 2 + CALIBRATION_STEPS),
-                com.typesafe.config.ConfigFactory.empty())) {
+        PipelineConfig calibrating = pc.withThreadsPerDevice(spec.cpuThreads()).withTraceSteps(pc.firstStep() + 2 + CALIBRATION_STEPS);
+        try (Pipeline p = Pipeline.start(cfg, 1, placement, calibrating, com.typesafe.config.ConfigFactory.empty())) {
             return calibrate(p, batches(cfg, batch / microbatches, seq, microbatches), pc.firstStep(), placement.stages()).costs();
         }
     }

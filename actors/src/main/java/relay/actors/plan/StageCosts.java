@@ -21,7 +21,7 @@ import relay.stages.tensor.sim.SimDevice;
 
 /**
  * The cost of each pipeline stage — embedding, a block, the head — in seconds: its forward, its input gradient
- * (B) and its weight gradients (W) on one microbatch, measured on a one-thread CPU device like the pipeline's,
+ * (B) and its weight gradients (W) on one microbatch, measured on a CPU device of the pipeline's devices' threads,
  * read from a pipeline's trace, or modelled by a roofline on a simulated device. A FLOP count misjudges the head (large, efficient products plus a softmax over the vocabulary),
  * so placement balances these instead. The head's backward is fused into its forward; the embedding's backward
  * has no input gradient, so it is all B.
@@ -45,14 +45,12 @@ public record StageCosts(double[] forward, double[] backward, double[] weights) 
         return t;
     }
 
-    /** The stage costs on this machine: each part's median wall time over five runs on a one-thread CPU device. */
-    public static StageCosts measure(ModelConfig cfg, int batch, int seq) {
-        return measure(cfg, batch, seq, Precision.F32);
-    }
-
-    /** The same for a model stored in {@code precision}. */
-    public static StageCosts measure(ModelConfig cfg, int batch, int seq, Precision precision) {
-        try (CpuDevice d = new CpuDevice("calibration", 1)) {
+    /**
+     * The stage costs on this machine for a model stored in {@code precision}: each part's median wall time over five
+     * runs on a CPU device of {@code threads} threads (a pipeline's devices').
+     */
+    public static StageCosts measure(ModelConfig cfg, int batch, int seq, Precision precision, int threads) {
+        try (CpuDevice d = new CpuDevice("calibration", threads)) {
             return time(cfg, batch, seq, false, precision, (p, g) -> { }, d, System::nanoTime, 5);
         }
     }

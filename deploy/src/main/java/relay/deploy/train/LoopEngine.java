@@ -25,7 +25,8 @@ import relay.stages.train.ReferenceTrainer;
 import relay.stages.train.TrainingMethod;
 
 /**
- * Training on the plain loop, for the method that holds every gradient (classic SGD). Validation runs on a one-thread copy of the model, as the pipeline's one-thread devices do.
+ * Training on the plain loop, for the method that holds every gradient (classic SGD), on a device of every core.
+ * Validation runs on a one-thread copy of the model.
  */
 final class LoopEngine implements Engine {
     private final Device device;

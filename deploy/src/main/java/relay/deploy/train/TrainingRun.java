@@ -338,8 +338,11 @@ public final class TrainingRun {
         Method method = c.optimizer().method();
         if (!method.inPipeline()) return new LoopEngine(model, c.run().seed(), method, c.optimizerSettings(), weights, first,
                 c.pipeline().recompute(), c.precision());
-        StageCosts costs = StageCosts.measure(model, c.microbatchSize(), c.run().seq(), c.precision());
-        Placement placement = Placement.balanced(costs.total(), devices(c, model));
+        int devices = devices(c, model);
+        // Measured on a device of the threads this JVM's devices get (the costs place stages, and re-balance them in one JVM).
+        int threads = c.pipelineConfig(first).execution().threadsOnNode(Runtime.getRuntime().availableProcessors(), devices);
+        StageCosts costs = StageCosts.measure(model, c.microbatchSize(), c.run().seq(), c.precision(), threads);
+        Placement placement = Placement.balanced(costs.total(), devices);
         // Stages move through a model directory only this JVM reads: re-balancing is for a pipeline in one JVM.
         boolean rebalance = c.pipeline().rebalance() && c.pipeline().nodes() == 1;
         return new PipelineEngine(nodes, model, c.run().seed(), weights, placement, c.pipelineConfig(first), rebalance ? costs : null);
