@@ -132,6 +132,7 @@ public final class StageHost {
     private static final class Host {
         private final ActorContext<Command> ctx;
         private final Map<Integer, Device> devices = new LinkedHashMap<>();
+        private boolean oversubscribed;
         private final Set<ActorRef<Void>> stopping = new HashSet<>();
         private ActorRef<DeviceMemory> stopped;
         private final TensorChannel channel;
@@ -187,8 +188,19 @@ public final class StageHost {
                         m.spec() + " is placed on device " + d + "; a node holds devices 0.." + (MAX_DEVICES - 1)));
                 return Behaviors.same();
             }
-            Device device = devices.computeIfAbsent(d, i -> kind.open(i,
-                    m.spec().config().execution().threadsOnNode(Runtime.getRuntime().availableProcessors(), m.nodeDevices())));
+            int cores = Runtime.getRuntime().availableProcessors();
+            Device device = devices.get(d);
+            if (device == null) {
+                device = kind.open(d, m.spec().config().execution().threadsOnNode(cores, m.nodeDevices()));
+                devices.put(d, device);
+                int threads = devices.values().stream().mapToInt(Device::threads).sum();
+                // Devices whose threads outnumber the cores wait on each other's: said once.
+                if (device.holdsValues() && threads > cores && !oversubscribed) {
+                    oversubscribed = true;
+                    ctx.getLog().warn("{} devices of this node compute with {} threads on {} cores: lower threads-per-device (auto splits "
+                            + "the cores evenly)", devices.size(), threads, cores);
+                }
+            }
             ActorRef<StageCommand> stage = ctx.spawn(StageActor.create(m.spec(), device, m.events(), channel), m.spec().name(),
                     DispatcherSelector.fromConfig(dispatcher(d)));
             ctx.watch(stage);
