@@ -70,16 +70,21 @@ public final class Linear {
         return y;
     }
 
-    /** Writes y; when {@code training}, returns what backward needs (the caller keeps x alive if it is in it). */
+    /**
+     * Writes y; when {@code training}, returns what backward needs (the caller keeps x alive if it is in it). A null y
+     * computes only that (a recomputation whose output nobody reads).
+     */
     public Saved forward(Tensor x, Tensor y, boolean training) {
         Device d = x.device();
-        d.gemm(false, true, x.rows(), out(), in(), 1f, Mat.of(x), Mat.of(weight.value()), 0f, Mat.of(y));
-        if (bias != null) d.addRowVector(y, bias.value());
+        if (y != null) {
+            d.gemm(false, true, x.rows(), out(), in(), 1f, Mat.of(x), Mat.of(weight.value()), 0f, Mat.of(y));
+            if (bias != null) d.addRowVector(y, bias.value());
+        }
         if (lowRank == null) return training ? new Saved(x, null) : Saved.NOTHING;
         int r = lowRank.rank();
         Tensor xa = d.empty(Category.ACTIVATIONS, x.rows(), r);
         d.gemm(false, true, x.rows(), r, in(), 1f, Mat.of(x), Mat.of(lowRank.a().value()), 0f, Mat.of(xa));
-        d.gemm(false, true, x.rows(), out(), r, lowRank.scale(), Mat.of(xa), Mat.of(lowRank.b().value()), 1f, Mat.of(y));
+        if (y != null) d.gemm(false, true, x.rows(), out(), r, lowRank.scale(), Mat.of(xa), Mat.of(lowRank.b().value()), 1f, Mat.of(y));
         if (!training) {
             xa.close();
             return Saved.NOTHING;

@@ -36,9 +36,11 @@ public abstract class TransformerBlock implements AutoCloseable {
 
     /**
      * The forward keeping what backward needs: everything for the input gradient, and when
-     * {@code trainable} also the inputs of the layers whose weights will get gradients.
+     * {@code trainable} also the inputs of the layers whose weights will get gradients. Without {@code output} (a
+     * recomputation for backward, which never reads the block's output) the block's last product and residual add
+     * are skipped and the output is null.
      */
-    protected abstract Forward compute(Tensor x, int batch, int seq, int[] positions, boolean trainable);
+    protected abstract Forward compute(Tensor x, int batch, int seq, int[] positions, boolean trainable, boolean output);
 
     /** A cache for {@link #decode} holding up to {@code capacity} positions. */
     public abstract relay.stages.model.KvCache.Layer newCache(int capacity);
@@ -94,7 +96,7 @@ public abstract class TransformerBlock implements AutoCloseable {
      * example (null: each sequence is one example), which attention and rotary positions follow.
      */
     public Forward forward(Tensor x, int batch, int seq, int[] positions) {
-        Forward f = compute(x, batch, seq, positions, trainable);
+        Forward f = compute(x, batch, seq, positions, trainable, true);
         if (!recompute) return f;
         f.saved().close();
         return new Forward(f.output(), new Activations(x, batch, seq, positions));
@@ -150,9 +152,7 @@ public abstract class TransformerBlock implements AutoCloseable {
     private Activations activations(Forward f) {
         Activations saved = f.saved();
         if (!recompute) return saved;
-        Forward again = compute(saved.input(), saved.batch(), saved.seq(), saved.positions(), trainable);
-        again.output().close();
-        return again.saved();
+        return compute(saved.input(), saved.batch(), saved.seq(), saved.positions(), trainable, false).saved();
     }
 
     @Override

@@ -59,7 +59,7 @@ public final class Gpt2Block extends TransformerBlock {
     }
 
     @Override
-    protected Forward compute(Tensor x, int batch, int seq, int[] positions, boolean trainable) {
+    protected Forward compute(Tensor x, int batch, int seq, int[] positions, boolean trainable, boolean output) {
         Device d = x.device();
         int n = x.rows();
         Saved s = new Saved(x, batch, seq, positions);
@@ -82,10 +82,10 @@ public final class Gpt2Block extends TransformerBlock {
         s.keepIfUsed(n2.y(), s.fcIn);
         Tensor act = d.empty(Category.ACTIVATIONS, activations(), n, fc.out());
         d.gelu(s.fc, act);
-        Tensor out = d.empty(Category.ACTIVATIONS, activations(), n, dim);
+        Tensor out = output ? d.empty(Category.ACTIVATIONS, activations(), n, dim) : null;
         s.mlpIn = s.keep(mlpProj.forward(act, out, trainable));
         s.keepIfUsed(act, s.mlpIn);
-        d.add(s.h, out, out);
+        if (output) d.add(s.h, out, out);
         return new Forward(out, s);
     }
 

@@ -93,7 +93,7 @@ public final class LlamaBlock extends TransformerBlock {
     }
 
     @Override
-    protected Forward compute(Tensor x, int batch, int seq, int[] positions, boolean trainable) {
+    protected Forward compute(Tensor x, int batch, int seq, int[] positions, boolean trainable, boolean output) {
         Device d = x.device();
         int n = x.rows(), qw = heads * headDim, kvw = kvHeads * headDim;
         Saved s = new Saved(x, batch, seq, positions);
@@ -124,10 +124,10 @@ public final class LlamaBlock extends TransformerBlock {
         s.keepIfUsed(n2.y(), s.gateIn, s.upIn);
         Tensor act = d.empty(Category.ACTIVATIONS, activations(), n, gate.out());
         d.swiglu(s.gate, s.up, act);
-        Tensor out = d.empty(Category.ACTIVATIONS, activations(), n, dim);
+        Tensor out = output ? d.empty(Category.ACTIVATIONS, activations(), n, dim) : null;
         s.downIn = s.keep(down.forward(act, out, trainable));
         s.keepIfUsed(act, s.downIn);
-        d.add(s.h, out, out);
+        if (output) d.add(s.h, out, out);
         return new Forward(out, s);
     }
 
