@@ -36,7 +36,12 @@ public record PipelineConfig(Training training, Execution execution, Limits limi
 
         /** The threads of each of a node's {@code nodeDevices} devices, on a node of {@code cores} cores. */
         public int threadsOnNode(int cores, int nodeDevices) {
-            return threadsPerDevice != THREADS_AUTO ? threadsPerDevice : Math.max(1, cores / Math.max(1, nodeDevices));
+            return threadsPerDevice != THREADS_AUTO ? threadsPerDevice : evenShare(cores, nodeDevices);
+        }
+
+        /** Each of {@code among}'s share of {@code cores}, evenly, at least one: what auto gives a device (or a worker JVM of one machine). */
+        public static int evenShare(int cores, int among) {
+            return Math.max(1, cores / Math.max(1, among));
         }
 
         /** Float32 weights and activations. */

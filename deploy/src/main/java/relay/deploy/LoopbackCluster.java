@@ -32,7 +32,7 @@ public final class LoopbackCluster {
     static List<String> worker(int port, int index, int workers, List<String> settings) {
         List<String> args = new ArrayList<>(List.of("node", "--join", "127.0.0.1:" + port, "--index", String.valueOf(index)));
         settings.stream().filter(a -> a.startsWith("relay.cluster.") && !a.startsWith("relay.cluster.port=")).forEach(args::add);
-        int share = Math.max(1, Runtime.getRuntime().availableProcessors() / workers);
+        int share = relay.actors.PipelineConfig.Execution.evenShare(Runtime.getRuntime().availableProcessors(), workers);
         return RelayJvm.command(List.of("-XX:ActiveProcessorCount=" + share), args);
     }
 

@@ -45,7 +45,7 @@ public record DeviceSpec(int nodes, int perNode, long memoryBytes, Roofline roof
 
     /** The threads of each of this machine's CPU devices: its cores split evenly among them. */
     public int cpuThreads() {
-        return Math.max(1, Runtime.getRuntime().availableProcessors() / Math.max(1, perNode));
+        return relay.actors.PipelineConfig.Execution.evenShare(Runtime.getRuntime().availableProcessors(), perNode);
     }
 
     /** The same nodes, {@code nodes} of them. */

@@ -98,8 +98,8 @@ public final class StepBench {
             double flops;
             Map<Category, Long> peakBytes;
             long peakTotal, reserved;
-            long[] familyNanos = new long[KernelClock.Family.values().length];
-            Map<String, KernelClock.ShapeTime> products = new java.util.HashMap<>();
+            Map<KernelClock.Family, Long> familyNanos;
+            List<KernelClock.ShapeTime> products;
             try (Model model = Model.initialize(cfg, device, 1, precision)) {
                 model.blocks().forEach(b -> b.setRecompute(recompute));
                 flops = (6.0 * multiplyingParameters(model) + 12.0 * cfg.layers() * cfg.hidden() * seq) * tokens;
@@ -115,12 +115,11 @@ public final class StepBench {
                         long t0 = System.nanoTime();
                         trainer.step(batchData);
                         seconds[it] = (System.nanoTime() - t0) / 1e9;
-                        Map<KernelClock.Family, Long> n = clock.nanos();
-                        n.forEach((f, v) -> familyNanos[f.ordinal()] += v);
-                        clock.products().forEach(s -> products.merge(s.shape(), s, KernelClock.ShapeTime::plus));
-                        clock.reset();
+                        // The probe's device is not the clock's: the clock keeps counting the timed steps alone.
                         peaks[it] = probe.probe(fastest, probeCalls);
                     }
+                    familyNanos = clock.nanos();
+                    products = clock.products();
                     peakBytes = cpu.memory().peaks();
                     peakTotal = cpu.memory().peakTotal();
                     reserved = cpu.reservedBytes();
@@ -129,8 +128,8 @@ public final class StepBench {
             double total = Arrays.stream(seconds).sum() * 1e9, kernels = 0;
             Map<String, Double> shares = new LinkedHashMap<>();
             for (KernelClock.Family f : KernelClock.Family.values()) {
-                shares.put(f.key(), familyNanos[f.ordinal()] / total);
-                kernels += familyNanos[f.ordinal()];
+                shares.put(f.key(), familyNanos.get(f) / total);
+                kernels += familyNanos.get(f);
             }
             shares.put("other", 1 - kernels / total);
             double[] sorted = seconds.clone();
@@ -139,8 +138,7 @@ public final class StepBench {
             double achieved = flops / median / 1e9, peak = Arrays.stream(peaks).max().orElse(SgemmBench.peak(measured));
             return new Result(modelName, batch, seq, threads, optimizer, recompute, flops, peak, seconds, median, achieved,
                     achieved / peak, tokens / median, shares, peakBytes, peakTotal, peakReset ? ProcessMemory.peakResidentBytes() : -1,
-                    reserved, Runtime.getRuntime().totalMemory(),
-                    products.values().stream().sorted(Comparator.comparingLong(KernelClock.ShapeTime::nanos).reversed()).toList());
+                    reserved, Runtime.getRuntime().totalMemory(), products);
         }
     }
 

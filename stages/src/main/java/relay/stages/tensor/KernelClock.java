@@ -58,7 +58,7 @@ public final class KernelClock {
         }
 
         /** These and {@code other}'s products of the same shape together. */
-        public ShapeTime plus(ShapeTime other) {
+        ShapeTime plus(ShapeTime other) {
             return new ShapeTime(shape, products + other.products, flops + other.flops, nanos + other.nanos);
         }
     }
