@@ -3,184 +3,334 @@ package relay.actors.bench;
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
 import com.typesafe.config.ConfigValueFactory;
-import java.io.DataInputStream;
-import java.io.DataOutputStream;
-import java.io.IOException;
 import java.io.InputStream;
 import java.io.PrintStream;
-import java.net.InetAddress;
-import java.net.InetSocketAddress;
-import java.net.ServerSocket;
-import java.net.Socket;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
+import javax.net.ssl.SSLContext;
+import org.apache.pekko.Done;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorRefResolver;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.Props;
+import org.apache.pekko.actor.typed.javadsl.Adapter;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.apache.pekko.serialization.SerializationExtension;
 import relay.actors.Pass;
 import relay.actors.Position;
 import relay.actors.StageCommand;
 import relay.stages.memory.Category;
-import relay.stages.tensor.Tensor;
 import relay.stages.tensor.cpu.CpuDevice;
+import relay.transport.RelaySerializer;
 import relay.transport.TensorChannel;
 import relay.transport.TensorPayload;
 
 /**
- * Relay's tensor path between two JVMs against a plain TCP socket pair between the same two JVMs, in one run.
- * The tensor path is the one the pipeline uses: a {@link StageCommand.Forward} of a tensor on a CPU device,
- * through the {@link TensorChannel} and Relay's codecs, taken onto the receiver's device; the receiver
- * acknowledges each message through the channel too. The socket pair sends the same number of bytes from a
- * byte array and reads them into one, acknowledging each message with a byte. Both keep the same number of
- * messages in flight; latency is the round trip of one message alone.
+ * Ways to move a pipeline's tensor messages between two JVMs on loopback, measured side by side in one run:
+ * Relay's tensor channel (the path the pipeline uses: a {@link StageCommand.Forward} of a tensor on a CPU
+ * device, taken by the receiving stage actor onto its device and acknowledged through the channel), Pekko
+ * Streams TCP carrying the same messages ({@link StreamsTcp}), Artery itself over TCP and over Aeron UDP, and
+ * two baselines with no framework ({@link SocketPair}): a socket pair through heap arrays and one with direct
+ * buffers on both ends. Every path keeps the same number of messages in flight and each message is
+ * acknowledged by the receiver; latency is the round trip of one message alone.
  */
 public final class TransportBench {
     private TransportBench() {}
 
-    /** What one size measured: throughput in MiB/s (1 MiB = 2^20 bytes) and round-trip latency in ms, for each path. */
-    public record Result(long bytes, double relayMibPerSecond, double rawMibPerSecond, double relayLatencyMs, double rawLatencyMs) {
-        public double ratio() {
-            return relayMibPerSecond / rawMibPerSecond;
+    /** The paths, in the order measured and shown; the direct socket pair is always measured (the others are told against it). */
+    public enum Kind {
+        DIRECT("direct socket pair"), PLAIN("plain socket pair"), CHANNEL("tensor channel"), STREAMS("Pekko Streams TCP"),
+        ARTERY("Artery TCP"), AERON("Artery Aeron UDP"), CHANNEL_TLS("tensor channel, TLS"), STREAMS_TLS("Pekko Streams TCP, TLS");
+
+        public final String title;
+
+        Kind(String title) {
+            this.title = title;
+        }
+
+        /** As the command line names it: direct, plain, channel, streams, artery, aeron, channel-tls, streams-tls. */
+        public String key() {
+            return name().toLowerCase(java.util.Locale.ROOT).replace('_', '-');
         }
     }
 
-    /** The line a peer prints when it is ready: its receiving actor's path and its socket's port. */
-    static final String READY = "relay-transport-peer";
+    /** Aeron carries a message of at most an eighth of its term buffer, and never over 16 MiB. */
+    static final long AERON_MAX = 16L << 20;
 
-    /** Artery over TCP on loopback with a large-message frame for the largest size, and no cluster. */
-    static Config remote(long maxMessage) {
+    /** How long a path may take for one timing before it counts as unable to carry the size. */
+    static final int TIMEOUT_SECONDS = 60;
+
+    /** One way between the JVMs: messages of a size, a window of them in flight, each acknowledged by the peer. */
+    interface Path extends AutoCloseable {
+        String name();
+
+        /** The largest message it carries. */
+        long limit();
+
+        /** Seconds from the first send to the last acknowledgement of {@code messages} messages, {@code window} in flight. */
+        double seconds(long bytes, int messages, int window) throws Exception;
+    }
+
+    /** What one path measured at one size: MiB/s (2^20 bytes) and a lone message's round trip in ms; NaN and why where it could not. */
+    public record Measured(String path, double mibPerSecond, double latencyMs, String failure) {}
+
+    /** Every path at one size, in the order measured. */
+    public record Result(long bytes, List<Measured> paths) {
+        public Measured of(Kind path) {
+            return paths.stream().filter(m -> m.path().equals(path.title)).findFirst().orElseThrow();
+        }
+    }
+
+    /** A tensor message taken by the receiving stage within its JVM (the Streams path hands it over so). */
+    record Take(StageCommand.Forward message, ActorRef<Done> replyTo) {}
+
+    /** The line a peer prints when it is ready, followed by name=address pairs. */
+    public static final String READY = "relay-transport-peer";
+
+    /** Artery over {@code transport} on loopback, its large-message stream for the sinks, and no cluster. */
+    static Config remote(String transport, long maxMessage) {
         return ConfigFactory.empty()
                 .withValue("pekko.actor.provider", ConfigValueFactory.fromAnyRef("remote"))
-                .withValue("pekko.remote.artery.transport", ConfigValueFactory.fromAnyRef("tcp"))
+                .withValue("pekko.remote.artery.transport", ConfigValueFactory.fromAnyRef(transport))
                 .withValue("pekko.remote.artery.canonical.hostname", ConfigValueFactory.fromAnyRef("127.0.0.1"))
                 .withValue("pekko.remote.artery.canonical.port", ConfigValueFactory.fromAnyRef(0))
-                .withValue("pekko.remote.artery.large-message-destinations", ConfigValueFactory.fromIterable(List.of("/user", "/user/*")))
+                .withValue("pekko.remote.artery.large-message-destinations", ConfigValueFactory.fromIterable(List.of("/system/sink-*")))
                 .withValue("pekko.remote.artery.advanced.maximum-large-frame-size", ConfigValueFactory.fromAnyRef(maxMessage))
+                // Aeron's threads spin while idle at the default level: on a machine of few cores they would take the other paths' cores.
+                .withValue("pekko.remote.artery.advanced.aeron.idle-cpu-level", ConfigValueFactory.fromAnyRef(Integer.getInteger("relay.aeron.idle", 1)))
                 .withValue("pekko.remote.warn-about-direct-use", ConfigValueFactory.fromAnyRef(false))
+                .withValue("pekko.loglevel", ConfigValueFactory.fromAnyRef("ERROR"))
                 .withFallback(ConfigFactory.load());
     }
 
+    /** The actor systems of a JVM: Artery over TCP (which the tensor channels sit beside), and over Aeron where it is measured. */
+    private record Systems(ActorSystem<Void> tcp, ActorSystem<Void> aeron) implements AutoCloseable {
+        static Systems start(long maxMessage, boolean aeron) {
+            ActorSystem<Void> tcp = ActorSystem.create(Behaviors.empty(), "bench", remote("tcp", maxMessage));
+            if (!aeron) return new Systems(tcp, null);
+            // Aeron's term buffer sets its largest message (an eighth of it); read once, when its driver starts.
+            System.setProperty("aeron.term.buffer.length", String.valueOf(8 * AERON_MAX));
+            // Its logs as sparse files, untouched until used: by default the driver writes every page of them first, for seconds.
+            System.setProperty("aeron.term.buffer.sparse.file", "true");
+            System.setProperty("aeron.pre.touch.mapped.memory", "false");
+            return new Systems(tcp, ActorSystem.create(Behaviors.empty(), "bench-aeron", remote("aeron-udp", Math.min(maxMessage, AERON_MAX))));
+        }
+
+        @Override
+        public void close() {
+            for (ActorSystem<Void> s : java.util.Arrays.asList(tcp, aeron)) {
+                if (s == null) continue;
+                s.terminate();
+                s.getWhenTerminated().toCompletableFuture().join();
+            }
+        }
+    }
+
+    static RelaySerializer serializer(ActorSystem<?> system) {
+        try {
+            return (RelaySerializer) SerializationExtension.get(Adapter.toClassic(system)).serializerFor(StageCommand.Forward.class);
+        } catch (java.io.NotSerializableException e) {
+            throw new IllegalStateException("Relay's serializer is not bound to its messages: " + e.getMessage(), e);
+        }
+    }
+
+    /** A message of {@code bytes} of float32 values on the device, the {@code i}-th in flight. */
+    static StageCommand.Forward forward(CpuDevice device, long bytes, int i) {
+        int floats = Math.toIntExact(bytes / Float.BYTES);
+        Position pos = new Position(0, Pass.TRAIN, 1, i % 1024, 1024, 1, 1, 1f);
+        return new StageCommand.Forward(pos, TensorPayload.of(device.empty(Category.ACTIVATIONS, floats / 256, 256)));
+    }
+
     /**
-     * The receiving side, in a JVM of its own: an actor that takes each tensor onto a device and acknowledges
-     * it, and a socket that reads each message whole and acknowledges it. Prints its addresses, then serves
-     * until {@code stop} ends (the sender closes it).
+     * The receiving side of the {@code kinds} of path, in a JVM of its own: a stage-like actor per path that takes
+     * each tensor onto a device and acknowledges it, and the baselines' sockets. Prints its addresses, then
+     * serves until {@code stop} ends (the sender closes it). {@code tls} is for the TLS paths.
      */
-    public static void serve(long maxMessage, PrintStream out, InputStream stop) throws IOException, InterruptedException {
-        try (CpuDevice device = new CpuDevice("sink", 1); ServerSocket server = new ServerSocket()) {
-            server.bind(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0));
-            TensorChannel[] channel = new TensorChannel[1];
-            ActorSystem<StageCommand> system = ActorSystem.create(sink(device, channel), "bench", remote(maxMessage));
-            channel[0] = TensorChannel.open(system, "127.0.0.1", maxMessage, null);
-            Thread raw = new Thread(() -> echo(server), "raw-sink");
-            raw.setDaemon(true);
-            raw.start();
-            out.println(READY + " " + ActorRefResolver.get(system).toSerializationFormat(system) + " " + channel[0].address() + " "
-                    + server.getLocalPort());
+    public static void serve(Set<Kind> kinds, long maxMessage, SSLContext tls, PrintStream out, InputStream stop) throws Exception {
+        try (CpuDevice device = new CpuDevice("sink", 1); Systems systems = Systems.start(maxMessage, kinds.contains(Kind.AERON));
+             TensorChannel channel = TensorChannel.open(systems.tcp(), "127.0.0.1", maxMessage, null);
+             TensorChannel channelTls = kinds.contains(Kind.CHANNEL_TLS) ? TensorChannel.open(systems.tcp(), "127.0.0.1", maxMessage, tls) : null) {
+            Map<Kind, String> at = new java.util.EnumMap<>(Kind.class);
+            ActorRefResolver refs = ActorRefResolver.get(systems.tcp());
+            ActorRef<Object> local = sink(systems.tcp(), "sink-streams", device, null);
+            for (Kind k : kinds) {
+                at.put(k, switch (k) {
+                    case DIRECT -> String.valueOf(SocketPair.serve(true));
+                    case PLAIN -> String.valueOf(SocketPair.serve(false));
+                    case CHANNEL -> channel.address() + " " + refs.toSerializationFormat(sink(systems.tcp(), "sink-channel", device, channel));
+                    case CHANNEL_TLS -> channelTls.address() + " " + refs.toSerializationFormat(sink(systems.tcp(), "sink-channel-tls", device, channelTls));
+                    case STREAMS -> String.valueOf(StreamsTcp.bind(systems.tcp(), local, maxMessage + 8, null));
+                    case STREAMS_TLS -> String.valueOf(StreamsTcp.bind(systems.tcp(), local, maxMessage + 8, tls));
+                    case ARTERY -> refs.toSerializationFormat(sink(systems.tcp(), "sink-artery", device, null));
+                    case AERON -> ActorRefResolver.get(systems.aeron()).toSerializationFormat(sink(systems.aeron(), "sink-aeron", device, null));
+                });
+            }
+            StringBuilder line = new StringBuilder(READY);
+            at.forEach((k, v) -> line.append('\t').append(k.key()).append('=').append(v));
+            out.println(line);
             out.flush();
             while (stop.read() >= 0) {
                 // Serve until the sender closes the stream.
             }
-            channel[0].close();
-            system.terminate();
-            system.getWhenTerminated().toCompletableFuture().join();
         }
     }
 
-    /** Takes each tensor onto the device and acknowledges it to the stage the Connect named, through that stage's channel. */
-    private static Behavior<StageCommand> sink(CpuDevice device, TensorChannel[] channel) {
-        return Behaviors.setup(ctx -> {
+    /** The peer's addresses from its ready line. */
+    public static Map<Kind, String> addresses(String ready) {
+        String[] parts = ready.split("\t");
+        if (!parts[0].equals(READY)) throw new IllegalStateException("the peer JVM did not start: " + ready);
+        Map<Kind, String> at = new java.util.EnumMap<>(Kind.class);
+        for (int i = 1; i < parts.length; i++) {
+            int eq = parts[i].indexOf('=');
+            at.put(Kind.valueOf(parts[i].substring(0, eq).toUpperCase(java.util.Locale.ROOT).replace('-', '_')), parts[i].substring(eq + 1));
+        }
+        return at;
+    }
+
+    /**
+     * A receiving stage: takes each tensor onto the device and acknowledges it — through the tensor channel to
+     * the stage the Connect named where it has one, else through Artery, or to the asker within its JVM.
+     */
+    private static ActorRef<Object> sink(ActorSystem<?> system, String name, CpuDevice device, TensorChannel channel) {
+        Behavior<Object> b = Behaviors.setup(ctx -> {
             StageCommand.Connect[] sender = new StageCommand.Connect[1];
-            return Behaviors.receive(StageCommand.class)
+            return Behaviors.receive(Object.class)
                     .onMessage(StageCommand.Connect.class, c -> {
                         sender[0] = c;
-                        // The Connect came through the remoting, tensors come through the channel: say it arrived.
+                        // The Connect came through the remoting: say it arrived, the same way.
                         c.stages().get(0).tell(new StageCommand.LeftDevice(new Position(0, Pass.TRAIN, 0, 0, 1, 1, 1, 1f), true));
                         return Behaviors.same();
                     })
                     .onMessage(StageCommand.Forward.class, f -> {
                         f.activation().materialize(device, Category.ACTIVATIONS).close();
-                        channel[0].send(sender[0].channels().get(0), sender[0].stages().get(0), new StageCommand.LeftDevice(f.pos(), true));
+                        StageCommand.LeftDevice ack = new StageCommand.LeftDevice(f.pos(), true);
+                        if (channel != null) channel.send(sender[0].channels().get(0), sender[0].stages().get(0), ack);
+                        else sender[0].stages().get(0).tell(ack);
+                        return Behaviors.same();
+                    })
+                    .onMessage(Take.class, t -> {
+                        t.message().activation().materialize(device, Category.ACTIVATIONS).close();
+                        t.replyTo().tell(Done.getInstance());
                         return Behaviors.same();
                     })
                     .build();
         });
-    }
-
-    /** Reads length-prefixed messages whole and acknowledges each with a byte. */
-    private static void echo(ServerSocket server) {
-        while (true) {
-            try (Socket s = server.accept()) {
-                s.setTcpNoDelay(true);
-                DataInputStream in = new DataInputStream(s.getInputStream());
-                var ack = s.getOutputStream();
-                byte[] buf = new byte[0];
-                while (true) {
-                    int n = in.readInt();
-                    if (buf.length < n) buf = new byte[n];
-                    in.readFully(buf, 0, n);
-                    ack.write(1);
-                    ack.flush();
-                }
-            } catch (IOException closed) {
-                if (server.isClosed()) return;
-            }
-        }
+        return system.systemActorOf(b, name, Props.empty());
     }
 
     /**
-     * Measures each size against a peer that {@link #serve}s: {@code messages} messages with {@code window} of
-     * them in flight for throughput, then {@code rounds} lone messages for latency, on each path in turn.
+     * Measures each size against a peer that {@link #serve}s at {@code at}: on every path, {@code messages}
+     * messages with {@code window} in flight for throughput ({@link #AUTO}: {@link #messagesFor} the size), then
+     * lone messages for latency.
      */
-    public static List<Result> measure(String peerPath, String peerChannel, int rawPort, List<Long> sizes, int messages, int window,
-                                       int rounds, long maxMessage) throws IOException, InterruptedException {
-        List<Result> results = new ArrayList<>();
-        ActorSystem<Void> system = ActorSystem.create(Behaviors.empty(), "bench", remote(maxMessage));
-        try (CpuDevice device = new CpuDevice("source", 1);
-             TensorChannel channel = TensorChannel.open(system, "127.0.0.1", maxMessage, null);
-             Socket socket = new Socket(InetAddress.getLoopbackAddress(), rawPort)) {
-            socket.setTcpNoDelay(true);
-            ActorRef<StageCommand> peer = ActorRefResolver.get(system).resolveActorRef(peerPath);
-            for (long size : sizes) {
-                int floats = Math.toIntExact(size / Float.BYTES);
-                Sender relay = new Sender(system, channel, peerChannel, peer, device);
-                // Both paths in turn, three times, each taken at its median: neither is favoured by warming up first or by a hiccup of the machine.
-                double[] relayRuns = new double[REPEATS], rawRuns = new double[REPEATS];
-                // An untimed pass of each path first: the JIT compiles both before either is timed.
-                relay.seconds(floats, Math.max(messages, WARM_UP), window);
-                raw(socket, Math.toIntExact(size), Math.max(messages, WARM_UP), window);
-                for (int r = 0; r < REPEATS; r++) {
-                    relayRuns[r] = relay.seconds(floats, messages, window);
-                    rawRuns[r] = raw(socket, Math.toIntExact(size), messages, window);
+    public static List<Result> measure(Map<Kind, String> at, List<Long> sizes, int messages, int window, long maxMessage,
+                                       SSLContext tls, PrintStream progress) throws Exception {
+        try (CpuDevice device = new CpuDevice("source", 1); Systems systems = Systems.start(maxMessage, at.containsKey(Kind.AERON));
+             TensorChannel channel = TensorChannel.open(systems.tcp(), "127.0.0.1", maxMessage, null);
+             TensorChannel channelTls = at.containsKey(Kind.CHANNEL_TLS) ? TensorChannel.open(systems.tcp(), "127.0.0.1", maxMessage, tls) : null) {
+            ActorRefResolver refs = ActorRefResolver.get(systems.tcp());
+            List<Path> paths = new ArrayList<>();
+            try {
+                for (Map.Entry<Kind, String> e : at.entrySet()) {
+                    String title = e.getKey().title, where = e.getValue();
+                    paths.add(switch (e.getKey()) {
+                        case DIRECT -> SocketPair.connect(title, true, Integer.parseInt(where));
+                        case PLAIN -> SocketPair.connect(title, false, Integer.parseInt(where));
+                        case CHANNEL -> ActorPath.through(title, systems.tcp(), device, channel, where, maxMessage);
+                        case CHANNEL_TLS -> ActorPath.through(title, systems.tcp(), device, channelTls, where, maxMessage);
+                        case STREAMS -> StreamsTcp.connect(title, systems.tcp(), device, Integer.parseInt(where), maxMessage, null);
+                        case STREAMS_TLS -> StreamsTcp.connect(title, systems.tcp(), device, Integer.parseInt(where), maxMessage, tls);
+                        case ARTERY -> new ActorPath(title, systems.tcp(), device, null, null, refs.resolveActorRef(where), maxMessage);
+                        case AERON -> new ActorPath(title, systems.aeron(), device, null, null, ActorRefResolver.get(systems.aeron()).resolveActorRef(where),
+                                Math.min(maxMessage, AERON_MAX));
+                    });
                 }
-                double relayed = median(relayRuns), raw = median(rawRuns);
-                double relayLatency = latency(() -> relay.seconds(floats, 1, 1), rounds);
-                double rawLatency = latency(() -> raw(socket, Math.toIntExact(size), 1, 1), rounds);
-                results.add(new Result(size, size * (double) messages / relayed / (1 << 20), size * (double) messages / raw / (1 << 20),
-                        relayLatency * 1e3, rawLatency * 1e3));
+                List<Result> results = new ArrayList<>();
+                Map<Path, String> failed = new LinkedHashMap<>();
+                for (long size : sizes) {
+                    int n = messages == AUTO ? messagesFor(size) : messages;
+                    results.add(measure(paths, failed, size, n, window, Math.max(11, Math.min(101, (int) (LONE_BYTES / size)))));
+                    progress.printf("%d bytes measured on %d paths%n", size, paths.size());
+                }
+                return results;
+            } finally {
+                for (Path p : paths) p.close();
             }
-        } finally {
-            system.terminate();
-            system.getWhenTerminated().toCompletableFuture().join();
         }
-        return results;
     }
 
-    private interface Timed {
-        double seconds() throws IOException, InterruptedException;
+    /** Timed messages chosen by size: as many as make {@link #TIMED_BYTES}, at least 32. */
+    public static final int AUTO = 0;
+    private static final long TIMED_BYTES = 256L << 20;
+    /** Lone round trips: as many as make this many bytes, from 11 to 101. */
+    private static final long LONE_BYTES = 64L << 20;
+
+    /**
+     * Enough messages that one timing moves 256 MiB: on this machine's loopback a few dozen messages of 1 MiB
+     * take ten milliseconds, and a thread descheduled once moves the median by a third.
+     */
+    public static int messagesFor(long size) {
+        return (int) Math.max(32, TIMED_BYTES / size);
     }
 
     private static final int REPEATS = 3;
-    private static final int WARM_UP = 200;
+    /** The untimed pass: this many messages, or as many as make this many bytes where fewer. */
+    private static final int WARM_UP = 2000;
+    private static final long WARM_UP_BYTES = 1L << 30;
 
-    private static double latency(Timed t, int rounds) throws IOException, InterruptedException {
-        double[] s = new double[rounds];
-        for (int i = 0; i < rounds; i++) s[i] = t.seconds();
-        return median(s);
+    /**
+     * One size on every path: an untimed pass of each first (the JIT compiles all before any is timed), then the
+     * paths in turn, three times, each at its median, so that none is favoured by going first or by a hiccup of
+     * the machine; then each path's lone round trips.
+     */
+    private static Result measure(List<Path> paths, Map<Path, String> failed, long size, int messages, int window, int rounds) {
+        Map<Path, double[]> runs = new LinkedHashMap<>();
+        for (Path p : paths) {
+            if (failed.containsKey(p)) failed.put(p, "failed at a smaller size: " + failed.get(p).replaceFirst("^failed at a smaller size: ", ""));
+            else if (size > p.limit() - 4096) failed.put(p, "carries at most " + p.limit() + " bytes");
+            else attempt(p, failed, () -> p.seconds(size, Math.max(messages, (int) Math.min(WARM_UP, WARM_UP_BYTES / size)), window));
+            runs.put(p, new double[REPEATS]);
+        }
+        for (int r = 0; r < REPEATS; r++) {
+            for (Path p : paths) {
+                int round = r;
+                if (!failed.containsKey(p)) attempt(p, failed, () -> runs.get(p)[round] = p.seconds(size, messages, window));
+            }
+        }
+        List<Measured> out = new ArrayList<>();
+        for (Path p : paths) {
+            if (failed.containsKey(p)) {
+                out.add(new Measured(p.name(), Double.NaN, Double.NaN, failed.get(p)));
+                continue;
+            }
+            double[] lone = new double[rounds];
+            attempt(p, failed, () -> {
+                for (int i = 0; i < rounds; i++) lone[i] = p.seconds(size, 1, 1);
+                return 0;
+            });
+            out.add(new Measured(p.name(), size * (double) messages / median(runs.get(p)) / (1 << 20), median(lone) * 1e3, failed.get(p)));
+        }
+        return new Result(size, out);
+    }
+
+    private interface Timed {
+        double run() throws Exception;
+    }
+
+    /** Runs a timing; a path that fails is noted with why and not asked again (a path that cannot carry a size will not carry a larger one). */
+    private static void attempt(Path p, Map<Path, String> failed, Timed t) {
+        try {
+            t.run();
+        } catch (Exception e) {
+            failed.put(p, e.getClass().getSimpleName() + ": " + e.getMessage());
+        }
     }
 
     private static double median(double[] s) {
@@ -189,20 +339,29 @@ public final class TransportBench {
         return sorted[sorted.length / 2];
     }
 
-    /** The sending side of the tensor path: tensors on a CPU device, sent through the channel to the peer's actor. */
-    private record Sender(ActorSystem<Void> system, TensorChannel channel, String peerChannel, ActorRef<StageCommand> peer,
-                          CpuDevice device) {
-        /** Seconds to send {@code messages} tensors of {@code floats} values, {@code window} in flight, after one warm-up. */
-        double seconds(int floats, int messages, int window) throws InterruptedException {
+    /**
+     * A stage-like actor sending tensors to the peer's sink: through a tensor channel where it has one, else
+     * told through Artery; acknowledgements come back the same way.
+     */
+    private record ActorPath(String name, ActorSystem<Void> system, CpuDevice device, TensorChannel channel, String peerChannel,
+                             ActorRef<StageCommand> peer, long limit) implements Path {
+        /** The channel's path: {@code at} is the peer channel's address and its sink's actor path. */
+        static ActorPath through(String name, ActorSystem<Void> system, CpuDevice device, TensorChannel channel, String at, long limit) {
+            String[] parts = at.split(" ");
+            return new ActorPath(name, system, device, channel, parts[0], ActorRefResolver.get(system).resolveActorRef(parts[1]), limit);
+        }
+
+        @Override
+        public double seconds(long bytes, int messages, int window) throws Exception {
             CompletableFuture<Long> done = new CompletableFuture<>();
             ActorRef<StageCommand> source = system.systemActorOf(Behaviors.setup(ctx -> {
-                peer.tell(new StageCommand.Connect(List.of(ctx.getSelf()), List.of(channel.address())));
+                peer.tell(new StageCommand.Connect(List.of(ctx.getSelf()), List.of(channel == null ? "-" : channel.address())));
                 int[] sent = {0}, acked = {0};
                 long[] start = {0};
                 Runnable send = () -> {
-                    Position pos = new Position(0, Pass.TRAIN, 1, sent[0]++ % 1024, 1024, 1, 1, 1f);
-                    channel.send(peerChannel, peer,
-                            new StageCommand.Forward(pos, TensorPayload.of(device.empty(Category.ACTIVATIONS, floats / 256, 256))));
+                    StageCommand.Forward f = forward(device, bytes, sent[0]++);
+                    if (channel != null) channel.send(peerChannel, peer, f);
+                    else peer.tell(f);
                 };
                 boolean[] connected = {false};
                 return Behaviors.receive(StageCommand.class).onMessage(StageCommand.LeftDevice.class, ack -> {
@@ -224,40 +383,17 @@ public final class TransportBench {
                     if (sent[0] <= messages) send.run();
                     return Behaviors.same();
                 }).build();
-            }), "source-" + System.nanoTime(), org.apache.pekko.actor.typed.Props.empty());
+            }), "source-" + System.nanoTime(), Props.empty());
             try {
-                return done.get(10, TimeUnit.MINUTES) / 1e9;
-            } catch (java.util.concurrent.ExecutionException | java.util.concurrent.TimeoutException e) {
-                throw new IllegalStateException("the tensor path did not deliver " + messages + " messages to " + source + ": " + e, e);
+                return done.get(TIMEOUT_SECONDS, TimeUnit.SECONDS) / 1e9;
+            } catch (java.util.concurrent.TimeoutException e) {
+                throw new IllegalStateException("not " + messages + " acknowledgements in " + TIMEOUT_SECONDS + " s to " + source.path());
             }
         }
-    }
 
-    /** Seconds to send {@code messages} messages of {@code bytes} over the socket pair, {@code window} in flight, after one warm-up. */
-    private static double raw(Socket socket, int bytes, int messages, int window) throws IOException {
-        DataOutputStream out = new DataOutputStream(socket.getOutputStream());
-        InputStream acks = socket.getInputStream();
-        byte[] payload = new byte[bytes];
-        out.writeInt(bytes);
-        out.write(payload);
-        out.flush();
-        if (acks.read() < 0) throw new IOException("the socket peer closed");
-        long start = System.nanoTime();
-        int sent = 0;
-        for (; sent < Math.min(window, messages); sent++) {
-            out.writeInt(bytes);
-            out.write(payload);
+        @Override
+        public void close() {
+            // The systems and channels are closed with the run.
         }
-        out.flush();
-        for (int acked = 0; acked < messages; acked++) {
-            if (acks.read() < 0) throw new IOException("the socket peer closed");
-            if (sent < messages) {
-                out.writeInt(bytes);
-                out.write(payload);
-                out.flush();
-                sent++;
-            }
-        }
-        return (System.nanoTime() - start) / 1e9;
     }
 }
