@@ -92,7 +92,7 @@ public final class StageHost {
     public record DeviceMemory(Map<Integer, Map<Category, Long>> peaks) implements WireMessage {}
 
     /** The dispatcher of one device: one thread, so the device's stages never compute at the same time. */
-    static String dispatcher(int device) {
+    public static String dispatcher(int device) {
         return "relay-device-" + device;
     }
 
@@ -103,7 +103,7 @@ public final class StageHost {
     static final String CHECKPOINT_WRITER = "relay-checkpoint-writer";
 
     /** Configuration of the dispatchers of these devices and of the checkpoint writer, to layer into the actor system's config. */
-    static Config dispatchers(List<Integer> devices) {
+    public static Config dispatchers(List<Integer> devices) {
         StringBuilder s = new StringBuilder(oneThread(CHECKPOINT_WRITER));
         for (int d : devices) s.append(oneThread(dispatcher(d)));
         return ConfigFactory.parseString(s.toString());

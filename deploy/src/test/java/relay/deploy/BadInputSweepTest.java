@@ -407,6 +407,10 @@ class BadInputSweepTest {
                 row("--sizes must be whole KiB from 1KiB to 1GiB, not 100", "bench", "transport", "--sizes", "100"),
                 row("--messages must be ≥ 1, not 0", "bench", "transport", "--messages", "0"),
                 row("--window must be ≥ 1, not 0", "bench", "transport", "--window", "0"),
+                row("--paths must be names from plain, channel, streams, artery, aeron, channel-tls, streams-tls, not udp", "bench", "transport",
+                        "--paths", "channel,udp"),
+                row("does not exist or it does not refer to a normal file: " + p("missing.p12"), "bench", "transport", "--serve", "--tls-store",
+                        p("missing.p12")),
                 row("--json " + dir + " is a directory", "bench", "transport", "--json", dir.toString()),
                 row("--sizes must be sizes like 4MiB, 512KiB, not x", "bench", "transport", "--serve", "--sizes", "x"),
                 // relay bench chaos

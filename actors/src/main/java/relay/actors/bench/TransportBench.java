@@ -19,6 +19,7 @@ import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorRefResolver;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.DispatcherSelector;
 import org.apache.pekko.actor.typed.Props;
 import org.apache.pekko.actor.typed.javadsl.Adapter;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
@@ -26,6 +27,7 @@ import org.apache.pekko.serialization.SerializationExtension;
 import relay.actors.Pass;
 import relay.actors.Position;
 import relay.actors.StageCommand;
+import relay.actors.StageHost;
 import relay.stages.memory.Category;
 import relay.stages.tensor.cpu.CpuDevice;
 import relay.transport.RelaySerializer;
@@ -91,12 +93,18 @@ public final class TransportBench {
     /** A tensor message taken by the receiving stage within its JVM (the Streams path hands it over so). */
     record Take(StageCommand.Forward message, ActorRef<Done> replyTo) {}
 
+    /** Where the stage-like actors run: a device's dispatcher. */
+    private static final Props STAGE = DispatcherSelector.fromConfig(StageHost.dispatcher(0));
+
     /** The line a peer prints when it is ready, followed by name=address pairs. */
     public static final String READY = "relay-transport-peer";
 
-    /** Artery over {@code transport} on loopback, its large-message stream for the sinks, and no cluster. */
+    /**
+     * Artery over {@code transport} on loopback, its large-message stream for the sinks, no cluster, and a
+     * device's one-thread dispatcher, on which the senders and sinks run as a pipeline's stages do.
+     */
     static Config remote(String transport, long maxMessage) {
-        return ConfigFactory.empty()
+        return StageHost.dispatchers(List.of(0))
                 .withValue("pekko.actor.provider", ConfigValueFactory.fromAnyRef("remote"))
                 .withValue("pekko.remote.artery.transport", ConfigValueFactory.fromAnyRef(transport))
                 .withValue("pekko.remote.artery.canonical.hostname", ConfigValueFactory.fromAnyRef("127.0.0.1"))
@@ -222,7 +230,7 @@ public final class TransportBench {
                     })
                     .build();
         });
-        return system.systemActorOf(b, name, Props.empty());
+        return system.systemActorOf(b, name, STAGE);
     }
 
     /**
@@ -280,14 +288,14 @@ public final class TransportBench {
         return (int) Math.max(32, TIMED_BYTES / size);
     }
 
-    private static final int REPEATS = 3;
+    private static final int REPEATS = 5;
     /** The untimed pass: this many messages, or as many as make this many bytes where fewer. */
     private static final int WARM_UP = 2000;
     private static final long WARM_UP_BYTES = 1L << 30;
 
     /**
      * One size on every path: an untimed pass of each first (the JIT compiles all before any is timed), then the
-     * paths in turn, three times, each at its median, so that none is favoured by going first or by a hiccup of
+     * paths in turn, five times, each at its median, so that none is favoured by going first or by a hiccup of
      * the machine; then each path's lone round trips.
      */
     private static Result measure(List<Path> paths, Map<Path, String> failed, long size, int messages, int window, int rounds) {
@@ -383,7 +391,7 @@ public final class TransportBench {
                     if (sent[0] <= messages) send.run();
                     return Behaviors.same();
                 }).build();
-            }), "source-" + System.nanoTime(), Props.empty());
+            }), "source-" + System.nanoTime(), STAGE);
             try {
                 return done.get(TIMEOUT_SECONDS, TimeUnit.SECONDS) / 1e9;
             } catch (java.util.concurrent.TimeoutException e) {
