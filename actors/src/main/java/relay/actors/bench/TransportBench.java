@@ -292,24 +292,33 @@ public final class TransportBench {
     /** The untimed pass: this many messages, or as many as make this many bytes where fewer. */
     private static final int WARM_UP = 2000;
     private static final long WARM_UP_BYTES = 1L << 30;
+    /** Seconds a timing may take at the rate of the untimed pass, and the fewest messages a timing has. */
+    private static final double TIMING_BUDGET = 10;
+    private static final int MIN_TIMED = 8;
 
     /**
      * One size on every path: an untimed pass of each first (the JIT compiles all before any is timed), then the
      * paths in turn, five times, each at its median, so that none is favoured by going first or by a hiccup of
-     * the machine; then each path's lone round trips.
+     * the machine; then each path's lone round trips. A path that would take over ten seconds a timing at the
+     * rate of its untimed pass is timed on fewer messages (at least eight).
      */
     private static Result measure(List<Path> paths, Map<Path, String> failed, long size, int messages, int window, int rounds) {
         Map<Path, double[]> runs = new LinkedHashMap<>();
+        Map<Path, Integer> timed = new LinkedHashMap<>();
         for (Path p : paths) {
             if (failed.containsKey(p)) failed.put(p, "failed at a smaller size: " + failed.get(p).replaceFirst("^failed at a smaller size: ", ""));
             else if (size > p.limit() - 4096) failed.put(p, "carries at most " + p.limit() + " bytes");
-            else attempt(p, failed, () -> p.seconds(size, Math.max(messages, (int) Math.min(WARM_UP, WARM_UP_BYTES / size)), window));
+            int warm = Math.max(messages, (int) Math.min(WARM_UP, WARM_UP_BYTES / size));
+            double[] took = {0};
+            if (!failed.containsKey(p)) attempt(p, failed, () -> took[0] = p.seconds(size, warm, window));
+            // A slow path is timed on fewer messages, as many as its untimed pass moved in TIMING_BUDGET seconds.
+            timed.put(p, (int) Math.max(MIN_TIMED, Math.min(messages, warm * TIMING_BUDGET / Math.max(took[0], 1e-9))));
             runs.put(p, new double[REPEATS]);
         }
         for (int r = 0; r < REPEATS; r++) {
             for (Path p : paths) {
                 int round = r;
-                if (!failed.containsKey(p)) attempt(p, failed, () -> runs.get(p)[round] = p.seconds(size, messages, window));
+                if (!failed.containsKey(p)) attempt(p, failed, () -> runs.get(p)[round] = p.seconds(size, timed.get(p), window));
             }
         }
         List<Measured> out = new ArrayList<>();
@@ -323,7 +332,7 @@ public final class TransportBench {
                 for (int i = 0; i < rounds; i++) lone[i] = p.seconds(size, 1, 1);
                 return 0;
             });
-            out.add(new Measured(p.name(), size * (double) messages / median(runs.get(p)) / (1 << 20), median(lone) * 1e3, failed.get(p)));
+            out.add(new Measured(p.name(), size * (double) timed.get(p) / median(runs.get(p)) / (1 << 20), median(lone) * 1e3, failed.get(p)));
         }
         return new Result(size, out);
     }
