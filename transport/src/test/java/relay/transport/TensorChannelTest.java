@@ -98,7 +98,9 @@ class TensorChannelTest {
     @Test
     void tensorsArriveExactInOrderAndAreTakenWhereTheyLanded() throws Exception {
         long inFlight = TensorPayload.inFlight().current(Category.COMMUNICATION);
-        int[][] shapes = {{1, 1}, {0, 16}, {3, 5}, {1024, 1025}, {17, 1}, {256, 4096}};
+        int[][] shapes = {{1, 1}, {0, 16}, {3, 5}, {1024, 1025}, {17, 1}, {256, 4096}, {1280, 1024}};
+        // Messages written by their senders and messages handed to the connection's writer, interleaved.
+        assertTrue(4L * 1280 * 1024 > TensorChannel.DIRECT && 4L * 256 * 4096 < TensorChannel.DIRECT, "both ways of writing are taken");
         List<float[]> sent = new ArrayList<>();
         for (int i = 0; i < 40; i++) {
             int[] s = shapes[i % shapes.length];
@@ -142,7 +144,8 @@ class TensorChannelTest {
     void aSendersOrderIsKept() throws Exception {
         CompletableFuture<Void> sending = CompletableFuture.runAsync(() -> {
             for (int i = 0; i < 200; i++) {
-                int n = i % 7 == 0 ? 70_000 : 1;
+                // Large ones go to the connection's writer, small ones are written by this thread when it is idle.
+                int n = i % 7 == 0 ? TensorChannel.DIRECT / Float.BYTES + 1 : 1;
                 Tensor t = sender.allocate(Category.ACTIVATIONS, 1, n).copyFrom(filled(n, i));
                 from.send(to.address(), receiver, new EchoCodecs.Echo(TensorPayload.of(t)));
             }
