@@ -78,6 +78,33 @@ class RelayCommandTest {
     }
 
     @Test
+    void transportBenchCarriesMessagesOverTlsToAPeerJvmAndCleansUp() throws Exception {
+        Path json = dir.resolve("transport.json");
+        Path tmp = Path.of(System.getProperty("java.io.tmpdir"));
+        java.util.function.Supplier<Long> keyDirs = () -> {
+            try (var s = Files.list(tmp)) {
+                return s.filter(f -> f.getFileName().toString().startsWith("relay-bench-tls")).count();
+            } catch (java.io.IOException e) {
+                throw new java.io.UncheckedIOException(e);
+            }
+        };
+        long before = keyDirs.get();
+        StringWriter err = new StringWriter();
+        assertEquals(0, Cli.run(err, "bench", "transport", "--sizes", "16KiB", "--messages", "8", "--paths", "channel-tls,streams-tls",
+                "--json", json.toString()), err::toString);
+        JsonObject size = JsonParser.parseString(Files.readString(json)).getAsJsonObject().getAsJsonArray("sizes").get(0).getAsJsonObject();
+        assertEquals(16 << 10, size.get("bytes").getAsLong());
+        JsonObject paths = size.getAsJsonObject("paths");
+        assertEquals(java.util.Set.of("direct socket pair", "tensor channel, TLS", "Pekko Streams TCP, TLS"), paths.keySet());
+        for (String path : paths.keySet()) {
+            JsonObject p = paths.getAsJsonObject(path);
+            assertTrue(!p.has("failure") && p.get("mib_per_s").getAsDouble() > 0 && p.get("latency_ms").getAsDouble() > 0, path + ": " + p);
+        }
+        assertEquals(1.0, paths.getAsJsonObject("direct socket pair").get("of_direct").getAsDouble(), 1e-12);
+        assertEquals(before, keyDirs.get(), "the throwaway key is deleted");
+    }
+
+    @Test
     void unknownOptimizerIsOneClearLine() {
         StringWriter err = new StringWriter();
         assertEquals(2, Cli.run(err, "bench", "memory", "--model", "llama-tiny", "--optimizer", "adamx"));
