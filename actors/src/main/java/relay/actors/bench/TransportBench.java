@@ -112,7 +112,7 @@ public final class TransportBench {
                 .withValue("pekko.remote.artery.large-message-destinations", ConfigValueFactory.fromIterable(List.of("/system/sink-*")))
                 .withValue("pekko.remote.artery.advanced.maximum-large-frame-size", ConfigValueFactory.fromAnyRef(maxMessage))
                 // Aeron's threads spin while idle at the default level: on a machine of few cores they would take the other paths' cores.
-                .withValue("pekko.remote.artery.advanced.aeron.idle-cpu-level", ConfigValueFactory.fromAnyRef(Integer.getInteger("relay.aeron.idle", 1)))
+                .withValue("pekko.remote.artery.advanced.aeron.idle-cpu-level", ConfigValueFactory.fromAnyRef(1))
                 .withValue("pekko.remote.warn-about-direct-use", ConfigValueFactory.fromAnyRef(false))
                 .withValue("pekko.loglevel", ConfigValueFactory.fromAnyRef("ERROR"))
                 .withFallback(ConfigFactory.load());
