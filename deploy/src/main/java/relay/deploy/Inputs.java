@@ -22,7 +22,6 @@ final class Inputs {
         if (!ok) throw new IllegalArgumentException(option + " must be " + allowed + ", not " + value);
     }
 
-    /** A file the command will write: not a directory, and its nearest existing ancestor a writable directory. Creates nothing. */
     /** A value parsed from an option, a parse error becoming one that names the option. */
     static <T> T parsed(String option, java.util.function.Supplier<T> parse) {
         try {
@@ -32,6 +31,7 @@ final class Inputs {
         }
     }
 
+    /** A file the command will write: not a directory, and its nearest existing ancestor a writable directory. Creates nothing. */
     static void writableFile(Path file, String option) {
         if (file == null) return;
         if (Files.isDirectory(file)) throw new IllegalArgumentException(option + " " + file + " is a directory, not a file to write");
