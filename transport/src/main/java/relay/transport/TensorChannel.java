@@ -152,23 +152,49 @@ public final class TensorChannel implements AutoCloseable {
      */
     static final int DIRECT = (4 << 20) + (64 << 10);
 
+    /** A message to write; with no message, a call to the writer's thread to finish the frame its sender began. */
     private record Outgoing(String target, WireMessage message) {}
+
+    private static final Outgoing FINISH = new Outgoing(null, null);
+
+    /**
+     * How long a sender waits for a full socket to take its frame before the writer's thread takes over: long
+     * enough for a receiver reading on (4 MiB at loopback speed), short enough that two stages writing to each
+     * other while neither takes its messages cannot wait on each other.
+     */
+    static final long SENDER_WAIT_NANOS = 10_000_000;
+
+    /** A frame on its way out: its head and the payload's values where they are, its size, and what it frees once written. */
+    private record Frame(ByteBuffer[] buffers, int size, TensorPayload payload) {
+        long left() {
+            long n = 0;
+            for (ByteBuffer b : buffers) n += b.remaining();
+            return n;
+        }
+    }
 
     /**
      * One connection out: a thread writes what the queue holds, in order, one frame at a time; a small message
-     * finds the connection idle (nothing queued or being written) and is written at once by its sender.
+     * finds the connection idle (nothing queued or being written) and is written at once by its sender. Plain TCP
+     * is written without blocking: what the socket does not take of a sender's frame within
+     * {@link #SENDER_WAIT_NANOS} is left to the writer's thread, ahead of anything queued, so that a stage never
+     * hangs on a full socket.
      */
     private final class Writer {
         final BlockingQueue<Outgoing> queue = new ArrayBlockingQueue<>(QUEUE);
         final String to;
         final Thread thread;
         private final java.util.concurrent.locks.ReentrantLock lock = new java.util.concurrent.locks.ReentrantLock();
-        /** Messages queued or being written by the writer's thread. */
+        /** Messages queued or being written by the writer's thread, and a sender's unfinished frame. */
         private final java.util.concurrent.atomic.AtomicInteger pending = new java.util.concurrent.atomic.AtomicInteger();
         /** The connection is gone: nothing more is written. */
         private volatile boolean ended;
         private java.nio.channels.GatheringByteChannel out;
+        /** Plain TCP: the writer's thread waits here for the socket to take more. Null for TLS, whose writes block. */
+        private java.nio.channels.Selector writable;
         private ByteBuffer head = ByteBuffer.allocateDirect(1 << 16);
+        /** A sender's frame that the socket took only part of (guarded by the lock). */
+        private Frame unfinished;
 
         Writer(String to) {
             this.to = to;
@@ -181,8 +207,12 @@ public final class TensorChannel implements AutoCloseable {
             if (small && lock.tryLock()) {
                 try {
                     if (pending.get() == 0 && out != null) {
-                        write(o);
-                        return;
+                        Frame f = frame(o);
+                        if (send(f, SENDER_WAIT_NANOS)) return;
+                        // The writer's thread finishes it before anything else.
+                        unfinished = f;
+                        pending.incrementAndGet();
+                        o = FINISH;
                     }
                 } finally {
                     lock.unlock();
@@ -191,7 +221,8 @@ public final class TensorChannel implements AutoCloseable {
             pending.incrementAndGet();
             while (!queue.offer(o, 100, java.util.concurrent.TimeUnit.MILLISECONDS)) {
                 if (ended) {
-                    dropped(o.message());
+                    if (o != FINISH) dropped(o.message());
+                    drain();
                     throw new IOException("the connection is closed");
                 }
             }
@@ -201,7 +232,16 @@ public final class TensorChannel implements AutoCloseable {
 
         /** Frees what will not be written. */
         private void drain() {
-            for (Outgoing left; (left = queue.poll()) != null; ) dropped(left.message());
+            for (Outgoing left; (left = queue.poll()) != null; ) {
+                if (left != FINISH) dropped(left.message());
+            }
+            lock.lock();
+            try {
+                if (unfinished != null) written(unfinished);
+                unfinished = null;
+            } finally {
+                lock.unlock();
+            }
         }
 
         private void run() {
@@ -211,6 +251,11 @@ public final class TensorChannel implements AutoCloseable {
                     out = gathering(s);
                     ByteBuffer magic = ByteBuffer.allocate(4).putInt(MAGIC).flip();
                     while (magic.hasRemaining()) out.write(magic);
+                    if (s.getChannel() != null) {
+                        s.getChannel().configureBlocking(false);
+                        writable = java.nio.channels.Selector.open();
+                        s.getChannel().register(writable, java.nio.channels.SelectionKey.OP_WRITE);
+                    }
                 } finally {
                     lock.unlock();
                 }
@@ -221,7 +266,13 @@ public final class TensorChannel implements AutoCloseable {
                     Outgoing o = queue.take();
                     lock.lock();
                     try {
-                        write(o);
+                        if (unfinished != null) {
+                            Frame f = unfinished;
+                            unfinished = null;
+                            pending.decrementAndGet();
+                            send(f, Long.MAX_VALUE);
+                        }
+                        if (o != FINISH) send(frame(o), Long.MAX_VALUE);
                     } finally {
                         pending.decrementAndGet();
                         lock.unlock();
@@ -235,15 +286,17 @@ public final class TensorChannel implements AutoCloseable {
                 ended = true;
                 writers.remove(to, this);
                 drain();
+                if (writable != null) closeQuietly(writable);
             }
         }
 
         /**
          * One frame: its length; padding, so that the values start on an {@link #ALIGN}-byte boundary of the
          * frame (where a CPU device can take them as they are); the target's path and the codec's manifest; the
-         * message's head; then the payload's values, written from where they are.
+         * message's head; then the payload's values, written from where they are. Counted as communication
+         * until written.
          */
-        private void write(Outgoing o) throws IOException {
+        private Frame frame(Outgoing o) {
             byte[] target = o.target().getBytes(StandardCharsets.UTF_8), manifest = serializer.manifest(o.message())
                     .getBytes(StandardCharsets.UTF_8);
             TensorPayload payload = serializer.payload(o.message());
@@ -258,18 +311,42 @@ public final class TensorChannel implements AutoCloseable {
             head.putInt(target.length).put(target).putInt(manifest.length).put(manifest);
             serializer.writeHead(o.message(), head);
             head.flip();
-            ByteBuffer[] frame = payload == null ? new ByteBuffer[] {head} : new ByteBuffer[] {head, payload.view()};
-            if (payload != null && frame[1].remaining() != values) {
-                throw new IllegalStateException("a tensor of " + values + " bytes offered " + frame[1].remaining() + " to write");
+            ByteBuffer[] buffers = payload == null ? new ByteBuffer[] {head} : new ByteBuffer[] {head, payload.view()};
+            if (payload != null && buffers[1].remaining() != values) {
+                payload.discard();
+                throw new IllegalStateException("a tensor of " + values + " bytes offered " + buffers[1].remaining() + " to write");
             }
-            long left = head.remaining() + values;
             TensorPayload.inFlight().allocated(Category.COMMUNICATION, size);
+            return new Frame(buffers, size, payload);
+        }
+
+        /**
+         * Writes what is left of the frame; true once all of it is written (and its tensor freed). Where the socket
+         * takes no more for {@code waitNanos} in all, stops (false: the rest is still to write).
+         */
+        private boolean send(Frame f, long waitNanos) throws IOException {
+            long deadline = System.nanoTime() + Math.min(waitNanos, Long.MAX_VALUE / 2);
             try {
-                while (left > 0) left -= out.write(frame);
-            } finally {
-                TensorPayload.inFlight().released(Category.COMMUNICATION, size);
-                if (payload != null) payload.discard();
+                while (f.left() > 0) {
+                    if (out.write(f.buffers()) > 0) continue;
+                    long left = deadline - System.nanoTime();
+                    if (left <= 0) return false;
+                    writable.select(Math.max(1, Math.min(100, left / 1_000_000)));
+                    writable.selectedKeys().clear();
+                    if (closed) throw new IOException("the channel is closed");
+                }
+            } catch (IOException | RuntimeException e) {
+                written(f);
+                throw e;
             }
+            written(f);
+            return true;
+        }
+
+        /** The frame is out (or never will be): it leaves the ledger and frees its tensor. */
+        private void written(Frame f) {
+            TensorPayload.inFlight().released(Category.COMMUNICATION, f.size());
+            if (f.payload() != null) f.payload().discard();
         }
     }
 
@@ -278,12 +355,26 @@ public final class TensorChannel implements AutoCloseable {
      * one does). Unless this channel is closing, a peer that then refuses a new connection is gone.
      */
     private void watch(Socket s, String to) {
+        java.nio.channels.SocketChannel ch = s.getChannel();
         try {
-            InputStream in = s.getInputStream();
-            while (in.read() >= 0) {
-                // Nothing comes this way.
+            if (ch == null) {
+                InputStream in = s.getInputStream();
+                while (in.read() >= 0) {
+                    // Nothing comes this way.
+                }
+            } else {
+                // The writer made the channel non-blocking: wait for it to be readable (at its end, it is).
+                try (java.nio.channels.Selector readable = java.nio.channels.Selector.open()) {
+                    ch.register(readable, java.nio.channels.SelectionKey.OP_READ);
+                    ByteBuffer b = ByteBuffer.allocate(64);
+                    while (ch.isOpen()) {
+                        readable.select(1_000);
+                        readable.selectedKeys().clear();
+                        if (ch.read(b.clear()) < 0) break;
+                    }
+                }
             }
-        } catch (IOException ended) {
+        } catch (IOException | java.nio.channels.ClosedSelectorException ended) {
             // Reset by the peer, or closed here.
         }
         String node = peers.get(to);

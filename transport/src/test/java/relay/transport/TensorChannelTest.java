@@ -221,31 +221,43 @@ class TensorChannelTest {
 
     /**
      * A receiver that takes nothing: the reader holds {@link TensorChannel#QUEUE} frames and reads no more,
-     * the connection and the writer's queue fill, and the sender waits; once the receiver takes what it got,
+     * the connection and the writer's queue fill, and the sender waits — on the writer's queue, not inside a
+     * write to the full socket (a stage must not hang on a peer's socket); once the receiver takes what it got,
      * everything arrives.
      */
     @Test
     void aSlowReceiverHoldsItsSenderBack() throws Exception {
         int messages = 64;
-        CompletableFuture<Void> sending = CompletableFuture.runAsync(() -> {
-            for (int i = 0; i < messages; i++) {
-                Tensor t = sender.allocate(Category.ACTIVATIONS, 1 << 18).copyFrom(filled(1 << 18, i));
-                from.send(to.address(), receiver, new EchoCodecs.Echo(TensorPayload.of(t)));
+        java.util.concurrent.atomic.AtomicReference<Throwable> failed = new java.util.concurrent.atomic.AtomicReference<>();
+        // Messages of 1 MiB: each one the sender would write itself were the connection idle.
+        Thread sending = new Thread(() -> {
+            try {
+                for (int i = 0; i < messages; i++) {
+                    Tensor t = sender.allocate(Category.ACTIVATIONS, 1 << 18).copyFrom(filled(1 << 18, i));
+                    from.send(to.address(), receiver, new EchoCodecs.Echo(TensorPayload.of(t)));
+                }
+            } catch (Throwable e) {
+                failed.set(e);
             }
-        });
+        }, "sending-stage");
+        sending.start();
         // However slow the machine: the reader fills its queue (waited for, not timed), then reads no more while the
         // sender waits. A correct channel passes at any speed; one that read on would be caught reading within the pause.
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
         while (received.size() < TensorChannel.QUEUE && System.nanoTime() < deadline) Thread.sleep(10);
         Thread.sleep(500);
         assertEquals(TensorChannel.QUEUE, received.size(), "the reader stops at " + TensorChannel.QUEUE + " frames nobody took");
-        assertTrue(!sending.isDone(), "the sender waits");
+        assertTrue(sending.isAlive(), "the sender waits");
+        String where = java.util.Arrays.toString(sending.getStackTrace());
+        assertTrue(where.contains("ArrayBlockingQueue") && !where.contains("SocketChannelImpl.write"),
+                "on the writer's queue, not on the socket: " + where);
         for (int i = 0; i < messages; i++) {
             try (Tensor t = next().tensor().materialize(taker, Category.ACTIVATIONS)) {
                 assertEquals(i, t.toArray()[0]);
             }
         }
-        sending.get(20, TimeUnit.SECONDS);
+        sending.join(20_000);
+        assertTrue(!sending.isAlive() && failed.get() == null, "every message sent: " + failed.get());
     }
 
     @Test
