@@ -111,6 +111,7 @@ final class TransportBenchCommand implements Callable<Integer> {
                 Map<String, Object> paths = new LinkedHashMap<>();
                 for (TransportBench.Measured m : r.paths()) {
                     Map<String, Object> o = new LinkedHashMap<>();
+                    o.put("messages", m.messages());
                     o.put("mib_per_s", m.mibPerSecond());
                     o.put("of_direct", m.mibPerSecond() / direct.mibPerSecond());
                     o.put("latency_ms", m.latencyMs());
@@ -118,7 +119,7 @@ final class TransportBenchCommand implements Callable<Integer> {
                     if (m.failure() != null) o.put("failure", m.failure());
                     paths.put(m.path(), o);
                 }
-                out.add(Map.of("bytes", r.bytes(), "messages", messages == null ? TransportBench.messagesFor(r.bytes()) : messages, "paths", paths));
+                out.add(Map.of("bytes", r.bytes(), "paths", paths));
             }
             json.write(Map.of("sizes", out, "window", window));
             return 0;

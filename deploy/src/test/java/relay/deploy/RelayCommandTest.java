@@ -99,6 +99,7 @@ class RelayCommandTest {
         for (String path : paths.keySet()) {
             JsonObject p = paths.getAsJsonObject(path);
             assertTrue(!p.has("failure") && p.get("mib_per_s").getAsDouble() > 0 && p.get("latency_ms").getAsDouble() > 0, path + ": " + p);
+            assertEquals(8, p.get("messages").getAsInt(), "the messages asked for, each path: " + path);
         }
         assertEquals(1.0, paths.getAsJsonObject("direct socket pair").get("of_direct").getAsDouble(), 1e-12);
         assertEquals(before, keyDirs.get(), "the throwaway key is deleted");

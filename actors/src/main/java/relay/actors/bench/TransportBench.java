@@ -80,8 +80,11 @@ public final class TransportBench {
         double seconds(long bytes, int messages, int window) throws Exception;
     }
 
-    /** What one path measured at one size: MiB/s (2^20 bytes) and a lone message's round trip in ms; NaN and why where it could not. */
-    public record Measured(String path, double mibPerSecond, double latencyMs, String failure) {}
+    /**
+     * What one path measured at one size: MiB/s (2^20 bytes) over {@code messages} timed messages and a lone
+     * message's round trip in ms; NaN and why where it could not.
+     */
+    public record Measured(String path, int messages, double mibPerSecond, double latencyMs, String failure) {}
 
     /** Every path at one size, in the order measured. */
     public record Result(long bytes, List<Measured> paths) {
@@ -335,7 +338,7 @@ public final class TransportBench {
         List<Measured> out = new ArrayList<>();
         for (Path p : paths) {
             if (failed.containsKey(p)) {
-                out.add(new Measured(p.name(), Double.NaN, Double.NaN, failed.get(p)));
+                out.add(new Measured(p.name(), 0, Double.NaN, Double.NaN, failed.get(p)));
                 continue;
             }
             double[] lone = new double[rounds];
@@ -343,7 +346,8 @@ public final class TransportBench {
                 for (int i = 0; i < rounds; i++) lone[i] = p.seconds(size, 1, 1);
                 return 0;
             });
-            out.add(new Measured(p.name(), size * (double) timed.get(p) / median(runs.get(p)) / (1 << 20), median(lone) * 1e3, failed.get(p)));
+            int n = timed.get(p);
+            out.add(new Measured(p.name(), n, size * (double) n / median(runs.get(p)) / (1 << 20), median(lone) * 1e3, failed.get(p)));
         }
         return new Result(size, out);
     }
