@@ -46,10 +46,10 @@ import relay.stages.memory.Category;
  *
  * <p>Why it is written here and not taken from Pekko: measured side by side (`relay bench transport`, two JVMs
  * on loopback, 2026-12-05, 2-core AMD EPYC), against a socket pair with direct buffers on both ends, this
- * channel moved 1.01× the pair's MiB/s at 1 MiB and 0.88–1.02× from 1 to 64 MiB; Pekko Streams TCP carrying the same
- * messages 0.20–0.28 (its heap ByteStrings copy every value twice more), Artery over TCP 0.08–0.15, and Artery
- * over Aeron UDP never carried a 256 KiB message in 60 s. With TLS the channel (0.15–0.23) still moved three
- * times what Streams TCP did with its TLS (0.05–0.06). No engine came within 10 % of it.
+ * channel moved 0.96× the pair's MiB/s at 1 MiB and 0.96–1.20× from 1 to 64 MiB; Pekko Streams TCP carrying the same
+ * messages 0.20–0.37 (its heap ByteStrings copy every value twice more), Artery over TCP 0.08–0.17, and Artery
+ * over Aeron UDP never carried a 256 KiB message in 60 s. With TLS the channel (0.17–0.20) still moved three
+ * times what Streams TCP did with its TLS (0.05–0.07). No engine came within 10 % of it.
  */
 public final class TensorChannel implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(TensorChannel.class);
