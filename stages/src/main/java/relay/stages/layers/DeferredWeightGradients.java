@@ -26,7 +26,7 @@ public final class DeferredWeightGradients implements GradientSink, AutoCloseabl
     public void weightWork(List<Tensor> inputs, WeightWork work) {
         List<Tensor> copies = new ArrayList<>();
         for (Tensor t : inputs) {
-            Tensor c = t.device().empty(Category.ACTIVATIONS, t.shape());
+            Tensor c = t.device().empty(Category.ACTIVATIONS, t.dtype(), t.shape());
             t.device().copy(t, c);
             copies.add(c);
         }

@@ -1,6 +1,7 @@
 package relay.stages.layers;
 
 import relay.stages.memory.Category;
+import relay.stages.tensor.DType;
 import relay.stages.tensor.Device;
 import relay.stages.tensor.Mat;
 import relay.stages.tensor.Tensor;
@@ -48,9 +49,12 @@ public final class Linear {
         return weight.value().rows();
     }
 
-    /** What backward needs: x when a trained matrix multiplies it (a reference, not owned) and x·Aᵀ. */
-    public record Saved(Tensor input, Tensor projected) implements AutoCloseable {
-        static final Saved NOTHING = new Saved(null, null);
+    /**
+     * What backward needs: x when a trained matrix multiplies it (a reference, not owned), x·Aᵀ, and the type x was
+     * stored as (the run's activations).
+     */
+    public record Saved(Tensor input, Tensor projected, DType activations) implements AutoCloseable {
+        static final Saved NOTHING = new Saved(null, null, DType.F32);
 
         @Override
         public void close() {
@@ -80,7 +84,7 @@ public final class Linear {
             d.gemm(false, true, x.rows(), out(), in(), 1f, Mat.of(x), Mat.of(weight.value()), 0f, Mat.of(y));
             if (bias != null) d.addRowVector(y, bias.value());
         }
-        if (lowRank == null) return training ? new Saved(x, null) : Saved.NOTHING;
+        if (lowRank == null) return training ? new Saved(x, null, x.dtype()) : Saved.NOTHING;
         int r = lowRank.rank();
         Tensor xa = d.empty(Category.ACTIVATIONS, x.rows(), r);
         d.gemm(false, true, x.rows(), r, in(), 1f, Mat.of(x), Mat.of(lowRank.a().value()), 0f, Mat.of(xa));
@@ -89,7 +93,7 @@ public final class Linear {
             xa.close();
             return Saved.NOTHING;
         }
-        return new Saved(lowRank.aTrainable() ? x : null, xa);
+        return new Saved(lowRank.aTrainable() ? x : null, xa, x.dtype());
     }
 
     /**
@@ -98,6 +102,26 @@ public final class Linear {
      * a sink may update a weight in place (LOMO).
      */
     public void backward(Saved saved, Tensor dy, Tensor dx, boolean accumulate, GradientSink sink) {
+        try (Tensor rounded = roundedForBf16(saved, dy)) {
+            backwardOf(saved, rounded == null ? dy : rounded, dx, accumulate, sink);
+        }
+    }
+
+    /**
+     * A float32 dy rounded to bfloat16 where the layer is bfloat16 throughout (weight and activations): the gradient
+     * reaches the layer rounded once, as in a bfloat16 PyTorch model, and both products take two bfloat16 operands
+     * (the fast ones: see CpuDevice). Null where dy stays as it is.
+     */
+    private Tensor roundedForBf16(Saved saved, Tensor dy) {
+        if (lowRank != null || dy.dtype() != DType.F32 || weight.value().dtype() != DType.BF16 || saved.activations() != DType.BF16) {
+            return null;
+        }
+        Tensor r = dy.device().empty(Category.WORKSPACE, DType.BF16, dy.shape());
+        dy.device().copy(dy, r);
+        return r;
+    }
+
+    private void backwardOf(Saved saved, Tensor dy, Tensor dx, boolean accumulate, GradientSink sink) {
         Device d = dy.device();
         int n = dy.rows();
         d.gemm(false, false, n, in(), out(), 1f, Mat.of(dy), Mat.of(weight.value()), accumulate ? 1f : 0f, Mat.of(dx));

@@ -16,9 +16,10 @@ import relay.stages.tensor.Tensor;
 /**
  * The CPU backend: tensors in native memory, matrix products through OpenBLAS, every other kernel in
  * plain Java loops over direct buffers, split over the device's own threads. Kernels compute in float32; bfloat16
- * tensors are widened into workspace before a kernel and the ones it writes rounded back after ({@link #staged}), and
- * matrix products take bfloat16 operands in
- * panels widened into workspace (the OpenBLAS build here has no bfloat16 GEMM).
+ * tensors are widened into workspace before a kernel and the ones it writes rounded back after ({@link #staged}).
+ * A product of two bfloat16 operands runs through oneDNN where the CPU multiplies bfloat16 natively
+ * ({@link NativeBf16Products}); elsewhere, and where one operand is float32, bfloat16 operands are widened into
+ * workspace in panels (the OpenBLAS build here has no bfloat16 GEMM).
  *
  * <p>OpenBLAS keeps one process-wide thread count, so it is held at one and a device splits each matrix product over
  * its own threads itself ({@link #sgemm}): devices of one process (pipeline stages) each compute with their own count.
@@ -37,6 +38,11 @@ public final class CpuDevice implements Device {
 
     private final String name;
     private final int threads;
+    /**
+     * Whether products of two bfloat16 operands may run natively ({@link NativeBf16Products}, asked at the first such
+     * product: a float32 run never loads oneDNN) rather than widened.
+     */
+    private final boolean nativeBf16;
     private final MemoryLedger memory = new MemoryLedger();
     private final RowParallel parallel;
     /** Memory for the run (weights, optimizer state) and memory for a step, kept apart (see {@link Category#stepScoped}). */
@@ -62,9 +68,19 @@ public final class CpuDevice implements Device {
     }
 
     public CpuDevice(String name, int threads, long freeLimitBytes) {
+        this(name, threads, freeLimitBytes, true);
+    }
+
+    /** A device that widens bfloat16 operands even where they could be multiplied natively (to compare the two). */
+    static CpuDevice widening(String name, int threads) {
+        return new CpuDevice(name, threads, 4L << 30, false);
+    }
+
+    private CpuDevice(String name, int threads, long freeLimitBytes, boolean nativeBf16) {
         if (threads < 1) throw new IllegalArgumentException("device " + name + ": threads must be ≥ 1, got " + threads);
         this.name = name;
         this.threads = threads;
+        this.nativeBf16 = nativeBf16;
         this.parallel = new RowParallel(threads, name);
         this.held = new Arena(name, freeLimitBytes);
         this.step = new Arena(name, freeLimitBytes);
@@ -271,7 +287,9 @@ public final class CpuDevice implements Device {
     @Override
     public void gemm(boolean transA, boolean transB, int m, int n, int k, float alpha,
                      Mat a, Mat b, float beta, Mat c) {
-        if (bf16(c) && (long) m * n > PANEL && m > 1) {
+        if (bf16(a) && bf16(b) && nativeBf16 && NativeBf16Products.available()) {
+            tiled(transA, transB, m, n, k, alpha, a, b, beta, c, this::nativeProduct);
+        } else if (bf16(c) && (long) m * n > PANEL && m > 1) {
             int h = m / 2;
             gemm(transA, transB, h, n, k, alpha, block(a, transA, 0, 0), b, beta, c);
             gemm(transA, transB, m - h, n, k, alpha, block(a, transA, h, 0), b, beta, block(c, false, h, 0));
@@ -296,10 +314,11 @@ public final class CpuDevice implements Device {
             }
         } else if (bf16(a) || bf16(b)) {
             try (Tensor a32 = bf16(a) ? widened(a, transA, m, k, true) : null; Tensor b32 = bf16(b) ? widened(b, transB, k, n, true) : null) {
-                sgemm(transA, transB, m, n, k, alpha, a32 == null ? a : Mat.of(a32), b32 == null ? b : Mat.of(b32), beta, c);
+                tiled(transA, transB, m, n, k, alpha, a32 == null ? a : Mat.of(a32), b32 == null ? b : Mat.of(b32), beta, c,
+                        this::blasSgemm);
             }
         } else {
-            sgemm(transA, transB, m, n, k, alpha, a, b, beta, c);
+            tiled(transA, transB, m, n, k, alpha, a, b, beta, c, this::blasSgemm);
         }
     }
 
@@ -310,20 +329,26 @@ public final class CpuDevice implements Device {
         gemm(transA, transB, m, n, k - h, alpha, block(a, transA, 0, h), block(b, transB, h, 0), 1f, c);
     }
 
+    /** One single-threaded matrix product: BLAS's sgemm, or oneDNN's bfloat16 matmul. */
+    private interface Kernel {
+        void multiply(boolean transA, boolean transB, int m, int n, int k, float alpha, Mat a, Mat b, float beta, Mat c);
+    }
+
     /**
-     * One float32 product on this device's own threads: C is cut along its longer side into tiles of {@link #TILE}
-     * rows or columns, each a single-threaded BLAS call, and the device's threads share the tiles (BLAS itself runs one
+     * One product on this device's own threads: C is cut along its longer side into tiles of {@link #TILE}
+     * rows or columns, each a single-threaded kernel call, and the device's threads share the tiles (the kernel runs one
      * thread per call, so a device computes with its threads and no more, whatever other devices of the process use).
-     * BLAS may sum an element differently in calls of other shapes, so the tiles are fixed by the product's shape
+     * A kernel may sum an element differently in calls of other shapes, so the tiles are fixed by the product's shape
      * alone, never by the thread count: a run is bit-identical on any number of threads.
      */
-    private void sgemm(boolean transA, boolean transB, int m, int n, int k, float alpha, Mat a, Mat b, float beta, Mat c) {
+    private void tiled(boolean transA, boolean transB, int m, int n, int k, float alpha, Mat a, Mat b, float beta, Mat c,
+                       Kernel kernel) {
         if (m >= n) {
             int tile = tile(m);
             parallel.forRows((m + tile - 1) / tile, (long) tile * n * k, (from, to) -> {
                 for (int t = from; t < to; t++) {
                     int r0 = t * tile, r1 = Math.min(m, r0 + tile);
-                    blasSgemm(transA, transB, r1 - r0, n, k, alpha, block(a, transA, r0, 0), b, beta, block(c, false, r0, 0));
+                    kernel.multiply(transA, transB, r1 - r0, n, k, alpha, block(a, transA, r0, 0), b, beta, block(c, false, r0, 0));
                 }
             });
         } else {
@@ -331,7 +356,7 @@ public final class CpuDevice implements Device {
             parallel.forRows((n + tile - 1) / tile, (long) tile * m * k, (from, to) -> {
                 for (int t = from; t < to; t++) {
                     int c0 = t * tile, c1 = Math.min(n, c0 + tile);
-                    blasSgemm(transA, transB, m, c1 - c0, k, alpha, a, block(b, transB, 0, c0), beta, block(c, false, 0, c0));
+                    kernel.multiply(transA, transB, m, c1 - c0, k, alpha, a, block(b, transB, 0, c0), beta, block(c, false, 0, c0));
                 }
             });
         }
@@ -350,7 +375,8 @@ public final class CpuDevice implements Device {
     /**
      * Each product whole, on one of the device's threads, those into the same C one after another in their order: a
      * product of attention's is too small to cut well, and many run side by side instead. Not cut, every product is
-     * computed the same on any thread count. Bfloat16 operands go through {@link #gemm} one product at a time.
+     * computed the same on any thread count. Products with one bfloat16 operand and one float32 go through
+     * {@link #gemm} one at a time.
      */
     @Override
     public void gemmBatch(boolean transA, boolean transB, int m, int n, int k, float alpha,
@@ -358,12 +384,17 @@ public final class CpuDevice implements Device {
         if (a.size() != c.size() || b.size() != c.size()) {
             throw new IllegalArgumentException(a.size() + ", " + b.size() + " and " + c.size() + " matrices in one batch");
         }
-        boolean f32 = true;
-        for (int i = 0; i < c.size(); i++) f32 &= !bf16(a.get(i)) && !bf16(b.get(i)) && !bf16(c.get(i));
-        if (!f32) {
+        boolean f32 = true, bothBf16 = true;
+        for (int i = 0; i < c.size(); i++) {
+            f32 &= !bf16(a.get(i)) && !bf16(b.get(i)) && !bf16(c.get(i));
+            bothBf16 &= bf16(a.get(i)) && bf16(b.get(i));
+        }
+        bothBf16 &= nativeBf16 && NativeBf16Products.available();
+        if (!f32 && !bothBf16) {
             Device.super.gemmBatch(transA, transB, m, n, k, alpha, a, b, beta, c);
             return;
         }
+        Kernel kernel = f32 ? this::blasSgemm : this::nativeProduct;
         java.util.Map<OutputAt, java.util.List<Integer>> byOutput = new java.util.LinkedHashMap<>();
         for (int i = 0; i < c.size(); i++) {
             Mat ci = c.get(i);
@@ -372,7 +403,7 @@ public final class CpuDevice implements Device {
         java.util.List<java.util.List<Integer>> chains = java.util.List.copyOf(byOutput.values());
         parallel.forRows(chains.size(), (long) m * n * k * c.size() / chains.size(), (from, to) -> {
             for (int ch = from; ch < to; ch++) {
-                for (int i : chains.get(ch)) blasSgemm(transA, transB, m, n, k, alpha, a.get(i), b.get(i), beta, c.get(i));
+                for (int i : chains.get(ch)) kernel.multiply(transA, transB, m, n, k, alpha, a.get(i), b.get(i), beta, c.get(i));
             }
         });
     }
@@ -387,6 +418,26 @@ public final class CpuDevice implements Device {
                 ma.floatAt(a.tensor().offset() + a.offset()), a.ld(),
                 mb.floatAt(b.tensor().offset() + b.offset()), b.ld(), beta,
                 mc.floatAt(c.tensor().offset() + c.offset()), c.ld());
+    }
+
+    private void nativeProduct(boolean transA, boolean transB, int m, int n, int k, float alpha, Mat a, Mat b, float beta, Mat c) {
+        NativeBf16Products.Shape shape = new NativeBf16Products.Shape(transA, transB, m, n, k, a.ld(), b.ld(), c.ld(), alpha,
+                beta, bf16(c));
+        long scratchBytes = NativeBf16Products.scratchBytes(shape);
+        try (Tensor scratch = scratchBytes == 0 ? null : empty(Category.WORKSPACE, DType.F32, (int) ((scratchBytes + 3) / 4))) {
+            NativeBf16Products.multiply(shape, at(a), at(b), at(c), scratch == null ? null : at(Mat.of(scratch)));
+        }
+    }
+
+    /** Where element (0, 0) of a matrix is in memory, whatever its element type. */
+    private Pointer at(Mat x) {
+        Tensor t = x.tensor();
+        return mem(t).byteAt((t.offset() + x.offset()) * t.dtype().bytes());
+    }
+
+    /** What a product of two bfloat16 operands runs as on this machine, and why (for benchmarks' tables). */
+    public static String bf16Products() {
+        return NativeBf16Products.describe();
     }
 
     private static boolean bf16(Mat x) {
