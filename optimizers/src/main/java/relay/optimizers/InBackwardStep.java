@@ -93,6 +93,11 @@ public final class InBackwardStep implements RuleMethod {
                     if (held == null) held = p.value().device().allocate(Category.GRADIENTS, p.value().shape());
                     return held;
                 }
+
+                @Override
+                public boolean holdsSumFor(Parameter p) {
+                    return p == tied && held != null;
+                }
             };
         }
 

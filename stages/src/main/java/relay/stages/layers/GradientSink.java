@@ -19,6 +19,11 @@ public interface GradientSink {
         return null;
     }
 
+    /** Whether a running sum for p exists already (asking makes none, where {@link #sumFor} may). */
+    default boolean holdsSumFor(Parameter p) {
+        return false;
+    }
+
     /**
      * Weight-gradient work reading {@code inputs} — output gradients the backward frees or changes after this
      * call — besides what the forward saved. It runs at once here; {@link DeferredWeightGradients} keeps copies

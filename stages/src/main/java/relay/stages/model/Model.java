@@ -116,18 +116,22 @@ public final class Model implements AutoCloseable {
                 forwards.add(f);
                 x = f.output();
             }
-            LmHead.Result r = head.lossAndBackward(x, targets, gradScale, sinks.forStage(blocks.size() + 1));
-            x.close();
-            Tensor grad = r.dx();
-            for (int i = blocks.size() - 1; i >= 0; i--) {
-                Tensor next = blocks.get(i).backward(forwards.get(i), grad, sinks.forStage(i + 1));
+            // The head's weight gradient may wait until the blocks' activations are freed (LmHead#defersWeightGradient).
+            LmHead.Result r = head.lossAndBackward(x, targets, gradScale, sinks.forStage(blocks.size() + 1), true);
+            try (LmHead.WeightGradient headWeight = r.weightGradient()) {
+                x.close();
+                Tensor grad = r.dx();
+                for (int i = blocks.size() - 1; i >= 0; i--) {
+                    Tensor next = blocks.get(i).backward(forwards.get(i), grad, sinks.forStage(i + 1));
+                    grad.close();
+                    Tensor in = inputsOf.get(i);
+                    if (i > 0) in.close();
+                    grad = next;
+                }
+                if (headWeight != null) headWeight.run();
+                embedding.backward(inputs, seq, positions, grad, sinks.forStage(0));
                 grad.close();
-                Tensor in = inputsOf.get(i);
-                if (i > 0) in.close();
-                grad = next;
             }
-            embedding.backward(inputs, seq, positions, grad, sinks.forStage(0));
-            grad.close();
             return r.loss();
         } finally {
             if (!x0.isFreed()) x0.close();

@@ -28,6 +28,11 @@ public final class GradientAccumulator implements GradientSink, AutoCloseable {
     }
 
     @Override
+    public boolean holdsSumFor(Parameter p) {
+        return sums.containsKey(p);
+    }
+
+    @Override
     public void accept(Parameter p, Tensor gradient) {
         gradient.device().axpy(1f, gradient, sumFor(p));
     }
