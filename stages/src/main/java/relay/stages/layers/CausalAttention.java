@@ -117,13 +117,20 @@ public final class CausalAttention {
     /**
      * From dOut, writes dq and accumulates dk and dv (which must start at zero: query heads of one group
      * add into the same key/value head). In blocks as forward: a block of queries reaches the keys up to its last
-     * query, a block of keys the queries from its first key on.
+     * query, a block of keys the queries from its first key on. Where the probabilities, q, k and v are bfloat16, the
+     * gradients that meet them in products (dOut, and the scores' gradient after the softmax) are rounded to bfloat16
+     * first, as in a bfloat16 PyTorch model, so every product takes two bfloat16 operands.
      */
     public void backward(Tensor dOut, Tensor probs, Mat q, Mat k, Mat v, int batch, int seq, int[] positions,
                          Mat dq, Mat dk, Mat dv) {
         Device d = dOut.device();
-        Mat dO = Mat.of(dOut);
-        try (Tensor dScores = d.empty(Category.WORKSPACE, heads, seq, seq)) {
+        boolean bf16 = probs.dtype() == DType.BF16 && bf16(q) && bf16(k) && bf16(v);
+        try (Tensor dScores = d.empty(Category.WORKSPACE, heads, seq, seq);
+             Tensor roundedOut = bf16 && dOut.dtype() != DType.BF16 ? d.empty(Category.WORKSPACE, DType.BF16, dOut.shape()) : null;
+             Tensor roundedScores = bf16 ? d.empty(Category.WORKSPACE, DType.BF16, heads, seq, seq) : null) {
+            if (roundedOut != null) d.copy(dOut, roundedOut);
+            Mat dO = Mat.of(roundedOut != null ? roundedOut : dOut);
+            Tensor dS = roundedScores != null ? roundedScores : dScores;
             for (int b = 0; b < batch; b++) {
                 for (int r0 = 0; r0 < seq; r0 += block) {
                     int r1 = Math.min(seq, r0 + block);
@@ -147,19 +154,24 @@ public final class CausalAttention {
                 // Sequence b's heads alone here: its own position ids.
                 int[] own = positions == null ? null : java.util.Arrays.copyOfRange(positions, b * seq, (b + 1) * seq);
                 d.softmaxBackward(pb, dScores.view(heads * seq, seq), seq, seq, window, own);
+                if (roundedScores != null) d.copy(dScores, roundedScores);
                 for (int r0 = 0; r0 < seq; r0 += block) {
                     int r1 = Math.min(seq, r0 + block);
                     Products dQ = new Products(), dK = new Products();
                     for (int h = 0; h < heads; h++) {
                         int g = kvHead(h);
-                        dQ.add(at(dScores, h, seq, r0, 0), head(k, b, seq, g, headDim), row(head(dq, b, seq, h, headDim), r0));
-                        dK.add(at(dScores, h, seq, r0, r0), row(head(q, b, seq, h, headDim), r0), row(head(dk, b, seq, g, headDim), r0));
+                        dQ.add(at(dS, h, seq, r0, 0), head(k, b, seq, g, headDim), row(head(dq, b, seq, h, headDim), r0));
+                        dK.add(at(dS, h, seq, r0, r0), row(head(q, b, seq, h, headDim), r0), row(head(dk, b, seq, g, headDim), r0));
                     }
                     d.gemmBatch(false, false, r1 - r0, headDim, r1, scale, dQ.a, dQ.b, 0f, dQ.c);
                     d.gemmBatch(true, false, r1 - r0, headDim, seq - r0, scale, dK.a, dK.b, 1f, dK.c);
                 }
             }
         }
+    }
+
+    private static boolean bf16(Mat m) {
+        return m.tensor().dtype() == DType.BF16;
     }
 
     /** Row {@code r} on of a matrix. */
