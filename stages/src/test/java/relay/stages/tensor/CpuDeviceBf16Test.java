@@ -692,6 +692,19 @@ class CpuDeviceBf16Test {
         checkStaged("sumOfSquares", t -> device.sumOfSquares(t[0]), Arg.of(R, C));
     }
 
+    /** Tensors of many chunks, over both threads: bfloat16 ones are widened and rounded a chunk at a time, alike. */
+    @Test
+    void pointwiseKernelsStreamLargeTensorsExactly() {
+        int rows = 300, cols = 200;
+        checkStaged("gelu", t -> none(() -> device.gelu(t[0], t[1])), Arg.of(rows, cols), Arg.of(rows, cols));
+        checkStaged("geluBackward", t -> none(() -> device.geluBackward(t[0], t[1], t[2])),
+                Arg.of(rows, cols), Arg.of(rows, cols), Arg.of(rows, cols));
+        checkStaged("add into b", t -> none(() -> device.add(t[0], t[1], t[1])), Arg.of(rows, cols), Arg.of(rows, cols));
+        checkStaged("addRowVector", t -> none(() -> device.addRowVector(t[0], t[1])), Arg.of(rows, cols), Arg.of(cols));
+        checkStaged("swigluBackward", t -> none(() -> device.swigluBackward(t[0], t[1], t[2], t[3], t[4])),
+                Arg.of(rows, cols), Arg.of(rows, cols), Arg.of(rows, cols), Arg.of(rows, cols), Arg.of(rows, cols));
+    }
+
     @Test
     void attentionAndLossKernelsStageExactly() {
         checkStaged("causalSoftmax", t -> none(() -> device.causalSoftmax(t[0], 6, 6, 0, null)), Arg.of(2, 6, 6));
