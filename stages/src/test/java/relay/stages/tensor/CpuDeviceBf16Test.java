@@ -701,6 +701,10 @@ class CpuDeviceBf16Test {
                 Arg.of(rows, cols), Arg.of(rows, cols), Arg.of(rows, cols));
         checkStaged("add into b", t -> none(() -> device.add(t[0], t[1], t[1])), Arg.of(rows, cols), Arg.of(rows, cols));
         checkStaged("addRowVector", t -> none(() -> device.addRowVector(t[0], t[1])), Arg.of(rows, cols), Arg.of(cols));
+        checkStaged("layerNorm", t -> none(() -> device.layerNorm(t[0], t[1], t[2], 1e-5f, t[3], t[4], t[5])),
+                Arg.of(rows, cols), Arg.of(cols), Arg.of(cols), Arg.of(rows, cols), Arg.of(rows), Arg.of(rows));
+        checkStaged("rmsNorm", t -> none(() -> device.rmsNorm(t[0], t[1], 1e-6f, t[2], t[3])),
+                Arg.of(rows, cols), Arg.of(cols), Arg.of(rows, cols), Arg.of(rows));
         checkStaged("swigluBackward", t -> none(() -> device.swigluBackward(t[0], t[1], t[2], t[3], t[4])),
                 Arg.of(rows, cols), Arg.of(rows, cols), Arg.of(rows, cols), Arg.of(rows, cols), Arg.of(rows, cols));
     }

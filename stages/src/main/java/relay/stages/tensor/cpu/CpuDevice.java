@@ -521,21 +521,25 @@ public final class CpuDevice implements Device {
     /**
      * Runs an elementwise loop over {@code units} units of {@code width} elements on the device's threads, in one pass.
      * Float32 tensors are read and written in place. A bfloat16 tensor whose bit is set in {@code streamed} (it holds
-     * units × width elements) is widened by each thread a chunk of its units at a time into the thread's slice of one
+     * units × width elements, or one a unit: a norm's statistics) is widened by each thread a chunk of its units at a
+     * time into the thread's slice of one
      * workspace tensor; the loop runs on the chunk, and the chunks of the tensors it writes ({@code writes}) are
      * rounded back to nearest — the values {@link #staged} gives, without widening whole tensors through memory first
-     * (which took a fifth of a bfloat16 GPT-2 step). Any other bfloat16 tensor (a bias) is read-only and widened whole.
+     * (which took a fifth of a bfloat16 GPT-2 step). Any other bfloat16 tensor (a bias, a gain) is read-only and widened
+     * whole.
      */
     private void elementwise(int units, int width, long costPerUnit, int streamed, int writes, Loop loop, Tensor... ts) {
         int n = ts.length, stream = 0;
         FloatBuffer[] b = new FloatBuffer[n];
-        int[] o = new int[n];
+        int[] o = new int[n], w = new int[n];
         Tensor[] whole = new Tensor[n];
         try {
             for (int i = 0; i < n; i++) {
                 Tensor t = ts[i];
+                if (t == null) continue;
                 if (t.dtype() == DType.BF16 && (streamed >> i & 1) != 0) {
-                    if (t.size() != (long) units * width) throw new IllegalArgumentException(t.describe() + " for " + units + " × " + width);
+                    w[i] = t.size() == units ? 1 : width;
+                    if (t.size() != (long) units * w[i]) throw new IllegalArgumentException(t.describe() + " for " + units + " × " + width);
                     stream |= 1 << i;
                     continue;
                 }
@@ -564,17 +568,19 @@ public final class CpuDevice implements Device {
                         at[i] = off(scratch) + (part * streams + s++) * slot;
                     }
                     for (int u0 = from; u0 < to; u0 += chunk) {
-                        int e0 = u0 * width, len = (Math.min(to, u0 + chunk) - u0) * width;
+                        int u1 = Math.min(to, u0 + chunk);
                         for (int i = 0; i < n; i++) {
                             if ((mask >> i & 1) == 0) continue;
+                            int e0 = u0 * w[i], len = (u1 - u0) * w[i];
                             java.nio.ShortBuffer src = shorts(ts[i]);
                             int from16 = off(ts[i]) + e0, to32 = at[i];
                             for (int j = 0; j < len; j++) sb.put(to32 + j, Bf16.widen(src.get(from16 + j)));
                             po[i] = at[i] - e0;
                         }
-                        loop.run(pb, po, u0, Math.min(to, u0 + chunk));
+                        loop.run(pb, po, u0, u1);
                         for (int i = 0; i < n; i++) {
                             if ((mask >> i & 1) == 0 || (writes >> i & 1) == 0) continue;
+                            int e0 = u0 * w[i], len = (u1 - u0) * w[i];
                             java.nio.ShortBuffer dst = shorts(ts[i]);
                             int to16 = off(ts[i]) + e0, from32 = at[i];
                             for (int j = 0; j < len; j++) dst.put(to16 + j, Bf16.round(sb.get(from32 + j)));
@@ -715,11 +721,10 @@ public final class CpuDevice implements Device {
 
     @Override
     public void layerNorm(Tensor x, Tensor gain, Tensor bias, float eps, Tensor y, Tensor mean, Tensor rstd) {
-        if (staged(0b111000, t -> layerNorm(t[0], t[1], t[2], eps, t[3], t[4], t[5]), x, gain, bias, y, mean, rstd)) return;
         int c = x.cols();
-        FloatBuffer xb = buf(x), gb = buf(gain), bb = buf(bias), yb = buf(y), mb = buf(mean), rb = buf(rstd);
-        parallel.forRows(x.rows(), 3L * c, (from, to) -> NormKernels.layerNorm(xb, off(x), gb, off(gain), bb,
-                off(bias), eps, yb, off(y), mb, off(mean), rb, off(rstd), c, from, to));
+        sameSize(x, y);
+        elementwise(x.rows(), c, 3L * c, 0b111001, 0b111000, (v, o, from, to) -> NormKernels.layerNorm(v[0], o[0], v[1], o[1],
+                v[2], o[2], eps, v[3], o[3], v[4], o[4], v[5], o[5], c, from, to), x, gain, bias, y, mean, rstd);
     }
 
     @Override
@@ -741,11 +746,10 @@ public final class CpuDevice implements Device {
 
     @Override
     public void rmsNorm(Tensor x, Tensor gain, float eps, Tensor y, Tensor rstd) {
-        if (staged(0b1100, t -> rmsNorm(t[0], t[1], eps, t[2], t[3]), x, gain, y, rstd)) return;
         int c = x.cols();
-        FloatBuffer xb = buf(x), gb = buf(gain), yb = buf(y), rb = buf(rstd);
-        parallel.forRows(x.rows(), 2L * c, (from, to) -> NormKernels.rmsNorm(xb, off(x), gb, off(gain), eps,
-                yb, off(y), rb, off(rstd), c, from, to));
+        sameSize(x, y);
+        elementwise(x.rows(), c, 2L * c, 0b1101, 0b1100, (v, o, from, to) -> NormKernels.rmsNorm(v[0], o[0], v[1], o[1], eps,
+                v[2], o[2], v[3], o[3], c, from, to), x, gain, y, rstd);
     }
 
     @Override
