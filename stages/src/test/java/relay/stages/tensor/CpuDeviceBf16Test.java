@@ -707,6 +707,9 @@ class CpuDeviceBf16Test {
                 Arg.of(rows, cols), Arg.of(cols), Arg.of(rows, cols), Arg.of(rows));
         checkStaged("swigluBackward", t -> none(() -> device.swigluBackward(t[0], t[1], t[2], t[3], t[4])),
                 Arg.of(rows, cols), Arg.of(rows, cols), Arg.of(rows, cols), Arg.of(rows, cols), Arg.of(rows, cols));
+        checkStaged("causalSoftmax", t -> none(() -> device.causalSoftmax(t[0], 150, 150, 0, null)), Arg.of(4, 150, 150));
+        checkStaged("softmaxBackward", t -> none(() -> device.softmaxBackward(t[0], t[1], 150, 150, 0, null)),
+                Arg.positive(4, 150, 150), Arg.of(4, 150, 150));
     }
 
     @Test

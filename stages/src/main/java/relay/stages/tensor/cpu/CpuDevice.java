@@ -835,21 +835,17 @@ public final class CpuDevice implements Device {
 
     @Override
     public void causalSoftmax(Tensor scores, int queries, int keys, int window, int[] positions) {
-        if (staged(0b1, t -> causalSoftmax(t[0], queries, keys, window, positions), scores)) return;
-        FloatBuffer b = buf(scores);
         int perSequence = groupsPerSequence(scores, queries, keys, positions);
-        parallel.forRows((int) (scores.size() / keys), keys, (from, to) ->
-                AttentionKernels.causalSoftmax(b, off(scores), queries, keys, window, positions, perSequence, from, to));
+        elementwise((int) (scores.size() / keys), keys, keys, 0b1, 0b1, (v, o, from, to) ->
+                AttentionKernels.causalSoftmax(v[0], o[0], queries, keys, window, positions, perSequence, from, to), scores);
     }
 
     @Override
     public void softmaxBackward(Tensor probs, Tensor dProbs, int queries, int keys, int window, int[] positions) {
-        if (staged(0b10, t -> softmaxBackward(t[0], t[1], queries, keys, window, positions), probs, dProbs)) return;
         sameSize(probs, dProbs);
-        FloatBuffer pb = buf(probs), db = buf(dProbs);
         int perSequence = groupsPerSequence(probs, queries, keys, positions);
-        parallel.forRows((int) (probs.size() / keys), keys, (from, to) ->
-                AttentionKernels.softmaxBackward(pb, off(probs), db, off(dProbs), queries, keys, window, positions, perSequence, from, to));
+        elementwise((int) (probs.size() / keys), keys, keys, 0b11, 0b10, (v, o, from, to) -> AttentionKernels.softmaxBackward(v[0],
+                o[0], v[1], o[1], queries, keys, window, positions, perSequence, from, to), probs, dProbs);
     }
 
     private static void checkTokens(int[] tokens, Tensor table) {
