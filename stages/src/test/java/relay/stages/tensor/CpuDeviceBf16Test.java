@@ -692,9 +692,9 @@ class CpuDeviceBf16Test {
         checkStaged("sumOfSquares", t -> device.sumOfSquares(t[0]), Arg.of(R, C));
     }
 
-    /** Tensors of many chunks, over both threads: bfloat16 ones are widened and rounded a chunk at a time, alike. */
+    /** Tensors large enough to be split over both threads: widened and rounded alike in every share. */
     @Test
-    void pointwiseKernelsStreamLargeTensorsExactly() {
+    void pointwiseKernelsStageLargeTensorsExactly() {
         int rows = 300, cols = 200;
         checkStaged("gelu", t -> none(() -> device.gelu(t[0], t[1])), Arg.of(rows, cols), Arg.of(rows, cols));
         checkStaged("geluBackward", t -> none(() -> device.geluBackward(t[0], t[1], t[2])),

@@ -22,7 +22,7 @@ import relay.stages.tensor.Tensor;
  * workspace in panels (the OpenBLAS build here has no bfloat16 GEMM).
  *
  * <p>OpenBLAS keeps one process-wide thread count, so it is held at one and a device splits each matrix product over
- * its own threads itself ({@link #sgemm}): devices of one process (pipeline stages) each compute with their own count.
+ * its own threads itself ({@link #tiled}), as it does oneDNN's: devices of one process (pipeline stages) each compute with their own count.
  */
 public final class CpuDevice implements Device {
     private static final int ROW_MAJOR = openblas_nolapack.CblasRowMajor;
@@ -375,8 +375,8 @@ public final class CpuDevice implements Device {
     /**
      * Each product whole, on one of the device's threads, those into the same C one after another in their order: a
      * product of attention's is too small to cut well, and many run side by side instead. Not cut, every product is
-     * computed the same on any thread count. Products with one bfloat16 operand and one float32 go through
-     * {@link #gemm} one at a time.
+     * computed the same on any thread count. A batch that is neither all float32 nor of bfloat16 pairs oneDNN multiplies
+     * goes through {@link #gemm} one product at a time.
      */
     @Override
     public void gemmBatch(boolean transA, boolean transB, int m, int n, int k, float alpha,
@@ -510,89 +510,6 @@ public final class CpuDevice implements Device {
         return true;
     }
 
-    /** An elementwise loop over units [from, to): the i-th tensor's values are in b[i], from offset o[i] on. */
-    private interface Loop {
-        void run(FloatBuffer[] b, int[] o, int from, int to);
-    }
-
-    /** Elements of one bfloat16 tensor a thread of {@link #elementwise} widens at a time: a chunk that stays in cache. */
-    private static final int STREAM_CHUNK = 1 << 14;
-
-    /**
-     * Runs an elementwise loop over {@code units} units of {@code width} elements on the device's threads, in one pass.
-     * Float32 tensors are read and written in place. A bfloat16 tensor whose bit is set in {@code streamed} (it holds
-     * units × width elements, or one a unit: a norm's statistics) is widened by each thread a chunk of its units at a
-     * time into the thread's slice of one
-     * workspace tensor; the loop runs on the chunk, and the chunks of the tensors it writes ({@code writes}) are
-     * rounded back to nearest — the values {@link #staged} gives, without widening whole tensors through memory first
-     * (which took a fifth of a bfloat16 GPT-2 step). Any other bfloat16 tensor (a bias, a gain) is read-only and widened
-     * whole.
-     */
-    private void elementwise(int units, int width, long costPerUnit, int streamed, int writes, Loop loop, Tensor... ts) {
-        int n = ts.length, stream = 0;
-        FloatBuffer[] b = new FloatBuffer[n];
-        int[] o = new int[n], w = new int[n];
-        Tensor[] whole = new Tensor[n];
-        try {
-            for (int i = 0; i < n; i++) {
-                Tensor t = ts[i];
-                if (t == null) continue;
-                if (t.dtype() == DType.BF16 && (streamed >> i & 1) != 0) {
-                    w[i] = t.size() == units ? 1 : width;
-                    if (t.size() != (long) units * w[i]) throw new IllegalArgumentException(t.describe() + " for " + units + " × " + width);
-                    stream |= 1 << i;
-                    continue;
-                }
-                if (t.dtype() == DType.BF16) {
-                    if ((writes >> i & 1) != 0) throw new IllegalArgumentException("an elementwise kernel writes the whole of " + t.describe());
-                    whole[i] = empty(Category.WORKSPACE, DType.F32, t.shape());
-                    copy(t, whole[i]);
-                    t = whole[i];
-                }
-                b[i] = buf(t);
-                o[i] = off(t);
-            }
-            if (stream == 0) {
-                parallel.forRows(units, costPerUnit, (from, to) -> loop.run(b, o, from, to));
-                return;
-            }
-            int chunk = Math.max(1, STREAM_CHUNK / width), slot = chunk * width, streams = Integer.bitCount(stream), mask = stream;
-            try (Tensor scratch = empty(Category.WORKSPACE, DType.F32, parallel.threads() * streams * slot)) {
-                FloatBuffer sb = buf(scratch);
-                parallel.forParts(units, costPerUnit, (part, from, to) -> {
-                    FloatBuffer[] pb = b.clone();
-                    int[] po = o.clone(), at = new int[n];
-                    for (int i = 0, s = 0; i < n; i++) {
-                        if ((mask >> i & 1) == 0) continue;
-                        pb[i] = sb;
-                        at[i] = off(scratch) + (part * streams + s++) * slot;
-                    }
-                    for (int u0 = from; u0 < to; u0 += chunk) {
-                        int u1 = Math.min(to, u0 + chunk);
-                        for (int i = 0; i < n; i++) {
-                            if ((mask >> i & 1) == 0) continue;
-                            int e0 = u0 * w[i], len = (u1 - u0) * w[i];
-                            java.nio.ShortBuffer src = shorts(ts[i]);
-                            int from16 = off(ts[i]) + e0, to32 = at[i];
-                            for (int j = 0; j < len; j++) sb.put(to32 + j, Bf16.widen(src.get(from16 + j)));
-                            po[i] = at[i] - e0;
-                        }
-                        loop.run(pb, po, u0, u1);
-                        for (int i = 0; i < n; i++) {
-                            if ((mask >> i & 1) == 0 || (writes >> i & 1) == 0) continue;
-                            int e0 = u0 * w[i], len = (u1 - u0) * w[i];
-                            java.nio.ShortBuffer dst = shorts(ts[i]);
-                            int to16 = off(ts[i]) + e0, from32 = at[i];
-                            for (int j = 0; j < len; j++) dst.put(to16 + j, Bf16.round(sb.get(from32 + j)));
-                        }
-                    }
-                });
-            }
-        } finally {
-            for (Tensor t : whole) if (t != null) t.close();
-        }
-    }
-
     private CpuMemory mem(Tensor t) {
         if (t.device() != face) {
             throw new IllegalArgumentException("tensor " + t.describe() + " is not on device " + name);
@@ -607,33 +524,41 @@ public final class CpuDevice implements Device {
 
     @Override
     public void add(Tensor a, Tensor b, Tensor out) {
+        if (staged(0b100, t -> add(t[0], t[1], t[2]), a, b, out)) return;
         sameSize(a, b);
         sameSize(a, out);
-        elementwise((int) a.size(), 1, 1, 0b111, 0b100, (v, o, from, to) ->
-                PointwiseKernels.axpby(1f, v[0], o[0], 1f, v[1], o[1], v[2], o[2], from, to), a, b, out);
+        FloatBuffer x = buf(a), y = buf(b), z = buf(out);
+        parallel.forRows((int) a.size(), 1, (from, to) -> PointwiseKernels.axpby(1f, x, off(a), 1f, y, off(b), z, off(out), from, to));
     }
 
     @Override
     public void axpy(float alpha, Tensor x, Tensor y) {
-        axpby(alpha, x, 1f, y);
+        if (staged(0b10, t -> axpy(alpha, t[0], t[1]), x, y)) return;
+        sameSize(x, y);
+        FloatBuffer xb = buf(x), yb = buf(y);
+        parallel.forRows((int) x.size(), 1, (from, to) -> PointwiseKernels.axpby(alpha, xb, off(x), 1f, yb, off(y), yb, off(y), from, to));
     }
 
     @Override
     public void scale(Tensor x, float factor) {
-        elementwise((int) x.size(), 1, 1, 0b1, 0b1, (v, o, from, to) ->
-                PointwiseKernels.axpby(factor, v[0], o[0], 0f, v[0], o[0], v[0], o[0], from, to), x);
+        if (staged(0b1, t -> scale(t[0], factor), x)) return;
+        FloatBuffer b = buf(x);
+        parallel.forRows((int) x.size(), 1, (from, to) -> PointwiseKernels.axpby(factor, b, off(x), 0f, b, off(x), b, off(x), from, to));
     }
 
     @Override
     public void axpby(float alpha, Tensor x, float beta, Tensor y) {
+        if (staged(0b10, t -> axpby(alpha, t[0], beta, t[1]), x, y)) return;
         sameSize(x, y);
-        elementwise((int) x.size(), 1, 1, 0b11, 0b10, (v, o, from, to) ->
-                PointwiseKernels.axpby(alpha, v[0], o[0], beta, v[1], o[1], v[1], o[1], from, to), x, y);
+        FloatBuffer xb = buf(x), yb = buf(y);
+        parallel.forRows((int) x.size(), 1, (from, to) -> PointwiseKernels.axpby(alpha, xb, off(x), beta, yb, off(y), yb, off(y), from, to));
     }
 
     @Override
     public void clamp(Tensor x, float limit) {
-        elementwise((int) x.size(), 1, 1, 0b1, 0b1, (v, o, from, to) -> OptimizerKernels.clamp(v[0], o[0], limit, from, to), x);
+        if (staged(0b1, t -> clamp(t[0], limit), x)) return;
+        FloatBuffer b = buf(x);
+        parallel.forRows((int) x.size(), 1, (from, to) -> OptimizerKernels.clamp(b, off(x), limit, from, to));
     }
 
     @Override
@@ -702,10 +627,11 @@ public final class CpuDevice implements Device {
 
     @Override
     public void addRowVector(Tensor y, Tensor bias) {
+        if (staged(0b1, t -> addRowVector(t[0], t[1]), y, bias)) return;
         int c = y.cols();
         if (bias.size() != c) throw new IllegalArgumentException("bias " + bias.describe() + " for " + y.describe());
-        elementwise(y.rows(), c, c, 0b1, 0b1, (v, o, from, to) -> PointwiseKernels.addRowVector(v[0], o[0], v[1], o[1], c, from, to),
-                y, bias);
+        FloatBuffer yb = buf(y), bb = buf(bias);
+        parallel.forRows(y.rows(), c, (from, to) -> PointwiseKernels.addRowVector(yb, off(y), bb, off(bias), c, from, to));
     }
 
     @Override
@@ -721,10 +647,11 @@ public final class CpuDevice implements Device {
 
     @Override
     public void layerNorm(Tensor x, Tensor gain, Tensor bias, float eps, Tensor y, Tensor mean, Tensor rstd) {
+        if (staged(0b111000, t -> layerNorm(t[0], t[1], t[2], eps, t[3], t[4], t[5]), x, gain, bias, y, mean, rstd)) return;
         int c = x.cols();
-        sameSize(x, y);
-        elementwise(x.rows(), c, 3L * c, 0b111001, 0b111000, (v, o, from, to) -> NormKernels.layerNorm(v[0], o[0], v[1], o[1],
-                v[2], o[2], eps, v[3], o[3], v[4], o[4], v[5], o[5], c, from, to), x, gain, bias, y, mean, rstd);
+        FloatBuffer xb = buf(x), gb = buf(gain), bb = buf(bias), yb = buf(y), mb = buf(mean), rb = buf(rstd);
+        parallel.forRows(x.rows(), 3L * c, (from, to) -> NormKernels.layerNorm(xb, off(x), gb, off(gain), bb,
+                off(bias), eps, yb, off(y), mb, off(mean), rb, off(rstd), c, from, to));
     }
 
     @Override
@@ -746,10 +673,11 @@ public final class CpuDevice implements Device {
 
     @Override
     public void rmsNorm(Tensor x, Tensor gain, float eps, Tensor y, Tensor rstd) {
+        if (staged(0b1100, t -> rmsNorm(t[0], t[1], eps, t[2], t[3]), x, gain, y, rstd)) return;
         int c = x.cols();
-        sameSize(x, y);
-        elementwise(x.rows(), c, 2L * c, 0b1101, 0b1100, (v, o, from, to) -> NormKernels.rmsNorm(v[0], o[0], v[1], o[1], eps,
-                v[2], o[2], v[3], o[3], c, from, to), x, gain, y, rstd);
+        FloatBuffer xb = buf(x), gb = buf(gain), yb = buf(y), rb = buf(rstd);
+        parallel.forRows(x.rows(), 2L * c, (from, to) -> NormKernels.rmsNorm(xb, off(x), gb, off(gain), eps,
+                yb, off(y), rb, off(rstd), c, from, to));
     }
 
     @Override
@@ -770,34 +698,39 @@ public final class CpuDevice implements Device {
 
     @Override
     public void gelu(Tensor x, Tensor y) {
+        if (staged(0b10, t -> gelu(t[0], t[1]), x, y)) return;
         sameSize(x, y);
-        elementwise((int) x.size(), 1, 8, 0b11, 0b10, (v, o, from, to) -> PointwiseKernels.gelu(v[0], o[0], v[1], o[1], from, to), x, y);
+        FloatBuffer xb = buf(x), yb = buf(y);
+        parallel.forRows((int) x.size(), 8, (from, to) -> PointwiseKernels.gelu(xb, off(x), yb, off(y), from, to));
     }
 
     @Override
     public void geluBackward(Tensor x, Tensor dy, Tensor dx) {
+        if (staged(0b100, t -> geluBackward(t[0], t[1], t[2]), x, dy, dx)) return;
         sameSize(x, dy);
         sameSize(x, dx);
-        elementwise((int) x.size(), 1, 8, 0b111, 0b100, (v, o, from, to) ->
-                PointwiseKernels.geluBackward(v[0], o[0], v[1], o[1], v[2], o[2], from, to), x, dy, dx);
+        FloatBuffer xb = buf(x), dyb = buf(dy), dxb = buf(dx);
+        parallel.forRows((int) x.size(), 8, (from, to) ->
+                PointwiseKernels.geluBackward(xb, off(x), dyb, off(dy), dxb, off(dx), from, to));
     }
 
     @Override
     public void swiglu(Tensor gate, Tensor up, Tensor out) {
+        if (staged(0b100, t -> swiglu(t[0], t[1], t[2]), gate, up, out)) return;
         sameSize(gate, up);
         sameSize(gate, out);
-        elementwise((int) gate.size(), 1, 8, 0b111, 0b100, (v, o, from, to) ->
-                PointwiseKernels.swiglu(v[0], o[0], v[1], o[1], v[2], o[2], from, to), gate, up, out);
+        FloatBuffer gb = buf(gate), ub = buf(up), ob = buf(out);
+        parallel.forRows((int) gate.size(), 8, (from, to) ->
+                PointwiseKernels.swiglu(gb, off(gate), ub, off(up), ob, off(out), from, to));
     }
 
     @Override
     public void swigluBackward(Tensor gate, Tensor up, Tensor dOut, Tensor dGate, Tensor dUp) {
+        if (staged(0b11000, t -> swigluBackward(t[0], t[1], t[2], t[3], t[4]), gate, up, dOut, dGate, dUp)) return;
         sameSize(gate, dOut);
-        sameSize(gate, up);
-        sameSize(gate, dGate);
-        sameSize(gate, dUp);
-        elementwise((int) gate.size(), 1, 8, 0b11111, 0b11000, (v, o, from, to) -> PointwiseKernels.swigluBackward(v[0], o[0],
-                v[1], o[1], v[2], o[2], v[3], o[3], v[4], o[4], from, to), gate, up, dOut, dGate, dUp);
+        FloatBuffer gb = buf(gate), ub = buf(up), db = buf(dOut), dgb = buf(dGate), dub = buf(dUp);
+        parallel.forRows((int) gate.size(), 8, (from, to) -> PointwiseKernels.swigluBackward(gb, off(gate), ub,
+                off(up), db, off(dOut), dgb, off(dGate), dub, off(dUp), from, to));
     }
 
     @Override
@@ -835,17 +768,21 @@ public final class CpuDevice implements Device {
 
     @Override
     public void causalSoftmax(Tensor scores, int queries, int keys, int window, int[] positions) {
+        if (staged(0b1, t -> causalSoftmax(t[0], queries, keys, window, positions), scores)) return;
+        FloatBuffer b = buf(scores);
         int perSequence = groupsPerSequence(scores, queries, keys, positions);
-        elementwise((int) (scores.size() / keys), keys, keys, 0b1, 0b1, (v, o, from, to) ->
-                AttentionKernels.causalSoftmax(v[0], o[0], queries, keys, window, positions, perSequence, from, to), scores);
+        parallel.forRows((int) (scores.size() / keys), keys, (from, to) ->
+                AttentionKernels.causalSoftmax(b, off(scores), queries, keys, window, positions, perSequence, from, to));
     }
 
     @Override
     public void softmaxBackward(Tensor probs, Tensor dProbs, int queries, int keys, int window, int[] positions) {
+        if (staged(0b10, t -> softmaxBackward(t[0], t[1], queries, keys, window, positions), probs, dProbs)) return;
         sameSize(probs, dProbs);
+        FloatBuffer pb = buf(probs), db = buf(dProbs);
         int perSequence = groupsPerSequence(probs, queries, keys, positions);
-        elementwise((int) (probs.size() / keys), keys, keys, 0b11, 0b10, (v, o, from, to) -> AttentionKernels.softmaxBackward(v[0],
-                o[0], v[1], o[1], queries, keys, window, positions, perSequence, from, to), probs, dProbs);
+        parallel.forRows((int) (probs.size() / keys), keys, (from, to) ->
+                AttentionKernels.softmaxBackward(pb, off(probs), db, off(dProbs), queries, keys, window, positions, perSequence, from, to));
     }
 
     private static void checkTokens(int[] tokens, Tensor table) {

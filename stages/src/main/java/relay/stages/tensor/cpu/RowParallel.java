@@ -17,11 +17,6 @@ final class RowParallel implements AutoCloseable {
         void run(int from, int to);
     }
 
-    /** A body told which of the (at most {@link #threads}) parts of the range it runs. */
-    interface PartBody {
-        void run(int part, int from, int to);
-    }
-
     private final int threads;
     private final ExecutorService pool;
 
@@ -37,29 +32,19 @@ final class RowParallel implements AutoCloseable {
 
     /** Runs body over [0, rows), each row costing about {@code workPerRow} elements. */
     void forRows(int rows, long workPerRow, Body body) {
-        forParts(rows, workPerRow, (part, from, to) -> body.run(from, to));
-    }
-
-    /** The number of threads a range is split over at most: a part index is below it. */
-    int threads() {
-        return threads;
-    }
-
-    /** The same, each share told its part's index. */
-    void forParts(int rows, long workPerRow, PartBody body) {
         int parts = (int) Math.min(threads, Math.max(1, rows * workPerRow / MIN_WORK));
         parts = Math.min(parts, rows);
         if (parts <= 1) {
-            body.run(0, 0, rows);
+            body.run(0, rows);
             return;
         }
         @SuppressWarnings("unchecked")
         Future<?>[] futures = new Future<?>[parts - 1];
         for (int p = 1; p < parts; p++) {
-            int part = p, from = (int) ((long) rows * p / parts), to = (int) ((long) rows * (p + 1) / parts);
-            futures[p - 1] = pool.submit(() -> body.run(part, from, to));
+            int from = (int) ((long) rows * p / parts), to = (int) ((long) rows * (p + 1) / parts);
+            futures[p - 1] = pool.submit(() -> body.run(from, to));
         }
-        body.run(0, 0, rows / parts);
+        body.run(0, rows / parts);
         for (Future<?> f : futures) {
             try {
                 f.get();
