@@ -13,6 +13,7 @@ import relay.stages.memory.Category;
 import relay.stages.model.ModelConfig;
 import relay.stages.tensor.DType;
 import relay.stages.tensor.KernelClock;
+import relay.stages.tensor.cpu.CpuDevice;
 
 @Command(name = "step", mixinStandardHelpOptions = true,
         description = "The whole model's training step on the plain loop: model GFLOP/s against the sgemm peak measured in the "
@@ -59,7 +60,7 @@ final class StepBenchCommand implements Callable<Integer> {
                 .row("mfu", String.format("%.3f", r.mfu()))
                 .row("tokens/s", String.format("%.1f", r.tokensPerSecond()));
         if (dtype.precision().weights() != DType.F32) {
-            t.row("bf16 matrix products", relay.stages.tensor.cpu.CpuDevice.bf16Products());
+            t.row("bf16 matrix products", CpuDevice.bf16Products());
         }
         r.shares().forEach((family, share) -> t.row("share of step: " + family, String.format("%.3f", share)));
         double stepNanos = r.medianSeconds() * 1e9 * r.stepSeconds().length;
@@ -81,7 +82,7 @@ final class StepBenchCommand implements Callable<Integer> {
         out.put("optimizer", method);
         out.put("recompute", recompute);
         out.put("dtype", dtype.precision().weights().key());
-        if (dtype.precision().weights() != DType.F32) out.put("bf16_products", relay.stages.tensor.cpu.CpuDevice.bf16Products());
+        if (dtype.precision().weights() != DType.F32) out.put("bf16_products", CpuDevice.bf16Products());
         out.put("model_flops_per_step", r.modelFlops());
         out.put("sgemm_peak_gflops", r.sgemmPeakGflops());
         out.put("achieved_gflops", r.achievedGflops());

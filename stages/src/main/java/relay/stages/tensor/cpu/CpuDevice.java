@@ -421,11 +421,11 @@ public final class CpuDevice implements Device {
     }
 
     private void nativeProduct(boolean transA, boolean transB, int m, int n, int k, float alpha, Mat a, Mat b, float beta, Mat c) {
-        NativeBf16Products.Shape shape = new NativeBf16Products.Shape(transA, transB, m, n, k, a.ld(), b.ld(), c.ld(), alpha,
-                beta, bf16(c));
-        long scratchBytes = NativeBf16Products.scratchBytes(shape);
-        try (Tensor scratch = scratchBytes == 0 ? null : empty(Category.WORKSPACE, DType.F32, (int) ((scratchBytes + 3) / 4))) {
-            NativeBf16Products.multiply(shape, at(a), at(b), at(c), scratch == null ? null : at(Mat.of(scratch)));
+        NativeBf16Products.Product p = NativeBf16Products.product(new NativeBf16Products.Shape(transA, transB, m, n, k, a.ld(),
+                b.ld(), c.ld(), alpha, beta, bf16(c)));
+        long bytes = p.scratchBytes();
+        try (Tensor scratch = bytes == 0 ? null : empty(Category.WORKSPACE, DType.F32, (int) ((bytes + 3) / 4))) {
+            p.multiply(at(a), at(b), at(c), scratch == null ? null : at(Mat.of(scratch)));
         }
     }
 

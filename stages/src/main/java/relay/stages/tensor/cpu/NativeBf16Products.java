@@ -73,40 +73,38 @@ final class NativeBf16Products {
     record Shape(boolean transA, boolean transB, int m, int n, int k, int lda, int ldb, int ldc, float alpha, float beta,
                  boolean bf16Out) {}
 
-    /** A compiled kernel, the descriptions memory is made from, and the temporary bytes it needs. */
-    private record Product(dnnl_primitive primitive, dnnl_memory_desc a, dnnl_memory_desc b, dnnl_memory_desc c,
-                           dnnl_memory_desc scratch, long scratchBytes) {}
-
-    /** Bytes of temporary memory a product of this shape needs. */
-    static long scratchBytes(Shape s) {
-        return product(s).scratchBytes;
-    }
-
     /**
-     * C = alpha·op(A)·op(B) + beta·C on the calling thread; a, b and c point at element (0, 0) of each matrix as stored
-     * (A and B bfloat16, C as the shape says), scratch at {@link #scratchBytes} bytes or null where that is 0.
+     * A compiled kernel for one shape, the descriptions memory is made from, and the temporary bytes it needs
+     * ({@code scratchBytes}).
      */
-    static void multiply(Shape s, Pointer a, Pointer b, Pointer c, Pointer scratch) {
-        Product p = product(s);
-        dnnl_memory ma = memory(p.a, a), mb = memory(p.b, b), mc = memory(p.c, c);
-        dnnl_memory ms = p.scratchBytes > 0 ? memory(p.scratch, scratch) : null;
-        try (dnnl_exec_arg_t args = new dnnl_exec_arg_t(4)) {
-            args.position(0).arg(DNNL_ARG_SRC).memory(ma);
-            args.position(1).arg(DNNL_ARG_WEIGHTS).memory(mb);
-            args.position(2).arg(DNNL_ARG_DST).memory(mc);
-            if (ms != null) args.position(3).arg(DNNL_ARG_SCRATCHPAD).memory(ms);
-            dnnl_stream stream = STREAM.get();
-            check(dnnl_primitive_execute(p.primitive, stream, ms != null ? 4 : 3, args.position(0)), "a product " + s);
-            check(dnnl_stream_wait(stream), "a product " + s);
-        } finally {
-            dnnl_memory_destroy(ma);
-            dnnl_memory_destroy(mb);
-            dnnl_memory_destroy(mc);
-            if (ms != null) dnnl_memory_destroy(ms);
+    record Product(Shape shape, dnnl_primitive primitive, dnnl_memory_desc a, dnnl_memory_desc b, dnnl_memory_desc c,
+                   dnnl_memory_desc scratch, long scratchBytes) {
+        /**
+         * C = alpha·op(A)·op(B) + beta·C on the calling thread; a, b and c point at element (0, 0) of each matrix as
+         * stored (A and B bfloat16, C as the shape says), scratch at {@code scratchBytes} bytes or null where that is 0.
+         */
+        void multiply(Pointer atA, Pointer atB, Pointer atC, Pointer atScratch) {
+            dnnl_memory ma = memory(a, atA), mb = memory(b, atB), mc = memory(c, atC);
+            dnnl_memory ms = scratchBytes > 0 ? memory(scratch, atScratch) : null;
+            try (dnnl_exec_arg_t args = new dnnl_exec_arg_t(4)) {
+                args.position(0).arg(DNNL_ARG_SRC).memory(ma);
+                args.position(1).arg(DNNL_ARG_WEIGHTS).memory(mb);
+                args.position(2).arg(DNNL_ARG_DST).memory(mc);
+                if (ms != null) args.position(3).arg(DNNL_ARG_SCRATCHPAD).memory(ms);
+                dnnl_stream stream = STREAM.get();
+                check(dnnl_primitive_execute(primitive, stream, ms != null ? 4 : 3, args.position(0)), "a product " + shape);
+                check(dnnl_stream_wait(stream), "a product " + shape);
+            } finally {
+                dnnl_memory_destroy(ma);
+                dnnl_memory_destroy(mb);
+                dnnl_memory_destroy(mc);
+                if (ms != null) dnnl_memory_destroy(ms);
+            }
         }
     }
 
-    private static Product product(Shape s) {
+    /** The compiled product for a shape: compiled at its first use, kept for the next. */
+    static Product product(Shape s) {
         if (!available()) throw new IllegalStateException("no native bfloat16 products here: " + UNAVAILABLE);
         return PRODUCTS.computeIfAbsent(s, NativeBf16Products::compile);
     }
@@ -130,7 +128,7 @@ final class NativeBf16Products {
             check(dnnl_primitive_create(prim, pd), "a matmul for " + s);
             dnnl_memory_desc scratch = new dnnl_memory_desc();
             check(dnnl_memory_desc_clone(scratch, dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0)), "scratchpad");
-            return new Product(prim, a, b, c, scratch, dnnl_memory_desc_get_size(scratch));
+            return new Product(s, prim, a, b, c, scratch, dnnl_memory_desc_get_size(scratch));
         } finally {
             dnnl_primitive_desc_destroy(pd);
             dnnl_post_ops_destroy(ops);
