@@ -9,7 +9,8 @@ import relay.optimizers.LowRankTerms;
 /**
  * LISA's draw and RSO's redraw, which the blocks take before the step that makes one: LISA's says which blocks
  * train from that step on (the first step applies the current draw whether or not it redraws), RSO's which
- * subspaces the blocks' weights move in. The step starts once every block has taken it.
+ * subspaces the blocks' weights move in. Every replica's blocks take the same draw. The step starts once every
+ * block has taken it.
  */
 final class BlockDraws {
     /** Null without LISA. */
@@ -17,15 +18,17 @@ final class BlockDraws {
     private final boolean redrawsSubspaces;
     private final int rsoPeriod;
     private final int blocks;
+    private final Placement placement;
     private boolean lisaApplied;
     /** The step whose seed drew the blocks' RSO subspaces (they are built with step 0's). */
     private long drawnAt;
 
-    BlockDraws(PipelineConfig config, int blocks) {
+    BlockDraws(PipelineConfig config, Placement placement) {
+        this.blocks = placement.stages() - 2;
+        this.placement = placement;
         this.lisa = config.lisa() ? LisaPolicy.of(blocks, config.settings()) : null;
         this.redrawsSubspaces = config.method().redrawsSubspaces();
         this.rsoPeriod = config.settings().lowRank().rsoPeriod();
-        this.blocks = blocks;
     }
 
     /** Sends the blocks what {@code step} draws, if it draws anything; returns the stages that are to take it. */
@@ -44,10 +47,13 @@ final class BlockDraws {
         return told;
     }
 
-    private static void tell(PipelineStages stages, int block, StageCommand c, Set<Integer> told, CoordinatorLoad load) {
-        stages.get(block + 1).tell(c);
-        told.add(block + 1);
-        load.sent(1);
+    private void tell(PipelineStages stages, int block, StageCommand c, Set<Integer> told, CoordinatorLoad load) {
+        for (int r = 0; r < placement.replicas(); r++) {
+            int actor = placement.actor(r, block + 1);
+            stages.get(actor).tell(c);
+            told.add(actor);
+            load.sent(1);
+        }
     }
 
     /** Whether a block's event says it took {@code step}'s draw. */

@@ -36,7 +36,6 @@ final class BlockStage implements StageRole {
     /** Updates this block applied in the pass (eager mode: one per backward, or per W when split); staleness counts these. */
     private long updatesApplied;
     private long staleness;
-    private double normSquared;
 
     /** What a block keeps from a microbatch's forward to its backward, and how many updates it had seen. */
     private record Saved(Tensor input, TransformerBlock.Forward forward, long updatesAtForward) {}
@@ -128,7 +127,7 @@ final class BlockStage implements StageRole {
     @Override
     public void startPass(Position pass) {
         staleness = 0;
-        normSquared = 0;
+        optimizer.startPass();
     }
 
     /** LISA: the block trains from now on, or is frozen and its optimizer state is freed. */
@@ -209,13 +208,9 @@ final class BlockStage implements StageRole {
 
     @Override
     public boolean finishPass(Position pass, Outbox out) {
-        if (pass.pass().backward()) normSquared = optimizer.finishPass(pass);
-        return true;
-    }
-
-    @Override
-    public double normSquared() {
-        return normSquared;
+        if (!pass.pass().backward()) return true;
+        optimizer.finishPass(pass, out);
+        return completeShare(pass, out);
     }
 
     @Override
@@ -232,6 +227,7 @@ final class BlockStage implements StageRole {
         saved.clear();
         deferred.values().forEach(Deferred::close);
         deferred.clear();
+        optimizer.discardPending();
     }
 
     @Override

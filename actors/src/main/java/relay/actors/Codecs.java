@@ -104,6 +104,8 @@ public final class Codecs implements MessageCodecs {
         if (m instanceof StageCommand.Backward b) return b.gradient();
         if (m instanceof StageCommand.TiedGradient t) return t.gradient();
         if (m instanceof StageCommand.TiedWeights t) return t.weights();
+        if (m instanceof StageCommand.ReplicaGradient r) return r.gradient();
+        if (m instanceof StageCommand.ReplicaWeights r) return r.weights();
         return null;
     }
 

@@ -159,9 +159,9 @@ public final class Coordinator {
         this.placement = placement;
         this.events = ctx.messageAdapter(StageEvent.class, StageReport::new);
         this.passes = new Passes(placement, config.firstStep());
-        this.draws = new BlockDraws(config, placement.stages() - 2);
+        this.draws = new BlockDraws(config, placement);
         this.shards = new ShardLedger(placement);
-        this.snapshots = new SnapshotLedger(placement.stages());
+        this.snapshots = new SnapshotLedger(placement.actors());
     }
 
     /** Before {@link Start}: there are no stages to ask anything. */

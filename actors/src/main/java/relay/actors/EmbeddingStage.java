@@ -24,7 +24,8 @@ final class EmbeddingStage implements StageRole {
     private final TiedRows headRows;
     private boolean headComplete;
     private boolean awaitingTied;
-    private double normSquared;
+    /** The tied table was updated in this pass (or is being, among replicas): the head gets it once settled. */
+    private boolean tableForHead;
 
     EmbeddingStage(Embedding embedding, Device device, StageOptimizer optimizer, boolean tied) {
         this.embedding = embedding;
@@ -52,7 +53,8 @@ final class EmbeddingStage implements StageRole {
     @Override
     public void startPass(Position pass) {
         awaitingTied = false;
-        normSquared = 0;
+        tableForHead = false;
+        optimizer.startPass();
     }
 
     @Override
@@ -81,10 +83,10 @@ final class EmbeddingStage implements StageRole {
     @Override
     public boolean finishPass(Position pass, Outbox out) {
         if (!pass.pass().backward()) return true;
-        normSquared = optimizer.finishPass(pass);
-        if (!optimizer.exchangesTied()) return true;
-        awaitingTied = true;
-        return headComplete && combineTied(pass, out);
+        optimizer.finishPass(pass, out);
+        awaitingTied = optimizer.exchangesTied();
+        if (awaitingTied && headComplete) combineTied(pass, out);
+        return completeShare(pass, out);
     }
 
     @Override
@@ -92,11 +94,24 @@ final class EmbeddingStage implements StageRole {
         StageCommand.TiedGradient part = (StageCommand.TiedGradient) m;
         headParts.add(part);
         headComplete = headRows.arrived(part.gradient().shape()[0]);
-        return awaitingTied && headComplete && combineTied(pass, out);
+        if (awaitingTied && headComplete) combineTied(pass, out);
+        return completeShare(pass, out);
     }
 
-    /** The head's part and this stage's part of the tied gradient are both here: one update, and the new table to the head. */
-    private boolean combineTied(Position pass, Outbox out) {
+    /** Once the tied table is settled, an updating pass hands the head its new values. */
+    @Override
+    public boolean completeShare(Position pass, Outbox out) {
+        if (awaitingTied || !optimizer.settled()) return false;
+        if (tableForHead) {
+            TiedRows.split(embedding.tokenTable().value(),
+                    (row, part) -> out.toHead(new StageCommand.TiedWeights(pass.step(), row, TensorPayload.of(part)), pass));
+            tableForHead = false;
+        }
+        return true;
+    }
+
+    /** The head's part and this stage's part of the tied gradient are both here: settled as one sum (updated once). */
+    private void combineTied(Position pass, Outbox out) {
         for (StageCommand.TiedGradient p : headParts) {
             try (Tensor part = p.gradient().materialize(device, Category.COMMUNICATION)) {
                 optimizer.addTiedPart(part, p.row());
@@ -104,18 +119,9 @@ final class EmbeddingStage implements StageRole {
         }
         headParts.clear();
         headComplete = false;
-        normSquared += optimizer.finishTied(pass);
         awaitingTied = false;
-        if (pass.pass() == Pass.TRAIN) {
-            TiedRows.split(embedding.tokenTable().value(),
-                    (row, part) -> out.toHead(new StageCommand.TiedWeights(pass.step(), row, TensorPayload.of(part)), pass));
-        }
-        return true;
-    }
-
-    @Override
-    public double normSquared() {
-        return normSquared;
+        tableForHead = pass.pass() == Pass.TRAIN;
+        optimizer.finishTied(pass, out);
     }
 
     @Override
@@ -124,6 +130,7 @@ final class EmbeddingStage implements StageRole {
         headParts.clear();
         headRows.reset();
         headComplete = false;
+        optimizer.discardPending();
     }
 
     @Override

@@ -19,14 +19,18 @@ final class HeadStage implements StageRole {
     private final Device device;
     private final StageOptimizer optimizer;
     private final boolean tied;
-    private double normSquared;
+    /** Replicas of the pipeline: each microbatch's loss is scaled by 1 / (microbatches × replicas), a share of the global batch's mean. */
+    private final int replicas;
     private final TiedRows tableRows;
+    /** An updating pass sent its tied gradient and waits for the new table. */
+    private boolean awaitingTable;
 
-    HeadStage(LmHead head, Device device, StageOptimizer optimizer, boolean tied) {
+    HeadStage(LmHead head, Device device, StageOptimizer optimizer, boolean tied, int replicas) {
         this.head = head;
         this.device = device;
         this.optimizer = optimizer;
         this.tied = tied;
+        this.replicas = replicas;
         this.tableRows = new TiedRows(head.weight().value().rows());
     }
 
@@ -53,7 +57,8 @@ final class HeadStage implements StageRole {
 
     @Override
     public void startPass(Position pass) {
-        normSquared = 0;
+        awaitingTable = false;
+        optimizer.startPass();
     }
 
     @Override
@@ -72,7 +77,7 @@ final class HeadStage implements StageRole {
                 out.loss(pos, head.loss(x, y));
                 return;
             }
-            r = head.lossAndBackward(x, y, 1f / pos.microbatches(), optimizer.sink(pos));
+            r = head.lossAndBackward(x, y, 1f / (pos.microbatches() * replicas), optimizer.sink(pos));
         }
         if (!Double.isFinite(r.loss())) {
             r.dx().close();
@@ -91,12 +96,19 @@ final class HeadStage implements StageRole {
     @Override
     public boolean finishPass(Position pass, Outbox out) {
         if (!pass.pass().backward()) return true;
-        normSquared = optimizer.finishPass(pass);
-        if (!optimizer.exchangesTied()) return true;
-        try (Tensor sum = optimizer.takeTiedSum()) {
-            TiedRows.split(sum, (row, part) -> out.toEmbedding(new StageCommand.TiedGradient(pass.step(), row, TensorPayload.of(part)), pass));
+        optimizer.finishPass(pass, out);
+        if (optimizer.exchangesTied()) {
+            try (Tensor sum = optimizer.takeTiedSum()) {
+                TiedRows.split(sum, (row, part) -> out.toEmbedding(new StageCommand.TiedGradient(pass.step(), row, TensorPayload.of(part)), pass));
+            }
+            awaitingTable = pass.pass() == Pass.TRAIN;
         }
-        return pass.pass() == Pass.NORM;
+        return completeShare(pass, out);
+    }
+
+    @Override
+    public boolean completeShare(Position pass, Outbox out) {
+        return !awaitingTable && optimizer.settled();
     }
 
     /** The updated table replaces the replica, part by part; the pass's share is complete with the last row. */
@@ -105,17 +117,14 @@ final class HeadStage implements StageRole {
         StageCommand.TiedWeights part = (StageCommand.TiedWeights) m;
         int rows = part.weights().shape()[0];
         part.weights().copyInto(head.weight().value().rowRange(part.row(), part.row() + rows));
-        return tableRows.arrived(rows);
-    }
-
-    @Override
-    public double normSquared() {
-        return normSquared;
+        if (tableRows.arrived(rows)) awaitingTable = false;
+        return completeShare(pass, out);
     }
 
     @Override
     public void discardPending() {
         tableRows.reset();
+        optimizer.discardPending();
     }
 
     @Override

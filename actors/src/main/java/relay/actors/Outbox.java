@@ -10,6 +10,9 @@ interface Outbox {
 
     void toHead(StageCommand m, Position pos);
 
+    /** To this stage in another replica of the pipeline. */
+    void toReplica(int replica, StageCommand m, Position pos);
+
     /** The loss of the microbatch at pos (the head's). */
     void loss(Position pos, double loss);
 }

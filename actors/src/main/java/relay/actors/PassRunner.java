@@ -53,9 +53,20 @@ final class PassRunner {
 
     /** A part of a tied matrix for the pass in progress; returns false if the stage failed. */
     boolean tied(StageCommand m) {
-        return guarded(pass, () -> {
+        return exchanged(pass, () -> role.tied(m, pass, sender));
+    }
+
+    /** A part its replicas exchange for the pass at pos (which may begin with it); returns false if the stage failed. */
+    boolean fromReplica(StageCommand m, Position pos) {
+        if (!pos.samePass(pass)) startPass(pos);
+        return exchanged(pos, () -> role.fromReplica(m, pass, sender));
+    }
+
+    /** A part of an exchange at the end of a pass, taken by the role; its share is reported done once the role says so. */
+    private boolean exchanged(Position pos, java.util.function.BooleanSupplier take) {
+        return guarded(pos, () -> {
             long t0 = System.nanoTime();
-            boolean complete = role.tied(m, pass, sender);
+            boolean complete = take.getAsBoolean();
             busyNanos += System.nanoTime() - t0;
             if (complete) passDone();
         });
@@ -69,7 +80,7 @@ final class PassRunner {
     private void startPass(Position pos) {
         pass = pos;
         cursor = new PlanCursor(PlanCursor.Place.of(spec.placement(), spec.stage()), spec.config().schedule(), pos.pass(),
-                spec.device(), spec.placement().devices(), pos.microbatches());
+                spec.placement().device(spec.stage()), spec.placement().devices(), pos.microbatches());
         busyNanos = 0;
         blockedSince = System.nanoTime();
         role.startPass(pos);
@@ -92,7 +103,7 @@ final class PassRunner {
             // A broken tensor connection is most often a node gone: the run goes on from its snapshot, as for a node seen lost.
             StageEvent.Failure kind = diverged ? StageEvent.Failure.DIVERGED
                     : e instanceof relay.transport.ConnectionLost ? StageEvent.Failure.NODE_LOST : StageEvent.Failure.FAULT;
-            events.tell(new StageEvent.Failed(spec.stage(), pos, kind, where + ": " + (diverged ? e.getMessage() : e.toString())));
+            events.tell(new StageEvent.Failed(spec.id(), pos, kind, where + ": " + (diverged ? e.getMessage() : e.toString())));
             inbox.discard();
             role.discardPending();
             return false;
@@ -155,6 +166,6 @@ final class PassRunner {
     }
 
     private void passDone() {
-        events.tell(new StageEvent.PassDone(spec.stage(), pass, role.normSquared(), role.staleness(), busyNanos));
+        events.tell(new StageEvent.PassDone(spec.id(), pass, role.normSquared(), role.staleness(), busyNanos));
     }
 }

@@ -13,6 +13,8 @@ final class PassTally {
     private final Placement placement;
     private final long start;
     private final double[] losses;
+    /** Each microbatch's loss by replica, until every replica's is in (one replica: straight into losses). */
+    private final double[][] byReplica;
     private final long[] busy;
     private final Set<Integer> waiting = new TreeSet<>();
     private long staleness;
@@ -24,22 +26,33 @@ final class PassTally {
         this.start = start;
         this.losses = new double[pass.microbatches()];
         Arrays.fill(losses, Double.NaN);
-        this.busy = new long[placement.devices()];
-        for (int s = 0; s < placement.stages(); s++) waiting.add(s);
+        this.byReplica = new double[pass.microbatches()][placement.replicas()];
+        for (double[] l : byReplica) Arrays.fill(l, Double.NaN);
+        this.busy = new long[placement.allDevices()];
+        for (int s = 0; s < placement.actors(); s++) waiting.add(s);
     }
 
     /** Takes the pass's losses and shares; returns true once every stage's share is in. */
     boolean take(StageEvent e) {
         if (e instanceof StageEvent.Loss l && l.pos().samePass(pass)) {
-            losses[l.pos().microbatch()] = l.loss();
+            int j = l.pos().microbatch();
+            byReplica[j][placement.replicaOf(l.stage())] = l.loss();
+            losses[j] = meanInOrder(byReplica[j]);
         } else if (e instanceof StageEvent.PassDone d && d.pos().samePass(pass)) {
             normSquared += d.normSquared();
-            busy[placement.device(d.stage())] += d.busyNanos();
+            busy[placement.deviceOfActor(d.stage())] += d.busyNanos();
             staleness = Math.max(staleness, d.staleness());
             waiting.remove(d.stage());
             return waiting.isEmpty();
         }
         return false;
+    }
+
+    /** A microbatch's loss: the mean of its replicas' shares (each a mean over its equal share of the rows), NaN until all are in. */
+    private static double meanInOrder(double[] shares) {
+        double sum = 0;
+        for (double l : shares) sum += l;
+        return sum / shares.length;
     }
 
     Pass kind() {
@@ -73,7 +86,7 @@ final class PassTally {
     /** A step's result from its updating pass, whose bubble is 1 − Σ busy / (devices × wall time). */
     Coordinator.StepResult stepResult(long step, double gradNorm, CoordinatorLoad load) {
         long wall = System.nanoTime() - start;
-        double bubble = 1 - Arrays.stream(busy).sum() / (placement.devices() * (double) wall);
+        double bubble = 1 - Arrays.stream(busy).sum() / (placement.allDevices() * (double) wall);
         return new Coordinator.StepResult(step, meanLoss(), losses, wall, busy, bubble, staleness, gradNorm, load.messagesWithReply(),
                 load.nanos(), null, null);
     }

@@ -5,7 +5,7 @@ import relay.stages.train.Batch;
 
 /**
  * The run's passes: the step the next one belongs to, and each pass started — every microbatch's tokens to
- * the embedding and its targets to the head, the pass numbered so that two never look alike. Nothing else
+ * the embedding and its targets to the head (each replica's share of its rows to that replica's), the pass numbered so that two never look alike. Nothing else
  * of a microbatch goes through the coordinator: the stages follow their devices' plans on their own.
  */
 final class Passes {
@@ -30,13 +30,18 @@ final class Passes {
         long begun = System.nanoTime();
         long id = ++started;
         Position first = null;
+        int replicas = placement.replicas();
         for (int j = 0; j < microbatches.size(); j++) {
-            Batch b = microbatches.get(j);
-            Position pos = new Position(step, pass, id, j, microbatches.size(), b.batch(), b.seq(), clip);
-            if (first == null) first = pos;
-            stages.embedding().tell(new StageCommand.Tokens(pos, b.inputs(), b.positions()));
-            stages.head().tell(new StageCommand.Targets(pos, b.targets()));
-            load.sent(2);
+            Batch whole = microbatches.get(j);
+            // Each replica takes its share of the microbatch's rows: a run's tokens do not depend on the replicas.
+            for (int r = 0; r < replicas; r++) {
+                Batch b = replicas == 1 ? whole : whole.rows(r * whole.batch() / replicas, (r + 1) * whole.batch() / replicas);
+                Position pos = new Position(step, pass, id, j, microbatches.size(), b.batch(), b.seq(), clip);
+                if (first == null) first = pos;
+                stages.get(placement.actor(r, 0)).tell(new StageCommand.Tokens(pos, b.inputs(), b.positions()));
+                stages.get(placement.actor(r, placement.stages() - 1)).tell(new StageCommand.Targets(pos, b.targets()));
+                load.sent(2);
+            }
         }
         return new PassTally(first, placement, begun);
     }

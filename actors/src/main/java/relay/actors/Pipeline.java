@@ -5,6 +5,7 @@ import java.io.IOException;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -104,18 +105,24 @@ public final class Pipeline implements AutoCloseable {
 
     private static Pipeline start(Nodes nodes, boolean owns, ModelConfig cfg, long seed, Path weights, Placement placement,
                                   PipelineConfig pc) {
+        if (placement.replicas() > 1 && pc.mode() != UpdateMode.EXACT) {
+            throw new IllegalArgumentException("replicas = " + placement.replicas() + " needs mode = exact: the replicas sum their gradients "
+                    + "once a step, and eager mode updates at every backward message");
+        }
         List<ActorRef<StageHost.Command>> hostOfStage = new ArrayList<>();
-        for (int s = 0; s < placement.stages(); s++) hostOfStage.add(nodes.hostOf(placement.device(s), placement.devices()));
+        for (int a = 0; a < placement.actors(); a++) hostOfStage.add(nodes.hostOf(placement.deviceOfActor(a), placement.allDevices()));
         ActorRef<Coordinator.Command> coordinator = nodes.spawn(Coordinator.create(pc, placement), "coordinator-" + STARTED.incrementAndGet());
         Pipeline p = new Pipeline(nodes, owns, coordinator, hostOfStage.stream().distinct().toList(), placement, pc);
         try {
             long epoch = TraceRecorder.wallMicros();
             List<StageSpec> specs = new ArrayList<>();
-            for (int s = 0; s < placement.stages(); s++) specs.add(new StageSpec(s, cfg, seed, weights, placement, pc, epoch));
+            for (int a = 0; a < placement.actors(); a++) {
+                specs.add(new StageSpec(placement.stageOf(a), placement.replicaOf(a), cfg, seed, weights, placement, pc, epoch));
+            }
             List<StageEvent> ready = p.gather(to -> new Coordinator.Start(specs, hostOfStage, to));
-            p.threadsOfDevice = new int[placement.devices()];
+            p.threadsOfDevice = new int[placement.allDevices()];
             for (StageEvent e : ready) {
-                if (e instanceof StageEvent.Ready r) p.threadsOfDevice[placement.device(r.stage())] = r.threads();
+                if (e instanceof StageEvent.Ready r) p.threadsOfDevice[placement.deviceOfActor(r.stage())] = r.threads();
             }
             return p;
         } catch (RuntimeException e) {
@@ -144,23 +151,59 @@ public final class Pipeline implements AutoCloseable {
      */
     public Coordinator.StepResult step(List<Batch> microbatches, long snapshotOf) {
         if (microbatches.isEmpty()) throw new IllegalArgumentException("a step needs at least one microbatch");
+        evenShares(microbatches);
+        if (snapshotOf > 0) singleReplica("snapshots in the nodes' memory");
         return ask(coordinator, to -> new Coordinator.RunStep(List.copyOf(microbatches), snapshotOf, to), "a step");
     }
 
     /** The mean loss of these batches with the current weights, forward only (the step does not advance). */
     public double evaluate(List<Batch> batches) {
         if (batches.isEmpty()) throw new IllegalArgumentException("an evaluation needs at least one batch");
+        evenShares(batches);
         Coordinator.StepResult r = ask(coordinator, to -> new Coordinator.Evaluate(List.copyOf(batches), to), "an evaluation");
         if (!r.ok() && r.failure() == StageEvent.Failure.NODE_LOST) throw lost("evaluation failed: " + r.error());
         if (!r.ok()) throw new IllegalStateException("evaluation failed: " + r.error());
         return r.loss();
     }
 
-    /** Every stage's parameters as named tensors, in stage order; a tied matrix once (the embedding's). */
+    /** Each replica takes an equal share of every batch's sequences. */
+    private void evenShares(List<Batch> batches) {
+        for (Batch b : batches) {
+            if (b.batch() % placement.replicas() != 0) {
+                throw new IllegalArgumentException("a batch of " + b.batch() + " sequences does not split evenly over " + placement.replicas() + " replicas");
+            }
+        }
+    }
+
+    /** What a pipeline of several replicas does not do yet. */
+    private void singleReplica(String what) {
+        if (placement.replicas() > 1) throw new UnsupportedOperationException(what + " are not taken of a pipeline of several replicas yet");
+    }
+
+    /**
+     * Every stage's parameters as named tensors, in stage order; a tied matrix once (the embedding's). With several
+     * replicas, replica 0's, each other replica's checked to hold the very same values.
+     */
     public List<SafeTensors.Tensor32> tensors() {
+        List<List<SafeTensors.Tensor32>> byActor = weightsByStage();
         Map<String, SafeTensors.Tensor32> byName = new LinkedHashMap<>();
-        for (List<SafeTensors.Tensor32> stage : weightsByStage()) for (SafeTensors.Tensor32 t : stage) byName.putIfAbsent(t.name(), t);
+        for (int a = 0; a < byActor.size(); a++) {
+            if (placement.replicaOf(a) == 0) {
+                for (SafeTensors.Tensor32 t : byActor.get(a)) byName.putIfAbsent(t.name(), t);
+            } else {
+                sameAsFirstReplica(a, byActor.get(a), byActor.get(placement.stageOf(a)));
+            }
+        }
         return List.copyOf(byName.values());
+    }
+
+    private void sameAsFirstReplica(int actor, List<SafeTensors.Tensor32> mine, List<SafeTensors.Tensor32> first) {
+        for (int i = 0; i < mine.size(); i++) {
+            if (!Arrays.equals(mine.get(i).values(), first.get(i).values())) {
+                throw new IllegalStateException(placement.stageName(actor) + " holds other values of " + mine.get(i).name()
+                        + " than replica 0: the replicas diverged");
+            }
+        }
     }
 
     /** Each stage's parameters, by stage. */
@@ -213,6 +256,7 @@ public final class Pipeline implements AutoCloseable {
      * written (an {@link UnwritableFile}, as a stage told it).
      */
     public CompletableFuture<List<CheckpointShard.File>> writeShards(long step, Path directory) {
+        singleReplica("checkpoint shards");
         gather(to -> new Coordinator.WriteShards(step, directory.toAbsolutePath().toString(), to));
         // The coordinator answers when the shards are written or cannot be: a lost node is what it waits out.
         return AskPattern.<Coordinator.Command, Coordinator.Gathered>ask(coordinator, to -> new Coordinator.AwaitShards(step, to),
@@ -229,6 +273,7 @@ public final class Pipeline implements AutoCloseable {
      * the first step); a holder that no longer has it, or a snapshot that does not fit a stage, is an error.
      */
     public void restoreSnapshot(Snapshot snapshot) {
+        singleReplica("snapshots in the nodes' memory");
         for (StageEvent.SnapshotHeld h : snapshot.holders()) {
             if (!nodes.alive(h.holder())) {
                 throw new NodesUnavailable("node " + Nodes.hostPort(h.holder().path().address()) + ", which holds the snapshot of step "
@@ -284,7 +329,9 @@ public final class Pipeline implements AutoCloseable {
     /** Writes the trace as Chrome/Perfetto JSON: one process per device (named with its node), one track per actor. */
     public void writeTrace(Path file) throws IOException {
         Map<Integer, String> names = new LinkedHashMap<>();
-        for (int d = 0; d < placement.devices(); d++) names.put(d, "device " + d + " (cpu" + d + ", " + nodes.nodeOf(d, placement.devices()) + ")");
+        for (int d = 0; d < placement.allDevices(); d++) {
+            names.put(d, "device " + d + " (cpu" + d + ", " + nodes.nodeOf(d, placement.allDevices()) + ")");
+        }
         ChromeTrace.write(file, trace(), names);
     }
 

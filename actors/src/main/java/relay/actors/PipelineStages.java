@@ -50,14 +50,6 @@ record PipelineStages(List<ActorRef<StageCommand>> refs, List<List<String>> stat
         return refs.get(stage);
     }
 
-    ActorRef<StageCommand> embedding() {
-        return refs.get(0);
-    }
-
-    ActorRef<StageCommand> head() {
-        return refs.get(refs.size() - 1);
-    }
-
     void tellAll(StageCommand c) {
         refs.forEach(s -> s.tell(c));
     }

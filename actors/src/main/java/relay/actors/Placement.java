@@ -3,14 +3,18 @@ package relay.actors;
 import java.util.Arrays;
 
 /**
- * Which device each pipeline stage runs on. Stage 0 is the embedding, 1..L the blocks, L+1 the head.
- * Stages go to devices in order (a device holds a contiguous run of stages) and every device holds one.
+ * Which device each pipeline stage runs on, in each of {@code replicas} copies of the pipeline. Stage 0 is the
+ * embedding, 1..L the blocks, L+1 the head. Stages go to devices in order (a device holds a contiguous run of
+ * stages) and every device holds one. Replica r's stages run on devices r × devices … (r + 1) × devices − 1, so
+ * the stage actors are numbered replica by replica: actor r × stages + s is stage s of replica r (one replica:
+ * actor and stage are the same number).
  */
-public record Placement(int devices, int[] deviceOfStage) {
+public record Placement(int devices, int[] deviceOfStage, int replicas) {
 
     public Placement {
         deviceOfStage = deviceOfStage.clone();
         if (devices < 1) throw new IllegalArgumentException("a placement needs at least one device");
+        if (replicas < 1) throw new IllegalArgumentException("a placement needs at least one replica, not " + replicas);
         if (deviceOfStage.length < 3) throw new IllegalArgumentException("a model has at least embedding, one block and head");
         if (deviceOfStage[0] != 0) throw new IllegalArgumentException("the embedding must be on device 0");
         for (int s = 1; s < deviceOfStage.length; s++) {
@@ -25,17 +29,58 @@ public record Placement(int devices, int[] deviceOfStage) {
         }
     }
 
+    /** One replica of the pipeline on these devices. */
+    public Placement(int devices, int[] deviceOfStage) {
+        this(devices, deviceOfStage, 1);
+    }
+
+    /** The same pipeline in {@code r} replicas. */
+    public Placement withReplicas(int r) {
+        return new Placement(devices, deviceOfStage, r);
+    }
+
+    /** Stages of one replica of the pipeline. */
     public int stages() {
         return deviceOfStage.length;
+    }
+
+    /** Stage actors of every replica. */
+    public int actors() {
+        return replicas * stages();
+    }
+
+    /** Devices of every replica. */
+    public int allDevices() {
+        return replicas * devices;
+    }
+
+    /** The stage an actor runs, in its replica's pipeline. */
+    public int stageOf(int actor) {
+        return actor % stages();
+    }
+
+    /** The replica an actor belongs to. */
+    public int replicaOf(int actor) {
+        return actor / stages();
+    }
+
+    /** The actor of stage {@code stage} in replica {@code replica}. */
+    public int actor(int replica, int stage) {
+        return replica * stages() + stage;
+    }
+
+    /** The device (of all replicas') an actor runs on. */
+    public int deviceOfActor(int actor) {
+        return replicaOf(actor) * devices + device(stageOf(actor));
     }
 
     public int device(int stage) {
         return deviceOfStage[stage];
     }
 
-    /** A stage's name: the embedding, block-i or the head. */
-    public String stageName(int stage) {
-        return StageSpec.name(stage, stages() - 2);
+    /** An actor's name: the embedding, block-i or the head, with its replica's number where there are several. */
+    public String stageName(int actor) {
+        return StageSpec.name(stageOf(actor), stages() - 2, replicas == 1 ? -1 : replicaOf(actor));
     }
 
     /** The lowest stage on a device. */

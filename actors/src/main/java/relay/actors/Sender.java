@@ -11,15 +11,19 @@ import relay.transport.WireMessage;
  * slower network or stage. What the role computed goes out as a span of the trace each.
  */
 final class Sender implements Outbox {
-    private final int stage;
+    /** The stage's actor number, and the first of its replica's stages among {@link StageCommand.Connect#stages()}. */
+    private final int actor, first;
+    private final int stages;
     private final StageCommand.Connect links;
     /** This node's tensor channel, or null (one JVM). */
     private final TensorChannel channel;
     private final TraceRecorder trace;
     private final ActorRef<StageEvent> events;
 
-    Sender(int stage, StageCommand.Connect links, TensorChannel channel, TraceRecorder trace, ActorRef<StageEvent> events) {
-        this.stage = stage;
+    Sender(StageSpec spec, StageCommand.Connect links, TensorChannel channel, TraceRecorder trace, ActorRef<StageEvent> events) {
+        this.actor = spec.id();
+        this.first = spec.placement().actor(spec.replica(), 0);
+        this.stages = spec.placement().stages();
         this.links = links;
         this.channel = channel;
         this.trace = trace;
@@ -31,7 +35,12 @@ final class Sender implements Outbox {
         }
     }
 
-    void deliver(int to, StageCommand m) {
+    /** A message to stage {@code stage} of this stage's replica. */
+    void deliver(int stage, StageCommand m) {
+        deliverToActor(first + stage, m);
+    }
+
+    private void deliverToActor(int to, StageCommand m) {
         deliver(channel, links.channels().get(to), links.stages().get(to), m);
     }
 
@@ -44,34 +53,39 @@ final class Sender implements Outbox {
         }
     }
 
-    private void send(int to, StageCommand m, Position pos) {
+    private void send(int toActor, StageCommand m, Position pos) {
         long t0 = System.nanoTime();
-        deliver(to, m);
+        deliverToActor(toActor, m);
         trace.span("send", t0, System.nanoTime(), pos);
     }
 
     @Override
     public void toNext(StageCommand m, Position pos) {
-        send(stage + 1, m, pos);
+        send(actor + 1, m, pos);
     }
 
     @Override
     public void toPrevious(StageCommand m, Position pos) {
-        send(stage - 1, m, pos);
+        send(actor - 1, m, pos);
     }
 
     @Override
     public void toEmbedding(StageCommand m, Position pos) {
-        send(0, m, pos);
+        send(first, m, pos);
     }
 
     @Override
     public void toHead(StageCommand m, Position pos) {
-        send(links.stages().size() - 1, m, pos);
+        send(first + stages - 1, m, pos);
+    }
+
+    @Override
+    public void toReplica(int replica, StageCommand m, Position pos) {
+        send(replica * stages + actor - first, m, pos);
     }
 
     @Override
     public void loss(Position pos, double loss) {
-        events.tell(new StageEvent.Loss(stage, pos, loss));
+        events.tell(new StageEvent.Loss(actor, pos, loss));
     }
 }

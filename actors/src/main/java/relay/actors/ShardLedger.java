@@ -55,7 +55,7 @@ final class ShardLedger {
         Set<Integer> reported = shards.stream().map(StageEvent::stage).collect(Collectors.toSet());
         String error = null;
         StageEvent.Failure failure = StageEvent.Failure.NODE_LOST;
-        for (int s = 0; s < placement.stages(); s++) {
+        for (int s = 0; s < placement.actors(); s++) {
             if (reported.contains(s)) continue;
             if (!gone.contains(s)) return;
             if (error == null) error = placement.stageName(s) + " is gone (" + goneBecause + ") before it wrote its shard";

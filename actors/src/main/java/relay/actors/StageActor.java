@@ -30,7 +30,7 @@ public final class StageActor {
      */
     public static Behavior<StageCommand> create(StageSpec spec, Device device, ActorRef<StageEvent> events, TensorChannel channel) {
         return Behaviors.setup(ctx -> {
-            TraceRecorder trace = new TraceRecorder(spec.config().traceSteps(), spec.name(), spec.device(), spec.stage(),
+            TraceRecorder trace = new TraceRecorder(spec.config().traceSteps(), spec.name(), spec.device(), spec.id(),
                     spec.traceEpochMicros());
             StageRole role;
             try {
@@ -38,10 +38,10 @@ public final class StageActor {
             } catch (RuntimeException e) {
                 StageEvent.Failure kind = e instanceof IllegalArgumentException ? StageEvent.Failure.INPUT : StageEvent.Failure.FAULT;
                 if (kind == StageEvent.Failure.FAULT) ctx.getLog().error("{} could not be built", spec, e);
-                events.tell(new StageEvent.Failed(spec.stage(), null, kind, spec + " could not be built: " + e.getMessage()));
+                events.tell(new StageEvent.Failed(spec.id(), null, kind, spec + " could not be built: " + e.getMessage()));
                 return Behaviors.stopped();
             }
-            events.tell(new StageEvent.Ready(spec.stage(), ctx.getSelf(), role.stateOwners(),
+            events.tell(new StageEvent.Ready(spec.id(), ctx.getSelf(), role.stateOwners(),
                     channel == null ? "" : channel.address(), device.threads()));
             return new StageActor(ctx, spec, device, role, events, trace, channel).unconnected();
         });
@@ -71,10 +71,11 @@ public final class StageActor {
 
     /** Built, not yet knowing the other stages: a pass's messages cannot go anywhere yet. */
     private Behavior<StageCommand> unconnected() {
-        return anyState(passMessages(m -> refuse(m, null, " before it is connected"), (m, pos) -> refuse(m, pos, " before it is connected")))
+        return anyState(passMessages(m -> refuse(m, null, " before it is connected"), (m, pos) -> refuse(m, pos, " before it is connected"),
+                (m, pos) -> refuse(m, pos, " before it is connected")))
                 .onMessage(StageCommand.Connect.class, c -> {
-                    events.tell(new StageEvent.Connected(spec.stage()));
-                    return working(new PassRunner(spec, role, trace, events, new Sender(spec.stage(), c, channel, trace, events), ctx));
+                    events.tell(new StageEvent.Connected(spec.id()));
+                    return working(new PassRunner(spec, role, trace, events, new Sender(spec, c, channel, trace, events), ctx));
                 })
                 .onSignal(PostStop.class, s -> {
                     role.close();
@@ -86,7 +87,8 @@ public final class StageActor {
     /** Connected: each pass's messages go to the runner, and a failure there ends the stage's work. */
     private Behavior<StageCommand> working(PassRunner passes) {
         return anyState(passMessages(m -> role.takes(m) ? go(passes.tied(m), passes) : refuse(m, passes.pass(), ""),
-                (m, pos) -> role.takes(m) ? go(passes.data(m, pos), passes) : refuse(m, pos, ""))
+                (m, pos) -> role.takes(m) ? go(passes.data(m, pos), passes) : refuse(m, pos, ""),
+                (m, pos) -> spec.placement().replicas() > 1 ? go(passes.fromReplica(m, pos), passes) : refuse(m, pos, " (it has no replicas)"))
                 .onMessage(StageCommand.LeftDevice.class, m -> go(passes.leftDevice(m), passes)))
                 .onSignal(PostStop.class, s -> stopped(passes))
                 .build();
@@ -99,7 +101,7 @@ public final class StageActor {
     /** After a fault the stage does no more work: a pass's messages are freed as they come. */
     private Behavior<StageCommand> failed(PassRunner passes) {
         return anyState(passMessages(m -> role.takes(m) ? dropped(m) : refuse(m, passes.pass(), ""),
-                (m, pos) -> role.takes(m) ? dropped(m) : refuse(m, pos, ""))
+                (m, pos) -> role.takes(m) ? dropped(m) : refuse(m, pos, ""), (m, pos) -> dropped(m))
                 .onMessage(StageCommand.LeftDevice.class, m -> Behaviors.same()))
                 .onSignal(PostStop.class, s -> stopped(passes))
                 .build();
@@ -120,10 +122,10 @@ public final class StageActor {
     }
 
     /**
-     * A pass's messages, their tensors landed on the device as they arrive: data of a microbatch, and the parts of
-     * a tied matrix. They come first: they are most of what a stage takes.
+     * A pass's messages, their tensors landed on the device as they arrive: data of a microbatch, the parts of a
+     * tied matrix, and the parts its replicas exchange. They come first: they are most of what a stage takes.
      */
-    private BehaviorBuilder<StageCommand> passMessages(TiedMessage tied, PassMessage data) {
+    private BehaviorBuilder<StageCommand> passMessages(TiedMessage tied, PassMessage data, PassMessage replicas) {
         return Behaviors.receive(StageCommand.class)
                 .onMessage(StageCommand.Tokens.class, m -> data.take(m, m.pos()))
                 .onMessage(StageCommand.Targets.class, m -> data.take(m, m.pos()))
@@ -142,19 +144,27 @@ public final class StageActor {
                 .onMessage(StageCommand.TiedWeights.class, m -> {
                     m.weights().land(device, Category.COMMUNICATION);
                     return tied.take(m);
+                })
+                .onMessage(StageCommand.ReplicaGradient.class, m -> {
+                    m.gradient().land(device, Category.COMMUNICATION);
+                    return replicas.take(m, m.pass());
+                })
+                .onMessage(StageCommand.ReplicaWeights.class, m -> {
+                    m.weights().land(device, Category.COMMUNICATION);
+                    return replicas.take(m, m.pass());
                 });
     }
 
     /** What the stage takes in every state: its role's own commands, and requests for its weights, state and trace. */
     private BehaviorBuilder<StageCommand> anyState(BehaviorBuilder<StageCommand> b) {
         return b.onMessage(StageCommand.SetTrainable.class, m -> roleCommand(m, () -> role.setTrainable(m.trainable()),
-                        new StageEvent.TrainableSet(spec.stage(), m.step(), m.trainable())))
+                        new StageEvent.TrainableSet(spec.id(), m.step(), m.trainable())))
                 .onMessage(StageCommand.Redraw.class, m -> roleCommand(m, () -> role.redraw(m.draw(), m.fresh()),
-                        new StageEvent.Redrawn(spec.stage(), m.step())))
+                        new StageEvent.Redrawn(spec.id(), m.step())))
                 .onMessage(StageCommand.CollectWeights.class, m -> handled(state::reportWeights))
                 .onMessage(StageCommand.CollectState.class, m -> handled(state::reportOptimizerState))
                 .onMessage(StageCommand.RestoreState.class, m -> handled(() -> state.restore(m)))
-                .onMessage(StageCommand.CollectTrace.class, m -> handled(() -> events.tell(new StageEvent.Trace(spec.stage(), trace.drain()))))
+                .onMessage(StageCommand.CollectTrace.class, m -> handled(() -> events.tell(new StageEvent.Trace(spec.id(), trace.drain()))))
                 .onMessage(StageCommand.WriteShard.class, m -> handled(() -> state.writeShard(m, checkpointWriter())))
                 .onMessage(StageCommand.TakeSnapshot.class, m -> handled(() -> state.snapshot(m, checkpointWriter())))
                 .onMessage(StageCommand.RestoreSnapshot.class, m -> handled(() -> state.restoreSnapshot(m)));
@@ -180,7 +190,7 @@ public final class StageActor {
     /** A message the stage cannot take is the sender's error: reported, its tensors freed, the stage unharmed. */
     private Behavior<StageCommand> refuse(StageCommand m, Position pos, String when) {
         dropped(m);
-        events.tell(new StageEvent.Failed(spec.stage(), pos, StageEvent.Failure.PROTOCOL,
+        events.tell(new StageEvent.Failed(spec.id(), pos, StageEvent.Failure.PROTOCOL,
                 spec + " cannot take " + m.getClass().getSimpleName() + (pos == null ? "" : " (" + pos + ")") + when));
         return Behaviors.same();
     }
@@ -191,6 +201,8 @@ public final class StageActor {
         if (m instanceof StageCommand.Backward b) b.gradient().discard();
         if (m instanceof StageCommand.TiedGradient t) t.gradient().discard();
         if (m instanceof StageCommand.TiedWeights t) t.weights().discard();
+        if (m instanceof StageCommand.ReplicaGradient r) r.gradient().discard();
+        if (m instanceof StageCommand.ReplicaWeights r) r.weights().discard();
         return Behaviors.same();
     }
 }

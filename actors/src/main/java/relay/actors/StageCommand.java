@@ -72,6 +72,15 @@ public sealed interface StageCommand extends WireMessage {
     /** A part of the tied matrix after its update, rows from {@code row} on, from the embedding back to the head's replica. */
     record TiedWeights(long step, int row, TensorPayload weights) implements StageCommand {}
 
+    /**
+     * A part of a parameter's summed gradient over one replica's share of the pass (rows from {@code row} on), from
+     * that replica's stage to the replica that owns the parameter's update.
+     */
+    record ReplicaGradient(Position pass, String parameter, int replica, int row, TensorPayload gradient) implements StageCommand {}
+
+    /** A part of a parameter after its owner's update (rows from {@code row} on), from the owner to the stage's other replicas. */
+    record ReplicaWeights(Position pass, String parameter, int row, TensorPayload weights) implements StageCommand {}
+
     /** Report the stage's parameters' values (between steps). */
     record CollectWeights() implements StageCommand {}
 

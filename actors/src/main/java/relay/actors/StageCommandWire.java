@@ -4,6 +4,7 @@ import java.nio.ByteBuffer;
 import org.apache.pekko.actor.typed.ActorRef;
 import relay.transport.proto.Activation;
 import relay.transport.proto.Empty;
+import relay.transport.proto.ReplicaTensor;
 import relay.transport.proto.TiedTensor;
 import relay.transport.proto.TokenBatch;
 
@@ -37,6 +38,10 @@ final class StageCommandWire {
             b.setTiedGradient(TiedTensor.newBuilder().setStep(m.step()).setRow(m.row()).setTensor(Wire.shape(m.gradient())));
         } else if (c instanceof StageCommand.TiedWeights m) {
             b.setTiedWeights(TiedTensor.newBuilder().setStep(m.step()).setRow(m.row()).setTensor(Wire.shape(m.weights())));
+        } else if (c instanceof StageCommand.ReplicaGradient m) {
+            b.setReplicaGradient(replicaTensor(m.pass(), m.parameter(), m.row(), m.gradient()).setReplica(m.replica()));
+        } else if (c instanceof StageCommand.ReplicaWeights m) {
+            b.setReplicaWeights(replicaTensor(m.pass(), m.parameter(), m.row(), m.weights()));
         } else if (c instanceof StageCommand.CollectWeights) {
             b.setCollectWeights(Empty.getDefaultInstance());
         } else if (c instanceof StageCommand.CollectState) {
@@ -77,6 +82,11 @@ final class StageCommandWire {
                     Wire.payload(p.getTiedGradient().getTensor(), in));
             case TIED_WEIGHTS -> new StageCommand.TiedWeights(p.getTiedWeights().getStep(), p.getTiedWeights().getRow(),
                     Wire.payload(p.getTiedWeights().getTensor(), in));
+            case REPLICA_GRADIENT -> new StageCommand.ReplicaGradient(Wire.position(p.getReplicaGradient().getPosition()),
+                    p.getReplicaGradient().getParameter(), p.getReplicaGradient().getReplica(), p.getReplicaGradient().getRow(),
+                    Wire.payload(p.getReplicaGradient().getTensor(), in));
+            case REPLICA_WEIGHTS -> new StageCommand.ReplicaWeights(Wire.position(p.getReplicaWeights().getPosition()),
+                    p.getReplicaWeights().getParameter(), p.getReplicaWeights().getRow(), Wire.payload(p.getReplicaWeights().getTensor(), in));
             case COLLECT_WEIGHTS -> new StageCommand.CollectWeights();
             case COLLECT_STATE -> new StageCommand.CollectState();
             case RESTORE_STATE -> new StageCommand.RestoreState(Wire.readParts(p.getRestoreState().getPartsList(), in), p.getRestoreState().getLast());
@@ -88,6 +98,10 @@ final class StageCommandWire {
                     Wire.readParts(p.getRestoreSnapshot().getPartsList(), in), p.getRestoreSnapshot().getLast());
             case COMMAND_NOT_SET -> throw new IllegalArgumentException("a stage command without a command");
         };
+    }
+
+    private static ReplicaTensor.Builder replicaTensor(Position pass, String parameter, int row, relay.transport.TensorPayload t) {
+        return ReplicaTensor.newBuilder().setPosition(Wire.position(pass)).setParameter(parameter).setRow(row).setTensor(Wire.shape(t));
     }
 
     private static TokenBatch.Builder tokens(Position pos, int[] ids) {

@@ -184,7 +184,7 @@ public final class StageHost {
         private Behavior<Command> spawn(Spawn m) {
             int d = m.spec().device();
             if (d < 0 || d >= MAX_DEVICES) {
-                m.events().tell(new StageEvent.Failed(m.spec().stage(), null, StageEvent.Failure.FAULT,
+                m.events().tell(new StageEvent.Failed(m.spec().id(), null, StageEvent.Failure.FAULT,
                         m.spec() + " is placed on device " + d + "; a node holds devices 0.." + (MAX_DEVICES - 1)));
                 return Behaviors.same();
             }

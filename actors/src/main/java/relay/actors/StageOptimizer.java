@@ -20,7 +20,9 @@ import relay.stages.train.GradientAccumulator;
  * and applies its rule — at once (eager) or summed over the step at the stage's last backward (exact).
  * A tied matrix's gradient is always summed over the step: it is updated once, by the embedding stage,
  * with the head's part added. Gradients of parameters the method does not update (LoRA's base weights and
- * norms, for example) are dropped; a stage with none to update gets no sink, so it computes none.
+ * norms, for example) are dropped; a stage with none to update gets no sink, so it computes none. With
+ * several replicas of the pipeline the step's sums are settled through the stage's {@link ReplicaExchange}: each
+ * parameter's owner sums every replica's, updates it (or measures its norm) and hands the others its new values.
  */
 final class StageOptimizer implements AutoCloseable {
     private final UpdateRule rule;
@@ -33,6 +35,11 @@ final class StageOptimizer implements AutoCloseable {
     private final TraceRecorder trace;
     /** Keys the stochastic rounding of bfloat16 weights' updates, with the step and the parameter. */
     private final long seed;
+    /** This stage's group of replicas, or null with one replica: sums settle at once. */
+    private final ReplicaExchange group;
+    private double normSquared;
+    /** The stage's own actions of the pass are done: its sums are settled or being settled. */
+    private boolean finished;
     private GradientAccumulator sums = new GradientAccumulator();
     private GradientAccumulator tiedSum = new GradientAccumulator();
 
@@ -42,10 +49,12 @@ final class StageOptimizer implements AutoCloseable {
      * @param tied       this stage's replica of a tied matrix, or null
      * @param trace      where each update's span goes
      * @param seed       the run's seed, keying the stochastic rounding of bfloat16 weights
+     * @param group      the stage's exchange with its other replicas, or null (one replica)
      */
     StageOptimizer(Training training, List<Parameter> parameters, Schedule schedule, Clipping clipping, UpdateMode mode, Parameter tied,
-                   TraceRecorder trace, long seed) {
+                   TraceRecorder trace, long seed, ReplicaExchange group) {
         this.seed = seed;
+        this.group = group;
         this.rule = training.rule();
         this.updates = training.updates();
         this.updatesAny = parameters.stream().anyMatch(updates);
@@ -130,24 +139,58 @@ final class StageOptimizer implements AutoCloseable {
         p.update(Bf16.updateKey(seed, pos.step(), part, p.name()), () -> rule.apply(p, g, schedule.at((int) pos.step())));
     }
 
+    /** A new pass: no squared norm yet, nothing pending between replicas. */
+    void startPass() {
+        normSquared = 0;
+        finished = false;
+        if (group != null) group.discard();
+    }
+
     /**
-     * Ends the stage's share of a pass (its last backward is done): returns the squared norm of what was
-     * summed in a norm pass, or applies the sums of an exact updating pass. The tied part stays for
-     * {@link #takeTiedSum()} or {@link #finishTied}.
+     * Ends the stage's own share of a pass (its last backward is done): settles what was summed — its squared norm in
+     * a norm pass, its update in an exact updating pass — at once, or with several replicas once every replica's sum
+     * is in ({@link #settled()}). The tied part stays for {@link #takeTiedSum()} or {@link #finishTied}.
      */
-    double finishPass(Position pos) {
-        double sq = 0;
-        for (Parameter p : sums.parameters()) {
-            Tensor g = sums.gradient(p);
-            if (pos.pass() == Pass.NORM) {
-                sq += g.device().sumOfSquares(g);
-            } else {
-                apply(p, g, pos);
-            }
+    void finishPass(Position pos, Outbox out) {
+        for (Parameter p : sums.parameters()) settle(p, sums.take(p), pos, out);
+        finished = true;
+    }
+
+    /** Settles one parameter's sum of this stage's share (handed over): here, or through the replicas' exchange. */
+    private void settle(Parameter p, Tensor sum, Position pos, Outbox out) {
+        if (group != null) {
+            group.contribute(p, sum, pos, out, this::settleSummed);
+            return;
         }
-        sums.close();
-        sums = new GradientAccumulator();
-        return sq;
+        try (sum) {
+            settleSummed(p, sum, pos);
+        }
+    }
+
+    /** A gradient summed over the whole step: its squared norm in a norm pass, else its update. */
+    private void settleSummed(Parameter p, Tensor g, Position pos) {
+        if (pos.pass() == Pass.NORM) {
+            normSquared += g.device().sumOfSquares(g);
+        } else {
+            apply(p, g, pos);
+        }
+    }
+
+    /** A part of another replica's gradient, or of an owner's new values. */
+    void fromReplica(StageCommand m, Outbox out) {
+        if (group == null) throw new IllegalStateException("a stage of one replica has no replicas to hear from");
+        if (m instanceof StageCommand.ReplicaGradient g) group.take(g, out, this::settleSummed);
+        if (m instanceof StageCommand.ReplicaWeights w) group.take(w);
+    }
+
+    /** Whether the pass's own actions are done and every sum settled: with replicas, once the owners have summed and sent back all. */
+    boolean settled() {
+        return finished && (group == null || group.settled());
+    }
+
+    /** This pass's squared gradient norm (a norm pass): of every parameter this stage settled (with replicas: owns). */
+    double normSquared() {
+        return normSquared;
     }
 
     /** The head's summed tied gradient, handed over (it leaves this stage with the message). */
@@ -161,21 +204,14 @@ final class StageOptimizer implements AutoCloseable {
         total.device().axpy(1f, headPart, total.rowRange(row, row + headPart.rows()));
     }
 
-    /**
-     * The embedding's end of a pass for the tied matrix, every part of the head's added: returns the total's
-     * squared norm (norm pass) or applies it once (updating pass) and returns 0.
-     */
-    double finishTied(Position pos) {
-        Tensor total = tiedSum.sumFor(tied);
-        double sq = 0;
-        if (pos.pass() == Pass.NORM) {
-            sq = total.device().sumOfSquares(total);
-        } else {
-            apply(tied, total, pos);
-        }
-        tiedSum.close();
-        tiedSum = new GradientAccumulator();
-        return sq;
+    /** The embedding's end of a pass for the tied matrix, every part of the head's added: settled like any other sum. */
+    void finishTied(Position pos, Outbox out) {
+        settle(tied, tiedSum.take(tied), pos, out);
+    }
+
+    /** Frees what a failed pass left between replicas. */
+    void discardPending() {
+        if (group != null) group.discard();
     }
 
     Map<String, float[]> export() {
@@ -184,7 +220,7 @@ final class StageOptimizer implements AutoCloseable {
 
     /** Sets these parameters' state from a checkpoint's values (a resumed run). */
     void restore(List<Parameter> params, Map<String, float[]> values) {
-        params.forEach(p -> rule.restore(p, values));
+        for (Parameter p : params) if (group == null || group.owns(p)) rule.restore(p, values);
     }
 
     /** A block being frozen: its optimizer state goes. */
@@ -196,6 +232,7 @@ final class StageOptimizer implements AutoCloseable {
     public void close() {
         sums.close();
         tiedSum.close();
+        if (group != null) group.close();
         rule.close();
     }
 }

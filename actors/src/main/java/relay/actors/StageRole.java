@@ -36,7 +36,8 @@ sealed interface StageRole extends AutoCloseable permits EmbeddingStage, BlockSt
             role = new EmbeddingStage(e, device, optimizer(spec, training(spec, List.of()), e.parameters(), tied ? e.tokenTable() : null, trace), tied);
         } else if (spec.isHead()) {
             LmHead h = LmHead.create(cfg, init, tied ? Embedding.tokenTable(cfg, init) : null);
-            role = new HeadStage(h, device, optimizer(spec, training(spec, List.of()), h.parameters(true), tied ? h.weight() : null, trace), tied);
+            role = new HeadStage(h, device, optimizer(spec, training(spec, List.of()), h.parameters(true), tied ? h.weight() : null, trace), tied,
+                    spec.placement().replicas());
         } else {
             TransformerBlock b = Model.block(cfg, spec.stage() - 1, init);
             b.setRecompute(spec.config().recompute());
@@ -64,8 +65,12 @@ sealed interface StageRole extends AutoCloseable permits EmbeddingStage, BlockSt
 
     private static StageOptimizer optimizer(StageSpec spec, Training training, List<Parameter> parameters, Parameter tied, TraceRecorder trace) {
         PipelineConfig pc = spec.config();
+        int replicas = spec.placement().replicas();
+        // The head's replica of a tied table is updated by the embedding, so it is not the head's to own among its replicas.
+        ReplicaExchange group = replicas == 1 ? null : new ReplicaExchange(spec.replica(), replicas,
+                parameters.stream().filter(training.updates()).filter(p -> !(spec.isHead() && p == tied)).toList());
         return new StageOptimizer(training, parameters, pc.settings().schedule(), pc.settings().clipping(), pc.mode(), tied, trace,
-                pc.settings().seed());
+                pc.settings().seed(), group);
     }
 
     /** Every parameter the stage holds (the head's replica of a tied table included). */
@@ -132,7 +137,10 @@ sealed interface StageRole extends AutoCloseable permits EmbeddingStage, BlockSt
         throw new IllegalStateException("only a block redraws subspaces");
     }
 
-    /** The stage's last action of the pass is done; returns whether its share is complete (false while a tied exchange is pending). */
+    /**
+     * The stage's last action of the pass is done; returns whether its share is complete (false while a tied
+     * exchange or its replicas' exchange is pending).
+     */
     boolean finishPass(Position pass, Outbox out);
 
     /** A tied-matrix message ({@link StageCommand.TiedGradient}, {@link StageCommand.TiedWeights}); returns whether the pass's share is now complete. */
@@ -140,16 +148,35 @@ sealed interface StageRole extends AutoCloseable permits EmbeddingStage, BlockSt
         throw new IllegalStateException("no tied matrix here");
     }
 
+    /** A message of its replicas' exchange ({@link StageCommand.ReplicaGradient}, {@link StageCommand.ReplicaWeights}); returns whether the pass's share is now complete. */
+    default boolean fromReplica(StageCommand m, Position pass, Outbox out) {
+        optimizer().fromReplica(m, out);
+        return completeShare(pass, out);
+    }
+
+    /**
+     * Once the stage's own actions of an updating or norm pass are done: what can be finished of its share is (the
+     * embedding hands the head its new tied table once settled); returns whether the share is complete — the replicas'
+     * exchange settled, and the role's own.
+     */
+    default boolean completeShare(Position pass, Outbox out) {
+        return optimizer().settled();
+    }
+
     /** This pass's squared gradient norm (a norm pass), known once the share is complete. */
-    double normSquared();
+    default double normSquared() {
+        return optimizer().normSquared();
+    }
 
     /** The most updates a microbatch's weights moved between its forward and its backward in this pass. */
     default long staleness() {
         return 0;
     }
 
-    /** Frees what a failed pass left behind (saved activations). */
-    default void discardPending() {}
+    /** Frees what a failed pass left behind (saved activations, gradients between replicas). */
+    default void discardPending() {
+        optimizer().discardPending();
+    }
 
     /** Frees the parameters and optimizer state. */
     @Override

@@ -54,11 +54,11 @@ final class StageState {
     }
 
     void reportWeights() {
-        inParts(TensorPart.split(weights(role.parameters()), TensorPart.MESSAGE_FLOATS), (parts, last) -> new StageEvent.Weights(spec.stage(), parts, last));
+        inParts(TensorPart.split(weights(role.parameters()), TensorPart.MESSAGE_FLOATS), (parts, last) -> new StageEvent.Weights(spec.id(), parts, last));
     }
 
     void reportOptimizerState() {
-        inParts(TensorPart.split(role.state(), TensorPart.MESSAGE_FLOATS), (parts, last) -> new StageEvent.OptimizerState(spec.stage(), parts, last));
+        inParts(TensorPart.split(role.state(), TensorPart.MESSAGE_FLOATS), (parts, last) -> new StageEvent.OptimizerState(spec.id(), parts, last));
     }
 
     private void inParts(List<List<TensorPart>> groups, BiFunction<List<TensorPart>, Boolean, StageEvent> event) {
@@ -71,9 +71,9 @@ final class StageState {
         if (!m.last()) return;
         try {
             role.restore(TensorPart.assembleValues(restoring));
-            events.tell(new StageEvent.Restored(spec.stage(), Set.copyOf(role.state().keySet()), null));
+            events.tell(new StageEvent.Restored(spec.id(), Set.copyOf(role.state().keySet()), null));
         } catch (IllegalArgumentException e) {
-            events.tell(new StageEvent.Restored(spec.stage(), Set.of(), spec.name() + ": " + e.getMessage()));
+            events.tell(new StageEvent.Restored(spec.id(), Set.of(), spec.name() + ": " + e.getMessage()));
         } finally {
             restoring.clear();
         }
@@ -91,15 +91,15 @@ final class StageState {
         long bytes = shard.bytes();
         MemoryLedger ledger = device.memory();
         ledger.allocated(Category.WORKSPACE, bytes);
-        events.tell(new StageEvent.ShardTaken(spec.stage(), m.step()));
+        events.tell(new StageEvent.ShardTaken(spec.id(), m.step()));
         writer.execute(() -> {
             StageEvent.ShardWritten written;
             try {
-                written = new StageEvent.ShardWritten(spec.stage(), m.step(), shard.write(Path.of(m.directory())), null);
+                written = new StageEvent.ShardWritten(spec.id(), m.step(), shard.write(Path.of(m.directory())), null);
             } catch (IOException e) {
-                written = new StageEvent.ShardWritten(spec.stage(), m.step(), List.of(), spec + ": " + e.getMessage());
+                written = new StageEvent.ShardWritten(spec.id(), m.step(), List.of(), spec + ": " + e.getMessage());
             } catch (RuntimeException e) {
-                written = new StageEvent.ShardWritten(spec.stage(), m.step(), List.of(), spec + " could not write its shard of "
+                written = new StageEvent.ShardWritten(spec.id(), m.step(), List.of(), spec + " could not write its shard of "
                         + m.directory() + ": " + e);
             } finally {
                 ledger.released(Category.WORKSPACE, bytes);
@@ -115,7 +115,7 @@ final class StageState {
      */
     void snapshot(StageCommand.TakeSnapshot m, Executor background) {
         if (!sending.compareAndSet(false, true)) {
-            events.tell(new StageEvent.SnapshotTaken(spec.stage(), m.step(), true));
+            events.tell(new StageEvent.SnapshotTaken(spec.id(), m.step(), true));
             return;
         }
         // What a checkpoint's shard holds: LoRA's base never changes (a rebuilt stage reads it as it started), its adapters are state.
@@ -127,7 +127,7 @@ final class StageState {
         long bytes = floats * Float.BYTES;
         MemoryLedger ledger = device.memory();
         ledger.allocated(Category.SNAPSHOTS, bytes);
-        events.tell(new StageEvent.SnapshotTaken(spec.stage(), m.step(), false));
+        events.tell(new StageEvent.SnapshotTaken(spec.id(), m.step(), false));
         background.execute(() -> {
             try {
                 List<List<TensorPart>> w = TensorPart.split(weights, TensorPart.MESSAGE_FLOATS), st = TensorPart.split(state, TensorPart.MESSAGE_FLOATS);
@@ -136,10 +136,10 @@ final class StageState {
                     ActorRef<StageHost.Command> holder = m.holders().get(h);
                     String channel = m.channels().get(h);
                     for (List<TensorPart> g : w) {
-                        Sender.deliver(this.channel, channel, holder, new StageHost.HoldSnapshot(spec.stage(), m.step(), m.keepFrom(), false, g, false, events));
+                        Sender.deliver(this.channel, channel, holder, new StageHost.HoldSnapshot(spec.id(), m.step(), m.keepFrom(), false, g, false, events));
                     }
                     for (int i = 0; i < st.size(); i++) {
-                        Sender.deliver(this.channel, channel, holder, new StageHost.HoldSnapshot(spec.stage(), m.step(), m.keepFrom(), true, st.get(i),
+                        Sender.deliver(this.channel, channel, holder, new StageHost.HoldSnapshot(spec.id(), m.step(), m.keepFrom(), true, st.get(i),
                                 i == st.size() - 1, events));
                     }
                 }
@@ -166,9 +166,9 @@ final class StageState {
                 if (v != null) p.value().copyFrom(v);
             }
             role.restore(TensorPart.assembleValues(snapshotState));
-            events.tell(new StageEvent.Restored(spec.stage(), Set.copyOf(role.state().keySet()), null));
+            events.tell(new StageEvent.Restored(spec.id(), Set.copyOf(role.state().keySet()), null));
         } catch (IllegalArgumentException e) {
-            events.tell(new StageEvent.Restored(spec.stage(), Set.of(), spec.name() + ": " + e.getMessage()));
+            events.tell(new StageEvent.Restored(spec.id(), Set.of(), spec.name() + ": " + e.getMessage()));
         } finally {
             snapshotWeights.clear();
             snapshotState.clear();

@@ -145,15 +145,16 @@ final class Wire {
     static relay.transport.proto.StageSpec spec(StageSpec s) {
         relay.transport.proto.StageSpec.Builder b = relay.transport.proto.StageSpec.newBuilder().setStage(s.stage())
                 .setModel(model(s.model())).setSeed(s.seed()).setWeights(s.weights() == null ? "" : s.weights().toString())
-                .setDevices(s.placement().devices()).setConfig(config(s.config())).setTraceEpochMicros(s.traceEpochMicros());
+                .setDevices(s.placement().devices()).setConfig(config(s.config())).setTraceEpochMicros(s.traceEpochMicros())
+                .setReplica(s.replica()).setReplicas(s.placement().replicas());
         for (int d : s.placement().deviceOfStage()) b.addDeviceOfStage(d);
         return b.build();
     }
 
     static StageSpec spec(relay.transport.proto.StageSpec s) {
         int[] devices = s.getDeviceOfStageList().stream().mapToInt(Integer::intValue).toArray();
-        return new StageSpec(s.getStage(), model(s.getModel()), s.getSeed(), s.getWeights().isEmpty() ? null : Path.of(s.getWeights()),
-                new Placement(s.getDevices(), devices), config(s.getConfig()), s.getTraceEpochMicros());
+        return new StageSpec(s.getStage(), s.getReplica(), model(s.getModel()), s.getSeed(), s.getWeights().isEmpty() ? null : Path.of(s.getWeights()),
+                new Placement(s.getDevices(), devices, s.getReplicas()), config(s.getConfig()), s.getTraceEpochMicros());
     }
 
     static relay.transport.proto.Batch batch(Batch b) {

@@ -83,7 +83,7 @@ class StageProtocolTest {
         int[] devices = new int[n];
         for (int s = 0; s < n; s++) devices[s] = s;
         PipelineConfig pc = PipelineConfig.defaults(Method.LOMO, 0.1f);
-        StageSpec spec = new StageSpec(stage, cfg, SEED, null, new Placement(n, devices), pc, 0);
+        StageSpec spec = new StageSpec(stage, 0, cfg, SEED, null, new Placement(n, devices), pc, 0);
         TestProbe<StageEvent> events = kit.createTestProbe();
         ActorRef<StageCommand> ref = kit.spawn(StageActor.create(spec, device, events.getRef(), null), name);
         StageEvent.Ready ready = events.expectMessageClass(StageEvent.Ready.class);
@@ -319,7 +319,7 @@ class StageProtocolTest {
         for (int s = 0; s < n; s++) devices[s] = s;
         PipelineConfig pc = PipelineConfig.defaults(Method.ADAMW, 0.01f);
         TestProbe<StageEvent> events = kit.createTestProbe();
-        ActorRef<StageCommand> head = kit.spawn(StageActor.create(new StageSpec(n - 1, LLAMA, SEED, null, new Placement(n, devices), pc,
+        ActorRef<StageCommand> head = kit.spawn(StageActor.create(new StageSpec(n - 1, 0, LLAMA, SEED, null, new Placement(n, devices), pc,
                 0), device, events.getRef(), null), "head-restore");
         events.expectMessageClass(StageEvent.Ready.class);
         int c = LLAMA.hidden();
@@ -356,7 +356,7 @@ class StageProtocolTest {
         TestProbe<StageHost.Command> host = kit.createTestProbe();
         TestProbe<Coordinator.Gathered> started = kit.createTestProbe();
         List<StageSpec> specs = new ArrayList<>();
-        for (int s = 0; s < stages; s++) specs.add(new StageSpec(s, cfg, 1, null, placement, pc, 0));
+        for (int s = 0; s < stages; s++) specs.add(new StageSpec(s, 0, cfg, 1, null, placement, pc, 0));
         c.tell(new Coordinator.Start(specs, java.util.Collections.nCopies(stages, host.getRef()), started.getRef()));
         List<TestProbe<StageCommand>> probes = new ArrayList<>();
         ActorRef<StageEvent> events = null;

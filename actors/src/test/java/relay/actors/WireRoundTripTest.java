@@ -77,8 +77,8 @@ class WireRoundTripTest {
         TestProbe<StageHost.DeviceMemory> memory = kit.createTestProbe();
         TestProbe<StageHost.Pong> pong = kit.createTestProbe();
         Map<String, float[]> state = Map.of("model.norm.weight/m", new float[] {1, 2}, "model.norm.weight/steps", new float[] {3});
-        Placement placement = new Placement(2, new int[] {0, 0, 0, 1, 1, 1});
-        StageSpec spec = new StageSpec(3, PipelineEquivalenceTest.LLAMA, 5, Path.of("/models/m"), placement,
+        Placement placement = new Placement(2, new int[] {0, 0, 0, 1, 1, 1}, 3);
+        StageSpec spec = new StageSpec(3, 2, PipelineEquivalenceTest.LLAMA, 5, Path.of("/models/m"), placement,
                 PipelineConfig.defaults(Method.ADALOMO, 0.02f).with(UpdateMode.EXACT, PipelineSchedule.GPIPE).withTraceSteps(9).withRecompute(true), 1234);
         List<TensorPart> weights = TensorPart.split(List.of(new SafeTensors.Tensor32("w", new int[] {2, 2}, new float[] {1, 2, 3, 4}),
                 new SafeTensors.Tensor32("e", new int[] {0}, new float[0])), 3).get(1);
@@ -101,6 +101,8 @@ class WireRoundTripTest {
                 new StageCommand.Redraw(8, 6, true),
                 new StageCommand.TiedGradient(3, 8, tensor(4, 4)),
                 new StageCommand.TiedWeights(3, 8, tensor(4, 4)),
+                new StageCommand.ReplicaGradient(POS, "model.layers.1.mlp.up_proj.weight", 1, 16, tensor(4, 8)),
+                new StageCommand.ReplicaWeights(POS, "model.norm.weight", 0, tensor(1, 16)),
                 new StageCommand.CollectWeights(),
                 new StageCommand.CollectState(),
                 new StageCommand.RestoreState(TensorPart.split(state, 100).get(0), true),
@@ -269,6 +271,6 @@ class WireRoundTripTest {
     }
 
     static StageSpec withModel(StageSpec s, ModelConfig model) {
-        return new StageSpec(s.stage(), model, s.seed(), s.weights(), s.placement(), s.config(), s.traceEpochMicros());
+        return new StageSpec(s.stage(), s.replica(), model, s.seed(), s.weights(), s.placement(), s.config(), s.traceEpochMicros());
     }
 }

@@ -25,6 +25,10 @@ final class PipelineBenchCommand implements Callable<Integer> {
             + "(default ${DEFAULT-VALUE})")
     int threadsPerDevice = 1;
 
+    @Option(names = "--replicas", description = "also run this many replicas of a pipeline on --devices ÷ replicas devices each, every "
+            + "replica taking its share of each microbatch (exact mode; default ${DEFAULT-VALUE}: none)")
+    int replicas = 1;
+
     @Mixin
     PipelineOptions pipeline = new PipelineOptions(4, UpdateMode.EAGER);
 
@@ -54,14 +58,19 @@ final class PipelineBenchCommand implements Callable<Integer> {
         Inputs.require(clipNorm >= 0 && Float.isFinite(clipNorm), "--clip-norm", "a finite number ≥ 0 (0: off)", clipNorm);
         Inputs.writableFile(trace, "--trace");
         int microbatches = pipeline.microbatches;
+        Inputs.require(replicas >= 1 && devices % replicas == 0, "--replicas", "≥ 1 and dividing --devices " + devices, replicas);
+        Inputs.require(replicas == 1 || (modelOptions.batch / microbatches) % replicas == 0, "--replicas",
+                "dividing each microbatch's " + modelOptions.batch / microbatches + " sequences", replicas);
+        Inputs.require(replicas == 1 || pipeline.mode() == UpdateMode.EXACT, "--mode", "exact with --replicas " + replicas, pipeline.mode);
         String schedule = pipeline.schedule, mode = pipeline.mode;
         ModelConfig cfg = modelOptions.config();
         Inputs.require(devices <= cfg.layers() + 2, "--devices", "at most the model's " + (cfg.layers() + 2) + " stages", devices);
-        System.out.printf("%s, batch %d × seq %d in %d microbatches, %s, %s mode, %d devices × %d thread(s): plain loop first, then the pipeline...%n",
-                modelOptions.model, modelOptions.batch, modelOptions.seq, microbatches, schedule, mode, devices, threadsPerDevice);
+        System.out.printf("%s, batch %d × seq %d in %d microbatches, %s, %s mode, %d devices × %d thread(s): plain loop first, then the pipeline%s...%n",
+                modelOptions.model, modelOptions.batch, modelOptions.seq, microbatches, schedule, mode, devices, threadsPerDevice,
+                replicas == 1 ? "" : ", then " + replicas + " replicas × " + devices / replicas + " device(s)");
         PipelineBench.Result r;
         try (LoopbackCluster.Workers cluster = new LoopbackCluster.Workers(nodes)) {
-            r = PipelineBench.run(cfg, modelOptions.batch, modelOptions.seq, devices, threadsPerDevice, microbatches, pipeline.schedule(), pipeline.mode(),
+            r = PipelineBench.run(cfg, modelOptions.batch, modelOptions.seq, devices, threadsPerDevice, replicas, microbatches, pipeline.schedule(), pipeline.mode(),
                     steps, trace, clipNorm,
                     nodes > 1 ? cluster::start : null);
         }
@@ -74,6 +83,14 @@ final class PipelineBenchCommand implements Callable<Integer> {
             table.row("pipeline on " + nodes + " JVMs tokens/s", String.format("%.1f", r.clusterTokensPerSecond()))
                     .row("cluster / one JVM", String.format("%.3f", r.clusterTokensPerSecond() / r.tokensPerSecond()));
         }
+        PipelineBench.Replicated rep = r.replicated();
+        if (rep != null) {
+            table.row(replicas + " replicas × " + devices / replicas + " device(s) tokens/s", String.format("%.1f", rep.tokensPerSecond()))
+                    .row("replicas / one pipeline", String.format("%.3f", rep.tokensPerSecond() / r.tokensPerSecond()))
+                    .row("replicas / plain loop", String.format("%.3f", rep.tokensPerSecond() / r.referenceTokensPerSecond()))
+                    .row("replicas' bubble measured", String.format("%.3f", rep.bubbleMeasured()))
+                    .row("replicas' busy fraction per device", fractions(rep.busyFractionPerDevice()));
+        }
         table
                 .row("bubble measured", String.format("%.3f", r.bubbleMeasured()))
                 .row("bubble theory (p-1)/(m+p-1)", String.format("%.3f", r.bubbleTheory()))
@@ -82,7 +99,7 @@ final class PipelineBenchCommand implements Callable<Integer> {
                         1e3 * r.costs().weights()[1]))
                 .row("embedding F / B ms, head ms", String.format("%.1f / %.1f, %.1f", 1e3 * r.costs().forward()[0],
                         1e3 * r.costs().backward()[0], 1e3 * r.costs().forward()[r.costs().forward().length - 1]))
-                .row("busy fraction per device", Arrays.toString(Arrays.stream(r.busyFractionPerDevice()).mapToObj(v -> String.format("%.3f", v)).toArray()))
+                .row("busy fraction per device", fractions(r.busyFractionPerDevice()))
                 .row("staleness max", r.stalenessMax())
                 .print(System.out);
         if (trace != null) System.out.println("trace: " + trace + " (open in ui.perfetto.dev)");
@@ -114,7 +131,19 @@ final class PipelineBenchCommand implements Callable<Integer> {
         out.put("busy_fraction_per_device", r.busyFractionPerDevice());
         out.put("pipeline_step_seconds", r.pipelineStepSeconds());
         out.put("reference_step_seconds", r.referenceStepSeconds());
+        out.put("replicas", replicas);
+        if (rep != null) {
+            out.put("replicas_tokens_per_s", rep.tokensPerSecond());
+            out.put("replicas_placement", rep.placement().deviceOfStage());
+            out.put("replicas_bubble_measured", rep.bubbleMeasured());
+            out.put("replicas_busy_fraction_per_device", rep.busyFractionPerDevice());
+            out.put("replicas_step_seconds", rep.stepSeconds());
+        }
         json.write(out);
         return 0;
+    }
+
+    private static String fractions(double[] v) {
+        return Arrays.toString(Arrays.stream(v).mapToObj(f -> String.format("%.3f", f)).toArray());
     }
 }

@@ -28,8 +28,9 @@ import relay.stages.train.TrainingMethod;
 
 /**
  * The actor pipeline against the plain loop in one run, on the same total threads: the loop on one device
- * with every thread, the pipeline on {@code devices} devices of {@code threadsPerDevice} each. Both train the same model
- * on the same microbatches with LOMO (eager; classic SGD for exact mode).
+ * with every thread, the pipeline on {@code devices} devices of {@code threadsPerDevice} each, and with replicas
+ * R &gt; 1 also R replicas of a pipeline on devices ÷ R devices each (each taking 1/R of every microbatch). All
+ * train the same model on the same microbatches with LOMO (eager; classic SGD for exact mode).
  */
 public final class PipelineBench {
     private PipelineBench() {}
@@ -37,23 +38,31 @@ public final class PipelineBench {
     /**
      * {@code clusterTokensPerSecond}: the same pipeline on the cluster's nodes; NaN without one.
      * {@code bubbleTheory}: the closed form for equal devices; {@code bubbleSimulated}: the schedule played out
-     * with the stage costs measured before the run ({@code costs}, seconds per microbatch).
+     * with the stage costs measured before the run ({@code costs}, seconds per microbatch). {@code replicated}: the
+     * replicas' run, or null with one replica.
      */
     public record Result(double tokensPerSecond, double referenceTokensPerSecond, double clusterTokensPerSecond, double bubbleMeasured,
                          double bubbleTheory, double bubbleSimulated, long stalenessMax, Placement placement, StageCosts costs,
-                         double[] pipelineStepSeconds, double[] referenceStepSeconds, double[] busyFractionPerDevice) {}
+                         double[] pipelineStepSeconds, double[] referenceStepSeconds, double[] busyFractionPerDevice, Replicated replicated) {}
+
+    /** R replicas of the pipeline on devices ÷ R devices each: their placement, tokens/s, bubble and busy fraction per device. */
+    public record Replicated(Placement placement, double tokensPerSecond, double bubbleMeasured, double[] stepSeconds, double[] busyFractionPerDevice) {}
 
     /**
      * @param clipNorm LOMO's clipping by global norm (0: off), which adds a norm-only pass to every step
      * @param cluster  nodes of a cluster to run the same pipeline on after this JVM's, made when needed (null: none);
      *                 the caller closes them
      */
-    public static Result run(ModelConfig cfg, int batch, int seq, int devices, int threadsPerDevice, int microbatches, PipelineSchedule schedule,
-                             UpdateMode mode, int steps, Path trace, float clipNorm, Supplier<Nodes> cluster) throws IOException {
+    public static Result run(ModelConfig cfg, int batch, int seq, int devices, int threadsPerDevice, int replicas, int microbatches,
+                             PipelineSchedule schedule, UpdateMode mode, int steps, Path trace, float clipNorm, Supplier<Nodes> cluster) throws IOException {
         if (batch % microbatches != 0) {
             throw new IllegalArgumentException("batch " + batch + " does not split into " + microbatches + " microbatches");
         }
         int mbBatch = batch / microbatches;
+        if (replicas > 1 && (devices % replicas != 0 || mbBatch % replicas != 0)) {
+            throw new IllegalArgumentException(replicas + " replicas need devices (" + devices + ") and each microbatch's sequences (" + mbBatch
+                    + ") to split evenly among them");
+        }
         float lr = 1e-3f;
         OptimizerSettings settings = OptimizerSettings.defaults(lr).withClipping(new relay.optimizers.Clipping(0f, clipNorm));
         SyntheticData data = new SyntheticData(cfg.vocabSize(), mbBatch, seq, 0.1, 3);
@@ -95,9 +104,17 @@ public final class PipelineBench {
                 clusterTokensPerSecond = tokensPerStep / median(time(p, stepsData, null).seconds);
             }
         }
+        Replicated replicated = null;
+        if (replicas > 1) {
+            Placement each = Placement.balanced(costs.total(), devices / replicas).withReplicas(replicas);
+            try (Pipeline p = Pipeline.start(cfg, 1, each, pc, ConfigFactory.empty())) {
+                Timing t = time(p, stepsData, null);
+                replicated = new Replicated(each, tokensPerStep / median(t.seconds), median(t.bubbles), t.seconds, t.busy);
+            }
+        }
         return new Result(tokensPerStep / median(local.seconds), tokensPerStep / median(refSeconds), clusterTokensPerSecond,
                 median(local.bubbles), PipelineSchedule.theoreticalBubble(devices, microbatches), simulated, local.staleness, placement,
-                costs, local.seconds, refSeconds, local.busy);
+                costs, local.seconds, refSeconds, local.busy, replicated);
     }
 
     /** Per timed step: seconds and bubble; over all: the largest staleness and each device's mean busy fraction. */
@@ -105,7 +122,7 @@ public final class PipelineBench {
 
     /** Steps the pipeline over the data, the first step a warm-up. */
     private static Timing time(Pipeline p, List<List<Batch>> stepsData, Path trace) throws IOException {
-        int steps = stepsData.size() - 1, devices = p.placement().devices();
+        int steps = stepsData.size() - 1, devices = p.placement().allDevices();
         double[] seconds = new double[steps], bubbles = new double[steps], busy = new double[devices];
         long staleness = 0;
         check(p.step(stepsData.get(0)));

@@ -69,6 +69,6 @@ public record Plan(ModelConfig model, DeviceSpec devices, PipelineConfig config,
     /** The stages placed on a device by name: "embedding, block-0..block-9". */
     public String stagesOn(int device) {
         int first = placement.firstOnDevice(device), last = placement.lastOnDevice(device);
-        return StageSpec.name(first, model.layers()) + (first == last ? "" : ".." + StageSpec.name(last, model.layers()));
+        return StageSpec.name(first, model.layers(), -1) + (first == last ? "" : ".." + StageSpec.name(last, model.layers(), -1));
     }
 }

@@ -59,7 +59,7 @@ class SettingsRoundTripTest {
         ActorSystem<Void> system = ActorSystem.create(Behaviors.empty(), "settings-round-trip");
         try {
             ModelConfig model = ModelConfig.named("llama-tiny");
-            StageSpec spec = new StageSpec(1, model, 17, null, new Placement(1, new int[model.layers() + 2]), c.pipelineConfig(20), 0);
+            StageSpec spec = new StageSpec(1, 0, model, 17, null, new Placement(1, new int[model.layers() + 2]), c.pipelineConfig(20), 0);
             Serialization serialization = SerializationExtension.get(Adapter.toClassic(system));
             StageHost.Spawn sent = new StageHost.Spawn(spec, system.deadLetters(), 1);
             Serializer serializer = serialization.findSerializerFor(sent);

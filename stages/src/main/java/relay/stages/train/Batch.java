@@ -37,6 +37,13 @@ public record Batch(int[] inputs, int[] targets, int batch, int seq, int[] posit
         }
     }
 
+    /** Sequences [from, to) of this batch: a replica's share. */
+    public Batch rows(int from, int to) {
+        if (from < 0 || to > batch || from >= to) throw new IllegalArgumentException("sequences [" + from + ", " + to + ") of a batch of " + batch);
+        return new Batch(java.util.Arrays.copyOfRange(inputs, from * seq, to * seq), java.util.Arrays.copyOfRange(targets, from * seq, to * seq),
+                to - from, seq, positions == null ? null : java.util.Arrays.copyOfRange(positions, from * seq, to * seq));
+    }
+
     public int tokens() {
         return batch * seq;
     }
