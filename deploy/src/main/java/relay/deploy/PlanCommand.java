@@ -42,6 +42,13 @@ final class PlanCommand implements Callable<Integer> {
     @Mixin
     DTypeOption dtype = new DTypeOption();
 
+    @Option(names = "--replicas", description = "replicas of the pipeline (data parallelism), each on --devices ÷ replicas devices, "
+            + "taking its share of every microbatch; exact mode unless --mode says otherwise (default ${DEFAULT-VALUE})")
+    int replicas = 1;
+
+    @picocli.CommandLine.Spec
+    picocli.CommandLine.Model.CommandSpec command;
+
     @Option(names = "--recompute", description = "blocks keep only their input and recompute their activations in backward")
     boolean recompute;
 
@@ -63,6 +70,10 @@ final class PlanCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
+        Inputs.require(replicas >= 1, "--replicas", "≥ 1", replicas);
+        Inputs.require(replicas == 1 || !fit, "--replicas", "1 with --fit (the search plans one replica)", replicas);
+        if (replicas > 1 && !command.commandLine().getParseResult().hasMatchedOption("--mode")) pipeline.mode = UpdateMode.EXACT.key();
+        Inputs.require(replicas == 1 || pipeline.mode() == UpdateMode.EXACT, "--mode", "exact with --replicas " + replicas, pipeline.mode);
         pipeline.check(fit ? 0 : modelOptions.batch);
         Inputs.require(memoryBandwidth > 0 && Double.isFinite(memoryBandwidth), "--memory-bandwidth", "> 0 GB/s", memoryBandwidth);
         Inputs.require(bus > 0 && Double.isFinite(bus), "--bus", "> 0 GB/s", bus);
@@ -73,15 +84,18 @@ final class PlanCommand implements Callable<Integer> {
         relay.stages.model.Precision precision = dtype.precision();
         PipelineConfig pc = Inputs.parsed("--optimizer", () -> PipelineConfig.defaults(Method.named(optimizer), 1e-4f)
                 .with(pipeline.mode(), pipeline.schedule()).withRecompute(recompute).withPrecision(precision));
-        Inputs.require(spec.devices() <= cfg.layers() + 2, "--devices", "at most the model's " + (cfg.layers() + 2) + " stages",
-                spec.devices());
+        Inputs.require(spec.devices() % replicas == 0 && spec.devices() / replicas <= cfg.layers() + 2, "--devices",
+                "at most the model's " + (cfg.layers() + 2) + " stages per replica, " + replicas + " replica(s) of equal devices", spec.devices());
+        Inputs.require(replicas == 1 || (modelOptions.batch / pipeline.microbatches) % replicas == 0, "--replicas",
+                "dividing each microbatch's " + modelOptions.batch / pipeline.microbatches + " sequences", replicas);
         System.out.printf("planning %s (%,d parameters), batch %d × seq %d, %s, %s, %s mode, %s weights and activations "
-                        + "(gradients and optimizer state float32), on %s%n", modelOptions.model, cfg.parameters(), modelOptions.batch,
-                modelOptions.seq, optimizer, pipeline.schedule, pipeline.mode, dtype.dtype().key(), spec);
+                        + "(gradients and optimizer state float32), on %s%s%n", modelOptions.model, cfg.parameters(), modelOptions.batch,
+                modelOptions.seq, optimizer, pipeline.schedule, pipeline.mode, dtype.dtype().key(), spec,
+                replicas == 1 ? "" : " in " + replicas + " replicas of " + spec.devices() / replicas + " devices");
         Map<String, Object> out = new LinkedHashMap<>();
         try (Planner planner = new Planner()) {
             if (!fit) {
-                Plan p = planner.plan(cfg, spec, pc, modelOptions.batch, modelOptions.seq, pipeline.microbatches, null);
+                Plan p = planner.plan(cfg, spec, pc, modelOptions.batch, modelOptions.seq, pipeline.microbatches, replicas);
                 print(p);
                 out.put("plan", json(p));
             } else {
@@ -139,9 +153,10 @@ final class PlanCommand implements Callable<Integer> {
             System.out.printf("snapshots in memory (a run on these %d nodes, snapshot-every on): host memory per node %s%n", snapshots.length,
                     java.util.Arrays.stream(snapshots).mapToObj(Plan::size).collect(java.util.stream.Collectors.joining(", ")));
         }
-        System.out.printf(Locale.ROOT, "%d microbatches of %d%s: step %.3f s, bubble %.3f, %.1f tokens/s%n", p.microbatches(),
-                p.batch() / p.microbatches(), p.config().recompute() ? ", recomputing activations" : "", p.stepSeconds(), p.bubble(),
-                p.tokensPerSecond());
+        int r = p.placement().replicas();
+        System.out.printf(Locale.ROOT, "%d microbatches of %d%s%s: step %.3f s, bubble %.3f, %.1f tokens/s%n", p.microbatches(),
+                p.batch() / p.microbatches(), r == 1 ? "" : " (" + p.batch() / p.microbatches() / r + " to each of " + r + " replicas)",
+                p.config().recompute() ? ", recomputing activations" : "", p.stepSeconds(), p.bubble(), p.tokensPerSecond());
     }
 
     private static Map<String, Object> json(Plan p) {
@@ -149,6 +164,7 @@ final class PlanCommand implements Callable<Integer> {
         m.put("devices", p.devices().devices());
         m.put("nodes", p.devices().nodes());
         m.put("device_memory_bytes", p.devices().memoryBytes());
+        m.put("replicas", p.placement().replicas());
         m.put("microbatches", p.microbatches());
         m.put("recompute", p.config().recompute());
         m.put("weights_dtype", p.config().precision().weights().key());

@@ -9,9 +9,9 @@ import relay.stages.memory.Category;
 import relay.stages.model.ModelConfig;
 
 /**
- * A model's training step planned on devices: where its stages go, each device's peak memory by category (what
- * the ledger counts when the step runs), and the step time, bubble and tokens per second the schedule gives for
- * the stages' costs.
+ * A model's training step planned on devices: where its stages go (in each replica of the pipeline), each device's
+ * peak memory by category (what the ledger counts when the step runs), and the step time, bubble and tokens per
+ * second the schedule gives for the stages' costs.
  *
  * @param memory each device's peak bytes per category over building the stages and one step
  */
@@ -66,9 +66,10 @@ public record Plan(ModelConfig model, DeviceSpec devices, PipelineConfig config,
                 : String.format(java.util.Locale.ROOT, "%.1f MiB", bytes / (double) (1L << 20));
     }
 
-    /** The stages placed on a device by name: "embedding, block-0..block-9". */
+    /** The stages placed on a device (of every replica's) by name: "embedding..block-9", "block-10..head-r1". */
     public String stagesOn(int device) {
-        int first = placement.firstOnDevice(device), last = placement.lastOnDevice(device);
-        return StageSpec.name(first, model.layers(), -1) + (first == last ? "" : ".." + StageSpec.name(last, model.layers(), -1));
+        int local = device % placement.devices(), replica = placement.replicas() == 1 ? -1 : device / placement.devices();
+        int first = placement.firstOnDevice(local), last = placement.lastOnDevice(local);
+        return StageSpec.name(first, model.layers(), replica) + (first == last ? "" : ".." + StageSpec.name(last, model.layers(), replica));
     }
 }

@@ -106,7 +106,7 @@ public final class Planner implements AutoCloseable {
             List<Map<Category, Long>> out = new ArrayList<>();
             p.memoryPeaks().forEach((d, peaks) -> {
                 // The host keeps devices an earlier plan made; only this placement's count (not the JVM's bytes in flight or its snapshots).
-                if (d >= 0 && d < placement.devices()) out.add(new EnumMap<>(peaks));
+                if (d >= 0 && d < placement.allDevices()) out.add(new EnumMap<>(peaks));
             });
             return out;
         }
@@ -135,6 +135,49 @@ public final class Planner implements AutoCloseable {
         StageCosts costs = stepCosts(cfg, spec, pl, pc, batch, seq, microbatches);
         ScheduleSimulation.Outcome t = time(cfg, spec, costs, pl, pc, batch / microbatches, seq, microbatches);
         return new Plan(cfg, spec, pc, batch, seq, microbatches, pl, memory(cfg, pl, pc, batch, seq, microbatches), t.stepTime(), t.bubble());
+    }
+
+    /**
+     * The plan of {@code replicas} replicas of a pipeline on {@code spec.devices() / replicas} devices each (exact mode),
+     * every replica taking 1/replicas of each microbatch's sequences. Memory is the replicated stages' on simulated
+     * devices (each replica keeps the optimizer state of the parameters it owns); the step is one replica's schedule
+     * with its share of the batch, then the replicas' exchange ({@link #exchangeSeconds}), which this plan does not
+     * overlap with the schedule.
+     */
+    public Plan plan(ModelConfig cfg, DeviceSpec spec, PipelineConfig pc, int batch, int seq, int microbatches, int replicas) {
+        if (replicas == 1) return plan(cfg, spec, pc, batch, seq, microbatches, (Placement) null);
+        if (spec.devices() % replicas != 0 || (batch / microbatches) % replicas != 0) {
+            throw new IllegalArgumentException(replicas + " replicas need the devices (" + spec.devices() + ") and each microbatch's sequences ("
+                    + batch / microbatches + ") to split evenly among them");
+        }
+        int share = batch / replicas;
+        Placement one = Placement.balanced(costs(cfg, spec, share / microbatches, seq, pc.precision()).total(), spec.devices() / replicas);
+        StageCosts costs = stepCosts(cfg, spec, one, pc, share, seq, microbatches);
+        ScheduleSimulation.Outcome t = time(cfg, spec, costs, one, pc, share / microbatches, seq, microbatches);
+        Placement all = one.withReplicas(replicas);
+        return new Plan(cfg, spec, pc, batch, seq, microbatches, all, memory(cfg, all, pc, batch, seq, microbatches),
+                t.stepTime() + exchangeSeconds(cfg, spec, all, pc), t.bubble());
+    }
+
+    /**
+     * The replicas' exchange at the end of a step, its slowest device's: each replica sends (R − 1)/R of its stages'
+     * float32 gradients to their owners and takes (R − 1)/R of their weights back, over the link between nodes where a
+     * stage's replicas span nodes, else the bus (CPU devices of one machine: no time). Every parameter is counted as
+     * trained, an upper bound for LISA's frozen blocks and LoRA's base weights.
+     */
+    public static double exchangeSeconds(ModelConfig cfg, DeviceSpec spec, Placement placement, PipelineConfig pc) {
+        if (spec.cpu() || placement.replicas() == 1) return 0;
+        double[] params = stageParameters(cfg);
+        double share = (placement.replicas() - 1) / (double) placement.replicas(), slowest = 0;
+        for (int d = 0; d < placement.devices(); d++) {
+            double bytes = 0;
+            for (int s = placement.firstOnDevice(d); s <= placement.lastOnDevice(d); s++) {
+                bytes += params[s] * (Float.BYTES + pc.precision().weights().bytes()) * share;
+            }
+            boolean spansNodes = spec.nodeOf(d) != spec.nodeOf(placement.deviceOfActor(placement.actor(placement.replicas() - 1, placement.firstOnDevice(d))));
+            slowest = Math.max(slowest, bytes / (spansNodes ? spec.linkBytesPerSecond() : spec.busBytesPerSecond()));
+        }
+        return slowest;
     }
 
     /** What a search found: the fastest plan that fits, or the one needing the least memory and why none fits. */
