@@ -1,5 +1,6 @@
 package relay.actors;
 
+import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -11,9 +12,12 @@ import relay.transport.TensorPayload;
 /**
  * A stage's share of its group — the same stage in every replica of the pipeline — at the end of a pass. Each
  * parameter the stage updates is owned by one replica (whole parameters, balanced by size: the owner alone keeps its
- * optimizer state). A replica's summed gradient of a parameter goes to the owner, in parts of whole rows; the owner
- * adds every replica's in replica order (the same sum whichever arrives first), applies its update once and sends the
- * new values to the others, which take them before the next pass. A gradient lives only until its owner has summed it.
+ * optimizer state). Its gradient is summed along a chain in replica order ending at the owner: the replica after the
+ * owner sends its own sum to the next, which adds its own and passes it on, in parts of whole rows, so a replica
+ * holds its own gradient and at most the parts that came before it was ready; the owner adds the last partial sum to
+ * its own, applies its update once and sends the new values to the others, which take them before the next pass. The
+ * chain fixes the order of the additions, so a run is bit-identical to itself; a gradient lives only until it has
+ * been passed on.
  */
 final class ReplicaExchange implements AutoCloseable {
 
@@ -26,30 +30,13 @@ final class ReplicaExchange implements AutoCloseable {
     private final int replicas;
     private final Map<String, Parameter> byName = new HashMap<>();
     private final Map<Parameter, Integer> owner = new HashMap<>();
-    /** Each owned parameter's gradients of this pass by replica, until all are here. */
-    private final Map<Parameter, Contributions> pending = new HashMap<>();
+    /** This replica's gradient of each parameter it adds into the chain's partial sum, with the rows added so far. */
+    private final Map<Parameter, Tensor> own = new HashMap<>();
+    private final Map<Parameter, Integer> rowsAdded = new HashMap<>();
+    /** Parts of the partial sum that came before this replica's own gradient was ready. */
+    private final Map<Parameter, List<StageCommand.ReplicaGradient>> early = new HashMap<>();
     /** Parameters of other owners whose new values this replica still waits for, with the rows arrived so far. */
     private final Map<Parameter, TiedRows> awaited = new HashMap<>();
-
-    /** The gradients of one owned parameter: each replica's, assembled from its parts. */
-    private static final class Contributions {
-        final Tensor[] byReplica;
-        final int[] rows;
-
-        Contributions(int replicas) {
-            byReplica = new Tensor[replicas];
-            rows = new int[replicas];
-        }
-
-        boolean complete(int total) {
-            for (int r = 0; r < rows.length; r++) if (byReplica[r] == null || rows[r] < total) return false;
-            return true;
-        }
-
-        void close() {
-            for (Tensor t : byReplica) if (t != null) t.close();
-        }
-    }
 
     /**
      * @param updated the parameters the stage updates, in the same order on every replica
@@ -89,41 +76,78 @@ final class ReplicaExchange implements AutoCloseable {
         return o != null && o == replica;
     }
 
-
-    /**
-     * The stage's gradient of a parameter summed over its share of the pass (handed over): to the owner, or kept
-     * toward the sum. An updating pass then waits for the owner's new values of a parameter it does not own.
-     */
-    void contribute(Parameter p, Tensor gradient, Position pass, Outbox out, Settle settle) {
-        int o = owner.get(p);
-        if (o == replica) {
-            Contributions c = pending.computeIfAbsent(p, k -> new Contributions(replicas));
-            c.byReplica[replica] = gradient;
-            c.rows[replica] = gradient.rows();
-            settleIfComplete(p, c, pass, out, settle);
-            return;
-        }
-        try (gradient) {
-            TiedRows.split(gradient, (row, part) -> out.toReplica(o, new StageCommand.ReplicaGradient(pass, p.name(), replica, row,
-                    TensorPayload.of(part)), pass));
-        }
-        if (pass.pass() == Pass.TRAIN) awaited.putIfAbsent(p, new TiedRows(p.value().rows()));
+    /** The chain of a parameter starts at the replica after its owner. */
+    private boolean startsChain(Parameter p) {
+        return (owner.get(p) + 1) % replicas == replica;
     }
 
-    /** A part of another replica's gradient of a parameter this replica owns. */
+    private int next() {
+        return (replica + 1) % replicas;
+    }
+
+    /**
+     * The stage's gradient of a parameter summed over its share of the pass (handed over): sent on at once by the
+     * chain's first replica, else kept until the partial sum before it arrives. An updating pass then waits for the
+     * owner's new values of a parameter it does not own.
+     */
+    void contribute(Parameter p, Tensor gradient, Position pass, Outbox out, Settle settle) {
+        if (!owns(p) && pass.pass() == Pass.TRAIN) awaited.putIfAbsent(p, new TiedRows(p.value().rows()));
+        if (startsChain(p)) {
+            try (gradient) {
+                TiedRows.split(gradient, (row, part) -> out.toReplica(next(), new StageCommand.ReplicaGradient(pass, p.name(), replica, row,
+                        TensorPayload.of(part)), pass));
+            }
+            return;
+        }
+        own.put(p, gradient);
+        rowsAdded.put(p, 0);
+        List<StageCommand.ReplicaGradient> before = early.remove(p);
+        if (before != null) for (StageCommand.ReplicaGradient m : before) add(p, m, out, settle);
+    }
+
+    /** A part of the partial sum from the replica before this one in the chain. */
     void take(StageCommand.ReplicaGradient m, Outbox out, Settle settle) {
         Parameter p = parameter(m.parameter());
-        if (!owns(p)) throw new IllegalStateException("replica " + m.replica() + " sent its gradient of " + p.name() + " to replica " + replica
-                + ", which does not own it");
-        Contributions c = pending.computeIfAbsent(p, k -> new Contributions(replicas));
-        try (Tensor part = m.gradient().materialize(p.value().device(), Category.COMMUNICATION)) {
-            if (c.byReplica[m.replica()] == null) {
-                c.byReplica[m.replica()] = p.value().device().empty(Category.COMMUNICATION, p.value().rows(), p.value().cols());
-            }
-            part.device().copy(part, c.byReplica[m.replica()].rowRange(m.row(), m.row() + part.rows()));
-            c.rows[m.replica()] += part.rows();
+        if (m.replica() != (replica + replicas - 1) % replicas || startsChain(p)) {
+            throw new IllegalStateException("replica " + replica + " took a partial sum of " + p.name() + " from replica " + m.replica()
+                    + ", not the one before it in the chain");
         }
-        settleIfComplete(p, c, m.pass(), out, settle);
+        if (own.containsKey(p)) {
+            add(p, m, out, settle);
+        } else {
+            early.computeIfAbsent(p, k -> new ArrayList<>()).add(m);
+        }
+    }
+
+    /** Adds this replica's rows to a part of the partial sum: passed on, or at the owner added into its own until the sum is whole. */
+    private void add(Parameter p, StageCommand.ReplicaGradient m, Outbox out, Settle settle) {
+        Tensor mine = own.get(p);
+        Tensor part = m.gradient().materialize(mine.device(), Category.COMMUNICATION);
+        int rows = part.rows();
+        Tensor myRows = mine.rowRange(m.row(), m.row() + rows);
+        if (owns(p)) {
+            try (part) {
+                mine.device().axpy(1f, part, myRows);
+            }
+        } else {
+            mine.device().axpy(1f, myRows, part);
+            out.toReplica(next(), new StageCommand.ReplicaGradient(m.pass(), p.name(), replica, m.row(), TensorPayload.of(part)), m.pass());
+        }
+        int added = rowsAdded.merge(p, rows, Integer::sum);
+        if (added < mine.rows()) return;
+        own.remove(p);
+        rowsAdded.remove(p);
+        try (mine) {
+            if (owns(p)) settle.apply(p, mine, m.pass());
+        }
+        if (owns(p) && m.pass().pass() == Pass.TRAIN) {
+            for (int r = 0; r < replicas; r++) {
+                if (r == replica) continue;
+                int to = r;
+                TiedRows.split(p.value(), (row, values) -> out.toReplica(to, new StageCommand.ReplicaWeights(m.pass(), p.name(), row,
+                        TensorPayload.of(values)), m.pass()));
+            }
+        }
     }
 
     /** A part of a parameter's new values from its owner. */
@@ -135,9 +159,9 @@ final class ReplicaExchange implements AutoCloseable {
         if (arrived.arrived(rows)) awaited.remove(p);
     }
 
-    /** Whether, of what was contributed, every owned parameter is settled and every other one's new values taken. */
+    /** Whether, of what was contributed, every partial sum was passed on (or settled, at its owner) and every new value taken. */
     boolean settled() {
-        return pending.isEmpty() && awaited.isEmpty();
+        return own.isEmpty() && early.isEmpty() && awaited.isEmpty();
     }
 
     private Parameter parameter(String name) {
@@ -146,31 +170,13 @@ final class ReplicaExchange implements AutoCloseable {
         return p;
     }
 
-    /** Once every replica's gradient is here: summed in replica order, settled, and in an updating pass the new values to the others. */
-    private void settleIfComplete(Parameter p, Contributions c, Position pass, Outbox out, Settle settle) {
-        if (!c.complete(p.value().rows())) return;
-        pending.remove(p);
-        Tensor sum = c.byReplica[0];
-        for (int r = 1; r < replicas; r++) {
-            sum.device().axpy(1f, c.byReplica[r], sum);
-            c.byReplica[r].close();
-        }
-        try (sum) {
-            settle.apply(p, sum, pass);
-        }
-        if (pass.pass() != Pass.TRAIN) return;
-        for (int r = 0; r < replicas; r++) {
-            if (r == replica) continue;
-            int to = r;
-            TiedRows.split(p.value(), (row, part) -> out.toReplica(to, new StageCommand.ReplicaWeights(pass, p.name(), row,
-                    TensorPayload.of(part)), pass));
-        }
-    }
-
     /** Frees what a failed (or an earlier) pass left. */
     void discard() {
-        pending.values().forEach(Contributions::close);
-        pending.clear();
+        own.values().forEach(Tensor::close);
+        own.clear();
+        rowsAdded.clear();
+        early.values().forEach(parts -> parts.forEach(m -> m.gradient().discard()));
+        early.clear();
         awaited.clear();
     }
 

@@ -73,8 +73,9 @@ public sealed interface StageCommand extends WireMessage {
     record TiedWeights(long step, int row, TensorPayload weights) implements StageCommand {}
 
     /**
-     * A part of a parameter's summed gradient over one replica's share of the pass (rows from {@code row} on), from
-     * that replica's stage to the replica that owns the parameter's update.
+     * A part of a parameter's gradient summed over the pass's shares of the replicas from the one after its owner up
+     * to {@code replica} (rows from {@code row} on), from that replica's stage to the next replica's: the chain that
+     * ends at the replica owning the parameter's update ({@link ReplicaExchange}).
      */
     record ReplicaGradient(Position pass, String parameter, int replica, int row, TensorPayload gradient) implements StageCommand {}
 

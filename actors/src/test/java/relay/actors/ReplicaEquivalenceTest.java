@@ -93,6 +93,19 @@ class ReplicaEquivalenceTest {
         return Stream.of(LLAMA.family(), GPT2.family());
     }
 
+    /** Three replicas, each gradient summed along a chain of two hops to its owner: still the one-replica run, and itself. */
+    @Test
+    void threeReplicasSumAlongTheChain() {
+        relay.stages.train.SyntheticData d = new relay.stages.train.SyntheticData(LLAMA.vocabSize(), 3, 6, 0.2, 13);
+        List<List<Batch>> data = new ArrayList<>();
+        for (int s = 0; s < PipelineEquivalenceTest.STEPS; s++) data.add(List.of(d.next(), d.next()));
+        PipelineConfig pc = config(Method.ADAMW, PipelineSchedule.ZB_H1);
+        Placement one = new Placement(1, new int[] {0, 0, 0, 0, 0, 0});
+        Run three = PipelineEquivalenceTest.pipeline(LLAMA, data, one.withReplicas(3), pc);
+        PipelineEquivalenceTest.assertSame(PipelineEquivalenceTest.pipeline(LLAMA, data, one, pc), three, TOLERANCE);
+        PipelineEquivalenceTest.assertSame(three, PipelineEquivalenceTest.pipeline(LLAMA, data, one.withReplicas(3), pc), 0f);
+    }
+
     /** LISA draws the same blocks on every replica: with one block trained and redrawn every step, still the one-replica run. */
     @Test
     void lisaDrawsTheSameBlocksOnEveryReplica() {

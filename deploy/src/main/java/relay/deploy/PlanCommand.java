@@ -149,7 +149,7 @@ final class PlanCommand implements Callable<Integer> {
         }
         t.print(System.out);
         long[] snapshots = p.snapshotBytes();
-        if (snapshots.length > 1) {
+        if (java.util.Arrays.stream(snapshots).sum() > 0) {
             System.out.printf("snapshots in memory (a run on these %d nodes, snapshot-every on): host memory per node %s%n", snapshots.length,
                     java.util.Arrays.stream(snapshots).mapToObj(Plan::size).collect(java.util.stream.Collectors.joining(", ")));
         }

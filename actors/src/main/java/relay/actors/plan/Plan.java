@@ -44,13 +44,14 @@ public record Plan(ModelConfig model, DeviceSpec devices, PipelineConfig config,
     }
 
     /**
-     * Host memory each node holds for snapshots in memory (with two or more nodes; none with one): the newest two of
+     * Host memory each node holds for snapshots in memory (with two or more nodes and one replica; none else): the newest two of
      * its own stages' snapshots and of the previous node's in the ring, each the weights the stages hold, kept in
      * float32, and their optimizer state. A head's replica of a tied table is counted, though the embedding's is kept.
      */
     public long[] snapshotBytes() {
         long[] own = new long[devices.nodes()], held = new long[devices.nodes()];
-        if (devices.nodes() < 2) return held;
+        // Replicas of a pipeline take no snapshots in memory yet.
+        if (devices.nodes() < 2 || placement.replicas() > 1) return held;
         for (int d = 0; d < memory.size(); d++) {
             Map<Category, Long> m = memory.get(d);
             own[devices.nodeOf(d)] += m.get(Category.PARAMETERS) / config.precision().weights().bytes() * Float.BYTES

@@ -160,8 +160,8 @@ public final class Planner implements AutoCloseable {
     }
 
     /**
-     * The replicas' exchange at the end of a step, its slowest device's: each replica sends (R − 1)/R of its stages'
-     * float32 gradients to their owners and takes (R − 1)/R of their weights back, over the link between nodes where a
+     * The replicas' exchange at the end of a step, its slowest device's: each replica passes on (R − 1)/R of its stages'
+     * float32 gradients along the chains to their owners and takes (R − 1)/R of their weights back, over the link between nodes where a
      * stage's replicas span nodes, else the bus (CPU devices of one machine: no time). Every parameter is counted as
      * trained, an upper bound for LISA's frozen blocks and LoRA's base weights.
      */
