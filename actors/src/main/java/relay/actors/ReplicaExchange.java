@@ -1,9 +1,10 @@
 package relay.actors;
 
-import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import relay.stages.layers.Parameter;
 import relay.stages.memory.Category;
 import relay.stages.tensor.Tensor;
@@ -13,11 +14,12 @@ import relay.transport.TensorPayload;
  * A stage's share of its group — the same stage in every replica of the pipeline — at the end of a pass. Each
  * parameter the stage updates is owned by one replica (whole parameters, balanced by size: the owner alone keeps its
  * optimizer state). Its gradient is summed along a chain in replica order ending at the owner: the replica after the
- * owner sends its own sum to the next, which adds its own and passes it on, in parts of whole rows, so a replica
- * holds its own gradient and at most the parts that came before it was ready; the owner adds the last partial sum to
- * its own, applies its update once and sends the new values to the others, which take them before the next pass. The
- * chain fixes the order of the additions, so a run is bit-identical to itself; a gradient lives only until it has
- * been passed on.
+ * owner starts it, each next one adds the partial sum that reaches it into its own gradient, in place, part by part,
+ * and passes the rows on; the owner adds the last one into its own, applies its update once and sends the new values
+ * along the same chain, each replica taking them before its next pass and passing them on. A replica passes rows on only once the next one has its own
+ * gradient ready ({@link StageCommand.ReplicaReady}), so each holds its own gradient and no more than the parts in
+ * flight. The chain fixes the order of the additions, so a run is bit-identical to itself; a gradient lives only until
+ * it has been passed on.
  */
 final class ReplicaExchange implements AutoCloseable {
 
@@ -30,13 +32,23 @@ final class ReplicaExchange implements AutoCloseable {
     private final int replicas;
     private final Map<String, Parameter> byName = new HashMap<>();
     private final Map<Parameter, Integer> owner = new HashMap<>();
-    /** This replica's gradient of each parameter it adds into the chain's partial sum, with the rows added so far. */
-    private final Map<Parameter, Tensor> own = new HashMap<>();
-    private final Map<Parameter, Integer> rowsAdded = new HashMap<>();
-    /** Parts of the partial sum that came before this replica's own gradient was ready. */
-    private final Map<Parameter, List<StageCommand.ReplicaGradient>> early = new HashMap<>();
+    /** This replica's gradient of each parameter, with the partial sum of the replicas before it added into its first rows. */
+    private final Map<Parameter, Partial> partials = new HashMap<>();
+    /** Parameters whose next replica in the chain has its own gradient ready for them. */
+    private final Set<Parameter> nextReady = new HashSet<>();
     /** Parameters of other owners whose new values this replica still waits for, with the rows arrived so far. */
     private final Map<Parameter, TiedRows> awaited = new HashMap<>();
+
+    /** A gradient being summed: rows [0, added) hold the chain's sum so far (all of them at its start), rows [0, sent) went on. */
+    private static final class Partial {
+        final Tensor sum;
+        int added, sent;
+
+        Partial(Tensor sum, int added) {
+            this.sum = sum;
+            this.added = added;
+        }
+    }
 
     /**
      * @param updated the parameters the stage updates, in the same order on every replica
@@ -85,83 +97,91 @@ final class ReplicaExchange implements AutoCloseable {
         return (replica + 1) % replicas;
     }
 
+    private int previous() {
+        return (replica + replicas - 1) % replicas;
+    }
+
     /**
-     * The stage's gradient of a parameter summed over its share of the pass (handed over): sent on at once by the
-     * chain's first replica, else kept until the partial sum before it arrives. An updating pass then waits for the
-     * owner's new values of a parameter it does not own.
+     * The stage's gradient of a parameter summed over its share of the pass (handed over): the chain's start passes
+     * it on once the next replica is ready, every other replica says it is ready for the partial sum. An updating
+     * pass then waits for the owner's new values of a parameter it does not own.
      */
     void contribute(Parameter p, Tensor gradient, Position pass, Outbox out, Settle settle) {
         if (!owns(p) && pass.pass() == Pass.TRAIN) awaited.putIfAbsent(p, new TiedRows(p.value().rows()));
-        if (startsChain(p)) {
-            try (gradient) {
-                TiedRows.split(gradient, (row, part) -> out.toReplica(next(), new StageCommand.ReplicaGradient(pass, p.name(), replica, row,
-                        TensorPayload.of(part)), pass));
-            }
-            return;
+        boolean start = startsChain(p);
+        partials.put(p, new Partial(gradient, start ? gradient.rows() : 0));
+        if (start) {
+            passOn(p, pass, out);
+        } else {
+            out.toReplica(previous(), new StageCommand.ReplicaReady(pass, p.name()), pass);
         }
-        own.put(p, gradient);
-        rowsAdded.put(p, 0);
-        List<StageCommand.ReplicaGradient> before = early.remove(p);
-        if (before != null) for (StageCommand.ReplicaGradient m : before) add(p, m, out, settle);
     }
 
-    /** A part of the partial sum from the replica before this one in the chain. */
+    /** The next replica in the chain has its own gradient of a parameter ready. */
+    void take(StageCommand.ReplicaReady m, Outbox out) {
+        Parameter p = parameter(m.parameter());
+        nextReady.add(p);
+        if (partials.containsKey(p)) passOn(p, m.pass(), out);
+    }
+
+    /** A part of the partial sum from the replica before this one, added into this replica's rows. */
     void take(StageCommand.ReplicaGradient m, Outbox out, Settle settle) {
         Parameter p = parameter(m.parameter());
-        if (m.replica() != (replica + replicas - 1) % replicas || startsChain(p)) {
-            throw new IllegalStateException("replica " + replica + " took a partial sum of " + p.name() + " from replica " + m.replica()
-                    + ", not the one before it in the chain");
+        Partial mine = partials.get(p);
+        if (m.replica() != previous() || startsChain(p) || mine == null || m.row() != mine.added) {
+            throw new IllegalStateException("replica " + replica + " took an unexpected partial sum of " + p.name() + " (rows from " + m.row()
+                    + ") from replica " + m.replica());
         }
-        if (own.containsKey(p)) {
-            add(p, m, out, settle);
-        } else {
-            early.computeIfAbsent(p, k -> new ArrayList<>()).add(m);
+        try (Tensor part = m.gradient().materialize(mine.sum.device(), Category.COMMUNICATION)) {
+            mine.sum.device().axpy(1f, part, mine.sum.rowRange(m.row(), m.row() + part.rows()));
+            mine.added += part.rows();
         }
-    }
-
-    /** Adds this replica's rows to a part of the partial sum: passed on, or at the owner added into its own until the sum is whole. */
-    private void add(Parameter p, StageCommand.ReplicaGradient m, Outbox out, Settle settle) {
-        Tensor mine = own.get(p);
-        Tensor part = m.gradient().materialize(mine.device(), Category.COMMUNICATION);
-        int rows = part.rows();
-        Tensor myRows = mine.rowRange(m.row(), m.row() + rows);
-        if (owns(p)) {
-            try (part) {
-                mine.device().axpy(1f, part, myRows);
-            }
-        } else {
-            mine.device().axpy(1f, myRows, part);
-            out.toReplica(next(), new StageCommand.ReplicaGradient(m.pass(), p.name(), replica, m.row(), TensorPayload.of(part)), m.pass());
+        if (!owns(p)) {
+            passOn(p, m.pass(), out);
+            return;
         }
-        int added = rowsAdded.merge(p, rows, Integer::sum);
-        if (added < mine.rows()) return;
-        own.remove(p);
-        rowsAdded.remove(p);
-        try (mine) {
-            if (owns(p)) settle.apply(p, mine, m.pass());
+        if (mine.added < mine.sum.rows()) return;
+        partials.remove(p);
+        try (Tensor sum = mine.sum) {
+            settle.apply(p, sum, m.pass());
         }
-        if (owns(p) && m.pass().pass() == Pass.TRAIN) {
-            for (int r = 0; r < replicas; r++) {
-                if (r == replica) continue;
-                int to = r;
-                TiedRows.split(p.value(), (row, values) -> out.toReplica(to, new StageCommand.ReplicaWeights(m.pass(), p.name(), row,
-                        TensorPayload.of(values)), m.pass()));
-            }
+        if (m.pass().pass() == Pass.TRAIN) {
+            TiedRows.split(p.value(), (row, values) -> out.toReplica(next(), new StageCommand.ReplicaWeights(m.pass(), p.name(), row,
+                    TensorPayload.of(values)), m.pass()));
         }
     }
 
-    /** A part of a parameter's new values from its owner. */
-    void take(StageCommand.ReplicaWeights m) {
+    /** The summed rows not yet passed on go to the next replica once it is ready; a gradient passed on whole is freed. */
+    private void passOn(Parameter p, Position pass, Outbox out) {
+        Partial mine = partials.get(p);
+        if (!nextReady.contains(p) || mine.sent == mine.added) return;
+        TiedRows.split(mine.sum.rowRange(mine.sent, mine.added), (row, part) -> out.toReplica(next(),
+                new StageCommand.ReplicaGradient(pass, p.name(), replica, mine.sent + row, TensorPayload.of(part)), pass));
+        mine.sent = mine.added;
+        if (mine.sent < mine.sum.rows()) return;
+        partials.remove(p);
+        nextReady.remove(p);
+        mine.sum.close();
+    }
+
+    /** A part of a parameter's new values from its owner, taken and passed on along the chain to the replica before the owner. */
+    void take(StageCommand.ReplicaWeights m, Outbox out) {
         Parameter p = parameter(m.parameter());
-        int rows = m.weights().shape()[0];
-        m.weights().copyInto(p.value().rowRange(m.row(), m.row() + rows));
+        Tensor part = m.weights().materialize(p.value().device(), Category.COMMUNICATION);
+        int rows = part.rows();
+        part.device().copy(part, p.value().rowRange(m.row(), m.row() + rows));
+        if (owner.get(p) == next()) {
+            part.close();
+        } else {
+            out.toReplica(next(), new StageCommand.ReplicaWeights(m.pass(), p.name(), m.row(), TensorPayload.of(part)), m.pass());
+        }
         TiedRows arrived = awaited.computeIfAbsent(p, k -> new TiedRows(p.value().rows()));
         if (arrived.arrived(rows)) awaited.remove(p);
     }
 
-    /** Whether, of what was contributed, every partial sum was passed on (or settled, at its owner) and every new value taken. */
+    /** Whether, of what was contributed, every sum was passed on (or settled, at its owner) and every new value taken. */
     boolean settled() {
-        return own.isEmpty() && early.isEmpty() && awaited.isEmpty();
+        return partials.isEmpty() && awaited.isEmpty();
     }
 
     private Parameter parameter(String name) {
@@ -172,11 +192,9 @@ final class ReplicaExchange implements AutoCloseable {
 
     /** Frees what a failed (or an earlier) pass left. */
     void discard() {
-        own.values().forEach(Tensor::close);
-        own.clear();
-        rowsAdded.clear();
-        early.values().forEach(parts -> parts.forEach(m -> m.gradient().discard()));
-        early.clear();
+        partials.values().forEach(m -> m.sum.close());
+        partials.clear();
+        nextReady.clear();
         awaited.clear();
     }
 

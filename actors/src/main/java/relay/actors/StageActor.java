@@ -149,6 +149,7 @@ public final class StageActor {
                     m.gradient().land(device, Category.COMMUNICATION);
                     return replicas.take(m, m.pass());
                 })
+                .onMessage(StageCommand.ReplicaReady.class, m -> replicas.take(m, m.pass()))
                 .onMessage(StageCommand.ReplicaWeights.class, m -> {
                     m.weights().land(device, Category.COMMUNICATION);
                     return replicas.take(m, m.pass());

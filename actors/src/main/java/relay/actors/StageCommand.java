@@ -79,7 +79,10 @@ public sealed interface StageCommand extends WireMessage {
      */
     record ReplicaGradient(Position pass, String parameter, int replica, int row, TensorPayload gradient) implements StageCommand {}
 
-    /** A part of a parameter after its owner's update (rows from {@code row} on), from the owner to the stage's other replicas. */
+    /** This replica's stage has its own gradient of a parameter ready: the replica before it in the chain may pass its partial sum on. */
+    record ReplicaReady(Position pass, String parameter) implements StageCommand {}
+
+    /** A part of a parameter after its owner's update (rows from {@code row} on), along the chain from the owner to every other replica. */
     record ReplicaWeights(Position pass, String parameter, int row, TensorPayload weights) implements StageCommand {}
 
     /** Report the stage's parameters' values (between steps). */

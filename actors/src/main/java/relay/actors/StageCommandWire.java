@@ -40,6 +40,8 @@ final class StageCommandWire {
             b.setTiedWeights(TiedTensor.newBuilder().setStep(m.step()).setRow(m.row()).setTensor(Wire.shape(m.weights())));
         } else if (c instanceof StageCommand.ReplicaGradient m) {
             b.setReplicaGradient(replicaTensor(m.pass(), m.parameter(), m.row(), m.gradient()).setReplica(m.replica()));
+        } else if (c instanceof StageCommand.ReplicaReady m) {
+            b.setReplicaReady(ReplicaTensor.newBuilder().setPosition(Wire.position(m.pass())).setParameter(m.parameter()));
         } else if (c instanceof StageCommand.ReplicaWeights m) {
             b.setReplicaWeights(replicaTensor(m.pass(), m.parameter(), m.row(), m.weights()));
         } else if (c instanceof StageCommand.CollectWeights) {
@@ -85,6 +87,7 @@ final class StageCommandWire {
             case REPLICA_GRADIENT -> new StageCommand.ReplicaGradient(Wire.position(p.getReplicaGradient().getPosition()),
                     p.getReplicaGradient().getParameter(), p.getReplicaGradient().getReplica(), p.getReplicaGradient().getRow(),
                     Wire.payload(p.getReplicaGradient().getTensor(), in));
+            case REPLICA_READY -> new StageCommand.ReplicaReady(Wire.position(p.getReplicaReady().getPosition()), p.getReplicaReady().getParameter());
             case REPLICA_WEIGHTS -> new StageCommand.ReplicaWeights(Wire.position(p.getReplicaWeights().getPosition()),
                     p.getReplicaWeights().getParameter(), p.getReplicaWeights().getRow(), Wire.payload(p.getReplicaWeights().getTensor(), in));
             case COLLECT_WEIGHTS -> new StageCommand.CollectWeights();

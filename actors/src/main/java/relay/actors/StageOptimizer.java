@@ -176,11 +176,12 @@ final class StageOptimizer implements AutoCloseable {
         }
     }
 
-    /** A part of another replica's gradient, or of an owner's new values. */
+    /** A part of another replica's partial sum, its readiness for one, or a part of an owner's new values. */
     void fromReplica(StageCommand m, Outbox out) {
         if (group == null) throw new IllegalStateException("a stage of one replica has no replicas to hear from");
         if (m instanceof StageCommand.ReplicaGradient g) group.take(g, out, this::settleSummed);
-        if (m instanceof StageCommand.ReplicaWeights w) group.take(w);
+        if (m instanceof StageCommand.ReplicaReady r) group.take(r, out);
+        if (m instanceof StageCommand.ReplicaWeights w) group.take(w, out);
     }
 
     /** Whether the pass's own actions are done and every sum settled: with replicas, once the owners have summed and sent back all. */

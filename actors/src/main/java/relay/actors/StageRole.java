@@ -148,7 +148,10 @@ sealed interface StageRole extends AutoCloseable permits EmbeddingStage, BlockSt
         throw new IllegalStateException("no tied matrix here");
     }
 
-    /** A message of its replicas' exchange ({@link StageCommand.ReplicaGradient}, {@link StageCommand.ReplicaWeights}); returns whether the pass's share is now complete. */
+    /**
+     * A message of its replicas' exchange ({@link StageCommand.ReplicaGradient}, {@link StageCommand.ReplicaReady},
+     * {@link StageCommand.ReplicaWeights}); returns whether the pass's share is now complete.
+     */
     default boolean fromReplica(StageCommand m, Position pass, Outbox out) {
         optimizer().fromReplica(m, out);
         return completeShare(pass, out);

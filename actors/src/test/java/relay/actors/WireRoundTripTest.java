@@ -102,6 +102,7 @@ class WireRoundTripTest {
                 new StageCommand.TiedGradient(3, 8, tensor(4, 4)),
                 new StageCommand.TiedWeights(3, 8, tensor(4, 4)),
                 new StageCommand.ReplicaGradient(POS, "model.layers.1.mlp.up_proj.weight", 1, 16, tensor(4, 8)),
+                new StageCommand.ReplicaReady(POS, "lm_head.weight"),
                 new StageCommand.ReplicaWeights(POS, "model.norm.weight", 0, tensor(1, 16)),
                 new StageCommand.CollectWeights(),
                 new StageCommand.CollectState(),
