@@ -256,7 +256,6 @@ public final class Pipeline implements AutoCloseable {
      * written (an {@link UnwritableFile}, as a stage told it).
      */
     public CompletableFuture<List<CheckpointShard.File>> writeShards(long step, Path directory) {
-        singleReplica("checkpoint shards");
         gather(to -> new Coordinator.WriteShards(step, directory.toAbsolutePath().toString(), to));
         // The coordinator answers when the shards are written or cannot be: a lost node is what it waits out.
         return AskPattern.<Coordinator.Command, Coordinator.Gathered>ask(coordinator, to -> new Coordinator.AwaitShards(step, to),

@@ -85,9 +85,10 @@ final class StageState {
      * workspace until it is written.
      */
     void writeShard(StageCommand.WriteShard m, Executor writer) {
-        // A tied table's replica in the head is the embedding's to write.
+        // A tied table's replica in the head is the embedding's to write; the weights, which every replica of the pipeline holds
+        // alike, replica 0's. Each replica writes the optimizer state it keeps.
         CheckpointShard shard = new CheckpointShard(spec.name(), spec.model(), spec.config().method().key(),
-                spec.config().precision().weights(), weights(role.updated()), role.state());
+                spec.config().precision().weights(), spec.replica() == 0 ? weights(role.updated()) : List.of(), role.state());
         long bytes = shard.bytes();
         MemoryLedger ledger = device.memory();
         ledger.allocated(Category.WORKSPACE, bytes);

@@ -32,6 +32,10 @@ final class ChaosBenchCommand implements Callable<Integer> {
             + "(printed) (default ${DEFAULT-VALUE})")
     String seed = "29412658892505";
 
+    @Option(names = "--replicas", description = "replicas of the pipeline, each taking one sequence of every microbatch (exact mode; "
+            + "default ${DEFAULT-VALUE})")
+    int replicas = 1;
+
     @Option(names = "--mode", description = "the pipeline's update mode, exact or eager (default ${DEFAULT-VALUE})")
     String mode = "exact";
 
@@ -54,6 +58,8 @@ final class ChaosBenchCommand implements Callable<Integer> {
         Inputs.require(kills >= 1, "--kills", "≥ 1", kills);
         Inputs.require(steps >= 4, "--steps", "≥ 4 (a worker is killed after step 2 to steps − 1)", steps);
         Inputs.parsed("--mode", () -> relay.actors.UpdateMode.parse(mode));
+        Inputs.require(replicas >= 1, "--replicas", "≥ 1", replicas);
+        Inputs.require(replicas == 1 || mode.equals("exact"), "--mode", "exact with --replicas " + replicas, mode);
         long s = seed.equals("random") ? System.nanoTime() : seed();
         SplittableRandom random = new SplittableRandom(s);
         Path work = Files.createTempDirectory("relay-chaos");
@@ -61,7 +67,8 @@ final class ChaosBenchCommand implements Callable<Integer> {
         StringBuilder text = new StringBuilder();
         for (int i = 0; i < 80; i++) text.append("In the beginning was the word, and the word was ").append(i % 7).append(".\n");
         relay.stages.io.FileWrites.writeString(corpus, text);
-        System.out.printf("%d runs of %d steps in %s mode, seed %d, in %s%n", kills, steps, mode, s, work);
+        System.out.printf("%d runs of %d steps in %s mode%s, seed %d, in %s%n", kills, steps, mode,
+                replicas == 1 ? "" : ", " + replicas + " replicas", s, work);
 
         Path reference = runDir(work.resolve("reference"), run(work, "reference", corpus, 1, 0, -1, -1).code());
         Table table = new Table("run", "node killed", "after step", "survived", "identical", "steps lost", "pause s", "seconds");
@@ -104,6 +111,7 @@ final class ChaosBenchCommand implements Callable<Integer> {
         out.put("seed", s);
         out.put("steps", steps);
         out.put("mode", mode);
+        out.put("replicas", replicas);
         out.put("each", runs);
         json.write(out);
         return 0;
@@ -122,8 +130,8 @@ final class ChaosBenchCommand implements Callable<Integer> {
      */
     private Outcome run(Path work, String name, Path corpus, int nodes, int port, int victim, int atStep) throws IOException, InterruptedException {
         List<String> train = new ArrayList<>(List.of("train", "--model", "llama-tiny", "--data", corpus.toString(), "--steps",
-                String.valueOf(steps), "--out", work.resolve(name).toString(), "batch=2", "seq=16", "microbatches=2", "eval-every=4",
-                "eval-sequences=4", "trace-steps=0", "validation-fraction=0.1", "mode=" + mode));
+                String.valueOf(steps), "--out", work.resolve(name).toString(), "batch=" + 2 * replicas, "seq=16", "microbatches=2", "eval-every=4",
+                "eval-sequences=" + 4 * replicas, "trace-steps=0", "validation-fraction=0.1", "mode=" + mode, "replicas=" + replicas));
         if (nodes > 1) train.addAll(List.of("nodes=" + nodes, "relay.cluster.port=" + port, "relay.cluster.down-after=2s"));
         List<Process> workers = new ArrayList<>();
         try {

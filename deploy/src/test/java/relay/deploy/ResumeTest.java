@@ -2,6 +2,7 @@ package relay.deploy;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -99,7 +100,7 @@ class ResumeTest {
     }
 
     @org.junit.jupiter.params.ParameterizedTest
-    @org.junit.jupiter.params.provider.ValueSource(strings = {"adalomo", "lora", "adalomo dtype=bf16"})
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"adalomo", "lora", "adalomo dtype=bf16", "adalomo replicas=2 batch=4"})
     void aRunCutShortAndResumedEndsExactlyWhereTheWholeRunEnds(String optimizer) throws Exception {
         Path whole = train(dir.resolve("a"), optimizer);
         assertEquals(optimizer.endsWith("bf16") ? relay.stages.tensor.DType.BF16 : relay.stages.tensor.DType.F32,
@@ -129,6 +130,29 @@ class ResumeTest {
         assertEquals(0, Cli.run(err, "train", "--resume", cut.toString(), "steps=7"), err::toString);
         assertEquals(7, losses(cut).size());
         assertTrue(Files.isRegularFile(cut.resolve("checkpoints/step-7/manifest.json")));
+    }
+
+    /**
+     * A checkpoint of two replicas holds every parameter's optimizer state once, split over the replicas' files: a run
+     * resumed from it with one replica goes on where the two would have, to float32 rounding (the gradients summed in
+     * another order), and with two again exactly.
+     */
+    @Test
+    void aReplicatedRunResumesWithOneReplica() throws Exception {
+        Path whole = train(dir.resolve("a"), "adalomo replicas=2 batch=4");
+        assertTrue(Files.isRegularFile(whole.resolve("checkpoints/step-3/optimizer-block-0-r1.safetensors")), "replica 1's state");
+        assertFalse(Files.exists(whole.resolve("checkpoints/step-3/model-block-0-r1.safetensors")), "replica 0's weights alone");
+        Path cut = dir.resolve("b").resolve(whole.getFileName().toString());
+        copy(whole, cut);
+        delete(cut.resolve("checkpoints/step-6"));
+        StringWriter err = new StringWriter();
+        assertEquals(0, Cli.run(err, "train", "--resume", cut.toString(), "replicas=1"), err::toString);
+        List<String> two = losses(whole), one = losses(cut);
+        assertEquals(two.subList(0, 3), one.subList(0, 3), "steps 1–3 kept");
+        for (int i = 3; i < 6; i++) {
+            double a = Double.parseDouble(two.get(i).split(" ")[1]), b = Double.parseDouble(one.get(i).split(" ")[1]);
+            assertEquals(a, b, 1e-5 * a, "step " + (i + 1) + ": " + two.get(i) + " against " + one.get(i));
+        }
     }
 
     /** A diverging run fails with one line naming the step and the checkpoint to go on from, not a stack trace. */

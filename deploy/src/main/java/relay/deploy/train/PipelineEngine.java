@@ -94,7 +94,7 @@ final class PipelineEngine implements Engine {
     private void rebalance() {
         if (lisa == null || step < pc.traceSteps() || (step != pc.firstStep() && !lisa.redrawsAt((int) step))) return;
         double[] cost = costs.underDraw(lisa.activeBlocks((int) step));
-        Placement now = pipeline.placement(), better = Placement.balanced(cost, now.devices());
+        Placement now = pipeline.placement(), better = Placement.balanced(cost, now.devices()).withReplicas(now.replicas());
         if (better.maxLoad(cost) > (1 - GAIN) * now.maxLoad(cost)) return;
         shards.handle((files, error) -> null).join(); // a failed write is the run's to report, through its own future
         List<SafeTensors.Tensor32> tensors = pipeline.tensors();
@@ -163,7 +163,9 @@ final class PipelineEngine implements Engine {
 
     @Override
     public String describe() {
-        return "actor pipeline on " + pipeline.placement().devices() + " device(s) of "
+        Placement p = pipeline.placement();
+        return "actor pipeline " + (p.replicas() == 1 ? "" : "in " + p.replicas() + " replicas ") + "on " + p.devices() + " device(s)"
+                + (p.replicas() == 1 ? "" : " each") + " of "
                 + java.util.Arrays.toString(pipeline.threadsOfDevice()) + " thread(s), placement "
                 + java.util.Arrays.toString(pipeline.placement().deviceOfStage())
                 + (moves == 0 ? "" : " (placed anew " + moves + " time(s) for LISA's draws)");

@@ -61,11 +61,11 @@ public record TrainConfig(ModelPart model, OptimizerPart optimizer, PipelinePart
 
     /**
      * How the pipeline runs: the JVMs it spans (the coordinator's and nodes − 1 workers, the devices split among
-     * the workers), devices, the threads each computes with ({@link PipelineConfig.Execution#THREADS_AUTO}: each node's
+     * the workers), devices (of each replica), replicas of the pipeline, the threads each computes with ({@link PipelineConfig.Execution#THREADS_AUTO}: each node's
      * cores split among its devices), microbatches per step, schedule, update mode, step timeout, steps traced, whether
      * LISA's draws re-balance the placement, and whether blocks recompute their activations in backward.
      */
-    public record PipelinePart(int nodes, int devices, int threadsPerDevice, int microbatches, PipelineSchedule schedule, UpdateMode mode,
+    public record PipelinePart(int nodes, int devices, int replicas, int threadsPerDevice, int microbatches, PipelineSchedule schedule, UpdateMode mode,
                                Duration stepTimeout, int traceSteps, boolean rebalance, boolean recompute) {}
 
     /**
@@ -77,7 +77,7 @@ public record TrainConfig(ModelPart model, OptimizerPart optimizer, PipelinePart
 
     /** Settings a resumed run may change: how it goes on, not what it is (model, data, method, seed, shapes of state). */
     static final List<String> CHANGEABLE_ON_RESUME = List.of("steps", "lr", "warmup", "weight-decay", "beta1", "beta2", "eps",
-            "clip-value", "clip-norm", "batch", "microbatches", "nodes", "devices", "threads-per-device", "schedule", "mode", "restarts", "step-timeout",
+            "clip-value", "clip-norm", "batch", "microbatches", "nodes", "devices", "replicas", "threads-per-device", "schedule", "mode", "restarts", "step-timeout",
             "eval-every", "eval-sequences", "checkpoint-every", "snapshot-every", "keep-checkpoints", "trace-steps", "rebalance", "recompute");
 
     /** Settings that name files; they are made absolute where the command line is typed (see {@link #absolutePaths}). */
@@ -113,7 +113,7 @@ public record TrainConfig(ModelPart model, OptimizerPart optimizer, PipelinePart
                             clipping(c), new Lisa(c.getInt("lisa.gamma"), c.getInt("lisa.period")), given(c, "lisa.gamma"),
                             new LowRank(c.getInt("rank"), c.getInt("rso-period"), c.getInt("galore.gap"),
                                     (float) c.getDouble("galore.scale"), (float) c.getDouble("lora.alpha"))),
-                    new PipelinePart(c.getInt("nodes"), c.getInt("devices"), threadsPerDevice(c), c.getInt("microbatches"), schedule(c), mode(c), c.getDuration("step-timeout"),
+                    new PipelinePart(c.getInt("nodes"), c.getInt("devices"), c.getInt("replicas"), threadsPerDevice(c), c.getInt("microbatches"), schedule(c), mode(c), c.getDuration("step-timeout"),
                             c.getInt("trace-steps"), flag(c, "rebalance"), flag(c, "recompute")),
                     new RunPart(c.getString("data"), c.getInt("steps"), c.getInt("batch"), c.getInt("seq"),
                             c.getDouble("validation-fraction"), c.getInt("eval-every"), c.getInt("eval-sequences"),
@@ -293,8 +293,15 @@ public record TrainConfig(ModelPart model, OptimizerPart optimizer, PipelinePart
                 + ", not " + p.microbatches());
         require(p.devices() >= 1, "devices", "must be ≥ 1, not " + p.devices());
         require(p.nodes() >= 1, "nodes", "must be ≥ 1 (1: this JVM alone), not " + p.nodes());
-        require(p.nodes() == 1 || p.devices() >= p.nodes() - 1, "nodes", "is " + p.nodes() + ": its " + (p.nodes() - 1)
-                + " worker nodes need at least as many devices (relay.train.devices is " + p.devices() + ")");
+        require(p.replicas() >= 1, "replicas", "must be ≥ 1, not " + p.replicas());
+        require(p.replicas() == 1 || o.method().inPipeline(), "replicas", "are replicas of the pipeline, which " + o.method().key()
+                + " does not run in");
+        require(p.replicas() == 1 || p.mode() == UpdateMode.EXACT, "replicas", "is " + p.replicas() + ": replicas sum their gradients "
+                + "once a step, which needs mode = exact (eager updates at every backward message)");
+        require(r.batch() % p.microbatches() != 0 || (r.batch() / p.microbatches()) % p.replicas() == 0, "replicas", "must divide each "
+                + "microbatch's " + r.batch() / Math.max(1, p.microbatches()) + " sequences (batch ÷ microbatches), not " + p.replicas());
+        require(p.nodes() == 1 || p.devices() * p.replicas() >= p.nodes() - 1, "nodes", "is " + p.nodes() + ": its " + (p.nodes() - 1)
+                + " worker nodes need at least as many devices (relay.train.devices × replicas is " + p.devices() * p.replicas() + ")");
         require(p.nodes() == 1 || o.method().inPipeline(), "nodes", "spans JVMs only for the methods that run in the pipeline, not "
                 + o.method().key());
         require(finite(o.lr()) && o.lr() > 0, "lr", "must be a finite number > 0 or auto, not " + o.lr());

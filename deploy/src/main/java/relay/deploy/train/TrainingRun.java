@@ -231,8 +231,9 @@ public final class TrainingRun {
 
     private Summary train() throws IOException {
         int first = in.start().step(), steps = c.run().steps();
-        // A snapshot is kept on its stage's node and the next: with one worker (or one JVM) a loss takes every copy.
-        SnapshotPace pace = c.run().snapshotEvery() != 0 && nodes != null && nodes.deviceNodes() > 1
+        // A snapshot is kept on its stage's node and the next: with one worker (or one JVM) a loss takes every copy. Replicas
+        // of the pipeline take none yet: a lost node costs them the steps since the last checkpoint.
+        SnapshotPace pace = c.run().snapshotEvery() != 0 && nodes != null && nodes.deviceNodes() > 1 && c.pipeline().replicas() == 1
                 ? new SnapshotPace(c.run().snapshotEvery()) : null;
         try (Engine engine = wrap.apply(engine())) {
             if (in.start().checkpoint() != null) restore(engine);
@@ -338,11 +339,12 @@ public final class TrainingRun {
         Method method = c.optimizer().method();
         if (!method.inPipeline()) return new LoopEngine(model, c.run().seed(), method, c.optimizerSettings(), weights, first,
                 c.pipeline().recompute(), c.precision());
-        int devices = devices(c, model);
-        // Measured on a device of the threads this JVM's devices get (the costs place stages, and re-balance them in one JVM).
-        int threads = c.pipelineConfig(first).execution().threadsOnNode(Runtime.getRuntime().availableProcessors(), devices);
-        StageCosts costs = StageCosts.measure(model, c.microbatchSize(), c.run().seq(), c.precision(), threads);
-        Placement placement = Placement.balanced(costs.total(), devices);
+        int devices = devices(c, model), replicas = c.pipeline().replicas();
+        // Measured on a device of the threads this JVM's devices get (the costs place stages, and re-balance them in one JVM),
+        // with a replica's share of a microbatch.
+        int threads = c.pipelineConfig(first).execution().threadsOnNode(Runtime.getRuntime().availableProcessors(), devices * replicas);
+        StageCosts costs = StageCosts.measure(model, c.microbatchSize() / replicas, c.run().seq(), c.precision(), threads);
+        Placement placement = Placement.balanced(costs.total(), devices).withReplicas(replicas);
         // Stages move through a model directory only this JVM reads: re-balancing is for a pipeline in one JVM.
         boolean rebalance = c.pipeline().rebalance() && c.pipeline().nodes() == 1;
         return new PipelineEngine(nodes, model, c.run().seed(), weights, placement, c.pipelineConfig(first), rebalance ? costs : null);

@@ -70,15 +70,22 @@ public final class CheckpointShard {
         return floats * Float.BYTES;
     }
 
-    /** Writes both files into the checkpoint directory (creating it) and returns them with their digests. */
+    /**
+     * Writes both files into the checkpoint directory (creating it) and returns them with their digests; a shard of no
+     * weights (a replica's whose weights another shard holds) writes only its optimizer state.
+     */
     public List<File> write(Path directory) throws IOException {
         String suffix = part.isEmpty() ? "" : "-" + part;
         Path model = directory.resolve("model" + suffix + ".safetensors"), optimizer = directory.resolve("optimizer" + suffix + ".safetensors");
-        String modelSum = HfModelDirectory.writeShard(this.model, weights, model, dtype);
+        List<File> out = new ArrayList<>();
+        if (!weights.isEmpty()) {
+            String modelSum = HfModelDirectory.writeShard(this.model, weights, model, dtype);
+            out.add(new File(model.getFileName().toString(), modelSum, weights.stream().map(SafeTensors.Tensor32::name).toList()));
+        }
         List<SafeTensors.Tensor32> values = new ArrayList<>();
         state.forEach((name, v) -> values.add(new SafeTensors.Tensor32(name, new int[] {v.length}, v)));
         String optimizerSum = SafeTensors.write(optimizer, values, Map.of("optimizer", method));
-        return List.of(new File(model.getFileName().toString(), modelSum, weights.stream().map(SafeTensors.Tensor32::name).toList()),
-                new File(optimizer.getFileName().toString(), optimizerSum, List.of()));
+        out.add(new File(optimizer.getFileName().toString(), optimizerSum, List.of()));
+        return out;
     }
 }
