@@ -101,7 +101,7 @@ final class ChaosBenchCommand implements Callable<Integer> {
         }
         table.print(System.out);
         System.out.printf(Locale.ROOT, "runs %d, survived %d, identical %d, median steps lost %s, median pause %s s%n", kills, survived,
-                identical, median(lost), median(pauses));
+                identical, median(lost), median(pauses) == null ? "-" : String.format(Locale.ROOT, "%.1f", median(pauses)));
         Map<String, Object> out = new LinkedHashMap<>();
         out.put("runs", kills);
         out.put("survived", survived);

@@ -154,9 +154,14 @@ final class PlanCommand implements Callable<Integer> {
                     java.util.Arrays.stream(snapshots).mapToObj(Plan::size).collect(java.util.stream.Collectors.joining(", ")));
         }
         int r = p.placement().replicas();
-        System.out.printf(Locale.ROOT, "%d microbatches of %d%s%s: step %.3f s, bubble %.3f, %.1f tokens/s%n", p.microbatches(),
+        System.out.printf(Locale.ROOT, "%d microbatches of %d%s%s: step %.3f s%s, bubble %.3f, %.1f tokens/s%n", p.microbatches(),
                 p.batch() / p.microbatches(), r == 1 ? "" : " (" + p.batch() / p.microbatches() / r + " to each of " + r + " replicas)",
-                p.config().recompute() ? ", recomputing activations" : "", p.stepSeconds(), p.bubble(), p.tokensPerSecond());
+                p.config().recompute() ? ", recomputing activations" : "", p.stepSeconds(),
+                r == 1 ? "" : String.format(Locale.ROOT, " (the replicas' exchange %.3f s of it)", exchangeSeconds(p)), p.bubble(), p.tokensPerSecond());
+    }
+
+    private static double exchangeSeconds(Plan p) {
+        return Planner.exchangeSeconds(p.model(), p.devices(), p.placement(), p.config());
     }
 
     private static Map<String, Object> json(Plan p) {
@@ -183,6 +188,7 @@ final class PlanCommand implements Callable<Integer> {
         m.put("per_device", per);
         m.put("fits", p.fits());
         m.put("step_seconds", p.stepSeconds());
+        m.put("exchange_seconds", exchangeSeconds(p));
         m.put("bubble", p.bubble());
         m.put("tokens_per_s", p.tokensPerSecond());
         return m;
