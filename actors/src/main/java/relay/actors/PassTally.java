@@ -37,7 +37,7 @@ final class PassTally {
         if (e instanceof StageEvent.Loss l && l.pos().samePass(pass)) {
             int j = l.pos().microbatch();
             byReplica[j][placement.replicaOf(l.stage())] = l.loss();
-            losses[j] = meanInOrder(byReplica[j]);
+            losses[j] = meanOfShares(byReplica[j]);
         } else if (e instanceof StageEvent.PassDone d && d.pos().samePass(pass)) {
             normSquared += d.normSquared();
             busy[placement.deviceOfActor(d.stage())] += d.busyNanos();
@@ -49,7 +49,7 @@ final class PassTally {
     }
 
     /** A microbatch's loss: the mean of its replicas' shares (each a mean over its equal share of the rows), NaN until all are in. */
-    private static double meanInOrder(double[] shares) {
+    private static double meanOfShares(double[] shares) {
         double sum = 0;
         for (double l : shares) sum += l;
         return sum / shares.length;

@@ -22,7 +22,8 @@ import relay.stages.train.GradientAccumulator;
  * with the head's part added. Gradients of parameters the method does not update (LoRA's base weights and
  * norms, for example) are dropped; a stage with none to update gets no sink, so it computes none. With
  * several replicas of the pipeline the step's sums are settled through the stage's {@link ReplicaExchange}: each
- * parameter's owner sums every replica's, updates it (or measures its norm) and hands the others its new values.
+ * parameter's sum is passed along the replicas to its owner, which updates it (or measures its norm) and sends its
+ * new values back along them.
  */
 final class StageOptimizer implements AutoCloseable {
     private final UpdateRule rule;
