@@ -53,21 +53,26 @@ final class PassRunner {
 
     /** A part of a tied matrix for the pass in progress; returns false if the stage failed. */
     boolean tied(StageCommand m) {
-        return exchanged(pass, () -> role.tied(m, pass, sender));
+        return exchanged("tied", pass, () -> role.tied(m, pass, sender));
     }
 
     /** A part its replicas exchange for the pass at pos (which may begin with it); returns false if the stage failed. */
     boolean fromReplica(StageCommand m, Position pos) {
         if (!pos.samePass(pass)) startPass(pos);
-        return exchanged(pos, () -> role.fromReplica(m, pass, sender));
+        return exchanged("replicas", pos, () -> role.fromReplica(m, pass, sender));
     }
 
-    /** A part of an exchange at the end of a pass, taken by the role; its share is reported done once the role says so. */
-    private boolean exchanged(Position pos, java.util.function.BooleanSupplier take) {
+    /**
+     * A part of an exchange at the end of a pass (the tied table's, or the replicas'), taken by the role and traced as a
+     * span of that name; the stage's share is reported done once the role says so.
+     */
+    private boolean exchanged(String span, Position pos, java.util.function.BooleanSupplier take) {
         return guarded(pos, () -> {
             long t0 = System.nanoTime();
             boolean complete = take.getAsBoolean();
-            busyNanos += System.nanoTime() - t0;
+            long t1 = System.nanoTime();
+            busyNanos += t1 - t0;
+            trace.span(span, t0, t1, pos);
             if (complete) passDone();
         });
     }

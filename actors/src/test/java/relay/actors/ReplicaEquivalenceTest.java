@@ -106,6 +106,37 @@ class ReplicaEquivalenceTest {
         PipelineEquivalenceTest.assertSame(three, PipelineEquivalenceTest.pipeline(LLAMA, data, one.withReplicas(3), pc), 0f);
     }
 
+    /**
+     * In bfloat16 (the owner's update rounding stochastically, keyed by step and parameter) two replicas end
+     * bit-identical to themselves and near one replica: a sum rounded otherwise in float32 may round to the neighbouring
+     * bfloat16, no further.
+     */
+    @Test
+    void bf16ReplicasAreBitIdenticalToThemselves() {
+        PipelineConfig pc = config(Method.ADAMW, PipelineSchedule.ONE_F_ONE_B).withPrecision(relay.stages.model.Precision.BF16);
+        List<List<Batch>> data = PipelineEquivalenceTest.data(GPT2, 2);
+        Run two = PipelineEquivalenceTest.pipeline(GPT2, data, twoDevices(GPT2).withReplicas(2), pc);
+        PipelineEquivalenceTest.assertSame(two, PipelineEquivalenceTest.pipeline(GPT2, data, twoDevices(GPT2).withReplicas(2), pc), 0f);
+        Run one = PipelineEquivalenceTest.pipeline(GPT2, data, twoDevices(GPT2), pc);
+        assertArrayEquals(one.losses(), two.losses(), 1e-3);
+        one.weights().forEach((name, w) -> {
+            float[] v = two.weights().get(name);
+            for (int i = 0; i < w.length; i++) assertEquals(w[i], v[i], Math.abs(w[i]) / 128 + 1e-6f, name + "[" + i + "]");
+        });
+    }
+
+    /** Each replica's stages trace their part of the exchange on their own tracks. */
+    @Test
+    void theExchangeIsTraced() {
+        PipelineConfig pc = config(Method.ADAMW, PipelineSchedule.ONE_F_ONE_B).withTrace(true);
+        try (Pipeline p = Pipeline.start(LLAMA, SEED, twoDevices(LLAMA).withReplicas(2), pc, PipelineEquivalenceTest.SERIALIZE)) {
+            assertTrue(p.step(PipelineEquivalenceTest.data(LLAMA, 2).get(0)).ok());
+            java.util.Set<String> exchanging = new java.util.TreeSet<>();
+            for (TraceEvent e : p.trace()) if (e.name().equals("replicas")) exchanging.add(e.actor());
+            assertTrue(exchanging.containsAll(List.of("block-0-r0", "block-0-r1", "embedding-r0", "head-r1")), exchanging.toString());
+        }
+    }
+
     /** LISA draws the same blocks on every replica: with one block trained and redrawn every step, still the one-replica run. */
     @Test
     void lisaDrawsTheSameBlocksOnEveryReplica() {

@@ -85,7 +85,8 @@ final class PlanCommand implements Callable<Integer> {
         PipelineConfig pc = Inputs.parsed("--optimizer", () -> PipelineConfig.defaults(Method.named(optimizer), 1e-4f)
                 .with(pipeline.mode(), pipeline.schedule()).withRecompute(recompute).withPrecision(precision));
         Inputs.require(spec.devices() % replicas == 0 && spec.devices() / replicas <= cfg.layers() + 2, "--devices",
-                "at most the model's " + (cfg.layers() + 2) + " stages per replica, " + replicas + " replica(s) of equal devices", spec.devices());
+                "at most the model's " + (cfg.layers() + 2) + " stages" + (replicas == 1 ? "" : " for each of " + replicas + " replicas, "
+                        + "and a multiple of " + replicas), spec.devices());
         Inputs.require(replicas == 1 || (modelOptions.batch / pipeline.microbatches) % replicas == 0, "--replicas",
                 "dividing each microbatch's " + modelOptions.batch / pipeline.microbatches + " sequences", replicas);
         System.out.printf("planning %s (%,d parameters), batch %d × seq %d, %s, %s, %s mode, %s weights and activations "

@@ -288,6 +288,28 @@ class ClusterTrainingTest {
     }
 
     /**
+     * Two replicas of a two-device pipeline, each worker holding one: the worker of a replica is killed after a whole
+     * checkpoint, and the run — which takes no snapshots with replicas — goes on from that checkpoint with both replicas
+     * on the worker left, ending bit-identical to the replicas' run in one JVM that lost nothing.
+     */
+    @Test
+    @Timeout(value = 5, unit = TimeUnit.MINUTES)
+    void aLostReplicasWorkerSendsTheRunToItsCheckpointAndItEndsBitIdentical() throws Exception {
+        List<String> args = referenceRun(6, "replicas=2", "batch=4", "eval-sequences=8");
+        StringWriter err = new StringWriter();
+        int port = freePort();
+        startWorkers(port, 3);
+        Path out = dir.resolve("three");
+        Thread killer = killAfter(out, 3, 0, true);
+        assertEquals(0, Cli.run(err, onCluster(args, out, 3, port)), err::toString);
+        killer.join();
+        Path run = runOf("three");
+        String history = Files.readString(run.resolve("history.log"));
+        assertTrue(history.matches("(?s).*lost; placed again: device 0 on node 2.*resumed at step \\d of 6 from checkpoints/step-\\d.*"), history);
+        assertSameRun(runOf("one"), run, 6, "a replica's worker lost after step 3");
+    }
+
+    /**
      * A worker's JVM ends (as if killed) while it hands out its snapshot of step 3 (one every step): its own copy is
      * gone with it and the next node never got one, so the run goes on from the snapshot of step 2 — not the start —
      * and ends bit-identical to the run that lost nothing.
@@ -368,10 +390,11 @@ class ClusterTrainingTest {
      * The arguments of a tiny exact-mode run of {@code steps} steps, checkpointed every 2, after running it in
      * this JVM under "one": the run a cluster that loses a node must end identical to.
      */
-    private List<String> referenceRun(int steps) throws IOException {
-        List<String> args = List.of("train", "--model", "llama-tiny", "--data", corpus().toString(), "--steps", String.valueOf(steps),
+    private List<String> referenceRun(int steps, String... settings) throws IOException {
+        List<String> args = new ArrayList<>(List.of("train", "--model", "llama-tiny", "--data", corpus().toString(), "--steps", String.valueOf(steps),
                 "batch=2", "seq=16", "microbatches=2", "eval-every=" + steps / 2, "eval-sequences=4", "checkpoint-every=2",
-                "trace-steps=0", "validation-fraction=0.1", "mode=exact");
+                "trace-steps=0", "validation-fraction=0.1", "mode=exact"));
+        args.addAll(List.of(settings));
         List<String> one = new ArrayList<>(args);
         one.addAll(List.of("--out", dir.resolve("one").toString()));
         StringWriter err = new StringWriter();
