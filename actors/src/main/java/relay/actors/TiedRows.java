@@ -22,12 +22,15 @@ final class TiedRows {
         split(matrix, TensorPart.MESSAGE_FLOATS, send);
     }
 
-    /** Copies of the matrix's rows in parts of at most {@code floats} values (one row at least), each the message's to own. */
+    /**
+     * Copies of the matrix's rows in parts of at most {@code floats} values (one row at least), each the message's to own,
+     * in the matrix's own dtype (a bfloat16 table travels in half the bytes, its values as they are).
+     */
     static void split(Tensor matrix, int floats, BiConsumer<Integer, Tensor> send) {
         int per = Math.max(1, floats / matrix.cols());
         for (int r = 0; r < matrix.rows(); r += per) {
             int to = Math.min(matrix.rows(), r + per);
-            Tensor part = matrix.device().empty(Category.COMMUNICATION, to - r, matrix.cols());
+            Tensor part = matrix.device().empty(Category.COMMUNICATION, matrix.dtype(), to - r, matrix.cols());
             matrix.device().copy(matrix.rowRange(r, to), part);
             send.accept(r, part);
         }
