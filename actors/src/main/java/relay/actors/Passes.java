@@ -35,7 +35,8 @@ final class Passes {
             Batch whole = microbatches.get(j);
             // Each replica takes its share of the microbatch's rows: a run's tokens do not depend on the replicas.
             for (int r = 0; r < replicas; r++) {
-                Batch b = replicas == 1 ? whole : whole.rows(r * whole.batch() / replicas, (r + 1) * whole.batch() / replicas);
+                int share = whole.batch() / replicas;
+                Batch b = replicas == 1 ? whole : whole.rows(r * share, (r + 1) * share);
                 Position pos = new Position(step, pass, id, j, microbatches.size(), b.batch(), b.seq(), clip);
                 if (first == null) first = pos;
                 stages.get(placement.actor(r, 0)).tell(new StageCommand.Tokens(pos, b.inputs(), b.positions()));

@@ -11,9 +11,8 @@ import relay.transport.WireMessage;
  * slower network or stage. What the role computed goes out as a span of the trace each.
  */
 final class Sender implements Outbox {
-    /** The stage's actor number, and the first of its replica's stages among {@link StageCommand.Connect#stages()}. */
-    private final int actor, first;
-    private final int stages;
+    /** Which stage of which replica sends: where its neighbours are among {@link StageCommand.Connect#stages()}. */
+    private final StageSpec spec;
     private final StageCommand.Connect links;
     /** This node's tensor channel, or null (one JVM). */
     private final TensorChannel channel;
@@ -21,9 +20,7 @@ final class Sender implements Outbox {
     private final ActorRef<StageEvent> events;
 
     Sender(StageSpec spec, StageCommand.Connect links, TensorChannel channel, TraceRecorder trace, ActorRef<StageEvent> events) {
-        this.actor = spec.id();
-        this.first = spec.placement().actor(spec.replica(), 0);
-        this.stages = spec.placement().stages();
+        this.spec = spec;
         this.links = links;
         this.channel = channel;
         this.trace = trace;
@@ -37,7 +34,7 @@ final class Sender implements Outbox {
 
     /** A message to stage {@code stage} of this stage's replica. */
     void deliver(int stage, StageCommand m) {
-        deliverToActor(first + stage, m);
+        deliverToActor(spec.placement().actor(spec.replica(), stage), m);
     }
 
     private void deliverToActor(int to, StageCommand m) {
@@ -53,39 +50,40 @@ final class Sender implements Outbox {
         }
     }
 
-    private void send(int toActor, StageCommand m, Position pos) {
+    /** To stage {@code stage} of replica {@code replica}, traced. */
+    private void send(int replica, int stage, StageCommand m, Position pos) {
         long t0 = System.nanoTime();
-        deliverToActor(toActor, m);
+        deliverToActor(spec.placement().actor(replica, stage), m);
         trace.span("send", t0, System.nanoTime(), pos);
     }
 
     @Override
     public void toNext(StageCommand m, Position pos) {
-        send(actor + 1, m, pos);
+        send(spec.replica(), spec.stage() + 1, m, pos);
     }
 
     @Override
     public void toPrevious(StageCommand m, Position pos) {
-        send(actor - 1, m, pos);
+        send(spec.replica(), spec.stage() - 1, m, pos);
     }
 
     @Override
     public void toEmbedding(StageCommand m, Position pos) {
-        send(first, m, pos);
+        send(spec.replica(), 0, m, pos);
     }
 
     @Override
     public void toHead(StageCommand m, Position pos) {
-        send(first + stages - 1, m, pos);
+        send(spec.replica(), spec.placement().stages() - 1, m, pos);
     }
 
     @Override
     public void toReplica(int replica, StageCommand m, Position pos) {
-        send(replica * stages + actor - first, m, pos);
+        send(replica, spec.stage(), m, pos);
     }
 
     @Override
     public void loss(Position pos, double loss) {
-        events.tell(new StageEvent.Loss(actor, pos, loss));
+        events.tell(new StageEvent.Loss(spec.id(), pos, loss));
     }
 }

@@ -47,9 +47,8 @@ record RunMemory(Map<Category, Long> tensors, long copy) {
         if (!c.optimizer().method().inPipeline()) {
             tensors.putAll(LoopEngine.planned(c, cfg));
         } else {
-            int replicas = c.pipeline().replicas();
-            Placement placement = Placement.balanced(StageCosts.modelled(cfg, c.microbatchSize() / replicas, c.run().seq(), PLACING,
-                    c.precision()).total(), TrainingRun.devices(c, cfg)).withReplicas(replicas);
+            Placement placement = Placement.balanced(StageCosts.modelled(cfg, c.replicaMicrobatchSize(), c.run().seq(), PLACING,
+                    c.precision()).total(), TrainingRun.devices(c, cfg)).withReplicas(c.pipeline().replicas());
             try (Planner planner = new Planner()) {
                 planner.memory(cfg, placement, c.pipelineConfig(firstStep), c.run().batch(), c.run().seq(), c.pipeline().microbatches())
                         .forEach(device -> device.forEach((category, bytes) -> tensors.merge(category, bytes, Long::sum)));

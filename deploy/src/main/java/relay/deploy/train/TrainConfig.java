@@ -88,6 +88,11 @@ public record TrainConfig(ModelPart model, OptimizerPart optimizer, PipelinePart
         return run.batch() / pipeline.microbatches();
     }
 
+    /** The sequences each replica of the pipeline takes of a microbatch: what its stages compute on at once. */
+    public int replicaMicrobatchSize() {
+        return microbatchSize() / pipeline.replicas();
+    }
+
     public OptimizerSettings optimizerSettings() {
         return optimizer.settings(run.steps(), run.seed());
     }

@@ -343,7 +343,7 @@ public final class TrainingRun {
         // Measured on a device of the threads this JVM's devices get (the costs place stages, and re-balance them in one JVM),
         // with a replica's share of a microbatch.
         int threads = c.pipelineConfig(first).execution().threadsOnNode(Runtime.getRuntime().availableProcessors(), devices * replicas);
-        StageCosts costs = StageCosts.measure(model, c.microbatchSize() / replicas, c.run().seq(), c.precision(), threads);
+        StageCosts costs = StageCosts.measure(model, c.replicaMicrobatchSize(), c.run().seq(), c.precision(), threads);
         Placement placement = Placement.balanced(costs.total(), devices).withReplicas(replicas);
         // Stages move through a model directory only this JVM reads: re-balancing is for a pipeline in one JVM.
         boolean rebalance = c.pipeline().rebalance() && c.pipeline().nodes() == 1;
