@@ -73,7 +73,11 @@ final class PassRunner {
             long t1 = System.nanoTime();
             busyNanos += t1 - t0;
             trace.span(span, t0, t1, pos);
-            if (complete) passDone();
+            if (complete) {
+                passDone();
+            } else {
+                drain(); // an eager backward's exchange settled: the next action may run on the new weights
+            }
         });
     }
 
@@ -124,7 +128,7 @@ final class PassRunner {
                 case B -> role.canBackward(j, inbox);
                 case W -> true; // its B ran before it on this stage
             };
-            if (!cursor.deviceAllows() || !ready) return;
+            if (!cursor.deviceAllows() || !ready || role.optimizer().exchanging()) return;
             Position pos = pass.withMicrobatch(j);
             long start = System.nanoTime();
             if (blockedSince >= 0) trace.span("wait", blockedSince, start, pos);
@@ -133,6 +137,7 @@ final class PassRunner {
                 case B -> role.backward(pos, inbox, sender);
                 case W -> role.weightGradients(pos);
             }
+            role.optimizer().settleAction(pos, sender);
             for (int to : cursor.leftDeviceTo(a)) {
                 if (to == spec.stage()) {
                     cursor.leftDevice(j, a.forward());

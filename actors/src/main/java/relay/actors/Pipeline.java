@@ -105,10 +105,6 @@ public final class Pipeline implements AutoCloseable {
 
     private static Pipeline start(Nodes nodes, boolean owns, ModelConfig cfg, long seed, Path weights, Placement placement,
                                   PipelineConfig pc) {
-        if (placement.replicas() > 1 && pc.mode() != UpdateMode.EXACT) {
-            throw new IllegalArgumentException("replicas = " + placement.replicas() + " needs mode = exact: the replicas sum their gradients "
-                    + "once a step, and eager mode updates at every backward message");
-        }
         List<ActorRef<StageHost.Command>> hostOfStage = new ArrayList<>();
         for (int a = 0; a < placement.actors(); a++) hostOfStage.add(nodes.hostOf(placement.deviceOfActor(a), placement.allDevices()));
         ActorRef<Coordinator.Command> coordinator = nodes.spawn(Coordinator.create(pc, placement), "coordinator-" + STARTED.incrementAndGet());

@@ -101,7 +101,8 @@ final class StageOptimizer implements AutoCloseable {
 
     private GradientSink untraced(Position pos) {
         GradientSink tiedPart = tiedSum;
-        if (pos.pass() == Pass.NORM || mode == UpdateMode.EXACT) {
+        // With replicas an eager backward's gradients are summed too, to be settled with the other replicas' at its end.
+        if (pos.pass() == Pass.NORM || mode == UpdateMode.EXACT || group != null) {
             GradientAccumulator s = sums;
             return new GradientSink() {
                 @Override
@@ -148,13 +149,32 @@ final class StageOptimizer implements AutoCloseable {
     }
 
     /**
+     * Ends an action of eager mode's updating pass (a backward, a W, the head's forward with its fused backward) on a
+     * stage with replicas: the gradients it summed are settled with the other replicas' — each owner updates and sends
+     * its new values back — before the stage's next action ({@link #exchanging()}). Nothing to do otherwise: without
+     * replicas they were applied as they came.
+     */
+    void settleAction(Position pos, Outbox out) {
+        if (group != null && updatesEachBackward(pos)) settleSums(pos, out);
+    }
+
+    /** Whether an eager backward's sums are still being settled between the replicas: the stage's weights are not yet its next action's. */
+    boolean exchanging() {
+        return group != null && !group.settled();
+    }
+
+    /**
      * Ends the stage's own share of a pass (its last backward is done): settles what was summed — its squared norm in
      * a norm pass, its update in an exact updating pass — at once, or with several replicas once every replica's sum
      * is in ({@link #settled()}). The tied part stays for {@link #takeTiedSum()} or {@link #finishTied}.
      */
     void finishPass(Position pos, Outbox out) {
-        for (Parameter p : sums.parameters()) settle(p, sums.take(p), pos, out);
+        settleSums(pos, out);
         finished = true;
+    }
+
+    private void settleSums(Position pos, Outbox out) {
+        for (Parameter p : sums.parameters()) settle(p, sums.take(p), pos, out);
     }
 
     /** Settles one parameter's sum of this stage's share (handed over): here, or through the replicas' exchange. */

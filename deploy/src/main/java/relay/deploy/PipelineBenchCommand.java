@@ -26,7 +26,7 @@ final class PipelineBenchCommand implements Callable<Integer> {
     int threadsPerDevice = 1;
 
     @Option(names = "--replicas", description = "also run this many replicas of a pipeline on --devices ÷ replicas devices each, every "
-            + "replica taking its share of each microbatch (exact mode; default ${DEFAULT-VALUE}: none)")
+            + "replica taking its share of each microbatch (default ${DEFAULT-VALUE}: none)")
     int replicas = 1;
 
     @Mixin
@@ -61,7 +61,6 @@ final class PipelineBenchCommand implements Callable<Integer> {
         Inputs.require(replicas >= 1 && devices % replicas == 0, "--replicas", "≥ 1 and dividing --devices " + devices, replicas);
         Inputs.require(replicas == 1 || (modelOptions.batch / microbatches) % replicas == 0, "--replicas",
                 "dividing each microbatch's " + modelOptions.batch / microbatches + " sequences", replicas);
-        Inputs.require(replicas == 1 || pipeline.mode() == UpdateMode.EXACT, "--mode", "exact with --replicas " + replicas, pipeline.mode);
         String schedule = pipeline.schedule, mode = pipeline.mode;
         ModelConfig cfg = modelOptions.config();
         Inputs.require(devices <= cfg.layers() + 2, "--devices", "at most the model's " + (cfg.layers() + 2) + " stages", devices);

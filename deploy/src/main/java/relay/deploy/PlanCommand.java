@@ -73,7 +73,6 @@ final class PlanCommand implements Callable<Integer> {
         Inputs.require(replicas >= 1, "--replicas", "≥ 1", replicas);
         Inputs.require(replicas == 1 || !fit, "--replicas", "1 with --fit (the search plans one replica)", replicas);
         if (replicas > 1 && !command.commandLine().getParseResult().hasMatchedOption("--mode")) pipeline.mode = UpdateMode.EXACT.key();
-        Inputs.require(replicas == 1 || pipeline.mode() == UpdateMode.EXACT, "--mode", "exact with --replicas " + replicas, pipeline.mode);
         pipeline.check(fit ? 0 : modelOptions.batch);
         Inputs.require(memoryBandwidth > 0 && Double.isFinite(memoryBandwidth), "--memory-bandwidth", "> 0 GB/s", memoryBandwidth);
         Inputs.require(bus > 0 && Double.isFinite(bus), "--bus", "> 0 GB/s", bus);
@@ -158,11 +157,13 @@ final class PlanCommand implements Callable<Integer> {
         System.out.printf(Locale.ROOT, "%d microbatches of %d%s%s: step %.3f s%s, bubble %.3f, %.1f tokens/s%n", p.microbatches(),
                 p.batch() / p.microbatches(), r == 1 ? "" : " (" + p.batch() / p.microbatches() / r + " to each of " + r + " replicas)",
                 p.config().recompute() ? ", recomputing activations" : "", p.stepSeconds(),
-                r == 1 ? "" : String.format(Locale.ROOT, " (the replicas' exchange %.3f s of it)", exchangeSeconds(p)), p.bubble(), p.tokensPerSecond());
+                r == 1 ? "" : String.format(Locale.ROOT, p.config().mode() == UpdateMode.EAGER ? " (the replicas' exchange up to %.3f s after each microbatch's backward)"
+                        : " (the replicas' exchange %.3f s of it)", exchangeSeconds(p)), p.bubble(), p.tokensPerSecond());
     }
 
+    /** The replicas' exchange of one sum of the slowest device: once a step in exact mode, once a microbatch in eager mode. */
     private static double exchangeSeconds(Plan p) {
-        return Planner.exchangeSeconds(p.model(), p.devices(), p.placement(), p.config());
+        return java.util.Arrays.stream(Planner.exchangeSeconds(p.model(), p.devices(), p.placement(), p.config())).max().orElse(0);
     }
 
     private static Map<String, Object> json(Plan p) {

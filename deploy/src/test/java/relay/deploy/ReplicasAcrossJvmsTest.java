@@ -8,8 +8,9 @@ import com.typesafe.config.ConfigFactory;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
-import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import relay.actors.Coordinator;
 import relay.actors.Nodes;
 import relay.actors.Pipeline;
@@ -31,14 +32,16 @@ import relay.stages.train.SyntheticData;
 class ReplicasAcrossJvmsTest {
     private static final long SEED = 3;
 
-    @Test
+    /** Exact mode settles each sum once a step; eager mode (LOMO's) after every backward, each stage waiting for its weights. */
+    @ParameterizedTest(name = "{0}, {1}")
+    @CsvSource({"exact, adalomo", "eager, lomo"})
     @Timeout(300)
-    void twoReplicasOnThreeJvmsEqualThemInOneJvm() throws Exception {
+    void twoReplicasOnThreeJvmsEqualThemInOneJvm(String mode, String method) throws Exception {
         ModelConfig cfg = ModelConfig.named("llama-tiny");
         List<List<Batch>> data = new ArrayList<>();
         SyntheticData d = new SyntheticData(cfg.vocabSize(), 2, 16, 0.2, 7);
         for (int s = 0; s < 3; s++) data.add(List.of(d.next(), d.next()));
-        PipelineConfig pc = PipelineConfig.defaults(Method.ADALOMO, 0.02f).with(UpdateMode.EXACT, PipelineSchedule.ONE_F_ONE_B);
+        PipelineConfig pc = PipelineConfig.defaults(Method.named(method), 0.02f).with(UpdateMode.parse(mode), PipelineSchedule.ONE_F_ONE_B);
         Placement one = Placement.balanced(new double[cfg.layers() + 2], 2);
         Map<String, float[]> single, local, cluster;
         try (Pipeline p = Pipeline.start(cfg, SEED, one, pc, ConfigFactory.empty())) {

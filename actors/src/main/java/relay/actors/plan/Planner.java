@@ -115,15 +115,26 @@ public final class Planner implements AutoCloseable {
     /** The step played out: the schedule with these stage costs, each device also sending its activations and gradients. */
     public static ScheduleSimulation.Outcome time(ModelConfig cfg, DeviceSpec spec, StageCosts costs, Placement placement,
                                                   PipelineConfig pc, int microbatchSize, int seq, int microbatches) {
+        return time(cfg, spec, costs, placement, pc, microbatchSize, seq, microbatches, new double[placement.devices()]);
+    }
+
+    /**
+     * The same with {@code exchange[d]} seconds more on device d after each microbatch's weight gradients (its W where
+     * the schedule splits backward, else its backward): eager replicas settle every backward before the next action.
+     */
+    private static ScheduleSimulation.Outcome time(ModelConfig cfg, DeviceSpec spec, StageCosts costs, Placement placement,
+                                                   PipelineConfig pc, int microbatchSize, int seq, int microbatches, double[] exchange) {
         ScheduleSimulation.DeviceCosts[] devices = ScheduleSimulation.deviceCosts(placement, costs.forward(), costs.backward(),
                 costs.weights(), pc.schedule());
+        boolean split = pc.schedule().splitsBackward();
         // What crosses is the residual stream (forward) or its gradient (backward), stored in the activations' dtype.
         double bytes = (double) microbatchSize * seq * cfg.hidden() * pc.precision().activations().bytes();
         for (int d = 0; d < devices.length; d++) {
             double forwardSend = d + 1 < devices.length ? spec.sendSeconds(d, bytes) : 0;
             double backwardSend = d > 0 ? spec.sendSeconds(d - 1, bytes) : 0;
             ScheduleSimulation.DeviceCosts c = devices[d];
-            devices[d] = new ScheduleSimulation.DeviceCosts(c.forward() + forwardSend, c.backward() + backwardSend, c.weights());
+            devices[d] = new ScheduleSimulation.DeviceCosts(c.forward() + forwardSend, c.backward() + backwardSend + (split ? 0 : exchange[d]),
+                    c.weights() + (split ? exchange[d] : 0));
         }
         return ScheduleSimulation.run(pc.schedule(), devices, microbatches);
     }
@@ -138,11 +149,12 @@ public final class Planner implements AutoCloseable {
     }
 
     /**
-     * The plan of {@code replicas} replicas of a pipeline on {@code spec.devices() / replicas} devices each (exact mode),
-     * every replica taking 1/replicas of each microbatch's sequences. Memory is the replicated stages' on simulated
-     * devices (each replica keeps the optimizer state of the parameters it owns); the step is one replica's schedule
-     * with its share of the batch, then the replicas' exchange ({@link #exchangeSeconds}), which this plan does not
-     * overlap with the schedule.
+     * The plan of {@code replicas} replicas of a pipeline on {@code spec.devices() / replicas} devices each, every
+     * replica taking 1/replicas of each microbatch's sequences. Memory is the replicated stages' on simulated devices
+     * (each replica keeps the optimizer state of the parameters it owns); the step is one replica's schedule with its
+     * share of the batch and the replicas' exchange ({@link #exchangeSeconds}): in exact mode once, after the schedule
+     * (this plan does not overlap them), in eager mode after every microbatch's weight gradients, on each device's
+     * own work.
      */
     public Plan plan(ModelConfig cfg, DeviceSpec spec, PipelineConfig pc, int batch, int seq, int microbatches, int replicas) {
         if (replicas == 1) return plan(cfg, spec, pc, batch, seq, microbatches, (Placement) null);
@@ -153,31 +165,36 @@ public final class Planner implements AutoCloseable {
         int share = batch / replicas;
         Placement one = Placement.balanced(costs(cfg, spec, share / microbatches, seq, pc.precision()).total(), spec.devices() / replicas);
         StageCosts costs = stepCosts(cfg, spec, one, pc, share, seq, microbatches);
-        ScheduleSimulation.Outcome t = time(cfg, spec, costs, one, pc, share / microbatches, seq, microbatches);
         Placement all = one.withReplicas(replicas);
+        double[] exchange = exchangeSeconds(cfg, spec, all, pc);
+        boolean eager = pc.mode() == relay.actors.UpdateMode.EAGER;
+        ScheduleSimulation.Outcome t = time(cfg, spec, costs, one, pc, share / microbatches, seq, microbatches,
+                eager ? exchange : new double[exchange.length]);
+        double after = eager ? 0 : java.util.Arrays.stream(exchange).max().orElse(0);
         return new Plan(cfg, spec, pc, batch, seq, microbatches, all, memory(cfg, all, pc, batch, seq, microbatches),
-                t.stepTime() + exchangeSeconds(cfg, spec, all, pc), t.bubble());
+                t.stepTime() + after, t.bubble());
     }
 
     /**
-     * The replicas' exchange at the end of a step, its slowest device's: each replica passes on (R − 1)/R of its stages'
+     * The replicas' exchange of one sum of each device of a replica: each replica passes on (R − 1)/R of its stages'
      * float32 gradients along the chains to their owners and takes (R − 1)/R of their weights back, over the link between nodes where a
      * stage's replicas span nodes, else the bus (CPU devices of one machine: no time). Every parameter is counted as
      * trained, an upper bound for LISA's frozen blocks and LoRA's base weights.
      */
-    public static double exchangeSeconds(ModelConfig cfg, DeviceSpec spec, Placement placement, PipelineConfig pc) {
-        if (spec.cpu() || placement.replicas() == 1) return 0;
+    public static double[] exchangeSeconds(ModelConfig cfg, DeviceSpec spec, Placement placement, PipelineConfig pc) {
+        double[] out = new double[placement.devices()];
+        if (spec.cpu() || placement.replicas() == 1) return out;
         double[] params = stageParameters(cfg);
-        double share = (placement.replicas() - 1) / (double) placement.replicas(), slowest = 0;
+        double share = (placement.replicas() - 1) / (double) placement.replicas();
         for (int d = 0; d < placement.devices(); d++) {
             double bytes = 0;
             for (int s = placement.firstOnDevice(d); s <= placement.lastOnDevice(d); s++) {
                 bytes += params[s] * (Float.BYTES + pc.precision().weights().bytes()) * share;
             }
             boolean spansNodes = spec.nodeOf(d) != spec.nodeOf(placement.deviceOfActor(placement.actor(placement.replicas() - 1, placement.firstOnDevice(d))));
-            slowest = Math.max(slowest, bytes / (spansNodes ? spec.linkBytesPerSecond() : spec.busBytesPerSecond()));
+            out[d] = bytes / (spansNodes ? spec.linkBytesPerSecond() : spec.busBytesPerSecond());
         }
-        return slowest;
+        return out;
     }
 
     /** What a search found: the fastest plan that fits, or the one needing the least memory and why none fits. */
@@ -248,16 +265,13 @@ public final class Planner implements AutoCloseable {
         return cfg.parameters() * precision.weights().bytes();
     }
 
-    /** Each stage's parameters, from the model's shape: the embedding's and head's matrices, the rest shared by the blocks. */
+    /** Each stage's parameters, from the model's shape. */
     static double[] stageParameters(ModelConfig cfg) {
         int stages = cfg.layers() + 2;
-        double matrix = (double) cfg.vocabSize() * cfg.hidden();
-        double embedding = matrix, head = cfg.tiedEmbeddings() ? cfg.hidden() : matrix + cfg.hidden();
-        double block = (cfg.parameters() - embedding - (cfg.tiedEmbeddings() ? 0 : matrix)) / cfg.layers();
         double[] p = new double[stages];
-        java.util.Arrays.fill(p, block);
-        p[0] = embedding;
-        p[stages - 1] = head;
+        java.util.Arrays.fill(p, cfg.blockParameters());
+        p[0] = cfg.embeddingParameters();
+        p[stages - 1] = cfg.headParameters();
         return p;
     }
 

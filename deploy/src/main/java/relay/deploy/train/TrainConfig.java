@@ -301,8 +301,6 @@ public record TrainConfig(ModelPart model, OptimizerPart optimizer, PipelinePart
         require(p.replicas() >= 1, "replicas", "must be ≥ 1, not " + p.replicas());
         require(p.replicas() == 1 || o.method().inPipeline(), "replicas", "are replicas of the pipeline, which " + o.method().key()
                 + " does not run in");
-        require(p.replicas() == 1 || p.mode() == UpdateMode.EXACT, "replicas", "is " + p.replicas() + ": replicas sum their gradients "
-                + "once a step, which needs mode = exact (eager updates at every backward message)");
         require(r.batch() % p.microbatches() != 0 || (r.batch() / p.microbatches()) % p.replicas() == 0, "replicas", "must divide each "
                 + "microbatch's " + r.batch() / Math.max(1, p.microbatches()) + " sequences (batch ÷ microbatches), not " + p.replicas());
         require(p.nodes() == 1 || p.devices() * p.replicas() >= p.nodes() - 1, "nodes", "is " + p.nodes() + ": its " + (p.nodes() - 1)

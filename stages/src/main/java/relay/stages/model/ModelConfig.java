@@ -314,10 +314,18 @@ public record ModelConfig(Family family, int vocabSize, int hidden, int layers, 
 
     /** Parameters of the whole model, the tied matrix counted once. */
     public long parameters() {
-        long c = hidden, emb = (long) vocabSize * c;
-        long positions = family == Family.GPT2 ? (long) maxPositions * c : 0;
-        long finalNorm = family == Family.GPT2 ? 2 * c : c;
-        return emb + positions + layers * blockParameters() + finalNorm + (tiedEmbeddings ? 0 : emb);
+        return embeddingParameters() + layers * blockParameters() + headParameters();
+    }
+
+    /** The embedding's parameters: its token table, and GPT-2's position table. */
+    public long embeddingParameters() {
+        return (long) vocabSize * hidden + (family == Family.GPT2 ? (long) maxPositions * hidden : 0);
+    }
+
+    /** The head's own parameters: the final norm, and the projection to the vocabulary unless it is the tied token table. */
+    public long headParameters() {
+        long finalNorm = family == Family.GPT2 ? 2L * hidden : hidden;
+        return finalNorm + (tiedEmbeddings ? 0 : (long) vocabSize * hidden);
     }
 
     /** Reads typed fields and names the file and field in every error; {@code prefix} names a nested object's fields. */
