@@ -372,6 +372,34 @@ public final class Checkpoint {
         }
     }
 
+    /**
+     * The largest difference between two checkpoints' weights, each relative to the weight's size where it is above 1
+     * (|a − b| / max(1, |a|)); infinite where they hold other weights. Their optimizer state may be split otherwise (a
+     * run of fewer replicas), so it is not compared.
+     */
+    public static double weightDifference(Path a, Path b) throws IOException {
+        Map<String, float[]> wa = weights(a), wb = weights(b);
+        if (!wa.keySet().equals(wb.keySet())) return Double.POSITIVE_INFINITY;
+        double largest = 0;
+        for (Map.Entry<String, float[]> e : wa.entrySet()) {
+            float[] x = e.getValue(), y = wb.get(e.getKey());
+            if (x.length != y.length) return Double.POSITIVE_INFINITY;
+            for (int i = 0; i < x.length; i++) largest = Math.max(largest, Math.abs(x[i] - y[i]) / Math.max(1.0, Math.abs(x[i])));
+        }
+        return largest;
+    }
+
+    private static Map<String, float[]> weights(Path checkpoint) throws IOException {
+        Map<String, float[]> out = new TreeMap<>();
+        for (String f : stateFiles(checkpoint)) {
+            if (!f.startsWith("model")) continue;
+            try (SafeTensors st = SafeTensors.open(checkpoint.resolve(f))) {
+                for (String name : st.entries().keySet()) out.put(name, st.read(name));
+            }
+        }
+        return out;
+    }
+
     /** Null when two checkpoints hold the same weights and optimizer state in the same files, byte for byte; else what differs. */
     public static String difference(Path a, Path b) throws IOException {
         List<String> files = stateFiles(a);

@@ -93,6 +93,21 @@ public record TrainConfig(ModelPart model, OptimizerPart optimizer, PipelinePart
         return microbatchSize() / pipeline.replicas();
     }
 
+    /**
+     * This run with fewer replicas of the pipeline and the same global batch, in the same order, or null where the
+     * batch does not split so: in exact mode by gradient accumulation — each replica's share of a microbatch stays, the
+     * microbatches become R ÷ R' times as many — and in eager mode, whose update per microbatch must stay the whole
+     * microbatch's, by each replica taking a larger share of the same microbatches.
+     */
+    public TrainConfig withReplicas(int replicas) {
+        PipelinePart p = pipeline;
+        int microbatches = p.mode() == UpdateMode.EXACT ? p.microbatches() * p.replicas() / replicas : p.microbatches();
+        boolean splits = p.mode() != UpdateMode.EXACT || p.microbatches() * p.replicas() % replicas == 0;
+        if (replicas < 1 || !splits || run.batch() % microbatches != 0 || run.batch() / microbatches % replicas != 0) return null;
+        return new TrainConfig(model, optimizer, new PipelinePart(p.nodes(), p.devices(), replicas, p.threadsPerDevice(), microbatches,
+                p.schedule(), p.mode(), p.stepTimeout(), p.traceSteps(), p.rebalance(), p.recompute()), run, precision);
+    }
+
     public OptimizerSettings optimizerSettings() {
         return optimizer.settings(run.steps(), run.seed());
     }

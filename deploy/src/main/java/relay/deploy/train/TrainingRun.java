@@ -38,7 +38,10 @@ import relay.stages.train.Batch;
 public final class TrainingRun {
     public record Summary(Path directory, int steps, double trainLoss, double validationLoss, double seconds) {}
 
+    /** The settings it runs with: its own, or with fewer replicas after a lost node ({@link #onWorkers}). */
     private final TrainConfig c;
+    /** The run's own settings. */
+    private final TrainConfig own;
     private final Config resolved;
     private final RunInputs in;
     private final RunDirectory dir;
@@ -55,9 +58,10 @@ public final class TrainingRun {
 
     private record Pending(int step, Path directory, CompletableFuture<List<CheckpointShard.File>> written) {}
 
-    private TrainingRun(TrainConfig c, Config resolved, RunInputs in, RunDirectory dir, PrintStream out, UnaryOperator<Engine> wrap,
-                        Nodes nodes, StopRequest stop, Map<Integer, PackedDataset.Position> snapshots) {
+    private TrainingRun(TrainConfig c, TrainConfig own, Config resolved, RunInputs in, RunDirectory dir, PrintStream out,
+                        UnaryOperator<Engine> wrap, Nodes nodes, StopRequest stop, Map<Integer, PackedDataset.Position> snapshots) {
         this.c = c;
+        this.own = own;
         this.snapshots = snapshots;
         this.nodes = nodes;
         this.stop = stop;
@@ -112,23 +116,30 @@ public final class TrainingRun {
             Checkpoint.discardIncomplete(path);
             int failedAt = -1;
             Map<Integer, PackedDataset.Position> snapshots = new HashMap<>();
-            for (int restart = 1; ; restart++) {
+            // What the run goes on with: its own settings, or fewer replicas while nodes it lost are not replaced.
+            TrainConfig running = c;
+            for (int restart = 1; ; ) {
                 try {
-                    return new TrainingRun(c, resolved, in, dir, out, wrap, nodes, stop, snapshots).train();
+                    return new TrainingRun(running, c, resolved, in, dir, out, wrap, nodes, stop, snapshots).train();
+                } catch (Regrow g) {
+                    running = g.config();
+                    in = in.restartFrom(g.checkpoint(), running);
                 } catch (Failed | NodesUnavailable e) {
                     if (e instanceof Failed f && f.ends()) throw e;
                     // A node lost during a step, a snapshot's or a checkpoint's copy, or an evaluation.
                     NodesUnavailable lostNode = e instanceof NodesUnavailable n ? n : e.getCause() instanceof NodesUnavailable n ? n : null;
                     int step = e instanceof Failed f ? f.step() : -1;
-                    String replaced = lostNode != null ? replace(nodes, devices(c, in.model()), out) : null;
+                    Replaced replaced = lostNode != null ? replace(nodes, c, in.model(), out) : null;
                     if ((lostNode != null && replaced == null) || restart > c.run().restarts() || (step >= 0 && step == failedAt)) throw e;
                     failedAt = step;
-                    GoingOn on = goingOn(c, in, dir, out, lostNode, snapshots);
+                    if (replaced != null) running = replaced.config();
+                    GoingOn on = goingOn(running, in, dir, out, lostNode, snapshots);
                     out.printf("%s%nrestarting the run (%d of %d restarts)%s%s%n", e.getMessage(), restart, c.run().restarts(),
-                            replaced == null ? "" : ": " + replaced, on.said() == null ? "" : "; " + on.said());
+                            replaced == null ? "" : ": " + replaced.said(), on.said() == null ? "" : "; " + on.said());
                     dir.history((e instanceof Failed ? "" : e.getMessage() + "; ") + "restarting (" + restart + " of "
-                            + c.run().restarts() + ")" + (replaced == null ? "" : ": " + replaced) + (on.said() == null ? "" : "; " + on.said()));
+                            + c.run().restarts() + ")" + (replaced == null ? "" : ": " + replaced.said()) + (on.said() == null ? "" : "; " + on.said()));
                     in = on.in();
+                    restart++;
                 }
             }
         } catch (RuntimeException | IOException e) {
@@ -173,12 +184,15 @@ public final class TrainingRun {
         };
     }
 
+    /** A restart after a lost node: what happened, said, and the settings the run goes on with. */
+    private record Replaced(String said, TrainConfig config) {}
+
     /**
      * After a node was lost: workers that joined since (replacements) are admitted, waiting for one up to the
-     * join timeout when no worker is left; then the workers take the devices in order when the pipeline is
-     * placed again. Returns what happened, or null when no worker is left.
+     * join timeout when no worker is left; then the run's replicas that the workers left hold ({@link #onWorkers})
+     * take the devices in order when the pipeline is placed again. Returns what happened, or null when no worker is left.
      */
-    private static String replace(Nodes nodes, int devices, PrintStream out) {
+    private static Replaced replace(Nodes nodes, TrainConfig c, ModelConfig model, PrintStream out) {
         if (nodes == null) return null;
         // None may be lost since the last restart (when a snapshot's holder went too, found on restoring it).
         List<String> lost = nodes.dropLost();
@@ -187,12 +201,58 @@ public final class TrainingRun {
                     + "(relay node --join %s --index 1)%n", String.join(", ", lost), nodes.joinTimeout().toSeconds(), nodes.address());
         }
         List<String> joined = nodes.admitJoined();
+        TrainConfig next = onWorkers(c, nodes.deviceNodes());
+        int devices = devices(next, model) * next.pipeline().replicas();
         if (nodes.deviceNodes() == 0 || nodes.deviceNodes() > devices) return null;
+        return new Replaced((lost.isEmpty() ? "no other node lost" : String.join(", ", lost) + " lost")
+                + (joined.isEmpty() ? "" : ", " + String.join(", ", joined) + " joined") + "; " + placed(nodes, c, next, devices), next);
+    }
+
+    /** Where the devices go now, and with fewer replicas how the batch is kept. */
+    private static String placed(Nodes nodes, TrainConfig c, TrainConfig next, int devices) {
         List<String> placed = new ArrayList<>();
         for (int d = 0; d < devices; d++) placed.add("device " + d + " on " + nodes.nodeOf(d, devices));
-        return (lost.isEmpty() ? "no other node lost" : String.join(", ", lost) + " lost")
-                + (joined.isEmpty() ? "" : ", " + String.join(", ", joined) + " joined")
-                + "; placed again: " + String.join(", ", placed);
+        int r = next.pipeline().replicas();
+        int size = next.microbatchSize();
+        String replicas = r == c.pipeline().replicas() ? "" : String.format(Locale.ROOT, "; going on with %d of %d replicas, %d "
+                + "microbatches of %d sequence%s a step (the same batch), until a node joins at a checkpoint", r, c.pipeline().replicas(),
+                next.pipeline().microbatches(), size, size == 1 ? "" : "s");
+        return "placed again: " + String.join(", ", placed) + replicas;
+    }
+
+    /**
+     * The settings a run of {@code c} goes on with on {@code workers} workers: all its replicas while it has as many
+     * workers as it began with, else as many as the workers hold at the load each began with (R × workers ÷ workers
+     * it began with, at least one), the global batch kept ({@link TrainConfig#withReplicas}).
+     */
+    static TrainConfig onWorkers(TrainConfig c, int workers) {
+        int r = c.pipeline().replicas(), began = c.pipeline().nodes() - 1;
+        if (r == 1 || workers >= began) return c;
+        for (int k = Math.max(1, r * workers / began); ; k--) {
+            TrainConfig fewer = c.withReplicas(k);
+            if (fewer != null) return fewer;
+        }
+    }
+
+    /** A run going on with fewer replicas than its own, ended at a checkpoint to go on from it with more: a node joined. */
+    private static final class Regrow extends RuntimeException {
+        private static final long serialVersionUID = 1L;
+        private final transient TrainConfig config;
+        private final transient Path checkpoint;
+
+        Regrow(TrainConfig config, Path checkpoint) {
+            super(null, null, false, false);
+            this.config = config;
+            this.checkpoint = checkpoint;
+        }
+
+        TrainConfig config() {
+            return config;
+        }
+
+        Path checkpoint() {
+            return checkpoint;
+        }
     }
 
     /**
@@ -276,11 +336,13 @@ public final class TrainingRun {
                     if (done == c.pipeline().traceSteps() || (last && first == 0 && c.pipeline().traceSteps() > steps)) {
                         engine.writeTrace(dir.resolve("trace.json"));
                     }
-                    if (done % c.run().checkpointEvery() == 0 || last || stopping) checkpoint(engine, done, st);
+                    boolean checkpointed = done % c.run().checkpointEvery() == 0 || last || stopping;
+                    if (checkpointed) checkpoint(engine, done, st);
                     if (last || stopping) seal(true);
                     if (last) dir.history(String.format(Locale.ROOT, "finished: validation loss %.3f", val));
                     if (stopping) dir.history("stopped by a signal after step " + done + " of " + steps);
                     if (evaluating || last || stopping) report(engine, !(last || stopping));
+                    if (checkpointed && !last && !stopping) regrowAt(done);
                     if (stopping) {
                         progress.done();
                         out.printf("stopped by a signal after step %d of %d; checkpoint %s; go on with: %s%n",
@@ -297,6 +359,25 @@ public final class TrainingRun {
                 throw unwritable(e, done);
             }
         }
+    }
+
+    /**
+     * A run going on with fewer replicas than its own takes the workers that joined since at a checkpoint: once it is
+     * whole, the run goes on from it with the replicas they make room for ({@link Regrow}).
+     */
+    private void regrowAt(int done) throws IOException {
+        if (nodes == null || c.pipeline().replicas() == own.pipeline().replicas()) return;
+        List<String> joined = nodes.admitJoined();
+        TrainConfig more = onWorkers(own, nodes.deviceNodes());
+        if (joined.isEmpty() || more.pipeline().replicas() <= c.pipeline().replicas()) return;
+        seal(true);
+        Path checkpoint = Checkpoint.newestComplete(dir.path());
+        if (checkpoint == null || !checkpoint.equals(Checkpoint.directory(dir.path(), done))) return; // it could not be written: on as we are
+        String said = String.join(", ", joined) + " joined: going on from " + dir.path().relativize(checkpoint) + " with "
+                + more.pipeline().replicas() + " of " + own.pipeline().replicas() + " replicas";
+        out.println(said);
+        dir.history(said);
+        throw new Regrow(more, checkpoint);
     }
 
     /**
@@ -428,7 +509,9 @@ public final class TrainingRun {
 
     /** Evaluation: the mean loss over the validation sequences, in batches of the microbatch size. */
     private double validate(Engine engine) {
-        List<Batch> val = in.data().validation(c.microbatchSize(), c.run().evalSequences());
+        // In the run's own batches where the replicas left split them: which sequences are evaluated depends on their size.
+        int size = own.microbatchSize() % c.pipeline().replicas() == 0 ? own.microbatchSize() : c.microbatchSize();
+        List<Batch> val = in.data().validation(size, c.run().evalSequences());
         if (val.isEmpty()) val = in.data().validation(1, c.run().evalSequences());
         return engine.validationLoss(val);
     }
