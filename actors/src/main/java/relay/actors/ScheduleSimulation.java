@@ -16,7 +16,16 @@ public final class ScheduleSimulation {
      * One device's time per microbatch: its forwards (the head's includes its fused backward), its input
      * gradients (with an unsplit schedule the whole backward), and its weight gradients (split schedules).
      */
-    public record DeviceCosts(double forward, double backward, double weights) {}
+    /**
+     * A device's cost of each action, and {@code settle}: how long it waits after each microbatch's weight gradients
+     * (its W where the schedule splits backward, else its backward), its backward's message already sent — eager
+     * replicas settling their sums before the device's next action.
+     */
+    public record DeviceCosts(double forward, double backward, double weights, double settle) {
+        public DeviceCosts(double forward, double backward, double weights) {
+            this(forward, backward, weights, 0);
+        }
+    }
 
     /** The simulated step: its length and the idle fraction 1 − Σ busy / (devices × length). */
     public record Outcome(double stepTime, double bubble) {}
@@ -52,6 +61,7 @@ public final class ScheduleSimulation {
         for (int d = 0; d < p; d++) plans.add(schedule.plan(d, p, microbatches));
         int[] next = new int[p];
         double[] free = new double[p], busy = new double[p];
+        PipelineSchedule.Kind settles = schedule.splitsBackward() ? PipelineSchedule.Kind.W : PipelineSchedule.Kind.B;
         boolean progress = true;
         while (progress) {
             progress = false;
@@ -72,7 +82,7 @@ public final class ScheduleSimulation {
                         case W -> c.weights();
                     };
                     double end = Math.max(free[d], ready) + cost;
-                    free[d] = end;
+                    free[d] = end + (a.kind() == settles ? c.settle() : 0);
                     busy[d] += cost;
                     if (a.kind() == PipelineSchedule.Kind.F) forwardDone[d][j] = end;
                     if (a.kind() == PipelineSchedule.Kind.B) backwardDone[d][j] = end;

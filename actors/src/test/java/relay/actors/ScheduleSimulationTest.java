@@ -52,6 +52,17 @@ class ScheduleSimulationTest {
         assertTrue(o.bubble() > PipelineSchedule.theoreticalBubble(2, 8));
     }
 
+    /** Eager replicas: a device waits for its exchange after each backward, whose gradient has already gone on. */
+    @Test
+    void aSettleHoldsTheDeviceNotItsMessage() {
+        ScheduleSimulation.DeviceCosts c = new ScheduleSimulation.DeviceCosts(1, 1, 0, 0.5);
+        ScheduleSimulation.Outcome o = ScheduleSimulation.run(PipelineSchedule.ONE_F_ONE_B, new ScheduleSimulation.DeviceCosts[] {c, c}, 2);
+        // Device 1: F0 1–2, B0 2–3 (sent at 3) and its settle to 3.5, F1 3.5–4.5, B1 4.5–5.5 (sent at 5.5); device 0:
+        // F0 0–1, F1 1–2, B0 3–4, B1 5.5–6.5 and its settle to 7.
+        assertEquals(7.0, o.stepTime(), 1e-12);
+        assertEquals(1 - 8.0 / (2 * 7.0), o.bubble(), 1e-12, "a settle is waiting, not work");
+    }
+
     @Test
     void deviceCostsSumTheirStagesAndFoldWIntoBWhenUnsplit() {
         Placement pl = new Placement(2, new int[] {0, 0, 1, 1});

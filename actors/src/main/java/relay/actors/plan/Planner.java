@@ -119,22 +119,21 @@ public final class Planner implements AutoCloseable {
     }
 
     /**
-     * The same with {@code exchange[d]} seconds more on device d after each microbatch's weight gradients (its W where
-     * the schedule splits backward, else its backward): eager replicas settle every backward before the next action.
+     * The same with device d waiting {@code exchange[d]} seconds after each microbatch's weight gradients (its W where
+     * the schedule splits backward, else its backward, whose message has left): eager replicas settle every backward's
+     * sums before the device's next action.
      */
     private static ScheduleSimulation.Outcome time(ModelConfig cfg, DeviceSpec spec, StageCosts costs, Placement placement,
                                                    PipelineConfig pc, int microbatchSize, int seq, int microbatches, double[] exchange) {
         ScheduleSimulation.DeviceCosts[] devices = ScheduleSimulation.deviceCosts(placement, costs.forward(), costs.backward(),
                 costs.weights(), pc.schedule());
-        boolean split = pc.schedule().splitsBackward();
         // What crosses is the residual stream (forward) or its gradient (backward), stored in the activations' dtype.
         double bytes = (double) microbatchSize * seq * cfg.hidden() * pc.precision().activations().bytes();
         for (int d = 0; d < devices.length; d++) {
             double forwardSend = d + 1 < devices.length ? spec.sendSeconds(d, bytes) : 0;
             double backwardSend = d > 0 ? spec.sendSeconds(d - 1, bytes) : 0;
             ScheduleSimulation.DeviceCosts c = devices[d];
-            devices[d] = new ScheduleSimulation.DeviceCosts(c.forward() + forwardSend, c.backward() + backwardSend + (split ? 0 : exchange[d]),
-                    c.weights() + (split ? exchange[d] : 0));
+            devices[d] = new ScheduleSimulation.DeviceCosts(c.forward() + forwardSend, c.backward() + backwardSend, c.weights(), exchange[d]);
         }
         return ScheduleSimulation.run(pc.schedule(), devices, microbatches);
     }
