@@ -320,25 +320,7 @@ class ClusterTrainingTest {
     @Timeout(value = 5, unit = TimeUnit.MINUTES)
     void aReplacementJoinsTheReplicasAtACheckpoint() throws Exception {
         // Long enough for the replacement's JVM to start and join while the run goes on.
-        List<String> args = referenceRun(STEPS_TO_REJOIN, "replicas=2", "batch=4", "eval-sequences=8");
-        StringWriter err = new StringWriter();
-        int port = freePort();
-        startWorkers(port, 3);
-        Path out = dir.resolve("regrown");
-        Thread killer = killAfter(out, 3, 0, true);
-        Thread replacement = new Thread(() -> {
-            try {
-                killer.join();
-                workers.add(RelayProcess.start(dir, dir.resolve("node-1-replacement.log"), "node", "--join", "127.0.0.1:" + port,
-                        "--index", "1"));
-            } catch (IOException | InterruptedException e) {
-                // The run then ends with one replica, and the assertions say so.
-            }
-        }, "replacement");
-        replacement.start();
-        assertEquals(0, Cli.run(err, onCluster(args, out, 3, port)), err::toString);
-        replacement.join();
-        Path run = runOf("regrown");
+        Path run = withAReplacement(referenceRun(STEPS_TO_REJOIN, "replicas=2", "batch=4", "eval-sequences=8"), "regrown", 3);
         String history = Files.readString(run.resolve("history.log"));
         assertTrue(history.matches("(?s).*going on with 1 of 2 replicas.*node 1 \\(127\\.0\\.0\\.1:\\d+\\) joined: going on from "
                 + "checkpoints/step-\\d+ with 2 of 2 replicas.*finished.*"), history);
@@ -405,11 +387,23 @@ class ClusterTrainingTest {
     @Test
     @Timeout(value = 4, unit = TimeUnit.MINUTES)
     void aReplacementNodeTakesTheLostOnesPlaceAndTheRunEndsBitIdentical() throws Exception {
-        List<String> args = referenceRun(6);
+        Path run = withAReplacement(referenceRun(6), "replaced", 2);
+        String history = Files.readString(run.resolve("history.log"));
+        assertTrue(history.matches("(?s).*node 1 \\(127\\.0\\.0\\.1:\\d+\\) lost, node 1 \\(127\\.0\\.0\\.1:\\d+\\) joined; placed again: "
+                + "device 0 on node 1 .*device 1 on node 1 .*resumed at step [23] of 6.*finished.*"), history);
+        assertSameRun(runOf("one"), run, 6, "replaced");
+    }
+
+    /**
+     * The run of {@code args} on {@code nodes} JVMs, writing under {@code name}, whose node 1 is killed (SIGKILL) after
+     * step 3 and a whole checkpoint, and a replacement with its index started then; returns its run directory once it
+     * ended well.
+     */
+    private Path withAReplacement(List<String> args, String name, int nodes) throws Exception {
         StringWriter err = new StringWriter();
         int port = freePort();
-        startWorkers(port, 2);
-        Path out = dir.resolve("replaced");
+        startWorkers(port, nodes);
+        Path out = dir.resolve(name);
         Thread killer = killAfter(out, 3, 0, true);
         Thread replacement = new Thread(() -> {
             try {
@@ -417,17 +411,13 @@ class ClusterTrainingTest {
                 workers.add(RelayProcess.start(dir, dir.resolve("node-1-replacement.log"), "node", "--join", "127.0.0.1:" + port,
                         "--index", "1"));
             } catch (IOException | InterruptedException e) {
-                // The run then ends for want of a worker, and the assertions say so.
+                // The run then goes on without it, and the caller's assertions say so.
             }
         }, "replacement");
         replacement.start();
-        assertEquals(0, Cli.run(err, onCluster(args, out, 2, port)), err::toString);
+        assertEquals(0, Cli.run(err, onCluster(args, out, nodes, port)), err::toString);
         replacement.join();
-        Path run = runOf("replaced");
-        String history = Files.readString(run.resolve("history.log"));
-        assertTrue(history.matches("(?s).*node 1 \\(127\\.0\\.0\\.1:\\d+\\) lost, node 1 \\(127\\.0\\.0\\.1:\\d+\\) joined; placed again: "
-                + "device 0 on node 1 .*device 1 on node 1 .*resumed at step [23] of 6.*finished.*"), history);
-        assertSameRun(runOf("one"), run, 6, "replaced");
+        return runOf(name);
     }
 
     /**

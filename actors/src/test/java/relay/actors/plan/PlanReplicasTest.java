@@ -54,21 +54,31 @@ class PlanReplicasTest {
         }
     }
 
+    /** Two replicas planned in a mode over a slow link and over a link of no time, and each device's exchange over the slow one. */
+    private record Timed(Plan slow, Plan fast, double[] exchange) {
+        static Timed of(UpdateMode mode) {
+            PipelineConfig pc = config(mode);
+            try (Planner planner = new Planner()) {
+                Plan slow = planner.plan(CFG, twoNodesOfTwo(SLOW_LINK), pc, BATCH, SEQ, MICROBATCHES, 2);
+                return new Timed(slow, planner.plan(CFG, twoNodesOfTwo(FAST_LINK), pc, BATCH, SEQ, MICROBATCHES, 2),
+                        Planner.exchangeSeconds(CFG, slow.devices(), slow.placement(), pc));
+            }
+        }
+
+        double slowest() {
+            return Arrays.stream(exchange).max().orElseThrow();
+        }
+    }
+
     /**
      * Exact mode: the step is the schedule, then the slowest device's exchange — half its float32 gradients out and half
      * its float32 weights back over the link, which is its parameter bytes.
      */
     @Test
     void exactModeExchangesOnceAfterTheSchedule() {
-        try (Planner planner = new Planner()) {
-            PipelineConfig pc = config(UpdateMode.EXACT);
-            Plan slow = planner.plan(CFG, twoNodesOfTwo(SLOW_LINK), pc, BATCH, SEQ, MICROBATCHES, 2);
-            Plan fast = planner.plan(CFG, twoNodesOfTwo(FAST_LINK), pc, BATCH, SEQ, MICROBATCHES, 2);
-            double[] exchange = Planner.exchangeSeconds(CFG, slow.devices(), slow.placement(), pc);
-            for (int d = 0; d < 2; d++) assertEquals(bytes(slow, d, Category.PARAMETERS) / SLOW_LINK, exchange[d], 1e-9 * exchange[d]);
-            double slowest = Arrays.stream(exchange).max().orElseThrow();
-            assertEquals(fast.stepSeconds() + slowest, slow.stepSeconds(), 1e-9 * slow.stepSeconds());
-        }
+        Timed t = Timed.of(UpdateMode.EXACT);
+        for (int d = 0; d < 2; d++) assertEquals(bytes(t.slow(), d, Category.PARAMETERS) / SLOW_LINK, t.exchange()[d], 1e-9 * t.exchange()[d]);
+        assertEquals(t.fast().stepSeconds() + t.slowest(), t.slow().stepSeconds(), 1e-9 * t.slow().stepSeconds());
     }
 
     /**
@@ -77,15 +87,10 @@ class PlanReplicasTest {
      */
     @Test
     void eagerModeExchangesAfterEveryBackward() {
-        try (Planner planner = new Planner()) {
-            PipelineConfig pc = config(UpdateMode.EAGER);
-            Plan slow = planner.plan(CFG, twoNodesOfTwo(SLOW_LINK), pc, BATCH, SEQ, MICROBATCHES, 2);
-            Plan fast = planner.plan(CFG, twoNodesOfTwo(FAST_LINK), pc, BATCH, SEQ, MICROBATCHES, 2);
-            double[] exchange = Planner.exchangeSeconds(CFG, slow.devices(), slow.placement(), pc);
-            double slowest = Arrays.stream(exchange).max().orElseThrow(), all = Arrays.stream(exchange).sum();
-            assertTrue(slow.stepSeconds() >= MICROBATCHES * slowest, slow.stepSeconds() + " s against " + MICROBATCHES + " × " + slowest);
-            assertTrue(slow.stepSeconds() > fast.stepSeconds() + slowest, "more than exact mode's one exchange");
-            assertTrue(slow.stepSeconds() <= fast.stepSeconds() + MICROBATCHES * all + 1e-9, slow.stepSeconds() + " s");
-        }
+        Timed t = Timed.of(UpdateMode.EAGER);
+        double step = t.slow().stepSeconds(), all = Arrays.stream(t.exchange()).sum();
+        assertTrue(step >= MICROBATCHES * t.slowest(), step + " s against " + MICROBATCHES + " × " + t.slowest());
+        assertTrue(step > t.fast().stepSeconds() + t.slowest(), "more than exact mode's one exchange");
+        assertTrue(step <= t.fast().stepSeconds() + MICROBATCHES * all + 1e-9, step + " s");
     }
 }
