@@ -101,9 +101,10 @@ public record TrainConfig(ModelPart model, OptimizerPart optimizer, PipelinePart
      */
     public TrainConfig withReplicas(int replicas) {
         PipelinePart p = pipeline;
-        int microbatches = p.mode() == UpdateMode.EXACT ? p.microbatches() * p.replicas() / replicas : p.microbatches();
-        boolean splits = p.mode() != UpdateMode.EXACT || p.microbatches() * p.replicas() % replicas == 0;
-        if (replicas < 1 || !splits || run.batch() % microbatches != 0 || run.batch() / microbatches % replicas != 0) return null;
+        boolean exact = p.mode() == UpdateMode.EXACT;
+        if (replicas < 1 || (exact && p.microbatches() * p.replicas() % replicas != 0)) return null;
+        int microbatches = exact ? p.microbatches() * p.replicas() / replicas : p.microbatches();
+        if (run.batch() % microbatches != 0 || run.batch() / microbatches % replicas != 0) return null;
         return new TrainConfig(model, optimizer, new PipelinePart(p.nodes(), p.devices(), replicas, p.threadsPerDevice(), microbatches,
                 p.schedule(), p.mode(), p.stepTimeout(), p.traceSteps(), p.rebalance(), p.recompute()), run, precision);
     }

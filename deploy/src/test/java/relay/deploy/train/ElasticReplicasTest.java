@@ -31,6 +31,7 @@ class ElasticReplicasTest {
         assertEquals(exact.replicaMicrobatchSize(), two.replicaMicrobatchSize(), "each replica's share stays");
         assertEquals(exact.run().batch(), two.pipeline().microbatches() * two.microbatchSize(), "the global batch stays");
         assertNull(exact.withReplicas(3), "8 sequences a microbatch of 2 replicas × 2 microbatches make no 3 replicas' shares");
+        assertNull(exact.withReplicas(0));
 
         TrainConfig eager = config("mode = eager", "replicas = 4", "batch = 16", "microbatches = 2", "nodes = 5");
         TrainConfig one = eager.withReplicas(1);
