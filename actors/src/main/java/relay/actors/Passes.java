@@ -34,8 +34,8 @@ final class Passes {
         for (int j = 0; j < microbatches.size(); j++) {
             Batch whole = microbatches.get(j);
             // Each replica takes its share of the microbatch's rows: a run's tokens do not depend on the replicas.
+            int share = whole.batch() / replicas;
             for (int r = 0; r < replicas; r++) {
-                int share = whole.batch() / replicas;
                 Batch b = replicas == 1 ? whole : whole.rows(r * share, (r + 1) * share);
                 Position pos = new Position(step, pass, id, j, microbatches.size(), b.batch(), b.seq(), clip);
                 if (first == null) first = pos;

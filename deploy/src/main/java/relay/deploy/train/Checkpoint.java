@@ -351,10 +351,15 @@ public final class Checkpoint {
 
     /** The optimizer state of every file that holds some: the plain loop's one, or each stage's. */
     static Map<String, float[]> optimizerState(Path dir) {
+        return tensors(dir, "optimizer");
+    }
+
+    /** Every tensor of the checkpoint's files of one kind ("model" or "optimizer"), by name. */
+    private static Map<String, float[]> tensors(Path dir, String kind) {
         Map<String, float[]> values = new LinkedHashMap<>();
         try {
             for (String name : stateFiles(dir)) {
-                if (!name.startsWith("optimizer")) continue;
+                if (!name.startsWith(kind)) continue;
                 try (SafeTensors st = SafeTensors.open(dir.resolve(name))) {
                     for (String tensor : st.entries().keySet()) values.put(tensor, st.read(tensor));
                 }
@@ -377,8 +382,8 @@ public final class Checkpoint {
      * (|a − b| / max(1, |a|)); infinite where they hold other weights. Their optimizer state may be split otherwise (a
      * run of fewer replicas), so it is not compared.
      */
-    public static double weightDifference(Path a, Path b) throws IOException {
-        Map<String, float[]> wa = weights(a), wb = weights(b);
+    public static double weightDifference(Path a, Path b) {
+        Map<String, float[]> wa = tensors(a, "model"), wb = tensors(b, "model");
         if (!wa.keySet().equals(wb.keySet())) return Double.POSITIVE_INFINITY;
         double largest = 0;
         for (Map.Entry<String, float[]> e : wa.entrySet()) {
@@ -387,17 +392,6 @@ public final class Checkpoint {
             for (int i = 0; i < x.length; i++) largest = Math.max(largest, Math.abs(x[i] - y[i]) / Math.max(1.0, Math.abs(x[i])));
         }
         return largest;
-    }
-
-    private static Map<String, float[]> weights(Path checkpoint) throws IOException {
-        Map<String, float[]> out = new TreeMap<>();
-        for (String f : stateFiles(checkpoint)) {
-            if (!f.startsWith("model")) continue;
-            try (SafeTensors st = SafeTensors.open(checkpoint.resolve(f))) {
-                for (String name : st.entries().keySet()) out.put(name, st.read(name));
-            }
-        }
-        return out;
     }
 
     /** Null when two checkpoints hold the same weights and optimizer state in the same files, byte for byte; else what differs. */
