@@ -49,9 +49,7 @@ final class NodeCommand implements Callable<Integer> {
             int eq = o.indexOf('=');
             if (eq <= 0 || !o.startsWith("relay.cluster.")) throw new IllegalArgumentException("'" + o + "' is not relay.cluster.key=value");
             try {
-                Config one = ConfigFactory.parseString(o.substring(0, eq) + " = " + o.substring(eq + 1));
-                KnownSettings.check(one, "'" + o + "'");
-                c = one.withFallback(c);
+                c = KnownSettings.argument(o.substring(0, eq), o.substring(eq + 1), o).withFallback(c);
             } catch (ConfigException e) {
                 throw new IllegalArgumentException("'" + o + "': " + e.getMessage(), e);
             }

@@ -87,9 +87,7 @@ final class TrainCommand implements Callable<Integer> {
             if (eq <= 0) throw new IllegalArgumentException("'" + o + "' is not key=value");
             try {
                 String key = o.substring(0, eq).trim();
-                Config one = ConfigFactory.parseString((key.startsWith("relay.") ? key : "relay.train." + key) + " = " + o.substring(eq + 1));
-                KnownSettings.check(one, "'" + o + "'");
-                given = one.withFallback(given);
+                given = KnownSettings.argument(key.startsWith("relay.") ? key : "relay.train." + key, o.substring(eq + 1), o).withFallback(given);
             } catch (ConfigException e) {
                 throw new IllegalArgumentException("'" + o + "': " + e.getMessage(), e);
             }

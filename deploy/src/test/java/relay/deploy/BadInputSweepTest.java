@@ -218,7 +218,7 @@ class BadInputSweepTest {
                 train("relay.train.threads-per-device", "threads-per-device=many"),
                 train("relay.train.keep-checkpoints", "keep-checkpoints=-1"),
                 train("relay.train.trace-steps", "trace-steps=-1"),
-                train("seed", "seed=abc"),
+                train("argument 'seed=abc'", "seed=abc"),
                 train("afile.txt", "out=" + aFile),
                 train("relay.train.learning-rate", "learning-rate=0.1"),
                 train("relay.train.nodes", "nodes=0"),

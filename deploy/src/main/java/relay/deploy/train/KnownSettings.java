@@ -2,6 +2,7 @@ package relay.deploy.train;
 
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
+import com.typesafe.config.ConfigParseOptions;
 import java.util.Comparator;
 import java.util.List;
 import java.util.stream.Collectors;
@@ -28,6 +29,17 @@ public final class KnownSettings {
         String hint = distance(nearest, key) <= Math.max(2, key.length() / 6) ? " (did you mean " + nearest + "?)"
                 : "; known: " + all.stream().filter(k -> k.startsWith(group)).sorted().collect(Collectors.joining(", "));
         throw new IllegalArgumentException(where + ": unknown setting " + key + hint);
+    }
+
+    /**
+     * One {@code key=value} argument of a command line as settings, refused here if its key is unknown; a value of the
+     * wrong type, found only when the setting is read, is then reported as this argument's, not as an anonymous string's.
+     */
+    public static Config argument(String path, String value, String argument) {
+        Config one = ConfigFactory.parseString(path + " = " + value,
+                ConfigParseOptions.defaults().setOriginDescription("argument '" + argument + "'"));
+        check(one, "'" + argument + "'");
+        return one;
     }
 
     /** Levenshtein distance: the fewest single-character edits that turn a into b. */
