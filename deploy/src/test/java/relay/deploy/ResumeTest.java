@@ -190,7 +190,8 @@ class ResumeTest {
 
     /**
      * The stages' shards of a pipeline checkpoint: one corrupt, or one missing, and the checkpoint is refused,
-     * named, and the one before used — a run resumed from its directory then ends where the whole run ended.
+     * named (on the console and in history.log), and the one before used — a run resumed from its directory then ends
+     * where the whole run ended.
      */
     @Test
     void aCheckpointWithACorruptOrMissingShardIsRefusedAndTheOneBeforeUsed() throws Exception {
@@ -213,6 +214,8 @@ class ResumeTest {
             String printed = said.toString(java.nio.charset.StandardCharsets.UTF_8);
             assertTrue(printed.contains("step-6 refused (") && printed.contains("optimizer-block-0.safetensors: " + damage)
                     && printed.contains("using step-3, the one before") && printed.contains("resuming " + cut + " at step 3"), printed);
+            String history = Files.readString(cut.resolve("history.log"));
+            assertTrue(history.contains("step-6 refused (") && history.indexOf("refused (") < history.lastIndexOf("resumed at step 3"), history);
             assertNull(Checkpoint.difference(whole.resolve("checkpoints/step-6"), cut.resolve("checkpoints/step-6")), damage);
             assertEquals(losses(whole), losses(cut), damage);
         }

@@ -5,6 +5,7 @@ import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.function.Consumer;
 import relay.actors.Pipeline;
 import relay.optimizers.Method;
 import relay.stages.data.Corpus;
@@ -41,10 +42,11 @@ record RunInputs(ModelConfig model, Path weights, Tokenizer tokenizer, PackedDat
 
     /**
      * Checks and prepares everything a run with these settings needs, its memory against {@code room} before any of it is
-     * allocated; {@code resumeFrom} (null: a new run) is a checkpoint or a run.
+     * allocated; {@code resumeFrom} (null: a new run) is a checkpoint or a run, whose checkpoints refused as damaged
+     * {@code refused} hears of.
      */
-    static RunInputs prepare(TrainConfig c, Path resumeFrom, RunMemory.Room room, PrintStream out) {
-        Start start = resumeFrom == null ? Start.FRESH : Checkpoint.resumable(Checkpoint.locate(resumeFrom, out::println), c);
+    static RunInputs prepare(TrainConfig c, Path resumeFrom, Consumer<String> refused, RunMemory.Room room, PrintStream out) {
+        Start start = resumeFrom == null ? Start.FRESH : Checkpoint.resumable(Checkpoint.locate(resumeFrom, refused), c);
         Source src = start.checkpoint() != null ? Source.checkpoint(start.checkpoint()) : Source.open(c.model().name());
         ModelConfig cfg = src.config();
         checkAgainstModel(c, cfg, start.checkpoint() == null);

@@ -12,6 +12,7 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
+import java.util.function.Consumer;
 import java.util.function.UnaryOperator;
 import relay.actors.ClusterSettings;
 import relay.actors.Nodes;
@@ -91,13 +92,13 @@ public final class TrainingRun {
             throws IOException {
         // A stop signal waits until the nodes are closed too: a cluster's workers see their coordinator leave, not vanish.
         try (StopRequest stop = new StopRequest()) {
-            RunInputs prepared = RunInputs.prepare(c, resumeFrom, RunMemory.Room.here(), out);
+            RunNotices notices = new RunNotices(out);
+            RunInputs prepared = RunInputs.prepare(c, resumeFrom, notices, RunMemory.Room.here(), out);
             stop.begin();
             Path given = prepared.start().checkpoint() != null ? Checkpoint.run(prepared.start().checkpoint()) : runDir;
-            RefusedNodes refused = new RefusedNodes(out);
-            try (Nodes nodes = nodes(c, resolved, out, refused);
+            try (Nodes nodes = nodes(c, resolved, out, refusal -> notices.accept(refusal + "; give it another --index"));
                  RunDirectory dir = given != null ? RunDirectory.open(given) : RunDirectory.fresh(c)) {
-                refused.recordIn(dir);
+                notices.recordIn(dir);
                 return run(c, resolved, out, wrap, prepared, nodes, dir, stop);
             }
         }
@@ -177,7 +178,7 @@ public final class TrainingRun {
     }
 
     /** A refused checkpoint, told on the console and in history.log. */
-    private static java.util.function.Consumer<String> refused(PrintStream out, RunDirectory dir) {
+    private static Consumer<String> refused(PrintStream out, RunDirectory dir) {
         return why -> {
             out.println(why);
             dir.history(why, out);
@@ -260,7 +261,7 @@ public final class TrainingRun {
      * cluster this JVM coordinates (waiting until every worker has joined; {@code refused} hears of the workers it
      * refuses); none for the plain loop.
      */
-    private static Nodes nodes(TrainConfig c, Config resolved, PrintStream out, RefusedNodes refused) {
+    private static Nodes nodes(TrainConfig c, Config resolved, PrintStream out, Consumer<String> refused) {
         if (!c.optimizer().method().inPipeline()) return null;
         if (c.pipeline().nodes() == 1) return Nodes.local(com.typesafe.config.ConfigFactory.empty());
         ClusterSettings cs = ClusterSettings.from(resolved);

@@ -39,7 +39,7 @@ class LisaGammaTest {
     }
 
     private static String refused(TrainConfig c) {
-        return assertThrows(IllegalArgumentException.class, () -> RunInputs.prepare(c, null, ROOMY, QUIET)).getMessage();
+        return assertThrows(IllegalArgumentException.class, () -> RunInputs.prepare(c, null, why -> { }, ROOMY, QUIET)).getMessage();
     }
 
     @Test
@@ -48,12 +48,12 @@ class LisaGammaTest {
                 + "lisa.gamma ≤ 4", refused(settings("llama-tiny", "lisa.gamma = 9")));
         assertEquals("configuration: relay.train.lisa.gamma 5 exceeds the 4 blocks of llama-tiny: LISA trains at most every block, "
                 + "lisa.gamma ≤ 4", refused(settings("llama-tiny", "optimizer = lisa", "lisa.gamma = 5")));
-        RunInputs.prepare(settings("llama-tiny", "lisa.gamma = 4"), null, ROOMY, QUIET);
+        RunInputs.prepare(settings("llama-tiny", "lisa.gamma = 4"), null, why -> { }, ROOMY, QUIET);
     }
 
     @Test
     void theDefaultGammaMeansEveryBlockOfASmallerModel() {
-        RunInputs.prepare(settings(twoBlocks.toString()), null, ROOMY, QUIET);
+        RunInputs.prepare(settings(twoBlocks.toString()), null, why -> { }, ROOMY, QUIET);
         assertEquals("configuration: relay.train.lisa.gamma 3 exceeds the 2 blocks of " + twoBlocks + ": LISA trains at most every block, "
                 + "lisa.gamma ≤ 2", refused(settings(twoBlocks.toString(), "lisa.gamma = 3")));
     }
@@ -61,6 +61,6 @@ class LisaGammaTest {
     @Test
     void aGammaIsNotCheckedWhereLisaIsOff() {
         // RSO trains every block through its subspaces: γ plays no part.
-        RunInputs.prepare(settings("llama-tiny", "optimizer = rso", "lisa.gamma = 9"), null, ROOMY, QUIET);
+        RunInputs.prepare(settings("llama-tiny", "optimizer = rso", "lisa.gamma = 9"), null, why -> { }, ROOMY, QUIET);
     }
 }

@@ -109,7 +109,7 @@ class RunMemoryTest {
         TrainConfig c = TrainConfig.from(SmallRuns.settings(corpus, "llama-train", "batch = 4096", "seq = 512", "microbatches = 4"));
         ByteArrayOutputStream out = new ByteArrayOutputStream();
         String said = assertThrows(IllegalArgumentException.class,
-                () -> RunInputs.prepare(c, null, new RunMemory.Room(2 * GIB, 2 * GIB), new PrintStream(out, true))).getMessage();
+                () -> RunInputs.prepare(c, null, why -> { }, new RunMemory.Room(2 * GIB, 2 * GIB), new PrintStream(out, true))).getMessage();
         // The head's logits for one microbatch alone: 1024 sequences of 512 tokens, each of 2,048 floats.
         long logits = 1024L * 512 * 2048 * Float.BYTES;
         Matcher m = Pattern.compile("the run needs (\\d+\\.\\d) GiB of memory as planned \\(activations [0-9.]+ GiB of it, .*\\) "
