@@ -80,6 +80,9 @@ public record TrainConfig(ModelPart model, OptimizerPart optimizer, PipelinePart
             "clip-value", "clip-norm", "batch", "microbatches", "nodes", "devices", "replicas", "threads-per-device", "schedule", "mode", "restarts", "step-timeout",
             "eval-every", "eval-sequences", "checkpoint-every", "snapshot-every", "keep-checkpoints", "trace-steps", "rebalance", "recompute");
 
+    /** Microbatches a step when none are given: enough that two devices are busy for 0.8 of a pipelined step. */
+    static final int AUTO_MICROBATCHES = 4;
+
     /** Settings that name files; they are made absolute where the command line is typed (see {@link #absolutePaths}). */
     private static final List<String> PATHS = List.of("model", "tokenizer", "data", "out");
 
@@ -134,7 +137,7 @@ public record TrainConfig(ModelPart model, OptimizerPart optimizer, PipelinePart
                             clipping(c), new Lisa(c.getInt("lisa.gamma"), c.getInt("lisa.period")), given(c, "lisa.gamma"),
                             new LowRank(c.getInt("rank"), c.getInt("rso-period"), c.getInt("galore.gap"),
                                     (float) c.getDouble("galore.scale"), (float) c.getDouble("lora.alpha"))),
-                    new PipelinePart(c.getInt("nodes"), c.getInt("devices"), c.getInt("replicas"), threadsPerDevice(c), c.getInt("microbatches"), schedule(c), mode(c), c.getDuration("step-timeout"),
+                    new PipelinePart(c.getInt("nodes"), c.getInt("devices"), c.getInt("replicas"), threadsPerDevice(c), microbatches(c), schedule(c), mode(c), c.getDuration("step-timeout"),
                             c.getInt("trace-steps"), flag(c, "rebalance"), flag(c, "recompute")),
                     new RunPart(c.getString("data"), c.getInt("steps"), c.getInt("batch"), c.getInt("seq"),
                             c.getDouble("validation-fraction"), c.getInt("eval-every"), c.getInt("eval-sequences"),
@@ -248,6 +251,19 @@ public record TrainConfig(ModelPart model, OptimizerPart optimizer, PipelinePart
         } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException("configuration: relay.train.schedule: " + e.getMessage(), e);
         }
+    }
+
+    /**
+     * A number, or auto: the most microbatches up to {@link #AUTO_MICROBATCHES} that divide the batch into microbatches
+     * whose sequences split evenly over the replicas (1 where none does, which {@link #validate} then explains).
+     */
+    private static int microbatches(Config c) {
+        if (!c.getString("microbatches").equals("auto")) return c.getInt("microbatches");
+        int batch = c.getInt("batch"), replicas = c.getInt("replicas");
+        for (int m = AUTO_MICROBATCHES; m > 1; m--) {
+            if (batch % m == 0 && batch / m % Math.max(1, replicas) == 0) return m;
+        }
+        return 1;
     }
 
     /** auto ({@link SnapshotPace#AUTO}: as often as the measured cost allows), 0 (off) or a number of steps. */
