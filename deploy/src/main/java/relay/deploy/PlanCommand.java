@@ -154,7 +154,8 @@ final class PlanCommand implements Callable<Integer> {
                     java.util.Arrays.stream(snapshots).mapToObj(Plan::size).collect(java.util.stream.Collectors.joining(", ")));
         }
         int r = p.placement().replicas();
-        System.out.printf(Locale.ROOT, "%d microbatches of %d%s%s: step %.3f s%s, bubble %.3f, %.1f tokens/s%n", p.microbatches(),
+        System.out.printf(Locale.ROOT, "%d microbatch%s of %d%s%s: step %.3f s%s, bubble %.3f, %.1f tokens/s%n", p.microbatches(),
+                p.microbatches() == 1 ? "" : "es",
                 p.batch() / p.microbatches(), r == 1 ? "" : " (" + p.batch() / p.microbatches() / r + " to each of " + r + " replicas)",
                 p.config().recompute() ? ", recomputing activations" : "", p.stepSeconds(),
                 r == 1 ? "" : String.format(Locale.ROOT, p.config().mode() == UpdateMode.EAGER ? " (the replicas' exchange up to %.3f s after each microbatch's backward)"

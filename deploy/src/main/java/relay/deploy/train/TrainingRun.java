@@ -216,8 +216,8 @@ public final class TrainingRun {
         int r = next.pipeline().replicas();
         int size = next.microbatchSize();
         String replicas = r == c.pipeline().replicas() ? "" : String.format(Locale.ROOT, "; going on with %d of %d replicas, %d "
-                + "microbatches of %d sequence%s a step (the same batch), until a node joins at a checkpoint", r, c.pipeline().replicas(),
-                next.pipeline().microbatches(), size, size == 1 ? "" : "s");
+                + "microbatch%s of %d sequence%s a step (the same batch), until a node joins at a checkpoint", r, c.pipeline().replicas(),
+                next.pipeline().microbatches(), next.pipeline().microbatches() == 1 ? "" : "es", size, size == 1 ? "" : "s");
         return "placed again: " + String.join(", ", placed) + replicas;
     }
 
