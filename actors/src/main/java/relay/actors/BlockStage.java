@@ -97,7 +97,7 @@ final class BlockStage implements StageRole {
     @Override
     public Map<String, float[]> state() {
         Map<String, float[]> s = new TreeMap<>(optimizer.export());
-        if (terms != null) s.putAll(terms.values());
+        if (terms != null) s.putAll(terms.values(optimizer::keeps));
         return s;
     }
 

@@ -240,9 +240,14 @@ final class StageOptimizer implements AutoCloseable {
         return rule.export();
     }
 
+    /** Whether this stage keeps p's state: every parameter's, or with replicas those this replica owns. */
+    boolean keeps(Parameter p) {
+        return group == null || group.owns(p);
+    }
+
     /** Sets these parameters' state from a checkpoint's values (a resumed run). */
     void restore(List<Parameter> params, Map<String, float[]> values) {
-        for (Parameter p : params) if (group == null || group.owns(p)) rule.restore(p, values);
+        for (Parameter p : params) if (keeps(p)) rule.restore(p, values);
     }
 
     /** A block being frozen: its optimizer state goes. */

@@ -100,7 +100,7 @@ class ResumeTest {
     }
 
     @org.junit.jupiter.params.ParameterizedTest
-    @org.junit.jupiter.params.provider.ValueSource(strings = {"adalomo", "lora", "adalomo dtype=bf16", "adalomo replicas=2 batch=4"})
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"adalomo", "lora", "adalomo dtype=bf16", "adalomo replicas=2 batch=4", "lora replicas=2 batch=4"})
     void aRunCutShortAndResumedEndsExactlyWhereTheWholeRunEnds(String optimizer) throws Exception {
         Path whole = train(dir.resolve("a"), optimizer);
         assertEquals(optimizer.endsWith("bf16") ? relay.stages.tensor.DType.BF16 : relay.stages.tensor.DType.F32,

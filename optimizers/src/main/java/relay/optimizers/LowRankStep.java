@@ -60,7 +60,7 @@ final class LowRankStep implements TrainingMethod {
     @Override
     public Map<String, float[]> optimizerState() {
         Map<String, float[]> state = new TreeMap<>(training.rule().export());
-        state.putAll(terms.values());
+        state.putAll(terms.values(p -> true));
         return state;
     }
 

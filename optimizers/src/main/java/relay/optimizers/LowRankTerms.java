@@ -7,6 +7,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
+import java.util.function.Predicate;
 import relay.stages.layers.Linear;
 import relay.stages.layers.LowRank;
 import relay.stages.layers.Parameter;
@@ -116,11 +117,12 @@ public final class LowRankTerms implements AutoCloseable {
     /**
      * State beyond the rule's that a checkpoint carries: LoRA's adapters' values ("…lora_A.weight/value"),
      * which the model's weights do not hold. RSO's terms need none — P is drawn again from the seed, and B is
-     * folded into the weights a checkpoint holds.
+     * folded into the weights a checkpoint holds. Only those of the parameters {@code kept}: replicas all hold every
+     * adapter, and a checkpoint takes each once, from the replica that keeps its state.
      */
-    public Map<String, float[]> values() {
+    public Map<String, float[]> values(Predicate<Parameter> kept) {
         Map<String, float[]> out = new TreeMap<>();
-        if (lora) for (Parameter p : parameters()) out.put(p.name() + "/value", p.value().toArray());
+        if (lora) for (Parameter p : parameters()) if (kept.test(p)) out.put(p.name() + "/value", p.value().toArray());
         return out;
     }
 
