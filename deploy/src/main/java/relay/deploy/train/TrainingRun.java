@@ -202,7 +202,7 @@ public final class TrainingRun {
                     + "(relay node --join %s --index 1)%n", String.join(", ", lost), nodes.joinTimeout().toSeconds(), nodes.address());
         }
         List<String> joined = nodes.admitJoined();
-        TrainConfig next = onWorkers(c, nodes.deviceNodes());
+        TrainConfig next = onWorkers(c, nodes.deviceNodes(), devices(c, model));
         int devices = devices(next, model) * next.pipeline().replicas();
         if (nodes.deviceNodes() == 0 || nodes.deviceNodes() > devices) return null;
         return new Replaced((lost.isEmpty() ? "no other node lost" : String.join(", ", lost) + " lost")
@@ -222,17 +222,25 @@ public final class TrainingRun {
     }
 
     /**
-     * The settings a run of {@code c} goes on with on {@code workers} workers: all its replicas while it has as many
-     * workers as it began with, else as many as the workers hold at the load each began with (R × workers ÷ workers
-     * it began with, at least one), the global batch kept ({@link TrainConfig#withReplicas}).
+     * The settings a run of {@code c} goes on with on {@code workers} workers, each replica on {@code devices} devices:
+     * all its replicas while it has as many workers as it began with, else as many as the workers hold at the load each
+     * began with (R × workers ÷ workers it began with), the global batch kept ({@link TrainConfig#withReplicas}) — but
+     * never so few that a worker is left without a device (a placement takes no more workers than devices): then
+     * the fewest replicas above that the batch splits over, or all of them.
      */
-    static TrainConfig onWorkers(TrainConfig c, int workers) {
+    static TrainConfig onWorkers(TrainConfig c, int workers, int devices) {
         int r = c.pipeline().replicas(), began = c.pipeline().nodes() - 1;
         if (r == 1 || workers >= began) return c;
-        for (int k = Math.max(1, r * workers / began); ; k--) {
+        int least = Math.max(1, (workers + devices - 1) / devices), load = Math.max(least, r * workers / began);
+        for (int k = load; k >= least; k--) {
             TrainConfig fewer = c.withReplicas(k);
             if (fewer != null) return fewer;
         }
+        for (int k = load + 1; k < r; k++) {
+            TrainConfig fewer = c.withReplicas(k);
+            if (fewer != null) return fewer;
+        }
+        return c;
     }
 
     /** A run going on with fewer replicas than its own, ended at a checkpoint to go on from it with more: a node joined. */
@@ -369,7 +377,7 @@ public final class TrainingRun {
     private void regrowAt(int done) throws IOException {
         if (nodes == null || c.pipeline().replicas() == own.pipeline().replicas()) return;
         List<String> joined = nodes.admitJoined();
-        TrainConfig more = onWorkers(own, nodes.deviceNodes());
+        TrainConfig more = onWorkers(own, nodes.deviceNodes(), devices(own, in.model()));
         if (joined.isEmpty() || more.pipeline().replicas() <= c.pipeline().replicas()) return;
         seal(true);
         Path checkpoint = Checkpoint.newestComplete(dir.path());
