@@ -222,6 +222,7 @@ class BadInputSweepTest {
                 train("afile.txt", "out=" + aFile),
                 train("relay.train.learning-rate", "learning-rate=0.1"),
                 train("relay.train.nodes", "nodes=0"),
+                train("relay.train.replicas 2 exceeds the 1 validation sequence(s) evaluated", "batch=4", "replicas=2", "eval-sequences=1"),
                 train("relay.train.nodes is 4: its 3 worker nodes need at least as many devices", "nodes=4"),
                 // relay node
                 row("--join must be host:port with a port in 0..65535, not nowhere", "node", "--join", "nowhere", "--index", "1"),

@@ -71,6 +71,12 @@ record RunInputs(ModelConfig model, Path weights, Tokenizer tokenizer, PackedDat
                     + " only " + cfg.vocabSize() + ": a tokenizer for a larger vocabulary than the model's");
         }
         PackedDataset data = instructed ? instructionDataset(c, tokenizer, instructions, out) : dataset(c, tokenizer, docs, out);
+        int evaluated = Math.min(c.run().evalSequences(), data.validationSequences());
+        if (evaluated < c.pipeline().replicas()) {
+            throw new IllegalArgumentException("configuration: relay.train.replicas " + c.pipeline().replicas() + " exceeds the " + evaluated
+                    + " validation sequence(s) evaluated (eval-sequences " + c.run().evalSequences() + ", the validation set "
+                    + data.validationSequences() + "): each replica evaluates a share; raise validation-fraction or eval-sequences");
+        }
         data.seek(start.data());
         // LoRA's base never changes: a resumed LoRA run starts from the model it began with (its adapters come back with the
         // optimizer state).

@@ -521,7 +521,8 @@ public final class TrainingRun {
         // In the run's own batches where the replicas left split them: which sequences are evaluated depends on their size.
         int size = own.microbatchSize() % c.pipeline().replicas() == 0 ? own.microbatchSize() : c.microbatchSize();
         List<Batch> val = in.data().validation(size, c.run().evalSequences());
-        if (val.isEmpty()) val = in.data().validation(1, c.run().evalSequences());
+        // Fewer sequences than a microbatch: batches of one sequence a replica (RunInputs saw there are enough).
+        if (val.isEmpty()) val = in.data().validation(c.pipeline().replicas(), c.run().evalSequences());
         return engine.validationLoss(val);
     }
 
