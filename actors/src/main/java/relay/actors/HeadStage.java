@@ -70,21 +70,24 @@ final class HeadStage implements StageRole {
     @Override
     public void forward(Position pos, Inbox in, Outbox out) {
         int j = pos.microbatch();
-        int[] y = in.targets.remove(j).ids();
+        StageCommand.Targets targets = in.targets.remove(j);
+        int[] y = targets.ids();
+        // A share's loss and gradient weigh as many of the microbatch's tokens as the share counts (see Targets#weight).
+        float weight = targets.weight(replicas);
         LmHead.Result r;
         try (Tensor x = in.forwards.remove(j).activation().materialize(device, Category.ACTIVATIONS)) {
             if (pos.pass() == Pass.EVAL) {
-                out.loss(pos, head.loss(x, y));
+                out.loss(pos, weight * head.loss(x, y));
                 return;
             }
-            r = head.lossAndBackward(x, y, 1f / (pos.microbatches() * replicas), optimizer.sink(pos));
+            r = head.lossAndBackward(x, y, weight / (pos.microbatches() * replicas), optimizer.sink(pos));
         }
         if (!Double.isFinite(r.loss())) {
             r.dx().close();
             throw new ArithmeticException("loss is " + r.loss());
         }
         out.toPrevious(new StageCommand.Backward(pos, TensorPayload.of(r.dx())), pos);
-        if (pos.pass() == Pass.TRAIN) out.loss(pos, r.loss());
+        if (pos.pass() == Pass.TRAIN) out.loss(pos, weight * r.loss());
     }
 
     @Override

@@ -48,7 +48,10 @@ final class PassTally {
         return false;
     }
 
-    /** A microbatch's loss: the mean of its replicas' shares (each a mean over its equal share of the rows), NaN until all are in. */
+    /**
+     * A microbatch's loss: the mean of its replicas' shares, each its mean over the targets it counts weighed by its part
+     * of the microbatch's (see StageCommand.Targets#weight); NaN until all are in.
+     */
     private static double meanOfShares(double[] shares) {
         double sum = 0;
         for (double l : shares) sum += l;

@@ -1,6 +1,7 @@
 package relay.actors;
 
 import java.util.List;
+import relay.stages.model.LmHead;
 import relay.stages.train.Batch;
 
 /**
@@ -34,13 +35,13 @@ final class Passes {
         for (int j = 0; j < microbatches.size(); j++) {
             Batch whole = microbatches.get(j);
             // Each replica takes its share of the microbatch's rows: a run's tokens do not depend on the replicas.
-            int share = whole.batch() / replicas;
+            int share = whole.batch() / replicas, counted = LmHead.counted(whole.targets());
             for (int r = 0; r < replicas; r++) {
                 Batch b = replicas == 1 ? whole : whole.rows(r * share, (r + 1) * share);
                 Position pos = new Position(step, pass, id, j, microbatches.size(), b.batch(), b.seq(), clip);
                 if (first == null) first = pos;
                 stages.get(placement.actor(r, 0)).tell(new StageCommand.Tokens(pos, b.inputs(), b.positions()));
-                stages.get(placement.actor(r, placement.stages() - 1)).tell(new StageCommand.Targets(pos, b.targets()));
+                stages.get(placement.actor(r, placement.stages() - 1)).tell(new StageCommand.Targets(pos, b.targets(), counted));
                 load.sent(2);
             }
         }

@@ -2,6 +2,7 @@ package relay.actors;
 
 import java.util.List;
 import org.apache.pekko.actor.typed.ActorRef;
+import relay.stages.model.LmHead;
 import relay.transport.TensorPayload;
 import relay.transport.WireMessage;
 
@@ -41,8 +42,22 @@ public sealed interface StageCommand extends WireMessage {
         }
     }
 
-    /** A microbatch's next-token targets, to the head. */
-    record Targets(Position pos, int[] ids) implements StageCommand {}
+    /**
+     * A replica's share of a microbatch's next-token targets, to its head, with how many targets the whole microbatch
+     * counts (over every replica's share; negative targets are not counted): the loss is the whole microbatch's mean,
+     * so a share weighs as many of its tokens as it counts.
+     */
+    record Targets(Position pos, int[] ids, int countedInMicrobatch) implements StageCommand {
+        /**
+         * What this share's mean loss weighs in the microbatch's, times the replicas: its counted targets over the
+         * microbatch's, times R — 1 exactly where every share counts as many (unmasked data). A share that counts none
+         * has a loss and gradient of 0 whatever it weighs: 1 (the head's kernels take a weight of 0 as "no gradient").
+         */
+        public float weight(int replicas) {
+            int own = LmHead.counted(ids);
+            return own == 0 ? 1f : (float) own * replicas / countedInMicrobatch;
+        }
+    }
 
     /**
      * Activations flowing forward, with the microbatch's position ids (null: one example to a sequence): every block

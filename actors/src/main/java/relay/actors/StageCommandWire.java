@@ -24,7 +24,7 @@ final class StageCommandWire {
         } else if (c instanceof StageCommand.Tokens m) {
             b.setTokens(tokens(m.pos(), m.ids()).addAllPositions(Wire.list(m.positions())));
         } else if (c instanceof StageCommand.Targets m) {
-            b.setTargets(tokens(m.pos(), m.ids()));
+            b.setTargets(tokens(m.pos(), m.ids()).setCounted(m.countedInMicrobatch()));
         } else if (c instanceof StageCommand.Forward m) {
             b.setForward(Activation.newBuilder().setPosition(Wire.position(m.pos())).setTensor(Wire.shape(m.activation()))
                     .addAllPositions(Wire.list(m.positions())));
@@ -74,7 +74,8 @@ final class StageCommandWire {
             case LEFT_DEVICE -> new StageCommand.LeftDevice(Wire.position(p.getLeftDevice().getPosition()), p.getLeftDevice().getForward());
             case TOKENS -> new StageCommand.Tokens(Wire.position(p.getTokens().getPosition()), Wire.ints(p.getTokens().getTokensList()),
                     Wire.positions(p.getTokens().getPositionsList()));
-            case TARGETS -> new StageCommand.Targets(Wire.position(p.getTargets().getPosition()), Wire.ints(p.getTargets().getTokensList()));
+            case TARGETS -> new StageCommand.Targets(Wire.position(p.getTargets().getPosition()), Wire.ints(p.getTargets().getTokensList()),
+                    p.getTargets().getCounted());
             case FORWARD -> new StageCommand.Forward(Wire.position(p.getForward().getPosition()), Wire.payload(p.getForward().getTensor(), in),
                     Wire.positions(p.getForward().getPositionsList()));
             case BACKWARD -> new StageCommand.Backward(Wire.position(p.getBackward().getPosition()), Wire.payload(p.getBackward().getTensor(), in));

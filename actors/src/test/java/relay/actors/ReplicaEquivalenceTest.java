@@ -216,4 +216,39 @@ class ReplicaEquivalenceTest {
         }
         assertEquals(one, two, 1e-6 * Math.abs(one));
     }
+
+    /**
+     * The same data with targets masked unevenly over the replicas' shares (instruction data: prompts and padding are
+     * not counted) — the first sequence of each microbatch counts one target or none, the second all six: a share
+     * weighs as many of the microbatch's tokens as it counts, so two replicas still train on, and report, the whole
+     * microbatch's mean. (With each share's mean weighed equally, the first share's one token weighed as much as the
+     * second's six.)
+     */
+    @ParameterizedTest(name = "{0}")
+    @org.junit.jupiter.params.provider.EnumSource(UpdateMode.class)
+    void unevenlyMaskedSharesWeighByTheTargetsTheyCount(UpdateMode mode) {
+        List<List<Batch>> data = new ArrayList<>();
+        int k = 0;
+        for (List<Batch> step : PipelineEquivalenceTest.data(LLAMA, 2)) {
+            List<Batch> masked = new ArrayList<>();
+            for (Batch b : step) {
+                int[] targets = b.targets().clone();
+                int kept = k++ % 2 == 0 ? 1 : 0;
+                for (int t = 0; t < b.seq() - kept; t++) targets[t] = -1;
+                masked.add(new Batch(b.inputs(), targets, b.batch(), b.seq(), b.positions()));
+            }
+            data.add(masked);
+        }
+        PipelineConfig pc = config(mode, Method.ADAMW, PipelineSchedule.ONE_F_ONE_B);
+        Run one = PipelineEquivalenceTest.pipeline(LLAMA, data, twoDevices(LLAMA), pc);
+        PipelineEquivalenceTest.assertSame(one, PipelineEquivalenceTest.pipeline(LLAMA, data, twoDevices(LLAMA).withReplicas(2), pc), TOLERANCE);
+        double whole, shared;
+        try (Pipeline p = Pipeline.start(LLAMA, SEED, twoDevices(LLAMA), pc, PipelineEquivalenceTest.SERIALIZE)) {
+            whole = p.evaluate(data.get(0));
+        }
+        try (Pipeline p = Pipeline.start(LLAMA, SEED, twoDevices(LLAMA).withReplicas(2), pc, PipelineEquivalenceTest.SERIALIZE)) {
+            shared = p.evaluate(data.get(0));
+        }
+        assertEquals(whole, shared, 1e-6 * Math.abs(whole), "the evaluation's loss too");
+    }
 }

@@ -242,7 +242,7 @@ class StageProtocolTest {
         Tensor x = random(B * T, LLAMA.hidden(), 5);
         float[] xv = x.toArray();
         Position pos = pos(0, 1);
-        h.stage().tell(new StageCommand.Targets(pos, targets));
+        h.stage().tell(new StageCommand.Targets(pos, targets, relay.stages.model.LmHead.counted(targets)));
         h.events().expectNoMessage(Duration.ofMillis(50));
         h.stage().tell(new StageCommand.Forward(pos, TensorPayload.of(x)));
         float[] dx = taken(h.probe(LLAMA.layers()).expectMessageClass(StageCommand.Backward.class).gradient(), device);
@@ -268,7 +268,7 @@ class StageProtocolTest {
     void theTiedHeadSendsItsGradientPartAndTakesTheNewTable() {
         Harness h = harness(GPT2, GPT2.layers() + 1, "tied-head");
         Position pos = pos(0, 1);
-        h.stage().tell(new StageCommand.Targets(pos, new int[] {1, 2, 3, 4, 5}));
+        h.stage().tell(new StageCommand.Targets(pos, new int[] {1, 2, 3, 4, 5}, 5));
         h.stage().tell(new StageCommand.Forward(pos, TensorPayload.of(random(B * T, GPT2.hidden(), 5))));
         h.probe(GPT2.layers()).expectMessageClass(StageCommand.Backward.class).gradient().discard();
         h.events().expectMessageClass(StageEvent.Loss.class);
