@@ -168,11 +168,14 @@ public final class TrainingRun {
         Path checkpoint = Checkpoint.any(dir.path()) ? Checkpoint.locate(dir.path(), refused(out, dir)) : null;
         Pipeline.Snapshot snapshot = lostNode == null ? null : lostNode.snapshot();
         PackedDataset.Position position = snapshot == null ? null : snapshots.get(Math.toIntExact(snapshot.step()));
-        if (position != null && (checkpoint == null || snapshot.step() >= Checkpoint.resumable(checkpoint, c).step())) {
+        // Snapshots are of one replica (a run shrunk to one takes them): nodes that joined may have made room for more.
+        boolean oneReplica = c.pipeline().replicas() == 1;
+        if (oneReplica && position != null && (checkpoint == null || snapshot.step() >= Checkpoint.resumable(checkpoint, c).step())) {
             return new GoingOn(in.restartFrom(snapshot, position), "going on from the snapshot of step " + snapshot.step()
                     + " in the memory of the nodes left");
         }
-        String said = lostNode != null && !snapshots.isEmpty() ? "no snapshot in memory has every stage on a node left: going on from "
+        String why = oneReplica ? "no snapshot in memory has every stage on a node left" : "the snapshots in memory are of one replica";
+        String said = lostNode != null && !snapshots.isEmpty() ? why + ": going on from "
                 + (checkpoint == null ? "the start" : dir.path().relativize(checkpoint)) : null;
         return new GoingOn(in.restartFrom(checkpoint, c), said);
     }
