@@ -189,6 +189,31 @@ class ResumeTest {
     }
 
     /**
+     * Going back to an older checkpoint (with another learning rate, checkpointing every 2 steps and keeping one) starts
+     * a new history: the old run's newer checkpoint is set aside, whole, not taken by the pruning for the newest —
+     * which would have kept the old step-6 and deleted each new one, the run's last included.
+     */
+    @Test
+    void goingBackToAnOlderCheckpointSetsTheNewerOnesAside() throws Exception {
+        Path run = train(dir.resolve("a"), "adalomo");
+        Path old6 = dir.resolve("old-step-6");
+        copy(run.resolve("checkpoints/step-6"), old6);
+        StringWriter err = new StringWriter();
+        assertEquals(0, Cli.run(err, "train", "--resume", run.resolve("checkpoints/step-3").toString(), "steps=5", "lr=0.01",
+                "checkpoint-every=2", "keep-checkpoints=1"), err::toString);
+        List<String> names;
+        try (Stream<Path> s = Files.list(run.resolve("checkpoints"))) {
+            names = s.map(p -> p.getFileName().toString()).sorted().toList();
+        }
+        assertEquals(2, names.size(), names.toString());
+        assertEquals("step-5", names.get(0), "the new run's last checkpoint is kept");
+        assertTrue(names.get(1).startsWith("step-6.superseded-"), names.toString());
+        assertNull(Checkpoint.difference(old6, run.resolve("checkpoints").resolve(names.get(1))), "set aside whole");
+        assertTrue(Files.readString(run.resolve("history.log")).contains("set aside as " + names.get(1)));
+        assertEquals(5, losses(run).size(), "metrics.jsonl: the new history's five steps");
+    }
+
+    /**
      * The stages' shards of a pipeline checkpoint: one corrupt, or one missing, and the checkpoint is refused,
      * named (on the console and in history.log), and the one before used — a run resumed from its directory then ends
      * where the whole run ended.

@@ -186,12 +186,36 @@ public final class Checkpoint {
         for (Path old : complete.subList(0, Math.max(0, complete.size() - keep))) delete(old);
     }
 
+    /**
+     * Sets aside the run's complete checkpoints after {@code step}, renamed {@code step-N.superseded-<time>}, which no
+     * resume, restart or pruning takes: a run going on from an older checkpoint (one the user chose, or the newest
+     * intact one when newer ones are damaged) makes a new history, whose restarts and keep-checkpoints must not take
+     * the old one's checkpoints for its own. Nothing is deleted. Returns the new names.
+     */
+    static List<String> setAsideAfter(Path run, int step) throws IOException {
+        Path checkpoints = run.resolve("checkpoints");
+        if (!Files.isDirectory(checkpoints)) return List.of();
+        String time = java.time.LocalDateTime.now().format(java.time.format.DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss"));
+        List<String> aside = new java.util.ArrayList<>();
+        for (Path cp : complete(checkpoints)) {
+            if (stepOf(cp) <= step) continue;
+            Path to = checkpoints.resolve(cp.getFileName() + ".superseded-" + time);
+            Files.move(cp, to, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+            aside.add(to.getFileName().toString());
+        }
+        return aside;
+    }
+
+    private static int stepOf(Path checkpoint) {
+        return Integer.parseInt(checkpoint.getFileName().toString().substring("step-".length()));
+    }
+
     /** A run's complete checkpoints (those with a manifest), oldest first. */
     private static List<Path> complete(Path checkpoints) throws IOException {
         try (var dirs = Files.list(checkpoints)) {
             return dirs.filter(d -> d.getFileName().toString().matches("step-\\d+"))
                     .filter(d -> Files.isRegularFile(d.resolve(MANIFEST)))
-                    .sorted(Comparator.comparingInt(d -> Integer.parseInt(d.getFileName().toString().substring(5))))
+                    .sorted(Comparator.comparingInt(Checkpoint::stepOf))
                     .toList();
         }
     }

@@ -322,6 +322,13 @@ public final class TrainingRun {
                             : "the snapshot in the nodes' memory";
                     out.printf("resuming %s at step %d of %d from %s%n", dir.path(), first, steps, from);
                     dir.history("resumed at step " + first + " of " + steps + " from " + from);
+                    List<String> aside = Checkpoint.setAsideAfter(dir.path(), first);
+                    if (!aside.isEmpty()) {
+                        String said = "the checkpoints after step " + first + " are of the run before it went back to it: set aside as "
+                                + String.join(", ", aside);
+                        out.println(said);
+                        dir.history(said);
+                    }
                 }
                 out.println("training on the " + engine.describe());
                 Progress progress = new Progress(first, steps, out);
