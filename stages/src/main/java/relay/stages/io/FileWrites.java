@@ -41,6 +41,20 @@ public final class FileWrites {
             deleteQuietly(aside, e);
             throw UnwritableFile.of(file, e);
         }
+        syncDirectory(file.toAbsolutePath().getParent());
+    }
+
+    /**
+     * The directory's entry for a file just moved in reaches the disk too (the file's own sync does not cover it), so
+     * after a power loss a checkpoint's manifest is not there without its files, nor pruning done before the newer
+     * checkpoint it made room for. Best effort: a file system that cannot sync a directory has the file whole anyway.
+     */
+    private static void syncDirectory(Path dir) {
+        try (FileChannel d = FileChannel.open(dir, StandardOpenOption.READ)) {
+            d.force(true);
+        } catch (IOException e) {
+            // Said above: the file is written and in place.
+        }
     }
 
     public static void writeString(Path file, CharSequence text) throws IOException {
