@@ -12,11 +12,13 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.function.Consumer;
 import java.util.stream.IntStream;
+import org.apache.pekko.actor.DeadLetter;
 import org.apache.pekko.actor.NoSerializationVerificationNeeded;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.Behavior;
 import org.apache.pekko.actor.typed.javadsl.ActorContext;
+import org.apache.pekko.actor.typed.eventstream.EventStream;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.actor.typed.receptionist.ServiceKey;
 
@@ -71,8 +73,22 @@ public abstract sealed class Nodes implements AutoCloseable permits LocalNodes, 
         return WorkerNode.start(settings, index, extra);
     }
 
-    /** A node's actor system, its guardian spawning and stopping for this JVM's code; {@code extra} over the defaults. */
+    /**
+     * A node's actor system, its guardian spawning and stopping for this JVM's code; {@code extra} over the defaults. A
+     * message to a stage that has stopped (a failed pipeline's last activations in flight) frees the tensor it carries:
+     * a tensor received from another node holds one of the channel's few receive buffers until it is taken or freed.
+     */
     static ActorSystem<Local> system(Config extra) {
+        ActorSystem<Local> system = started(extra);
+        ActorRef<DeadLetter> freeing = spawnIn(system, Behaviors.receiveMessage(d -> {
+            if (d.message() instanceof StageCommand c) StageCommand.discardPayload(c);
+            return Behaviors.same();
+        }), "dead-letters");
+        system.eventStream().tell(new EventStream.Subscribe<>(DeadLetter.class, freeing));
+        return system;
+    }
+
+    private static ActorSystem<Local> started(Config extra) {
         // Dispatchers for as many devices as a node may hold: configuration only, a thread is made when a device is first used.
         return ActorSystem.create(Behaviors.receive((ctx, m) -> {
             if (m instanceof Spawn<?> s) {

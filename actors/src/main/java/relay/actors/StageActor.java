@@ -198,12 +198,7 @@ public final class StageActor {
 
     /** Frees a message's tensors. */
     private static Behavior<StageCommand> dropped(StageCommand m) {
-        if (m instanceof StageCommand.Forward f) f.activation().discard();
-        if (m instanceof StageCommand.Backward b) b.gradient().discard();
-        if (m instanceof StageCommand.TiedGradient t) t.gradient().discard();
-        if (m instanceof StageCommand.TiedWeights t) t.weights().discard();
-        if (m instanceof StageCommand.ReplicaGradient r) r.gradient().discard();
-        if (m instanceof StageCommand.ReplicaWeights r) r.weights().discard();
+        StageCommand.discardPayload(m);
         return Behaviors.same();
     }
 }

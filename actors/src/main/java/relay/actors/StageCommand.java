@@ -101,6 +101,17 @@ public sealed interface StageCommand extends WireMessage {
     record ReplicaWeights(Position pass, String parameter, int row, TensorPayload weights) implements StageCommand {}
 
     /** Report the stage's parameters' values (between steps). */
+    /**
+     * Frees the tensor a message carries when nobody will take it — dropped after a fault, or dead-lettered to a stage
+     * that has stopped — so its memory, and a transport's receive buffer it may sit in, are given back.
+     */
+    static void discardPayload(StageCommand m) {
+        TensorPayload p = m instanceof Forward f ? f.activation() : m instanceof Backward b ? b.gradient()
+                : m instanceof TiedGradient t ? t.gradient() : m instanceof TiedWeights t ? t.weights()
+                : m instanceof ReplicaGradient r ? r.gradient() : m instanceof ReplicaWeights r ? r.weights() : null;
+        if (p != null) p.discard();
+    }
+
     record CollectWeights() implements StageCommand {}
 
     /** Report the stage's optimizer state, "parameter/role" → values (between steps). */
