@@ -40,6 +40,8 @@ public final class Pipeline implements AutoCloseable {
     private final List<ActorRef<StageHost.Command>> hosts;
     private final Placement placement;
     private final Duration askTimeout;
+    /** Bytes a second the slowest disk a checkpoint is written to is taken to take (a busy network file system). */
+    private static final long SLOWEST_DISK = 10_000_000;
     /** The threads each device computes with, by device; known once the stages are built. */
     private int[] threadsOfDevice = new int[0];
 
@@ -249,13 +251,16 @@ public final class Pipeline implements AutoCloseable {
      * Checkpoint {@code step} into {@code directory}: returns once every stage holds its copy (the next step may
      * start), with what completes when every stage has written and synced its {@link CheckpointShard}: the files, or the
      * failure that leaves the checkpoint incomplete: a node lost ({@link NodesUnavailable}), or a stage's file that could not be
-     * written (an {@link UnwritableFile}, as a stage told it).
+     * written (an {@link UnwritableFile}, as a stage told it). {@code bytes}, about what the stages write, sets how long
+     * the answer may take: as long as the slowest disk a run is taken to write to ({@link #SLOWEST_DISK}) needs for them.
      */
-    public CompletableFuture<List<CheckpointShard.File>> writeShards(long step, Path directory) {
+    public CompletableFuture<List<CheckpointShard.File>> writeShards(long step, Path directory, long bytes) {
         gather(to -> new Coordinator.WriteShards(step, directory.toAbsolutePath().toString(), to));
-        // The coordinator answers when the shards are written or cannot be: a lost node is what it waits out.
+        // The coordinator answers when the shards are written or cannot be: a lost node is what it waits out. Given up
+        // sooner, the checkpoint would be cleared away while its stages still write into it.
+        Duration patience = askTimeout.plusSeconds(bytes / SLOWEST_DISK);
         return AskPattern.<Coordinator.Command, Coordinator.Gathered>ask(coordinator, to -> new Coordinator.AwaitShards(step, to),
-                        askTimeout, nodes.system().scheduler()).toCompletableFuture()
+                        patience, nodes.system().scheduler()).toCompletableFuture()
                 .thenApply(g -> {
                     if (g.failure() == StageEvent.Failure.NODE_LOST) throw new NodesUnavailable(g.error());
                     if (!g.ok()) throw new java.io.UncheckedIOException(new UnwritableFile(g.error()));

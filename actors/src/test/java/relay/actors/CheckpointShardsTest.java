@@ -50,7 +50,7 @@ class CheckpointShardsTest {
             assertTrue(p.step(data.get(0)).ok());
             Map<String, float[]> weights = p.weights(), state = new TreeMap<>(p.optimizerState());
             Path checkpoint = dir.resolve("step-1");
-            CompletableFuture<List<CheckpointShard.File>> written = p.writeShards(1, checkpoint);
+            CompletableFuture<List<CheckpointShard.File>> written = p.writeShards(1, checkpoint, 0);
             assertTrue(p.step(data.get(1)).ok(), "the pipeline trains on while its shards are written");
             List<CheckpointShard.File> files = written.get(60, TimeUnit.SECONDS);
             assertEquals(2 * (cfg.layers() + 2), files.size(), "a model and an optimizer file per stage");
@@ -84,7 +84,7 @@ class CheckpointShardsTest {
         List<List<Batch>> data = PipelineResumeTest.data(PipelineEquivalenceTest.LLAMA);
         try (Pipeline p = Pipeline.start(PipelineEquivalenceTest.LLAMA, PipelineEquivalenceTest.SEED, PipelineEquivalenceTest.placement(2),
                 PipelineConfig.defaults(Method.ADAMW, 0.01f), PipelineEquivalenceTest.SERIALIZE)) {
-            var failed = assertThrows(ExecutionException.class, () -> p.writeShards(1, notADirectory.resolve("step-1")).get(60, TimeUnit.SECONDS));
+            var failed = assertThrows(ExecutionException.class, () -> p.writeShards(1, notADirectory.resolve("step-1"), 0).get(60, TimeUnit.SECONDS));
             // Told as the stage's file that could not be written, the cause kept.
             assertTrue(failed.getCause().getCause() instanceof relay.stages.io.UnwritableFile, failed.getCause().toString());
             assertTrue(failed.getCause().getMessage().matches(".*\\(stage \\d\\): cannot write .*a-file/step-1/\\S+\\.safetensors: Not a directory"),

@@ -21,6 +21,7 @@ import relay.stages.io.ModelFileException;
 import relay.stages.io.SafeTensors;
 import relay.stages.io.Sha256;
 import relay.stages.io.UnwritableFile;
+import relay.stages.memory.Category;
 import relay.stages.model.ModelConfig;
 import relay.stages.model.Precision;
 import relay.stages.tensor.DType;
@@ -106,6 +107,11 @@ public final class Checkpoint {
         manifest.put("step", step);
         manifest.put("sha256", sums);
         FileWrites.writeString(dir.resolve(MANIFEST), new Gson().toJson(manifest));
+    }
+
+    /** About what a checkpoint's weights and optimizer state take, from a step's memory by category. */
+    static long bytes(Map<Category, Long> memory) {
+        return memory.getOrDefault(Category.PARAMETERS, 0L) + memory.getOrDefault(Category.OPTIMIZER_STATE, 0L);
     }
 
     /**

@@ -74,14 +74,14 @@ public final class CheckpointBench {
         try (Nodes local = cluster == null && c.optimizer().method().inPipeline() ? Nodes.local(ConfigFactory.empty()) : null;
              Engine engine = TrainingRun.engine(c, model, null, 0, cluster != null ? cluster.get() : local)) {
             out.println("training on the " + engine.describe());
-            engine.step(microbatches);
+            long held = Checkpoint.bytes(engine.step(microbatches).memory());
             double plain = 0;
             for (int i = 0; i < steps; i++) plain += engine.step(microbatches).seconds();
             plain /= steps;
             out.printf("%d steps without a checkpoint: %.2f s each; now a checkpoint, written while the steps go on...%n", steps, plain);
             long t0 = System.nanoTime();
             Path dir = Checkpoint.begin(scratch, 1, model, tokenizer, new PackedDataset.Position(0, 0), c);
-            CompletableFuture<List<CheckpointShard.File>> files = engine.writeCheckpoint(1, dir);
+            CompletableFuture<List<CheckpointShard.File>> files = engine.writeCheckpoint(1, dir, held);
             double take = (System.nanoTime() - t0) / 1e9;
             CompletableFuture<Long> writtenAt = files.thenApply(f -> System.nanoTime());
             double writing = 0;

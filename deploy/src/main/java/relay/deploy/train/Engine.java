@@ -27,8 +27,9 @@ interface Engine extends AutoCloseable {
     /**
      * Writes the weights and optimizer state of checkpoint {@code step} into its directory: returns once the engine
      * may step on, with the files (and their digests) once they are on disk, or the failure that kept them off it.
+     * {@code bytes} is about how much that is ({@link Checkpoint#bytes}).
      */
-    CompletableFuture<List<CheckpointShard.File>> writeCheckpoint(int step, Path directory) throws IOException;
+    CompletableFuture<List<CheckpointShard.File>> writeCheckpoint(int step, Path directory, long bytes) throws IOException;
 
     /** Sets the optimizer's state from {@link #optimizerState()}'s values of an earlier run (before the first step). */
     void restore(Map<String, float[]> state);

@@ -110,7 +110,7 @@ final class LoopEngine implements Engine {
 
     /** The plain loop writes the whole model as one part, before it steps on. */
     @Override
-    public CompletableFuture<List<CheckpointShard.File>> writeCheckpoint(int step, Path directory) throws IOException {
+    public CompletableFuture<List<CheckpointShard.File>> writeCheckpoint(int step, Path directory, long bytes) throws IOException {
         return CompletableFuture.completedFuture(new CheckpointShard("", model.config(), name.key(), precision.weights(), weights(), optimizerState())
                 .write(directory));
     }

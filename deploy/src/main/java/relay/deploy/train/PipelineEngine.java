@@ -139,8 +139,8 @@ final class PipelineEngine implements Engine {
 
     /** Each stage writes its own shard, in the background on its node, while the next steps run. */
     @Override
-    public CompletableFuture<List<CheckpointShard.File>> writeCheckpoint(int step, Path directory) {
-        shards = pipeline.writeShards(step, directory);
+    public CompletableFuture<List<CheckpointShard.File>> writeCheckpoint(int step, Path directory, long bytes) {
+        shards = pipeline.writeShards(step, directory, bytes);
         return shards;
     }
 

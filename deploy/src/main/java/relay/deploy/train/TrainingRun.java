@@ -549,11 +549,11 @@ public final class TrainingRun {
      */
     private void checkpoint(Engine engine, int done, Engine.Step st) throws IOException {
         seal(true);
-        Checkpoint.checkRoom(dir.path(), done, st.memory().getOrDefault(Category.PARAMETERS, 0L)
-                + st.memory().getOrDefault(Category.OPTIMIZER_STATE, 0L));
+        long bytes = Checkpoint.bytes(st.memory());
+        Checkpoint.checkRoom(dir.path(), done, bytes);
         Path cp = Checkpoint.begin(dir.path(), done, in.model(), in.tokenizer(), in.data().position(), c);
         try {
-            pending = new Pending(done, cp, engine.writeCheckpoint(done, cp));
+            pending = new Pending(done, cp, engine.writeCheckpoint(done, cp, bytes));
         } catch (RuntimeException e) {
             throw failed("the checkpoint of step " + done, e, "", done);
         }

@@ -55,9 +55,9 @@ class RestartTest {
         }
 
         @Override
-        public java.util.concurrent.CompletableFuture<List<relay.stages.io.CheckpointShard.File>> writeCheckpoint(int step, Path directory)
+        public java.util.concurrent.CompletableFuture<List<relay.stages.io.CheckpointShard.File>> writeCheckpoint(int step, Path directory, long bytes)
                 throws java.io.IOException {
-            return inner.writeCheckpoint(step, directory);
+            return inner.writeCheckpoint(step, directory, bytes);
         }
 
         @Override
