@@ -176,16 +176,21 @@ public final class SafeTensors implements AutoCloseable {
         Entry e = entries.get(name);
         if (e == null) throw new ModelFileException(file, "no tensor named '" + name + "'");
         float[] out = new float[Math.toIntExact(e.elements())];
+        int width = (int) ((e.end() - e.begin()) / Math.max(1, out.length));
         try {
-            ByteBuffer b = channel.map(FileChannel.MapMode.READ_ONLY, dataStart + e.begin(), e.end() - e.begin())
-                    .order(ByteOrder.LITTLE_ENDIAN);
-            switch (e.dtype()) {
-                case "F32" -> b.asFloatBuffer().get(out);
-                case "BF16" -> {
-                    for (int i = 0; i < out.length; i++) out[i] = Float.intBitsToFloat((b.getShort(2 * i) & 0xFFFF) << 16);
-                }
-                default -> {
-                    for (int i = 0; i < out.length; i++) out[i] = halfToFloat(b.getShort(2 * i));
+            // A chunk at a time: one mapping holds at most 2 GiB, and a 70B model's float32 token table is 4.2 GB.
+            for (int from = 0; from < out.length; from += CHUNK) {
+                int n = Math.min(CHUNK, out.length - from);
+                ByteBuffer b = channel.map(FileChannel.MapMode.READ_ONLY, dataStart + e.begin() + (long) from * width, (long) n * width)
+                        .order(ByteOrder.LITTLE_ENDIAN);
+                switch (e.dtype()) {
+                    case "F32" -> b.asFloatBuffer().get(out, from, n);
+                    case "BF16" -> {
+                        for (int i = 0; i < n; i++) out[from + i] = Float.intBitsToFloat((b.getShort(2 * i) & 0xFFFF) << 16);
+                    }
+                    default -> {
+                        for (int i = 0; i < n; i++) out[from + i] = halfToFloat(b.getShort(2 * i));
+                    }
                 }
             }
         } catch (IOException ex) {
@@ -225,6 +230,12 @@ public final class SafeTensors implements AutoCloseable {
             // Nothing was written; a failing close of a read-only channel loses nothing.
         }
     }
+
+    /**
+     * Values a tensor is read or written in at a time (64 MiB of float32): a mapping or a heap buffer holds at most
+     * 2 GiB, and writing through one buffer of this size keeps a checkpoint's heap small whatever its tensors' sizes.
+     */
+    static final int CHUNK = 1 << 24;
 
     /** A tensor to write: name, shape and float32 values. */
     public record Tensor32(String name, int[] shape, float[] values) {}
@@ -268,16 +279,23 @@ public final class SafeTensors implements AutoCloseable {
             FileWrites.writeFully(ch, len);
             md.update(head);
             FileWrites.writeFully(ch, ByteBuffer.wrap(head));
+            int largest = tensors.stream().mapToInt(t -> t.values().length).max().orElse(0);
+            ByteBuffer b = ByteBuffer.allocate(Math.min(CHUNK, largest) * width).order(ByteOrder.LITTLE_ENDIAN);
             for (Tensor32 t : tensors) {
-                ByteBuffer b = ByteBuffer.allocate(t.values().length * width).order(ByteOrder.LITTLE_ENDIAN);
-                if (width == 4) {
-                    b.asFloatBuffer().put(t.values());
-                } else {
-                    for (float v : t.values()) b.putShort(toBfloat16(v));
-                    b.flip();
+                float[] v = t.values();
+                for (int from = 0; from < v.length; from += CHUNK) {
+                    int n = Math.min(CHUNK, v.length - from);
+                    b.clear();
+                    if (width == 4) {
+                        b.asFloatBuffer().put(v, from, n);
+                        b.limit(n * 4);
+                    } else {
+                        for (int i = from; i < from + n; i++) b.putShort(toBfloat16(v[i]));
+                        b.flip();
+                    }
+                    md.update(b.duplicate());
+                    FileWrites.writeFully(ch, b);
                 }
-                md.update(b.duplicate());
-                FileWrites.writeFully(ch, b);
             }
         });
         return Sha256.hex(md);
