@@ -51,10 +51,9 @@ public final class Linear {
 
     /**
      * What backward needs: x when a trained matrix multiplies it (a reference, not owned), x·Aᵀ, and the type x was
-     * stored as (the run's activations).
+     * stored as (the run's activations) — a frozen layer's too, whose input gradient is rounded as a trained one's.
      */
     public record Saved(Tensor input, Tensor projected, DType activations) implements AutoCloseable {
-        static final Saved NOTHING = new Saved(null, null, DType.F32);
 
         @Override
         public void close() {
@@ -84,14 +83,14 @@ public final class Linear {
             d.gemm(false, true, x.rows(), out(), in(), 1f, Mat.of(x), Mat.of(weight.value()), 0f, Mat.of(y));
             if (bias != null) d.addRowVector(y, bias.value());
         }
-        if (lowRank == null) return training ? new Saved(x, null, x.dtype()) : Saved.NOTHING;
+        if (lowRank == null) return new Saved(training ? x : null, null, x.dtype());
         int r = lowRank.rank();
         Tensor xa = d.empty(Category.ACTIVATIONS, x.rows(), r);
         d.gemm(false, true, x.rows(), r, in(), 1f, Mat.of(x), Mat.of(lowRank.a().value()), 0f, Mat.of(xa));
         if (y != null) d.gemm(false, true, x.rows(), out(), r, lowRank.scale(), Mat.of(xa), Mat.of(lowRank.b().value()), 1f, Mat.of(y));
         if (!training) {
             xa.close();
-            return Saved.NOTHING;
+            return new Saved(null, null, x.dtype());
         }
         return new Saved(lowRank.aTrainable() ? x : null, xa, x.dtype());
     }
