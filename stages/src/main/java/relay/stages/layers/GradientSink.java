@@ -57,6 +57,11 @@ public interface GradientSink {
         public void done() {
             if (fresh) emit(sink, parameter, tensor);
         }
+
+        /** Its computation failed: a fresh gradient, handed to nobody, is freed; a running sum stays the sink's. */
+        public void abandon() {
+            if (fresh) tensor.close();
+        }
     }
 
     static Slot slot(GradientSink sink, Parameter p) {

@@ -106,14 +106,20 @@ public final class LmHead {
         Tensor dx = d.allocate(Category.ACTIVATIONS, x.dtype(), n, c);
         Norm.Out y = norm.forward(x, x.dtype());
         Tensor yn = y.y();
+        GradientSink.Slot dw = null;
         try (Norm.Stats stats = y.stats(); Tensor dy = d.empty(Category.ACTIVATIONS, n, c)) {
-            GradientSink.Slot dw = sink == null || defer ? null : GradientSink.slot(sink, weight);
+            dw = sink == null || defer ? null : GradientSink.slot(sink, weight);
             double loss = chunks(yn, targets, scale, dy, dw == null ? null : dw.tensor());
-            if (dw != null) dw.done();
+            if (dw != null) {
+                GradientSink.Slot computed = dw;
+                dw = null;
+                computed.done();
+            }
             norm.backward(dy, x, stats, dx, sink);
             if (!defer) yn.close();
             return new Result(loss, dx, defer ? new WeightGradient(yn, targets, scale, sink) : null);
         } catch (RuntimeException | Error e) {
+            if (dw != null) dw.abandon();
             if (!yn.isFreed()) yn.close();
             dx.close();
             throw e;
@@ -148,7 +154,12 @@ public final class LmHead {
         public void run() {
             try {
                 GradientSink.Slot dw = GradientSink.slot(sink, weight);
-                chunks(normed, targets, scale, null, dw.tensor());
+                try {
+                    chunks(normed, targets, scale, null, dw.tensor());
+                } catch (RuntimeException | Error e) {
+                    dw.abandon();
+                    throw e;
+                }
                 dw.done();
             } finally {
                 close();

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.LinkedHashMap;
@@ -114,6 +115,18 @@ class LmHeadDeferredWeightTest {
                 assertFalse(bf16.head().defersWeightGradient(x, sums), "the sum exists: nothing to save");
             }
             bf16.close();
+        }
+    }
+
+    /** A target past the vocabulary fails the head's backward, and leaves no gradient memory behind (a fresh one freed). */
+    @Test
+    void aFailedBackwardLeavesNoGradientBehind() {
+        ModelConfig cfg = new ModelConfig(Family.LLAMA, 301, 32, 2, 4, 2, 8, 48, 16, 1e-5f, 10000.0, false);
+        try (CpuDevice d = new CpuDevice("head", 1); Model m = Model.initialize(cfg, d, 17, Precision.F32); Tensor x = input(d, DType.F32, cfg.hidden())) {
+            int[] bad = targets(cfg.vocabSize());
+            bad[5] = cfg.vocabSize();
+            assertThrows(RuntimeException.class, () -> m.head().lossAndBackward(x, bad, 1f, new Collect(), false));
+            assertEquals(0, d.memory().current(Category.GRADIENTS), "the fresh weight gradient freed");
         }
     }
 }
