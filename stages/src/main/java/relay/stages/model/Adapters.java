@@ -19,12 +19,13 @@ public final class Adapters {
 
     /**
      * LoRA: A [rank, in] ~ N(0, 1/in) and B [out, rank] = 0, so training starts from the base model;
-     * both trained, scaled by alpha/rank. Names follow PEFT (lora_A.weight, lora_B.weight).
+     * both trained, scaled by alpha/rank, and both weight-decayed, as a PEFT model under Hugging Face's trainer is.
+     * Names follow PEFT (lora_A.weight, lora_B.weight).
      */
     public static LowRank lora(Linear linear, int rank, float alpha, Initializer init) {
         String n = base(linear);
         Parameter a = init.normal(n + ".lora_A.weight", (float) (1.0 / Math.sqrt(linear.in())), rank, linear.in());
-        Parameter b = new Parameter(n + ".lora_B.weight", init.device().allocate(Category.PARAMETERS, linear.out(), rank), false);
+        Parameter b = new Parameter(n + ".lora_B.weight", init.device().allocate(Category.PARAMETERS, linear.out(), rank), true);
         LowRank term = new LowRank(a, true, b, alpha / rank);
         linear.setLowRank(term);
         return term;
@@ -32,14 +33,15 @@ public final class Adapters {
 
     /**
      * RSO's subspace: Pᵀ [rank, in] with N(0, 1/rank) entries (held as optimizer state, never trained) and
-     * the trained B [out, rank] = 0; the weight is W + B·Pᵀ.
+     * the trained B [out, rank] = 0; the weight is W + B·Pᵀ. B, a step within the period rather than a weight, is not
+     * weight-decayed: a checkpoint folds it into W and the period goes on from B = 0, which decay would tell apart.
      */
     public static LowRank subspace(Linear linear, int rank, long seed) {
         String n = base(linear);
         Device d = linear.weight().value().device();
         Parameter p = new Parameter(n + ".rso_P", d.empty(Category.OPTIMIZER_STATE, rank, linear.in()), false);
         fillProjection(p.value(), n, rank, seed);
-        Parameter b = new Parameter(n + ".rso_B", d.allocate(Category.PARAMETERS, linear.out(), rank), true);
+        Parameter b = new Parameter(n + ".rso_B", d.allocate(Category.PARAMETERS, linear.out(), rank), false);
         LowRank term = new LowRank(p, false, b, 1f);
         linear.setLowRank(term);
         return term;
