@@ -210,9 +210,8 @@ public final class InstructionDataset {
     }
 
     private static Encoded completion(Instructions.Completion c, Tokenizer tokenizer) {
-        int[] text = tokenizer.encodeDocument(c.prompt() + c.completion());
-        int[] ids = Arrays.copyOf(text, text.length + 1);
-        ids[text.length] = tokenizer.endOfDocument();
+        // Ended once: a tokenizer that adds the end-of-sequence token itself (add_eos_token) has ended it already.
+        int[] ids = PackedDataset.document(tokenizer, c.prompt() + c.completion());
         boolean[] counted = new boolean[ids.length];
         for (int t = sharedPrefix(ids, tokenizer.encodeDocument(c.prompt())); t < ids.length; t++) counted[t] = true;
         return new Encoded(ids, counted);

@@ -2,6 +2,7 @@ package relay.stages.data;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -97,6 +98,12 @@ class DataTest {
         Tokenizer eosAdded = Tokenizer.read(TokenizerFiles.write(dir.resolve("eos"), "tokenizer.json", TokenizerFiles.llama2(),
                 "tokenizer_config.json", "{\"tokenizer_class\": \"LlamaTokenizer\", \"add_eos_token\": true}"));
         assertArrayEquals(new int[] {1, 9, 2}, PackedDataset.document(eosAdded, "hi"));
+        // A prompt and completion likewise, the completion and its one </s> counted.
+        InstructionDataset.Encoded pair = InstructionDataset.encode(new Instructions.Completion(1, "h", "i"), eosAdded, null, dir);
+        assertEquals(2, pair.ids()[pair.ids().length - 1]);
+        assertTrue(pair.ids()[pair.ids().length - 2] != 2, "one </s>: " + java.util.Arrays.toString(pair.ids()));
+        assertFalse(pair.counted()[0], "the prompt's <s> is not counted");
+        assertTrue(pair.counted()[pair.ids().length - 1], "the </s> is");
         // No end-of-sequence token known: refused before anything is encoded, naming where to give one.
         Tokenizer none = Tokenizer.read(TokenizerFiles.write(dir.resolve("none"), "tokenizer.json", TokenizerFiles.llama2()));
         assertTrue(assertThrows(ModelFileException.class, () -> PackedDataset.of(List.of("hi"), none, 4, 0.5, 3, p -> { }))
