@@ -76,4 +76,16 @@ class ChatTemplateTest {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> t.render(CHAT, false));
         assertTrue(e.getMessage().startsWith("dir/tokenizer_config.json: the chat template cannot be rendered"), e.getMessage());
     }
+
+    /**
+     * Llama 3.2's templates take today's date where strftime_now is defined (as apply_chat_template defines it) and a
+     * date of their own otherwise. Here it is not defined to them: a run's tokens must not depend on the day it is
+     * started or resumed (a resumed run that encoded its data again would pack other sequences).
+     */
+    @Test
+    void aTemplateAskingForTodaysDateRendersItsOwnFixedOne() {
+        ChatTemplate t = new ChatTemplate("{% if strftime_now is defined %}{{ strftime_now(\"%d %b %Y\") }}{% else %}26 Jul 2024{% endif %}",
+                "tokenizer_config.json", Map.of());
+        assertEquals("26 Jul 2024", t.render(List.of(new ChatTemplate.Message("user", "hi")), false));
+    }
 }
