@@ -15,6 +15,7 @@ import relay.stages.io.HfModelDirectory;
 import relay.stages.io.SafeTensors;
 import relay.stages.layers.Parameter;
 import relay.stages.memory.Category;
+import relay.stages.model.LmHead;
 import relay.stages.model.Model;
 import relay.stages.model.ModelConfig;
 import relay.stages.model.Precision;
@@ -87,9 +88,15 @@ final class LoopEngine implements Engine {
     @Override
     public double validationLoss(List<Batch> batches) {
         evalModel.load(model.values());
-        double sum = 0;
-        for (Batch b : batches) sum += evalModel.loss(b.inputs(), b.targets(), b.positions(), b.batch(), b.seq());
-        return sum / batches.size();
+        double[] means = new double[batches.size()];
+        int[] counted = new int[batches.size()];
+        for (int i = 0; i < means.length; i++) {
+            Batch b = batches.get(i);
+            means[i] = evalModel.loss(b.inputs(), b.targets(), b.positions(), b.batch(), b.seq());
+            counted[i] = LmHead.counted(b.targets());
+        }
+        // The mean over every counted target (as the pipeline's evaluation and relay eval take it).
+        return LmHead.meanOverTargets(means, counted);
     }
 
     /** Every parameter as the model computes with it (low-rank terms folded in), named as in a Hugging Face directory. */
