@@ -3,7 +3,6 @@ package relay.actors;
 import java.util.Arrays;
 import java.util.Set;
 import java.util.TreeSet;
-import relay.stages.model.LmHead;
 
 /**
  * What the stages report of one pass: each microbatch's loss, each device's compute time, the most staleness
@@ -17,16 +16,13 @@ final class PassTally {
     /** Each microbatch's loss by replica, until every replica's is in (one replica: straight into losses). */
     private final double[][] byReplica;
     private final long[] busy;
-    /** The targets each microbatch counts: an evaluation's loss is the mean over every counted target. */
-    private final int[] counted;
     private final Set<Integer> waiting = new TreeSet<>();
     private long staleness;
     private double normSquared;
 
-    PassTally(Position pass, Placement placement, long start, int[] counted) {
+    PassTally(Position pass, Placement placement, long start) {
         this.pass = pass;
         this.placement = placement;
-        this.counted = counted;
         this.start = start;
         this.losses = new double[pass.microbatches()];
         Arrays.fill(losses, Double.NaN);
@@ -53,8 +49,8 @@ final class PassTally {
     }
 
     /**
-     * A microbatch's loss: the mean of its replicas' shares, each its mean over the targets it counts weighed by its part
-     * of the microbatch's (see StageCommand.Targets#weight); NaN until all are in.
+     * A microbatch's loss: the mean of its replicas' shares, each its mean over the targets it counts, weighed (see
+     * StageCommand.Targets#weight); NaN until all are in.
      */
     private static double meanOfShares(double[] shares) {
         double sum = 0;
@@ -84,13 +80,14 @@ final class PassTally {
      * evaluates), so that neither number depends on where the model runs.
      */
     /**
-     * A step's loss: the mean of its microbatches' (the objective it trains on); an evaluation's: the mean over every
-     * target its batches count, so a batch counting few or none (an example whose prompt fills its sequence) weighs as
-     * little, as relay eval weighs them.
+     * The pass's loss: the mean of its microbatches', each share's weighed by the targets it counts (see
+     * StageCommand.Targets#weight) — the mean over every target the step or evaluation counts.
      */
     double meanLoss() {
         if (pass.pass() != Pass.EVAL) return Arrays.stream(losses).average().orElse(Double.NaN);
-        return LmHead.meanOverTargets(losses, counted);
+        double sum = 0;
+        for (double l : losses) sum += l;
+        return sum / losses.length;
     }
 
     /** A step's result from its updating pass, whose bubble is 1 − Σ busy / (devices × wall time). */

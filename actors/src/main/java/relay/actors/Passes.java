@@ -32,12 +32,11 @@ final class Passes {
         long id = ++started;
         Position first = null;
         int replicas = placement.replicas();
-        int[] countedIn = new int[microbatches.size()];
+        int counted = microbatches.stream().mapToInt(b -> LmHead.counted(b.targets())).sum();
         for (int j = 0; j < microbatches.size(); j++) {
             Batch whole = microbatches.get(j);
             // Each replica takes its share of the microbatch's rows: a run's tokens do not depend on the replicas.
-            int share = whole.batch() / replicas, counted = LmHead.counted(whole.targets());
-            countedIn[j] = counted;
+            int share = whole.batch() / replicas;
             for (int r = 0; r < replicas; r++) {
                 Batch b = replicas == 1 ? whole : whole.rows(r * share, (r + 1) * share);
                 Position pos = new Position(step, pass, id, j, microbatches.size(), b.batch(), b.seq(), clip);
@@ -47,6 +46,6 @@ final class Passes {
                 load.sent(2);
             }
         }
-        return new PassTally(first, placement, begun, countedIn);
+        return new PassTally(first, placement, begun);
     }
 }

@@ -43,19 +43,18 @@ public sealed interface StageCommand extends WireMessage {
     }
 
     /**
-     * A replica's share of a microbatch's next-token targets, to its head, with how many targets the whole microbatch
-     * counts (over every replica's share; negative targets are not counted): the loss is the whole microbatch's mean,
-     * so a share weighs as many of its tokens as it counts.
+     * A replica's share of a microbatch's next-token targets, to its head, with how many targets the whole step (or
+     * evaluation) counts, over every microbatch and replica (negative targets are not counted): a pass's loss is the
+     * mean over all of them, so a share weighs as many as it counts.
      */
-    record Targets(Position pos, int[] ids, int countedInMicrobatch) implements StageCommand {
+    record Targets(Position pos, int[] ids, int countedInPass) implements StageCommand {
         /**
-         * What this share's mean loss weighs in the microbatch's, times the replicas: its counted targets over the
-         * microbatch's, times R — 1 exactly where every share counts as many (unmasked data). A share that counts none
-         * has a loss and gradient of 0 whatever it weighs: 1 (the head's kernels take a weight of 0 as "no gradient").
+         * What this share's mean loss weighs, the pass's loss being the mean of the microbatches' and a microbatch's the
+         * mean of its replicas' shares: {@link LmHead#weightInStep} over the pass's microbatches × replicas shares —
+         * 1 exactly where every share counts as many (unmasked data).
          */
         public float weight(int replicas) {
-            int own = LmHead.counted(ids);
-            return own == 0 ? 1f : (float) own * replicas / countedInMicrobatch;
+            return LmHead.weightInStep(LmHead.counted(ids), replicas * pos.microbatches(), countedInPass);
         }
     }
 

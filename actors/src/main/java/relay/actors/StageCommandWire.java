@@ -24,7 +24,7 @@ final class StageCommandWire {
         } else if (c instanceof StageCommand.Tokens m) {
             b.setTokens(tokens(m.pos(), m.ids()).addAllPositions(Wire.list(m.positions())));
         } else if (c instanceof StageCommand.Targets m) {
-            b.setTargets(tokens(m.pos(), m.ids()).setCounted(m.countedInMicrobatch()));
+            b.setTargets(tokens(m.pos(), m.ids()).setCounted(m.countedInPass()));
         } else if (c instanceof StageCommand.Forward m) {
             b.setForward(Activation.newBuilder().setPosition(Wire.position(m.pos())).setTensor(Wire.shape(m.activation()))
                     .addAllPositions(Wire.list(m.positions())));

@@ -218,11 +218,11 @@ class ReplicaEquivalenceTest {
     }
 
     /**
-     * The same data with targets masked unevenly over the replicas' shares (instruction data: prompts and padding are
-     * not counted) — the first sequence of each microbatch counts one target or none, the second all six: a share
-     * weighs as many of the microbatch's tokens as it counts, so two replicas still train on, and report, the whole
-     * microbatch's mean. (With each share's mean weighed equally, the first share's one token weighed as much as the
-     * second's six.)
+     * The same data with targets masked unevenly over the replicas' shares and the microbatches (instruction data:
+     * prompts and padding are not counted) — the first sequence of each microbatch counts one target or none, the second
+     * all six: a share weighs as many of the step's targets as it counts, so two replicas train on, and report, the
+     * mean over every target of the step, as one replica and the plain loop do. (With each share's mean weighed
+     * equally, the first share's one token weighed as much as the second's six.)
      */
     @ParameterizedTest(name = "{0}")
     @org.junit.jupiter.params.provider.EnumSource(UpdateMode.class)
@@ -242,6 +242,11 @@ class ReplicaEquivalenceTest {
         PipelineConfig pc = config(mode, Method.ADAMW, PipelineSchedule.ONE_F_ONE_B);
         Run one = PipelineEquivalenceTest.pipeline(LLAMA, data, twoDevices(LLAMA), pc);
         PipelineEquivalenceTest.assertSame(one, PipelineEquivalenceTest.pipeline(LLAMA, data, twoDevices(LLAMA).withReplicas(2), pc), TOLERANCE);
+        if (mode == UpdateMode.EXACT) {
+            // And the plain loop, whose microbatches weigh the targets they count the same way.
+            Run loop = PipelineEquivalenceTest.reference(LLAMA, data, m -> Method.ADAMW.create(m, pc.settings()));
+            PipelineEquivalenceTest.assertSame(loop, one, TOLERANCE);
+        }
         double whole, shared;
         try (Pipeline p = Pipeline.start(LLAMA, SEED, twoDevices(LLAMA), pc, PipelineEquivalenceTest.SERIALIZE)) {
             whole = p.evaluate(data.get(0));

@@ -83,6 +83,15 @@ public final class LmHead {
         return n;
     }
 
+    /**
+     * What a batch's mean loss weighs in a step of {@code batches} whose loss is the mean over all {@code inStep} targets
+     * they count, where the batch counts {@code counted}: its share of them times the batches — exactly 1 where every
+     * batch counts as many (unmasked data); 1 for a batch counting none (its loss and gradient are 0 whatever it weighs).
+     */
+    public static float weightInStep(int counted, int batches, int inStep) {
+        return counted == 0 ? 1f : (float) counted * batches / inStep;
+    }
+
     /** The mean over every counted target of batches whose own means are {@code means}, counting {@code counted} each; 0 with none. */
     public static double meanOverTargets(double[] means, int[] counted) {
         double sum = 0;

@@ -1,6 +1,7 @@
 package relay.stages.train;
 
 import java.util.List;
+import relay.stages.model.LmHead;
 import relay.stages.model.Model;
 
 /**
@@ -33,16 +34,25 @@ public final class ReferenceTrainer {
         return step;
     }
 
-    /** One optimizer step over the given microbatches; returns their mean loss. */
+    /**
+     * One optimizer step over the given microbatches; returns its loss, the mean over every target the step counts —
+     * each microbatch weighs as many targets as it counts (masked prompts and padding do not), so the step equals one
+     * over all their rows at once.
+     */
     public double step(List<Batch> microbatches) {
         if (microbatches.isEmpty()) throw new IllegalArgumentException("a step needs at least one microbatch");
-        float scale = 1f / microbatches.size();
+        int m = microbatches.size();
+        int[] counted = microbatches.stream().mapToInt(b -> LmHead.counted(b.targets())).toArray();
+        int all = java.util.Arrays.stream(counted).sum();
         method.beginStep(step);
         double loss = 0;
-        for (Batch b : microbatches) loss += method.microbatch(model, b, scale);
+        for (int j = 0; j < m; j++) {
+            float weight = LmHead.weightInStep(counted[j], m, all);
+            loss += weight * method.microbatch(model, microbatches.get(j), weight / m);
+        }
         method.endStep();
         step++;
-        double mean = loss / microbatches.size();
+        double mean = loss / m;
         if (!Double.isFinite(mean)) throw new ArithmeticException("loss is " + mean + " at step " + step + ": training diverged");
         return mean;
     }

@@ -57,11 +57,19 @@ class ReferenceTrainerTest {
         memorizes(tinyGpt2());
     }
 
-    /** Two microbatches of one sequence accumulate to exactly the step of one microbatch of two. */
-    @Test
-    void accumulationOverMicrobatchesEqualsOneLargeBatch() {
+    /**
+     * Two microbatches of one sequence accumulate to the step of one microbatch of two — with every target counted, and
+     * with the first sequence's targets all but two masked (a prompt), where each microbatch weighs the targets it
+     * counts: the step's loss is the mean over all of them, as one batch's is.
+     */
+    @org.junit.jupiter.params.ParameterizedTest
+    @org.junit.jupiter.params.provider.ValueSource(ints = {12, 2})
+    void accumulationOverMicrobatchesEqualsOneLargeBatch(int countedInFirst) {
         ModelConfig cfg = tinyGpt2();
-        Batch both = new SyntheticData(cfg.vocabSize(), 2, 12, 0.3, 5).next();
+        Batch unmasked = new SyntheticData(cfg.vocabSize(), 2, 12, 0.3, 5).next();
+        int[] targets = unmasked.targets().clone();
+        for (int t = 0; t < 12 - countedInFirst; t++) targets[t] = Batch.IGNORED;
+        Batch both = new Batch(unmasked.inputs(), targets, 2, 12);
         int half = both.tokens() / 2;
         Batch first = new Batch(java.util.Arrays.copyOfRange(both.inputs(), 0, half),
                 java.util.Arrays.copyOfRange(both.targets(), 0, half), 1, 12);
