@@ -72,7 +72,7 @@ final class HeadStage implements StageRole {
         int j = pos.microbatch();
         StageCommand.Targets targets = in.targets.remove(j);
         int[] y = targets.ids();
-        // A share's loss and gradient weigh as many of the microbatch's tokens as the share counts (see Targets#weight).
+        // A share's loss and gradient weigh as many of the pass's targets as the share counts (see Targets#weight).
         float weight = targets.weight(replicas);
         LmHead.Result r;
         try (Tensor x = in.forwards.remove(j).activation().materialize(device, Category.ACTIVATIONS)) {

@@ -99,7 +99,6 @@ public sealed interface StageCommand extends WireMessage {
     /** A part of a parameter after its owner's update (rows from {@code row} on), along the chain from the owner to every other replica. */
     record ReplicaWeights(Position pass, String parameter, int row, TensorPayload weights) implements StageCommand {}
 
-    /** Report the stage's parameters' values (between steps). */
     /**
      * Frees the tensor a message carries when nobody will take it — dropped after a fault, or dead-lettered to a stage
      * that has stopped — so its memory, and a transport's receive buffer it may sit in, are given back.
@@ -111,6 +110,7 @@ public sealed interface StageCommand extends WireMessage {
         if (p != null) p.discard();
     }
 
+    /** Report the stage's parameters' values (between steps). */
     record CollectWeights() implements StageCommand {}
 
     /** Report the stage's optimizer state, "parameter/role" → values (between steps). */
