@@ -235,15 +235,10 @@ public final class TrainingRun {
         int r = c.pipeline().replicas(), began = c.pipeline().nodes() - 1;
         if (r == 1 || workers >= began) return c;
         int least = Math.max(1, (workers + devices - 1) / devices), load = Math.max(least, r * workers / began);
-        for (int k = load; k >= least; k--) {
-            TrainConfig fewer = c.withReplicas(k);
-            if (fewer != null) return fewer;
-        }
-        for (int k = load + 1; k < r; k++) {
-            TrainConfig fewer = c.withReplicas(k);
-            if (fewer != null) return fewer;
-        }
-        return c;
+        // The load's replicas, or fewer down to the least, else more up to all of them: the first the batch splits over.
+        return java.util.stream.IntStream.concat(java.util.stream.IntStream.iterate(load, k -> k >= least, k -> k - 1),
+                        java.util.stream.IntStream.range(load + 1, r))
+                .mapToObj(c::withReplicas).filter(java.util.Objects::nonNull).findFirst().orElse(c);
     }
 
     /** A run going on with fewer replicas than its own, ended at a checkpoint to go on from it with more: a node joined. */
