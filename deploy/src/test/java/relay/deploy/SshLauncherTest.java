@@ -71,14 +71,17 @@ class SshLauncherTest {
     @Test
     void trainsOnEveryHostAndGathersTheirOutput() throws Exception {
         Path log = dir.resolve("launcher.log");
-        Process p = launch(log, "--data", "corpus.txt", "--model", "llama-tiny", "--steps", "6", "seq=16");
+        Files.writeString(dir.resolve("train.conf"), "relay.train.eval-every = 3\n");
+        Process p = launch(log, "--data", "corpus.txt", "--config", "train.conf", "--model", "llama-tiny", "--steps", "6", "seq=16");
         assertTrue(p.waitFor(4, TimeUnit.MINUTES), () -> "relay-ssh did not finish: " + read(log));
         String out = read(log);
         assertEquals(0, p.exitValue(), out);
         assertTrue(out.contains("[node 0] done in"), out);
         assertTrue(out.contains("[node 1] node 1: the run ended") && out.contains("[node 2] node 2: the run ended"), out);
-        // The corpus went to the coordinator alone, and the run directory is there.
+        // The corpus and the settings went to the coordinator alone, each input in a directory of its own, and the run
+        // directory is there.
         assertTrue(Files.exists(dir.resolve("hosts/a/relay-ssh/inputs/1/corpus.txt")));
+        assertTrue(Files.exists(dir.resolve("hosts/a/relay-ssh/inputs/2/train.conf")));
         assertFalse(Files.exists(dir.resolve("hosts/b/relay-ssh/inputs")));
         Path run;
         try (Stream<Path> runs = Files.list(dir.resolve("hosts/a/relay-ssh/runs"))) {
