@@ -75,13 +75,10 @@ final class PassTally {
     }
 
     /**
-     * The mean loss: a step's as a compensated mean of its microbatches' (what its metrics have always shown),
-     * an evaluation's as the plain sum over its batches in order divided by their count (as the plain loop
-     * evaluates), so that neither number depends on where the model runs.
-     */
-    /**
-     * The pass's loss: the mean of its microbatches', each share's weighed by the targets it counts (see
-     * StageCommand.Targets#weight) — the mean over every target the step or evaluation counts.
+     * The pass's loss, the mean over every target it counts (each microbatch's loss comes weighed by the targets it
+     * counts: see StageCommand.Targets#weight): a step's as a compensated mean of its microbatches' (what its metrics
+     * have always shown), an evaluation's as the plain sum over its batches in order divided by their count (as the
+     * plain loop evaluates), so that neither number depends on where the model runs.
      */
     double meanLoss() {
         if (pass.pass() != Pass.EVAL) return Arrays.stream(losses).average().orElse(Double.NaN);

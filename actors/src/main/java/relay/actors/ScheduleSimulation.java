@@ -13,13 +13,10 @@ public final class ScheduleSimulation {
     private ScheduleSimulation() {}
 
     /**
-     * One device's time per microbatch: its forwards (the head's includes its fused backward), its input
-     * gradients (with an unsplit schedule the whole backward), and its weight gradients (split schedules).
-     */
-    /**
-     * A device's cost of each action, and {@code settle}: how long it waits after each microbatch's weight gradients
-     * (its W where the schedule splits backward, else its backward), its backward's message already sent — eager
-     * replicas settling their sums before the device's next action.
+     * One device's time per microbatch: its forwards (the head's includes its fused backward), its input gradients
+     * (with an unsplit schedule the whole backward), its weight gradients (split schedules), and {@code settle}: how
+     * long it waits after each microbatch's weight gradients (its W where the schedule splits backward, else its
+     * backward), its backward's message already sent — eager replicas settling their sums before its next action.
      */
     public record DeviceCosts(double forward, double backward, double weights, double settle) {
         public DeviceCosts(double forward, double backward, double weights) {

@@ -88,15 +88,14 @@ final class LoopEngine implements Engine {
     @Override
     public double validationLoss(List<Batch> batches) {
         evalModel.load(model.values());
-        double[] means = new double[batches.size()];
-        int[] counted = new int[batches.size()];
-        for (int i = 0; i < means.length; i++) {
-            Batch b = batches.get(i);
-            means[i] = evalModel.loss(b.inputs(), b.targets(), b.positions(), b.batch(), b.seq());
-            counted[i] = LmHead.counted(b.targets());
+        // The mean over every counted target, each batch weighed as in a training step (and as the pipeline evaluates).
+        int all = batches.stream().mapToInt(b -> LmHead.counted(b.targets())).sum();
+        double sum = 0;
+        for (Batch b : batches) {
+            sum += LmHead.weightInStep(LmHead.counted(b.targets()), batches.size(), all)
+                    * evalModel.loss(b.inputs(), b.targets(), b.positions(), b.batch(), b.seq());
         }
-        // The mean over every counted target (as the pipeline's evaluation and relay eval take it).
-        return LmHead.meanOverTargets(means, counted);
+        return sum / batches.size();
     }
 
     /** Every parameter as the model computes with it (low-rank terms folded in), named as in a Hugging Face directory. */

@@ -53,7 +53,7 @@ public final class FileWrites {
         try (FileChannel d = FileChannel.open(dir, StandardOpenOption.READ)) {
             d.force(true);
         } catch (IOException e) {
-            // Said above: the file is written and in place.
+            // Best effort, as said: the file itself is written and in place.
         }
     }
 

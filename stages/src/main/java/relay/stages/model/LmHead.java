@@ -92,17 +92,6 @@ public final class LmHead {
         return counted == 0 ? 1f : (float) counted * batches / inStep;
     }
 
-    /** The mean over every counted target of batches whose own means are {@code means}, counting {@code counted} each; 0 with none. */
-    public static double meanOverTargets(double[] means, int[] counted) {
-        double sum = 0;
-        long all = 0;
-        for (int i = 0; i < means.length; i++) {
-            sum += means[i] * counted[i];
-            all += counted[i];
-        }
-        return all == 0 ? 0 : sum / all;
-    }
-
     /**
      * Mean cross-entropy of x's rows against targets and dx, the gradient of gradScale·loss, stored as x is (the
      * caller owns dx). Weight gradients go to the sink unless it is null. The mean is over the counted targets (a negative
