@@ -18,7 +18,7 @@ import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.Behavior;
 import org.apache.pekko.actor.typed.javadsl.ActorContext;
-import org.apache.pekko.actor.typed.eventstream.EventStream;
+import org.apache.pekko.actor.typed.javadsl.Adapter;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.actor.typed.receptionist.ServiceKey;
 
@@ -84,7 +84,8 @@ public abstract sealed class Nodes implements AutoCloseable permits LocalNodes, 
             if (d.message() instanceof StageCommand c) StageCommand.discardPayload(c);
             return Behaviors.same();
         }), "dead-letters");
-        system.eventStream().tell(new EventStream.Subscribe<>(DeadLetter.class, freeing));
+        // Subscribed before the system is handed out (the typed event stream's Subscribe is a message, taken later).
+        Adapter.toClassic(system).getEventStream().subscribe(Adapter.toClassic(freeing), DeadLetter.class);
         return system;
     }
 
